@@ -1,0 +1,111 @@
+// Y = W · X with W dequantized on the fly (weights.wgsl). W is [rows][cols]; X holds tokens of
+// `cols` floats, Y tokens of `rows` floats. `gemv` serves one token (decode and the logits);
+// `gemm` a block of prompt tokens.
+
+struct MatmulParams {
+  w: WeightDesc,
+  x_stride: u32,
+  y_stride: u32,
+  // 1: Y += W·X (fuses the residual add); 0: Y = W·X.
+  accumulate: u32,
+  // 1: token t writes Y row step.pos + t (projections straight into the KV cache).
+  y_at_pos: u32,
+}
+
+@group(0) @binding(0) var<storage, read> W: array<u32>;
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<uniform> P: MatmulParams;
+@group(0) @binding(4) var<uniform> S: Step;
+
+fn x8(t: u32, k8: u32) -> W8 {
+  let k = k8 * 8u;
+  let b = t * P.x_stride + k;
+  if (k + 8u <= P.w.cols) {
+    return W8(vec4<f32>(X[b], X[b + 1u], X[b + 2u], X[b + 3u]), vec4<f32>(X[b + 4u], X[b + 5u], X[b + 6u], X[b + 7u]));
+  }
+  // Row tail: columns past `cols` read as zero (the padded weights there are zero too).
+  var v: array<f32, 8>;
+  for (var i = 0u; i < 8u; i++) {
+    if (k + i < P.w.cols) { v[i] = X[b + i]; }
+  }
+  return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+
+fn store(t: u32, row: u32, value: f32) {
+  let i = (select(0u, S.pos, P.y_at_pos == 1u) + t) * P.y_stride + row;
+  if (P.accumulate == 1u) { Y[i] = Y[i] + value; } else { Y[i] = value; }
+}
+
+const GEMV_WG = 64u;
+var<workgroup> partial: array<f32, GEMV_WG>;
+
+// One workgroup per output row; a 2D grid lifts the 65535-workgroup limit for large vocabularies.
+@compute @workgroup_size(GEMV_WG)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= P.w.rows) { return; }
+  let n8 = (P.w.cols + 7u) / 8u;
+  var acc = 0.0;
+  for (var k8 = lid; k8 < n8; k8 += GEMV_WG) {
+    let w = load_w8(P.w, row, k8);
+    let x = x8(0u, k8);
+    acc += dot(w.lo, x.lo) + dot(w.hi, x.hi);
+  }
+  partial[lid] = acc;
+  workgroupBarrier();
+  for (var s = GEMV_WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { store(0u, row, partial[0]); }
+}
+
+// 16 rows x 16 tokens per workgroup; each of 64 threads owns a 2x2 block of outputs. K advances
+// 32 columns at a time through workgroup memory.
+const TILE = 16u;
+var<workgroup> tile_w: array<array<f32, 33>, TILE>;
+var<workgroup> tile_x: array<array<f32, 33>, TILE>;
+
+@compute @workgroup_size(64)
+fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row0 = wg.x * TILE;
+  let tok0 = wg.y * TILE;
+  let n8 = (P.w.cols + 7u) / 8u;
+  let my_row = (lid % 8u) * 2u;
+  let my_tok = (lid / 8u) * 2u;
+  let load_i = lid / 4u;        // which row / token this thread loads
+  let load_k = (lid % 4u) * 8u; // which 8 columns of the 32
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  for (var kb = 0u; kb < n8; kb += 4u) {
+    let k8 = kb + lid % 4u;
+    var w = W8(vec4<f32>(0.0), vec4<f32>(0.0));
+    if (row0 + load_i < P.w.rows && k8 < n8) { w = load_w8(P.w, row0 + load_i, k8); }
+    var x = W8(vec4<f32>(0.0), vec4<f32>(0.0));
+    if (tok0 + load_i < S.n_tokens && k8 < n8) { x = x8(tok0 + load_i, k8); }
+    for (var i = 0u; i < 4u; i++) {
+      tile_w[load_i][load_k + i] = w.lo[i];
+      tile_w[load_i][load_k + 4u + i] = w.hi[i];
+      tile_x[load_i][load_k + i] = x.lo[i];
+      tile_x[load_i][load_k + 4u + i] = x.hi[i];
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < 32u; k++) {
+      let w0 = tile_w[my_row][k];
+      let w1 = tile_w[my_row + 1u][k];
+      let x0 = tile_x[my_tok][k];
+      let x1 = tile_x[my_tok + 1u][k];
+      acc[0] += w0 * x0;
+      acc[1] += w1 * x0;
+      acc[2] += w0 * x1;
+      acc[3] += w1 * x1;
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let row = row0 + my_row + (i & 1u);
+    let tok = tok0 + my_tok + (i >> 1u);
+    if (row < P.w.rows && tok < S.n_tokens) { store(tok, row, acc[i]); }
+  }
+}

@@ -1,0 +1,33 @@
+// RMSNorm: Y[t] = X[t] / sqrt(mean(X[t]^2) + eps) * weight. One workgroup per token.
+
+struct NormParams {
+  dim: u32,
+  eps: f32,
+  // 1: normalize only the last token of the step, into Y row 0 (input of the logits).
+  last_only: u32,
+}
+
+@group(0) @binding(0) var<storage, read> X: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<uniform> P: NormParams;
+@group(0) @binding(4) var<uniform> S: Step;
+
+const WG = 64u;
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let src = select(wg.x, S.n_tokens - 1u, P.last_only == 1u) * P.dim;
+  let dst = select(wg.x, 0u, P.last_only == 1u) * P.dim;
+  var ss = 0.0;
+  for (var i = lid; i < P.dim; i += WG) { ss += X[src + i] * X[src + i]; }
+  partial[lid] = ss;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  let scale = inverseSqrt(partial[0] / f32(P.dim) + P.eps);
+  for (var i = lid; i < P.dim; i += WG) { Y[dst + i] = X[src + i] * scale * weight[i]; }
+}

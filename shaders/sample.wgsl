@@ -1,0 +1,228 @@
+// Picks the next token on the GPU from the logits, so only a token id is read back.
+// Order: repetition penalty -> temperature -> top-k -> min-p -> top-p -> draw. Temperature 0 is
+// greedy argmax. One workgroup of 256 threads; thresholds are found by a bitwise search over the
+// order-preserving u32 keys of the logits, so no sort is needed and ties are kept together.
+
+struct SampleParams {
+  vocab: u32,
+  top_k: u32,          // 0: off
+  top_p: f32,          // 1: off
+  min_p: f32,          // 0: off
+  temperature: f32,    // 0: greedy
+  repetition_penalty: f32,  // 1: off
+  penalty_last_n: u32, // how many recent tokens the penalty looks at
+  seed: u32,
+}
+
+struct SampleState {
+  n_past: u32,  // tokens in `history`
+  draws: u32,   // random numbers drawn so far (advances the seeded stream)
+  token: u32,   // the chosen token
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> work: array<f32>;
+@group(0) @binding(2) var<storage, read_write> history: array<u32>;
+@group(0) @binding(3) var<storage, read_write> state: SampleState;
+@group(0) @binding(4) var<storage, read_write> next_tokens: array<u32>;
+@group(0) @binding(5) var<uniform> P: SampleParams;
+
+const WG = 256u;
+var<workgroup> red_f: array<f32, WG>;
+var<workgroup> red_u: array<u32, WG>;
+
+// Maps floats to u32 so that a < b as floats iff key(a) < key(b) as u32.
+fn key(x: f32) -> u32 {
+  let b = bitcast<u32>(x);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn pcg(v: u32) -> u32 {
+  let s = v * 747796405u + 2891336453u;
+  let w = ((s >> ((s >> 28u) + 4u)) ^ s) * 277803737u;
+  return (w >> 22u) ^ w;
+}
+
+fn sum_f(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  red_f[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red_f[lid] += red_f[lid + s]; }
+    workgroupBarrier();
+  }
+  return red_f[0];
+}
+
+fn max_f(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  red_f[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red_f[lid] = max(red_f[lid], red_f[lid + s]); }
+    workgroupBarrier();
+  }
+  return red_f[0];
+}
+
+fn sum_u(lid: u32, v: u32) -> u32 {
+  workgroupBarrier();
+  red_u[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red_u[lid] += red_u[lid + s]; }
+    workgroupBarrier();
+  }
+  return red_u[0];
+}
+
+// Largest key threshold th such that count(key >= th) >= k.
+fn kth_key(lid: u32, k: u32) -> u32 {
+  var th = 0u;
+  for (var b = 0u; b < 32u; b++) {
+    let bit = 31u - b;
+    let cand = th | (1u << bit);
+    var n = 0u;
+    for (var i = lid; i < P.vocab; i += WG) { n += select(0u, 1u, key(work[i]) >= cand); }
+    if (sum_u(lid, n) >= k) { th = cand; }
+  }
+  return th;
+}
+
+// Largest key threshold th >= floor such that the probability mass with key >= th is >= goal.
+fn mass_key(lid: u32, floor: u32, m: f32, goal: f32) -> u32 {
+  var th = floor;
+  for (var b = 0u; b < 32u; b++) {
+    let bit = 31u - b;
+    let cand = th | (1u << bit);
+    var s = 0.0;
+    for (var i = lid; i < P.vocab; i += WG) {
+      let x = work[i];
+      if (key(x) >= cand) { s += exp(x - m); }
+    }
+    if (sum_f(lid, s) >= goal) { th = cand; }
+  }
+  return th;
+}
+
+@compute @workgroup_size(WG)
+fn sample(@builtin(local_invocation_index) lid: u32) {
+  let n_past = state.n_past;
+  // 1. Copy logits; the penalty is computed from the original logit, so repeats apply once.
+  for (var i = lid; i < P.vocab; i += WG) { work[i] = logits[i]; }
+  workgroupBarrier();
+  storageBarrier();
+  if (P.repetition_penalty != 1.0) {
+    let n = min(n_past, P.penalty_last_n);
+    for (var j = lid; j < n; j += WG) {
+      let tok = history[n_past - 1u - j];
+      if (tok < P.vocab) {
+        let l = logits[tok];
+        work[tok] = select(l * P.repetition_penalty, l / P.repetition_penalty, l > 0.0);
+      }
+    }
+  }
+  workgroupBarrier();
+  storageBarrier();
+
+  var chosen = 0u;
+  if (P.temperature <= 0.0) {
+    // 2a. Greedy: the largest logit, lowest index on ties.
+    var best = -3.4e38;
+    var best_i = 0xffffffffu;
+    for (var i = lid; i < P.vocab; i += WG) {
+      if (work[i] > best) { best = work[i]; best_i = i; }
+    }
+    let m = max_f(lid, best);
+    var cand = 0xffffffffu;
+    if (best == m) { cand = best_i; }
+    workgroupBarrier();
+    red_u[lid] = cand;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (lid < s) { red_u[lid] = min(red_u[lid], red_u[lid + s]); }
+      workgroupBarrier();
+    }
+    chosen = red_u[0];
+  } else {
+    // 2b. Temperature, then the filters as key thresholds, then a seeded draw.
+    var local_max = -3.4e38;
+    for (var i = lid; i < P.vocab; i += WG) {
+      let x = work[i] / P.temperature;
+      work[i] = x;
+      local_max = max(local_max, x);
+    }
+    let m = max_f(lid, local_max);
+    var floor = 0u;
+    if (P.top_k > 0u && P.top_k < P.vocab) { floor = kth_key(lid, P.top_k); }
+    if (P.min_p > 0.0) { floor = max(floor, key(m + log(P.min_p))); }
+    if (P.top_p < 1.0) {
+      var s = 0.0;
+      for (var i = lid; i < P.vocab; i += WG) {
+        if (key(work[i]) >= floor) { s += exp(work[i] - m); }
+      }
+      let total = sum_f(lid, s);
+      floor = mass_key(lid, floor, m, P.top_p * total);
+    }
+    // Each thread owns a contiguous slice of the vocabulary; a prefix over the slices finds the
+    // one that holds the drawn point of the cumulative distribution.
+    let per = (P.vocab + WG - 1u) / WG;
+    let lo = min(lid * per, P.vocab);
+    let hi = min(lo + per, P.vocab);
+    var own = 0.0;
+    var last_kept = 0xffffffffu;
+    for (var i = lo; i < hi; i++) {
+      if (key(work[i]) >= floor) { own += exp(work[i] - m); last_kept = i; }
+    }
+    workgroupBarrier();
+    red_f[lid] = own;
+    workgroupBarrier();
+    if (lid == 0u) {
+      var run = 0.0;
+      for (var i = 0u; i < WG; i++) { let v = red_f[i]; red_f[i] = run; run += v; }
+      let u = f32(pcg(P.seed ^ pcg(state.draws + 0x9e3779b9u)) >> 8u) / 16777216.0;
+      red_u[0] = bitcast<u32>(u * run);
+    }
+    workgroupBarrier();
+    let goal = bitcast<f32>(red_u[0]);
+    let before = red_f[lid];
+    var pick = 0xffffffffu;
+    if (own > 0.0 && goal >= before) {
+      var run = before;
+      for (var i = lo; i < hi; i++) {
+        if (key(work[i]) >= floor) {
+          run += exp(work[i] - m);
+          pick = i;
+          if (run > goal) { break; }
+        }
+      }
+      if (run <= goal) { pick = 0xffffffffu; }
+    }
+    // The first slice that reaches the goal wins; rounding past the end falls back to the last
+    // kept token. (Both reductions always run: barriers must stay in uniform control flow, and
+    // workgroupUniformLoad crashes SwiftShader's compiler.)
+    workgroupBarrier();
+    red_u[lid] = pick;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (lid < s) { red_u[lid] = min(red_u[lid], red_u[lid + s]); }
+      workgroupBarrier();
+    }
+    let first_pick = red_u[0];
+    workgroupBarrier();
+    red_u[lid] = select(last_kept, 0u, last_kept == 0xffffffffu);
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (lid < s) { red_u[lid] = max(red_u[lid], red_u[lid + s]); }
+      workgroupBarrier();
+    }
+    chosen = select(first_pick, red_u[0], first_pick == 0xffffffffu);
+  }
+  if (lid == 0u) {
+    state.token = chosen;
+    state.draws += select(0u, 1u, P.temperature > 0.0);
+    history[n_past] = chosen;
+    state.n_past = n_past + 1u;
+    next_tokens[0] = chosen;
+  }
+}

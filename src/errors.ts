@@ -1,0 +1,41 @@
+/**
+ * Every failure the library reports is a WebGPULLMError with a stable `code`, so callers (and the
+ * worker boundary) can branch on it without parsing messages.
+ */
+export type ErrorCode =
+  | 'not-gguf'
+  | 'unsupported-version'
+  | 'truncated'
+  | 'malformed'
+  | 'unsupported-tensor-type'
+  | 'unsupported-architecture'
+  | 'shape-mismatch'
+  | 'missing-tensor'
+  | 'network'
+  | 'no-webgpu'
+  | 'device-lost'
+  | 'gpu'
+  | 'context-overflow'
+  | 'invalid-argument'
+  | 'aborted';
+
+export class WebGPULLMError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'WebGPULLMError';
+    this.code = code;
+  }
+}
+
+/** Problems with the bytes of a model file. */
+export class ModelFormatError extends WebGPULLMError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = 'ModelFormatError';
+  }
+}
+
+export function isWebGPULLMError(e: unknown): e is WebGPULLMError {
+  return e instanceof WebGPULLMError;
+}

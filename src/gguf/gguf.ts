@@ -1,0 +1,254 @@
+import { ModelFormatError } from '../errors.js';
+import type { ByteSource } from '../io/byte-source.js';
+import { TYPE_TRAITS, typeName } from './ggml-types.js';
+
+export type MetadataValue = number | bigint | boolean | string | MetadataValue[] | ArrayLike<number>;
+
+export interface TensorInfo {
+  name: string;
+  /** ggml order: dims[0] is the contiguous (row) length. */
+  dims: number[];
+  type: number;
+  /** Byte offset from the start of the data section. */
+  offset: number;
+  elements: number;
+  byteSize: number;
+}
+
+export interface GGUFFile {
+  version: number;
+  metadata: Map<string, MetadataValue>;
+  tensors: TensorInfo[];
+  alignment: number;
+  /** Absolute byte offset of the tensor data section. */
+  dataOffset: number;
+  source: ByteSource;
+}
+
+const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
+const CHUNK = 1 << 20;
+const MAX_DIMS = 4;
+const enum VT { U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 }
+const SCALAR_BYTES: Record<number, number> = {
+  [VT.U8]: 1, [VT.I8]: 1, [VT.U16]: 2, [VT.I16]: 2, [VT.U32]: 4, [VT.I32]: 4, [VT.F32]: 4,
+  [VT.BOOL]: 1, [VT.U64]: 8, [VT.I64]: 8, [VT.F64]: 8,
+};
+
+/**
+ * Reads bytes sequentially from a ByteSource through a bounded window. Every length read from
+ * the file is checked against the bytes that remain before anything is allocated for it.
+ */
+class Cursor {
+  private buf = new Uint8Array(0);
+  private bufStart = 0;
+  pos = 0;
+  private readonly decoder = new TextDecoder('utf-8', { fatal: false });
+  constructor(private readonly src: ByteSource) {}
+
+  get remaining(): number {
+    return this.src.size - this.pos;
+  }
+
+  private async ensure(n: number, what: string): Promise<DataView> {
+    if (n > this.remaining) {
+      throw new ModelFormatError('truncated', `${this.src.name}: truncated while reading ${what} at byte ${this.pos}`);
+    }
+    const off = this.pos - this.bufStart;
+    if (off < 0 || off + n > this.buf.byteLength) {
+      const want = Math.max(n, CHUNK);
+      const bytes = await this.src.read(this.pos, want);
+      if (bytes.byteLength < n) {
+        throw new ModelFormatError('truncated', `${this.src.name}: truncated while reading ${what} at byte ${this.pos}`);
+      }
+      this.buf = bytes;
+      this.bufStart = this.pos;
+    }
+    const o = this.pos - this.bufStart;
+    this.pos += n;
+    return new DataView(this.buf.buffer, this.buf.byteOffset + o, n);
+  }
+
+  async u32(what: string): Promise<number> {
+    return (await this.ensure(4, what)).getUint32(0, true);
+  }
+  /** A u64 that must fit in a JS number (counts, sizes, offsets). */
+  async u64n(what: string): Promise<number> {
+    const v = (await this.ensure(8, what)).getBigUint64(0, true);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new ModelFormatError('malformed', `${this.src.name}: ${what} is too large (${v})`);
+    }
+    return Number(v);
+  }
+  async string(what: string): Promise<string> {
+    const len = await this.u64n(`${what} length`);
+    if (len > this.remaining) {
+      throw new ModelFormatError('truncated', `${this.src.name}: ${what} claims ${len} bytes, only ${this.remaining} remain`);
+    }
+    const parts: string[] = [];
+    let left = len;
+    // Strings longer than the window are read in window-sized pieces.
+    const bytes = new Uint8Array(len);
+    let at = 0;
+    while (left > 0) {
+      const n = Math.min(left, CHUNK);
+      const view = await this.ensure(n, what);
+      bytes.set(new Uint8Array(view.buffer, view.byteOffset, n), at);
+      at += n;
+      left -= n;
+    }
+    parts.push(this.decoder.decode(bytes));
+    return parts.join('');
+  }
+
+  async scalar(type: number, what: string): Promise<number | bigint | boolean> {
+    const size = SCALAR_BYTES[type];
+    if (size === undefined) throw new ModelFormatError('malformed', `${this.src.name}: unknown value type ${type} in ${what}`);
+    const v = await this.ensure(size, what);
+    switch (type) {
+      case VT.U8: return v.getUint8(0);
+      case VT.I8: return v.getInt8(0);
+      case VT.U16: return v.getUint16(0, true);
+      case VT.I16: return v.getInt16(0, true);
+      case VT.U32: return v.getUint32(0, true);
+      case VT.I32: return v.getInt32(0, true);
+      case VT.F32: return v.getFloat32(0, true);
+      case VT.BOOL: return v.getUint8(0) !== 0;
+      case VT.U64: return narrow(v.getBigUint64(0, true));
+      case VT.I64: return narrow(v.getBigInt64(0, true));
+      default: return v.getFloat64(0, true);
+    }
+  }
+
+  async value(type: number, what: string, depth = 0): Promise<MetadataValue> {
+    if (type === VT.STRING) return this.string(what);
+    if (type !== VT.ARRAY) return this.scalar(type, what);
+    if (depth > 2) throw new ModelFormatError('malformed', `${this.src.name}: arrays nested too deeply in ${what}`);
+    const itemType = await this.u32(`${what} item type`);
+    const count = await this.u64n(`${what} count`);
+    // Each item takes at least one byte (strings at least 8), so a count beyond the remaining
+    // bytes is a lie: refuse it before allocating.
+    const minItem = itemType === VT.STRING || itemType === VT.ARRAY ? 8 : SCALAR_BYTES[itemType];
+    if (minItem === undefined) throw new ModelFormatError('malformed', `${this.src.name}: unknown item type ${itemType} in ${what}`);
+    if (count * minItem > this.remaining) {
+      throw new ModelFormatError('truncated', `${this.src.name}: ${what} claims ${count} items, more than the file holds`);
+    }
+    if (itemType === VT.F32 || itemType === VT.I32 || itemType === VT.U32) {
+      const out = itemType === VT.F32 ? new Float32Array(count) : itemType === VT.I32 ? new Int32Array(count) : new Uint32Array(count);
+      for (let i = 0; i < count; i++) out[i] = (await this.scalar(itemType, what)) as number;
+      return out;
+    }
+    const out: MetadataValue[] = new Array(count);
+    for (let i = 0; i < count; i++) out[i] = await this.value(itemType, what, depth + 1);
+    return out;
+  }
+}
+
+function narrow(v: bigint): number | bigint {
+  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
+}
+
+/** Parses the GGUF header: metadata, tensor infos and the start of the data section. */
+export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
+  const c = new Cursor(source);
+  if (source.size < 4 || (await c.u32('magic')) !== GGUF_MAGIC) {
+    throw new ModelFormatError('not-gguf', `${source.name}: not a GGUF file (bad magic)`);
+  }
+  const version = await c.u32('version');
+  if (version !== 2 && version !== 3) {
+    throw new ModelFormatError(
+      'unsupported-version',
+      `${source.name}: GGUF version ${version} is not supported (only v2 and v3; convert v1 files with a current llama.cpp)`,
+    );
+  }
+  const tensorCount = await c.u64n('tensor count');
+  const kvCount = await c.u64n('metadata count');
+  // A tensor info takes at least 24 bytes and a key/value pair at least 12.
+  if (tensorCount * 24 + kvCount * 12 > c.remaining) {
+    throw new ModelFormatError('truncated', `${source.name}: header claims ${tensorCount} tensors and ${kvCount} keys, more than the file holds`);
+  }
+
+  const metadata = new Map<string, MetadataValue>();
+  for (let i = 0; i < kvCount; i++) {
+    const key = await c.string('metadata key');
+    const type = await c.u32(`type of ${key}`);
+    metadata.set(key, await c.value(type, key));
+  }
+
+  const alignment = metadata.get('general.alignment') ?? 32;
+  if (typeof alignment !== 'number' || alignment <= 0 || alignment % 8 !== 0 || alignment > 1 << 20) {
+    throw new ModelFormatError('malformed', `${source.name}: invalid general.alignment ${String(alignment)}`);
+  }
+
+  const tensors: TensorInfo[] = [];
+  const names = new Set<string>();
+  for (let i = 0; i < tensorCount; i++) {
+    const name = await c.string('tensor name');
+    if (names.has(name)) throw new ModelFormatError('malformed', `${source.name}: tensor ${name} appears twice`);
+    names.add(name);
+    const nDims = await c.u32(`${name} dims`);
+    if (nDims < 1 || nDims > MAX_DIMS) throw new ModelFormatError('malformed', `${source.name}: tensor ${name} has ${nDims} dimensions`);
+    const dims: number[] = [];
+    let elements = 1;
+    for (let d = 0; d < nDims; d++) {
+      const n = await c.u64n(`${name} dim ${d}`);
+      if (n < 1) throw new ModelFormatError('malformed', `${source.name}: tensor ${name} has an empty dimension`);
+      dims.push(n);
+      elements *= n;
+      if (elements > Number.MAX_SAFE_INTEGER / 64) throw new ModelFormatError('malformed', `${source.name}: tensor ${name} is impossibly large`);
+    }
+    const type = await c.u32(`${name} type`);
+    const offset = await c.u64n(`${name} offset`);
+    const traits = TYPE_TRAITS[type];
+    if (!traits) throw new ModelFormatError('unsupported-tensor-type', `${source.name}: tensor ${name} has unknown type ${type}`);
+    if (offset % alignment !== 0) throw new ModelFormatError('malformed', `${source.name}: tensor ${name} is misaligned (offset ${offset})`);
+    // Quantized data is a flat run of blocks; rows that are not a multiple of the block size
+    // make blocks straddle rows (see quant/formats.ts for how those are handled).
+    const byteSize = Math.ceil(elements / traits.blockSize) * traits.blockBytes;
+    tensors.push({ name, dims, type, offset, elements, byteSize });
+  }
+
+  const dataOffset = Math.ceil(c.pos / alignment) * alignment;
+  const dataSize = source.size - dataOffset;
+  for (const t of tensors) {
+    if (t.offset + t.byteSize > dataSize) {
+      throw new ModelFormatError('truncated', `${source.name}: tensor ${t.name} (${typeName(t.type)}, ${t.byteSize} bytes at ${t.offset}) runs past the end of the file`);
+    }
+  }
+  return { version, metadata, tensors, alignment, dataOffset, source };
+}
+
+/** Typed metadata access with clear errors for missing or mistyped keys. */
+export function metaNumber(file: GGUFFile, key: string, fallback?: number): number {
+  const v = file.metadata.get(key);
+  if (v === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new ModelFormatError('malformed', `${file.source.name}: missing metadata ${key}`);
+  }
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ModelFormatError('malformed', `${file.source.name}: metadata ${key} is not a number`);
+  return v;
+}
+
+export function metaString(file: GGUFFile, key: string): string | undefined {
+  const v = file.metadata.get(key);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string') throw new ModelFormatError('malformed', `${file.source.name}: metadata ${key} is not a string`);
+  return v;
+}
+
+export function metaArray(file: GGUFFile, key: string): MetadataValue[] | ArrayLike<number> | undefined {
+  const v = file.metadata.get(key);
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || !('length' in v)) throw new ModelFormatError('malformed', `${file.source.name}: metadata ${key} is not an array`);
+  return v as MetadataValue[] | ArrayLike<number>;
+}
+
+/** Reads one tensor's raw bytes in chunks of at most `chunkBytes`, in order. */
+export async function* readTensorChunks(file: GGUFFile, t: TensorInfo, chunkBytes = 8 << 20): AsyncGenerator<Uint8Array> {
+  const start = file.dataOffset + t.offset;
+  for (let at = 0; at < t.byteSize; at += chunkBytes) {
+    const n = Math.min(chunkBytes, t.byteSize - at);
+    const bytes = await file.source.read(start + at, n);
+    if (bytes.byteLength !== n) throw new ModelFormatError('truncated', `${file.source.name}: tensor ${t.name} is truncated`);
+    yield bytes;
+  }
+}

@@ -1,0 +1,52 @@
+import { WebGPULLMError } from '../errors.js';
+
+/** The device plus what we learned about the adapter when we asked for it. */
+export interface GpuContext {
+  /** Held so that the instance lives as long as the device (Dawn for Node frees it on GC). */
+  instance: GPU;
+  device: GPUDevice;
+  adapterName: string;
+  /** Optional features that were available and enabled. */
+  features: string[];
+  limits: {
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxStorageBuffersPerShaderStage: number;
+    maxComputeWorkgroupStorageSize: number;
+  };
+}
+
+/** Optional features the kernels have variants for. */
+const WANTED_FEATURES = ['subgroups', 'shader-f16'] as const;
+
+/**
+ * Requests a device with the adapter's real limits (the defaults cap storage bindings at 128 MiB
+ * even on desktop GPUs). `limitOverrides` lowers them, to test phone-sized limits anywhere.
+ */
+export async function createGpuContext(
+  gpu: GPU | undefined,
+  options: { limitOverrides?: Partial<GpuContext['limits']> } = {},
+): Promise<GpuContext> {
+  if (!gpu) {
+    throw new WebGPULLMError('no-webgpu', 'WebGPU is not available here (navigator.gpu is missing). Use a browser with WebGPU enabled, e.g. Chrome 113+.');
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new WebGPULLMError('no-webgpu', 'WebGPU is available but no GPU adapter was found.');
+  const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const limits = {
+    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
+    maxBufferSize: adapter.limits.maxBufferSize,
+    maxStorageBuffersPerShaderStage: adapter.limits.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
+    ...options.limitOverrides,
+  };
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures: features as GPUFeatureName[], requiredLimits: limits });
+  } catch (e) {
+    throw new WebGPULLMError('gpu', `Could not create a WebGPU device: ${(e as Error).message}`, { cause: e });
+  }
+  const info = adapter.info;
+  const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
+  return { instance: gpu, device, adapterName, features, limits };
+}

@@ -1,0 +1,105 @@
+import attentionWgsl from '../../shaders/attention.wgsl?raw';
+import commonWgsl from '../../shaders/common.wgsl?raw';
+import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
+import matmulWgsl from '../../shaders/matmul.wgsl?raw';
+import normWgsl from '../../shaders/norm.wgsl?raw';
+import ropeWgsl from '../../shaders/rope.wgsl?raw';
+import sampleWgsl from '../../shaders/sample.wgsl?raw';
+import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
+import weightsWgsl from '../../shaders/weights.wgsl?raw';
+import { WebGPULLMError } from '../errors.js';
+import type { GpuWeightKind } from '../quant/formats.js';
+
+/** Binding kinds, in binding order: read-only storage, read-write storage, uniform. */
+type BindingKind = 'read' | 'write' | 'uniform';
+
+interface KernelSpec {
+  source: string;
+  entry: string;
+  bindings: BindingKind[];
+  /** Kernels that read weights are specialised per weight kind. */
+  weights?: boolean;
+}
+
+const R = 'read', RW = 'write', U = 'uniform';
+const SPECS = {
+  gemv: { source: matmulWgsl, entry: 'gemv', bindings: [R, R, RW, U, U], weights: true },
+  gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: true },
+  embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: true },
+  rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
+  rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, U, U] },
+  attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, U, U] },
+  swiglu: { source: swigluWgsl, entry: 'swiglu', bindings: [RW, R, U, U] },
+  sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U] },
+} satisfies Record<string, KernelSpec>;
+
+export type KernelName = keyof typeof SPECS;
+
+export interface Kernel {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** Compiles each (kernel, weight kind) pipeline once per device, on first use. */
+export class Kernels {
+  private readonly cache = new Map<string, Kernel>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
+  constructor(private readonly device: GPUDevice) {}
+
+  get(name: KernelName, kind?: GpuWeightKind): Kernel {
+    const spec: KernelSpec = SPECS[name];
+    const id = spec.weights ? `${name}:${kind}` : name;
+    let k = this.cache.get(id);
+    if (!k) {
+      k = this.compile(spec, kind);
+      this.cache.set(id, k);
+    }
+    return k;
+  }
+
+  bindGroup(kernel: Kernel, resources: (GPUBuffer | GPUBufferBinding)[]): GPUBindGroup {
+    return this.device.createBindGroup({
+      layout: kernel.layout,
+      entries: resources.map((r, binding) => ({ binding, resource: 'buffer' in r ? r : { buffer: r } })),
+    });
+  }
+
+  /** One layout per binding signature, so kernels with the same bindings share bind groups. */
+  private layoutFor(bindings: BindingKind[]): GPUBindGroupLayout {
+    const key = bindings.join(',');
+    let layout = this.layouts.get(key);
+    if (!layout) {
+      layout = this.device.createBindGroupLayout({
+        entries: bindings.map((b, binding) => ({
+          binding,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: b === 'uniform' ? 'uniform' : b === 'read' ? 'read-only-storage' : 'storage' },
+        })),
+      });
+      this.layouts.set(key, layout);
+    }
+    return layout;
+  }
+
+  private compile(spec: KernelSpec, kind?: GpuWeightKind): Kernel {
+    if (spec.weights && !kind) throw new Error(`internal: ${spec.entry} needs a weight kind`);
+    const code = [
+      commonWgsl,
+      spec.weights ? weightsWgsl : '',
+      spec.weights ? `fn load_w8(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}(d, row, k8); }` : '',
+      spec.source,
+    ].join('\n');
+    const module = this.device.createShaderModule({ code, label: spec.entry });
+    const layout = this.layoutFor(spec.bindings);
+    try {
+      const pipeline = this.device.createComputePipeline({
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: spec.entry },
+        label: `${spec.entry}${kind ? ':' + kind : ''}`,
+      });
+      return { pipeline, layout };
+    } catch (e) {
+      throw new WebGPULLMError('gpu', `Compiling kernel ${spec.entry} failed: ${(e as Error).message}`, { cause: e });
+    }
+  }
+}

@@ -1,0 +1,331 @@
+import { WebGPULLMError } from '../errors.js';
+import type { GGUFFile } from '../gguf/gguf.js';
+import { GpuAllocator, uniformData } from '../gpu/allocator.js';
+import type { GpuContext } from '../gpu/context.js';
+import { Kernels, type Kernel } from '../gpu/kernels.js';
+import { readConfig, type ModelConfig } from './config.js';
+import { uploadMatrix, uploadVector, type GpuMatrix } from './weights.js';
+
+export interface SamplingParams {
+  /** 0 means greedy. */
+  temperature: number;
+  /** 0 disables. */
+  topK: number;
+  /** 1 disables. */
+  topP: number;
+  /** 0 disables. */
+  minP: number;
+  /** 1 disables. */
+  repetitionPenalty: number;
+  /** How many recent tokens the repetition penalty considers. */
+  penaltyLastN: number;
+  seed: number;
+}
+
+export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, penaltyLastN: 64, seed: 0 };
+
+export interface LoadOptions {
+  /** KV cache length; defaults to the model's context length, capped at 4096. */
+  contextLength?: number;
+  /** Prompt tokens processed per step. */
+  maxBatch?: number;
+  onProgress?: (loaded: number, total: number) => void;
+}
+
+/** One recorded dispatch of the forward pass. `grid` maps the step's token count to workgroups. */
+interface Op {
+  kernel: Kernel | ((n: number) => Kernel);
+  bindGroup: GPUBindGroup;
+  grid: (n: number) => [number, number, number];
+}
+
+const STATE_BYTES = 16;
+
+/**
+ * A Llama-family model on the GPU. All buffers, bind groups and the list of dispatches are made
+ * once at load; a step only writes the 8-byte step uniform, records the dispatches into one
+ * command buffer, and reads back the sampled token id.
+ */
+export class LlamaModel {
+  private readonly ops: Op[] = [];
+  /** The tail of `ops` that turns the last hidden state into a token (skipped mid-prompt). */
+  private headOps = 0;
+  private readonly kernels: Kernels;
+  private readonly alloc: GpuAllocator;
+  private stepBuffer!: GPUBuffer;
+  private tokensBuffer!: GPUBuffer;
+  private logitsBuffer!: GPUBuffer;
+  private samplerParams!: GPUBuffer;
+  private samplerState!: GPUBuffer;
+  private historyBuffer!: GPUBuffer;
+  private readback!: GPUBuffer;
+  private disposed = false;
+
+  private constructor(
+    readonly gpu: GpuContext,
+    readonly config: ModelConfig,
+    readonly contextLength: number,
+    readonly maxBatch: number,
+  ) {
+    this.kernels = new Kernels(gpu.device);
+    this.alloc = new GpuAllocator(gpu.device, gpu.limits.maxStorageBufferBindingSize);
+  }
+
+  get bytesOnGpu(): number {
+    return this.alloc.bytesInUse;
+  }
+
+  static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<LlamaModel> {
+    const config = readConfig(file);
+    const contextLength = Math.min(config.contextLength, options.contextLength ?? 4096);
+    const model = new LlamaModel(gpu, config, contextLength, options.maxBatch ?? 64);
+    gpu.device.pushErrorScope('out-of-memory');
+    gpu.device.pushErrorScope('validation');
+    let failure: unknown;
+    try {
+      await model.build(file, options.onProgress);
+    } catch (e) {
+      failure = e;
+    }
+    const validation = await gpu.device.popErrorScope();
+    const oom = await gpu.device.popErrorScope();
+    if (!failure && oom) failure = new WebGPULLMError('gpu', `Out of GPU memory while loading: ${oom.message}`);
+    if (!failure && validation) failure = new WebGPULLMError('gpu', `WebGPU rejected the model's setup: ${validation.message}`);
+    if (failure) {
+      model.dispose();
+      throw failure;
+    }
+    return model;
+  }
+
+  /** Uploads the weights and records the forward pass, top to bottom as it runs. */
+  private async build(file: GGUFFile, onProgress?: (loaded: number, total: number) => void): Promise<void> {
+    const c = this.config;
+    const a = this.alloc;
+    const f32 = 4;
+    const B = this.maxBatch;
+    const qDim = c.nHeads * c.headDim;
+    const kvDim = c.nKvHeads * c.headDim;
+    const total = file.tensors.reduce((s, t) => s + t.byteSize, 0);
+    let loaded = 0;
+    const progress = (name: string) => {
+      loaded += file.tensors.find((t) => t.name === name)!.byteSize;
+      onProgress?.(loaded, total);
+    };
+    const matrix = async (name: string) => {
+      const m = await uploadMatrix(file, a, name);
+      progress(name);
+      return m;
+    };
+    const vector = async (name: string) => {
+      const v = await uploadVector(file, a, name);
+      progress(name);
+      return v;
+    };
+
+    // Activations, per step of up to B tokens.
+    this.stepBuffer = a.create('step', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.tokensBuffer = a.storage('tokens', B * 4);
+    const x = a.storage('x', B * c.dim * f32);
+    const xb = a.storage('xb', B * c.dim * f32);
+    const q = a.storage('q', B * qDim * f32);
+    const attnOut = a.storage('attn_out', B * qDim * f32);
+    const gate = a.storage('gate', B * c.ffnDim * f32);
+    const up = a.storage('up', B * c.ffnDim * f32);
+    const xLast = a.storage('x_last', c.dim * f32);
+    this.logitsBuffer = a.storage('logits', c.vocabSize * f32);
+
+    const S = this.stepBuffer;
+    const k = this.kernels;
+    const ops = this.ops;
+    const matmul = (w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { accumulate?: boolean; yAtPos?: boolean; oneToken?: boolean } = {}) => {
+      const l = w.layout;
+      const params = a.uniform('matmul', uniformData([
+        { u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset },
+        { u: l.cols }, { u: l.rows }, { u: how.accumulate ? 1 : 0 }, { u: how.yAtPos ? 1 : 0 },
+      ]));
+      const gemv = k.get('gemv', l.kind);
+      const gemm = k.get('gemm', l.kind);
+      const decode = (n: number) => n === 1 || how.oneToken === true;
+      ops.push({
+        kernel: (n) => (decode(n) ? gemv : gemm),
+        bindGroup: k.bindGroup(gemv, [w.buffer, input, output, params, S]),
+        grid: (n) => (decode(n) ? rowsGrid(l.rows) : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1]),
+      });
+    };
+    const rmsnorm = (input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, lastOnly = false) => {
+      const kernel = k.get('rmsnorm');
+      const params = a.uniform('rmsnorm', uniformData([{ u: c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }]));
+      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [input, weight, output, params, S]), grid: (n) => [lastOnly ? 1 : n, 1, 1] });
+    };
+    const rope = (target: GPUBuffer, heads: number, rowsAtPos: boolean) => {
+      const kernel = k.get('rope');
+      const params = a.uniform('rope', uniformData([
+        { u: heads }, { u: c.headDim }, { u: c.ropeDim }, { u: heads * c.headDim }, { f: Math.log2(c.ropeTheta) }, { u: rowsAtPos ? 1 : 0 },
+      ]));
+      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [target, params, S]), grid: (n) => [Math.ceil((heads * c.ropeDim) / 2 / 64), n, 1] });
+    };
+
+    // token embedding
+    const embedding = await matrix('token_embd.weight');
+    const embed = k.get('embed', embedding.layout.kind);
+    const embedParams = a.uniform('embed', uniformData([
+      { u: embedding.layout.rows }, { u: embedding.layout.cols }, { u: embedding.layout.rowWords }, { u: embedding.layout.scaleOffset },
+    ]));
+    ops.push({
+      kernel: embed,
+      bindGroup: k.bindGroup(embed, [embedding.buffer, this.tokensBuffer, x, embedParams, S]),
+      grid: (n) => [Math.ceil(c.dim / 8 / 64), n, 1],
+    });
+
+    const attnParams = a.uniform('attention', uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) },
+    ]));
+    const swigluParams = a.uniform('swiglu', uniformData([{ u: c.ffnDim }]));
+    for (let l = 0; l < c.nLayers; l++) {
+      const p = `blk.${l}.`;
+      const keyCache = a.storage(`k_cache.${l}`, this.contextLength * kvDim * f32);
+      const valueCache = a.storage(`v_cache.${l}`, this.contextLength * kvDim * f32);
+
+      // attention: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x))
+      rmsnorm(x, await vector(p + 'attn_norm.weight'), xb);
+      matmul(await matrix(p + 'attn_q.weight'), xb, q);
+      matmul(await matrix(p + 'attn_k.weight'), xb, keyCache, { yAtPos: true });
+      matmul(await matrix(p + 'attn_v.weight'), xb, valueCache, { yAtPos: true });
+      rope(q, c.nHeads, false);
+      rope(keyCache, c.nKvHeads, true);
+      const attention = k.get('attention');
+      ops.push({
+        kernel: attention,
+        bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnOut, attnParams, S]),
+        grid: (n) => [c.nHeads, n, 1],
+      });
+      matmul(await matrix(p + 'attn_output.weight'), attnOut, x, { accumulate: true });
+
+      // feed-forward: x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+      rmsnorm(x, await vector(p + 'ffn_norm.weight'), xb);
+      matmul(await matrix(p + 'ffn_gate.weight'), xb, gate);
+      matmul(await matrix(p + 'ffn_up.weight'), xb, up);
+      const swiglu = k.get('swiglu');
+      ops.push({
+        kernel: swiglu,
+        bindGroup: k.bindGroup(swiglu, [gate, up, swigluParams, S]),
+        grid: (n) => [Math.min(65535, Math.ceil((n * c.ffnDim) / 64)), Math.ceil((n * c.ffnDim) / 64 / 65535), 1],
+      });
+      matmul(await matrix(p + 'ffn_down.weight'), gate, x, { accumulate: true });
+    }
+
+    // head: logits of the last token, then the sampler (skipped for all but a prompt's last chunk)
+    const opsBeforeHead = ops.length;
+    rmsnorm(x, await vector('output_norm.weight'), xLast, true);
+    matmul(c.tiedOutput ? embedding : await matrix('output.weight'), xLast, this.logitsBuffer, { oneToken: true });
+
+    this.samplerParams = a.create('sampler_params', 32, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.samplerState = a.storage('sampler_state', STATE_BYTES);
+    this.historyBuffer = a.storage('history', (this.contextLength + 1) * 4);
+    const work = a.storage('sampler_work', c.vocabSize * f32);
+    const sample = k.get('sample');
+    ops.push({
+      kernel: sample,
+      bindGroup: k.bindGroup(sample, [this.logitsBuffer, work, this.historyBuffer, this.samplerState, this.tokensBuffer, this.samplerParams]),
+      grid: () => [1, 1, 1],
+    });
+    this.headOps = ops.length - opsBeforeHead;
+    this.readback = a.create('readback', Math.max(STATE_BYTES, c.vocabSize * f32), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.setSampler(GREEDY, []);
+  }
+
+  /** Sets the sampling parameters and the tokens in context (for the repetition penalty). */
+  setSampler(s: SamplingParams, history: ArrayLike<number>): void {
+    this.assertLive();
+    const q = this.gpu.device.queue;
+    q.writeBuffer(this.samplerParams, 0, uniformData([
+      { u: this.config.vocabSize }, { u: s.topK }, { f: s.topP }, { f: s.minP }, { f: s.temperature },
+      { f: s.repetitionPenalty }, { u: s.penaltyLastN }, { u: s.seed >>> 0 },
+    ]));
+    q.writeBuffer(this.samplerState, 0, new Uint32Array([history.length, 0, 0, 0]));
+    if (history.length) q.writeBuffer(this.historyBuffer, 0, Uint32Array.from(history));
+  }
+
+  /**
+   * Runs `tokens` at positions [pos, pos + tokens.length) and returns the sampled next token.
+   * `null` feeds the token the sampler chose last, without a round trip through the host.
+   * The sampler's history must already end with these tokens (see setSampler).
+   */
+  async step(tokens: ArrayLike<number> | null, pos: number): Promise<number> {
+    const n = tokens?.length ?? 1;
+    this.checkRange(pos, n);
+    for (let at = 0; at < n; at += this.maxBatch) {
+      const chunk = tokens ? Array.from(tokens).slice(at, at + this.maxBatch) : null;
+      this.encodeStep(chunk, pos + at, chunk?.length ?? 1, at + this.maxBatch >= n, false);
+    }
+    return (await this.read(STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
+  }
+
+  /** Like step, but returns the last token's logits (tests and tools; decode never needs them). */
+  async logits(tokens: ArrayLike<number>, pos: number): Promise<Float32Array> {
+    this.checkRange(pos, tokens.length);
+    for (let at = 0; at < tokens.length; at += this.maxBatch) {
+      const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
+      this.encodeStep(chunk, pos + at, chunk.length, at + this.maxBatch >= tokens.length, true);
+    }
+    return this.read(this.config.vocabSize * 4, (b) => new Float32Array(b).slice());
+  }
+
+  private encodeStep(tokens: number[] | null, pos: number, n: number, head: boolean, copyLogits: boolean): void {
+    const device = this.gpu.device;
+    device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos, n, 0, 0]));
+    if (tokens) device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(tokens));
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    const count = head ? this.ops.length : this.ops.length - this.headOps;
+    for (let i = 0; i < count; i++) {
+      const op = this.ops[i]!;
+      const kernel = typeof op.kernel === 'function' ? op.kernel(n) : op.kernel;
+      pass.setPipeline(kernel.pipeline);
+      pass.setBindGroup(0, op.bindGroup);
+      const [gx, gy, gz] = op.grid(n);
+      pass.dispatchWorkgroups(gx, gy, gz);
+    }
+    pass.end();
+    if (head) {
+      if (copyLogits) encoder.copyBufferToBuffer(this.logitsBuffer, 0, this.readback, 0, this.config.vocabSize * 4);
+      else encoder.copyBufferToBuffer(this.samplerState, 0, this.readback, 0, STATE_BYTES);
+    }
+    device.queue.submit([encoder.finish()]);
+  }
+
+  private async read<T>(bytes: number, decode: (b: ArrayBuffer) => T): Promise<T> {
+    try {
+      await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
+    } catch (e) {
+      throw new WebGPULLMError('device-lost', `Reading results from the GPU failed: ${(e as Error).message}`, { cause: e });
+    }
+    const out = decode(this.readback.getMappedRange(0, bytes));
+    this.readback.unmap();
+    return out;
+  }
+
+  private checkRange(pos: number, n: number): void {
+    this.assertLive();
+    if (n < 1) throw new WebGPULLMError('invalid-argument', 'a step needs at least one token');
+    if (pos + n > this.contextLength) {
+      throw new WebGPULLMError('context-overflow', `${pos + n} tokens do not fit the context of ${this.contextLength}`);
+    }
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new WebGPULLMError('invalid-argument', 'this model has been disposed');
+  }
+
+  /** Frees every GPU buffer the model holds. */
+  dispose(): void {
+    this.disposed = true;
+    this.alloc.destroyAll();
+  }
+}
+
+/** Workgroups for one-row-per-workgroup kernels, folded into 2D beyond the 65535 limit. */
+function rowsGrid(rows: number): [number, number, number] {
+  return rows <= 65535 ? [rows, 1, 1] : [65535, Math.ceil(rows / 65535), 1];
+}

@@ -1,0 +1,24 @@
+import { existsSync } from 'node:fs';
+import { create, globals } from 'webgpu';
+import { createGpuContext, type GpuContext } from '../gpu/context.js';
+
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+/** Instances that found no adapter; Dawn for Node must not free an instance it has used. */
+const probed: GPU[] = [];
+
+/**
+ * WebGPU in Node through Dawn (the `webgpu` package). When the system's Vulkan drivers offer no
+ * usable adapter and Debian's Chromium is installed, its SwiftShader (a CPU implementation of
+ * Vulkan) is used instead, unless the caller chose drivers with VK_ICD_FILENAMES/VK_DRIVER_FILES.
+ */
+export async function nodeGpuContext(options: Parameters<typeof createGpuContext>[1] = {}): Promise<GpuContext> {
+  Object.assign(globalThis, globals);
+  let instance = create([]);
+  const chosen = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES;
+  if (!chosen && existsSync(SWIFTSHADER_ICD) && !(await instance.requestAdapter())) {
+    probed.push(instance);
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+    instance = create([]);
+  }
+  return createGpuContext(instance, options);
+}

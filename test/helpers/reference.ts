@@ -1,0 +1,157 @@
+/**
+ * The f32 CPU reference forward pass, in the style of llama2.c's run.c: one token at a time, every
+ * step written out. It dequantizes every tensor with the CPU reference of its format, so it
+ * checks the kernels and the repacked layouts, not just the arithmetic.
+ */
+import { readTensorChunks, type GGUFFile } from '../../src/gguf/gguf.js';
+import { readConfig, tensor, type ModelConfig } from '../../src/model/config.js';
+import { formatFor } from '../../src/quant/formats.js';
+
+export async function dequantizeTensor(file: GGUFFile, name: string): Promise<Float32Array> {
+  const t = tensor(file, name);
+  const chunks: Uint8Array[] = [];
+  for await (const c of readTensorChunks(file, t)) chunks.push(c);
+  const bytes = new Uint8Array(t.byteSize);
+  let at = 0;
+  for (const c of chunks) { bytes.set(c, at); at += c.byteLength; }
+  return formatFor(t.type, name).dequantize(bytes, t.elements);
+}
+
+interface Layer {
+  attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array;
+  ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array;
+}
+
+export class ReferenceModel {
+  private keyCache: Float32Array[];
+  private valueCache: Float32Array[];
+  private constructor(
+    readonly config: ModelConfig,
+    private readonly embedding: Float32Array,
+    private readonly layers: Layer[],
+    private readonly outputNorm: Float32Array,
+    private readonly output: Float32Array,
+  ) {
+    const kvDim = config.nKvHeads * config.headDim;
+    this.keyCache = layers.map(() => new Float32Array(config.contextLength * kvDim));
+    this.valueCache = layers.map(() => new Float32Array(config.contextLength * kvDim));
+  }
+
+  static async load(file: GGUFFile): Promise<ReferenceModel> {
+    const c = readConfig(file);
+    const get = (n: string) => dequantizeTensor(file, n);
+    const layers: Layer[] = [];
+    for (let l = 0; l < c.nLayers; l++) {
+      const p = `blk.${l}.`;
+      layers.push({
+        attnNorm: await get(p + 'attn_norm.weight'), wq: await get(p + 'attn_q.weight'),
+        wk: await get(p + 'attn_k.weight'), wv: await get(p + 'attn_v.weight'),
+        wo: await get(p + 'attn_output.weight'), ffnNorm: await get(p + 'ffn_norm.weight'),
+        wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'),
+        wDown: await get(p + 'ffn_down.weight'),
+      });
+    }
+    const embedding = await get('token_embd.weight');
+    const output = c.tiedOutput ? embedding : await get('output.weight');
+    return new ReferenceModel(c, embedding, layers, await get('output_norm.weight'), output);
+  }
+
+  /** Runs one token at position `pos` and returns the logits. */
+  forward(token: number, pos: number): Float32Array {
+    const c = this.config;
+    const hd = c.headDim;
+    const kvDim = c.nKvHeads * hd;
+    const group = c.nHeads / c.nKvHeads;
+    const x = this.embedding.slice(token * c.dim, (token + 1) * c.dim);
+    const xb = new Float32Array(c.dim);
+    const q = new Float32Array(c.nHeads * hd);
+    const att = new Float32Array(pos + 1);
+    const attOut = new Float32Array(c.nHeads * hd);
+    const gate = new Float32Array(c.ffnDim);
+    const up = new Float32Array(c.ffnDim);
+
+    for (let l = 0; l < c.nLayers; l++) {
+      const L = this.layers[l]!;
+      // Attention: norm, project, rotate, cache, attend, project back, residual.
+      rmsnorm(xb, x, L.attnNorm, c.normEps);
+      matmul(q, xb, L.wq);
+      const k = this.keyCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
+      const v = this.valueCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
+      matmul(k, xb, L.wk);
+      matmul(v, xb, L.wv);
+      rope(q, pos, hd, c.ropeDim, c.ropeTheta);
+      rope(k, pos, hd, c.ropeDim, c.ropeTheta);
+      for (let h = 0; h < c.nHeads; h++) {
+        const kvh = Math.floor(h / group);
+        for (let t = 0; t <= pos; t++) {
+          let s = 0;
+          for (let i = 0; i < hd; i++) s += q[h * hd + i]! * this.keyCache[l]![t * kvDim + kvh * hd + i]!;
+          att[t] = s / Math.sqrt(hd);
+        }
+        softmax(att);
+        for (let i = 0; i < hd; i++) {
+          let s = 0;
+          for (let t = 0; t <= pos; t++) s += att[t]! * this.valueCache[l]![t * kvDim + kvh * hd + i]!;
+          attOut[h * hd + i] = s;
+        }
+      }
+      matmul(xb, attOut, L.wo);
+      for (let i = 0; i < c.dim; i++) x[i]! += xb[i]!;
+      // Feed-forward: norm, SwiGLU, project back, residual.
+      rmsnorm(xb, x, L.ffnNorm, c.normEps);
+      matmul(gate, xb, L.wGate);
+      matmul(up, xb, L.wUp);
+      for (let i = 0; i < c.ffnDim; i++) gate[i] = (gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
+      matmul(xb, gate, L.wDown);
+      for (let i = 0; i < c.dim; i++) x[i]! += xb[i]!;
+    }
+    rmsnorm(x, x, this.outputNorm, c.normEps);
+    const logits = new Float32Array(c.vocabSize);
+    matmul(logits, x, this.output);
+    return logits;
+  }
+}
+
+export function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: number): void {
+  let ss = 0;
+  for (let i = 0; i < x.length; i++) ss += x[i]! * x[i]!;
+  const scale = 1 / Math.sqrt(ss / x.length + eps);
+  for (let i = 0; i < x.length; i++) out[i] = x[i]! * scale * w[i]!;
+}
+
+/** out[r] = sum_c W[r][c] * x[c], with W stored row-major as [out.length][x.length]. */
+export function matmul(out: Float32Array, x: Float32Array, w: Float32Array): void {
+  const n = x.length;
+  for (let r = 0; r < out.length; r++) {
+    let s = 0;
+    for (let c = 0; c < n; c++) s += w[r * n + c]! * x[c]!;
+    out[r] = s;
+  }
+}
+
+/** GGUF's llama RoPE: rotate adjacent pairs (x[2i], x[2i+1]) by pos * theta^(-2i/ropeDim). */
+export function rope(v: Float32Array, pos: number, headDim: number, ropeDim: number, theta: number): void {
+  for (let h = 0; h < v.length / headDim; h++) {
+    for (let i = 0; i < ropeDim; i += 2) {
+      const angle = pos * Math.pow(theta, -i / ropeDim);
+      const cos = Math.cos(angle), sin = Math.sin(angle);
+      const a = v[h * headDim + i]!, b = v[h * headDim + i + 1]!;
+      v[h * headDim + i] = a * cos - b * sin;
+      v[h * headDim + i + 1] = a * sin + b * cos;
+    }
+  }
+}
+
+export function softmax(x: Float32Array): void {
+  let max = -Infinity;
+  for (const v of x) max = Math.max(max, v);
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) { x[i] = Math.exp(x[i]! - max); sum += x[i]!; }
+  for (let i = 0; i < x.length; i++) x[i]! /= sum;
+}
+
+export function argmax(x: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
+  return best;
+}
