@@ -109,3 +109,19 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (row < P.w.rows && tok < S.n_tokens) { store(tok, row, acc[i]); }
   }
 }
+
+// One thread per output row, no workgroup memory or barriers: for adapters where barriers are
+// expensive (CPU implementations such as SwiftShader) and for short rows.
+@compute @workgroup_size(64)
+fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= P.w.rows) { return; }
+  let n8 = (P.w.cols + 7u) / 8u;
+  var acc = 0.0;
+  for (var k8 = 0u; k8 < n8; k8++) {
+    let w = load_w8(P.w, row, k8);
+    let x = x8(0u, k8);
+    acc += dot(w.lo, x.lo) + dot(w.hi, x.hi);
+  }
+  store(0u, row, acc);
+}

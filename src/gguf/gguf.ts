@@ -39,7 +39,7 @@ const SCALAR_BYTES: Record<number, number> = {
  * the file is checked against the bytes that remain before anything is allocated for it.
  */
 class Cursor {
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private bufStart = 0;
   pos = 0;
   private readonly decoder = new TextDecoder('utf-8', { fatal: false });

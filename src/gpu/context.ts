@@ -6,6 +6,11 @@ export interface GpuContext {
   instance: GPU;
   device: GPUDevice;
   adapterName: string;
+  /**
+   * A CPU implementation (SwiftShader, or any fallback adapter). Workgroup barriers are costly
+   * there, so kernels with a barrier-free variant use it.
+   */
+  cpuEmulated: boolean;
   /** Optional features that were available and enabled. */
   features: string[];
   limits: {
@@ -48,5 +53,6 @@ export async function createGpuContext(
   }
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
-  return { instance: gpu, device, adapterName, features, limits };
+  const cpuEmulated = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || info?.architecture === 'swiftshader';
+  return { instance: gpu, device, adapterName, cpuEmulated, features, limits };
 }

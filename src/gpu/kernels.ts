@@ -24,6 +24,7 @@ interface KernelSpec {
 const R = 'read', RW = 'write', U = 'uniform';
 const SPECS = {
   gemv: { source: matmulWgsl, entry: 'gemv', bindings: [R, R, RW, U, U], weights: true },
+  gemv_rows: { source: matmulWgsl, entry: 'gemv_rows', bindings: [R, R, RW, U, U], weights: true },
   gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: true },
   embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: true },
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },

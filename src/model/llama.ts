@@ -144,13 +144,14 @@ export class LlamaModel {
         { u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset },
         { u: l.cols }, { u: l.rows }, { u: how.accumulate ? 1 : 0 }, { u: how.yAtPos ? 1 : 0 },
       ]));
-      const gemv = k.get('gemv', l.kind);
+      const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
+      const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
       const gemm = k.get('gemm', l.kind);
       const decode = (n: number) => n === 1 || how.oneToken === true;
       ops.push({
         kernel: (n) => (decode(n) ? gemv : gemm),
         bindGroup: k.bindGroup(gemv, [w.buffer, input, output, params, S]),
-        grid: (n) => (decode(n) ? rowsGrid(l.rows) : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1]),
+        grid: (n) => (decode(n) ? gemvGrid : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1]),
       });
     };
     const rmsnorm = (input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, lastOnly = false) => {

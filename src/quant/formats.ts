@@ -28,7 +28,7 @@ export interface WeightFormat {
   blockSize: number;
   blockBytes: number;
   /** CPU reference: dequantizes `count` elements starting at a block boundary of `bytes`. */
-  dequantize(bytes: Uint8Array, count: number, out?: Float32Array): Float32Array;
+  dequantize(bytes: Uint8Array, count: number, out?: Float32Array<ArrayBuffer>): Float32Array<ArrayBuffer>;
   /** Repacks the whole rows in `bytes` into `dst`, which has `layout` (of just those rows). */
   repack(bytes: Uint8Array, layout: GpuLayout, dst: Uint32Array): void;
 }

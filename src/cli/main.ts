@@ -1,0 +1,106 @@
+import { parseArgs } from 'node:util';
+import { isWebGPULLMError, WebGPULLMError } from '../errors.js';
+import { generate } from '../generate.js';
+import { loadModelFile, openGGUF } from '../node/load.js';
+import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
+
+const USAGE = `usage:
+  webgpu-llm generate --model FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
+                      [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--verbose]
+  webgpu-llm tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]`;
+
+const OPTIONS = {
+  model: { type: 'string' },
+  prompt: { type: 'string' },
+  text: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-k': { type: 'string' },
+  'top-p': { type: 'string' },
+  'min-p': { type: 'string' },
+  'repeat-penalty': { type: 'string' },
+  seed: { type: 'string' },
+  'no-bos': { type: 'boolean' },
+  json: { type: 'boolean' },
+  verbose: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+function usageError(message: string): never {
+  throw new WebGPULLMError('invalid-argument', `${message}\n${USAGE}`);
+}
+
+function numberFlag(values: Values, name: keyof Values, integer = false): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    usageError(`--${name} expects ${integer ? 'an integer' : 'a number'}, got "${String(raw)}"`);
+  }
+  return n;
+}
+
+async function generateCommand(values: Values): Promise<void> {
+  if (!values.model) usageError('--model is required');
+  const loaded = await loadModelFile(values.model);
+  try {
+    const { model, tokenizer } = loaded;
+    const prompt = tokenizer.encode(values.prompt ?? '', { addBos: values['no-bos'] ? false : undefined });
+    const stream = generate(model, tokenizer, prompt, {
+      maxTokens: numberFlag(values, 'max-tokens', true) ?? 256,
+      temperature: numberFlag(values, 'temperature'),
+      topK: numberFlag(values, 'top-k', true),
+      topP: numberFlag(values, 'top-p'),
+      minP: numberFlag(values, 'min-p'),
+      repetitionPenalty: numberFlag(values, 'repeat-penalty'),
+      seed: numberFlag(values, 'seed', true),
+    });
+    const tokens: number[] = [];
+    let text = '';
+    for await (const piece of stream) {
+      tokens.push(piece.token);
+      text += piece.text;
+      if (!values.json) process.stdout.write(piece.text);
+    }
+    if (values.json) process.stdout.write(JSON.stringify({ prompt_tokens: prompt, tokens, text }) + '\n');
+    else process.stdout.write('\n');
+  } finally {
+    await loaded.dispose();
+  }
+}
+
+async function tokenizeCommand(values: Values): Promise<void> {
+  if (!values.model) usageError('--model is required');
+  if (values.text === undefined) usageError('--text is required');
+  const { file, close } = await openGGUF(values.model);
+  try {
+    const tokens = GGUFTokenizer.fromGGUF(file).encode(values.text, { addBos: values['no-bos'] ? false : undefined });
+    process.stdout.write(values.json ? JSON.stringify({ tokens }) + '\n' : tokens.join(' ') + '\n');
+  } finally {
+    await close();
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let verbose = argv.includes('--verbose');
+  try {
+    const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    verbose = values.verbose === true;
+    const command = positionals[0];
+    if (values.help || !command) {
+      process.stdout.write(USAGE + '\n');
+      return values.help ? 0 : 2;
+    }
+    if (command === 'generate') await generateCommand(values);
+    else if (command === 'tokenize') await tokenizeCommand(values);
+    else usageError(`unknown command "${command}"`);
+    return 0;
+  } catch (e) {
+    const message = isWebGPULLMError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`webgpu-llm: ${verbose ? (e as Error).stack ?? message : message.split('\n')[0]}\n`);
+    if (!verbose && message.includes('\n')) process.stderr.write(message.slice(message.indexOf('\n') + 1) + '\n');
+    return 1;
+  }
+}

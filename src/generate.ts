@@ -1,0 +1,81 @@
+import { WebGPULLMError } from './errors.js';
+import type { LlamaModel, SamplingParams } from './model/llama.js';
+import { StreamDecoder } from './tokenizer/stream.js';
+import type { GGUFTokenizer } from './tokenizer/tokenizer.js';
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  /** Makes sampled output reproducible; random when omitted. */
+  seed?: number;
+  signal?: AbortSignal;
+}
+
+export interface GeneratedToken {
+  token: number;
+  /** The text this token completes; empty while a multi-byte character is still incomplete. */
+  text: string;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** llama.cpp's defaults, so the same flags mean the same thing. */
+export const DEFAULT_SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repetitionPenalty: 1 } as const;
+
+export function samplingParams(o: GenerateOptions): SamplingParams {
+  const p: SamplingParams = {
+    temperature: o.temperature ?? DEFAULT_SAMPLING.temperature,
+    topK: o.topK ?? DEFAULT_SAMPLING.topK,
+    topP: o.topP ?? DEFAULT_SAMPLING.topP,
+    minP: o.minP ?? DEFAULT_SAMPLING.minP,
+    repetitionPenalty: o.repetitionPenalty ?? DEFAULT_SAMPLING.repetitionPenalty,
+    penaltyLastN: 64,
+    seed: o.seed ?? Math.floor(Math.random() * 2 ** 32),
+  };
+  const check = (ok: boolean, what: string) => {
+    if (!ok) throw new WebGPULLMError('invalid-argument', what);
+  };
+  check(Number.isFinite(p.temperature) && p.temperature >= 0, `temperature must be a number >= 0, got ${p.temperature}`);
+  check(Number.isInteger(p.topK) && p.topK >= 0, `topK must be an integer >= 0, got ${p.topK}`);
+  check(Number.isFinite(p.topP) && p.topP > 0 && p.topP <= 1, `topP must be in (0, 1], got ${p.topP}`);
+  check(Number.isFinite(p.minP) && p.minP >= 0 && p.minP <= 1, `minP must be in [0, 1], got ${p.minP}`);
+  check(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0, `repetitionPenalty must be > 0, got ${p.repetitionPenalty}`);
+  check(Number.isInteger(p.seed), `seed must be an integer, got ${p.seed}`);
+  return p;
+}
+
+/**
+ * Generates from `prompt` (token ids, BOS included if wanted) into an empty KV cache. Yields each
+ * new token with its text; returns why it stopped. End-of-generation tokens are not yielded.
+ */
+export async function* generate(
+  model: LlamaModel,
+  tokenizer: GGUFTokenizer,
+  prompt: number[],
+  options: GenerateOptions = {},
+): AsyncGenerator<GeneratedToken, FinishReason> {
+  const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new WebGPULLMError('invalid-argument', `maxTokens must be an integer >= 0, got ${maxTokens}`);
+  if (prompt.length === 0) throw new WebGPULLMError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
+  if (prompt.length >= model.contextLength) {
+    throw new WebGPULLMError('context-overflow', `the prompt has ${prompt.length} tokens; the context holds ${model.contextLength}`);
+  }
+  model.setSampler(samplingParams(options), prompt);
+  if (maxTokens === 0) return 'length';
+  const decoder = new StreamDecoder(tokenizer, prompt);
+  let pos = prompt.length;
+  let token = await model.step(prompt, 0);
+  for (let produced = 1; ; produced++) {
+    if (options.signal?.aborted) return 'abort';
+    // Bytes still pending at a stop token never formed a character: they are dropped.
+    if (tokenizer.endOfGeneration.has(token)) return 'stop';
+    const last = produced >= maxTokens || pos >= model.contextLength;
+    yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
+    if (last) return 'length';
+    token = await model.step(null, pos++);
+  }
+}

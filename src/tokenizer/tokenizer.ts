@@ -1,0 +1,278 @@
+import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
+import { ModelFormatError } from '../errors.js';
+import { metaArray, metaString, type GGUFFile } from '../gguf/gguf.js';
+
+/** GGUF token types (tokenizer.ggml.token_type). */
+export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
+
+/** What a GGUF's tokenizer.* metadata says, independent of where it was read from. */
+export interface VocabSpec {
+  /** tokenizer.ggml.model: 'llama' (SentencePiece with scores) or 'gpt2' (byte-level BPE). */
+  model: string;
+  /** tokenizer.ggml.pre: which pre-tokenizer splits text before BPE. */
+  pre?: string;
+  tokens: string[];
+  scores?: ArrayLike<number>;
+  tokenTypes?: ArrayLike<number>;
+  merges?: string[];
+  bosId?: number;
+  eosId?: number;
+  eotId?: number;
+  unkId?: number;
+  addBos?: boolean;
+  addEos?: boolean;
+  addSpacePrefix?: boolean;
+  chatTemplate?: string;
+}
+
+const GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
+const LLAMA3_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_REGEX =
+  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/**
+ * Pre-tokenizer regexes per tokenizer.ggml.pre, applied in sequence (as llama.cpp's
+ * llama-vocab.cpp does); `ignoreMerges` marks vocabularies that look whole pre-tokens up first.
+ */
+const PRE_TOKENIZERS: Record<string, { regexes: string[]; ignoreMerges?: boolean }> = {
+  default: { regexes: [GPT2_REGEX] },
+  'gpt-2': { regexes: [GPT2_REGEX] },
+  gpt2: { regexes: [GPT2_REGEX] },
+  mpt: { regexes: [GPT2_REGEX] },
+  olmo: { regexes: [GPT2_REGEX] },
+  'llama-bpe': { regexes: [LLAMA3_REGEX], ignoreMerges: true },
+  llama3: { regexes: [LLAMA3_REGEX], ignoreMerges: true },
+  dbrx: { regexes: [LLAMA3_REGEX] },
+  smaug: { regexes: [LLAMA3_REGEX] },
+  qwen2: { regexes: [QWEN2_REGEX] },
+  'stablelm2': { regexes: [QWEN2_REGEX] },
+  smollm: { regexes: ['\\p{N}', GPT2_REGEX] },
+  starcoder: { regexes: ['\\p{N}', GPT2_REGEX] },
+  refact: { regexes: ['\\p{N}', GPT2_REGEX] },
+  'command-r': { regexes: ['\\p{N}', GPT2_REGEX] },
+  falcon: { regexes: ['[\\p{P}\\$\\+<=>\\^~\\|`]+', GPT2_REGEX, '[0-9][0-9][0-9]'] },
+};
+
+export function vocabFromGGUF(file: GGUFFile): VocabSpec {
+  const name = file.source.name;
+  const model = metaString(file, 'tokenizer.ggml.model');
+  const tokens = metaArray(file, 'tokenizer.ggml.tokens');
+  if (model === undefined || tokens === undefined) {
+    throw new ModelFormatError('malformed', `${name}: no tokenizer in the GGUF metadata (tokenizer.ggml.model/tokens)`);
+  }
+  const strings = (key: string, v: unknown): string[] => {
+    if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) throw new ModelFormatError('malformed', `${name}: ${key} must be an array of strings`);
+    return v as string[];
+  };
+  const num = (key: string) => {
+    const v = file.metadata.get(key);
+    return typeof v === 'number' ? v : undefined;
+  };
+  const bool = (key: string) => {
+    const v = file.metadata.get(key);
+    return typeof v === 'boolean' ? v : undefined;
+  };
+  const merges = metaArray(file, 'tokenizer.ggml.merges');
+  const spec: VocabSpec = {
+    model,
+    pre: metaString(file, 'tokenizer.ggml.pre'),
+    tokens: strings('tokenizer.ggml.tokens', tokens),
+    scores: metaArray(file, 'tokenizer.ggml.scores') as ArrayLike<number> | undefined,
+    tokenTypes: metaArray(file, 'tokenizer.ggml.token_type') as ArrayLike<number> | undefined,
+    merges: merges === undefined ? undefined : strings('tokenizer.ggml.merges', merges),
+    bosId: num('tokenizer.ggml.bos_token_id'),
+    eosId: num('tokenizer.ggml.eos_token_id'),
+    eotId: num('tokenizer.ggml.eot_token_id'),
+    unkId: num('tokenizer.ggml.unknown_token_id'),
+    addBos: bool('tokenizer.ggml.add_bos_token'),
+    addEos: bool('tokenizer.ggml.add_eos_token'),
+    addSpacePrefix: bool('tokenizer.ggml.add_space_prefix'),
+    chatTemplate: metaString(file, 'tokenizer.chat_template'),
+  };
+  for (const key of ['scores', 'tokenTypes'] as const) {
+    const arr = spec[key];
+    if (arr !== undefined && arr.length !== spec.tokens.length) {
+      throw new ModelFormatError('malformed', `${name}: tokenizer ${key} has ${arr.length} entries for ${spec.tokens.length} tokens`);
+    }
+  }
+  return spec;
+}
+
+export interface EncodeOptions {
+  /** Prepend BOS (default: what the vocabulary says). */
+  addBos?: boolean;
+  /** Turn control-token text such as "<|im_start|>" into those tokens (default true). */
+  parseSpecial?: boolean;
+}
+
+/**
+ * A tokenizer built from GGUF metadata on top of @huggingface/tokenizers: the vocabulary is
+ * translated into the equivalent tokenizer.json once, and HF's implementation does the work.
+ */
+export class GGUFTokenizer {
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  readonly eosId: number | undefined;
+  readonly addBos: boolean;
+  readonly chatTemplate: string | undefined;
+  /** Tokens that end generation (EOS, EOT and similar control tokens). */
+  readonly endOfGeneration: ReadonlySet<number>;
+  private readonly controlTokens: string[];
+  private readonly hf: HFTokenizer;
+  private plainHf: HFTokenizer | undefined;
+
+  constructor(private readonly spec: VocabSpec) {
+    const t = spec.tokens;
+    this.vocabSize = t.length;
+    const valid = (id: number | undefined) => (id !== undefined && id >= 0 && id < t.length ? id : undefined);
+    this.bosId = valid(spec.bosId);
+    this.eosId = valid(spec.eosId);
+    this.addBos = (spec.addBos ?? spec.model === 'llama') && this.bosId !== undefined;
+    this.chatTemplate = spec.chatTemplate;
+    const types = spec.tokenTypes;
+    this.controlTokens = t.filter((_, i) => types?.[i] === TokenType.CONTROL && t[i]!.length > 0);
+    const eog = new Set<number>();
+    for (const id of [this.eosId, valid(spec.eotId)]) if (id !== undefined) eog.add(id);
+    // Chat models end turns with control tokens the metadata does not always name.
+    for (const [i, s] of t.entries()) {
+      if (types?.[i] === TokenType.CONTROL && /^(<\|eot_id\|>|<\|im_end\|>|<\|end\|>|<end_of_turn>|<\|endoftext\|>|<\/s>)$/.test(s)) eog.add(i);
+    }
+    this.endOfGeneration = eog;
+    this.hf = this.build(true);
+  }
+
+  static fromGGUF(file: GGUFFile): GGUFTokenizer {
+    return new GGUFTokenizer(vocabFromGGUF(file));
+  }
+
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    const parseSpecial = options.parseSpecial ?? true;
+    let hf = this.hf;
+    if (!parseSpecial && this.controlTokens.some((c) => text.includes(c))) {
+      hf = this.plainHf ??= this.build(false);
+    }
+    const ids = text.length ? hf.encode(text, { add_special_tokens: false }).ids : [];
+    return (options.addBos ?? this.addBos) && this.bosId !== undefined ? [this.bosId, ...ids] : ids;
+  }
+
+  /** Decodes ids to text; control tokens are dropped unless `keepSpecial`. */
+  decode(ids: number[], options: { keepSpecial?: boolean } = {}): string {
+    const types = this.spec.tokenTypes;
+    const kept = options.keepSpecial ? ids : ids.filter((id) => types?.[id] !== TokenType.CONTROL);
+    const inRange = kept.filter((id) => Number.isInteger(id) && id >= 0 && id < this.vocabSize);
+    if (inRange.length === 0) return '';
+    return this.hf.decode(inRange, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  }
+
+  private build(withControl: boolean): HFTokenizer {
+    const s = this.spec;
+    const types = s.tokenTypes;
+    const added = s.tokens
+      .map((content, id) => ({ content, id, type: types?.[id] ?? TokenType.NORMAL }))
+      .filter((a) => a.content.length > 0 && (a.type === TokenType.USER_DEFINED || (withControl && a.type === TokenType.CONTROL)))
+      .map((a) => ({
+        id: a.id, content: a.content, single_word: false, lstrip: false, rstrip: false,
+        normalized: false, special: a.type === TokenType.CONTROL,
+      }));
+    const vocab = Object.fromEntries(s.tokens.map((tok, i) => [tok, i]));
+    const json = s.model === 'llama' ? this.sentencePiece(vocab, added) : s.model === 'gpt2' ? this.byteLevelBpe(vocab, added) : null;
+    if (!json) {
+      throw new ModelFormatError('unsupported-architecture', `tokenizer model "${s.model}" is not supported (supported: llama, gpt2)`);
+    }
+    return new HFTokenizer(json, { clean_up_tokenization_spaces: false });
+  }
+
+  /**
+   * SentencePiece BPE (tokenizer.ggml.model = llama): merges are derived from the scores, a
+   * pair ranking by the score of the piece it makes (as HF's converters do), bytes fall back to
+   * <0xXX> tokens, and spaces become U+2581 with one prepended.
+   */
+  private sentencePiece(vocab: Record<string, number>, added: object[]): object {
+    const s = this.spec;
+    const scores = s.scores;
+    const types = s.tokenTypes;
+    const candidates: { left: string; right: string; score: number; l: number; r: number }[] = [];
+    const mergeable = (id: number | undefined) =>
+      id !== undefined && (types === undefined || types[id] === TokenType.NORMAL || types[id] === TokenType.USER_DEFINED);
+    for (const [id, piece] of s.tokens.entries()) {
+      if (!mergeable(id)) continue;
+      const chars = Array.from(piece);
+      for (let i = 1; i < chars.length; i++) {
+        const left = chars.slice(0, i).join('');
+        const right = chars.slice(i).join('');
+        const l = vocab[left];
+        const r = vocab[right];
+        if (mergeable(l) && mergeable(r)) candidates.push({ left, right, score: scores?.[id] ?? -id, l: l!, r: r! });
+      }
+    }
+    candidates.sort((a, b) => b.score - a.score || a.l - b.l || a.r - b.r);
+    const unk = s.unkId ?? (types ? Array.from(types).indexOf(TokenType.UNKNOWN) : -1);
+    const addPrefix = s.addSpacePrefix ?? true;
+    return {
+      version: '1.0',
+      added_tokens: added,
+      normalizer: {
+        type: 'Sequence',
+        normalizers: [
+          ...(addPrefix ? [{ type: 'Prepend', prepend: '▁' }] : []),
+          { type: 'Replace', pattern: { String: ' ' }, content: '▁' },
+        ],
+      },
+      pre_tokenizer: null,
+      post_processor: null,
+      decoder: {
+        type: 'Sequence',
+        decoders: [
+          { type: 'Replace', pattern: { String: '▁' }, content: ' ' },
+          { type: 'ByteFallback' },
+          { type: 'Fuse' },
+          ...(addPrefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : []),
+        ],
+      },
+      model: {
+        type: 'BPE', dropout: null, unk_token: unk >= 0 ? s.tokens[unk] : null, continuing_subword_prefix: null,
+        end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false,
+        vocab, merges: candidates.map((c) => [c.left, c.right]),
+      },
+    };
+  }
+
+  /** GPT-2-style byte-level BPE (tokenizer.ggml.model = gpt2) with the pre-tokenizer named by `pre`. */
+  private byteLevelBpe(vocab: Record<string, number>, added: object[]): object {
+    const s = this.spec;
+    const pre = PRE_TOKENIZERS[s.pre ?? 'default'];
+    if (!pre) {
+      throw new ModelFormatError(
+        'unsupported-architecture',
+        `pre-tokenizer "${s.pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
+      );
+    }
+    if (!s.merges) throw new ModelFormatError('malformed', 'a gpt2 tokenizer needs tokenizer.ggml.merges');
+    return {
+      version: '1.0',
+      added_tokens: added,
+      normalizer: null,
+      pre_tokenizer: {
+        type: 'Sequence',
+        pretokenizers: [
+          ...pre.regexes.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })),
+          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+        ],
+      },
+      post_processor: null,
+      decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+      model: {
+        type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+        fuse_unk: false, byte_fallback: false, ignore_merges: pre.ignoreMerges ?? false,
+        vocab, merges: s.merges.map((m) => splitMerge(m)),
+      },
+    };
+  }
+}
+
+/** "a b" -> ["a", "b"]; byte-level tokens never contain a plain space, so the first one splits. */
+function splitMerge(m: string): [string, string] {
+  const i = m.indexOf(' ', 1);
+  return i < 0 ? [m, ''] : [m.slice(0, i), m.slice(i + 1)];
+}
