@@ -28,7 +28,7 @@ const SPECS = {
   gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: true },
   embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: true },
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
-  rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, U, U] },
+  rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, U, U] },
   swiglu: { source: swigluWgsl, entry: 'swiglu', bindings: [RW, R, U, U] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U] },

@@ -159,12 +159,14 @@ export class LlamaModel {
       const params = a.uniform('rmsnorm', uniformData([{ u: c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }]));
       ops.push({ kernel, bindGroup: k.bindGroup(kernel, [input, weight, output, params, S]), grid: (n) => [lastOnly ? 1 : n, 1, 1] });
     };
+    const ropeTable = a.storage('rope_table', this.contextLength * c.ropeDim * f32);
+    a.device.queue.writeBuffer(ropeTable, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta));
     const rope = (target: GPUBuffer, heads: number, rowsAtPos: boolean) => {
       const kernel = k.get('rope');
       const params = a.uniform('rope', uniformData([
-        { u: heads }, { u: c.headDim }, { u: c.ropeDim }, { u: heads * c.headDim }, { f: Math.log2(c.ropeTheta) }, { u: rowsAtPos ? 1 : 0 },
+        { u: heads }, { u: c.headDim }, { u: c.ropeDim }, { u: heads * c.headDim }, { u: rowsAtPos ? 1 : 0 },
       ]));
-      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [target, params, S]), grid: (n) => [Math.ceil((heads * c.ropeDim) / 2 / 64), n, 1] });
+      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [target, ropeTable, params, S]), grid: (n) => [Math.ceil((heads * c.ropeDim) / 2 / 64), n, 1] });
     };
 
     // token embedding
@@ -324,6 +326,20 @@ export class LlamaModel {
     this.disposed = true;
     this.alloc.destroyAll();
   }
+}
+
+/** (cos, sin) of pos * theta^(-2i/ropeDim) for every position and pair, computed in doubles. */
+export function ropeAngles(positions: number, ropeDim: number, theta: number): Float32Array<ArrayBuffer> {
+  const pairs = ropeDim / 2;
+  const table = new Float32Array(positions * pairs * 2);
+  for (let i = 0; i < pairs; i++) {
+    const freq = Math.pow(theta, (-2 * i) / ropeDim);
+    for (let pos = 0; pos < positions; pos++) {
+      table[(pos * pairs + i) * 2] = Math.cos(pos * freq);
+      table[(pos * pairs + i) * 2 + 1] = Math.sin(pos * freq);
+    }
+  }
+  return table;
 }
 
 /** Workgroups for one-row-per-workgroup kernels, folded into 2D beyond the 65535 limit. */

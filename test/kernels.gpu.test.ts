@@ -1,0 +1,283 @@
+/**
+ * Every kernel against the CPU reference (test/helpers/reference.ts) on random shapes, odd
+ * sizes included. Tolerances: sums in f32 over K terms differ from the f64 reference by about
+ * K * 2^-24 relative to sum|a*b|, so matmul-like checks allow 1e-5 * sum|a*b| + 1e-6.
+ */
+import { beforeAll, describe, expect, test } from 'vitest';
+import { GGMLType } from '../src/gguf/ggml-types.js';
+import { uniformData } from '../src/gpu/allocator.js';
+import type { GpuContext } from '../src/gpu/context.js';
+import { Kernels, type KernelName } from '../src/gpu/kernels.js';
+import { ropeAngles } from '../src/model/llama.js';
+import { gpuLayout, planTensor } from '../src/quant/formats.js';
+import { encodeRandom } from './helpers/encode.js';
+import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
+import { rmsnorm, rope, softmax } from './helpers/reference.js';
+
+let gpu: GpuContext;
+let kernels: Kernels;
+beforeAll(async () => {
+  gpu = await testGpu();
+  kernels = new Kernels(gpu.device);
+});
+
+function step(pos: number, n: number): GPUBuffer {
+  return buffer(gpu, new Uint32Array([pos, n, 0, 0]), GPUBufferUsage.UNIFORM);
+}
+
+function uniform(fields: { u?: number; f?: number }[]): GPUBuffer {
+  return buffer(gpu, new Uint8Array(uniformData(fields)), GPUBufferUsage.UNIFORM);
+}
+
+function run(name: KernelName, kind: Parameters<Kernels['get']>[1], bindings: GPUBuffer[], grid: [number, number, number]): void {
+  const k = kernels.get(name, kind);
+  const enc = gpu.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(k.pipeline);
+  pass.setBindGroup(0, kernels.bindGroup(k, bindings));
+  pass.dispatchWorkgroups(...grid);
+  pass.end();
+  gpu.device.queue.submit([enc.finish()]);
+}
+
+async function readF32(b: GPUBuffer, n: number): Promise<Float32Array> {
+  return new Float32Array(await readBack(gpu, b, n * 4));
+}
+
+function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: (i: number) => number, label: string): void {
+  expect(actual.length, label).toBe(expected.length);
+  for (let i = 0; i < expected.length; i++) {
+    const err = Math.abs(actual[i]! - expected[i]!);
+    if (!(err <= tolerance(i))) throw new Error(`${label}: element ${i} is ${actual[i]}, expected ${expected[i]} (tolerance ${tolerance(i)})`);
+  }
+}
+
+const TYPES = [
+  ['f32', GGMLType.F32], ['f16', GGMLType.F16], ['bf16', GGMLType.BF16], ['q8_0', GGMLType.Q8_0], ['q4_0', GGMLType.Q4_0],
+] as const;
+
+/** A random weight matrix uploaded in its GPU layout, with its CPU dequantization. */
+function randomMatrix(type: number, rows: number, cols: number, seed: number) {
+  const bytes = encodeRandom(type, rows, cols, rng(seed));
+  const { format, kind } = planTensor(type, cols, 'test');
+  const values = format.dequantize(bytes, rows * cols);
+  const layout = gpuLayout(kind, rows, cols);
+  const packed = new Uint32Array(layout.totalWords);
+  if (kind === format.kind) format.repack(bytes, layout, packed);
+  else for (let r = 0; r < rows; r++) packed.set(new Uint32Array(values.buffer, r * cols * 4, cols), r * layout.rowWords);
+  return { layout, values, buffer: buffer(gpu, packed) };
+}
+
+describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
+  for (const [kindName, type] of TYPES) {
+    const quantized = type === GGMLType.Q8_0 || type === GGMLType.Q4_0;
+    const shapes = quantized ? [[1, 32], [5, 64], [67, 96], [130, 256]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257]];
+    test(`${kindName}: random shapes, 1..40 tokens, accumulate and KV-cache rows`, async () => {
+      let seed = 1;
+      for (const [rows, cols] of shapes as [number, number][]) {
+        const w = randomMatrix(type, rows, cols, seed++);
+        for (const [n, variant] of [[1, 'gemv'], [1, 'gemv_rows'], [3, 'gemm'], [17, 'gemm'], [40, 'gemm']] as const) {
+          const x = randomF32(n * cols, rng(seed++));
+          for (const mode of ['plain', 'accumulate', 'at_pos'] as const) {
+            const pos = mode === 'at_pos' ? 5 : 0;
+            const outRows = pos + n;
+            const initial = randomF32(outRows * rows, rng(seed++));
+            const y = buffer(gpu, mode === 'accumulate' ? initial : new Float32Array(outRows * rows));
+            const params = uniform([
+              { u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset },
+              { u: cols }, { u: rows }, { u: mode === 'accumulate' ? 1 : 0 }, { u: mode === 'at_pos' ? 1 : 0 },
+            ]);
+            const grid: [number, number, number] =
+              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 64), 1, 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
+            run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid);
+            const got = await readF32(y, outRows * rows);
+            const expected = new Float32Array(outRows * rows);
+            const bound = new Float32Array(outRows * rows);
+            for (let t = 0; t < n; t++) {
+              for (let r = 0; r < rows; r++) {
+                let s = 0, abs = 0;
+                for (let c = 0; c < cols; c++) {
+                  s += w.values[r * cols + c]! * x[t * cols + c]!;
+                  abs += Math.abs(w.values[r * cols + c]! * x[t * cols + c]!);
+                }
+                const i = (pos + t) * rows + r;
+                expected[i] = s + (mode === 'accumulate' ? initial[i]! : 0);
+                bound[i] = 1e-5 * abs + 1e-6 + (mode === 'accumulate' ? 1e-6 * Math.abs(initial[i]!) : 0);
+              }
+            }
+            expectClose(got, expected, (i) => bound[i]!, `${kindName} ${variant} ${rows}x${cols} n=${n} ${mode}`);
+          }
+        }
+      }
+    });
+  }
+});
+
+describe('embedding lookup', () => {
+  for (const [kindName, type] of TYPES) {
+    test(`${kindName}: rows of the dequantized matrix`, async () => {
+      const quantized = type === GGMLType.Q8_0 || type === GGMLType.Q4_0;
+      const [rows, cols] = quantized ? [50, 96] : [50, 37];
+      const w = randomMatrix(type, rows, cols, 7);
+      const tokens = new Uint32Array([3, 0, 49, 3, 17]);
+      const out = buffer(gpu, tokens.length * cols * 4);
+      const params = uniform([{ u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset }]);
+      run('embed', w.layout.kind, [w.buffer, buffer(gpu, tokens), out, params, step(0, tokens.length)], [Math.ceil(cols / 8 / 64), tokens.length, 1]);
+      const got = await readF32(out, tokens.length * cols);
+      const expected = new Float32Array(tokens.length * cols);
+      tokens.forEach((t, i) => expected.set(w.values.subarray(t * cols, (t + 1) * cols), i * cols));
+      expectClose(got, expected, () => 0, `${kindName} embed`);
+    });
+  }
+});
+
+test('rmsnorm: every token, and the last token only', async () => {
+  for (const dim of [1, 7, 64, 100, 300]) {
+    const n = 5;
+    const x = randomF32(n * dim, rng(dim), 3);
+    const w = randomF32(dim, rng(dim + 1));
+    for (const lastOnly of [false, true]) {
+      const out = buffer(gpu, n * dim * 4);
+      const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }]);
+      run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1]);
+      const rowsOut = lastOnly ? 1 : n;
+      const got = await readF32(out, rowsOut * dim);
+      const expected = new Float32Array(rowsOut * dim);
+      for (let r = 0; r < rowsOut; r++) {
+        const src = lastOnly ? n - 1 : r;
+        rmsnorm(expected.subarray(r * dim, (r + 1) * dim), x.subarray(src * dim, (src + 1) * dim), w, 1e-5);
+      }
+      expectClose(got, expected, (i) => 1e-5 * (1 + Math.abs(expected[i]!)), `rmsnorm dim=${dim} lastOnly=${lastOnly}`);
+    }
+  }
+});
+
+test('rope: GGUF adjacent-pair layout, partial rotary dims, rows at the step position', async () => {
+  for (const [heads, headDim, ropeDim] of [[1, 2, 2], [3, 8, 8], [4, 64, 32], [2, 100, 100]] as const) {
+    const n = 6, pos = 37, stride = heads * headDim;
+    for (const rowsAtPos of [false, true]) {
+      const base = rowsAtPos ? pos : 0;
+      const v = randomF32((base + n) * stride, rng(headDim));
+      const buf = buffer(gpu, v);
+      const params = uniform([{ u: heads }, { u: headDim }, { u: ropeDim }, { u: stride }, { u: rowsAtPos ? 1 : 0 }]);
+      const table = buffer(gpu, ropeAngles(pos + n, ropeDim, 10000));
+      run('rope', undefined, [buf, table, params, step(pos, n)], [Math.ceil((heads * ropeDim) / 2 / 64), n, 1]);
+      const got = await readF32(buf, (base + n) * stride);
+      const expected = v.slice();
+      for (let t = 0; t < n; t++) rope(expected.subarray((base + t) * stride, (base + t + 1) * stride), pos + t, headDim, ropeDim, 10000);
+      // The table is exact to f32 rounding, so only the rotation's own rounding remains.
+      expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `rope heads=${heads} hd=${headDim} rope=${ropeDim} atPos=${rowsAtPos}`);
+    }
+  }
+});
+
+test('attention: causal, GQA, head sizes up to 256, more keys than one tile', async () => {
+  for (const [heads, kvHeads, hd, pos, n] of [[1, 1, 2, 0, 1], [8, 4, 8, 0, 5], [4, 2, 64, 100, 1], [6, 3, 96, 70, 9], [2, 1, 256, 130, 3]] as const) {
+    const keys = pos + n;
+    const q = randomF32(n * heads * hd, rng(hd), 2);
+    const k = randomF32(keys * kvHeads * hd, rng(hd + 1), 2);
+    const v = randomF32(keys * kvHeads * hd, rng(hd + 2));
+    const out = buffer(gpu, n * heads * hd * 4);
+    const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }]);
+    run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), out, params, step(pos, n)], [heads, n, 1]);
+    const got = await readF32(out, n * heads * hd);
+    const expected = new Float32Array(n * heads * hd);
+    const group = heads / kvHeads;
+    for (let t = 0; t < n; t++) {
+      for (let h = 0; h < heads; h++) {
+        const kvh = Math.floor(h / group);
+        const att = new Float32Array(pos + t + 1);
+        for (let p = 0; p <= pos + t; p++) {
+          let s = 0;
+          for (let i = 0; i < hd; i++) s += q[(t * heads + h) * hd + i]! * k[(p * kvHeads + kvh) * hd + i]!;
+          att[p] = s / Math.sqrt(hd);
+        }
+        softmax(att);
+        for (let i = 0; i < hd; i++) {
+          let s = 0;
+          for (let p = 0; p <= pos + t; p++) s += att[p]! * v[(p * kvHeads + kvh) * hd + i]!;
+          expected[(t * heads + h) * hd + i] = s;
+        }
+      }
+    }
+    expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n}`);
+  }
+});
+
+test('swiglu', async () => {
+  const n = 3, dim = 173;
+  const gate = randomF32(n * dim, rng(1), 4);
+  const up = randomF32(n * dim, rng(2));
+  const g = buffer(gpu, gate);
+  run('swiglu', undefined, [g, buffer(gpu, up), uniform([{ u: dim }]), step(0, n)], [Math.ceil((n * dim) / 64), 1, 1]);
+  const got = await readF32(g, n * dim);
+  const expected = gate.map((x, i) => (x / (1 + Math.exp(-x))) * up[i]!);
+  expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), 'swiglu');
+});
+
+describe('sampling', () => {
+  interface Sampling { temperature?: number; topK?: number; topP?: number; minP?: number; penalty?: number; seed?: number }
+  /** Runs the sampler `draws` times on the same logits; returns the chosen tokens. */
+  async function sample(logits: Float32Array<ArrayBuffer>, s: Sampling, history: number[] = [], draws = 1): Promise<number[]> {
+    const vocab = logits.length;
+    const params = uniform([
+      { u: vocab }, { u: s.topK ?? 0 }, { f: s.topP ?? 1 }, { f: s.minP ?? 0 }, { f: s.temperature ?? 0 },
+      { f: s.penalty ?? 1 }, { u: 64 }, { u: s.seed ?? 0 },
+    ]);
+    const hist = buffer(gpu, Uint32Array.from([...history, ...new Array(draws + 1).fill(0)]));
+    const state = buffer(gpu, new Uint32Array([history.length, 0, 0, 0]));
+    const next = buffer(gpu, 16);
+    const bindings = [buffer(gpu, logits), buffer(gpu, vocab * 4), hist, state, next, params];
+    for (let i = 0; i < draws; i++) run('sample', undefined, bindings, [1, 1, 1]);
+    const out = new Uint32Array(await readBack(gpu, hist, (history.length + draws) * 4));
+    return Array.from(out.slice(history.length));
+  }
+
+  test('greedy picks the largest logit, the lowest index on ties, any vocabulary size', async () => {
+    for (const vocab of [1, 7, 1000, 32001]) {
+      const logits = randomF32(vocab, rng(vocab), 5);
+      let best = 0;
+      for (let i = 1; i < vocab; i++) if (logits[i]! > logits[best]!) best = i;
+      expect(await sample(logits, {})).toEqual([best]);
+    }
+    expect(await sample(new Float32Array([1, 3, 0, 3, 3]), {})).toEqual([1]);
+  });
+
+  test('repetition penalty pushes tokens in the history down', async () => {
+    const logits = new Float32Array([2, 1.9, -1, -1.1]);
+    expect(await sample(logits, { penalty: 1.5 }, [])).toEqual([0]);
+    expect(await sample(logits, { penalty: 1.5 }, [0, 0])).toEqual([1]);
+    // Negative logits are multiplied, so they fall further.
+    expect(await sample(new Float32Array([-1, -1.2]), { penalty: 1.5 }, [0])).toEqual([1]);
+  });
+
+  test('seeded draws are reproducible and follow the softmax', async () => {
+    const probs = [0.4, 0.3, 0.2, 0.1];
+    const logits = new Float32Array(probs.map(Math.log));
+    const a = await sample(logits, { temperature: 1, seed: 42 }, [], 1500);
+    const b = await sample(logits, { temperature: 1, seed: 42 }, [], 1500);
+    const c = await sample(logits, { temperature: 1, seed: 43 }, [], 1500);
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+    for (const [i, p] of probs.entries()) {
+      const freq = a.filter((t) => t === i).length / a.length;
+      // 1500 draws: one standard deviation is at most 0.013; allow four.
+      expect(Math.abs(freq - p), `token ${i}`).toBeLessThan(0.052);
+    }
+  });
+
+  test('top-k, top-p and min-p keep exactly the tokens they should', async () => {
+    const probs = [0.05, 0.5, 0.3, 0.15];
+    const logits = new Float32Array(probs.map(Math.log));
+    const seen = async (s: Sampling) => new Set(await sample(logits, { temperature: 1, seed: 7, ...s }, [], 400));
+    expect(await seen({ topK: 1 })).toEqual(new Set([1]));
+    expect(await seen({ topK: 2 })).toEqual(new Set([1, 2]));
+    expect(await seen({ topP: 0.7 })).toEqual(new Set([1, 2]));
+    expect(await seen({ topP: 0.85 })).toEqual(new Set([1, 2, 3]));
+    expect(await seen({ minP: 0.5 })).toEqual(new Set([1, 2]));
+    expect(await seen({ minP: 0.2 })).toEqual(new Set([1, 2, 3]));
+    expect(await seen({})).toEqual(new Set([0, 1, 2, 3]));
+    // Low temperature sharpens: 0.05 makes token 1 all but certain.
+    expect(await seen({ temperature: 0.05 })).toEqual(new Set([1]));
+  });
+});
