@@ -30,7 +30,7 @@ async function loadReference(path: string): Promise<ReferenceModel> {
 }
 
 async function referenceGreedy(ref: ReferenceModel, prompt: number[], steps: number): Promise<number[]> {
-  let logits = new Float32Array();
+  let logits: Float32Array = new Float32Array();
   for (let i = 0; i < prompt.length; i++) logits = ref.forward(prompt[i]!, i);
   const out: number[] = [];
   for (let pos = prompt.length; out.length < steps; pos++) {
@@ -66,7 +66,7 @@ describe.skipIf(!HAVE_MODELS)('stories260K on the GPU vs the CPU reference', () 
           // Logits after the whole sequence, through the chunked prefill path.
           const sequence = [...prompt, ...gpuTokens];
           const got = await model.logits(sequence, 0);
-          let expected = new Float32Array();
+          let expected: Float32Array = new Float32Array();
           for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
           for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
         }
