@@ -5,7 +5,8 @@ export default defineConfig({
     lib: { entry: { index: 'src/index.ts' }, formats: ['es'] },
     outDir: 'dist',
     target: 'es2022',
-    rollupOptions: { external: [/^node:/, 'webgpu'] },
+    // Dependencies stay imports, so an app's bundler shares them; shaders are inlined.
+    rollupOptions: { external: [/^node:/, 'webgpu', /^@huggingface\//, 'comlink', 'idb-keyval'] },
   },
   test: {
     include: ['test/**/*.test.ts'],

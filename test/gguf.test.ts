@@ -148,3 +148,22 @@ describe.skipIf(!HAVE_MODELS)('GGUF reader', () => {
     });
   });
 });
+
+describe.skipIf(!HAVE_MODELS)('byte sources', () => {
+  test('a Blob reads like the file, in bounded slices', async () => {
+    const bytes = new Uint8Array(readFileSync(storiesPath('q4_0')));
+    const { blobSource } = await import('../src/io/byte-source.js');
+    const file = await readGGUF(blobSource(new Blob([bytes]), 'q4_0.gguf'));
+    const fromBytes = await readGGUF(bytesSource(bytes));
+    expect(file.tensors).toEqual(fromBytes.tensors);
+    const t = file.tensors[3]!;
+    const chunks: Uint8Array[] = [];
+    for await (const c of readTensorChunks(file, t, 100)) {
+      expect(c.byteLength).toBeLessThanOrEqual(100);
+      chunks.push(c);
+    }
+    const joined = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+    chunks.reduce((at, c) => (joined.set(c, at), at + c.byteLength), 0);
+    expect(joined).toEqual(bytes.subarray(file.dataOffset + t.offset, file.dataOffset + t.offset + t.byteSize));
+  });
+});

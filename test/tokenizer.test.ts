@@ -16,7 +16,12 @@ function vectors(name: string): [string, number[]][] {
 }
 
 async function ggufTokenizer(name: string): Promise<GGUFTokenizer> {
-  return GGUFTokenizer.fromGGUF(await readGGUF(await fileSource(`${VOCAB}ggml-vocab-${name}.gguf`)));
+  const source = await fileSource(`${VOCAB}ggml-vocab-${name}.gguf`);
+  try {
+    return GGUFTokenizer.fromGGUF(await readGGUF(source));
+  } finally {
+    await source.close();
+  }
 }
 
 describe.skipIf(!HAVE_MODELS)('tokenizer vectors from llama.cpp', () => {

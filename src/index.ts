@@ -1,0 +1,13 @@
+/**
+ * webgpu-llm: GGUF language models on WebGPU. This entry holds the building blocks that run the
+ * same in browsers and Node; `createEngine` (worker, cache, chat API) builds on them.
+ */
+export { WebGPULLMError, ModelFormatError, isWebGPULLMError, type ErrorCode } from './errors.js';
+export { bytesSource, blobSource, urlSource, type ByteSource } from './io/byte-source.js';
+export { readGGUF, type GGUFFile, type TensorInfo, type MetadataValue } from './gguf/gguf.js';
+export { readConfig, SUPPORTED_ARCHITECTURES, type ModelConfig } from './model/config.js';
+export { createGpuContext, type GpuContext } from './gpu/context.js';
+export { LlamaModel, GREEDY, type LoadOptions, type SamplingParams } from './model/llama.js';
+export { GGUFTokenizer, vocabFromGGUF, type VocabSpec, type EncodeOptions } from './tokenizer/tokenizer.js';
+export { StreamDecoder } from './tokenizer/stream.js';
+export { generate, DEFAULT_SAMPLING, type GenerateOptions, type GeneratedToken, type FinishReason } from './generate.js';

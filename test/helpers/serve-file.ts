@@ -1,0 +1,30 @@
+import { createReadStream, statSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** Serves one file with HTTP Range support (206 and Content-Range), as model hosts do. */
+export function serveFile(req: IncomingMessage, res: ServerResponse, path: string): void {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    res.writeHead(404).end('not found');
+    return;
+  }
+  const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
+  const headers = { 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream', 'Access-Control-Allow-Origin': '*' };
+  if (!range) {
+    res.writeHead(200, { ...headers, 'Content-Length': size });
+    if (req.method === 'HEAD') return void res.end();
+    createReadStream(path).pipe(res);
+    return;
+  }
+  const start = range[1] ? Number(range[1]) : Math.max(0, size - Number(range[2]));
+  const end = range[1] && range[2] ? Math.min(Number(range[2]), size - 1) : size - 1;
+  if (start >= size || start > end) {
+    res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
+    return;
+  }
+  res.writeHead(206, { ...headers, 'Content-Length': end - start + 1, 'Content-Range': `bytes ${start}-${end}/${size}` });
+  if (req.method === 'HEAD') return void res.end();
+  createReadStream(path, { start, end }).pipe(res);
+}
