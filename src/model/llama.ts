@@ -3,8 +3,9 @@ import type { GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels, type Kernel } from '../gpu/kernels.js';
+import type { GpuLayout } from '../quant/formats.js';
 import { readConfig, type ModelConfig } from './config.js';
-import { uploadMatrix, uploadVector, type GpuMatrix } from './weights.js';
+import { planWeights, repackWeights, type WeightChunk } from './weights.js';
 
 export interface SamplingParams {
   /** 0 means greedy. */
@@ -29,7 +30,19 @@ export interface LoadOptions {
   contextLength?: number;
   /** Prompt tokens processed per step. */
   maxBatch?: number;
+  /** Called as weights reach the GPU, in u32 words. */
   onProgress?: (loaded: number, total: number) => void;
+  /**
+   * Where the repacked weights come from: by default they are repacked from the GGUF's tensor
+   * data; a cache passes its stored chunks (or tees the default stream into storage).
+   */
+  weights?: (defaultStream: AsyncIterable<WeightChunk>) => AsyncIterable<WeightChunk>;
+}
+
+/** A weight matrix on the GPU in its repacked layout. */
+interface GpuMatrix {
+  buffer: GPUBuffer;
+  layout: GpuLayout;
 }
 
 /** One recorded dispatch of the forward pass. `grid` maps the step's token count to workgroups. */
@@ -83,7 +96,7 @@ export class LlamaModel {
     gpu.device.pushErrorScope('validation');
     let failure: unknown;
     try {
-      await model.build(file, options.onProgress);
+      await model.build(file, options);
     } catch (e) {
       failure = e;
     }
@@ -99,29 +112,32 @@ export class LlamaModel {
   }
 
   /** Uploads the weights and records the forward pass, top to bottom as it runs. */
-  private async build(file: GGUFFile, onProgress?: (loaded: number, total: number) => void): Promise<void> {
+  private async build(file: GGUFFile, options: LoadOptions): Promise<void> {
     const c = this.config;
     const a = this.alloc;
     const f32 = 4;
     const B = this.maxBatch;
     const qDim = c.nHeads * c.headDim;
     const kvDim = c.nKvHeads * c.headDim;
-    const total = file.tensors.reduce((s, t) => s + t.byteSize, 0);
+
+    // Weights first: one buffer per tensor, filled from the chunk stream.
+    const plans = planWeights(file, c);
+    const buffers = new Map(plans.map((p) => [p.name, a.storage(p.name, p.words * 4)]));
+    const total = plans.reduce((s, p) => s + p.words, 0);
+    const stream = repackWeights(file, plans);
     let loaded = 0;
-    const progress = (name: string) => {
-      loaded += file.tensors.find((t) => t.name === name)!.byteSize;
-      onProgress?.(loaded, total);
-    };
-    const matrix = async (name: string) => {
-      const m = await uploadMatrix(file, a, name);
-      progress(name);
-      return m;
-    };
-    const vector = async (name: string) => {
-      const v = await uploadVector(file, a, name);
-      progress(name);
-      return v;
-    };
+    for await (const chunk of options.weights ? options.weights(stream) : stream) {
+      const target = buffers.get(chunk.tensor);
+      const plan = plans.find((p) => p.name === chunk.tensor);
+      if (!target || !plan || chunk.wordOffset + chunk.words.length > plan.words) {
+        throw new WebGPULLMError('malformed', `weight chunk for ${chunk.tensor} does not fit its tensor`);
+      }
+      a.device.queue.writeBuffer(target, chunk.wordOffset * 4, chunk.words);
+      loaded += chunk.words.length;
+      options.onProgress?.(loaded, total);
+    }
+    const matrix = (name: string): GpuMatrix => ({ buffer: buffers.get(name)!, layout: plans.find((p) => p.name === name)!.layout! });
+    const vector = (name: string): GPUBuffer => buffers.get(name)!;
 
     // Activations, per step of up to B tokens.
     this.stepBuffer = a.create('step', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
@@ -170,7 +186,7 @@ export class LlamaModel {
     };
 
     // token embedding
-    const embedding = await matrix('token_embd.weight');
+    const embedding = matrix('token_embd.weight');
     const embed = k.get('embed', embedding.layout.kind);
     const embedParams = a.uniform('embed', uniformData([
       { u: embedding.layout.rows }, { u: embedding.layout.cols }, { u: embedding.layout.rowWords }, { u: embedding.layout.scaleOffset },
@@ -191,10 +207,10 @@ export class LlamaModel {
       const valueCache = a.storage(`v_cache.${l}`, this.contextLength * kvDim * f32);
 
       // attention: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x))
-      rmsnorm(x, await vector(p + 'attn_norm.weight'), xb);
-      matmul(await matrix(p + 'attn_q.weight'), xb, q);
-      matmul(await matrix(p + 'attn_k.weight'), xb, keyCache, { yAtPos: true });
-      matmul(await matrix(p + 'attn_v.weight'), xb, valueCache, { yAtPos: true });
+      rmsnorm(x, vector(p + 'attn_norm.weight'), xb);
+      matmul(matrix(p + 'attn_q.weight'), xb, q);
+      matmul(matrix(p + 'attn_k.weight'), xb, keyCache, { yAtPos: true });
+      matmul(matrix(p + 'attn_v.weight'), xb, valueCache, { yAtPos: true });
       rope(q, c.nHeads, false);
       rope(keyCache, c.nKvHeads, true);
       const attention = k.get('attention');
@@ -203,25 +219,25 @@ export class LlamaModel {
         bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnOut, attnParams, S]),
         grid: (n) => [c.nHeads, n, 1],
       });
-      matmul(await matrix(p + 'attn_output.weight'), attnOut, x, { accumulate: true });
+      matmul(matrix(p + 'attn_output.weight'), attnOut, x, { accumulate: true });
 
       // feed-forward: x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
-      rmsnorm(x, await vector(p + 'ffn_norm.weight'), xb);
-      matmul(await matrix(p + 'ffn_gate.weight'), xb, gate);
-      matmul(await matrix(p + 'ffn_up.weight'), xb, up);
+      rmsnorm(x, vector(p + 'ffn_norm.weight'), xb);
+      matmul(matrix(p + 'ffn_gate.weight'), xb, gate);
+      matmul(matrix(p + 'ffn_up.weight'), xb, up);
       const swiglu = k.get('swiglu');
       ops.push({
         kernel: swiglu,
         bindGroup: k.bindGroup(swiglu, [gate, up, swigluParams, S]),
         grid: (n) => [Math.min(65535, Math.ceil((n * c.ffnDim) / 64)), Math.ceil((n * c.ffnDim) / 64 / 65535), 1],
       });
-      matmul(await matrix(p + 'ffn_down.weight'), gate, x, { accumulate: true });
+      matmul(matrix(p + 'ffn_down.weight'), gate, x, { accumulate: true });
     }
 
     // head: logits of the last token, then the sampler (skipped for all but a prompt's last chunk)
     const opsBeforeHead = ops.length;
-    rmsnorm(x, await vector('output_norm.weight'), xLast, true);
-    matmul(c.tiedOutput ? embedding : await matrix('output.weight'), xLast, this.logitsBuffer, { oneToken: true });
+    rmsnorm(x, vector('output_norm.weight'), xLast, true);
+    matmul(c.tiedOutput ? embedding : matrix('output.weight'), xLast, this.logitsBuffer, { oneToken: true });
 
     this.samplerParams = a.create('sampler_params', 32, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     this.samplerState = a.storage('sampler_state', STATE_BYTES);

@@ -1,74 +1,86 @@
 import { ModelFormatError } from '../errors.js';
 import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
-import type { GpuAllocator } from '../gpu/allocator.js';
 import { gpuLayout, planTensor, type GpuLayout } from '../quant/formats.js';
-import { tensor } from './config.js';
+import { expectedTensors, type ModelConfig } from './config.js';
 
-/** A weight matrix on the GPU in its repacked layout. */
-export interface GpuMatrix {
-  buffer: GPUBuffer;
-  layout: GpuLayout;
+/**
+ * How one tensor lives on the GPU: matrices in their repacked layout, vectors (norm weights) as
+ * f32. Both are plain u32 words, so a chunk of either is stored and uploaded the same way.
+ */
+export interface TensorPlan {
+  name: string;
+  /** null for vectors. */
+  layout: GpuLayout | null;
+  words: number;
+}
+
+/** A run of repacked words for one tensor, at a word offset in its GPU buffer. */
+export interface WeightChunk {
+  tensor: string;
+  wordOffset: number;
+  words: Uint32Array<ArrayBuffer>;
 }
 
 /** Bytes of source data read per chunk while repacking: the JS heap never holds a whole tensor. */
-const CHUNK_BYTES = 4 << 20;
+export const CHUNK_BYTES = 4 << 20;
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
-/**
- * Streams a [rows][cols] tensor from the file, repacks it chunk by chunk and uploads it.
- * Chunks hold whole rows and start on a block boundary (and on an even block, so f16 scale
- * pairs never straddle two chunks).
- */
-export async function uploadMatrix(file: GGUFFile, alloc: GpuAllocator, name: string): Promise<GpuMatrix> {
-  const t = tensor(file, name);
-  const cols = t.dims[0]!;
-  const rows = t.elements / cols;
-  const { format, kind } = planTensor(t.type, cols, name);
-  const layout = gpuLayout(kind, rows, cols);
-  const buffer = alloc.storage(name, layout.totalWords * 4);
-  const bs = format.blockSize;
-  // The smallest row count that ends on a whole, even number of blocks.
-  const g0 = bs / gcd(cols, bs);
-  const granule = ((g0 * cols) / bs) % 2 === 0 ? g0 : 2 * g0;
-  const bytesPerGranule = ((granule * cols) / bs) * format.blockBytes;
-  const rowsPerChunk = granule * Math.max(1, Math.floor(CHUNK_BYTES / bytesPerGranule));
-  const queue = alloc.device.queue;
-  for (let row0 = 0; row0 < rows; row0 += rowsPerChunk) {
-    const n = Math.min(rowsPerChunk, rows - row0);
-    const byteStart = ((row0 * cols) / bs) * format.blockBytes;
-    const byteLen = Math.ceil((n * cols) / bs) * format.blockBytes;
-    const bytes = await readRange(file, t, byteStart, byteLen);
-    const local = gpuLayout(kind, n, cols);
-    const dst = new Uint32Array(local.totalWords);
-    if (kind === format.kind) {
-      format.repack(bytes, local, dst);
-    } else {
-      // Blocks straddle rows: dequantize exactly, then lay the rows out as f32.
-      const values = format.dequantize(bytes, n * cols);
-      for (let r = 0; r < n; r++) {
-        dst.set(new Uint32Array(values.buffer, r * cols * 4, cols), r * local.rowWords);
-      }
-    }
-    queue.writeBuffer(buffer, row0 * layout.rowWords * 4, dst, 0, n * local.rowWords);
-    if (local.scaleOffset) {
-      const scaleWords = local.totalWords - local.scaleOffset;
-      queue.writeBuffer(buffer, (layout.scaleOffset + (row0 * cols) / bs / 2) * 4, dst, local.scaleOffset, scaleWords);
-    }
-  }
-  return { buffer, layout };
+/** The tensors the model reads, in file order (so a sequential download never seeks back). */
+export function planWeights(file: GGUFFile, config: ModelConfig): TensorPlan[] {
+  const wanted = expectedTensors(config);
+  return file.tensors
+    .filter((t) => wanted.has(t.name))
+    .sort((a, b) => a.offset - b.offset)
+    .map((t) => {
+      if (t.dims.length === 1) return { name: t.name, layout: null, words: t.elements };
+      const cols = t.dims[0]!;
+      const layout = gpuLayout(planTensor(t.type, cols, t.name).kind, t.elements / cols, cols);
+      return { name: t.name, layout, words: layout.totalWords };
+    });
 }
 
-/** A 1-D tensor (norm weights) as f32 on the GPU. */
-export async function uploadVector(file: GGUFFile, alloc: GpuAllocator, name: string): Promise<GPUBuffer> {
-  const t = tensor(file, name);
-  const { format } = planTensor(t.type, t.elements, name);
-  const values = format.dequantize(await readRange(file, t, 0, t.byteSize), t.elements);
-  const buffer = alloc.storage(name, values.byteLength);
-  alloc.device.queue.writeBuffer(buffer, 0, values);
-  return buffer;
+/**
+ * Streams every planned tensor out of the GGUF data, repacked, in chunks of whole rows that start
+ * on a block boundary (and an even block, so f16 scale pairs never straddle two chunks). The scale
+ * region of a quantized chunk comes as its own WeightChunk.
+ */
+export async function* repackWeights(file: GGUFFile, plans: TensorPlan[]): AsyncGenerator<WeightChunk> {
+  for (const plan of plans) {
+    const t = file.tensors.find((x) => x.name === plan.name)!;
+    const { format, kind } = planTensor(t.type, t.dims[0]!, t.name);
+    if (!plan.layout) {
+      const values = format.dequantize(await readRange(file, t, 0, t.byteSize), t.elements);
+      yield { tensor: plan.name, wordOffset: 0, words: new Uint32Array(values.buffer) };
+      continue;
+    }
+    const { rows, cols } = plan.layout;
+    const bs = format.blockSize;
+    const g0 = bs / gcd(cols, bs);
+    const granule = ((g0 * cols) / bs) % 2 === 0 ? g0 : 2 * g0;
+    const bytesPerGranule = ((granule * cols) / bs) * format.blockBytes;
+    const rowsPerChunk = granule * Math.max(1, Math.floor(CHUNK_BYTES / bytesPerGranule));
+    for (let row0 = 0; row0 < rows; row0 += rowsPerChunk) {
+      const n = Math.min(rowsPerChunk, rows - row0);
+      const bytes = await readRange(file, t, ((row0 * cols) / bs) * format.blockBytes, Math.ceil((n * cols) / bs) * format.blockBytes);
+      const local = gpuLayout(kind, n, cols);
+      const dst = new Uint32Array(local.totalWords);
+      if (kind === format.kind) {
+        format.repack(bytes, local, dst);
+      } else {
+        // Blocks straddle rows: dequantize exactly, then lay the rows out as f32.
+        const values = format.dequantize(bytes, n * cols);
+        for (let r = 0; r < n; r++) dst.set(new Uint32Array(values.buffer, r * cols * 4, cols), r * local.rowWords);
+      }
+      // Each chunk owns its buffer (slices, not views), so it can be stored as it is.
+      yield { tensor: plan.name, wordOffset: row0 * plan.layout.rowWords, words: local.scaleOffset ? dst.slice(0, local.scaleOffset) : dst };
+      if (local.scaleOffset) {
+        yield { tensor: plan.name, wordOffset: plan.layout.scaleOffset + (row0 * cols) / bs / 2, words: dst.slice(local.scaleOffset) };
+      }
+    }
+  }
 }
 
 async function readRange(file: GGUFFile, t: TensorInfo, start: number, length: number): Promise<Uint8Array> {
