@@ -1,5 +1,5 @@
 // Picks the next token on the GPU from the logits, so only a token id is read back.
-// Order: repetition penalty -> temperature -> top-k -> min-p -> top-p -> draw. Temperature 0 is
+// Order: penalties -> temperature -> top-k -> min-p -> top-p -> draw. Temperature 0 is
 // greedy argmax. One workgroup of 256 threads; thresholds are found by a bitwise search over the
 // order-preserving u32 keys of the logits, so no sort is needed and ties are kept together.
 
@@ -10,8 +10,10 @@ struct SampleParams {
   min_p: f32,          // 0: off
   temperature: f32,    // 0: greedy
   repetition_penalty: f32,  // 1: off
-  penalty_last_n: u32, // how many recent tokens the penalty looks at
+  penalty_last_n: u32, // how many recent tokens the penalties look at
   seed: u32,
+  frequency_penalty: f32, // subtracted once per occurrence (OpenAI); 0: off
+  presence_penalty: f32,  // subtracted once if present (OpenAI); 0: off
 }
 
 struct SampleState {
@@ -26,6 +28,8 @@ struct SampleState {
 @group(0) @binding(3) var<storage, read_write> state: SampleState;
 @group(0) @binding(4) var<storage, read_write> next_tokens: array<u32>;
 @group(0) @binding(5) var<uniform> P: SampleParams;
+// Occurrence counts of the penalty window; all zero between dispatches.
+@group(0) @binding(6) var<storage, read_write> counts: array<atomic<u32>>;
 
 const WG = 256u;
 var<workgroup> red_f: array<f32, WG>;
@@ -112,14 +116,34 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
   for (var i = lid; i < P.vocab; i += WG) { work[i] = logits[i]; }
   workgroupBarrier();
   storageBarrier();
-  if (P.repetition_penalty != 1.0) {
-    let n = min(n_past, P.penalty_last_n);
-    for (var j = lid; j < n; j += WG) {
+  let penalize = P.repetition_penalty != 1.0 || P.frequency_penalty != 0.0 || P.presence_penalty != 0.0;
+  let window = min(n_past, P.penalty_last_n);
+  if (penalize) {
+    for (var j = lid; j < window; j += WG) {
+      let tok = history[n_past - 1u - j];
+      if (tok < P.vocab) { atomicAdd(&counts[tok], 1u); }
+    }
+  }
+  workgroupBarrier();
+  storageBarrier();
+  if (penalize) {
+    // Computed from the original logit and the full count, so repeated tokens write one value.
+    for (var j = lid; j < window; j += WG) {
       let tok = history[n_past - 1u - j];
       if (tok < P.vocab) {
         let l = logits[tok];
-        work[tok] = select(l * P.repetition_penalty, l / P.repetition_penalty, l > 0.0);
+        let c = f32(atomicLoad(&counts[tok]));
+        let r = select(l * P.repetition_penalty, l / P.repetition_penalty, l > 0.0);
+        work[tok] = r - c * P.frequency_penalty - P.presence_penalty;
       }
+    }
+  }
+  workgroupBarrier();
+  storageBarrier();
+  if (penalize) {
+    for (var j = lid; j < window; j += WG) {
+      let tok = history[n_past - 1u - j];
+      if (tok < P.vocab) { atomicStore(&counts[tok], 0u); }
     }
   }
   workgroupBarrier();

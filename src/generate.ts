@@ -10,6 +10,9 @@ export interface GenerateOptions {
   topP?: number;
   minP?: number;
   repetitionPenalty?: number;
+  /** OpenAI-style penalties over the last 64 tokens. */
+  frequencyPenalty?: number;
+  presencePenalty?: number;
   /** Makes sampled output reproducible; random when omitted. */
   seed?: number;
   signal?: AbortSignal;
@@ -34,6 +37,8 @@ export function samplingParams(o: GenerateOptions): SamplingParams {
     minP: o.minP ?? DEFAULT_SAMPLING.minP,
     repetitionPenalty: o.repetitionPenalty ?? DEFAULT_SAMPLING.repetitionPenalty,
     penaltyLastN: 64,
+    frequencyPenalty: o.frequencyPenalty ?? 0,
+    presencePenalty: o.presencePenalty ?? 0,
     seed: o.seed ?? Math.floor(Math.random() * 2 ** 32),
   };
   const check = (ok: boolean, what: string) => {
@@ -44,6 +49,8 @@ export function samplingParams(o: GenerateOptions): SamplingParams {
   check(Number.isFinite(p.topP) && p.topP > 0 && p.topP <= 1, `topP must be in (0, 1], got ${p.topP}`);
   check(Number.isFinite(p.minP) && p.minP >= 0 && p.minP <= 1, `minP must be in [0, 1], got ${p.minP}`);
   check(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0, `repetitionPenalty must be > 0, got ${p.repetitionPenalty}`);
+  check(Number.isFinite(p.frequencyPenalty) && Math.abs(p.frequencyPenalty) <= 2, `frequencyPenalty must be in [-2, 2], got ${p.frequencyPenalty}`);
+  check(Number.isFinite(p.presencePenalty) && Math.abs(p.presencePenalty) <= 2, `presencePenalty must be in [-2, 2], got ${p.presencePenalty}`);
   check(Number.isInteger(p.seed), `seed must be an integer, got ${p.seed}`);
   return p;
 }

@@ -216,18 +216,21 @@ test('swiglu', async () => {
 });
 
 describe('sampling', () => {
-  interface Sampling { temperature?: number; topK?: number; topP?: number; minP?: number; penalty?: number; seed?: number }
+  interface Sampling {
+    temperature?: number; topK?: number; topP?: number; minP?: number; penalty?: number; seed?: number; frequency?: number; presence?: number;
+  }
   /** Runs the sampler `draws` times on the same logits; returns the chosen tokens. */
   async function sample(logits: Float32Array<ArrayBuffer>, s: Sampling, history: number[] = [], draws = 1): Promise<number[]> {
     const vocab = logits.length;
     const params = uniform([
       { u: vocab }, { u: s.topK ?? 0 }, { f: s.topP ?? 1 }, { f: s.minP ?? 0 }, { f: s.temperature ?? 0 },
-      { f: s.penalty ?? 1 }, { u: 64 }, { u: s.seed ?? 0 },
+      { f: s.penalty ?? 1 }, { u: 64 }, { u: s.seed ?? 0 }, { f: s.frequency ?? 0 }, { f: s.presence ?? 0 },
     ]);
     const hist = buffer(gpu, Uint32Array.from([...history, ...new Array(draws + 1).fill(0)]));
     const state = buffer(gpu, new Uint32Array([history.length, 0, 0, 0]));
     const next = buffer(gpu, 16);
-    const bindings = [buffer(gpu, logits), buffer(gpu, vocab * 4), hist, state, next, params];
+    const counts = buffer(gpu, vocab * 4);
+    const bindings = [buffer(gpu, logits), buffer(gpu, vocab * 4), hist, state, next, params, counts];
     for (let i = 0; i < draws; i++) run('sample', undefined, bindings, [1, 1, 1]);
     const out = new Uint32Array(await readBack(gpu, hist, (history.length + draws) * 4));
     return Array.from(out.slice(history.length));
@@ -249,6 +252,18 @@ describe('sampling', () => {
     expect(await sample(logits, { penalty: 1.5 }, [0, 0])).toEqual([1]);
     // Negative logits are multiplied, so they fall further.
     expect(await sample(new Float32Array([-1, -1.2]), { penalty: 1.5 }, [0])).toEqual([1]);
+  });
+
+  test('frequency and presence penalties subtract per occurrence and once', async () => {
+    const logits = new Float32Array([2, 1.5, 1.2]);
+    // Token 0 seen twice: 2 - 2 * 0.2 = 1.6 still wins over 1.5; three times: 1.4 loses.
+    expect(await sample(logits, { frequency: 0.2 }, [0, 0])).toEqual([0]);
+    expect(await sample(logits, { frequency: 0.2 }, [0, 0, 0])).toEqual([1]);
+    // Presence counts once however often: 2 - 0.4 = 1.6 beats 1.5 with any number of repeats.
+    expect(await sample(logits, { presence: 0.4 }, [0, 0, 0, 0])).toEqual([0]);
+    expect(await sample(logits, { presence: 0.9 }, [0, 1])).toEqual([2]);
+    // Counts are cleared after each draw: a second run with no history is unpenalised.
+    expect(await sample(logits, { frequency: 5 }, [])).toEqual([0]);
   });
 
   test('seeded draws are reproducible and follow the softmax', async () => {

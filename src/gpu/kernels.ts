@@ -31,7 +31,7 @@ const SPECS = {
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, U, U] },
   swiglu: { source: swigluWgsl, entry: 'swiglu', bindings: [RW, R, U, U] },
-  sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U] },
+  sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW] },
 } satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof SPECS;

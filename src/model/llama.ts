@@ -18,12 +18,18 @@ export interface SamplingParams {
   minP: number;
   /** 1 disables. */
   repetitionPenalty: number;
-  /** How many recent tokens the repetition penalty considers. */
+  /** How many recent tokens the penalties consider. */
   penaltyLastN: number;
+  /** OpenAI-style: subtracted per occurrence in the window. 0 disables. */
+  frequencyPenalty: number;
+  /** OpenAI-style: subtracted once for tokens in the window. 0 disables. */
+  presencePenalty: number;
   seed: number;
 }
 
-export const GREEDY: SamplingParams = { temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, penaltyLastN: 64, seed: 0 };
+export const GREEDY: SamplingParams = {
+  temperature: 0, topK: 0, topP: 1, minP: 0, repetitionPenalty: 1, penaltyLastN: 64, frequencyPenalty: 0, presencePenalty: 0, seed: 0,
+};
 
 export interface LoadOptions {
   /** KV cache length; defaults to the model's context length, capped at 4096. */
@@ -239,14 +245,15 @@ export class LlamaModel {
     rmsnorm(x, vector('output_norm.weight'), xLast, true);
     matmul(c.tiedOutput ? embedding : matrix('output.weight'), xLast, this.logitsBuffer, { oneToken: true });
 
-    this.samplerParams = a.create('sampler_params', 32, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.samplerParams = a.create('sampler_params', 48, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const counts = a.storage('sampler_counts', c.vocabSize * 4);
     this.samplerState = a.storage('sampler_state', STATE_BYTES);
     this.historyBuffer = a.storage('history', (this.contextLength + 1) * 4);
     const work = a.storage('sampler_work', c.vocabSize * f32);
     const sample = k.get('sample');
     ops.push({
       kernel: sample,
-      bindGroup: k.bindGroup(sample, [this.logitsBuffer, work, this.historyBuffer, this.samplerState, this.tokensBuffer, this.samplerParams]),
+      bindGroup: k.bindGroup(sample, [this.logitsBuffer, work, this.historyBuffer, this.samplerState, this.tokensBuffer, this.samplerParams, counts]),
       grid: () => [1, 1, 1],
     });
     this.headOps = ops.length - opsBeforeHead;
@@ -260,7 +267,7 @@ export class LlamaModel {
     const q = this.gpu.device.queue;
     q.writeBuffer(this.samplerParams, 0, uniformData([
       { u: this.config.vocabSize }, { u: s.topK }, { f: s.topP }, { f: s.minP }, { f: s.temperature },
-      { f: s.repetitionPenalty }, { u: s.penaltyLastN }, { u: s.seed >>> 0 },
+      { f: s.repetitionPenalty }, { u: s.penaltyLastN }, { u: s.seed >>> 0 }, { f: s.frequencyPenalty }, { f: s.presencePenalty },
     ]));
     q.writeBuffer(this.samplerState, 0, new Uint32Array([history.length, 0, 0, 0]));
     if (history.length) q.writeBuffer(this.historyBuffer, 0, Uint32Array.from(history));
