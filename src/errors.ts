@@ -12,6 +12,8 @@ export type ErrorCode =
   | 'shape-mismatch'
   | 'missing-tensor'
   | 'network'
+  | 'cache'
+  | 'quota-exceeded'
   | 'no-webgpu'
   | 'device-lost'
   | 'gpu'

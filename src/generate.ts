@@ -55,34 +55,47 @@ export function samplingParams(o: GenerateOptions): SamplingParams {
   return p;
 }
 
+export interface GenerateResult {
+  finishReason: FinishReason;
+  /** The tokens now in the KV cache, in order: what a follow-up can reuse as `cachedPrefix`. */
+  context: number[];
+}
+
 /**
- * Generates from `prompt` (token ids, BOS included if wanted) into an empty KV cache. Yields each
- * new token with its text; returns why it stopped. End-of-generation tokens are not yielded.
+ * Generates from `prompt` (token ids, BOS included if wanted). The first `cachedPrefix` prompt
+ * tokens must already be in the KV cache from an earlier call; only the rest is prefilled. Yields
+ * each new token with its text and returns why it stopped. End-of-generation tokens are not
+ * yielded.
  */
 export async function* generate(
   model: LlamaModel,
   tokenizer: GGUFTokenizer,
   prompt: number[],
-  options: GenerateOptions = {},
-): AsyncGenerator<GeneratedToken, FinishReason> {
+  options: GenerateOptions & { cachedPrefix?: number } = {},
+): AsyncGenerator<GeneratedToken, GenerateResult> {
   const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
   if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new WebGPULLMError('invalid-argument', `maxTokens must be an integer >= 0, got ${maxTokens}`);
   if (prompt.length === 0) throw new WebGPULLMError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
   if (prompt.length >= model.contextLength) {
     throw new WebGPULLMError('context-overflow', `the prompt has ${prompt.length} tokens; the context holds ${model.contextLength}`);
   }
+  // At least one prompt token must run, to produce logits.
+  const reuse = Math.max(0, Math.min(options.cachedPrefix ?? 0, prompt.length - 1));
   model.setSampler(samplingParams(options), prompt);
-  if (maxTokens === 0) return 'length';
+  const context = prompt.slice();
+  if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
-  let pos = prompt.length;
-  let token = await model.step(prompt, 0);
+  let token = await model.step(prompt.slice(reuse), reuse);
   for (let produced = 1; ; produced++) {
-    if (options.signal?.aborted) return 'abort';
+    if (options.signal?.aborted) return { finishReason: 'abort', context };
     // Bytes still pending at a stop token never formed a character: they are dropped.
-    if (tokenizer.endOfGeneration.has(token)) return 'stop';
-    const last = produced >= maxTokens || pos >= model.contextLength;
+    if (tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
+    const last = produced >= maxTokens || context.length >= model.contextLength;
     yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
-    if (last) return 'length';
-    token = await model.step(null, pos++);
+    if (last) return { finishReason: 'length', context };
+    // Feed the token just yielded (the sampler left it on the GPU) and sample the next.
+    const fed = token;
+    token = await model.step(null, context.length);
+    context.push(fed);
   }
 }

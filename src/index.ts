@@ -11,3 +11,7 @@ export { LlamaModel, GREEDY, type LoadOptions, type SamplingParams } from './mod
 export { GGUFTokenizer, vocabFromGGUF, type VocabSpec, type EncodeOptions } from './tokenizer/tokenizer.js';
 export { StreamDecoder } from './tokenizer/stream.js';
 export { generate, DEFAULT_SAMPLING, type GenerateOptions, type GeneratedToken, type FinishReason } from './generate.js';
+export { createEngine, type Engine, type EngineOptions } from './engine/engine.js';
+export { indexedDBStore, memoryStore, type KeyValueStore } from './cache/store.js';
+export type * from './engine/types.js';
+export type { ChatMessage } from './chat/template.js';

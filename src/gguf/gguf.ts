@@ -17,6 +17,8 @@ export interface TensorInfo {
 
 export interface GGUFFile {
   version: number;
+  /** The raw header, bytes [0, dataOffset): all a cache needs to parse this file again. */
+  header: Uint8Array;
   metadata: Map<string, MetadataValue>;
   tensors: TensorInfo[];
   alignment: number;
@@ -26,7 +28,10 @@ export interface GGUFFile {
 }
 
 const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
-const CHUNK = 1 << 20;
+/** The header is read through a window that starts small (a small file is not fetched whole
+ * for its header) and doubles up to 4 MiB (big vocabularies take few requests). */
+const FIRST_WINDOW = 64 << 10;
+const MAX_WINDOW = 4 << 20;
 const MAX_DIMS = 4;
 const enum VT { U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 }
 const SCALAR_BYTES: Record<number, number> = {
@@ -41,6 +46,9 @@ const SCALAR_BYTES: Record<number, number> = {
 class Cursor {
   private buf: Uint8Array = new Uint8Array(0);
   private bufStart = 0;
+  private window = FIRST_WINDOW;
+  /** Every window fetched, in order: the header is kept without reading it twice. */
+  private readonly windows: { start: number; bytes: Uint8Array }[] = [];
   pos = 0;
   private readonly decoder = new TextDecoder('utf-8', { fatal: false });
   constructor(private readonly src: ByteSource) {}
@@ -55,17 +63,33 @@ class Cursor {
     }
     const off = this.pos - this.bufStart;
     if (off < 0 || off + n > this.buf.byteLength) {
-      const want = Math.max(n, CHUNK);
+      const want = Math.max(n, this.window);
+      this.window = Math.min(MAX_WINDOW, this.window * 2);
       const bytes = await this.src.read(this.pos, want);
       if (bytes.byteLength < n) {
         throw new ModelFormatError('truncated', `${this.src.name}: truncated while reading ${what} at byte ${this.pos}`);
       }
       this.buf = bytes;
       this.bufStart = this.pos;
+      this.windows.push({ start: this.pos, bytes });
     }
     const o = this.pos - this.bufStart;
     this.pos += n;
     return new DataView(this.buf.buffer, this.buf.byteOffset + o, n);
+  }
+
+  /** Bytes [0, n) of the source, from the windows already fetched where they cover it. */
+  async prefix(n: number): Promise<Uint8Array> {
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const w of this.windows) {
+      if (w.start !== at || at >= n) continue;
+      const take = Math.min(w.bytes.byteLength, n - at);
+      out.set(w.bytes.subarray(0, take), at);
+      at += take;
+    }
+    if (at < n) out.set(await this.src.read(at, n - at), at);
+    return out;
   }
 
   async u32(what: string): Promise<number> {
@@ -90,7 +114,7 @@ class Cursor {
     const bytes = new Uint8Array(len);
     let at = 0;
     while (left > 0) {
-      const n = Math.min(left, CHUNK);
+      const n = Math.min(left, MAX_WINDOW);
       const view = await this.ensure(n, what);
       bytes.set(new Uint8Array(view.buffer, view.byteOffset, n), at);
       at += n;
@@ -147,8 +171,11 @@ function narrow(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
-/** Parses the GGUF header: metadata, tensor infos and the start of the data section. */
-export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
+/**
+ * Parses the GGUF header: metadata, tensor infos and the start of the data section. `fileSize`
+ * is the whole file's size when `source` holds only the header (a cached model).
+ */
+export async function readGGUF(source: ByteSource, fileSize = source.size): Promise<GGUFFile> {
   const c = new Cursor(source);
   if (source.size < 4 || (await c.u32('magic')) !== GGUF_MAGIC) {
     throw new ModelFormatError('not-gguf', `${source.name}: not a GGUF file (bad magic)`);
@@ -208,13 +235,13 @@ export async function readGGUF(source: ByteSource): Promise<GGUFFile> {
   }
 
   const dataOffset = Math.ceil(c.pos / alignment) * alignment;
-  const dataSize = source.size - dataOffset;
+  const dataSize = fileSize - dataOffset;
   for (const t of tensors) {
     if (t.offset + t.byteSize > dataSize) {
       throw new ModelFormatError('truncated', `${source.name}: tensor ${t.name} (${typeName(t.type)}, ${t.byteSize} bytes at ${t.offset}) runs past the end of the file`);
     }
   }
-  return { version, metadata, tensors, alignment, dataOffset, source };
+  return { version, header: await c.prefix(dataOffset), metadata, tensors, alignment, dataOffset, source };
 }
 
 /** Typed metadata access with clear errors for missing or mistyped keys. */

@@ -51,7 +51,12 @@ export async function urlSource(url: string, init: { signal?: AbortSignal } = {}
       const end = Math.min(total, offset + length);
       if (end <= offset) return new Uint8Array(0);
       const res = await fetchOk(url, offset, end - offset, init.signal);
-      const bytes = new Uint8Array(await res.arrayBuffer());
+      let bytes: Uint8Array;
+      try {
+        bytes = new Uint8Array(await res.arrayBuffer());
+      } catch (e) {
+        throw new WebGPULLMError('network', `${url}: the download broke off (${(e as Error).message})`, { cause: e });
+      }
       if (bytes.byteLength !== end - offset) {
         throw new WebGPULLMError('network', `${url}: asked for ${end - offset} bytes at ${offset}, got ${bytes.byteLength}`);
       }

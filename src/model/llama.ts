@@ -40,9 +40,10 @@ export interface LoadOptions {
   onProgress?: (loaded: number, total: number) => void;
   /**
    * Where the repacked weights come from: by default they are repacked from the GGUF's tensor
-   * data; a cache passes its stored chunks (or tees the default stream into storage).
+   * data (`repack(skip)` streams them, leaving out the first `skip` chunks); a cache serves its
+   * stored chunks and tees the rest into storage.
    */
-  weights?: (defaultStream: AsyncIterable<WeightChunk>) => AsyncIterable<WeightChunk>;
+  weights?: (repack: (skip: number) => AsyncIterable<WeightChunk>) => AsyncIterable<WeightChunk>;
 }
 
 /** A weight matrix on the GPU in its repacked layout. */
@@ -130,9 +131,9 @@ export class LlamaModel {
     const plans = planWeights(file, c);
     const buffers = new Map(plans.map((p) => [p.name, a.storage(p.name, p.words * 4)]));
     const total = plans.reduce((s, p) => s + p.words, 0);
-    const stream = repackWeights(file, plans);
+    const repack = (skip: number) => repackWeights(file, plans, skip);
     let loaded = 0;
-    for await (const chunk of options.weights ? options.weights(stream) : stream) {
+    for await (const chunk of options.weights ? options.weights(repack) : repack(0)) {
       const target = buffers.get(chunk.tensor);
       const plan = plans.find((p) => p.name === chunk.tensor);
       if (!target || !plan || chunk.wordOffset + chunk.words.length > plan.words) {

@@ -47,11 +47,14 @@ export function planWeights(file: GGUFFile, config: ModelConfig): TensorPlan[] {
  * on a block boundary (and an even block, so f16 scale pairs never straddle two chunks). The scale
  * region of a quantized chunk comes as its own WeightChunk.
  */
-export async function* repackWeights(file: GGUFFile, plans: TensorPlan[]): AsyncGenerator<WeightChunk> {
+export async function* repackWeights(file: GGUFFile, plans: TensorPlan[], skip = 0): AsyncGenerator<WeightChunk> {
+  // Chunks are numbered in stream order; the first `skip` are neither read nor yielded.
+  let n = 0;
   for (const plan of plans) {
     const t = file.tensors.find((x) => x.name === plan.name)!;
     const { format, kind } = planTensor(t.type, t.dims[0]!, t.name);
     if (!plan.layout) {
+      if (n++ < skip) continue;
       const values = format.dequantize(await readRange(file, t, 0, t.byteSize), t.elements);
       yield { tensor: plan.name, wordOffset: 0, words: new Uint32Array(values.buffer) };
       continue;
@@ -62,20 +65,26 @@ export async function* repackWeights(file: GGUFFile, plans: TensorPlan[]): Async
     const granule = ((g0 * cols) / bs) % 2 === 0 ? g0 : 2 * g0;
     const bytesPerGranule = ((granule * cols) / bs) * format.blockBytes;
     const rowsPerChunk = granule * Math.max(1, Math.floor(CHUNK_BYTES / bytesPerGranule));
+    const perRowChunk = kind === 'q8_0' || kind === 'q4_0' ? 2 : 1;
     for (let row0 = 0; row0 < rows; row0 += rowsPerChunk) {
-      const n = Math.min(rowsPerChunk, rows - row0);
-      const bytes = await readRange(file, t, ((row0 * cols) / bs) * format.blockBytes, Math.ceil((n * cols) / bs) * format.blockBytes);
-      const local = gpuLayout(kind, n, cols);
+      const first = n;
+      n += perRowChunk;
+      if (n <= skip) continue;
+      const rowsHere = Math.min(rowsPerChunk, rows - row0);
+      const bytes = await readRange(file, t, ((row0 * cols) / bs) * format.blockBytes, Math.ceil((rowsHere * cols) / bs) * format.blockBytes);
+      const local = gpuLayout(kind, rowsHere, cols);
       const dst = new Uint32Array(local.totalWords);
       if (kind === format.kind) {
         format.repack(bytes, local, dst);
       } else {
         // Blocks straddle rows: dequantize exactly, then lay the rows out as f32.
-        const values = format.dequantize(bytes, n * cols);
-        for (let r = 0; r < n; r++) dst.set(new Uint32Array(values.buffer, r * cols * 4, cols), r * local.rowWords);
+        const values = format.dequantize(bytes, rowsHere * cols);
+        for (let r = 0; r < rowsHere; r++) dst.set(new Uint32Array(values.buffer, r * cols * 4, cols), r * local.rowWords);
       }
       // Each chunk owns its buffer (slices, not views), so it can be stored as it is.
-      yield { tensor: plan.name, wordOffset: row0 * plan.layout.rowWords, words: local.scaleOffset ? dst.slice(0, local.scaleOffset) : dst };
+      if (first >= skip) {
+        yield { tensor: plan.name, wordOffset: row0 * plan.layout.rowWords, words: local.scaleOffset ? dst.slice(0, local.scaleOffset) : dst };
+      }
       if (local.scaleOffset) {
         yield { tensor: plan.name, wordOffset: plan.layout.scaleOffset + (row0 * cols) / bs / 2, words: dst.slice(local.scaleOffset) };
       }

@@ -156,6 +156,11 @@ export class GGUFTokenizer {
     return (options.addBos ?? this.addBos) && this.bosId !== undefined ? [this.bosId, ...ids] : ids;
   }
 
+  /** The vocabulary string of a token (as in the GGUF), or '' for ids out of range. */
+  tokenText(id: number | undefined): string {
+    return id === undefined ? '' : this.spec.tokens[id] ?? '';
+  }
+
   /** Decodes ids to text; control tokens are dropped unless `keepSpecial`. */
   decode(ids: number[], options: { keepSpecial?: boolean } = {}): string {
     const types = this.spec.tokenTypes;

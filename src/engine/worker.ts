@@ -1,0 +1,36 @@
+// The engine's module Worker: owns the GPU device, the model, its KV cache and the weight cache.
+import * as Comlink from 'comlink';
+import { indexedDBStore } from '../cache/store.js';
+import { EngineCore } from './core.js';
+import { installErrorTransfer } from './errors-transfer.js';
+
+installErrorTransfer();
+
+/** What the main thread calls; `init` comes first, once. */
+export class WorkerEngine {
+  private core: EngineCore | undefined;
+
+  init(options: { cache: boolean; contextLength?: number }): void {
+    this.core = new EngineCore({ store: options.cache ? indexedDBStore() : null, contextLength: options.contextLength });
+  }
+
+  get api(): EngineCore {
+    if (!this.core) throw new Error('engine worker not initialised');
+    return this.core;
+  }
+}
+
+const engine = new WorkerEngine();
+Comlink.expose({
+  init: (options: { cache: boolean; contextLength?: number }) => engine.init(options),
+  abort: (id: string) => engine.api.abort(id),
+  load: (...a: Parameters<EngineCore['load']>) => engine.api.load(...a),
+  generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),
+  chatCompletion: (...a: Parameters<EngineCore['chatCompletion']>) => engine.api.chatCompletion(...a),
+  cacheList: () => engine.api.cacheList(),
+  cacheDelete: (id: string) => engine.api.cacheDelete(id),
+  cacheUsage: () => engine.api.cacheUsage(),
+  bytesOnGpu: () => engine.api.bytesOnGpu(),
+  unload: () => engine.api.unload(),
+  dispose: () => engine.api.dispose(),
+});
