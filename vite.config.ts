@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Relative asset URLs: the worker chunk is found next to dist/index.js wherever it is served.
+  base: './',
+  worker: { format: 'es' },
   build: {
     lib: { entry: { index: 'src/index.ts' }, formats: ['es'] },
     outDir: 'dist',

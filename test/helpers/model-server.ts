@@ -1,11 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { serveFile } from './serve-file.js';
 import { MODELS } from './models.js';
 
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
 /**
- * A local model host for tests: serves ../shared/models with Range support, counts requests and
- * bytes, and can misbehave (drop the connection after a byte budget).
+ * A local host for tests: /models/* serves ../shared/models with Range support, counting requests
+ * and bytes, and can misbehave (drop the connection after a byte budget); /repo/* serves this
+ * repository's files (the built dist/ and test pages).
  */
 export class ModelServer {
   requests = 0;
@@ -17,6 +21,8 @@ export class ModelServer {
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => {
+      const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/\.\.+/g, '');
+      if (path.startsWith('/repo/')) return serveFile(req, res, REPO + path.slice('/repo/'.length));
       this.requests++;
       const write = res.write.bind(res);
       res.write = ((chunk: Uint8Array, ...rest: never[]) => {
@@ -35,15 +41,16 @@ export class ModelServer {
         this.bytes += chunk.byteLength;
         return write(chunk, ...rest);
       }) as typeof res.write;
-      serveFile(req, res, MODELS + decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/^\/+/, '').replace(/\.\.+/g, ''));
+      serveFile(req, res, MODELS + path.replace(/^\/(models\/)?/, ''));
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
     this.origin = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
     return this;
   }
 
+  /** URL of a file under ../shared/models. */
   url(path: string): string {
-    return `${this.origin}/${path}`;
+    return `${this.origin}/models/${path}`;
   }
 
   reset(): void {

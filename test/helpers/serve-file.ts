@@ -11,7 +11,9 @@ export function serveFile(req: IncomingMessage, res: ServerResponse, path: strin
     return;
   }
   const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-  const headers = { 'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream', 'Access-Control-Allow-Origin': '*' };
+  const types: Record<string, string> = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json' };
+  const type = types[path.split('.').pop() ?? ''] ?? 'application/octet-stream';
+  const headers = { 'Accept-Ranges': 'bytes', 'Content-Type': type, 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-store' };
   if (!range) {
     res.writeHead(200, { ...headers, 'Content-Length': size });
     if (req.method === 'HEAD') return void res.end();

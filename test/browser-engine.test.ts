@@ -1,0 +1,131 @@
+/**
+ * The built library (dist/) in Chromium: worker engine, IndexedDB cache, resume, chat API and a
+ * responsive main thread. `npm test` builds dist/ first.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import type { ChatCompletion, ChatCompletionChunk, ModelInfo } from '../src/engine/types.js';
+import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
+import { ModelServer } from './helpers/model-server.js';
+import { HAVE_MODELS, storiesPath } from './helpers/models.js';
+
+const DIST = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+const MODEL = 'stories260K/stories260K-q4_0.gguf';
+const PROMPT = 'Once upon a time';
+const MESSAGES = [{ role: 'user', content: 'Lily went to the park and' }];
+
+type Failure = { error: { code?: string; message: string } };
+
+function cliGreedy(prompt: string, n: number): Promise<number[]> {
+  const bin = fileURLToPath(new URL('../bin/webgpu-llm.js', import.meta.url));
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, [bin, 'generate', '--model', storiesPath('q4_0'), '--prompt', prompt, '--temperature', '0', '--max-tokens', String(n), '--json'],
+      (e, stdout, stderr) => (e ? reject(new Error(stderr)) : resolve(JSON.parse(stdout).tokens))));
+}
+
+describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('engine from dist/ in Chromium', () => {
+  let server: ModelServer;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  /** Model requests the page made, seen by Playwright. */
+  let modelRequests: string[];
+
+  const open = async () => {
+    page = await context.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e));
+    page.on('request', (r) => r.url().includes('/models/') && modelRequests.push(r.url()));
+    await page.goto(`${server.origin}/repo/test/browser/engine.html`);
+    await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+  };
+  const call = <T>(fn: string, ...args: unknown[]) =>
+    page.evaluate(([f, a]) => (window as unknown as Record<string, (...x: unknown[]) => Promise<unknown>>)[f as string]!(...(a as unknown[])), [fn, args] as const) as Promise<T>;
+
+  beforeAll(async () => {
+    if (!existsSync(DIST)) throw new Error('dist/ is missing: run `npm run build` (npm test does)');
+    server = await new ModelServer().start();
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+  beforeEach(async () => {
+    // A fresh profile per test: its own IndexedDB.
+    await context?.close();
+    context = await browser.newContext();
+    modelRequests = [];
+    server.reset();
+  });
+
+  test('loads q4_0 in a worker; 64 greedy tokens equal the CLI; a reload loads from IndexedDB with no model request', async () => {
+    await open();
+    const info = await call<ModelInfo>('engineLoad', server.url(MODEL));
+    expect(info).toMatchObject({ architecture: 'llama', fromCache: false });
+    const { tokens } = await call<{ tokens: number[] }>('greedy', PROMPT, 64);
+    expect(tokens).toEqual(await cliGreedy(PROMPT, 64));
+    expect(await call<unknown[]>('cacheList')).toHaveLength(1);
+
+    await page.reload();
+    await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+    modelRequests = [];
+    server.reset();
+    const again = await call<ModelInfo>('engineLoad', server.url(MODEL));
+    expect(again.fromCache).toBe(true);
+    expect(modelRequests).toEqual([]);
+    expect(server.requests).toBe(0);
+    expect((await call<{ tokens: number[] }>('greedy', PROMPT, 64)).tokens).toEqual(tokens);
+  });
+
+  test('a dropped connection fails with a typed error; the next load resumes and gives the same output', async () => {
+    await open();
+    const whole = await call<ModelInfo>('engineLoad', server.url(MODEL));
+    expect(whole.fromCache).toBe(false);
+    const wholeBytes = server.bytes;
+    const expected = (await call<{ tokens: number[] }>('greedy', PROMPT, 32)).tokens;
+
+    await context.close();
+    context = await browser.newContext();
+    await open();
+    server.reset();
+    server.dropAfterBytes = 120_000;
+    const failed = await call<Failure>('engineLoad', server.url(MODEL));
+    expect(failed.error.code).toBe('network');
+    expect(await call<unknown[]>('cacheList')).toEqual([]);
+
+    server.reset();
+    const resumed = await call<ModelInfo>('engineLoad', server.url(MODEL));
+    expect(resumed.architecture).toBe('llama');
+    expect(server.bytes).toBeLessThan(wholeBytes - 25_000);
+    expect((await call<{ tokens: number[] }>('greedy', PROMPT, 32)).tokens).toEqual(expected);
+  });
+
+  test('streamed chat deltas equal the whole reply; abort stops within a token; the main thread never blocks', async () => {
+    await open();
+    await call('engineLoad', server.url(MODEL));
+    const request = { messages: MESSAGES, temperature: 0, max_tokens: 48 };
+    const full = await call<ChatCompletion>('chat', request);
+    expect(full.choices[0]!.finish_reason).toBe('length');
+    const streamed = await call<{ chunks: ChatCompletionChunk[] }>('chatStream', request, 0);
+    expect(streamed.chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(full.choices[0]!.message.content);
+    expect(streamed.chunks.at(-1)!.usage!.completion_tokens).toBe(48);
+
+    const aborted = await call<{ chunks: ChatCompletionChunk[]; contentChunks: number }>('chatStream', { ...request, max_tokens: 200 }, 5);
+    expect(aborted.chunks.at(-1)!.choices[0]!.finish_reason).toBe('abort');
+    expect(aborted.contentChunks).toBeLessThanOrEqual(6);
+    const after = await call<ChatCompletion>('chat', request);
+    expect(after.choices[0]!.message.content).toBe(full.choices[0]!.message.content);
+
+    const longTasks = await page.evaluate(() => (window as unknown as { longTasks: number[] }).longTasks);
+    expect(longTasks, 'long tasks on the main thread (ms)').toEqual([]);
+    // The observer does see long tasks: block the main thread on purpose and look again.
+    await page.evaluate(() => {
+      const start = performance.now();
+      while (performance.now() - start < 120);
+    });
+    await page.waitForFunction(() => (window as unknown as { longTasks: number[] }).longTasks.length > 0);
+  });
+});

@@ -1,0 +1,42 @@
+// Drives the built library (dist/) the way an app would. Tests call these window functions.
+import { createEngine } from '../../dist/index.js';
+
+window.longTasks = [];
+new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: 'longtask' });
+
+let engine;
+const errorOf = (e) => ({ error: { name: e?.name, code: e?.code, message: e?.message ?? String(e) } });
+const guard = (f) => async (...args) => {
+  try {
+    return await f(...args);
+  } catch (e) {
+    return errorOf(e);
+  }
+};
+
+window.engineLoad = guard(async (url) => {
+  engine ??= await createEngine();
+  return engine.load(url);
+});
+window.greedy = guard(async (prompt, maxTokens) => {
+  const tokens = [];
+  let text = '';
+  for await (const t of engine.generate(prompt, { temperature: 0, maxTokens })) {
+    tokens.push(t.token);
+    text += t.text;
+  }
+  return { tokens, text };
+});
+window.chat = guard(async (request) => engine.chat.completions.create(request));
+window.chatStream = guard(async (request, abortAfterChunks) => {
+  const controller = new AbortController();
+  const chunks = [];
+  let contentChunks = 0;
+  for await (const c of await engine.chat.completions.create({ ...request, stream: true }, { signal: controller.signal })) {
+    chunks.push(c);
+    if (c.choices[0].delta.content && ++contentChunks === abortAfterChunks) controller.abort();
+  }
+  return { chunks, contentChunks };
+});
+window.cacheList = guard(async () => engine.cache.list());
+window.ready = true;
