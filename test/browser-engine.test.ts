@@ -78,6 +78,16 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('engine from dist/ in Chromium',
     expect(modelRequests).toEqual([]);
     expect(server.requests).toBe(0);
     expect((await call<{ tokens: number[] }>('greedy', PROMPT, 64)).tokens).toEqual(tokens);
+
+    const usage = await call<{ usage: number; quota: number; persisted: boolean; models: number; modelBytes: number }>('cacheUsage');
+    expect(usage).toMatchObject({ models: 1, persisted: expect.any(Boolean) });
+    expect(usage.modelBytes).toBeGreaterThan(200_000);
+    expect(usage.usage).toBeGreaterThan(0);
+    await call('cacheDelete', server.url(MODEL));
+    expect(await call<unknown[]>('cacheList')).toEqual([]);
+    const afterDelete = await call<ModelInfo>('engineLoad', server.url(MODEL));
+    expect(afterDelete.fromCache).toBe(false);
+    expect(modelRequests.length).toBeGreaterThan(0);
   });
 
   test('a dropped connection fails with a typed error; the next load resumes and gives the same output', async () => {

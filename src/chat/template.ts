@@ -46,9 +46,6 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
       add_generation_prompt: true,
       bos_token: tokens.bos,
       eos_token: tokens.eos,
-      raise_exception: (message: string) => {
-        throw new Error(message);
-      },
     });
   } catch (e) {
     throw new WebGPULLMError('invalid-argument', `the model's chat template failed: ${(e as Error).message}`, { cause: e });

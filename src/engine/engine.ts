@@ -51,6 +51,9 @@ const nextId = () => `${Date.now().toString(36)}-${(requestCounter++).toString(3
  */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const useCache = options.cache ?? typeof indexedDB !== 'undefined';
+  // Ask the browser not to evict cached weights under storage pressure (a Window-only API; a
+  // refusal is fine, cache.usage() reports it).
+  if (useCache) await globalThis.navigator?.storage?.persist?.().catch(() => false);
   let core: CoreApi;
   let worker: Worker | undefined;
   if (options.worker ?? true) {

@@ -39,4 +39,6 @@ window.chatStream = guard(async (request, abortAfterChunks) => {
   return { chunks, contentChunks };
 });
 window.cacheList = guard(async () => engine.cache.list());
+window.cacheDelete = guard(async (id) => engine.cache.delete(id));
+window.cacheUsage = guard(async () => engine.cache.usage());
 window.ready = true;
