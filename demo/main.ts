@@ -1,83 +1,251 @@
-import {
-  blobSource, createGpuContext, generate, GGUFTokenizer, isWebGPULLMError, LlamaModel, readGGUF, urlSource,
-  type ByteSource, type GpuContext,
-} from '../src/index.js';
+import { createEngine, isWebGPULLMError, type ChatMessage, type Engine, type LoadProgress, type ModelSource } from '../src/index.js';
+import { renderMarkdown } from './markdown.js';
 
 const DEFAULT_MODEL = 'https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf';
-const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
-const status = $<HTMLParagraphElement>('status');
-const output = $<HTMLPreElement>('output');
-const generateButton = $<HTMLButtonElement>('generate');
-const stopButton = $<HTMLButtonElement>('stop');
-$<HTMLInputElement>('model-url').value = new URLSearchParams(location.search).get('model') ?? DEFAULT_MODEL;
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+const ui = {
+  url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
+  progress: $('progress'), fill: $('progress-fill'), progressText: $('progress-text'), cancel: $<HTMLButtonElement>('cancel'),
+  status: $('model-status'), cacheList: $('cache-list'), storage: $('storage'), device: $('device'),
+  system: $<HTMLTextAreaElement>('system'), temperature: $<HTMLInputElement>('temperature'), topP: $<HTMLInputElement>('top-p'),
+  maxTokens: $<HTMLInputElement>('max-tokens'), messages: $('messages'), empty: $('empty'), composer: $<HTMLFormElement>('composer'),
+  input: $<HTMLTextAreaElement>('input'), send: $<HTMLButtonElement>('send'), stop: $<HTMLButtonElement>('stop'),
+  regenerate: $<HTMLButtonElement>('regenerate'), newChat: $<HTMLButtonElement>('new-chat'),
+  banner: $('banner'), bannerText: $('banner-text'), bannerClose: $<HTMLButtonElement>('banner-close'),
+};
 
-let gpu: GpuContext | undefined;
-let loaded: { model: LlamaModel; tokenizer: GGUFTokenizer } | undefined;
-let abort: AbortController | undefined;
+let engine: Engine | undefined;
+let history: ChatMessage[] = [];
+let modelLoaded = false;
+let loadAbort: AbortController | undefined;
+let replyAbort: AbortController | undefined;
+let busy = false;
 
-function showStatus(text: string, error = false): void {
-  status.textContent = text;
-  status.classList.toggle('error', error);
+const mib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GB` : `${(b / 2 ** 20).toFixed(1)} MB`);
+
+function showError(e: unknown, next = ''): void {
+  const message = isWebGPULLMError(e) ? e.message : e instanceof Error ? e.message : String(e);
+  const advice: Record<string, string> = {
+    network: 'Check the URL and your connection; a retry resumes where the download stopped.',
+    'quota-exceeded': 'Delete a cached model below, or free disk space, then try again.',
+    'unsupported-architecture': 'Pick a Llama-family GGUF (Llama, TinyLlama, SmolLM, Mistral).',
+    'unsupported-tensor-type': 'Pick a file quantized as Q4_0, Q8_0, F16 or F32.',
+    'device-lost': 'The GPU was reset. Load the model again; it comes from the cache.',
+    'no-webgpu': 'Use a current Chrome or Edge, or enable WebGPU in your browser flags.',
+    'context-overflow': 'Start a new chat: this conversation no longer fits the model’s context.',
+  };
+  const code = isWebGPULLMError(e) ? e.code : '';
+  ui.bannerText.textContent = `${message} ${next || advice[code] || ''}`.trim();
+  ui.banner.hidden = false;
+}
+ui.bannerClose.addEventListener('click', () => (ui.banner.hidden = true));
+
+function setBusy(value: boolean): void {
+  busy = value;
+  ui.send.disabled = !modelLoaded || value;
+  ui.input.disabled = !modelLoaded;
+  ui.stop.disabled = !value;
+  ui.regenerate.disabled = !modelLoaded || value || !history.some((m) => m.role === 'assistant');
+  ui.loadUrl.disabled = value;
 }
 
-function describe(e: unknown): string {
-  return isWebGPULLMError(e) ? e.message : e instanceof Error ? e.message : String(e);
-}
-
-async function load(source: () => Promise<ByteSource>): Promise<void> {
-  generateButton.disabled = true;
-  loaded?.model.dispose();
-  loaded = undefined;
-  try {
-    showStatus('Reading the model…');
-    const file = await readGGUF(await source());
-    gpu ??= await createGpuContext(navigator.gpu);
-    const model = await LlamaModel.load(gpu, file, {
-      onProgress: (done, total) => showStatus(`Uploading weights… ${Math.round((100 * done) / total)}%`),
+async function refreshCache(): Promise<void> {
+  if (!engine) return;
+  const [models, usage] = await Promise.all([engine.cache.list(), engine.cache.usage()]);
+  ui.cacheList.replaceChildren(...models.map((m) => {
+    const li = document.createElement('li');
+    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: m.source.split('/').pop() ?? m.id, title: m.source });
+    const size = Object.assign(document.createElement('span'), { className: 'size', textContent: mib(m.storedBytes) });
+    const load = Object.assign(document.createElement('button'), { className: 'ghost small', textContent: 'Load' });
+    load.setAttribute('aria-label', `Load ${name.textContent}`);
+    load.addEventListener('click', () => void load_({ cached: m.id }));
+    const del = Object.assign(document.createElement('button'), { className: 'ghost small', textContent: 'Delete' });
+    del.setAttribute('aria-label', `Delete ${name.textContent} from the cache`);
+    del.addEventListener('click', async () => {
+      await engine!.cache.delete(m.id);
+      await refreshCache();
     });
-    loaded = { model, tokenizer: GGUFTokenizer.fromGGUF(file) };
-    const c = model.config;
-    showStatus(`Loaded ${file.source.name}: ${c.architecture}, ${c.nLayers} layers, ${(model.bytesOnGpu / 2 ** 20).toFixed(1)} MiB on ${gpu.adapterName}.`);
-    generateButton.disabled = false;
-  } catch (e) {
-    showStatus(describe(e), true);
+    li.append(name, size, load, del);
+    return li;
+  }));
+  if (!models.length) ui.cacheList.replaceChildren(Object.assign(document.createElement('li'), { textContent: 'None yet.', className: 'hint' }));
+  ui.storage.textContent = usage.quota
+    ? `Storage: ${mib(usage.usage ?? 0)} used of ${mib(usage.quota)}${usage.persisted ? ', persisted' : ', may be evicted under pressure'}.`
+    : '';
+}
+
+function showProgress(p: LoadProgress, started: number): void {
+  ui.progress.hidden = false;
+  const fraction = p.total ? p.loaded / p.total : 0;
+  ui.fill.style.width = `${(100 * fraction).toFixed(1)}%`;
+  const seconds = (performance.now() - started) / 1000;
+  if (p.phase === 'download') {
+    const speed = p.loaded / Math.max(seconds, 0.001);
+    const eta = speed > 0 ? (p.total - p.loaded) / speed : 0;
+    ui.progressText.textContent = `Downloading ${mib(p.loaded)} of ${mib(p.total)} · ${mib(speed)}/s · ${Math.ceil(eta)} s left`;
+  } else {
+    const label = { cache: 'Reading from cache', upload: 'Uploading to the GPU', compile: 'Compiling kernels' }[p.phase];
+    ui.progressText.textContent = `${label} · ${Math.round(100 * fraction)}%`;
   }
 }
 
-$<HTMLButtonElement>('load-url').addEventListener('click', () => void load(() => urlSource($<HTMLInputElement>('model-url').value)));
-$<HTMLInputElement>('model-file').addEventListener('change', (ev) => {
-  const f = (ev.target as HTMLInputElement).files?.[0];
-  if (f) void load(async () => blobSource(f));
-});
-
-generateButton.addEventListener('click', async () => {
-  if (!loaded) return;
-  abort = new AbortController();
-  generateButton.disabled = true;
-  stopButton.disabled = false;
-  output.textContent = '';
-  const { model, tokenizer } = loaded;
-  const start = performance.now();
-  let count = 0;
+async function load_(source: ModelSource): Promise<void> {
+  if (!engine || busy) return;
+  loadAbort = new AbortController();
+  setBusy(true);
+  modelLoaded = false;
+  ui.banner.hidden = true;
+  ui.status.textContent = 'Loading…';
+  const started = performance.now();
   try {
-    const prompt = tokenizer.encode($<HTMLTextAreaElement>('prompt').value);
-    for await (const t of generate(model, tokenizer, prompt, {
-      temperature: Number($<HTMLInputElement>('temperature').value),
-      maxTokens: Number($<HTMLInputElement>('max-tokens').value),
-      signal: abort.signal,
-    })) {
-      output.textContent += t.text;
-      count++;
-    }
-    const seconds = (performance.now() - start) / 1000;
-    $('stats').textContent = `${count} tokens in ${seconds.toFixed(2)} s (${(count / seconds).toFixed(1)} tokens/s)`;
+    const info = await engine.load(source, { onProgress: (p) => showProgress(p, started), signal: loadAbort.signal });
+    modelLoaded = true;
+    const name = typeof source === 'string' ? source.split('/').pop() : source instanceof File ? source.name : info.id.split('/').pop();
+    ui.status.textContent = `${name}: ${info.architecture}, ${(info.parameters / 1e6).toFixed(1)}M parameters, ${info.quantTypes.join('/')}, context ${info.contextLength}, ${mib(info.bytesOnGpu)} on the GPU${info.fromCache ? ' (from cache)' : ''}.`;
+    ui.device.append(...dl({ Enabled: info.features.length ? info.features.join(', ') : 'no optional features' }));
+    ui.input.focus();
   } catch (e) {
-    showStatus(describe(e), true);
+    ui.status.textContent = 'No model loaded.';
+    showError(e);
   } finally {
-    generateButton.disabled = false;
-    stopButton.disabled = true;
+    ui.progress.hidden = true;
+    setBusy(false);
+    await refreshCache();
+  }
+}
+
+function dl(entries: Record<string, string>): HTMLElement[] {
+  return Object.entries(entries).flatMap(([k, v]) => [
+    Object.assign(document.createElement('dt'), { textContent: k }),
+    Object.assign(document.createElement('dd'), { textContent: v }),
+  ]);
+}
+
+function addMessage(role: 'user' | 'assistant', text: string): { body: HTMLElement; stats: HTMLElement } {
+  ui.empty.hidden = true;
+  const el = Object.assign(document.createElement('div'), { className: `message ${role}` });
+  const who = Object.assign(document.createElement('div'), { className: 'who', textContent: role === 'user' ? 'You' : 'Model' });
+  const body = Object.assign(document.createElement('div'), { className: 'body' });
+  const stats = Object.assign(document.createElement('div'), { className: 'stats' });
+  if (role === 'user') body.textContent = text;
+  else body.innerHTML = renderMarkdown(text);
+  el.append(who, body, stats);
+  ui.messages.append(el);
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  return { body, stats };
+}
+
+async function reply(): Promise<void> {
+  if (!engine) return;
+  replyAbort = new AbortController();
+  setBusy(true);
+  const { body, stats } = addMessage('assistant', '');
+  const system = ui.system.value.trim();
+  const messages: ChatMessage[] = system ? [{ role: 'system', content: system }, ...history] : history;
+  const started = performance.now();
+  let firstToken = 0;
+  let content = '';
+  try {
+    const stream = await engine.chat.completions.create({
+      messages, stream: true, temperature: Number(ui.temperature.value), top_p: Number(ui.topP.value), max_tokens: Number(ui.maxTokens.value),
+    }, { signal: replyAbort.signal });
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0]?.delta.content;
+      if (delta) {
+        firstToken ||= performance.now();
+        content += delta;
+        body.innerHTML = renderMarkdown(content);
+        ui.messages.scrollTop = ui.messages.scrollHeight;
+      }
+      if (chunk.usage) {
+        const seconds = (performance.now() - firstToken) / 1000;
+        const u = chunk.usage;
+        stats.textContent = `${u.completion_tokens} tokens · ${(u.completion_tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s · first token ${Math.round(firstToken - started)} ms · context ${u.total_tokens}${chunk.choices[0]?.finish_reason === 'abort' ? ' · stopped' : ''}`;
+      }
+    }
+    history.push({ role: 'assistant', content });
+  } catch (e) {
+    showError(e);
+  } finally {
+    setBusy(false);
+  }
+}
+
+ui.composer.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const text = ui.input.value.trim();
+  if (!text || busy || !modelLoaded) return;
+  ui.input.value = '';
+  history.push({ role: 'user', content: text });
+  addMessage('user', text);
+  void reply();
+});
+ui.input.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    ui.composer.requestSubmit();
   }
 });
-stopButton.addEventListener('click', () => abort?.abort());
+ui.stop.addEventListener('click', () => {
+  replyAbort?.abort();
+  loadAbort?.abort();
+});
+ui.cancel.addEventListener('click', () => loadAbort?.abort());
+ui.regenerate.addEventListener('click', () => {
+  if (history.at(-1)?.role !== 'assistant') return;
+  history.pop();
+  ui.messages.lastElementChild?.remove();
+  void reply();
+});
+ui.newChat.addEventListener('click', () => {
+  replyAbort?.abort();
+  history = [];
+  ui.messages.replaceChildren(ui.empty);
+  ui.empty.hidden = false;
+  ui.input.focus();
+});
+ui.loadUrl.addEventListener('click', () => void load_(ui.url.value.trim()));
+ui.file.addEventListener('change', () => {
+  const f = ui.file.files?.[0];
+  if (f) void load_(f);
+});
+document.addEventListener('dragover', (ev) => {
+  ev.preventDefault();
+  document.body.classList.add('dragging');
+});
+document.addEventListener('dragleave', () => document.body.classList.remove('dragging'));
+document.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  document.body.classList.remove('dragging');
+  const f = ev.dataTransfer?.files[0];
+  if (f) void load_(f);
+});
 
-if (!navigator.gpu) showStatus('This browser has no WebGPU. Use a current Chrome or Edge, or enable WebGPU in your browser settings.', true);
+async function start(): Promise<void> {
+  const config = await fetch('./demo-config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({})) as { defaultModel?: string | null };
+  ui.url.value = new URLSearchParams(location.search).get('model') ?? (config.defaultModel ? new URL(config.defaultModel, location.href).href : DEFAULT_MODEL);
+  if (!navigator.gpu) {
+    ui.device.append(...dl({ WebGPU: 'not available' }));
+    showError(new Error('This browser has no WebGPU, which webgpu-llm needs to run models on your GPU.'), 'Use a current Chrome or Edge (113+), or enable WebGPU in your browser’s flags (chrome://flags/#enable-unsafe-webgpu).');
+    ui.loadUrl.disabled = true;
+    return;
+  }
+  const adapter = await navigator.gpu.requestAdapter();
+  if (adapter) {
+    const info = adapter.info;
+    const f = ['shader-f16', 'subgroups'].map((x) => `${x} ${adapter.features.has(x) ? '✓' : '✗'}`).join(', ');
+    ui.device.append(...dl({
+      Adapter: [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unknown',
+      Features: f,
+      'Max binding': mib(adapter.limits.maxStorageBufferBindingSize),
+      'Max buffer': mib(adapter.limits.maxBufferSize),
+    }));
+  }
+  try {
+    engine = await createEngine();
+    await refreshCache();
+  } catch (e) {
+    showError(e);
+  }
+}
+void start();
