@@ -20,6 +20,9 @@ let modelLoaded = false;
 let loadAbort: AbortController | undefined;
 let replyAbort: AbortController | undefined;
 let busy = false;
+/** Resolves once the engine exists (or failed to start). */
+let engineStarted: Promise<void> = Promise.resolve();
+const enabledFeatures = document.createElement('dd');
 
 const mib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GB` : `${(b / 2 ** 20).toFixed(1)} MB`);
 
@@ -35,7 +38,8 @@ function showError(e: unknown, next = ''): void {
     'context-overflow': 'Start a new chat: this conversation no longer fits the model’s context.',
   };
   const code = isWebGPULLMError(e) ? e.code : '';
-  ui.bannerText.textContent = `${message} ${next || advice[code] || ''}`.trim();
+  const sentence = /[.!?]$/.test(message) ? message : `${message}.`;
+  ui.bannerText.textContent = `${sentence} ${next || advice[code] || ''}`.trim();
   ui.banner.hidden = false;
 }
 ui.bannerClose.addEventListener('click', () => (ui.banner.hidden = true));
@@ -46,7 +50,7 @@ function setBusy(value: boolean): void {
   ui.input.disabled = !modelLoaded;
   ui.stop.disabled = !value;
   ui.regenerate.disabled = !modelLoaded || value || !history.some((m) => m.role === 'assistant');
-  ui.loadUrl.disabled = value;
+  ui.loadUrl.disabled = value || !engine;
 }
 
 async function refreshCache(): Promise<void> {
@@ -54,7 +58,9 @@ async function refreshCache(): Promise<void> {
   const [models, usage] = await Promise.all([engine.cache.list(), engine.cache.usage()]);
   ui.cacheList.replaceChildren(...models.map((m) => {
     const li = document.createElement('li');
-    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: m.source.split('/').pop() ?? m.id, title: m.source });
+    const fromFile = m.id.startsWith('file:');
+    const label = `${m.source.split('/').pop() ?? m.id}${fromFile ? ' (file)' : ''}`;
+    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: label, title: m.source });
     const size = Object.assign(document.createElement('span'), { className: 'size', textContent: mib(m.storedBytes) });
     const load = Object.assign(document.createElement('button'), { className: 'ghost small', textContent: 'Load' });
     load.setAttribute('aria-label', `Load ${name.textContent}`);
@@ -90,6 +96,7 @@ function showProgress(p: LoadProgress, started: number): void {
 }
 
 async function load_(source: ModelSource): Promise<void> {
+  await engineStarted; // a file picked or dropped while the engine starts waits for it
   if (!engine || busy) return;
   loadAbort = new AbortController();
   setBusy(true);
@@ -102,7 +109,7 @@ async function load_(source: ModelSource): Promise<void> {
     modelLoaded = true;
     const name = typeof source === 'string' ? source.split('/').pop() : source instanceof File ? source.name : info.id.split('/').pop();
     ui.status.textContent = `${name}: ${info.architecture}, ${(info.parameters / 1e6).toFixed(1)}M parameters, ${info.quantTypes.join('/')}, context ${info.contextLength}, ${mib(info.bytesOnGpu)} on the GPU${info.fromCache ? ' (from cache)' : ''}.`;
-    ui.device.append(...dl({ Enabled: info.features.length ? info.features.join(', ') : 'no optional features' }));
+    enabledFeatures.textContent = info.features.length ? info.features.join(', ') : 'no optional features';
     ui.input.focus();
   } catch (e) {
     ui.status.textContent = 'No model loaded.';
@@ -154,7 +161,7 @@ async function reply(): Promise<void> {
       if (delta) {
         firstToken ||= performance.now();
         content += delta;
-        body.innerHTML = renderMarkdown(content);
+        body.innerHTML = renderMarkdown(content.trimStart());
         ui.messages.scrollTop = ui.messages.scrollHeight;
       }
       if (chunk.usage) {
@@ -163,7 +170,7 @@ async function reply(): Promise<void> {
         stats.textContent = `${u.completion_tokens} tokens · ${(u.completion_tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s · first token ${Math.round(firstToken - started)} ms · context ${u.total_tokens}${chunk.choices[0]?.finish_reason === 'abort' ? ' · stopped' : ''}`;
       }
     }
-    history.push({ role: 'assistant', content });
+    history.push({ role: 'assistant', content: content.trimStart() });
   } catch (e) {
     showError(e);
   } finally {
@@ -240,12 +247,16 @@ async function start(): Promise<void> {
       'Max binding': mib(adapter.limits.maxStorageBufferBindingSize),
       'Max buffer': mib(adapter.limits.maxBufferSize),
     }));
+    ui.device.append(Object.assign(document.createElement('dt'), { textContent: 'Enabled' }), enabledFeatures);
+    enabledFeatures.textContent = '(after a model loads)';
   }
   try {
     engine = await createEngine();
+    ui.loadUrl.disabled = false;
+    document.body.dataset.ready = 'true';
     await refreshCache();
   } catch (e) {
     showError(e);
   }
 }
-void start();
+engineStarted = start();

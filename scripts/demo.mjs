@@ -4,42 +4,54 @@
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'vite';
 
-const { values } = parseArgs({ options: { model: { type: 'string' }, port: { type: 'string' }, host: { type: 'boolean' } } });
-const model = values.model ? resolve(values.model) : undefined;
-if (model && !existsSync(model)) {
-  console.error(`demo: no such file: ${model}`);
-  process.exit(1);
-}
-const localUrl = model ? `/local-models/${encodeURIComponent(basename(model))}` : undefined;
-
-const server = await createServer({
-  root: new URL('../demo/', import.meta.url).pathname,
-  server: { port: values.port ? Number(values.port) : 5173, host: values.host ? true : 'localhost' },
-  plugins: [{
-    name: 'webgpu-llm-demo-model',
-    configureServer(s) {
-      s.middlewares.use('/demo-config.json', (_req, res) => {
-        res.setHeader('Content-Type', 'application/json');
-        res.end(JSON.stringify({ defaultModel: localUrl ?? null }));
-      });
-      if (!model) return;
-      s.middlewares.use(localUrl, (req, res) => {
-        const size = statSync(model).size;
-        const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-        const start = m ? Number(m[1]) : 0;
-        const end = m && m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
-        if (start >= size) return void res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
-        res.writeHead(m ? 206 : 200, {
-          'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream', 'Content-Length': end - start + 1,
-          ...(m ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
+/** Starts the demo server; returns it (tests use this too). */
+export async function startDemo({ model, port = 5173, host = false } = {}) {
+  const path = model ? resolve(model) : undefined;
+  if (path && !existsSync(path)) throw new Error(`demo: no such file: ${path}`);
+  const localUrl = path ? `/local-models/${encodeURIComponent(basename(path))}` : undefined;
+  const server = await createServer({
+    configFile: false,
+    root: fileURLToPath(new URL('../demo/', import.meta.url)),
+    logLevel: 'warn',
+    server: { port, host: host ? true : 'localhost', fs: { allow: [fileURLToPath(new URL('..', import.meta.url))] } },
+    plugins: [{
+      name: 'webgpu-llm-demo-model',
+      configureServer(s) {
+        s.middlewares.use('/demo-config.json', (_req, res) => {
+          res.setHeader('Content-Type', 'application/json');
+          res.end(JSON.stringify({ defaultModel: localUrl ?? null }));
         });
-        createReadStream(model, { start, end }).pipe(res);
-      });
-    },
-  }],
-});
-await server.listen();
-server.printUrls();
-if (model) console.log(`  serving ${model} at ${localUrl}`);
+        if (!path) return;
+        s.middlewares.use(localUrl, (req, res) => {
+          const size = statSync(path).size;
+          const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+          const start = m ? Number(m[1]) : 0;
+          const end = m && m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
+          if (start >= size) return void res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
+          res.writeHead(m ? 206 : 200, {
+            'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream', 'Content-Length': end - start + 1,
+            ...(m ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
+          });
+          createReadStream(path, { start, end }).pipe(res);
+        });
+      },
+    }],
+  });
+  await server.listen();
+  return { server, localUrl };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const { values } = parseArgs({ options: { model: { type: 'string' }, port: { type: 'string' }, host: { type: 'boolean' } } });
+  try {
+    const { server, localUrl } = await startDemo({ model: values.model, port: values.port ? Number(values.port) : 5173, host: values.host });
+    server.printUrls();
+    if (localUrl) console.log(`  serving ${resolve(values.model)} at ${localUrl}`);
+  } catch (e) {
+    console.error(e.message);
+    process.exit(1);
+  }
+}

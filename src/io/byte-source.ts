@@ -41,6 +41,9 @@ export async function urlSource(url: string, init: { signal?: AbortSignal } = {}
   const range = probe.headers.get('content-range');
   const total = range ? Number(range.split('/')[1]) : NaN;
   await probe.body?.cancel();
+  if (/text\/html/i.test(probe.headers.get('content-type') ?? '')) {
+    throw new WebGPULLMError('network', `${url}: the server answered with a web page, not a model file; check the URL`);
+  }
   if (probe.status !== 206 || !Number.isSafeInteger(total)) {
     throw new WebGPULLMError('network', `${url}: the server does not support HTTP range requests`);
   }
