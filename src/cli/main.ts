@@ -1,13 +1,15 @@
 import { parseArgs } from 'node:util';
 import { isWebGPULLMError, WebGPULLMError } from '../errors.js';
 import { generate } from '../generate.js';
+import { bench } from '../node/bench.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
 const USAGE = `usage:
   webgpu-llm generate --model FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
                       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--verbose]
-  webgpu-llm tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]`;
+  webgpu-llm tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]
+  webgpu-llm bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--json] [--verbose]`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -21,6 +23,9 @@ const OPTIONS = {
   'repeat-penalty': { type: 'string' },
   seed: { type: 'string' },
   'no-bos': { type: 'boolean' },
+  'prompt-tokens': { type: 'string' },
+  'gen-tokens': { type: 'string' },
+  runs: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -83,6 +88,28 @@ async function tokenizeCommand(values: Values): Promise<void> {
   }
 }
 
+async function benchCommand(values: Values): Promise<void> {
+  if (!values.model) usageError('--model is required');
+  const result = await bench(
+    values.model,
+    numberFlag(values, 'prompt-tokens', true) ?? 128,
+    numberFlag(values, 'gen-tokens', true) ?? 64,
+    numberFlag(values, 'runs', true) ?? 3,
+  );
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return;
+  }
+  const r = result;
+  process.stdout.write(
+    `${r.model} on ${r.adapter}\n` +
+      `  decode   ${r.decode_tok_s.toFixed(2)} tok/s (min ${r.decode_tok_s_min.toFixed(2)}, max ${r.decode_tok_s_max.toFixed(2)}), ${r.dispatches_per_token} dispatches/token\n` +
+      `  prefill  ${r.prefill_tok_s.toFixed(1)} tok/s, time to first token ${r.ttft_ms.toFixed(1)} ms (${r.prompt_tokens} tokens)\n` +
+      `  memory   ${(r.weight_bytes_per_token / 1e6).toFixed(2)} MB read per token; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU (peak ${(r.peak_gpu_bytes / 2 ** 20).toFixed(1)})\n` +
+      `  roofline ${r.decode_gb_s.toFixed(3)} GB/s of ${r.probe_read_gb_s.toFixed(2)} GB/s probed = ${(100 * r.roofline_fraction).toFixed(1)}%\n`,
+  );
+}
+
 export async function main(argv: string[]): Promise<number> {
   let verbose = argv.includes('--verbose');
   try {
@@ -95,6 +122,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (command === 'generate') await generateCommand(values);
     else if (command === 'tokenize') await tokenizeCommand(values);
+    else if (command === 'bench') await benchCommand(values);
     else usageError(`unknown command "${command}"`);
     return 0;
   } catch (e) {

@@ -3,6 +3,7 @@ import commonWgsl from '../../shaders/common.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import normWgsl from '../../shaders/norm.wgsl?raw';
+import probeWgsl from '../../shaders/probe.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
@@ -31,6 +32,7 @@ const SPECS = {
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, U, U] },
   swiglu: { source: swigluWgsl, entry: 'swiglu', bindings: [RW, R, U, U] },
+  probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW] },
 } satisfies Record<string, KernelSpec>;
 

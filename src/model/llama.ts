@@ -95,6 +95,19 @@ export class LlamaModel {
     return this.alloc.bytesInUse;
   }
 
+  /** The most GPU memory this model has held at once. */
+  get peakBytesOnGpu(): number {
+    return this.alloc.peakBytes;
+  }
+
+  /** Dispatches recorded for one decode step (embedding to sampled token). */
+  get dispatchesPerToken(): number {
+    return this.ops.length;
+  }
+
+  /** Weight bytes a decode step reads: every matrix once, but one row of the embedding. */
+  weightBytesPerToken = 0;
+
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<LlamaModel> {
     const config = readConfig(file);
     const contextLength = Math.min(config.contextLength, options.contextLength ?? 4096);
@@ -142,6 +155,10 @@ export class LlamaModel {
       a.device.queue.writeBuffer(target, chunk.wordOffset * 4, chunk.words);
       loaded += chunk.words.length;
       options.onProgress?.(loaded, total);
+    }
+    for (const p of plans) {
+      const embeddingOnly = p.name === 'token_embd.weight' && !c.tiedOutput;
+      this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
     }
     const matrix = (name: string): GpuMatrix => ({ buffer: buffers.get(name)!, layout: plans.find((p) => p.name === name)!.layout! });
     const vector = (name: string): GPUBuffer => buffers.get(name)!;

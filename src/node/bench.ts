@@ -1,0 +1,110 @@
+import type { GpuContext } from '../gpu/context.js';
+import { Kernels } from '../gpu/kernels.js';
+import { GREEDY, type LlamaModel } from '../model/llama.js';
+import { loadModelFile } from './load.js';
+
+export interface BenchResult {
+  adapter: string;
+  model: string;
+  prompt_tokens: number;
+  gen_tokens: number;
+  runs: number;
+  decode_tok_s: number;
+  decode_tok_s_min: number;
+  decode_tok_s_max: number;
+  prefill_tok_s: number;
+  ttft_ms: number;
+  weight_bytes_per_token: number;
+  probe_read_gb_s: number;
+  decode_gb_s: number;
+  roofline_fraction: number;
+  dispatches_per_token: number;
+  gpu_bytes: number;
+  peak_gpu_bytes: number;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Best streaming-read bandwidth of a read-and-reduce kernel over a 256 MiB (or smaller) buffer. */
+export async function probeReadBandwidth(gpu: GpuContext, repeats = 5): Promise<number> {
+  const device = gpu.device;
+  const bytes = Math.min(256 << 20, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) & ~15;
+  const data = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
+  const workgroups = 1024;
+  const sums = device.createBuffer({ size: workgroups * 256 * 4, usage: GPUBufferUsage.STORAGE });
+  const kernels = new Kernels(device);
+  const k = kernels.get('probe');
+  const bindGroup = kernels.bindGroup(k, [data, sums]);
+  const run = async () => {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(k.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(workgroups);
+    pass.end();
+    const start = performance.now();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - start;
+  };
+  await run();
+  let best = Infinity;
+  for (let i = 0; i < repeats; i++) best = Math.min(best, await run());
+  data.destroy();
+  sums.destroy();
+  return bytes / (best / 1000) / 1e9;
+}
+
+/** Prefill `promptTokens` random tokens, then decode `genTokens`, greedily; times in ms. */
+async function runOnce(model: LlamaModel, prompt: number[], genTokens: number): Promise<{ ttft: number; decode: number }> {
+  model.setSampler(GREEDY, prompt);
+  const t0 = performance.now();
+  await model.step(prompt, 0);
+  const ttft = performance.now() - t0;
+  const t1 = performance.now();
+  for (let i = 0; i < genTokens; i++) await model.step(null, prompt.length + i);
+  return { ttft, decode: performance.now() - t1 };
+}
+
+/** `webgpu-llm bench`: warm-up, then the median (with min and max) of several runs. */
+export async function bench(path: string, promptTokens: number, genTokens: number, runs = 3): Promise<BenchResult> {
+  const loaded = await loadModelFile(path, { contextLength: promptTokens + genTokens + 1 });
+  try {
+    const { model, gpu } = loaded;
+    // A fixed pseudo-random prompt: the same tokens on every run and every machine.
+    let seed = 12345;
+    const prompt = Array.from({ length: promptTokens }, () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return 3 + (seed % (model.config.vocabSize - 3));
+    });
+    await runOnce(model, prompt, Math.min(genTokens, 4));
+    const results = [];
+    for (let r = 0; r < runs; r++) results.push(await runOnce(model, prompt, genTokens));
+    const decodeRates = results.map((r) => genTokens / (r.decode / 1000));
+    const ttft = median(results.map((r) => r.ttft));
+    const probe = await probeReadBandwidth(gpu);
+    const decode = median(decodeRates);
+    const decodeGbS = (model.weightBytesPerToken * decode) / 1e9;
+    return {
+      adapter: gpu.adapterName,
+      model: path.split('/').pop() ?? path,
+      prompt_tokens: promptTokens,
+      gen_tokens: genTokens,
+      runs,
+      decode_tok_s: decode,
+      decode_tok_s_min: Math.min(...decodeRates),
+      decode_tok_s_max: Math.max(...decodeRates),
+      prefill_tok_s: promptTokens / (ttft / 1000),
+      ttft_ms: ttft,
+      weight_bytes_per_token: model.weightBytesPerToken,
+      probe_read_gb_s: probe,
+      decode_gb_s: decodeGbS,
+      roofline_fraction: decodeGbS / probe,
+      dispatches_per_token: model.dispatchesPerToken,
+      gpu_bytes: model.bytesOnGpu,
+      peak_gpu_bytes: model.peakBytesOnGpu,
+    };
+  } finally {
+    await loaded.dispose();
+  }
+}
