@@ -56,6 +56,18 @@ describe.skipIf(!HAVE_MODELS)('webgpu-llm CLI', () => {
     expect(noBos.stdout.trim()).toBe('15043 3186');
   });
 
+  test('bench --json reports every field, with consistent arithmetic', async () => {
+    const r = await cli(['bench', '--model', storiesPath('q4_0'), '--prompt-tokens', '8', '--gen-tokens', '8', '--runs', '1', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const b = JSON.parse(r.stdout);
+    for (const key of ['adapter', 'decode_tok_s', 'prefill_tok_s', 'ttft_ms', 'weight_bytes_per_token', 'probe_read_gb_s', 'decode_gb_s', 'roofline_fraction', 'dispatches_per_token', 'peak_gpu_bytes']) {
+      expect(b, key).toHaveProperty(key);
+    }
+    expect(b.decode_tok_s).toBeGreaterThan(0);
+    expect(b.decode_gb_s).toBeCloseTo((b.weight_bytes_per_token * b.decode_tok_s) / 1e9, 9);
+    expect(b.roofline_fraction).toBeCloseTo(b.decode_gb_s / b.probe_read_gb_s, 9);
+  });
+
   test('errors exit non-zero with one line, a stack only with --verbose', async () => {
     const v1 = `${STORIES}original/tinyllamas-stories-260k-f32.gguf`;
     const r = await cli(['generate', '--model', v1, '--prompt', 'x']);
