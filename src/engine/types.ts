@@ -1,5 +1,5 @@
 import type { ChatMessage } from '../chat/template.js';
-import type { FinishReason } from '../generate.js';
+import type { FinishReason, GenerateOptions } from '../generate.js';
 
 /** A model to load: a URL, a File or Blob, a URL with its expected SHA-256, or a cached id. */
 export type ModelSource = string | Blob | { url: string; sha256?: string } | { cached: string };
@@ -23,18 +23,8 @@ export interface ModelInfo {
   fromCache: boolean;
 }
 
-export interface GenerateParams {
-  maxTokens?: number;
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  minP?: number;
-  repetitionPenalty?: number;
-  frequencyPenalty?: number;
-  presencePenalty?: number;
-  seed?: number;
-  stop?: string | string[];
-}
+/** Sampling and length options of a request, plus stop strings. */
+export type GenerateParams = Omit<GenerateOptions, 'signal'> & { stop?: string | string[] };
 
 export interface ChatCompletionRequest {
   messages: ChatMessage[];
