@@ -53,14 +53,13 @@ export interface Usage {
   prompt_tokens_details: { cached_tokens: number };
 }
 
-export type ChatFinishReason = Exclude<FinishReason, never>;
 
 export interface ChatCompletion {
   id: string;
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: ChatFinishReason; logprobs: null }[];
+  choices: { index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
   usage: Usage;
 }
 
@@ -69,7 +68,7 @@ export interface ChatCompletionChunk {
   object: 'chat.completion.chunk';
   created: number;
   model: string;
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: ChatFinishReason | null; logprobs: null }[];
+  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
   /** On the last chunk only. */
   usage?: Usage;
 }

@@ -108,20 +108,15 @@ class Cursor {
     if (len > this.remaining) {
       throw new ModelFormatError('truncated', `${this.src.name}: ${what} claims ${len} bytes, only ${this.remaining} remain`);
     }
-    const parts: string[] = [];
-    let left = len;
     // Strings longer than the window are read in window-sized pieces.
     const bytes = new Uint8Array(len);
-    let at = 0;
-    while (left > 0) {
-      const n = Math.min(left, MAX_WINDOW);
+    for (let at = 0; at < len; ) {
+      const n = Math.min(len - at, MAX_WINDOW);
       const view = await this.ensure(n, what);
       bytes.set(new Uint8Array(view.buffer, view.byteOffset, n), at);
       at += n;
-      left -= n;
     }
-    parts.push(this.decoder.decode(bytes));
-    return parts.join('');
+    return this.decoder.decode(bytes);
   }
 
   async scalar(type: number, what: string): Promise<number | bigint | boolean> {

@@ -22,7 +22,7 @@ export interface WeightChunk {
 }
 
 /** Bytes of source data read per chunk while repacking: the JS heap never holds a whole tensor. */
-export const CHUNK_BYTES = 4 << 20;
+const CHUNK_BYTES = 4 << 20;
 
 function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
