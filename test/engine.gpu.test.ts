@@ -4,6 +4,8 @@ import { memoryStore, type KeyValueStore } from '../src/cache/store.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import type { ChatCompletionChunk } from '../src/engine/types.js';
 import { WebGPULLMError } from '../src/errors.js';
+import { nodeGpuContext } from '../src/node/gpu.js';
+import type { GpuContext } from '../src/gpu/context.js';
 import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS } from './helpers/models.js';
@@ -154,5 +156,36 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
     await e2.unload();
     expect(await e2.bytesOnGpu()).toBe(0);
     await expect(e2.chat.completions.create({ messages: MESSAGES })).rejects.toThrow(/no model is loaded/);
+  });
+
+  test('a device lost mid-generation gives a typed error; loading again recovers from the cache', async () => {
+    const devices: GpuContext[] = [];
+    const lossStore = memoryStore();
+    const e3 = await createEngine({ worker: false, store: lossStore, cache: true, gpu: async () => {
+      const ctx = await nodeGpuContext();
+      devices.push(ctx);
+      return ctx;
+    } });
+    await e3.load(server.url(MODEL));
+    let received = 0;
+    const failure = await (async () => {
+      for await (const t of e3.generate('Once upon a time', { temperature: 0, maxTokens: 200 })) {
+        if (++received === 3) devices[0]!.device.destroy();
+        void t;
+      }
+    })().catch((x: unknown) => x);
+    expect(failure).toBeInstanceOf(WebGPULLMError);
+    expect((failure as WebGPULLMError).code).toBe('device-lost');
+    expect(received).toBeLessThan(10);
+    await expect(e3.chat.completions.create({ messages: MESSAGES })).rejects.toMatchObject({ code: 'device-lost' });
+
+    server.reset();
+    const info = await e3.load(server.url(MODEL));
+    expect(info.fromCache).toBe(true);
+    expect(server.requests).toBe(0);
+    expect(devices).toHaveLength(2);
+    const after = await e3.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 10 });
+    expect(after.choices[0]!.finish_reason).toBe('length');
+    await e3.dispose();
   });
 });

@@ -37,6 +37,10 @@ interface Loaded {
  */
 export class EngineCore {
   private gpu: GpuContext | undefined;
+  /** Why the device was lost, until the next load makes a new one. */
+  private lostReason: string | undefined;
+  /** A WebGPU error nobody caught, reported with the next request. */
+  private uncaptured: string | undefined;
   private loaded: Loaded | undefined;
   /** Tokens whose keys and values are in the KV cache, positions 0..n-1. */
   private context: number[] = [];
@@ -132,6 +136,27 @@ export class EngineCore {
     return this.loaded?.model.bytesOnGpu ?? 0;
   }
 
+  /**
+   * A new device, watched: when it is lost the model goes with it (its buffers are gone) and
+   * the next load makes a new device and uploads again, from the weight cache.
+   */
+  private async acquireGpu(): Promise<GpuContext> {
+    const gpu = await (this.options.gpu ? this.options.gpu() : createGpuContext(globalThis.navigator?.gpu));
+    this.lostReason = undefined;
+    void gpu.device.lost.then((info) => {
+      if (this.gpu !== gpu) return;
+      this.lostReason = info.message || info.reason || 'unknown reason';
+      this.loaded?.model.dispose();
+      this.loaded = undefined;
+      this.context = [];
+      this.gpu = undefined;
+    });
+    gpu.device.addEventListener('uncapturederror', (e) => {
+      this.uncaptured = (e as GPUUncapturedErrorEvent).error.message;
+    });
+    return gpu;
+  }
+
   private dropModel(): void {
     this.loaded?.model.dispose();
     this.loaded = undefined;
@@ -139,6 +164,14 @@ export class EngineCore {
   }
 
   private require(): Loaded {
+    if (this.uncaptured) {
+      const message = this.uncaptured;
+      this.uncaptured = undefined;
+      throw new WebGPULLMError('gpu', `WebGPU reported an error: ${message}`);
+    }
+    if (!this.loaded && this.lostReason) {
+      throw new WebGPULLMError('device-lost', `the GPU device was lost (${this.lostReason}); load the model again to recover`);
+    }
     if (!this.loaded) throw new WebGPULLMError('invalid-argument', 'no model is loaded: call engine.load() first');
     return this.loaded;
   }
@@ -203,6 +236,11 @@ export class EngineCore {
           local.abort();
         }
       }
+    } catch (e) {
+      if (this.lostReason || !this.gpu) {
+        throw new WebGPULLMError('device-lost', `the GPU device was lost during generation (${this.lostReason ?? 'destroyed'}); load the model again to recover`, { cause: e });
+      }
+      throw e;
     } finally {
       signal.removeEventListener('abort', onAbort);
     }
@@ -210,7 +248,7 @@ export class EngineCore {
 
   private async doLoad(source: ModelSource, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     this.dropModel();
-    const gpu = (this.gpu ??= await (this.options.gpu ? this.options.gpu() : createGpuContext(globalThis.navigator?.gpu)));
+    const gpu = (this.gpu ??= await this.acquireGpu());
     const id = sourceId(source);
     const cache = id ? this.cache : null;
     const manifest = cache && id ? await cache.manifest(id) : undefined;
