@@ -41,4 +41,16 @@ window.chatStream = guard(async (request, abortAfterChunks) => {
 window.cacheList = guard(async () => engine.cache.list());
 window.cacheDelete = guard(async (id) => engine.cache.delete(id));
 window.cacheUsage = guard(async () => engine.cache.usage());
+/** Every key in the weight store (to prove nothing half-written stays). */
+window.storeKeys = guard(() => new Promise((resolve, reject) => {
+  const open = indexedDB.open('webgpu-llm');
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const db = open.result;
+    if (!db.objectStoreNames.contains('weights')) return resolve([]);
+    const req = db.transaction('weights').objectStore('weights').getAllKeys();
+    req.onsuccess = () => resolve(req.result.map(String));
+    req.onerror = () => reject(req.error);
+  };
+}));
 window.ready = true;
