@@ -40,7 +40,10 @@ const MUTATIONS: [string, Mutation][] = [
   ['truncate', (b, r) => b.slice(0, Math.floor(r() * b.length))],
   ['flip bytes', (b, r, _a, h) => {
     const c = b.slice();
-    for (let n = 1 + Math.floor(r() * 8); n > 0; n--) c[Math.floor(r() * Math.min(c.length, h + 64))] ^= 1 << Math.floor(r() * 8);
+    for (let n = 1 + Math.floor(r() * 8); n > 0; n--) {
+      const i = Math.floor(r() * Math.min(c.length, h + 64));
+      c[i] = c[i]! ^ (1 << Math.floor(r() * 8));
+    }
     return c;
   }],
   ['huge count or length', (b, r, aims) => {

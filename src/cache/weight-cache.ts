@@ -17,7 +17,7 @@ export interface CacheManifest {
 }
 
 /** Bumped whenever the repacked layout changes, so stale caches are never uploaded. */
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 const key = {
   manifest: (id: string) => `v${LAYOUT_VERSION}/manifest/${id}`,
   header: (id: string) => `v${LAYOUT_VERSION}/header/${id}`,
@@ -50,7 +50,12 @@ export class WeightCache {
   }
 
   header(id: string): Promise<Uint8Array | undefined> {
-    return this.store.get<Uint8Array>(key.header(id));
+    return this.store.get<{ bytes: Uint8Array }>(key.header(id)).then((h) => h?.bytes);
+  }
+
+  /** The source's validator (ETag) recorded with the header, to detect a changed file. */
+  validator(id: string): Promise<string | undefined> {
+    return this.store.get<{ validator?: string }>(key.header(id)).then((h) => h?.validator);
   }
 
   /** Chunks already stored for a load in progress. */
@@ -58,8 +63,8 @@ export class WeightCache {
     return (await this.store.get<number>(key.progress(id))) ?? 0;
   }
 
-  async putHeader(id: string, header: Uint8Array): Promise<void> {
-    await this.write(id, [[key.header(id), header]]);
+  async putHeader(id: string, header: Uint8Array, validator?: string): Promise<void> {
+    await this.write(id, [[key.header(id), { bytes: header, validator }]]);
   }
 
   async putChunk(id: string, n: number, chunk: WeightChunk): Promise<void> {

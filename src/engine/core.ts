@@ -22,6 +22,8 @@ export interface CoreOptions {
   gpu?: () => Promise<GpuContext>;
   /** KV cache length for loaded models (capped by the model's own). */
   contextLength?: number;
+  /** A download that receives nothing for this long fails (default 30 s). */
+  stallTimeoutMs?: number;
 }
 
 interface Loaded {
@@ -270,16 +272,19 @@ export class EngineCore {
       });
     } else {
       if (typeof source === 'object' && 'cached' in source) throw new WebGPULLMError('cache', `no cached model "${source.cached}"`);
-      const raw = typeof source === 'string' ? await urlSource(source, { signal }) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, { signal });
+      const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs };
+      const raw = typeof source === 'string' ? await urlSource(source, urlOptions) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, urlOptions);
       const network = countingSource(raw, (loaded) => onProgress?.({ phase: 'download', loaded, total: raw.size }));
       file = await readGGUF(network);
       if (cache && id) {
+        // Resume only the same file: same header bytes and the same validator (ETag).
         const header = file.header;
         const storedHeader = await cache.header(id);
-        let done = storedHeader && equalBytes(storedHeader, header) ? await cache.progress(id) : 0;
+        const same = storedHeader !== undefined && equalBytes(storedHeader, header) && (await cache.validator(id)) === raw.validator;
+        let done = same ? await cache.progress(id) : 0;
         if (!done) {
           await cache.delete(id);
-          await cache.putHeader(id, header);
+          await cache.putHeader(id, header, raw.validator);
         }
         weights = (repack) => {
           const resumed = cache.chunks(id, 0, done);
@@ -397,6 +402,7 @@ function countingSource(source: ByteSource, report: (loaded: number) => void): B
   return {
     size: source.size,
     name: source.name,
+    validator: source.validator,
     read: async (offset, length) => {
       const bytes = await source.read(offset, length);
       loaded += bytes.byteLength;

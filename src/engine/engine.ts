@@ -14,6 +14,8 @@ export interface EngineOptions {
   cache?: boolean;
   /** KV cache length (default: the model's, capped at 4096). */
   contextLength?: number;
+  /** A download that receives nothing for this long fails with a network error (default 30 s). */
+  stallTimeoutMs?: number;
   /** In-thread only: the GPU to use and the store for the weight cache. */
   gpu?: () => Promise<GpuContext>;
   store?: KeyValueStore;
@@ -59,11 +61,14 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (options.worker ?? true) {
     installErrorTransfer();
     worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webgpu-llm' });
-    const remote = Comlink.wrap<CoreApi & { init(o: { cache: boolean; contextLength?: number }): void }>(worker);
-    await remote.init({ cache: useCache, contextLength: options.contextLength });
+    const remote = Comlink.wrap<CoreApi & { init(o: { cache: boolean; contextLength?: number; stallTimeoutMs?: number }): void }>(worker);
+    await remote.init({ cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs });
     core = remote as unknown as CoreApi;
   } else {
-    core = new EngineCore({ store: useCache ? options.store ?? indexedDBStore() : options.store ?? null, gpu: options.gpu, contextLength: options.contextLength });
+    core = new EngineCore({
+      store: useCache ? options.store ?? indexedDBStore() : options.store ?? null,
+      gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs,
+    });
   }
   // Callbacks cross the worker boundary as proxies; in-thread they are plain functions.
   const callback = <F extends (...args: never[]) => unknown>(f: F): F => (worker ? (Comlink.proxy(f) as unknown as F) : f);

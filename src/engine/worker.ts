@@ -10,8 +10,8 @@ installErrorTransfer();
 export class WorkerEngine {
   private core: EngineCore | undefined;
 
-  init(options: { cache: boolean; contextLength?: number }): void {
-    this.core = new EngineCore({ store: options.cache ? indexedDBStore() : null, contextLength: options.contextLength });
+  init(options: { cache: boolean; contextLength?: number; stallTimeoutMs?: number }): void {
+    this.core = new EngineCore({ store: options.cache ? indexedDBStore() : null, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs });
   }
 
   get api(): EngineCore {
@@ -22,7 +22,7 @@ export class WorkerEngine {
 
 const engine = new WorkerEngine();
 Comlink.expose({
-  init: (options: { cache: boolean; contextLength?: number }) => engine.init(options),
+  init: (options: Parameters<WorkerEngine['init']>[0]) => engine.init(options),
   abort: (id: string) => engine.api.abort(id),
   load: (...a: Parameters<EngineCore['load']>) => engine.api.load(...a),
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),

@@ -9,6 +9,8 @@ export interface ByteSource {
   readonly size: number;
   /** A short name for messages (file name or URL). */
   readonly name: string;
+  /** Identifies this version of the content (an HTTP ETag), where the source knows one. */
+  readonly validator?: string;
   /** Reads [offset, offset + length), clipped to the end of the source. */
   read(offset: number, length: number): Promise<Uint8Array>;
 }
@@ -32,49 +34,142 @@ export function blobSource(blob: Blob, name = (blob as File).name ?? 'blob'): By
   };
 }
 
+export interface UrlSourceOptions {
+  signal?: AbortSignal;
+  /** A request that receives no bytes for this long fails (default 30 s). */
+  stallTimeoutMs?: number;
+}
+
 /**
- * A URL read with HTTP range requests. The size comes from a one-byte range probe, which also
- * proves that the server honours Range.
+ * A URL. Where the server honours Range, every read is one range request, and the file's
+ * validator (ETag or Last-Modified) must stay the same across them. Where it does not, the one
+ * response body is read forward only, which suits a loader that reads in file order.
  */
-export async function urlSource(url: string, init: { signal?: AbortSignal } = {}): Promise<ByteSource> {
-  const probe = await fetchOk(url, 0, 1, init.signal);
+export async function urlSource(url: string, options: UrlSourceOptions = {}): Promise<ByteSource> {
+  const stall = options.stallTimeoutMs ?? 30_000;
+  const probe = await fetchOk(url, 0, 1, options.signal, stall);
+  if (/text\/html/i.test(probe.headers.get('content-type') ?? '')) {
+    await probe.body?.cancel();
+    throw new WebGPULLMError('network', `${url}: the server answered with a web page, not a model file; check the URL`);
+  }
+  const validator = probe.headers.get('etag') ?? probe.headers.get('last-modified') ?? undefined;
+  if (probe.status === 200) return forwardOnlySource(url, probe, stall);
   const range = probe.headers.get('content-range');
   const total = range ? Number(range.split('/')[1]) : NaN;
   await probe.body?.cancel();
-  if (/text\/html/i.test(probe.headers.get('content-type') ?? '')) {
-    throw new WebGPULLMError('network', `${url}: the server answered with a web page, not a model file; check the URL`);
-  }
   if (probe.status !== 206 || !Number.isSafeInteger(total)) {
-    throw new WebGPULLMError('network', `${url}: the server does not support HTTP range requests`);
+    throw new WebGPULLMError('network', `${url}: the server answered ${probe.status} without a usable Content-Range`);
   }
   return {
     size: total,
     name: url,
+    validator,
     read: async (offset, length) => {
       const end = Math.min(total, offset + length);
       if (end <= offset) return new Uint8Array(0);
-      const res = await fetchOk(url, offset, end - offset, init.signal);
-      let bytes: Uint8Array;
-      try {
-        bytes = new Uint8Array(await res.arrayBuffer());
-      } catch (e) {
-        throw new WebGPULLMError('network', `${url}: the download broke off (${(e as Error).message})`, { cause: e });
+      const res = await fetchOk(url, offset, end - offset, options.signal, stall);
+      const now = res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined;
+      if (res.status !== 206 || now !== validator) {
+        await res.body?.cancel();
+        throw new WebGPULLMError('network', `${url}: the file changed on the server during the download (validator ${validator} → ${now}); load it again`);
       }
-      if (bytes.byteLength !== end - offset) {
-        throw new WebGPULLMError('network', `${url}: asked for ${end - offset} bytes at ${offset}, got ${bytes.byteLength}`);
-      }
-      return bytes;
+      return readBody(url, res, end - offset, stall);
     },
   };
 }
 
-async function fetchOk(url: string, offset: number, length: number, signal?: AbortSignal): Promise<Response> {
+/**
+ * A whole-file response read front to back. The bytes from the start of the latest read onwards
+ * are kept, so a reader may go back within its last range (a header parser re-reading a value
+ * that straddled its window); anything earlier is gone, and bytes skipped over are discarded.
+ */
+function forwardOnlySource(url: string, res: Response, stall: number): ByteSource {
+  const size = Number(res.headers.get('content-length'));
+  if (!Number.isSafeInteger(size) || size <= 0) {
+    void res.body?.cancel();
+    throw new WebGPULLMError('network', `${url}: the server supports neither range requests nor Content-Length`);
+  }
+  const reader = res.body!.getReader();
+  let kept = new Uint8Array(0);
+  let keptStart = 0; // kept holds bytes [keptStart, keptStart + kept.length), which ends at the stream position
+  return {
+    size,
+    name: url,
+    validator: res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined,
+    read: async (offset, length) => {
+      const end = Math.min(size, offset + length);
+      if (offset < keptStart) throw new WebGPULLMError('network', `${url}: the server ignores range requests, and the loader needed bytes it had passed`);
+      while (keptStart + kept.byteLength < end) {
+        const { value, done } = await withStallTimeout(url, reader.read(), stall, () => reader.cancel());
+        if (done) throw new WebGPULLMError('network', `${url}: the download ended after ${keptStart + kept.byteLength} of ${size} bytes`);
+        const position = keptStart + kept.byteLength;
+        if (position + value.byteLength <= offset) {
+          keptStart = position + value.byteLength; // wholly before this read: discard
+          kept = new Uint8Array(0);
+          continue;
+        }
+        const joined = new Uint8Array(kept.byteLength + value.byteLength);
+        joined.set(kept);
+        joined.set(value, kept.byteLength);
+        kept = joined;
+      }
+      const out = kept.slice(offset - keptStart, end - keptStart);
+      kept = kept.subarray(offset - keptStart);
+      keptStart = offset;
+      return out;
+    },
+  };
+}
+
+async function readBody(url: string, res: Response, expected: number, stall: number): Promise<Uint8Array> {
+  const out = new Uint8Array(expected);
+  const reader = res.body!.getReader();
+  let at = 0;
+  try {
+    for (;;) {
+      const { value, done } = await withStallTimeout(url, reader.read(), stall, () => reader.cancel());
+      if (done) break;
+      if (at + value.byteLength > expected) throw new WebGPULLMError('network', `${url}: the server sent more than the ${expected} bytes asked for`);
+      out.set(value, at);
+      at += value.byteLength;
+    }
+  } catch (e) {
+    if (e instanceof WebGPULLMError) throw e;
+    throw new WebGPULLMError('network', `${url}: the download broke off (${(e as Error).message})`, { cause: e });
+  }
+  if (at !== expected) throw new WebGPULLMError('network', `${url}: the download broke off after ${at} of ${expected} bytes`);
+  return out;
+}
+
+function withStallTimeout<T>(url: string, read: Promise<T>, ms: number, cancel: () => Promise<void>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void cancel().catch(() => undefined);
+      reject(new WebGPULLMError('network', `${url}: no data for ${Math.round(ms / 1000)} s; the download stalled`));
+    }, ms);
+  });
+  return Promise.race([read, stalled]).finally(() => clearTimeout(timer));
+}
+async function fetchOk(url: string, offset: number, length: number, signal: AbortSignal | undefined, stall: number): Promise<Response> {
+  // A server that does not answer within the stall timeout is treated like one that stalls mid-body.
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  signal?.addEventListener('abort', abort);
+  if (signal?.aborted) abort();
   let res: Response;
   try {
-    res = await fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal });
+    res = await withStallTimeout(url, fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal: controller.signal }), stall, async () => abort());
   } catch (e) {
+    if (e instanceof WebGPULLMError) throw e;
+    if (signal?.aborted) throw new WebGPULLMError('aborted', `${url}: the download was aborted`, { cause: e });
     throw new WebGPULLMError('network', `${url}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    signal?.removeEventListener('abort', abort);
   }
-  if (!res.ok) throw new WebGPULLMError('network', `${url}: HTTP ${res.status} ${res.statusText}`);
+  if (!res.ok) {
+    await res.body?.cancel();
+    throw new WebGPULLMError('network', `${url}: HTTP ${res.status} ${res.statusText}`);
+  }
   return res;
 }

@@ -16,6 +16,17 @@ export class ModelServer {
   bytes = 0;
   /** When set, the connection is dropped once this many more body bytes have been sent. */
   dropAfterBytes: number | undefined;
+  /** Misbehaviours: answer every model request with this status, or with an HTML page. */
+  status: number | undefined;
+  html = false;
+  /** Send the whole file with 200 whatever the Range header says. */
+  ignoreRange = false;
+  /** The ETag sent with model files; change it to act as a new version of the file. */
+  etag = '"v1"';
+  /** After this many model requests, the ETag becomes `"v2"`. */
+  changeAfterRequests: number | undefined;
+  /** Delay before each body write, in ms (a slow server). */
+  delayMs = 0;
   private server: Server | undefined;
   origin = '';
 
@@ -24,6 +35,9 @@ export class ModelServer {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/\.\.+/g, '');
       if (path.startsWith('/repo/')) return serveFile(req, res, REPO + path.slice('/repo/'.length));
       this.requests++;
+      if (this.status) return void res.writeHead(this.status, { 'Content-Type': 'text/plain' }).end(`error ${this.status}`);
+      if (this.html) return void res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><title>Not found</title><p>Sorry.');
+      if (this.changeAfterRequests !== undefined && this.requests > this.changeAfterRequests) this.etag = '"v2"';
       const write = res.write.bind(res);
       res.write = ((chunk: Uint8Array, ...rest: never[]) => {
         if (this.dropAfterBytes !== undefined) {
@@ -41,7 +55,10 @@ export class ModelServer {
         this.bytes += chunk.byteLength;
         return write(chunk, ...rest);
       }) as typeof res.write;
-      serveFile(req, res, MODELS + path.replace(/^\/(models\/)?/, ''));
+      const file = MODELS + path.replace(/^\/(models\/)?/, '');
+      const options = { headers: { ETag: this.etag }, ignoreRange: this.ignoreRange };
+      if (this.delayMs) setTimeout(() => serveFile(req, res, file, options), this.delayMs);
+      else serveFile(req, res, file, options);
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
     this.origin = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
@@ -57,6 +74,12 @@ export class ModelServer {
     this.requests = 0;
     this.bytes = 0;
     this.dropAfterBytes = undefined;
+    this.status = undefined;
+    this.html = false;
+    this.ignoreRange = false;
+    this.etag = '"v1"';
+    this.changeAfterRequests = undefined;
+    this.delayMs = 0;
   }
 
   async stop(): Promise<void> {

@@ -2,7 +2,7 @@ import { createReadStream, statSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Serves one file with HTTP Range support (206 and Content-Range), as model hosts do. */
-export function serveFile(req: IncomingMessage, res: ServerResponse, path: string): void {
+export function serveFile(req: IncomingMessage, res: ServerResponse, path: string, extra: { headers?: Record<string, string>; ignoreRange?: boolean } = {}): void {
   let size: number;
   try {
     size = statSync(path).size;
@@ -10,10 +10,13 @@ export function serveFile(req: IncomingMessage, res: ServerResponse, path: strin
     res.writeHead(404).end('not found');
     return;
   }
-  const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
+  const range = extra.ignoreRange ? null : /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
   const types: Record<string, string> = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json' };
   const type = types[path.split('.').pop() ?? ''] ?? 'application/octet-stream';
-  const headers = { 'Accept-Ranges': 'bytes', 'Content-Type': type, 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-store' };
+  const headers = {
+    ...(extra.ignoreRange ? {} : { 'Accept-Ranges': 'bytes' }),
+    'Content-Type': type, 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-store', ...extra.headers,
+  };
   if (!range) {
     res.writeHead(200, { ...headers, 'Content-Length': size });
     if (req.method === 'HEAD') return void res.end();

@@ -1,0 +1,93 @@
+/** Loads from a misbehaving server: each case is a typed error or a correct load with exact bytes. */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { memoryStore } from '../src/cache/store.js';
+import { createEngine, type Engine } from '../src/engine/engine.js';
+import { WebGPULLMError } from '../src/errors.js';
+import { testGpu } from './helpers/gpu.js';
+import { ModelServer } from './helpers/model-server.js';
+import { HAVE_MODELS } from './helpers/models.js';
+
+const MODEL = 'stories260K/stories260K-q4_0.gguf';
+const SIZE = 260_672;
+const MESSAGES = [{ role: 'user' as const, content: 'Once upon a time' }];
+
+describe.skipIf(!HAVE_MODELS)('broken downloads', () => {
+  let server: ModelServer;
+  let expected: string;
+  const engine = (stallTimeoutMs?: number) => createEngine({ worker: false, cache: true, store: memoryStore(), gpu: testGpu, stallTimeoutMs });
+  const reply = async (e: Engine) => (await e.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 24 })).choices[0]!.message.content;
+  const failure = async (p: Promise<unknown>) => {
+    const e = await p.then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(WebGPULLMError);
+    return e as WebGPULLMError;
+  };
+
+  beforeAll(async () => {
+    server = await new ModelServer().start();
+    const e = await engine();
+    await e.load(server.url(MODEL));
+    expected = await reply(e);
+    await e.unload();
+  });
+  afterAll(() => server?.stop());
+
+  test('404 and 500 are network errors naming the status', async () => {
+    for (const status of [404, 500]) {
+      server.reset();
+      server.status = status;
+      const e = await failure((await engine()).load(server.url(MODEL)));
+      expect(e.code).toBe('network');
+      expect(e.message).toContain(`HTTP ${status}`);
+    }
+  });
+
+  test('an HTML error page instead of the model', async () => {
+    server.reset();
+    server.html = true;
+    const e = await failure((await engine()).load(server.url(MODEL)));
+    expect(e.code).toBe('network');
+    expect(e.message).toMatch(/web page/);
+  });
+
+  test('a server that ignores Range: one streamed response, the exact bytes, the same output', async () => {
+    server.reset();
+    server.ignoreRange = true;
+    const e = await engine();
+    await e.load(server.url(MODEL));
+    expect(server.requests).toBe(1);
+    expect(server.bytes).toBe(SIZE);
+    expect(await reply(e)).toBe(expected);
+    await e.unload();
+  });
+
+  test('content that changes between requests fails, and the next load starts over on the new version', async () => {
+    server.reset();
+    server.changeAfterRequests = 3;
+    const store = memoryStore();
+    const first = await createEngine({ worker: false, cache: true, store, gpu: testGpu });
+    const e = await failure(first.load(server.url(MODEL)));
+    expect(e.code).toBe('network');
+    expect(e.message).toMatch(/changed on the server/);
+    // The server now serves "v2" consistently: the stored chunks of "v1" must not be reused.
+    server.requests = 0;
+    server.bytes = 0;
+    server.changeAfterRequests = undefined;
+    await first.load(server.url(MODEL));
+    expect(server.bytes).toBeGreaterThanOrEqual(SIZE - 10_000);
+    expect(await reply(first)).toBe(expected);
+    await first.unload();
+  });
+
+  test('a stalled server fails with a network error; a slow one loads the exact bytes', async () => {
+    server.reset();
+    server.delayMs = 400;
+    const stalled = await failure((await engine(150)).load(server.url(MODEL)));
+    expect(stalled.code).toBe('network');
+    server.reset();
+    server.delayMs = 30;
+    const slow = await engine(2000);
+    await slow.load(server.url(MODEL));
+    expect(await reply(slow)).toBe(expected);
+    await slow.unload();
+  });
+});
