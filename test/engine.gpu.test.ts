@@ -89,7 +89,7 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
   });
 
   test('concurrent requests queue and each equals its sequential result', async () => {
-    const prompts = ['The cat', 'A big dog', 'Lily had a'];
+    const prompts = ['The cat', 'A big dog', 'Lily had a', 'One day, Tom', 'The sun was'];
     const sequential: string[] = [];
     for (const p of prompts) sequential.push((await engine.chat.completions.create({ messages: [{ role: 'user', content: p }], temperature: 0, max_tokens: 15 })).choices[0]!.message.content);
     const concurrent = await Promise.all(prompts.map((p) => engine.chat.completions.create({ messages: [{ role: 'user', content: p }], temperature: 0, max_tokens: 15 })));

@@ -1,7 +1,7 @@
 import { WeightCache } from '../cache/weight-cache.js';
 import type { KeyValueStore } from '../cache/store.js';
 import { StopMatcher } from '../chat/stop.js';
-import { renderChat, validateMessages } from '../chat/template.js';
+import { renderChat, validateMessages, type ChatMessage } from '../chat/template.js';
 import { WebGPULLMError } from '../errors.js';
 import { generate, type FinishReason, type GenerateOptions } from '../generate.js';
 import { typeName } from '../gguf/ggml-types.js';
@@ -24,6 +24,11 @@ export interface CoreOptions {
   contextLength?: number;
   /** A download that receives nothing for this long fails (default 30 s). */
   stallTimeoutMs?: number;
+  /**
+   * What a chat that outgrows the context does: 'error' (default) fails with context-overflow;
+   * 'shift' drops the oldest turns, keeping the system prompt.
+   */
+  contextPolicy?: 'error' | 'shift';
 }
 
 interface Loaded {
@@ -75,11 +80,19 @@ export class EngineCore {
     const messages = validateMessages(request.messages);
     const params = chatParams(request);
     return this.serial(requestId, async (signal) => {
-      const { tokenizer, info } = this.require();
+      const { tokenizer, info, model } = this.require();
       const bos = tokenizer.tokenText(tokenizer.bosId);
-      const text = renderChat(tokenizer.chatTemplate, messages, { bos, eos: tokenizer.tokenText(tokenizer.eosId) });
-      // Templates that write BOS themselves must not get a second one.
-      const prompt = tokenizer.encode(text, { addBos: bos && text.startsWith(bos) ? false : undefined });
+      const encode = (msgs: ChatMessage[]) => {
+        const text = renderChat(tokenizer.chatTemplate, msgs, { bos, eos: tokenizer.tokenText(tokenizer.eosId) });
+        // Templates that write BOS themselves must not get a second one.
+        return tokenizer.encode(text, { addBos: bos && text.startsWith(bos) ? false : undefined });
+      };
+      let prompt = encode(messages);
+      if (this.options.contextPolicy === 'shift') {
+        // Room for the reply too: what was asked for, or a quarter of the context.
+        const room = model.contextLength - Math.min(params.maxTokens ?? Math.floor(model.contextLength / 4), model.contextLength - 1);
+        prompt = shiftToFit(messages, encode, room);
+      }
       const id = `chatcmpl-${requestId}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null, usage?: Usage): ChatCompletionChunk => ({
@@ -340,6 +353,23 @@ export class EngineCore {
     this.loaded = { model, tokenizer, info };
     return info;
   }
+}
+
+/**
+ * The `shift` context policy: drops the oldest turns (never the system prompt, never the last
+ * message) until the rendered prompt has at most `limit` tokens; if even that is too long, the
+ * caller gets it as it is and the usual context error follows.
+ */
+export function shiftToFit(messages: ChatMessage[], encode: (m: ChatMessage[]) => number[], limit: number): number[] {
+  let kept = messages;
+  let tokens = encode(kept);
+  while (tokens.length > limit) {
+    const drop = kept.findIndex((m, i) => m.role !== 'system' && i < kept.length - 1);
+    if (drop < 0) break;
+    kept = kept.filter((_, i) => i !== drop);
+    tokens = encode(kept);
+  }
+  return tokens;
 }
 
 function usage(prompt: number, completion: number, cached: number): Usage {

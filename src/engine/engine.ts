@@ -1,7 +1,7 @@
 import * as Comlink from 'comlink';
 import { indexedDBStore, type KeyValueStore } from '../cache/store.js';
 import type { GpuContext } from '../gpu/context.js';
-import { EngineCore } from './core.js';
+import { EngineCore, type CoreOptions } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
 import type {
   CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadProgress, ModelInfo, ModelSource,
@@ -16,6 +16,8 @@ export interface EngineOptions {
   contextLength?: number;
   /** A download that receives nothing for this long fails with a network error (default 30 s). */
   stallTimeoutMs?: number;
+  /** 'error' (default): a chat longer than the context fails; 'shift': the oldest turns are dropped, the system prompt kept. */
+  contextPolicy?: 'error' | 'shift';
   /** In-thread only: the GPU to use and the store for the weight cache. */
   gpu?: () => Promise<GpuContext>;
   store?: KeyValueStore;
@@ -61,13 +63,13 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   if (options.worker ?? true) {
     installErrorTransfer();
     worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webgpu-llm' });
-    const remote = Comlink.wrap<CoreApi & { init(o: { cache: boolean; contextLength?: number; stallTimeoutMs?: number }): void }>(worker);
-    await remote.init({ cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs });
+    const remote = Comlink.wrap<CoreApi & { init(o: Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean }): void }>(worker);
+    await remote.init({ cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy });
     core = remote as unknown as CoreApi;
   } else {
     core = new EngineCore({
       store: useCache ? options.store ?? indexedDBStore() : options.store ?? null,
-      gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs,
+      gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy,
     });
   }
   // Callbacks cross the worker boundary as proxies; in-thread they are plain functions.

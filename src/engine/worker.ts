@@ -1,7 +1,7 @@
 // The engine's module Worker: owns the GPU device, the model, its KV cache and the weight cache.
 import * as Comlink from 'comlink';
 import { indexedDBStore } from '../cache/store.js';
-import { EngineCore } from './core.js';
+import { EngineCore, type CoreOptions } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
 
 installErrorTransfer();
@@ -10,8 +10,9 @@ installErrorTransfer();
 export class WorkerEngine {
   private core: EngineCore | undefined;
 
-  init(options: { cache: boolean; contextLength?: number; stallTimeoutMs?: number }): void {
-    this.core = new EngineCore({ store: options.cache ? indexedDBStore() : null, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs });
+  init(options: Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean }): void {
+    const { cache, ...rest } = options;
+    this.core = new EngineCore({ ...rest, store: cache ? indexedDBStore() : null });
   }
 
   get api(): EngineCore {
