@@ -27,13 +27,18 @@ export class ModelServer {
   changeAfterRequests: number | undefined;
   /** Delay before each body write, in ms (a slow server). */
   delayMs = 0;
+  /** Content-Security-Policy sent with /repo/ pages. */
+  csp: string | undefined;
   private server: Server | undefined;
   origin = '';
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/\.\.+/g, '');
-      if (path.startsWith('/repo/')) return serveFile(req, res, REPO + path.slice('/repo/'.length));
+      if (path.startsWith('/repo/')) {
+        const file = REPO + path.slice('/repo/'.length) + (path.endsWith('/') ? 'index.html' : '');
+        return serveFile(req, res, file, { headers: this.csp ? { 'Content-Security-Policy': this.csp } : {} });
+      }
       this.requests++;
       if (this.status) return void res.writeHead(this.status, { 'Content-Type': 'text/plain' }).end(`error ${this.status}`);
       if (this.html) return void res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><title>Not found</title><p>Sorry.');
