@@ -9,7 +9,7 @@ export default defineConfig({
     outDir: 'dist',
     target: 'es2022',
     // Dependencies stay imports, so an app's bundler shares them; shaders are inlined.
-    rollupOptions: { external: [/^node:/, 'webgpu', /^@huggingface\//, 'comlink', 'idb-keyval'] },
+    rollupOptions: { external: [/^node:/, 'webgpu', /^@huggingface\//, /^@noble\//, 'comlink', 'idb-keyval'] },
   },
   test: {
     include: ['test/**/*.test.ts'],

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'network'
   | 'cache'
   | 'quota-exceeded'
+  | 'integrity'
   | 'no-webgpu'
   | 'device-lost'
   | 'gpu'

@@ -1,11 +1,13 @@
 /** Loads from a misbehaving server: each case is a typed error or a correct load with exact bytes. */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { memoryStore } from '../src/cache/store.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import { WebGPULLMError } from '../src/errors.js';
 import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
-import { HAVE_MODELS } from './helpers/models.js';
+import { HAVE_MODELS, storiesPath } from './helpers/models.js';
 
 const MODEL = 'stories260K/stories260K-q4_0.gguf';
 const SIZE = 260_672;
@@ -89,5 +91,23 @@ describe.skipIf(!HAVE_MODELS)('broken downloads', () => {
     await slow.load(server.url(MODEL));
     expect(await reply(slow)).toBe(expected);
     await slow.unload();
+  });
+
+  test('sha256: a matching hash loads; a mismatch is a typed error and keeps nothing', async () => {
+    const sha256 = createHash('sha256').update(readFileSync(storiesPath('q4_0'))).digest('hex');
+    const store = memoryStore();
+    const e = await createEngine({ worker: false, cache: true, store, gpu: testGpu });
+    server.reset();
+    await e.load({ url: server.url(MODEL), sha256 });
+    expect(await reply(e)).toBe(expected);
+    expect((await e.cache.list()).map((m) => m.id)).toEqual([`${server.url(MODEL)}#sha256=${sha256}`]);
+
+    const wrong = sha256.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+    const failed = await failure(e.load({ url: server.url(MODEL), sha256: wrong }));
+    expect(failed.code).toBe('integrity');
+    const keys = await store.keys();
+    expect(keys.some((k) => k.includes(wrong))).toBe(false);
+    expect((await e.cache.list()).map((m) => m.id)).toEqual([`${server.url(MODEL)}#sha256=${sha256}`]);
+    await e.unload();
   });
 });

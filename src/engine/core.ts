@@ -8,6 +8,7 @@ import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
 import { blobSource, bytesSource, urlSource, type ByteSource } from '../io/byte-source.js';
+import { sha256Source } from '../io/sha256-source.js';
 import { LlamaModel } from '../model/llama.js';
 import type { WeightChunk } from '../model/weights.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
@@ -270,6 +271,8 @@ export class EngineCore {
     let file: GGUFFile;
     let weights: ((repack: (skip: number) => AsyncIterable<WeightChunk>) => AsyncIterable<WeightChunk>) | undefined;
     let stored = 0;
+    let hashing: ReturnType<typeof sha256Source> | undefined;
+    let verify = async () => {};
     const checkAbort = () => {
       if (signal.aborted) throw new WebGPULLMError('aborted', 'the load was aborted');
     };
@@ -286,7 +289,18 @@ export class EngineCore {
     } else {
       if (typeof source === 'object' && 'cached' in source) throw new WebGPULLMError('cache', `no cached model "${source.cached}"`);
       const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs };
-      const raw = typeof source === 'string' ? await urlSource(source, urlOptions) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, urlOptions);
+      const fetched = typeof source === 'string' ? await urlSource(source, urlOptions) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, urlOptions);
+      const expectedHash = typeof source === 'object' && 'sha256' in source && source.sha256 ? source.sha256.toLowerCase() : undefined;
+      hashing = expectedHash ? sha256Source(fetched) : undefined;
+      verify = async () => {
+        if (!hashing || !expectedHash) return;
+        const actual = await hashing.finish();
+        if (actual !== expectedHash) {
+          if (cache && id) await cache.delete(id);
+          throw new WebGPULLMError('integrity', `the file's SHA-256 is ${actual}, not the expected ${expectedHash}; nothing was kept`);
+        }
+      };
+      const raw = hashing ?? fetched;
       const network = countingSource(raw, (loaded) => onProgress?.({ phase: 'download', loaded, total: raw.size }));
       file = await readGGUF(network);
       if (cache && id) {
@@ -327,6 +341,7 @@ export class EngineCore {
       onProgress: (loaded, total) => onProgress?.({ phase: 'upload', loaded, total }),
     });
     try {
+      await verify();
       onProgress?.({ phase: 'compile', loaded: 1, total: 1 });
       if (cache && id && !manifest) {
         await cache.finish({
