@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'no-webgpu'
   | 'device-lost'
   | 'gpu'
+  | 'insufficient-memory'
   | 'context-overflow'
   | 'invalid-argument'
   | 'aborted';

@@ -6,6 +6,7 @@ import { memoryStore } from '../src/cache/store.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import { WebGPULLMError } from '../src/errors.js';
 import { testGpu } from './helpers/gpu.js';
+import { nodeGpuContext } from '../src/node/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS, storiesPath } from './helpers/models.js';
 
@@ -109,5 +110,20 @@ describe.skipIf(!HAVE_MODELS)('broken downloads', () => {
     expect(keys.some((k) => k.includes(wrong))).toBe(false);
     expect((await e.cache.list()).map((m) => m.id)).toEqual([`${server.url(MODEL)}#sha256=${sha256}`]);
     await e.unload();
+  });
+
+  test('the fit check refuses a model too large for a limited device before any weight is fetched', async () => {
+    const small = { maxStorageBufferBindingSize: 64 << 10, maxBufferSize: 64 << 10 };
+    const limited = await nodeGpuContext({ limitOverrides: small });
+    const store = memoryStore();
+    const e = await createEngine({ worker: false, cache: true, store, gpu: async () => limited });
+    server.reset();
+    const refused = await failure(e.load(server.url(MODEL)));
+    expect(refused.code).toBe('insufficient-memory');
+    expect(refused.message).toMatch(/needs .* MiB in one buffer/);
+    // Only the one-byte probe and the header window: no range request for weights.
+    expect(server.requests).toBe(2);
+    expect(await store.keys()).toEqual([]);
+    limited.device.destroy();
   });
 });

@@ -335,11 +335,18 @@ export class EngineCore {
     }
 
     const tokenizer = GGUFTokenizer.fromGGUF(file);
-    const model = await LlamaModel.load(gpu, file, {
-      contextLength: this.options.contextLength,
-      weights,
-      onProgress: (loaded, total) => onProgress?.({ phase: 'upload', loaded, total }),
-    });
+    let model: LlamaModel;
+    try {
+      model = await LlamaModel.load(gpu, file, {
+        contextLength: this.options.contextLength,
+        weights,
+        onProgress: (loaded, total) => onProgress?.({ phase: 'upload', loaded, total }),
+      });
+    } catch (e) {
+      // Keep stored chunks for a resume; a failure before the first one leaves nothing behind.
+      if (cache && id && !manifest && (await cache.progress(id)) === 0) await cache.delete(id);
+      throw e;
+    }
     try {
       await verify();
       onProgress?.({ phase: 'compile', loaded: 1, total: 1 });

@@ -112,6 +112,8 @@ export class LlamaModel {
     const config = readConfig(file);
     const contextLength = Math.min(config.contextLength, options.contextLength ?? 4096);
     const model = new LlamaModel(gpu, config, contextLength, options.maxBatch ?? 64);
+    // Before a single weight byte is read: does every buffer fit this device's limits?
+    checkFit(planBuffers(file, config, contextLength, model.maxBatch), gpu.limits);
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
     let failure: unknown;
@@ -366,6 +368,35 @@ export class LlamaModel {
   dispose(): void {
     this.disposed = true;
     this.alloc.destroyAll();
+  }
+}
+
+/** Every GPU buffer a model needs and its size in bytes, from the header alone. */
+export function planBuffers(file: GGUFFile, c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
+  const kvDim = c.nKvHeads * c.headDim;
+  const widest = Math.max(c.dim, c.nHeads * c.headDim, c.ffnDim);
+  return [
+    ...planWeights(file, c).map((p) => ({ name: p.name, bytes: p.words * 4 })),
+    ...Array.from({ length: c.nLayers * 2 }, (_, i) => ({ name: `${i % 2 ? 'v' : 'k'}_cache.${i >> 1}`, bytes: contextLength * kvDim * 4 })),
+    { name: 'activations', bytes: maxBatch * widest * 4 * 6 },
+    { name: 'logits', bytes: c.vocabSize * 4 * 3 },
+    { name: 'rope_table', bytes: contextLength * c.ropeDim * 4 },
+  ];
+}
+
+/**
+ * Refuses a model that cannot fit before anything is downloaded or allocated: each buffer must
+ * fit the device's storage binding and buffer size limits.
+ */
+export function checkFit(buffers: { name: string; bytes: number }[], limits: GpuContext['limits']): void {
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const biggest = buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+  if (biggest.bytes > limit) {
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    throw new WebGPULLMError(
+      'insufficient-memory',
+      `this model does not fit this device: ${biggest.name} needs ${mib(biggest.bytes)} in one buffer, and the GPU allows ${mib(limit)} (total ${mib(buffers.reduce((s, b) => s + b.bytes, 0))})`,
+    );
   }
 }
 
