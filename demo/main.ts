@@ -1,10 +1,18 @@
 import { createEngine, isWebGPULLMError, type ChatMessage, type Engine, type LoadProgress, type ModelSource } from '../src/index.js';
 import { renderMarkdown } from './markdown.js';
 
-const DEFAULT_MODEL = 'https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf';
+/**
+ * Real GGUF files from Hugging Face that this engine supports today (Llama architecture; F32,
+ * F16, Q8_0 or Q4_0 tensors throughout). Add one only when its architecture and quants are.
+ */
+const PRESETS = [
+  { name: 'stories260K (tiny story model)', url: 'https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf', size: '1.2 MB', needs: 'any WebGPU device' },
+  { name: 'TinyLlama 1.1B Chat v1.0, Q8_0', url: 'https://huggingface.co/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.Q8_0.gguf', size: '1.17 GB', needs: 'about 1.3 GB of GPU memory; no shader-f16 needed' },
+];
+const DEFAULT_MODEL = PRESETS[0]!.url;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
-  url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
+  preset: $<HTMLSelectElement>('preset'), presetInfo: $('preset-info'), url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
   progress: $('progress'), fill: $('progress-fill'), progressText: $('progress-text'), cancel: $<HTMLButtonElement>('cancel'),
   status: $('model-status'), cacheList: $('cache-list'), storage: $('storage'), device: $('device'),
   system: $<HTMLTextAreaElement>('system'), temperature: $<HTMLInputElement>('temperature'), topP: $<HTMLInputElement>('top-p'),
@@ -36,6 +44,8 @@ function showError(e: unknown, next = ''): void {
     'device-lost': 'The GPU was reset. Load the model again; it comes from the cache.',
     'no-webgpu': 'Use a current Chrome or Edge, or enable WebGPU in your browser flags.',
     'context-overflow': 'Start a new chat: this conversation no longer fits the model’s context.',
+    'insufficient-memory': 'Nothing was downloaded. Pick a smaller model or a smaller quantization.',
+    integrity: 'The file did not match its checksum and was discarded. Try again, or check the source.',
   };
   const code = isWebGPULLMError(e) ? e.code : '';
   const sentence = /[.!?]$/.test(message) ? message : `${message}.`;
@@ -211,6 +221,22 @@ ui.newChat.addEventListener('click', () => {
   ui.empty.hidden = false;
   ui.input.focus();
 });
+ui.preset.replaceChildren(
+  ...PRESETS.map((p) => Object.assign(document.createElement('option'), { value: p.url, textContent: `${p.name} · ${p.size}` })),
+  Object.assign(document.createElement('option'), { value: '', textContent: 'Custom URL' }),
+);
+const showPreset = () => {
+  const p = PRESETS.find((x) => x.url === ui.preset.value);
+  ui.presetInfo.textContent = p ? `${p.size} download; needs ${p.needs}.` : 'Any Llama-family GGUF with F32, F16, Q8_0 or Q4_0 tensors.';
+};
+ui.preset.addEventListener('change', () => {
+  if (ui.preset.value) ui.url.value = ui.preset.value;
+  showPreset();
+});
+ui.url.addEventListener('input', () => {
+  ui.preset.value = PRESETS.some((p) => p.url === ui.url.value) ? ui.url.value : '';
+  showPreset();
+});
 ui.loadUrl.addEventListener('click', () => void load_(ui.url.value.trim()));
 ui.file.addEventListener('change', () => {
   const f = ui.file.files?.[0];
@@ -231,6 +257,7 @@ document.addEventListener('drop', (ev) => {
 async function start(): Promise<void> {
   const config = await fetch('./demo-config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({})) as { defaultModel?: string | null };
   ui.url.value = new URLSearchParams(location.search).get('model') ?? (config.defaultModel ? new URL(config.defaultModel, location.href).href : DEFAULT_MODEL);
+  ui.url.dispatchEvent(new Event('input'));
   if (!navigator.gpu) {
     ui.device.append(...dl({ WebGPU: 'not available' }));
     showError(new Error('This browser has no WebGPU, which webgpu-llm needs to run models on your GPU.'), 'Use a current Chrome or Edge (113+), or enable WebGPU in your browser’s flags (chrome://flags/#enable-unsafe-webgpu).');

@@ -55,6 +55,11 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
   test('loads a local file, streams a reply, and Stop stops it', async () => {
     const page = await open();
     await page.screenshot({ path: `${SHOTS}/1-empty.png` });
+    const presets = await page.$$eval('#preset option', (os) => os.map((o) => o.textContent ?? ''));
+    expect(presets[0]).toMatch(/stories260K/);
+    expect(presets.at(-1)).toBe('Custom URL');
+    // --model preselects the local file, which is no preset.
+    expect(await page.inputValue('#preset')).toBe('');
     await page.setInputFiles('#model-file', storiesPath('q4_0'));
     await waitLoaded(page);
     expect(await page.textContent('#model-status')).toMatch(/llama/);
