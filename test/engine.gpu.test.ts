@@ -188,4 +188,20 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
     expect(after.choices[0]!.finish_reason).toBe('length');
     await e3.dispose();
   });
+
+  test('an uncaptured WebGPU error on the engine\'s device surfaces as a typed error with the next request', async () => {
+    let ctx: GpuContext | undefined;
+    const e4 = await createEngine({ worker: false, cache: false, gpu: async () => (ctx = await nodeGpuContext()) });
+    await e4.load(server.url(MODEL));
+    // An invalid buffer (MAP_READ with STORAGE) raises a validation error nobody scopes.
+    ctx!.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+    await ctx!.device.queue.onSubmittedWorkDone();
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(e4.chat.completions.create({ messages: MESSAGES, max_tokens: 4 })).rejects.toMatchObject({ code: 'gpu' });
+    // Reported once; the engine then works.
+    const ok = await e4.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 4 });
+    expect(ok.choices[0]!.finish_reason).toBe('length');
+    await e4.dispose();
+    ctx!.device.destroy();
+  });
 });
