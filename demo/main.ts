@@ -2,8 +2,8 @@ import { createEngine, isWebGPULLMError, type ChatMessage, type Engine, type Loa
 import { renderMarkdown } from './markdown.js';
 
 /**
- * Real GGUF files from Hugging Face that this engine supports today (Llama architecture; F32,
- * F16, Q8_0 or Q4_0 tensors throughout). Add one only when its architecture and quants are.
+ * Real GGUF files from Hugging Face that this engine supports today (Llama architecture and its
+ * quant types). Add one only when its architecture and quants are.
  */
 const PRESETS = [
   { name: 'stories260K (tiny story model)', url: 'https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf', size: '1.2 MB', needs: 'any WebGPU device' },
@@ -40,7 +40,7 @@ function showError(e: unknown, next = ''): void {
     network: 'Check the URL and your connection; a retry resumes where the download stopped.',
     'quota-exceeded': 'Delete a cached model below, or free disk space, then try again.',
     'unsupported-architecture': 'Pick a Llama-family GGUF (Llama, TinyLlama, SmolLM, Mistral).',
-    'unsupported-tensor-type': 'Pick a file quantized as Q4_0, Q8_0, F16 or F32.',
+    'unsupported-tensor-type': 'Pick a file quantized as Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16 or F32.',
     'device-lost': 'The GPU was reset. Load the model again; it comes from the cache.',
     'no-webgpu': 'Use a current Chrome or Edge, or enable WebGPU in your browser flags.',
     'context-overflow': 'Start a new chat: this conversation no longer fits the model’s context.',
@@ -227,7 +227,7 @@ ui.preset.replaceChildren(
 );
 const showPreset = () => {
   const p = PRESETS.find((x) => x.url === ui.preset.value);
-  ui.presetInfo.textContent = p ? `${p.size} download; needs ${p.needs}.` : 'Any Llama-family GGUF with F32, F16, Q8_0 or Q4_0 tensors.';
+  ui.presetInfo.textContent = p ? `${p.size} download; needs ${p.needs}.` : 'Any Llama-family GGUF with F32, F16, BF16, Q8_0, Q4_0/Q4_1, Q5_0/Q5_1 or Q4_K/Q5_K/Q6_K tensors (Q4_K_M, Q5_K_M, Q6_K files).';
 };
 ui.preset.addEventListener('change', () => {
   if (ui.preset.value) ui.url.value = ui.preset.value;

@@ -65,3 +65,117 @@ fn load_w8_q4_0(d: WeightDesc, row: u32, k8: u32) -> W8 {
   let hi = vec4<f32>((vec4<u32>(w >> 16u, w >> 20u, w >> 24u, w >> 28u) & vec4<u32>(15u)));
   return W8((lo - 8.0) * s, (hi - 8.0) * s);
 }
+
+// ---- Kinds kept in ggml's block order (src/quant/formats.ts BLOCK_KINDS), words per block:
+// q4_1 5, q5_0 6, q5_1 6, q4_k 36, q5_k 44, q6_k 53.
+
+// Byte i of the little-endian u32 stream starting at word `base`.
+fn byte_at(base: u32, i: u32) -> u32 {
+  return (W[base + (i >> 2u)] >> ((i & 3u) * 8u)) & 255u;
+}
+
+// Eight 4-bit values from eight consecutive bytes (words w0, w1): low or high nibbles.
+fn nibbles8(w0: u32, w1: u32, high: bool) -> array<vec4<f32>, 2> {
+  let s = select(vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(4u, 12u, 20u, 28u), high);
+  return array<vec4<f32>, 2>(vec4<f32>((vec4<u32>(w0) >> s) & vec4<u32>(15u)), vec4<f32>((vec4<u32>(w1) >> s) & vec4<u32>(15u)));
+}
+
+// Bits j..j+7 of qh, each as 0 or 16 (the fifth bit of a Q5 value).
+fn fifth8(qh: u32, j: u32) -> array<vec4<f32>, 2> {
+  let s = vec4<u32>(j, j + 1u, j + 2u, j + 3u);
+  return array<vec4<f32>, 2>(vec4<f32>(((vec4<u32>(qh) >> s) & vec4<u32>(1u)) * 16u),
+                            vec4<f32>(((vec4<u32>(qh) >> (s + 4u)) & vec4<u32>(1u)) * 16u));
+}
+
+// Q4_1/Q5_0/Q5_1 blocks of 32: element e < 16 is the low nibble of byte e, e >= 16 the high nibble
+// of byte e - 16; Q5's fifth bit of element e is bit e of qh.
+fn q4_1_like(base: u32, k8: u32, qs: u32) -> array<vec4<f32>, 2> {
+  let part = k8 & 3u; // which 8 of the 32
+  let w = base + qs + (part & 1u) * 2u;
+  return nibbles8(W[w], W[w + 1u], part >= 2u);
+}
+
+fn load_w8_q4_1(d: WeightDesc, row: u32, k8: u32) -> W8 {
+  let base = (row * (d.cols >> 5u) + (k8 >> 2u)) * 5u;
+  let dm = unpack2x16float(W[base]);
+  let q = q4_1_like(base, k8, 1u);
+  return W8(q[0] * dm.x + dm.y, q[1] * dm.x + dm.y);
+}
+
+fn load_w8_q5_0(d: WeightDesc, row: u32, k8: u32) -> W8 {
+  let base = (row * (d.cols >> 5u) + (k8 >> 2u)) * 6u;
+  let scale = unpack2x16float(W[base]).x;
+  let q = q4_1_like(base, k8, 2u);
+  let h = fifth8(W[base + 1u], (k8 & 3u) * 8u);
+  return W8((q[0] + h[0] - 16.0) * scale, (q[1] + h[1] - 16.0) * scale);
+}
+
+fn load_w8_q5_1(d: WeightDesc, row: u32, k8: u32) -> W8 {
+  let base = (row * (d.cols >> 5u) + (k8 >> 2u)) * 6u;
+  let dm = unpack2x16float(W[base]);
+  let q = q4_1_like(base, k8, 2u);
+  let h = fifth8(W[base + 1u], (k8 & 3u) * 8u);
+  return W8((q[0] + h[0]) * dm.x + dm.y, (q[1] + h[1]) * dm.x + dm.y);
+}
+
+// ggml's get_scale_min_k4 over the 12 scale bytes at word base + 1.
+fn scale_min_k4(base: u32, j: u32) -> vec2<f32> {
+  if (j < 4u) {
+    return vec2<f32>(f32(byte_at(base + 1u, j) & 63u), f32(byte_at(base + 1u, j + 4u) & 63u));
+  }
+  let sc = (byte_at(base + 1u, j + 4u) & 15u) | ((byte_at(base + 1u, j - 4u) >> 6u) << 4u);
+  let m = (byte_at(base + 1u, j + 4u) >> 4u) | ((byte_at(base + 1u, j) >> 6u) << 4u);
+  return vec2<f32>(f32(sc), f32(m));
+}
+
+// Q4_K/Q5_K: 256 per super-block; each 64 take 32 quant bytes, low nibbles then high nibbles.
+fn load_k(d: WeightDesc, row: u32, k8: u32, words: u32, qs: u32, qh: u32) -> W8 {
+  let base = (row * (d.cols >> 8u) + (k8 >> 5u)) * words;
+  let e = (k8 & 31u) * 8u;
+  let chunk = e >> 6u;
+  let high = (e & 63u) >= 32u;
+  let l = e & 31u;
+  let w = base + qs + (32u * chunk + l) / 4u;
+  var q = nibbles8(W[w], W[w + 1u], high);
+  if (qh != 0u) {
+    // Fifth bits: bit (2 * chunk + high) of qh bytes l..l+7.
+    let bit = 2u * chunk + select(0u, 1u, high);
+    let hw0 = W[base + qh + l / 4u];
+    let hw1 = W[base + qh + l / 4u + 1u];
+    let s = vec4<u32>(0u, 8u, 16u, 24u) + bit;
+    q[0] += vec4<f32>(((vec4<u32>(hw0) >> s) & vec4<u32>(1u)) * 16u);
+    q[1] += vec4<f32>(((vec4<u32>(hw1) >> s) & vec4<u32>(1u)) * 16u);
+  }
+  let dm = unpack2x16float(W[base]);
+  let sm = scale_min_k4(base, 2u * chunk + select(0u, 1u, high));
+  let scale = dm.x * sm.x;
+  let offset = dm.y * sm.y;
+  return W8(q[0] * scale - offset, q[1] * scale - offset);
+}
+
+fn load_w8_q4_k(d: WeightDesc, row: u32, k8: u32) -> W8 {
+  return load_k(d, row, k8, 36u, 4u, 0u);
+}
+
+fn load_w8_q5_k(d: WeightDesc, row: u32, k8: u32) -> W8 {
+  return load_k(d, row, k8, 44u, 12u, 4u);
+}
+
+// Q6_K: per 128 elements (n), quarter q of 32: low (q < 2) or high nibbles of ql[64n + 32(q & 1) + l],
+// bits 2q..2q+1 of qh[32n + l]; one int8 scale per 16 at byte 8n + l/16 + 2q; d in word 52.
+fn load_w8_q6_k(d: WeightDesc, row: u32, k8: u32) -> W8 {
+  let base = (row * (d.cols >> 8u) + (k8 >> 5u)) * 53u;
+  let e = (k8 & 31u) * 8u;
+  let n = e >> 7u;
+  let quarter = (e & 127u) >> 5u;
+  let l = e & 31u;
+  let w = base + (64u * n + 32u * (quarter & 1u) + l) / 4u;
+  let q = nibbles8(W[w], W[w + 1u], quarter >= 2u);
+  let hw = base + 32u + (32u * n + l) / 4u;
+  let s = vec4<u32>(0u, 8u, 16u, 24u) + 2u * quarter;
+  let h0 = vec4<f32>(((vec4<u32>(W[hw]) >> s) & vec4<u32>(3u)) * 16u);
+  let h1 = vec4<f32>(((vec4<u32>(W[hw + 1u]) >> s) & vec4<u32>(3u)) * 16u);
+  let sb = byte_at(base + 48u, 8u * n + (l >> 4u) + 2u * quarter);
+  let scale = unpack2x16float(W[base + 52u]).x * f32(i32(sb << 24u) >> 24u);
+  return W8((q[0] + h0 - 32.0) * scale, (q[1] + h1 - 32.0) * scale);
+}

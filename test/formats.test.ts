@@ -35,6 +35,35 @@ describe('CPU dequantization follows ggml block formats', () => {
   });
 });
 
+describe('K-quant CPU references match values worked out by hand from ggml\'s definitions', () => {
+  test('Q4_K: x = d*sc*q - dmin*m with get_scale_min_k4 scales', () => {
+    const b = new Uint8Array(144);
+    const v = new DataView(b.buffer);
+    v.setUint16(0, f32ToF16(1), true);
+    v.setUint16(2, f32ToF16(0.5), true);
+    b[4 + 0] = 3; // sub-block 0 scale
+    b[4 + 4] = 2; // sub-block 0 min
+    b[4 + 8] = 0x15; // sub-block 4: scale 5, min 1
+    b[16 + 0] = 0x7a; // element 0 = 10, element 32 = 7
+    b[16 + 64] = 0x04; // element 128 = 4
+    const x = formatFor(GGMLType.Q4_K).dequantize(b, 256);
+    expect([x[0], x[1], x[32], x[128]]).toEqual([29, -1, 0, 19.5]);
+  });
+  test('Q6_K: quarters of 32 from ql nibbles and qh bit pairs, int8 scales per 16', () => {
+    const b = new Uint8Array(210);
+    b[0] = 0x21; // element 0 low nibble 1; element 64 (high nibble) 2
+    b[32] = 0x03; // element 32 low nibble 3
+    b[128] = 0b11100100; // high bits: element 0 → 0, 32 → 1, 64 → 2, 96 → 3
+    b[192 + 0] = 2;
+    b[192 + 2] = 0xff; // -1
+    b[192 + 4] = 3;
+    b[192 + 6] = 1;
+    new DataView(b.buffer).setUint16(208, f32ToF16(0.5), true);
+    const x = formatFor(GGMLType.Q6_K).dequantize(b, 256);
+    expect([x[0], x[1], x[32], x[64], x[96], x[128]]).toEqual([-31, -32, 6.5, 3, 8, -0]);
+  });
+});
+
 /** Emulates shaders/weights.wgsl's load_w8 on the CPU, to check every repacked layout. */
 function loadW8(kind: string, words: Uint32Array, l: ReturnType<typeof gpuLayout>, row: number, k8: number): number[] {
   const f = new Float32Array(1);

@@ -54,7 +54,10 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol
 
 const TYPES = [
   ['f32', GGMLType.F32], ['f16', GGMLType.F16], ['bf16', GGMLType.BF16], ['q8_0', GGMLType.Q8_0], ['q4_0', GGMLType.Q4_0],
+  ['q4_1', GGMLType.Q4_1], ['q5_0', GGMLType.Q5_0], ['q5_1', GGMLType.Q5_1],
+  ['q4_k', GGMLType.Q4_K], ['q5_k', GGMLType.Q5_K], ['q6_k', GGMLType.Q6_K],
 ] as const;
+const BLOCK_OF: Record<string, number> = { q8_0: 32, q4_0: 32, q4_1: 32, q5_0: 32, q5_1: 32, q4_k: 256, q5_k: 256, q6_k: 256 };
 
 /** A random weight matrix uploaded in its GPU layout, with its CPU dequantization. */
 function randomMatrix(type: number, rows: number, cols: number, seed: number) {
@@ -70,8 +73,8 @@ function randomMatrix(type: number, rows: number, cols: number, seed: number) {
 
 describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
   for (const [kindName, type] of TYPES) {
-    const quantized = type === GGMLType.Q8_0 || type === GGMLType.Q4_0;
-    const shapes = quantized ? [[1, 32], [5, 64], [67, 96], [130, 256]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257]];
+    const block = BLOCK_OF[kindName];
+    const shapes = block === 256 ? [[1, 256], [5, 512], [67, 256]] : block ? [[1, 32], [5, 64], [67, 96], [130, 256]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257]];
     test(`${kindName}: random shapes, 1..40 tokens, accumulate and KV-cache rows`, async () => {
       let seed = 1;
       for (const [rows, cols] of shapes as [number, number][]) {
@@ -116,8 +119,8 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
 describe('embedding lookup', () => {
   for (const [kindName, type] of TYPES) {
     test(`${kindName}: rows of the dequantized matrix`, async () => {
-      const quantized = type === GGMLType.Q8_0 || type === GGMLType.Q4_0;
-      const [rows, cols] = quantized ? [50, 96] : [50, 37];
+      const block = BLOCK_OF[kindName];
+      const [rows, cols] = block ? [50, block === 256 ? 512 : 96] : [50, 37];
       const w = randomMatrix(type, rows, cols, 7);
       const tokens = new Uint32Array([3, 0, 49, 3, 17]);
       const out = buffer(gpu, tokens.length * cols * 4);

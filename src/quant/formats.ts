@@ -8,7 +8,21 @@ import { bf16ToF32, f16ToF32 } from './f16.js';
  * Quantized kinds keep their quants in one region and their f16 scales, packed in pairs, in a
  * second region after it, so both are read as aligned u32 words.
  */
-export type GpuWeightKind = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+export type GpuWeightKind = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | BlockKind;
+
+/**
+ * Kinds kept block by block in ggml's own byte order, each block padded to whole u32 words
+ * (Q5_0's scale gets a word of its own; Q6_K's block grows from 210 to 212 bytes).
+ */
+export type BlockKind = 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
+const BLOCK_KINDS: Record<BlockKind, { blockSize: number; words: number }> = {
+  q4_1: { blockSize: 32, words: 5 },
+  q5_0: { blockSize: 32, words: 6 },
+  q5_1: { blockSize: 32, words: 6 },
+  q4_k: { blockSize: 256, words: 36 },
+  q5_k: { blockSize: 256, words: 44 },
+  q6_k: { blockSize: 256, words: 53 },
+};
 
 export interface GpuLayout {
   kind: GpuWeightKind;
@@ -141,6 +155,120 @@ const q4_0Format: WeightFormat = {
   },
 };
 
+const half = (b: Uint8Array, at: number) => f16ToF32(b[at]! | (b[at + 1]! << 8));
+const u32At = (b: Uint8Array, at: number) => (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+
+/**
+ * A format whose GPU layout is its ggml blocks, word-padded: `place` puts one source block's
+ * bytes into its destination block.
+ */
+function blockFormat(
+  type: number, kind: BlockKind, blockBytes: number,
+  dequantizeBlock: (b: Uint8Array, out: Float32Array, at: number) => void,
+  place: (src: Uint8Array, dst: Uint8Array) => void = (src, dst) => dst.set(src),
+): WeightFormat {
+  const { blockSize, words } = BLOCK_KINDS[kind];
+  return {
+    type, kind, blockSize, blockBytes,
+    dequantize(bytes, count, out = new Float32Array(count)) {
+      const block = new Float32Array(blockSize);
+      for (let b = 0; b * blockSize < count; b++) {
+        dequantizeBlock(bytes.subarray(b * blockBytes, (b + 1) * blockBytes), block, 0);
+        out.set(block.subarray(0, Math.min(blockSize, count - b * blockSize)), b * blockSize);
+      }
+      return out;
+    },
+    repack(bytes, l, dst) {
+      const out = new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength);
+      const blocks = (l.rows * l.cols) / blockSize;
+      for (let b = 0; b < blocks; b++) {
+        place(bytes.subarray(b * blockBytes, (b + 1) * blockBytes), out.subarray(b * words * 4, (b + 1) * words * 4));
+      }
+    },
+  };
+}
+
+/** Q4_1: f16 d, f16 m, 16 bytes of nibbles (element j low, j+16 high); x = d*q + m. */
+const q4_1Format = blockFormat(GGMLType.Q4_1, 'q4_1', 20, (b, out) => {
+  const d = half(b, 0), m = half(b, 2);
+  for (let j = 0; j < 16; j++) {
+    out[j] = d * (b[4 + j]! & 15) + m;
+    out[j + 16] = d * (b[4 + j]! >> 4) + m;
+  }
+});
+
+/** Q5_0/Q5_1: as Q4 with a fifth bit for element j in bit j of qh; Q5_0 centres on 16. */
+function q5Values(b: Uint8Array, out: Float32Array, d: number, m: number, qh: number, qs: number, offset: number): void {
+  const high = u32At(b, qh);
+  for (let j = 0; j < 16; j++) {
+    out[j] = d * ((b[qs + j]! & 15) | (((high >>> j) & 1) << 4)) - offset + m;
+    out[j + 16] = d * ((b[qs + j]! >> 4) | (((high >>> (j + 16)) & 1) << 4)) - offset + m;
+  }
+}
+const q5_0Format = blockFormat(
+  GGMLType.Q5_0, 'q5_0', 22,
+  (b, out) => {
+    const d = half(b, 0);
+    q5Values(b, out, d, 0, 2, 6, 16 * d);
+  },
+  // d gets a word of its own so qh and the quants start word-aligned.
+  (src, dst) => {
+    dst.set(src.subarray(0, 2), 0);
+    dst.set(src.subarray(2), 4);
+  },
+);
+const q5_1Format = blockFormat(GGMLType.Q5_1, 'q5_1', 24, (b, out) => q5Values(b, out, half(b, 0), half(b, 2), 4, 8, 0));
+
+/** The 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (ggml's get_scale_min_k4). */
+export function scaleMinK4(j: number, q: Uint8Array, at: number): [number, number] {
+  if (j < 4) return [q[at + j]! & 63, q[at + j + 4]! & 63];
+  return [(q[at + j + 4]! & 15) | ((q[at + j - 4]! >> 6) << 4), (q[at + j + 4]! >> 4) | ((q[at + j]! >> 6) << 4)];
+}
+
+/**
+ * Q4_K/Q5_K super-blocks of 256: f16 d and dmin, 12 bytes of 6-bit scales and mins for eight
+ * sub-blocks of 32, (Q5_K: 32 bytes of fifth bits,) then nibbles: each 64 elements take 32 bytes,
+ * low nibbles first. x = d*sc*q - dmin*m.
+ */
+function kValues(b: Uint8Array, out: Float32Array, qhAt: number | null): void {
+  const d = half(b, 0), dmin = half(b, 2);
+  const qs = qhAt === null ? 16 : 48;
+  for (let c = 0; c < 4; c++) {
+    const [sc1, m1] = scaleMinK4(2 * c, b, 4);
+    const [sc2, m2] = scaleMinK4(2 * c + 1, b, 4);
+    for (let l = 0; l < 32; l++) {
+      const byte = b[qs + 32 * c + l]!;
+      const h = qhAt === null ? 0 : b[qhAt + l]!;
+      const lo = (byte & 15) | (((h >> (2 * c)) & 1) << 4);
+      const hi = (byte >> 4) | (((h >> (2 * c + 1)) & 1) << 4);
+      out[64 * c + l] = d * sc1 * lo - dmin * m1;
+      out[64 * c + 32 + l] = d * sc2 * hi - dmin * m2;
+    }
+  }
+}
+const q4_kFormat = blockFormat(GGMLType.Q4_K, 'q4_k', 144, (b, out) => kValues(b, out, null));
+const q5_kFormat = blockFormat(GGMLType.Q5_K, 'q5_k', 176, (b, out) => kValues(b, out, 16));
+
+/**
+ * Q6_K super-blocks of 256: 128 bytes of low nibbles, 64 bytes of high bit pairs, 16 int8 scales
+ * (one per 16 elements) and f16 d. Per 128 elements, four quarters of 32: quarters 0/1 use the low
+ * nibbles of ql[0..31]/ql[32..63], quarters 2/3 their high nibbles; qh bits 2q..2q+1. x = d*sc*(q-32).
+ */
+const q6_kFormat = blockFormat(GGMLType.Q6_K, 'q6_k', 210, (b, out) => {
+  const d = half(b, 208);
+  for (let n = 0; n < 2; n++) {
+    for (let l = 0; l < 32; l++) {
+      const h = b[128 + 32 * n + l]!;
+      for (let q = 0; q < 4; q++) {
+        const byte = b[64 * n + (q & 1) * 32 + l]!;
+        const value = ((q < 2 ? byte & 15 : byte >> 4) | (((h >> (2 * q)) & 3) << 4)) - 32;
+        const scale = (b[192 + 8 * n + (l >> 4) + 2 * q]! << 24) >> 24;
+        out[128 * n + 32 * q + l] = d * scale * value;
+      }
+    }
+  }
+});
+
 function setHalf(dst: Uint32Array, scaleOffset: number, index: number, half: number): void {
   const w = scaleOffset + (index >> 1);
   dst[w] = index & 1 ? (dst[w]! & 0xffff) | (half << 16) : (dst[w]! & 0xffff0000) | half;
@@ -152,6 +280,12 @@ const FORMATS = new Map<number, WeightFormat>([
   [GGMLType.BF16, halfFormat(GGMLType.BF16, 'bf16', bf16ToF32)],
   [GGMLType.Q8_0, q8_0Format],
   [GGMLType.Q4_0, q4_0Format],
+  [GGMLType.Q4_1, q4_1Format],
+  [GGMLType.Q5_0, q5_0Format],
+  [GGMLType.Q5_1, q5_1Format],
+  [GGMLType.Q4_K, q4_kFormat],
+  [GGMLType.Q5_K, q5_kFormat],
+  [GGMLType.Q6_K, q6_kFormat],
 ]);
 
 export const SUPPORTED_TYPES = [...FORMATS.keys()].map(typeName);
@@ -168,12 +302,18 @@ export function formatFor(type: number, tensorName = 'tensor'): WeightFormat {
 }
 
 /** Words per 8 elements in the quant/plain region of each kind. */
-const WORDS_PER_8: Record<GpuWeightKind, number> = { f32: 8, f16: 4, bf16: 4, q8_0: 2, q4_0: 1 };
+const WORDS_PER_8: Record<string, number> = { f32: 8, f16: 4, bf16: 4, q8_0: 2, q4_0: 1 };
 
 export function gpuLayout(kind: GpuWeightKind, rows: number, cols: number): GpuLayout {
+  if (kind in BLOCK_KINDS) {
+    const { blockSize, words } = BLOCK_KINDS[kind as BlockKind];
+    if (cols % blockSize !== 0) throw new Error(`internal: ${kind} rows must be a multiple of ${blockSize}`);
+    const rowWords = (cols / blockSize) * words;
+    return { kind, rows, cols, rowWords, scaleOffset: 0, totalWords: rows * rowWords };
+  }
   const quantized = kind === 'q8_0' || kind === 'q4_0';
   if (quantized && cols % 32 !== 0) throw new Error(`internal: ${kind} rows must be a multiple of 32`);
-  const rowWords = Math.ceil(cols / 8) * WORDS_PER_8[kind];
+  const rowWords = Math.ceil(cols / 8) * WORDS_PER_8[kind]!;
   const quantWords = rows * rowWords;
   const scaleWords = quantized ? Math.ceil((rows * cols) / 32 / 2) : 0;
   return { kind, rows, cols, rowWords, scaleOffset: quantized ? quantWords : 0, totalWords: quantWords + scaleWords };

@@ -33,7 +33,26 @@ export function encodeRandom(type: number, rows: number, cols: number, random: (
       }
       return out;
     }
-    default:
-      throw new Error(`no encoder for type ${type}`);
+    default: {
+      // Block formats: random bytes, with their f16 scales set to small finite values.
+      const layouts: Record<number, { blockBytes: number; blockSize: number; halves: number[] }> = {
+        [GGMLType.Q4_1]: { blockBytes: 20, blockSize: 32, halves: [0, 2] },
+        [GGMLType.Q5_0]: { blockBytes: 22, blockSize: 32, halves: [0] },
+        [GGMLType.Q5_1]: { blockBytes: 24, blockSize: 32, halves: [0, 2] },
+        [GGMLType.Q4_K]: { blockBytes: 144, blockSize: 256, halves: [0, 2] },
+        [GGMLType.Q5_K]: { blockBytes: 176, blockSize: 256, halves: [0, 2] },
+        [GGMLType.Q6_K]: { blockBytes: 210, blockSize: 256, halves: [208] },
+      };
+      const l = layouts[type];
+      if (!l) throw new Error(`no encoder for type ${type}`);
+      const blocks = Math.ceil(n / l.blockSize);
+      const out = new Uint8Array(blocks * l.blockBytes);
+      for (let i = 0; i < out.length; i++) out[i] = Math.floor(random() * 256);
+      const view = new DataView(out.buffer);
+      for (let b = 0; b < blocks; b++) {
+        for (const h of l.halves) view.setUint16(b * l.blockBytes + h, f32ToF16((random() * 2 - 1) * 0.01), true);
+      }
+      return out;
+    }
   }
 }
