@@ -8,7 +8,13 @@
  * most 1.4e-5 over all four files. 2e-4 leaves 10x headroom for other adapters' rounding while
  * any real bug (a wrong weight, position, scale or mask) moves logits by 1e-2 or more.
  */
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { readGGUF, readTensorChunks } from '../src/gguf/gguf.js';
+import { typed, writeGGUF } from '../src/gguf/writer.js';
+import { bytesSource } from '../src/io/byte-source.js';
+import { LlamaModel } from '../src/model/llama.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { generate } from '../src/generate.js';
 import { loadModelFile, openGGUF, type LoadedModel } from '../src/node/load.js';
 import { ReferenceModel, argmax } from './helpers/reference.js';
@@ -87,6 +93,49 @@ describe.skipIf(!HAVE_MODELS)('stories260K on the GPU vs the CPU reference', () 
       expect(gpuTokens).toEqual(await referenceGreedy(ref, prompt, gpuTokens.length));
     } finally {
       await loaded.dispose();
+    }
+  });
+});
+
+describe.skipIf(!HAVE_MODELS)('Llama 3 RoPE frequency factors (rope_freqs.weight)', () => {
+  test('the GPU follows the reference with factors, and the factors change the output', async () => {
+    const plain = await readGGUF(bytesSource(new Uint8Array(readFileSync(storiesPath('f32')))));
+    const tensors = [];
+    for (const t of plain.tensors) {
+      const parts: Uint8Array[] = [];
+      for await (const c of readTensorChunks(plain, t)) parts.push(c);
+      tensors.push({ name: t.name, dims: t.dims, type: t.type, data: Uint8Array.from(parts.flatMap((p) => [...p])) });
+    }
+    const factors = new Float32Array([1, 1.5, 4, 8]); // ropeDim 8: one per pair
+    tensors.push({ name: 'rope_freqs.weight', dims: [4], type: 0, data: new Uint8Array(factors.buffer) });
+    const file = await readGGUF(bytesSource(writeGGUF([...plain.metadata].map(([k, v]) => [k, typed(v)]), tensors), 'llama3-rope.gguf'));
+    const gpu = await testGpu();
+    const model = await LlamaModel.load(gpu, file);
+    const plainModel = await LlamaModel.load(gpu, plain);
+    try {
+      expect(model.config.ropeFreqFactors).toBe(true);
+      const ref = await ReferenceModel.load(file);
+      const tokenizer = GGUFTokenizer.fromGGUF(file);
+      const prompt = tokenizer.encode('Once upon a time');
+      const tokens: number[] = [];
+      for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 48 })) tokens.push(t.token);
+      expect(tokens).toEqual(await referenceGreedy(ref, prompt, tokens.length));
+      const sequence = [...prompt, ...tokens];
+      const got = await model.logits(sequence, 0);
+      let expected: Float32Array = new Float32Array();
+      for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
+      let worst = 0;
+      let changed = 0;
+      const without = await plainModel.logits(sequence, 0);
+      for (let i = 0; i < expected.length; i++) {
+        worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
+        changed = Math.max(changed, Math.abs(got[i]! - without[i]!));
+      }
+      expect(worst).toBeLessThan(LOGIT_TOLERANCE);
+      expect(changed).toBeGreaterThan(0.05);
+    } finally {
+      model.dispose();
+      plainModel.dispose();
     }
   });
 });

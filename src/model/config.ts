@@ -20,6 +20,8 @@ export interface ModelConfig {
   ropeDim: number;
   /** Output head shares the token embedding. */
   tiedOutput: boolean;
+  /** Llama 3 style per-frequency RoPE divisors (tensor rope_freqs.weight) are present. */
+  ropeFreqFactors: boolean;
 }
 
 export function readConfig(file: GGUFFile): ModelConfig {
@@ -51,6 +53,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     ropeTheta: k('rope.freq_base', 10000),
     ropeDim: k('rope.dimension_count', dim / nHeads),
     tiedOutput: !file.tensors.some((t) => t.name === 'output.weight'),
+    ropeFreqFactors: file.tensors.some((t) => t.name === 'rope_freqs.weight'),
   };
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
   for (const key of positive) {
@@ -82,6 +85,7 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
     ['output_norm.weight', [c.dim]],
   ]);
   if (!c.tiedOutput) m.set('output.weight', [c.dim, c.vocabSize]);
+  if (c.ropeFreqFactors) m.set('rope_freqs.weight', [c.ropeDim / 2]);
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
     m.set(p + 'attn_norm.weight', [c.dim]);

@@ -148,7 +148,11 @@ export class LlamaModel {
     const total = plans.reduce((s, p) => s + p.words, 0);
     const repack = (skip: number) => repackWeights(file, plans, skip);
     let loaded = 0;
+    // Llama 3's RoPE frequency divisors shape the angle table made on the CPU; they come through
+    // the chunk stream like any weight, so a cached load has them too.
+    let freqFactors: Float32Array | undefined;
     for await (const chunk of options.weights ? options.weights(repack) : repack(0)) {
+      if (chunk.tensor === 'rope_freqs.weight') freqFactors = new Float32Array(chunk.words.slice().buffer);
       const target = buffers.get(chunk.tensor);
       const plan = plans.find((p) => p.name === chunk.tensor);
       if (!target || !plan || chunk.wordOffset + chunk.words.length > plan.words) {
@@ -202,7 +206,8 @@ export class LlamaModel {
       ops.push({ kernel, bindGroup: k.bindGroup(kernel, [input, weight, output, params, S]), grid: (n) => [lastOnly ? 1 : n, 1, 1] });
     };
     const ropeTable = a.storage('rope_table', this.contextLength * c.ropeDim * f32);
-    a.device.queue.writeBuffer(ropeTable, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta));
+    if (c.ropeFreqFactors && freqFactors?.length !== c.ropeDim / 2) throw new WebGPULLMError('malformed', 'rope_freqs.weight did not arrive whole');
+    a.device.queue.writeBuffer(ropeTable, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta, freqFactors));
     const rope = (target: GPUBuffer, heads: number, rowsAtPos: boolean) => {
       const kernel = k.get('rope');
       const params = a.uniform('rope', uniformData([
@@ -400,12 +405,15 @@ export function checkFit(buffers: { name: string; bytes: number }[], limits: Gpu
   }
 }
 
-/** (cos, sin) of pos * theta^(-2i/ropeDim) for every position and pair, computed in doubles. */
-export function ropeAngles(positions: number, ropeDim: number, theta: number): Float32Array<ArrayBuffer> {
+/**
+ * (cos, sin) of pos * theta^(-2i/ropeDim) / factors[i] for every position and pair, computed in
+ * doubles. `factors` are Llama 3's rope_freqs (ggml's freq_factors); none means 1.
+ */
+export function ropeAngles(positions: number, ropeDim: number, theta: number, factors?: ArrayLike<number>): Float32Array<ArrayBuffer> {
   const pairs = ropeDim / 2;
   const table = new Float32Array(positions * pairs * 2);
   for (let i = 0; i < pairs; i++) {
-    const freq = Math.pow(theta, (-2 * i) / ropeDim);
+    const freq = Math.pow(theta, (-2 * i) / ropeDim) / (factors?.[i] ?? 1);
     for (let pos = 0; pos < positions; pos++) {
       table[(pos * pairs + i) * 2] = Math.cos(pos * freq);
       table[(pos * pairs + i) * 2 + 1] = Math.sin(pos * freq);

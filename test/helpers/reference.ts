@@ -31,6 +31,7 @@ export class ReferenceModel {
     private readonly layers: Layer[],
     private readonly outputNorm: Float32Array,
     private readonly output: Float32Array,
+    private readonly freqFactors?: Float32Array,
   ) {
     const kvDim = config.nKvHeads * config.headDim;
     this.keyCache = layers.map(() => new Float32Array(config.contextLength * kvDim));
@@ -53,7 +54,8 @@ export class ReferenceModel {
     }
     const embedding = await get('token_embd.weight');
     const output = c.tiedOutput ? embedding : await get('output.weight');
-    return new ReferenceModel(c, embedding, layers, await get('output_norm.weight'), output);
+    const factors = c.ropeFreqFactors ? await get('rope_freqs.weight') : undefined;
+    return new ReferenceModel(c, embedding, layers, await get('output_norm.weight'), output, factors);
   }
 
   /** Runs one token at position `pos` and returns the logits. */
@@ -79,8 +81,8 @@ export class ReferenceModel {
       const v = this.valueCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
       matmul(k, xb, L.wk);
       matmul(v, xb, L.wv);
-      rope(q, pos, hd, c.ropeDim, c.ropeTheta);
-      rope(k, pos, hd, c.ropeDim, c.ropeTheta);
+      rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors);
+      rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors);
       for (let h = 0; h < c.nHeads; h++) {
         const kvh = Math.floor(h / group);
         for (let t = 0; t <= pos; t++) {
@@ -129,11 +131,14 @@ export function matmul(out: Float32Array, x: Float32Array, w: Float32Array): voi
   }
 }
 
-/** GGUF's llama RoPE: rotate adjacent pairs (x[2i], x[2i+1]) by pos * theta^(-2i/ropeDim). */
-export function rope(v: Float32Array, pos: number, headDim: number, ropeDim: number, theta: number): void {
+/**
+ * GGUF's llama RoPE: rotate adjacent pairs (x[2i], x[2i+1]) by pos * theta^(-2i/ropeDim), divided
+ * by Llama 3's freq factor for that pair when the model has them.
+ */
+export function rope(v: Float32Array, pos: number, headDim: number, ropeDim: number, theta: number, factors?: ArrayLike<number>): void {
   for (let h = 0; h < v.length / headDim; h++) {
     for (let i = 0; i < ropeDim; i += 2) {
-      const angle = pos * Math.pow(theta, -i / ropeDim);
+      const angle = (pos * Math.pow(theta, -i / ropeDim)) / (factors?.[i / 2] ?? 1);
       const cos = Math.cos(angle), sin = Math.sin(angle);
       const a = v[h * headDim + i]!, b = v[h * headDim + i + 1]!;
       v[h * headDim + i] = a * cos - b * sin;
