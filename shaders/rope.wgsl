@@ -1,5 +1,5 @@
-// Rotary position embedding, GGUF llama layout: adjacent pairs (v[2i], v[2i+1]) of each head
-// turn by angle(pos, i). Applied in place, to Q and to K already in the KV cache. The angles come
+// Rotary position embedding: pair i of each head turns by angle(pos, i). GGUF's llama layout pairs
+// adjacent values (v[2i], v[2i+1]); NEOX style (Qwen2) pairs the halves (v[i], v[i + rope_dim/2]). Applied in place, to Q and to K already in the KV cache. The angles come
 // as a (cos, sin) table made on the CPU in double precision: WGSL's sin/cos are only specified to
 // 2^-11 on [-pi, pi], and positions reach far beyond that.
 
@@ -10,6 +10,8 @@ struct RopeParams {
   stride: u32,
   // 1: token t lives at row step.pos + t of V (K in the cache); 0: at row t.
   rows_at_pos: u32,
+  // 1: NEOX pairs; 0: adjacent pairs.
+  neox: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> V: array<f32>;
@@ -25,9 +27,11 @@ fn rope(@builtin(global_invocation_id) gid: vec3<u32>) {
   let head = gid.x / pairs;
   let pair = gid.x % pairs;
   let cs = table[(S.pos + t) * pairs + pair];
-  let b = (select(0u, S.pos, P.rows_at_pos == 1u) + t) * P.stride + head * P.head_dim + pair * 2u;
-  let x0 = V[b];
-  let x1 = V[b + 1u];
-  V[b] = x0 * cs.x - x1 * cs.y;
-  V[b + 1u] = x0 * cs.y + x1 * cs.x;
+  let row = (select(0u, S.pos, P.rows_at_pos == 1u) + t) * P.stride + head * P.head_dim;
+  let b0 = row + select(pair * 2u, pair, P.neox == 1u);
+  let b1 = b0 + select(1u, pairs, P.neox == 1u);
+  let x0 = V[b0];
+  let x1 = V[b1];
+  V[b0] = x0 * cs.x - x1 * cs.y;
+  V[b1] = x0 * cs.y + x1 * cs.x;
 }

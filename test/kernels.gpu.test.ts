@@ -155,21 +155,21 @@ test('rmsnorm: every token, and the last token only', async () => {
   }
 });
 
-test('rope: GGUF adjacent-pair layout, partial rotary dims, rows at the step position', async () => {
+test('rope: adjacent and NEOX pairs, partial rotary dims, rows at the step position', async () => {
   for (const [heads, headDim, ropeDim] of [[1, 2, 2], [3, 8, 8], [4, 64, 32], [2, 100, 100]] as const) {
     const n = 6, pos = 37, stride = heads * headDim;
-    for (const rowsAtPos of [false, true]) {
+    for (const [rowsAtPos, neox] of [[false, false], [true, false], [false, true], [true, true]] as const) {
       const base = rowsAtPos ? pos : 0;
       const v = randomF32((base + n) * stride, rng(headDim));
       const buf = buffer(gpu, v);
-      const params = uniform([{ u: heads }, { u: headDim }, { u: ropeDim }, { u: stride }, { u: rowsAtPos ? 1 : 0 }]);
+      const params = uniform([{ u: heads }, { u: headDim }, { u: ropeDim }, { u: stride }, { u: rowsAtPos ? 1 : 0 }, { u: neox ? 1 : 0 }]);
       const table = buffer(gpu, ropeAngles(pos + n, ropeDim, 10000));
       run('rope', undefined, [buf, table, params, step(pos, n)], [Math.ceil((heads * ropeDim) / 2 / 64), n, 1]);
       const got = await readF32(buf, (base + n) * stride);
       const expected = v.slice();
-      for (let t = 0; t < n; t++) rope(expected.subarray((base + t) * stride, (base + t + 1) * stride), pos + t, headDim, ropeDim, 10000);
+      for (let t = 0; t < n; t++) rope(expected.subarray((base + t) * stride, (base + t + 1) * stride), pos + t, headDim, ropeDim, 10000, undefined, neox);
       // The table is exact to f32 rounding, so only the rotation's own rounding remains.
-      expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `rope heads=${heads} hd=${headDim} rope=${ropeDim} atPos=${rowsAtPos}`);
+      expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `rope heads=${heads} hd=${headDim} rope=${ropeDim} atPos=${rowsAtPos} neox=${neox}`);
     }
   }
 });
@@ -204,6 +204,19 @@ test('attention: causal, GQA, head sizes up to 256, more keys than one tile', as
       }
     }
     expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n}`);
+  }
+});
+
+test('add_bias: every token row, or rows at the step position', async () => {
+  for (const rowsAtPos of [false, true]) {
+    const n = 4, dim = 70, pos = rowsAtPos ? 9 : 0;
+    const v = randomF32((pos + n) * dim, rng(5));
+    const bias = randomF32(dim, rng(6));
+    const buf = buffer(gpu, v);
+    run('add_bias', undefined, [buf, buffer(gpu, bias), uniform([{ u: dim }, { u: dim }, { u: rowsAtPos ? 1 : 0 }]), step(pos, n)], [Math.ceil(dim / 64), n, 1]);
+    const got = await readF32(buf, (pos + n) * dim);
+    const expected = v.map((x, i) => (i >= pos * dim ? x + bias[i % dim]! : x));
+    expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `add_bias atPos=${rowsAtPos}`);
   }
 });
 

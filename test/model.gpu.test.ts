@@ -139,3 +139,43 @@ describe.skipIf(!HAVE_MODELS)('Llama 3 RoPE frequency factors (rope_freqs.weight
     }
   });
 });
+
+describe.skipIf(!HAVE_MODELS)('qwen2: q/k/v biases and NEOX RoPE', () => {
+  test('a qwen2 file (stories260K weights, random biases) runs like the reference', async () => {
+    const plain = await readGGUF(bytesSource(new Uint8Array(readFileSync(storiesPath('f32')))));
+    const tensors = [];
+    for (const t of plain.tensors) {
+      const parts: Uint8Array[] = [];
+      for await (const c of readTensorChunks(plain, t)) parts.push(c);
+      tensors.push({ name: t.name, dims: t.dims, type: t.type, data: Uint8Array.from(parts.flatMap((p) => [...p])) });
+    }
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 0.2 - 0.1;
+    for (let l = 0; l < 5; l++) {
+      for (const [name, n] of [['attn_q.bias', 64], ['attn_k.bias', 32], ['attn_v.bias', 32]] as const) {
+        tensors.push({ name: `blk.${l}.${name}`, dims: [n], type: 0, data: new Uint8Array(Float32Array.from({ length: n }, random).buffer) });
+      }
+    }
+    const metadata = [...plain.metadata].map(([k, v]) => [k.replace(/^llama\./, 'qwen2.'), k === 'general.architecture' ? 'qwen2' : v] as const);
+    const file = await readGGUF(bytesSource(writeGGUF(metadata.map(([k, v]) => [k, typed(v)]), tensors), 'qwen2.gguf'));
+    const model = await LlamaModel.load(await testGpu(), file);
+    try {
+      expect(model.config).toMatchObject({ architecture: 'qwen2', qkvBias: true, ropeStyle: 'neox' });
+      const ref = await ReferenceModel.load(file);
+      const tokenizer = GGUFTokenizer.fromGGUF(file);
+      const prompt = tokenizer.encode('Once upon a time');
+      const tokens: number[] = [];
+      for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 48 })) tokens.push(t.token);
+      expect(tokens).toEqual(await referenceGreedy(ref, prompt, tokens.length));
+      const sequence = [...prompt, ...tokens];
+      const got = await model.logits(sequence, 0);
+      let expected: Float32Array = new Float32Array();
+      for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
+      let worst = 0;
+      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
+      expect(worst).toBeLessThan(LOGIT_TOLERANCE);
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
+import biasWgsl from '../../shaders/bias.wgsl?raw';
 import commonWgsl from '../../shaders/common.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
@@ -30,6 +31,7 @@ const SPECS = {
   embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: true },
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, R, U, U] },
+  add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, U, U] },
   swiglu: { source: swigluWgsl, entry: 'swiglu', bindings: [RW, R, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },

@@ -1,7 +1,16 @@
 import { ModelFormatError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2'] as const;
+
+/**
+ * What differs between the supported architectures. Qwen2 is Llama with biases on the q/k/v
+ * projections and NEOX-style RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX).
+ */
+const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], { qkvBias: boolean; ropeStyle: 'adjacent' | 'neox' }> = {
+  llama: { qkvBias: false, ropeStyle: 'adjacent' },
+  qwen2: { qkvBias: true, ropeStyle: 'neox' },
+};
 
 /** Hyperparameters of a Llama-family model, read from `llama.*` GGUF metadata. */
 export interface ModelConfig {
@@ -22,6 +31,10 @@ export interface ModelConfig {
   tiedOutput: boolean;
   /** Llama 3 style per-frequency RoPE divisors (tensor rope_freqs.weight) are present. */
   ropeFreqFactors: boolean;
+  /** q/k/v projections carry biases (Qwen2). */
+  qkvBias: boolean;
+  /** RoPE pairs: 'adjacent' (x[2i], x[2i+1]) as GGUF's llama, or 'neox' (x[i], x[i + ropeDim/2]). */
+  ropeStyle: 'adjacent' | 'neox';
 }
 
 export function readConfig(file: GGUFFile): ModelConfig {
@@ -54,6 +67,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     ropeDim: k('rope.dimension_count', dim / nHeads),
     tiedOutput: !file.tensors.some((t) => t.name === 'output.weight'),
     ropeFreqFactors: file.tensors.some((t) => t.name === 'rope_freqs.weight'),
+    ...ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS],
   };
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
   for (const key of positive) {
@@ -92,6 +106,11 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
     m.set(p + 'attn_q.weight', [c.dim, q]);
     m.set(p + 'attn_k.weight', [c.dim, kv]);
     m.set(p + 'attn_v.weight', [c.dim, kv]);
+    if (c.qkvBias) {
+      m.set(p + 'attn_q.bias', [q]);
+      m.set(p + 'attn_k.bias', [kv]);
+      m.set(p + 'attn_v.bias', [kv]);
+    }
     m.set(p + 'attn_output.weight', [q, c.dim]);
     m.set(p + 'ffn_norm.weight', [c.dim]);
     m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);

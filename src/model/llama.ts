@@ -211,9 +211,15 @@ export class LlamaModel {
     const rope = (target: GPUBuffer, heads: number, rowsAtPos: boolean) => {
       const kernel = k.get('rope');
       const params = a.uniform('rope', uniformData([
-        { u: heads }, { u: c.headDim }, { u: c.ropeDim }, { u: heads * c.headDim }, { u: rowsAtPos ? 1 : 0 },
+        { u: heads }, { u: c.headDim }, { u: c.ropeDim }, { u: heads * c.headDim }, { u: rowsAtPos ? 1 : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
       ]));
       ops.push({ kernel, bindGroup: k.bindGroup(kernel, [target, ropeTable, params, S]), grid: (n) => [Math.ceil((heads * c.ropeDim) / 2 / 64), n, 1] });
+    };
+
+    const addBias = (target: GPUBuffer, bias: GPUBuffer, n: number, rowsAtPos: boolean) => {
+      const kernel = k.get('add_bias');
+      const params = a.uniform('bias', uniformData([{ u: n }, { u: n }, { u: rowsAtPos ? 1 : 0 }]));
+      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [target, bias, params, S]), grid: (t) => [Math.ceil(n / 64), t, 1] });
     };
 
     // token embedding
@@ -242,6 +248,11 @@ export class LlamaModel {
       matmul(matrix(p + 'attn_q.weight'), xb, q);
       matmul(matrix(p + 'attn_k.weight'), xb, keyCache, { yAtPos: true });
       matmul(matrix(p + 'attn_v.weight'), xb, valueCache, { yAtPos: true });
+      if (c.qkvBias) {
+        addBias(q, vector(p + 'attn_q.bias'), qDim, false);
+        addBias(keyCache, vector(p + 'attn_k.bias'), kvDim, true);
+        addBias(valueCache, vector(p + 'attn_v.bias'), kvDim, true);
+      }
       rope(q, c.nHeads, false);
       rope(keyCache, c.nKvHeads, true);
       const attention = k.get('attention');

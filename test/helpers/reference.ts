@@ -18,6 +18,8 @@ export async function dequantizeTensor(file: GGUFFile, name: string): Promise<Fl
 }
 
 interface Layer {
+  /** q/k/v biases (Qwen2). */
+  bq?: Float32Array; bk?: Float32Array; bv?: Float32Array;
   attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array;
   ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array;
 }
@@ -50,6 +52,7 @@ export class ReferenceModel {
         wo: await get(p + 'attn_output.weight'), ffnNorm: await get(p + 'ffn_norm.weight'),
         wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'),
         wDown: await get(p + 'ffn_down.weight'),
+        ...(c.qkvBias ? { bq: await get(p + 'attn_q.bias'), bk: await get(p + 'attn_k.bias'), bv: await get(p + 'attn_v.bias') } : {}),
       });
     }
     const embedding = await get('token_embd.weight');
@@ -81,8 +84,14 @@ export class ReferenceModel {
       const v = this.valueCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
       matmul(k, xb, L.wk);
       matmul(v, xb, L.wv);
-      rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors);
-      rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors);
+      if (L.bq && L.bk && L.bv) {
+        for (let i = 0; i < q.length; i++) q[i]! += L.bq[i]!;
+        for (let i = 0; i < k.length; i++) k[i]! += L.bk[i]!;
+        for (let i = 0; i < v.length; i++) v[i]! += L.bv[i]!;
+      }
+      const neox = c.ropeStyle === 'neox';
+      rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox);
+      rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox);
       for (let h = 0; h < c.nHeads; h++) {
         const kvh = Math.floor(h / group);
         for (let t = 0; t <= pos; t++) {
@@ -135,14 +144,17 @@ export function matmul(out: Float32Array, x: Float32Array, w: Float32Array): voi
  * GGUF's llama RoPE: rotate adjacent pairs (x[2i], x[2i+1]) by pos * theta^(-2i/ropeDim), divided
  * by Llama 3's freq factor for that pair when the model has them.
  */
-export function rope(v: Float32Array, pos: number, headDim: number, ropeDim: number, theta: number, factors?: ArrayLike<number>): void {
+export function rope(v: Float32Array, pos: number, headDim: number, ropeDim: number, theta: number, factors?: ArrayLike<number>, neox = false): void {
   for (let h = 0; h < v.length / headDim; h++) {
     for (let i = 0; i < ropeDim; i += 2) {
       const angle = (pos * Math.pow(theta, -i / ropeDim)) / (factors?.[i / 2] ?? 1);
       const cos = Math.cos(angle), sin = Math.sin(angle);
-      const a = v[h * headDim + i]!, b = v[h * headDim + i + 1]!;
-      v[h * headDim + i] = a * cos - b * sin;
-      v[h * headDim + i + 1] = a * sin + b * cos;
+      // NEOX pairs element i/2 with i/2 + ropeDim/2; GGUF's llama pairs i with i + 1.
+      const i0 = h * headDim + (neox ? i / 2 : i);
+      const i1 = i0 + (neox ? ropeDim / 2 : 1);
+      const a = v[i0]!, b = v[i1]!;
+      v[i0] = a * cos - b * sin;
+      v[i1] = a * sin + b * cos;
     }
   }
 }
