@@ -39,7 +39,7 @@ function showError(e: unknown, next = ''): void {
   const advice: Record<string, string> = {
     network: 'Check the URL and your connection; a retry resumes where the download stopped.',
     'quota-exceeded': 'Delete a cached model below, or free disk space, then try again.',
-    'unsupported-architecture': 'Pick a Llama-family GGUF (Llama, TinyLlama, SmolLM, Mistral).',
+    'unsupported-architecture': 'Pick a Llama-family (Llama, TinyLlama, SmolLM, Mistral) or Qwen2 GGUF.',
     'unsupported-tensor-type': 'Pick a file quantized as Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16 or F32.',
     'device-lost': 'The GPU was reset. Load the model again; it comes from the cache.',
     'no-webgpu': 'Use a current Chrome or Edge, or enable WebGPU in your browser flags.',

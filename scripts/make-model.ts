@@ -1,0 +1,158 @@
+/**
+ * Writes a random-weight GGUF at a real model's shape, with real tokenizer metadata, for
+ * benchmarks and tests:
+ *   npm run make-model -- --arch llama --shape tinyllama-1.1b --quant q4_0 --out FILE [--seed N]
+ * Reads vocabularies from ../shared/models. Weights are scaled so next-token distributions are
+ * peaked rather than uniform.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { GGMLType } from '../src/gguf/ggml-types.js';
+import { readGGUF } from '../src/gguf/gguf.js';
+import { typed, writeGGUF, type TensorToWrite, type TypedValue } from '../src/gguf/writer.js';
+import { bytesSource } from '../src/io/byte-source.js';
+import { quantize } from './quantize.js';
+
+const MODELS = fileURLToPath(new URL('../../shared/models/', import.meta.url));
+
+export interface Shape {
+  dim: number; layers: number; heads: number; kvHeads: number; ffn: number; vocab: number; context: number;
+  vocabFrom: 'stories' | 'llama-spm' | 'gpt2' | 'llama3';
+  tied: boolean;
+  ropeTheta: number;
+}
+
+export const SHAPES: Record<string, Shape> = {
+  'llama-3.2-1b': { dim: 2048, layers: 16, heads: 32, kvHeads: 8, ffn: 8192, vocab: 128256, context: 131072, vocabFrom: 'llama3', tied: true, ropeTheta: 500000 },
+  'qwen2.5-0.5b': { dim: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, vocab: 151936, context: 32768, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000 },
+  'smollm2-135m': { dim: 576, layers: 30, heads: 9, kvHeads: 3, ffn: 1536, vocab: 49152, context: 8192, vocabFrom: 'gpt2', tied: true, ropeTheta: 100000 },
+  'smollm2-360m': { dim: 960, layers: 32, heads: 15, kvHeads: 5, ffn: 2560, vocab: 49152, context: 8192, vocabFrom: 'gpt2', tied: true, ropeTheta: 100000 },
+  'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
+  // Small shapes for tests: rows are multiples of 256 so every quant type applies.
+  'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
+};
+
+/** What each quant preset stores per tensor (llama.cpp's mixes, simplified). */
+const QUANTS: Record<string, (name: string) => number> = {
+  f32: () => GGMLType.F32,
+  f16: () => GGMLType.F16,
+  q8_0: () => GGMLType.Q8_0,
+  q4_0: () => GGMLType.Q4_0,
+  q6_k: () => GGMLType.Q6_K,
+  // Q4_K_M: Q4_K, with Q6_K for the output head, attn_v and ffn_down.
+  q4_k_m: (name) => (/output\.weight|attn_v|ffn_down/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K),
+};
+
+/** Tokenizer metadata from ../shared/models, padded to the shape's vocabulary size. */
+async function vocabulary(source: Shape['vocabFrom'], size: number): Promise<[string, TypedValue][]> {
+  if (source === 'llama3') {
+    const encoder = JSON.parse(readFileSync(`${MODELS}tokenizers/llama3/encoder.json`, 'utf8')) as Record<string, number>;
+    const tokens: string[] = [];
+    for (const [t, id] of Object.entries(encoder)) tokens[id] = t;
+    const merges = readFileSync(`${MODELS}tokenizers/llama3/vocab.bpe`, 'utf8').split('\n').filter((l) => l && !l.startsWith('#version'));
+    return pad([
+      ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }], ['tokenizer.ggml.pre', { type: 'string', value: 'llama-bpe' }],
+      ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tokens }],
+      ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: merges }],
+    ], size);
+  }
+  const file = { stories: 'stories260K/stories260K-f32.gguf', 'llama-spm': 'tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf', gpt2: 'tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf' }[source];
+  const gguf = await readGGUF(bytesSource(new Uint8Array(readFileSync(MODELS + file))));
+  return pad([...gguf.metadata].filter(([k]) => k.startsWith('tokenizer.')).map(([k, v]) => [k, typed(v)]), size);
+}
+
+/** Pads the token list (and scores/types) with unused control tokens up to the model's vocab. */
+function pad(meta: [string, TypedValue][], size: number): [string, TypedValue][] {
+  const get = (k: string) => meta.find(([key]) => key === k)?.[1];
+  const tokens = Array.from((get('tokenizer.ggml.tokens')!.value as ArrayLike<string>));
+  if (tokens.length > size) throw new Error(`the vocabulary has ${tokens.length} tokens, more than the shape's ${size}`);
+  const extra = size - tokens.length;
+  const out = meta.map(([k, v]): [string, TypedValue] => {
+    if (k === 'tokenizer.ggml.tokens') return [k, { type: 'array', itemType: 'string', value: [...tokens, ...Array.from({ length: extra }, (_, i) => `<|unused_${i}|>`)] }];
+    if (k === 'tokenizer.ggml.scores') return [k, { type: 'array', itemType: 'f32', value: [...Array.from(v.value as ArrayLike<number>), ...new Array(extra).fill(0)] }];
+    if (k === 'tokenizer.ggml.token_type') return [k, { type: 'array', itemType: 'i32', value: [...Array.from(v.value as ArrayLike<number>), ...new Array(extra).fill(3)] }];
+    return [k, v];
+  });
+  if (extra && !get('tokenizer.ggml.token_type')) {
+    out.push(['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: [...new Array(tokens.length).fill(1), ...new Array(extra).fill(3)] }]);
+  }
+  return out;
+}
+
+/** A seeded normal generator (Box–Muller over mulberry32). */
+function normal(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 1) / 4294967297;
+  };
+  return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+}
+
+export async function makeModel(options: { arch: 'llama' | 'qwen2'; shape: string; quant: string; seed?: number }): Promise<Uint8Array> {
+  const s = SHAPES[options.shape];
+  if (!s) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
+  const typeOf = QUANTS[options.quant];
+  if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
+  const random = normal(options.seed ?? 1);
+  const headDim = s.dim / s.heads;
+  const kv = s.kvHeads * headDim;
+  const tensors: TensorToWrite[] = [];
+  const matrix = (name: string, cols: number, rows: number, scale: number) => {
+    const x = new Float32Array(cols * rows);
+    for (let i = 0; i < x.length; i++) x[i] = random() * scale;
+    const q = quantize(x, cols, typeOf(name));
+    tensors.push({ name, dims: [cols, rows], type: q.type, data: q.data });
+  };
+  const vector = (name: string, n: number, value: (i: number) => number) =>
+    tensors.push({ name, dims: [n], type: GGMLType.F32, data: new Uint8Array(Float32Array.from({ length: n }, (_, i) => value(i)).buffer) });
+
+  matrix('token_embd.weight', s.dim, s.vocab, 1);
+  for (let l = 0; l < s.layers; l++) {
+    const p = `blk.${l}.`;
+    vector(p + 'attn_norm.weight', s.dim, () => 1);
+    matrix(p + 'attn_q.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
+    matrix(p + 'attn_k.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
+    matrix(p + 'attn_v.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
+    if (options.arch === 'qwen2') {
+      vector(p + 'attn_q.bias', s.dim, () => random() * 0.1);
+      vector(p + 'attn_k.bias', kv, () => random() * 0.1);
+      vector(p + 'attn_v.bias', kv, () => random() * 0.1);
+    }
+    matrix(p + 'attn_output.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
+    vector(p + 'ffn_norm.weight', s.dim, () => 1);
+    matrix(p + 'ffn_gate.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
+    matrix(p + 'ffn_up.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
+    matrix(p + 'ffn_down.weight', s.ffn, s.dim, 1 / Math.sqrt(s.ffn));
+  }
+  vector('output_norm.weight', s.dim, () => 1);
+  // A large output scale makes the next-token distribution peaked.
+  if (!s.tied) matrix('output.weight', s.dim, s.vocab, 4 / Math.sqrt(s.dim));
+
+  const a = options.arch;
+  const u32 = (value: number): TypedValue => ({ type: 'u32', value });
+  const metadata: [string, TypedValue][] = [
+    ['general.architecture', { type: 'string', value: a }],
+    ['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }],
+    [`${a}.context_length`, u32(s.context)], [`${a}.embedding_length`, u32(s.dim)], [`${a}.block_count`, u32(s.layers)],
+    [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)], [`${a}.attention.head_count_kv`, u32(s.kvHeads)],
+    [`${a}.rope.dimension_count`, u32(headDim)], [`${a}.rope.freq_base`, { type: 'f32', value: s.ropeTheta }],
+    [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: 1e-5 }],
+    ...(await vocabulary(s.vocabFrom, s.vocab)),
+  ];
+  return writeGGUF(metadata, tensors);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
+  if (!values.shape || !values.quant || !values.out) {
+    console.error('usage: npm run make-model -- --arch llama|qwen2 --shape NAME --quant f16|q8_0|q4_0|q4_k_m|q6_k --out FILE [--seed N]');
+    process.exit(2);
+  }
+  const bytes = await makeModel({ arch: (values.arch ?? 'llama') as 'llama' | 'qwen2', shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });
+  writeFileSync(values.out, bytes);
+  console.log(`wrote ${values.out}: ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB`);
+}

@@ -1,0 +1,58 @@
+/**
+ * Generated random-weight models (scripts/make-model.ts) at a small shape whose rows fit every
+ * quant type, through the whole GPU model against the CPU reference: this runs the K-quants and
+ * Qwen2 end to end. Same tolerance and reasoning as model.gpu.test.ts.
+ */
+import { describe, expect, test } from 'vitest';
+import { generate } from '../src/generate.js';
+import { readGGUF } from '../src/gguf/gguf.js';
+import { bytesSource } from '../src/io/byte-source.js';
+import { LlamaModel } from '../src/model/llama.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
+import { makeModel } from '../scripts/make-model.js';
+import { testGpu } from './helpers/gpu.js';
+import { HAVE_MODELS } from './helpers/models.js';
+import { argmax, ReferenceModel } from './helpers/reference.js';
+
+const CASES = [
+  ['llama', 'f16'], ['llama', 'q8_0'], ['llama', 'q4_0'], ['llama', 'q4_k_m'], ['llama', 'q6_k'], ['qwen2', 'q4_k_m'],
+] as const;
+
+describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU reference', () => {
+  for (const [arch, quant] of CASES) {
+    test(`${arch} ${quant}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
+      const file = await readGGUF(bytesSource(await makeModel({ arch, shape: 'tiny-256', quant, seed: 3 }), `${arch}-${quant}.gguf`));
+      const model = await LlamaModel.load(await testGpu(), file);
+      try {
+        const ref = await ReferenceModel.load(file);
+        const tokenizer = GGUFTokenizer.fromGGUF(file);
+        const prompt = tokenizer.encode('Once upon a time');
+        const tokens: number[] = [];
+        for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 24 })) tokens.push(t.token);
+        let logits: Float32Array = new Float32Array();
+        for (let i = 0; i < prompt.length; i++) logits = ref.forward(prompt[i]!, i);
+        const expectedTokens: number[] = [];
+        for (let pos = prompt.length; expectedTokens.length < tokens.length; pos++) {
+          expectedTokens.push(argmax(logits));
+          logits = ref.forward(expectedTokens.at(-1)!, pos);
+        }
+        expect(tokens).toEqual(expectedTokens);
+        const sequence = [...prompt, ...tokens];
+        const got = await model.logits(sequence, 0);
+        let expected: Float32Array = new Float32Array();
+        for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
+        const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        let worst = 0;
+        for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
+        // The generated logits are larger than stories260K's, so the bound is relative to them.
+        expect(worst / scale).toBeLessThan(2e-4);
+        // Peaked, as the generator intends: far from uniform (1/512) over the vocabulary.
+        const top = Math.max(...got);
+        const z = got.reduce((sum, v) => sum + Math.exp(v - top), 0);
+        expect(1 / z).toBeGreaterThan(0.05);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+});
