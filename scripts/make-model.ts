@@ -62,16 +62,28 @@ async function vocabulary(source: Shape['vocabFrom'], size: number): Promise<[st
   return pad([...gguf.metadata].filter(([k]) => k.startsWith('tokenizer.')).map(([k, v]) => [k, typed(v)]), size);
 }
 
-/** Pads the token list (and scores/types) with unused control tokens up to the model's vocab. */
+/**
+ * Fits the token list (and scores, types, merges) to the model's vocabulary: pads with unused
+ * control tokens, or drops the last tokens and every merge that needs one of them.
+ */
 function pad(meta: [string, TypedValue][], size: number): [string, TypedValue][] {
   const get = (k: string) => meta.find(([key]) => key === k)?.[1];
-  const tokens = Array.from((get('tokenizer.ggml.tokens')!.value as ArrayLike<string>));
-  if (tokens.length > size) throw new Error(`the vocabulary has ${tokens.length} tokens, more than the shape's ${size}`);
+  const tokens = Array.from((get('tokenizer.ggml.tokens')!.value as ArrayLike<string>)).slice(0, size);
+  const kept = new Set(tokens);
   const extra = size - tokens.length;
+  const fit = (values: ArrayLike<number>, fill: number) => [...Array.from(values).slice(0, size), ...new Array(extra).fill(fill)];
   const out = meta.map(([k, v]): [string, TypedValue] => {
     if (k === 'tokenizer.ggml.tokens') return [k, { type: 'array', itemType: 'string', value: [...tokens, ...Array.from({ length: extra }, (_, i) => `<|unused_${i}|>`)] }];
-    if (k === 'tokenizer.ggml.scores') return [k, { type: 'array', itemType: 'f32', value: [...Array.from(v.value as ArrayLike<number>), ...new Array(extra).fill(0)] }];
-    if (k === 'tokenizer.ggml.token_type') return [k, { type: 'array', itemType: 'i32', value: [...Array.from(v.value as ArrayLike<number>), ...new Array(extra).fill(3)] }];
+    if (k === 'tokenizer.ggml.scores') return [k, { type: 'array', itemType: 'f32', value: fit(v.value as ArrayLike<number>, 0) }];
+    if (k === 'tokenizer.ggml.token_type') return [k, { type: 'array', itemType: 'i32', value: fit(v.value as ArrayLike<number>, 3) }];
+    if (k === 'tokenizer.ggml.merges') {
+      const merges = (v.value as string[]).filter((m) => {
+        const [a, b] = m.split(' ');
+        return kept.has(a!) && kept.has(b!) && kept.has(a! + b!);
+      });
+      return [k, { type: 'array', itemType: 'string', value: merges }];
+    }
+    if (/_token_id$/.test(k) && typeof v.value === 'number' && v.value >= size) return [k, { type: 'u32', value: 0 }];
     return [k, v];
   });
   if (extra && !get('tokenizer.ggml.token_type')) {
