@@ -7,6 +7,8 @@ import { renderMarkdown } from './markdown.js';
  */
 const PRESETS = [
   { name: 'stories260K (tiny story model)', url: 'https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf', size: '1.2 MB', needs: 'any WebGPU device' },
+  { name: 'Qwen2.5 0.5B Instruct, Q4_K_M', url: 'https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf', size: '0.49 GB', needs: 'about 0.7 GB of GPU memory and 145 MB storage bindings (desktop GPUs; not most phones yet)' },
+  { name: 'Llama 3.2 1B Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/Llama-3.2-1B-Instruct-GGUF/resolve/main/Llama-3.2-1B-Instruct-Q4_K_M.gguf', size: '0.81 GB', needs: 'about 1.1 GB of GPU memory and 150 MB storage bindings (desktop GPUs; not most phones yet)' },
   { name: 'TinyLlama 1.1B Chat v1.0, Q8_0', url: 'https://huggingface.co/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.Q8_0.gguf', size: '1.17 GB', needs: 'about 1.3 GB of GPU memory; no shader-f16 needed' },
 ];
 const DEFAULT_MODEL = PRESETS[0]!.url;
