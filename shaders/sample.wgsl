@@ -80,7 +80,8 @@ fn sum_u(lid: u32, v: u32) -> u32 {
   return red_u[0];
 }
 
-// Largest key threshold th such that count(key >= th) >= k.
+// Largest key threshold th such that count(key >= th) >= k. (The bit loops count up with an
+// unsigned index: a signed down-counting loop crashed SwiftShader's shader compiler.)
 fn kth_key(lid: u32, k: u32) -> u32 {
   var th = 0u;
   for (var b = 0u; b < 32u; b++) {
