@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { readGGUF } from '../src/gguf/gguf.js';
 import { fileSource } from '../src/node/file-source.js';
-import { GGUFTokenizer, vocabFromGGUF } from '../src/tokenizer/tokenizer.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { HAVE_MODELS, MODELS } from './helpers/models.js';
 
 const VOCAB = `${MODELS}tokenizers/llamacpp-vocab/`;
