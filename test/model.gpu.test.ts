@@ -10,8 +10,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readGGUF, readTensorChunks } from '../src/gguf/gguf.js';
-import { typed, writeGGUF } from '../src/gguf/writer.js';
+import { readGGUF, readTensorChunks, type GGUFFile } from '../src/gguf/gguf.js';
+import { typed, writeGGUF, type TensorToWrite } from '../src/gguf/writer.js';
 import { bytesSource } from '../src/io/byte-source.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
@@ -97,15 +97,42 @@ describe.skipIf(!HAVE_MODELS)('stories260K on the GPU vs the CPU reference', () 
   });
 });
 
+/** stories260K f32's metadata and tensors, to build variant files from. */
+async function storiesParts(): Promise<{ plain: GGUFFile; tensors: TensorToWrite[] }> {
+  const plain = await readGGUF(bytesSource(new Uint8Array(readFileSync(storiesPath('f32')))));
+  const tensors: TensorToWrite[] = [];
+  for (const t of plain.tensors) {
+    const parts: Uint8Array[] = [];
+    for await (const c of readTensorChunks(plain, t)) parts.push(c);
+    tensors.push({ name: t.name, dims: t.dims, type: t.type, data: Uint8Array.from(parts.flatMap((p) => [...p])) });
+  }
+  return { plain, tensors };
+}
+
+/**
+ * 48 greedy tokens equal the reference's, and the logits after them agree within the tolerance.
+ * Returns those logits.
+ */
+async function expectMatchesReference(model: LlamaModel, file: GGUFFile): Promise<{ logits: Float32Array; sequence: number[] }> {
+  const ref = await ReferenceModel.load(file);
+  const tokenizer = GGUFTokenizer.fromGGUF(file);
+  const prompt = tokenizer.encode('Once upon a time');
+  const tokens: number[] = [];
+  for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 48 })) tokens.push(t.token);
+  expect(tokens).toEqual(await referenceGreedy(ref, prompt, tokens.length));
+  const sequence = [...prompt, ...tokens];
+  const logits = await model.logits(sequence, 0);
+  let expected: Float32Array = new Float32Array();
+  for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(logits[i]! - expected[i]!));
+  expect(worst).toBeLessThan(LOGIT_TOLERANCE);
+  return { logits, sequence };
+}
+
 describe.skipIf(!HAVE_MODELS)('Llama 3 RoPE frequency factors (rope_freqs.weight)', () => {
   test('the GPU follows the reference with factors, and the factors change the output', async () => {
-    const plain = await readGGUF(bytesSource(new Uint8Array(readFileSync(storiesPath('f32')))));
-    const tensors = [];
-    for (const t of plain.tensors) {
-      const parts: Uint8Array[] = [];
-      for await (const c of readTensorChunks(plain, t)) parts.push(c);
-      tensors.push({ name: t.name, dims: t.dims, type: t.type, data: Uint8Array.from(parts.flatMap((p) => [...p])) });
-    }
+    const { plain, tensors } = await storiesParts();
     const factors = new Float32Array([1, 1.5, 4, 8]); // ropeDim 8: one per pair
     tensors.push({ name: 'rope_freqs.weight', dims: [4], type: 0, data: new Uint8Array(factors.buffer) });
     const file = await readGGUF(bytesSource(writeGGUF([...plain.metadata].map(([k, v]) => [k, typed(v)]), tensors), 'llama3-rope.gguf'));
@@ -114,24 +141,10 @@ describe.skipIf(!HAVE_MODELS)('Llama 3 RoPE frequency factors (rope_freqs.weight
     const plainModel = await LlamaModel.load(gpu, plain);
     try {
       expect(model.config.ropeFreqFactors).toBe(true);
-      const ref = await ReferenceModel.load(file);
-      const tokenizer = GGUFTokenizer.fromGGUF(file);
-      const prompt = tokenizer.encode('Once upon a time');
-      const tokens: number[] = [];
-      for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 48 })) tokens.push(t.token);
-      expect(tokens).toEqual(await referenceGreedy(ref, prompt, tokens.length));
-      const sequence = [...prompt, ...tokens];
-      const got = await model.logits(sequence, 0);
-      let expected: Float32Array = new Float32Array();
-      for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
-      let worst = 0;
-      let changed = 0;
+      const { logits, sequence } = await expectMatchesReference(model, file);
       const without = await plainModel.logits(sequence, 0);
-      for (let i = 0; i < expected.length; i++) {
-        worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
-        changed = Math.max(changed, Math.abs(got[i]! - without[i]!));
-      }
-      expect(worst).toBeLessThan(LOGIT_TOLERANCE);
+      let changed = 0;
+      for (let i = 0; i < logits.length; i++) changed = Math.max(changed, Math.abs(logits[i]! - without[i]!));
       expect(changed).toBeGreaterThan(0.05);
     } finally {
       model.dispose();
@@ -142,13 +155,7 @@ describe.skipIf(!HAVE_MODELS)('Llama 3 RoPE frequency factors (rope_freqs.weight
 
 describe.skipIf(!HAVE_MODELS)('qwen2: q/k/v biases and NEOX RoPE', () => {
   test('a qwen2 file (stories260K weights, random biases) runs like the reference', async () => {
-    const plain = await readGGUF(bytesSource(new Uint8Array(readFileSync(storiesPath('f32')))));
-    const tensors = [];
-    for (const t of plain.tensors) {
-      const parts: Uint8Array[] = [];
-      for await (const c of readTensorChunks(plain, t)) parts.push(c);
-      tensors.push({ name: t.name, dims: t.dims, type: t.type, data: Uint8Array.from(parts.flatMap((p) => [...p])) });
-    }
+    const { plain, tensors } = await storiesParts();
     let seed = 7;
     const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 0.2 - 0.1;
     for (let l = 0; l < 5; l++) {
@@ -161,19 +168,7 @@ describe.skipIf(!HAVE_MODELS)('qwen2: q/k/v biases and NEOX RoPE', () => {
     const model = await LlamaModel.load(await testGpu(), file);
     try {
       expect(model.config).toMatchObject({ architecture: 'qwen2', qkvBias: true, ropeStyle: 'neox' });
-      const ref = await ReferenceModel.load(file);
-      const tokenizer = GGUFTokenizer.fromGGUF(file);
-      const prompt = tokenizer.encode('Once upon a time');
-      const tokens: number[] = [];
-      for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 48 })) tokens.push(t.token);
-      expect(tokens).toEqual(await referenceGreedy(ref, prompt, tokens.length));
-      const sequence = [...prompt, ...tokens];
-      const got = await model.logits(sequence, 0);
-      let expected: Float32Array = new Float32Array();
-      for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
-      let worst = 0;
-      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
-      expect(worst).toBeLessThan(LOGIT_TOLERANCE);
+      await expectMatchesReference(model, file);
     } finally {
       model.dispose();
     }
