@@ -5,7 +5,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { Kernels, type Kernel } from '../gpu/kernels.js';
 import type { GpuLayout } from '../quant/formats.js';
 import { readConfig, type ModelConfig } from './config.js';
-import { planWeights, repackWeights, type WeightChunk } from './weights.js';
+import { planWeights, repackWeights, type TensorPlan, type WeightChunk } from './weights.js';
 
 export interface SamplingParams {
   /** 0 means greedy. */
@@ -113,12 +113,13 @@ export class LlamaModel {
     const contextLength = Math.min(config.contextLength, options.contextLength ?? 4096);
     const model = new LlamaModel(gpu, config, contextLength, options.maxBatch ?? 64);
     // Before a single weight byte is read: does every buffer fit this device's limits?
-    checkFit(planBuffers(file, config, contextLength, model.maxBatch), gpu.limits);
+    const plans = planWeights(file, config);
+    checkFit(planBuffers(plans, config, contextLength, model.maxBatch), gpu.limits);
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
     let failure: unknown;
     try {
-      await model.build(file, options);
+      await model.build(file, plans, options);
     } catch (e) {
       failure = e;
     }
@@ -134,7 +135,7 @@ export class LlamaModel {
   }
 
   /** Uploads the weights and records the forward pass, top to bottom as it runs. */
-  private async build(file: GGUFFile, options: LoadOptions): Promise<void> {
+  private async build(file: GGUFFile, plans: TensorPlan[], options: LoadOptions): Promise<void> {
     const c = this.config;
     const a = this.alloc;
     const f32 = 4;
@@ -143,7 +144,6 @@ export class LlamaModel {
     const kvDim = c.nKvHeads * c.headDim;
 
     // Weights first: one buffer per tensor, filled from the chunk stream.
-    const plans = planWeights(file, c);
     const buffers = new Map(plans.map((p) => [p.name, a.storage(p.name, p.words * 4)]));
     const total = plans.reduce((s, p) => s + p.words, 0);
     const repack = (skip: number) => repackWeights(file, plans, skip);
@@ -387,12 +387,12 @@ export class LlamaModel {
   }
 }
 
-/** Every GPU buffer a model needs and its size in bytes, from the header alone. */
-export function planBuffers(file: GGUFFile, c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
+/** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */
+export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
   const kvDim = c.nKvHeads * c.headDim;
   const widest = Math.max(c.dim, c.nHeads * c.headDim, c.ffnDim);
   return [
-    ...planWeights(file, c).map((p) => ({ name: p.name, bytes: p.words * 4 })),
+    ...weights.map((p) => ({ name: p.name, bytes: p.words * 4 })),
     ...Array.from({ length: c.nLayers * 2 }, (_, i) => ({ name: `${i % 2 ? 'v' : 'k'}_cache.${i >> 1}`, bytes: contextLength * kvDim * 4 })),
     { name: 'activations', bytes: maxBatch * widest * 4 * 6 },
     { name: 'logits', bytes: c.vocabSize * 4 * 3 },
