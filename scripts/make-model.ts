@@ -38,10 +38,16 @@ const QUANTS: Record<string, (name: string) => number> = {
   f32: () => GGMLType.F32,
   f16: () => GGMLType.F16,
   q8_0: () => GGMLType.Q8_0,
+  bf16: () => GGMLType.BF16,
   q4_0: () => GGMLType.Q4_0,
+  q4_1: () => GGMLType.Q4_1,
+  q5_0: () => GGMLType.Q5_0,
+  q5_1: () => GGMLType.Q5_1,
   q6_k: () => GGMLType.Q6_K,
   // Q4_K_M: Q4_K, with Q6_K for the output head, attn_v and ffn_down.
   q4_k_m: (name) => (/output\.weight|attn_v|ffn_down/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K),
+  // Q5_K_M: Q5_K, with Q6_K in the same places.
+  q5_k_m: (name) => (/output\.weight|attn_v|ffn_down/.test(name) ? GGMLType.Q6_K : GGMLType.Q5_K),
 };
 
 /** Tokenizer metadata from ../shared/models, padded to the shape's vocabulary size. */
@@ -161,7 +167,7 @@ export async function makeModel(options: { arch: 'llama' | 'qwen2'; shape: strin
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
   if (!values.shape || !values.quant || !values.out) {
-    console.error('usage: npm run make-model -- --arch llama|qwen2 --shape NAME --quant f16|q8_0|q4_0|q4_k_m|q6_k --out FILE [--seed N]');
+    console.error('usage: npm run make-model -- --arch llama|qwen2 --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]');
     process.exit(2);
   }
   const bytes = await makeModel({ arch: (values.arch ?? 'llama') as 'llama' | 'qwen2', shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });

@@ -38,12 +38,57 @@ function q4_0(x: Float32Array): Uint8Array {
   return out;
 }
 
-/** Q4_K: per 32, an unsigned 6-bit scale and min under f16 super-block factors. */
-function q4_k(x: Float32Array): Uint8Array {
-  const out = new Uint8Array((x.length / 256) * 144);
+/**
+ * Q4_1/Q5_0/Q5_1: blocks of 32 with an f16 scale (and, for _1, an f16 min); element j in the low
+ * nibble of byte j, j+16 in the high one; Q5's fifth bits in a u32 (bit j for element j).
+ */
+function blocks32(x: Float32Array, bits: 4 | 5, withMin: boolean): Uint8Array {
+  const levels = (1 << bits) - 1;
+  const header = withMin ? 4 : 2;
+  const size = header + (bits === 5 ? 4 : 0) + 16;
+  const out = new Uint8Array((x.length / 32) * size);
+  const v = new DataView(out.buffer);
+  for (let b = 0; b < x.length / 32; b++) {
+    const o = b * size;
+    const block = x.subarray(b * 32, b * 32 + 32);
+    let q: (value: number) => number;
+    if (withMin) {
+      const lo = Math.min(...block), hi = Math.max(...block);
+      const d = (hi - lo) / levels;
+      v.setUint16(o, f32ToF16(d), true);
+      v.setUint16(o + 2, f32ToF16(lo), true);
+      q = (value) => (d ? clamp(Math.round((value - lo) / d), 0, levels) : 0);
+    } else {
+      // Q5_0 centres on 16 like Q4_0 on 8: the largest magnitude maps to -16.
+      let max = 0;
+      for (const value of block) if (Math.abs(value) > Math.abs(max)) max = value;
+      const d = max / -16;
+      v.setUint16(o, f32ToF16(d), true);
+      q = (value) => (d ? clamp(Math.round(value / d) + 16, 0, 31) : 16);
+    }
+    let high = 0;
+    for (let j = 0; j < 16; j++) {
+      const lo = q(block[j]!), hi = q(block[j + 16]!);
+      out[o + size - 16 + j] = (lo & 15) | ((hi & 15) << 4);
+      high |= ((lo >> 4) << j) | ((hi >> 4) << (j + 16));
+    }
+    if (bits === 5) v.setUint32(o + header, high >>> 0, true);
+  }
+  return out;
+}
+
+/**
+ * Q4_K/Q5_K: per 32, an unsigned 6-bit scale and min under f16 super-block factors; Q5_K adds 32
+ * bytes of fifth bits (bit 2c of byte l for element l of sub-block 2c, bit 2c+1 for 2c+1).
+ */
+function kQuant(x: Float32Array, bits: 4 | 5): Uint8Array {
+  const levels = (1 << bits) - 1;
+  const size = bits === 4 ? 144 : 176;
+  const qs = bits === 4 ? 16 : 48;
+  const out = new Uint8Array((x.length / 256) * size);
   const v = new DataView(out.buffer);
   for (let b = 0; b < x.length / 256; b++) {
-    const o = b * 144;
+    const o = b * size;
     const scales: number[] = [], mins: number[] = [];
     for (let s = 0; s < 8; s++) {
       let lo = 0, hi = 0;
@@ -51,7 +96,7 @@ function q4_k(x: Float32Array): Uint8Array {
         lo = Math.min(lo, x[b * 256 + s * 32 + i]!);
         hi = Math.max(hi, x[b * 256 + s * 32 + i]!);
       }
-      scales.push((hi - lo) / 15);
+      scales.push((hi - lo) / levels);
       mins.push(-lo);
     }
     const d = Math.max(...scales) / 63, dmin = Math.max(...mins) / 63;
@@ -69,9 +114,11 @@ function q4_k(x: Float32Array): Uint8Array {
       for (let l = 0; l < 32; l++) {
         const q = (s: number, i: number) => {
           const scale = d * sc[s]!, offset = dmin * mn[s]!;
-          return scale ? clamp(Math.round((x[b * 256 + s * 32 + i]! + offset) / scale), 0, 15) : 0;
+          return scale ? clamp(Math.round((x[b * 256 + s * 32 + i]! + offset) / scale), 0, levels) : 0;
         };
-        out[o + 16 + 32 * c + l] = q(2 * c, l) | (q(2 * c + 1, l) << 4);
+        const lo = q(2 * c, l), hi = q(2 * c + 1, l);
+        out[o + qs + 32 * c + l] = (lo & 15) | ((hi & 15) << 4);
+        if (bits === 5) out[o + 16 + l] = out[o + 16 + l]! | ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
       }
     }
   }
@@ -115,6 +162,14 @@ function q6_k(x: Float32Array): Uint8Array {
   return out;
 }
 
+/** bf16: the top half of the f32, rounded to nearest even. */
+function bf16(x: Float32Array): Uint8Array {
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = (bits[i]! + 0x7fff + ((bits[i]! >>> 16) & 1)) >>> 16;
+  return new Uint8Array(out.buffer);
+}
+
 function f16(x: Float32Array): Uint8Array {
   const out = new Uint16Array(x.length);
   for (let i = 0; i < x.length; i++) out[i] = f32ToF16(x[i]!);
@@ -126,7 +181,12 @@ const QUANTIZERS: Record<number, { block: number; quantize: (x: Float32Array) =>
   [GGMLType.F16]: { block: 1, quantize: f16 },
   [GGMLType.Q8_0]: { block: 32, quantize: q8_0 },
   [GGMLType.Q4_0]: { block: 32, quantize: q4_0 },
-  [GGMLType.Q4_K]: { block: 256, quantize: q4_k },
+  [GGMLType.BF16]: { block: 1, quantize: bf16 },
+  [GGMLType.Q4_1]: { block: 32, quantize: (x) => blocks32(x, 4, true) },
+  [GGMLType.Q5_0]: { block: 32, quantize: (x) => blocks32(x, 5, false) },
+  [GGMLType.Q5_1]: { block: 32, quantize: (x) => blocks32(x, 5, true) },
+  [GGMLType.Q4_K]: { block: 256, quantize: (x) => kQuant(x, 4) },
+  [GGMLType.Q5_K]: { block: 256, quantize: (x) => kQuant(x, 5) },
   [GGMLType.Q6_K]: { block: 256, quantize: q6_k },
 };
 

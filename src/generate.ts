@@ -15,6 +15,8 @@ export interface GenerateOptions {
   presencePenalty?: number;
   /** Makes sampled output reproducible; random when omitted. */
   seed?: number;
+  /** Keep going past end-of-generation tokens until maxTokens (benchmarks want fixed lengths). */
+  ignoreEos?: boolean;
   signal?: AbortSignal;
 }
 
@@ -89,7 +91,7 @@ export async function* generate(
   for (let produced = 1; ; produced++) {
     if (options.signal?.aborted) return { finishReason: 'abort', context };
     // Bytes still pending at a stop token never formed a character: they are dropped.
-    if (tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
+    if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
     const last = produced >= maxTokens || context.length >= model.contextLength;
     yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
     if (last) return { finishReason: 'length', context };

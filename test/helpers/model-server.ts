@@ -29,6 +29,10 @@ export class ModelServer {
   delayMs = 0;
   /** Content-Security-Policy sent with /repo/ pages. */
   csp: string | undefined;
+  /** Send COOP/COEP with /repo/ pages, so they are cross-origin isolated (wasm threads need it). */
+  isolated = false;
+  /** Files served at /files/NAME, e.g. models a test generated. */
+  files = new Map<string, string>();
   private server: Server | undefined;
   origin = '';
 
@@ -37,7 +41,13 @@ export class ModelServer {
       const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname).replace(/\.\.+/g, '');
       if (path.startsWith('/repo/')) {
         const file = REPO + path.slice('/repo/'.length) + (path.endsWith('/') ? 'index.html' : '');
-        return serveFile(req, res, file, { headers: this.csp ? { 'Content-Security-Policy': this.csp } : {} });
+        const headers: Record<string, string> = this.csp ? { 'Content-Security-Policy': this.csp } : {};
+        if (this.isolated) Object.assign(headers, { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' });
+        return serveFile(req, res, file, { headers });
+      }
+      if (path.startsWith('/files/')) {
+        const file = this.files.get(path.slice('/files/'.length));
+        return file ? serveFile(req, res, file) : void res.writeHead(404).end('not found');
       }
       this.requests++;
       if (this.status) return void res.writeHead(this.status, { 'Content-Type': 'text/plain' }).end(`error ${this.status}`);

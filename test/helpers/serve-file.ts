@@ -11,7 +11,7 @@ export function serveFile(req: IncomingMessage, res: ServerResponse, path: strin
     return;
   }
   const range = extra.ignoreRange ? null : /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-  const types: Record<string, string> = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json' };
+  const types: Record<string, string> = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json', wasm: 'application/wasm' };
   const type = types[path.split('.').pop() ?? ''] ?? 'application/octet-stream';
   const headers = {
     ...(extra.ignoreRange ? {} : { 'Accept-Ranges': 'bytes' }),

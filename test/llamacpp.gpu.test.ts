@@ -1,0 +1,127 @@
+/**
+ * Differential tests against llama.cpp (@wllama/wllama's wasm build, in Chromium) on generated
+ * tiny-256 models, for every architecture × quant preset we load.
+ *
+ * llama.cpp decodes greedily and reports its top-5 next-token probabilities at every step. Its own
+ * token sequence is then fed through our engine (teacher-forced, in Node on Dawn), and at each
+ * step:
+ * - llama.cpp's token must be in our top 3;
+ * - our log-probabilities of its top-5 tokens must agree with its own within TOLERANCE;
+ * - for F32 and F16, our greedy token must be llama.cpp's, every step.
+ *
+ * Why the tolerances differ by type: for quantized weights, llama.cpp's CPU path also quantizes
+ * the activations to 8 bits (Q8_0 blocks of 32, or Q8_K blocks of 256 for the K-quants), and for
+ * BF16 weights it rounds the activations to bf16; we keep activations in f32. That rounding moves
+ * each matmul output by up to about 1% of its typical size, which over a 2-layer model and
+ * logits of this scale is tenths of a nat. For F16 it rounds activations to f16 (11 bits), and
+ * for every type it keeps its KV cache in f16, so F32 and F16 differences stay at thousandths.
+ * Measured here (32 steps × 5 tokens, llama and qwen2): F32 worst 0.005; F16 worst 0.009, mean 0.002; BF16 worst
+ * 0.04, mean 0.011; the 8-bit-activation types worst 0.36 (Q6_K), means 0.03–0.06. The bounds
+ * below leave headroom over those; a wrong scale, nibble or fifth bit moves whole logits by far
+ * more.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { readGGUF } from '../src/gguf/gguf.js';
+import { bytesSource } from '../src/io/byte-source.js';
+import { LlamaModel } from '../src/model/llama.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
+import { makeModel } from '../scripts/make-model.js';
+import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
+import { testGpu } from './helpers/gpu.js';
+import { ModelServer } from './helpers/model-server.js';
+import { HAVE_MODELS } from './helpers/models.js';
+
+const ARCHITECTURES = ['llama', 'qwen2'] as const;
+const QUANTS = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k_m', 'q5_k_m', 'q6_k'] as const;
+const STEPS = 32;
+const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = { llama: 'Once upon a time', qwen2: 'The little dog ran to the' };
+/** Per-token log-probability bounds in nats: the worst case and the mean over all steps. */
+const TOLERANCE = { f32: { worst: 0.02, mean: 0.005 }, f16: { worst: 0.02, mean: 0.005 }, bf16: { worst: 0.08, mean: 0.025 }, quantized: { worst: 0.5, mean: 0.1 } };
+
+type TopK = { token: number; logprob: number }[];
+
+describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('llama.cpp (wllama, wasm) vs our engine, teacher-forced', () => {
+  let server: ModelServer;
+  let browser: Browser;
+  let page: Page;
+  const dir = mkdtempSync(join(tmpdir(), 'webgpu-llm-diff-'));
+  const call = <T>(fn: string, ...args: unknown[]) =>
+    page.evaluate(([f, a]) => (window as unknown as Record<string, (...x: unknown[]) => Promise<unknown>>)[f as string]!(...(a as unknown[])), [fn, args] as const) as Promise<T>;
+
+  beforeAll(async () => {
+    server = await new ModelServer().start();
+    server.isolated = true;
+    browser = await launchChromium();
+    page = await browser.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e));
+    await page.goto(`${server.origin}/repo/bench/browser/index.html`);
+    await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const arch of ARCHITECTURES) {
+    for (const quant of QUANTS) {
+      test(`${arch} ${quant}`, async () => {
+        const bytes = await makeModel({ arch, shape: 'tiny-256', quant, seed: 11 });
+        const name = `${arch}-${quant}.gguf`;
+        writeFileSync(join(dir, name), bytes);
+        server.files.set(name, join(dir, name));
+        const loaded = await call<{ error?: { message: string } }>('llamaLoad', `${server.origin}/files/${name}`, { threads: 1, context: 256 });
+        expect(loaded.error).toBeUndefined();
+
+        const file = await readGGUF(bytesSource(bytes, name));
+        const tokenizer = GGUFTokenizer.fromGGUF(file);
+        const prompt = tokenizer.encode(PROMPTS[arch]);
+        // The two tokenizers agree on the prompt (llama.cpp's tokenize adds no BOS here).
+        expect([tokenizer.bosId, ...(await call<number[]>('llamaTokenize', PROMPTS[arch]))]).toEqual(prompt);
+        const reference = await call<TopK[]>('llamaGreedyTopK', prompt, STEPS, 5);
+        expect(reference).toHaveLength(STEPS);
+
+        const model = await LlamaModel.load(await testGpu(), file);
+        const differences: number[] = [];
+        let topProbability = 0;
+        try {
+          const sequence = [...prompt];
+          for (let step = 0; step < STEPS; step++) {
+            const logits = step === 0 ? await model.logits(sequence, 0) : await model.logits(sequence.slice(-1), sequence.length - 1);
+            const ours = logSoftmax(logits);
+            const theirs = reference[step]!;
+            const rank = ours.filter((v) => v > ours[theirs[0]!.token]!).length;
+            expect(rank, `step ${step}: llama.cpp's token ${theirs[0]!.token} is our #${rank + 1}`).toBeLessThan(3);
+            if (quant === 'f32' || quant === 'f16') expect(rank, `step ${step}: greedy tokens differ`).toBe(0);
+            for (const t of theirs) differences.push(Math.abs(ours[t.token]! - t.logprob));
+            topProbability += Math.exp(theirs[0]!.logprob) / STEPS;
+            sequence.push(theirs[0]!.token);
+          }
+        } finally {
+          model.dispose();
+        }
+        const bound = quant === 'f32' || quant === 'f16' || quant === 'bf16' ? TOLERANCE[quant] : TOLERANCE.quantized;
+        const worst = Math.max(...differences);
+        const mean = differences.reduce((a, b) => a + b, 0) / differences.length;
+        console.log(`${arch} ${quant}: |Δ logprob| worst ${worst.toFixed(4)}, mean ${mean.toFixed(4)}; llama.cpp's mean top-1 p ${topProbability.toFixed(2)}`);
+        expect(worst).toBeLessThan(bound.worst);
+        expect(mean).toBeLessThan(bound.mean);
+        // Peaked distributions, as the generator intends (uniform would be 1/512).
+        expect(topProbability).toBeGreaterThan(0.2);
+      });
+    }
+  }
+});
+
+function logSoftmax(logits: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of logits) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(logits, (v) => v - lse);
+}
