@@ -1,6 +1,8 @@
-// Causal attention over the KV cache, one workgroup per (token, head). Keys are visited in tiles
-// of 64 with an online softmax (running max and sum), so any context length fits in a fixed
-// amount of workgroup memory. Serves decode (one token) and prefill (a block of tokens).
+// Causal attention over the KV cache, split along the keys ("flash decoding"): for every
+// (token, head), CHUNKS invocations each take a contiguous run of the keys and keep an online
+// softmax over it (running max m, sum l, weighted values acc); attention_merge then rescales the
+// chunks to a common max and combines them. No barriers and no redundant exponentials: each key's
+// score and exp are computed once. Serves decode (one token) and prefill (a block of tokens).
 
 struct AttnParams {
   n_heads: u32,
@@ -9,63 +11,82 @@ struct AttnParams {
   scale: f32,
 }
 
+const CHUNKS = 16u;
+const MAX_HEAD_DIM = 256u;
+// Partial results, per (token, head, chunk): m, l, then head_dim weighted sums.
+
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read_write> O: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partial_out: array<f32>;
 @group(0) @binding(4) var<uniform> P: AttnParams;
 @group(0) @binding(5) var<uniform> S: Step;
 
-const WG = 64u;
-const MAX_HEAD_DIM = 256u;
-var<workgroup> q: array<f32, MAX_HEAD_DIM>;
-var<workgroup> scores: array<f32, WG>;
-
-@compute @workgroup_size(WG)
-fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+@compute @workgroup_size(CHUNKS)
+fn attention_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) chunk: u32) {
   let head = wg.x;
   let t = wg.y;
   let hd = P.head_dim;
-  let q_stride = P.n_heads * hd;
+  let q_off = (t * P.n_heads + head) * hd;
   let kv_stride = P.n_kv_heads * hd;
   let kv_off = (head / (P.n_heads / P.n_kv_heads)) * hd;
   let n_keys = S.pos + t + 1u;
-  for (var i = lid; i < hd; i += WG) { q[i] = Q[t * q_stride + head * hd + i]; }
-  workgroupBarrier();
+  let len = (n_keys + CHUNKS - 1u) / CHUNKS;
+  let begin = chunk * len;
+  let end = min(begin + len, n_keys);
 
-  var running_max = -3.0e38;
-  var running_sum = 0.0;
-  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0); // output dims lid, lid+64, lid+128, lid+192
-  for (var base = 0u; base < n_keys; base += WG) {
-    let p = base + lid;
-    var score = -3.0e38;
-    if (p < n_keys) {
-      score = 0.0;
-      for (var i = 0u; i < hd; i++) { score += q[i] * K[p * kv_stride + kv_off + i]; }
-      score *= P.scale;
+  var q: array<f32, MAX_HEAD_DIM>;
+  for (var i = 0u; i < hd; i++) { q[i] = Q[q_off + i]; }
+  var m = -3.0e38;
+  var l = 0.0;
+  var acc: array<f32, MAX_HEAD_DIM>;
+  for (var p = begin; p < end; p++) {
+    let k = p * kv_stride + kv_off;
+    var s = 0.0;
+    for (var i = 0u; i < hd; i++) { s += q[i] * K[k + i]; }
+    s *= P.scale;
+    // Rescale only when the max moves: most keys leave it where it is.
+    if (s > m) {
+      let correction = exp(m - s);
+      l *= correction;
+      for (var d = 0u; d < hd; d++) { acc[d] *= correction; }
+      m = s;
     }
-    scores[lid] = score;
-    workgroupBarrier();
-    let n = min(WG, n_keys - base);
-    var tile_max = running_max;
-    for (var j = 0u; j < n; j++) { tile_max = max(tile_max, scores[j]); }
-    let correction = exp(running_max - tile_max);
-    running_sum *= correction;
-    for (var d = 0u; d < 4u; d++) { acc[d] *= correction; }
-    for (var j = 0u; j < n; j++) {
-      let e = exp(scores[j] - tile_max);
-      running_sum += e;
-      let v = (base + j) * kv_stride + kv_off;
-      for (var d = 0u; d < 4u; d++) {
-        let dim = lid + d * WG;
-        if (dim < hd) { acc[d] += e * V[v + dim]; }
-      }
-    }
-    running_max = tile_max;
-    workgroupBarrier();
+    let e = exp(s - m);
+    l += e;
+    for (var d = 0u; d < hd; d++) { acc[d] += e * V[k + d]; }
   }
-  for (var d = 0u; d < 4u; d++) {
-    let dim = lid + d * WG;
-    if (dim < hd) { O[t * q_stride + head * hd + dim] = acc[d] / running_sum; }
+  let out = ((t * P.n_heads + head) * CHUNKS + chunk) * (hd + 2u);
+  partial_out[out] = m;
+  partial_out[out + 1u] = l;
+  for (var d = 0u; d < hd; d++) { partial_out[out + 2u + d] = acc[d]; }
+}
+
+@group(0) @binding(0) var<storage, read> partial_in: array<f32>;
+@group(0) @binding(1) var<storage, read_write> O: array<f32>;
+@group(0) @binding(2) var<uniform> MP: AttnParams;
+@group(0) @binding(3) var<uniform> MS: Step;
+
+// One invocation per output element (token t = y, head * head_dim + d = x).
+@compute @workgroup_size(64)
+fn attention_merge(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let hd = MP.head_dim;
+  let idx = gid.x;
+  if (idx >= MP.n_heads * hd) { return; }
+  let t = gid.y;
+  let head = idx / hd;
+  let d = idx % hd;
+  let base = (t * MP.n_heads + head) * CHUNKS;
+  var m = -3.0e38;
+  for (var c = 0u; c < CHUNKS; c++) { m = max(m, partial_in[(base + c) * (hd + 2u)]); }
+  var l = 0.0;
+  var o = 0.0;
+  for (var c = 0u; c < CHUNKS; c++) {
+    let at = (base + c) * (hd + 2u);
+    // Empty chunks (m = -3e38, l = 0) weigh exp(-huge) = 0.
+    let w = exp(partial_in[at] - m);
+    l += w * partial_in[at + 1u];
+    o += w * partial_in[at + 2u + d];
   }
+  O[t * MP.n_heads * hd + idx] = o / l;
 }

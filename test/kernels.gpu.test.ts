@@ -174,15 +174,17 @@ test('rope: adjacent and NEOX pairs, partial rotary dims, rows at the step posit
   }
 });
 
-test('attention: causal, GQA, head sizes up to 256, more keys than one tile', async () => {
-  for (const [heads, kvHeads, hd, pos, n] of [[1, 1, 2, 0, 1], [8, 4, 8, 0, 5], [4, 2, 64, 100, 1], [6, 3, 96, 70, 9], [2, 1, 256, 130, 3]] as const) {
+test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chunks', async () => {
+  for (const [heads, kvHeads, hd, pos, n] of [[1, 1, 2, 0, 1], [8, 4, 8, 0, 5], [4, 2, 64, 100, 1], [6, 3, 96, 70, 9], [2, 1, 256, 130, 3], [2, 2, 16, 1000, 2]] as const) {
     const keys = pos + n;
     const q = randomF32(n * heads * hd, rng(hd), 2);
     const k = randomF32(keys * kvHeads * hd, rng(hd + 1), 2);
     const v = randomF32(keys * kvHeads * hd, rng(hd + 2));
     const out = buffer(gpu, n * heads * hd * 4);
+    const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
     const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }]);
-    run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), out, params, step(pos, n)], [heads, n, 1]);
+    run('attention_partial', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, params, step(pos, n)], [heads, n, 1]);
+    run('attention_merge', undefined, [partial, out, params, step(pos, n)], [Math.ceil((heads * hd) / 64), n, 1]);
     const got = await readF32(out, n * heads * hd);
     const expected = new Float32Array(n * heads * hd);
     const group = heads / kvHeads;

@@ -27,6 +27,8 @@ window.llamaLoad = guard(async (url, { threads = 1, context = 512 } = {}) => {
 });
 
 window.llamaTokenize = guard((text) => llama.tokenize(text, true));
+/** The BOS id as a one-element list when the model wants it prepended, else empty. */
+window.llamaBos = guard(async () => (llama.mustAddBosToken() ? [llama.getBOS()] : []));
 
 /**
  * llama.cpp's own greedy continuation of `prompt` (token ids), with its top-k next-token

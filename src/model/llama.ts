@@ -237,6 +237,7 @@ export class LlamaModel {
     const attnParams = a.uniform('attention', uniformData([
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) },
     ]));
+    const attnPartial = a.storage('attention_partial', attentionPartialBytes(c, B));
     const swigluParams = a.uniform('swiglu', uniformData([{ u: c.ffnDim }]));
     for (let l = 0; l < c.nLayers; l++) {
       const p = `blk.${l}.`;
@@ -255,11 +256,17 @@ export class LlamaModel {
       }
       rope(q, c.nHeads, false);
       rope(keyCache, c.nKvHeads, true);
-      const attention = k.get('attention');
+      const partial = k.get('attention_partial');
       ops.push({
-        kernel: attention,
-        bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnOut, attnParams, S]),
+        kernel: partial,
+        bindGroup: k.bindGroup(partial, [q, keyCache, valueCache, attnPartial, attnParams, S]),
         grid: (n) => [c.nHeads, n, 1],
+      });
+      const merge = k.get('attention_merge');
+      ops.push({
+        kernel: merge,
+        bindGroup: k.bindGroup(merge, [attnPartial, attnOut, attnParams, S]),
+        grid: (n) => [Math.ceil(qDim / 64), n, 1],
       });
       matmul(matrix(p + 'attn_output.weight'), attnOut, x, { accumulate: true });
 
@@ -388,6 +395,13 @@ export class LlamaModel {
 }
 
 /** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */
+/** Keys are split into this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
+const ATTENTION_CHUNKS = 16;
+/** Scratch for the split attention: per (token, head, chunk) a max, a sum and head_dim sums. */
+function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
+  return maxBatch * c.nHeads * ATTENTION_CHUNKS * (c.headDim + 2) * 4;
+}
+
 export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
   const kvDim = c.nKvHeads * c.headDim;
   const widest = Math.max(c.dim, c.nHeads * c.headDim, c.ffnDim);
@@ -395,6 +409,7 @@ export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength
     ...weights.map((p) => ({ name: p.name, bytes: p.words * 4 })),
     ...Array.from({ length: c.nLayers * 2 }, (_, i) => ({ name: `${i % 2 ? 'v' : 'k'}_cache.${i >> 1}`, bytes: contextLength * kvDim * 4 })),
     { name: 'activations', bytes: maxBatch * widest * 4 * 6 },
+    { name: 'attention_partial', bytes: attentionPartialBytes(c, maxBatch) },
     { name: 'logits', bytes: c.vocabSize * 4 * 3 },
     { name: 'rope_table', bytes: contextLength * c.ropeDim * 4 },
   ];
