@@ -6,8 +6,9 @@ struct MatmulParams {
   w: WeightDesc,
   x_stride: u32,
   y_stride: u32,
-  // 1: Y += W·X (fuses the residual add); 0: Y = W·X.
-  accumulate: u32,
+  // How the result lands in Y: 0: Y = W·X; 1: Y += W·X (fuses the residual add);
+  // 2: Y = silu(Y) * W·X (fuses SwiGLU: Y holds the gate projection, W is the up projection).
+  mode: u32,
   // 1: token t writes Y row step.pos + t (projections straight into the KV cache).
   y_at_pos: u32,
 }
@@ -34,7 +35,11 @@ fn x8(t: u32, k8: u32) -> W8 {
 
 fn store(t: u32, row: u32, value: f32) {
   let i = (select(0u, S.pos, P.y_at_pos == 1u) + t) * P.y_stride + row;
-  if (P.accumulate == 1u) { Y[i] = Y[i] + value; } else { Y[i] = value; }
+  switch P.mode {
+    case 1u: { Y[i] = Y[i] + value; }
+    case 2u: { let g = Y[i]; Y[i] = g / (1.0 + exp(-g)) * value; }
+    default: { Y[i] = value; }
+  }
 }
 
 const GEMV_WG = 64u;

@@ -23,11 +23,11 @@ fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
   var ss = 0.0;
   for (var i = lid; i < P.dim; i += WG) { ss += X[src + i] * X[src + i]; }
   partial[lid] = ss;
+  // One barrier, then every thread sums the 64 partials itself: cheaper than a tree of six
+  // barriers, especially where barriers are emulated (CPU adapters).
   workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  let scale = inverseSqrt(partial[0] / f32(P.dim) + P.eps);
+  var total = 0.0;
+  for (var i = 0u; i < WG; i++) { total += partial[i]; }
+  let scale = inverseSqrt(total / f32(P.dim) + P.eps);
   for (var i = lid; i < P.dim; i += WG) { Y[dst + i] = X[src + i] * scale * weight[i]; }
 }

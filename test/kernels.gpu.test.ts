@@ -75,20 +75,20 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
   for (const [kindName, type] of TYPES) {
     const block = BLOCK_OF[kindName];
     const shapes = block === 256 ? [[1, 256], [5, 512], [67, 256]] : block ? [[1, 32], [5, 64], [67, 96], [130, 256]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257]];
-    test(`${kindName}: random shapes, 1..40 tokens, accumulate and KV-cache rows`, async () => {
+    test(`${kindName}: random shapes, 1..40 tokens, accumulate, SwiGLU and KV-cache rows`, async () => {
       let seed = 1;
       for (const [rows, cols] of shapes as [number, number][]) {
         const w = randomMatrix(type, rows, cols, seed++);
         for (const [n, variant] of [[1, 'gemv'], [1, 'gemv_rows'], [3, 'gemm'], [17, 'gemm'], [40, 'gemm']] as const) {
           const x = randomF32(n * cols, rng(seed++));
-          for (const mode of ['plain', 'accumulate', 'at_pos'] as const) {
+          for (const mode of ['plain', 'accumulate', 'swiglu', 'at_pos'] as const) {
             const pos = mode === 'at_pos' ? 5 : 0;
             const outRows = pos + n;
-            const initial = randomF32(outRows * rows, rng(seed++));
-            const y = buffer(gpu, mode === 'accumulate' ? initial : new Float32Array(outRows * rows));
+            const initial = randomF32(outRows * rows, rng(seed++), 4);
+            const y = buffer(gpu, mode === 'accumulate' || mode === 'swiglu' ? initial : new Float32Array(outRows * rows));
             const params = uniform([
               { u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset },
-              { u: cols }, { u: rows }, { u: mode === 'accumulate' ? 1 : 0 }, { u: mode === 'at_pos' ? 1 : 0 },
+              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 },
             ]);
             const grid: [number, number, number] =
               variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 64), 1, 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
@@ -104,8 +104,11 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
                   abs += Math.abs(w.values[r * cols + c]! * x[t * cols + c]!);
                 }
                 const i = (pos + t) * rows + r;
-                expected[i] = s + (mode === 'accumulate' ? initial[i]! : 0);
-                bound[i] = 1e-5 * abs + 1e-6 + (mode === 'accumulate' ? 1e-6 * Math.abs(initial[i]!) : 0);
+                const g = initial[i]!, silu = g / (1 + Math.exp(-g));
+                expected[i] = mode === 'swiglu' ? silu * s : s + (mode === 'accumulate' ? g : 0);
+                bound[i] = mode === 'swiglu'
+                  ? Math.abs(silu) * (1e-5 * abs + 1e-6) + 1e-6 * Math.abs(expected[i]!)
+                  : 1e-5 * abs + 1e-6 + (mode === 'accumulate' ? 1e-6 * Math.abs(g) : 0);
               }
             }
             expectClose(got, expected, (i) => bound[i]!, `${kindName} ${variant} ${rows}x${cols} n=${n} ${mode}`);
@@ -155,21 +158,27 @@ test('rmsnorm: every token, and the last token only', async () => {
   }
 });
 
-test('rope: adjacent and NEOX pairs, partial rotary dims, rows at the step position', async () => {
-  for (const [heads, headDim, ropeDim] of [[1, 2, 2], [3, 8, 8], [4, 64, 32], [2, 100, 100]] as const) {
-    const n = 6, pos = 37, stride = heads * headDim;
-    for (const [rowsAtPos, neox] of [[false, false], [true, false], [false, true], [true, true]] as const) {
-      const base = rowsAtPos ? pos : 0;
-      const v = randomF32((base + n) * stride, rng(headDim));
-      const buf = buffer(gpu, v);
-      const params = uniform([{ u: heads }, { u: headDim }, { u: ropeDim }, { u: stride }, { u: rowsAtPos ? 1 : 0 }, { u: neox ? 1 : 0 }]);
+test('rope: queries and cached keys in one dispatch; adjacent and NEOX pairs, partial rotary dims', async () => {
+  for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [3, 3, 8, 8], [4, 2, 64, 32], [2, 1, 100, 100]] as const) {
+    const n = 6, pos = 37;
+    for (const neox of [false, true]) {
+      const q = randomF32(n * heads * headDim, rng(headDim));
+      const k = randomF32((pos + n) * kvHeads * headDim, rng(headDim + 1));
+      const qBuf = buffer(gpu, q), kBuf = buffer(gpu, k);
+      const params = uniform([{ u: heads }, { u: kvHeads }, { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }]);
       const table = buffer(gpu, ropeAngles(pos + n, ropeDim, 10000));
-      run('rope', undefined, [buf, table, params, step(pos, n)], [Math.ceil((heads * ropeDim) / 2 / 64), n, 1]);
-      const got = await readF32(buf, (base + n) * stride);
-      const expected = v.slice();
-      for (let t = 0; t < n; t++) rope(expected.subarray((base + t) * stride, (base + t + 1) * stride), pos + t, headDim, ropeDim, 10000, undefined, neox);
+      run('rope', undefined, [qBuf, kBuf, table, params, step(pos, n)], [Math.ceil(((heads + kvHeads) * ropeDim) / 2 / 64), n, 1]);
+      const expectedQ = q.slice(), expectedK = k.slice();
+      for (let t = 0; t < n; t++) {
+        for (const [v, rows, at] of [[expectedQ, heads, t], [expectedK, kvHeads, pos + t]] as const) {
+          const stride = rows * headDim;
+          rope(v.subarray(at * stride, (at + 1) * stride), pos + t, headDim, ropeDim, 10000, undefined, neox);
+        }
+      }
       // The table is exact to f32 rounding, so only the rotation's own rounding remains.
-      expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `rope heads=${heads} hd=${headDim} rope=${ropeDim} atPos=${rowsAtPos} neox=${neox}`);
+      const label = `rope heads=${heads}/${kvHeads} hd=${headDim} rope=${ropeDim} neox=${neox}`;
+      expectClose(await readF32(qBuf, q.length), expectedQ, (i) => 1e-6 * (1 + Math.abs(expectedQ[i]!)), label + ' Q');
+      expectClose(await readF32(kBuf, k.length), expectedK, (i) => 1e-6 * (1 + Math.abs(expectedK[i]!)), label + ' K');
     }
   }
 });
@@ -220,17 +229,6 @@ test('add_bias: every token row, or rows at the step position', async () => {
     const expected = v.map((x, i) => (i >= pos * dim ? x + bias[i % dim]! : x));
     expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `add_bias atPos=${rowsAtPos}`);
   }
-});
-
-test('swiglu', async () => {
-  const n = 3, dim = 173;
-  const gate = randomF32(n * dim, rng(1), 4);
-  const up = randomF32(n * dim, rng(2));
-  const g = buffer(gpu, gate);
-  run('swiglu', undefined, [g, buffer(gpu, up), uniform([{ u: dim }]), step(0, n)], [Math.ceil((n * dim) / 64), 1, 1]);
-  const got = await readF32(g, n * dim);
-  const expected = gate.map((x, i) => (x / (1 + Math.exp(-x))) * up[i]!);
-  expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), 'swiglu');
 });
 
 describe('sampling', () => {

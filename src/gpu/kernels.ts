@@ -7,7 +7,6 @@ import normWgsl from '../../shaders/norm.wgsl?raw';
 import probeWgsl from '../../shaders/probe.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
-import swigluWgsl from '../../shaders/swiglu.wgsl?raw';
 import weightsWgsl from '../../shaders/weights.wgsl?raw';
 import { WebGPULLMError } from '../errors.js';
 import type { GpuWeightKind } from '../quant/formats.js';
@@ -30,11 +29,10 @@ const SPECS = {
   gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: true },
   embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: true },
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
-  rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, R, U, U] },
+  rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, RW, R, U, U] },
   add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
   attention_partial: { source: attentionWgsl, entry: 'attention_partial', bindings: [R, R, R, RW, U, U] },
   attention_merge: { source: attentionWgsl, entry: 'attention_merge', bindings: [R, RW, U, U] },
-  swiglu: { source: swigluWgsl, entry: 'swiglu', bindings: [RW, R, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW] },
 } satisfies Record<string, KernelSpec>;

@@ -177,18 +177,17 @@ export class LlamaModel {
     const q = a.storage('q', B * qDim * f32);
     const attnOut = a.storage('attn_out', B * qDim * f32);
     const gate = a.storage('gate', B * c.ffnDim * f32);
-    const up = a.storage('up', B * c.ffnDim * f32);
     const xLast = a.storage('x_last', c.dim * f32);
     this.logitsBuffer = a.storage('logits', c.vocabSize * f32);
 
     const S = this.stepBuffer;
     const k = this.kernels;
     const ops = this.ops;
-    const matmul = (w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { accumulate?: boolean; yAtPos?: boolean; oneToken?: boolean } = {}) => {
+    const matmul = (w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { mode?: 'set' | 'accumulate' | 'swiglu'; yAtPos?: boolean; oneToken?: boolean } = {}) => {
       const l = w.layout;
       const params = a.uniform('matmul', uniformData([
         { u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset },
-        { u: l.cols }, { u: l.rows }, { u: how.accumulate ? 1 : 0 }, { u: how.yAtPos ? 1 : 0 },
+        { u: l.cols }, { u: l.rows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 },
       ]));
       const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
       const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
@@ -208,12 +207,16 @@ export class LlamaModel {
     const ropeTable = a.storage('rope_table', this.contextLength * c.ropeDim * f32);
     if (c.ropeFreqFactors && freqFactors?.length !== c.ropeDim / 2) throw new WebGPULLMError('malformed', 'rope_freqs.weight did not arrive whole');
     a.device.queue.writeBuffer(ropeTable, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta, freqFactors));
-    const rope = (target: GPUBuffer, heads: number, rowsAtPos: boolean) => {
+    const ropeParams = a.uniform('rope', uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
+    ]));
+    const rope = (queries: GPUBuffer, keyCache: GPUBuffer) => {
       const kernel = k.get('rope');
-      const params = a.uniform('rope', uniformData([
-        { u: heads }, { u: c.headDim }, { u: c.ropeDim }, { u: heads * c.headDim }, { u: rowsAtPos ? 1 : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
-      ]));
-      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [target, ropeTable, params, S]), grid: (n) => [Math.ceil((heads * c.ropeDim) / 2 / 64), n, 1] });
+      ops.push({
+        kernel,
+        bindGroup: k.bindGroup(kernel, [queries, keyCache, ropeTable, ropeParams, S]),
+        grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
+      });
     };
 
     const addBias = (target: GPUBuffer, bias: GPUBuffer, n: number, rowsAtPos: boolean) => {
@@ -238,7 +241,6 @@ export class LlamaModel {
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) },
     ]));
     const attnPartial = a.storage('attention_partial', attentionPartialBytes(c, B));
-    const swigluParams = a.uniform('swiglu', uniformData([{ u: c.ffnDim }]));
     for (let l = 0; l < c.nLayers; l++) {
       const p = `blk.${l}.`;
       const keyCache = a.storage(`k_cache.${l}`, this.contextLength * kvDim * f32);
@@ -254,8 +256,7 @@ export class LlamaModel {
         addBias(keyCache, vector(p + 'attn_k.bias'), kvDim, true);
         addBias(valueCache, vector(p + 'attn_v.bias'), kvDim, true);
       }
-      rope(q, c.nHeads, false);
-      rope(keyCache, c.nKvHeads, true);
+      rope(q, keyCache);
       const partial = k.get('attention_partial');
       ops.push({
         kernel: partial,
@@ -268,19 +269,13 @@ export class LlamaModel {
         bindGroup: k.bindGroup(merge, [attnPartial, attnOut, attnParams, S]),
         grid: (n) => [Math.ceil(qDim / 64), n, 1],
       });
-      matmul(matrix(p + 'attn_output.weight'), attnOut, x, { accumulate: true });
+      matmul(matrix(p + 'attn_output.weight'), attnOut, x, { mode: 'accumulate' });
 
-      // feed-forward: x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+      // feed-forward: x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x)), SwiGLU fused into the up projection
       rmsnorm(x, vector(p + 'ffn_norm.weight'), xb);
       matmul(matrix(p + 'ffn_gate.weight'), xb, gate);
-      matmul(matrix(p + 'ffn_up.weight'), xb, up);
-      const swiglu = k.get('swiglu');
-      ops.push({
-        kernel: swiglu,
-        bindGroup: k.bindGroup(swiglu, [gate, up, swigluParams, S]),
-        grid: (n) => [Math.min(65535, Math.ceil((n * c.ffnDim) / 64)), Math.ceil((n * c.ffnDim) / 64 / 65535), 1],
-      });
-      matmul(matrix(p + 'ffn_down.weight'), gate, x, { accumulate: true });
+      matmul(matrix(p + 'ffn_up.weight'), xb, gate, { mode: 'swiglu' });
+      matmul(matrix(p + 'ffn_down.weight'), gate, x, { mode: 'accumulate' });
     }
 
     // head: logits of the last token, then the sampler (skipped for all but a prompt's last chunk)
@@ -401,6 +396,9 @@ const ATTENTION_CHUNKS = 16;
 function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
   return maxBatch * c.nHeads * ATTENTION_CHUNKS * (c.headDim + 2) * 4;
 }
+
+/** shaders/matmul.wgsl's output modes. */
+const MATMUL_MODES = { set: 0, accumulate: 1, swiglu: 2 } as const;
 
 export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
   const kvDim = c.nKvHeads * c.headDim;
