@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { isWebGPULLMError, WebGPULLMError } from '../errors.js';
 import { generate } from '../generate.js';
-import { bench } from '../node/bench.js';
+import { bench, followupBench } from '../node/bench.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
@@ -9,7 +9,7 @@ const USAGE = `usage:
   webgpu-llm generate --model FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
                       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--verbose]
   webgpu-llm tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]
-  webgpu-llm bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--json] [--verbose]`;
+  webgpu-llm bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...] [--json] [--verbose]`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -26,6 +26,7 @@ const OPTIONS = {
   'prompt-tokens': { type: 'string' },
   'gen-tokens': { type: 'string' },
   runs: { type: 'string' },
+  followup: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -96,8 +97,12 @@ async function benchCommand(values: Values): Promise<void> {
     numberFlag(values, 'gen-tokens', true) ?? 64,
     numberFlag(values, 'runs', true) ?? 3,
   );
+  // --followup 64,256: follow-up chat turns after histories of about these many words.
+  const histories = values.followup?.split(',').map((v) => Number(v));
+  if (histories?.some((h) => !Number.isInteger(h) || h < 1)) usageError(`--followup expects a list of word counts, got "${values.followup}"`);
+  const followup = histories ? await followupBench(values.model, histories) : undefined;
   if (values.json) {
-    process.stdout.write(JSON.stringify(result) + '\n');
+    process.stdout.write(JSON.stringify({ ...result, ...(followup ? { followup } : {}) }) + '\n');
     return;
   }
   const r = result;
@@ -108,6 +113,11 @@ async function benchCommand(values: Values): Promise<void> {
       `  memory   ${(r.weight_bytes_per_token / 1e6).toFixed(2)} MB read per token; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU (peak ${(r.peak_gpu_bytes / 2 ** 20).toFixed(1)})\n` +
       `  roofline ${r.decode_gb_s.toFixed(3)} GB/s of ${r.probe_read_gb_s.toFixed(2)} GB/s probed = ${(100 * r.roofline_fraction).toFixed(1)}%\n`,
   );
+  for (const f of followup ?? []) {
+    process.stdout.write(
+      `  follow-up after ${f.history_tokens} tokens: ${f.new_tokens} new (${f.cached_tokens} reused), time to first token ${f.followup_ttft_ms.toFixed(1)} ms (first turn ${f.first_turn_ttft_ms.toFixed(1)} ms)\n`,
+    );
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -108,3 +108,56 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
     await loaded.dispose();
   }
 }
+
+export interface FollowupResult {
+  /** Tokens of the conversation so far (what the KV cache holds from turn 1). */
+  history_tokens: number;
+  /** Tokens the follow-up adds (the new user message and the template around it). */
+  new_tokens: number;
+  /** Prompt tokens the engine reused from the KV cache. */
+  cached_tokens: number;
+  /** Time to first token of the follow-up turn, and of the first turn (whole prompt). */
+  followup_ttft_ms: number;
+  first_turn_ttft_ms: number;
+}
+
+const WORDS = 'once upon a time there was a little girl who lived in a house near the sea and she liked to play in the sand with her dog'.split(' ');
+
+/**
+ * Follow-up turns through the engine's chat API (Node, no worker): a first turn of about
+ * `history` words, then a short follow-up. With the KV cache reused, the follow-up's time to first
+ * token depends on its new tokens, not on the history. Each time is a request for one token.
+ */
+export async function followupBench(path: string, histories: number[]): Promise<FollowupResult[]> {
+  const { openAsBlob } = await import('node:fs');
+  const { createEngine } = await import('../engine/engine.js');
+  const { nodeGpuContext } = await import('./gpu.js');
+  const engine = await createEngine({ worker: false, cache: false, gpu: () => nodeGpuContext(), contextLength: Math.max(...histories) * 2 + 256 });
+  try {
+    await engine.load(await openAsBlob(path));
+    const results: FollowupResult[] = [];
+    for (const [i, history] of histories.entries()) {
+      // A different opening word per history, so turn 1 never reuses the previous one's cache.
+      const text = [`Story${i}:`, ...Array.from({ length: history }, (_, j) => WORDS[j % WORDS.length]!)].join(' ');
+      const messages = [{ role: 'user' as const, content: text }];
+      const timed = async (m: typeof messages) => {
+        const t0 = performance.now();
+        const r = await engine.chat.completions.create({ messages: m, max_tokens: 1, temperature: 0 });
+        return { ms: performance.now() - t0, reply: r.choices[0]!.message.content ?? '', usage: r.usage };
+      };
+      const first = await timed(messages);
+      const followup = await timed([...messages, { role: 'assistant', content: first.reply } as never, { role: 'user', content: 'and then what happened' }]);
+      const cached = followup.usage.prompt_tokens_details.cached_tokens;
+      results.push({
+        history_tokens: first.usage.prompt_tokens,
+        new_tokens: followup.usage.prompt_tokens - cached,
+        cached_tokens: cached,
+        followup_ttft_ms: followup.ms,
+        first_turn_ttft_ms: first.ms,
+      });
+    }
+    return results;
+  } finally {
+    await engine.dispose();
+  }
+}
