@@ -31,6 +31,7 @@ export const SHAPES: Record<string, Shape> = {
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
+  'tiny-256-tied': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 10000 },
 };
 
 /** What each quant preset stores per tensor (llama.cpp's mixes, simplified). */

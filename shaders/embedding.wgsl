@@ -1,7 +1,12 @@
 // Token embedding lookup: X[t] = row tokens[t] of the embedding matrix, dequantized (weights.wgsl).
+// A matrix too large for one binding comes in parts of rows; each part's dispatch writes the tokens
+// whose rows it holds.
 
 struct EmbedParams {
   w: WeightDesc,
+  // This part's first row, and the rows of the whole matrix (ids beyond it read the last row).
+  row_start: u32,
+  total_rows: u32,
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
@@ -16,7 +21,9 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.y;
   let k8 = gid.x;
   if (t >= S.n_tokens || k8 >= n8) { return; }
-  let w = load_w8(P.w, min(tokens[t], P.w.rows - 1u), k8);
+  let token = min(tokens[t], P.total_rows - 1u);
+  if (token < P.row_start || token >= P.row_start + P.w.rows) { return; }
+  let w = load_w8(P.w, token - P.row_start, k8);
   let out = t * P.w.cols + k8 * 8u;
   for (var i = 0u; i < 4u; i++) {
     if (k8 * 8u + i < P.w.cols) { X[out + i] = w.lo[i]; }

@@ -11,6 +11,9 @@ struct MatmulParams {
   mode: u32,
   // 1: token t writes Y row step.pos + t (projections straight into the KV cache).
   y_at_pos: u32,
+  // Where this matrix's rows start in a Y row: a matrix split into parts of rows (for binding
+  // size limits) is one dispatch per part.
+  y_offset: u32,
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
@@ -34,7 +37,7 @@ fn x8(t: u32, k8: u32) -> W8 {
 }
 
 fn store(t: u32, row: u32, value: f32) {
-  let i = (select(0u, S.pos, P.y_at_pos == 1u) + t) * P.y_stride + row;
+  let i = (select(0u, S.pos, P.y_at_pos == 1u) + t) * P.y_stride + P.y_offset + row;
   switch P.mode {
     case 1u: { Y[i] = Y[i] + value; }
     case 2u: { let g = Y[i]; Y[i] = g / (1.0 + exp(-g)) * value; }

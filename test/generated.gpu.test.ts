@@ -10,6 +10,7 @@ import { bytesSource } from '../src/io/byte-source.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { makeModel } from '../scripts/make-model.js';
+import { nodeGpuContext } from '../src/node/gpu.js';
 import { testGpu } from './helpers/gpu.js';
 import { HAVE_MODELS } from './helpers/models.js';
 import { argmax, ReferenceModel } from './helpers/reference.js';
@@ -55,4 +56,61 @@ describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU r
       }
     });
   }
+
+  test('a device with only 8 storage buffers per shader stage (the WebGPU minimum) gives the same tokens', async () => {
+    const file = await readGGUF(bytesSource(await makeModel({ arch: 'qwen2', shape: 'tiny-256', quant: 'q4_k_m', seed: 5 }), 'qwen2.gguf'));
+    const tokenizer = GGUFTokenizer.fromGGUF(file);
+    const prompt = tokenizer.encode('Once upon a time');
+    const greedy = async (gpu: Awaited<ReturnType<typeof testGpu>>) => {
+      const model = await LlamaModel.load(gpu, file);
+      try {
+        const tokens: number[] = [];
+        for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 16 })) tokens.push(t.token);
+        return tokens;
+      } finally {
+        model.dispose();
+      }
+    };
+    const limited = await nodeGpuContext({ limitOverrides: { maxStorageBuffersPerShaderStage: 8 } });
+    try {
+      expect(limited.limits.maxStorageBuffersPerShaderStage).toBe(8);
+      expect(await greedy(limited)).toEqual(await greedy(await testGpu()));
+    } finally {
+      limited.device.destroy();
+    }
+  });
+
+  test('matrices split by rows across buffers (phone binding limits, scaled down) give the same output', async () => {
+    // 32 KiB parts on a device that binds at most 64 KiB: the embedding, the output head and every
+    // FFN matrix come in 3-4 parts; the tied model also reads its embedding parts as the head.
+    for (const shape of ['tiny-256', 'tiny-256-tied']) {
+      const file = await readGGUF(bytesSource(await makeModel({ arch: 'qwen2', shape, quant: 'q4_k_m', seed: 9 }), `${shape}.gguf`));
+      const tokenizer = GGUFTokenizer.fromGGUF(file);
+      const prompt = tokenizer.encode('Once upon a time there was');
+      const run = async (gpu: Awaited<ReturnType<typeof testGpu>>, options: Parameters<typeof LlamaModel.load>[2]) => {
+        const model = await LlamaModel.load(gpu, file, { contextLength: 32, maxBatch: 3, ...options });
+        try {
+          const tokens: number[] = [];
+          for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 12 })) tokens.push(t.token);
+          return { tokens, logits: await model.logits([...prompt, ...tokens].slice(-1), prompt.length + tokens.length - 1), dispatches: model.dispatchesPerToken };
+        } finally {
+          model.dispose();
+        }
+      };
+      const small = { maxStorageBufferBindingSize: 64 << 10, maxBufferSize: 64 << 10 };
+      const limited = await nodeGpuContext({ limitOverrides: small });
+      try {
+        const whole = await run(await testGpu(), {});
+        const split = await run(limited, { maxPartBytes: 32 << 10 });
+        expect(split.dispatches).toBeGreaterThan(whole.dispatches + 8);
+        expect(split.tokens).toEqual(whole.tokens);
+        const scale = whole.logits.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        for (let i = 0; i < whole.logits.length; i++) expect(Math.abs(split.logits[i]! - whole.logits[i]!)).toBeLessThan(1e-5 * scale);
+        // Unsplit, the same device refuses the model before reading any weight.
+        await expect(LlamaModel.load(limited, file, { contextLength: 32, maxBatch: 3 })).rejects.toMatchObject({ code: 'insufficient-memory' });
+      } finally {
+        limited.device.destroy();
+      }
+    }
+  });
 });

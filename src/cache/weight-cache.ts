@@ -17,7 +17,7 @@ export interface CacheManifest {
 }
 
 /** Bumped whenever the repacked layout changes, so stale caches are never uploaded. */
-const LAYOUT_VERSION = 2;
+const LAYOUT_VERSION = 3;
 const key = {
   manifest: (id: string) => `v${LAYOUT_VERSION}/manifest/${id}`,
   header: (id: string) => `v${LAYOUT_VERSION}/header/${id}`,

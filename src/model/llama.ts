@@ -36,6 +36,11 @@ export interface LoadOptions {
   contextLength?: number;
   /** Prompt tokens processed per step. */
   maxBatch?: number;
+  /**
+   * Matrices larger than this are split by rows across buffers. The default, 128 MiB, is what
+   * every WebGPU device can bind (and keeps cached chunks valid across devices); tests lower it.
+   */
+  maxPartBytes?: number;
   /** Called as weights reach the GPU, in u32 words. */
   onProgress?: (loaded: number, total: number) => void;
   /**
@@ -47,10 +52,8 @@ export interface LoadOptions {
 }
 
 /** A weight matrix on the GPU in its repacked layout. */
-interface GpuMatrix {
-  buffer: GPUBuffer;
-  layout: GpuLayout;
-}
+/** A weight matrix on the GPU: one buffer, or several holding consecutive runs of rows. */
+type GpuMatrix = { buffer: GPUBuffer; layout: GpuLayout; rowStart: number }[];
 
 /** One recorded dispatch of the forward pass. `grid` maps the step's token count to workgroups. */
 interface Op {
@@ -113,7 +116,7 @@ export class LlamaModel {
     const contextLength = Math.min(config.contextLength, options.contextLength ?? 4096);
     const model = new LlamaModel(gpu, config, contextLength, options.maxBatch ?? 64);
     // Before a single weight byte is read: does every buffer fit this device's limits?
-    const plans = planWeights(file, config);
+    const plans = planWeights(file, config, options.maxPartBytes);
     checkFit(planBuffers(plans, config, contextLength, model.maxBatch), gpu.limits);
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
@@ -163,10 +166,11 @@ export class LlamaModel {
       options.onProgress?.(loaded, total);
     }
     for (const p of plans) {
-      const embeddingOnly = p.name === 'token_embd.weight' && !c.tiedOutput;
+      const embeddingOnly = p.tensor === 'token_embd.weight' && !c.tiedOutput;
       this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
     }
-    const matrix = (name: string): GpuMatrix => ({ buffer: buffers.get(name)!, layout: plans.find((p) => p.name === name)!.layout! });
+    const matrix = (name: string): GpuMatrix =>
+      plans.filter((p) => p.tensor === name).map((p) => ({ buffer: buffers.get(p.name)!, layout: p.layout!, rowStart: p.rowStart }));
     const vector = (name: string): GPUBuffer => buffers.get(name)!;
 
     // Activations, per step of up to B tokens.
@@ -184,20 +188,23 @@ export class LlamaModel {
     const k = this.kernels;
     const ops = this.ops;
     const matmul = (w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { mode?: 'set' | 'accumulate' | 'swiglu'; yAtPos?: boolean; oneToken?: boolean } = {}) => {
-      const l = w.layout;
-      const params = a.uniform('matmul', uniformData([
-        { u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset },
-        { u: l.cols }, { u: l.rows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 },
-      ]));
-      const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
-      const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
-      const gemm = k.get('gemm', l.kind);
-      const decode = (n: number) => n === 1 || how.oneToken === true;
-      ops.push({
-        kernel: (n) => (decode(n) ? gemv : gemm),
-        bindGroup: k.bindGroup(gemv, [w.buffer, input, output, params, S]),
-        grid: (n) => (decode(n) ? gemvGrid : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1]),
-      });
+      const totalRows = w.reduce((n, part) => n + part.layout.rows, 0);
+      for (const part of w) {
+        const l = part.layout;
+        const params = a.uniform('matmul', uniformData([
+          { u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset },
+          { u: l.cols }, { u: totalRows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 }, { u: part.rowStart },
+        ]));
+        const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
+        const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
+        const gemm = k.get('gemm', l.kind);
+        const decode = (n: number) => n === 1 || how.oneToken === true;
+        ops.push({
+          kernel: (n) => (decode(n) ? gemv : gemm),
+          bindGroup: k.bindGroup(gemv, [part.buffer, input, output, params, S]),
+          grid: (n) => (decode(n) ? gemvGrid : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1]),
+        });
+      }
     };
     const rmsnorm = (input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, lastOnly = false) => {
       const kernel = k.get('rmsnorm');
@@ -227,15 +234,18 @@ export class LlamaModel {
 
     // token embedding
     const embedding = matrix('token_embd.weight');
-    const embed = k.get('embed', embedding.layout.kind);
-    const embedParams = a.uniform('embed', uniformData([
-      { u: embedding.layout.rows }, { u: embedding.layout.cols }, { u: embedding.layout.rowWords }, { u: embedding.layout.scaleOffset },
-    ]));
-    ops.push({
-      kernel: embed,
-      bindGroup: k.bindGroup(embed, [embedding.buffer, this.tokensBuffer, x, embedParams, S]),
-      grid: (n) => [Math.ceil(c.dim / 8 / 64), n, 1],
-    });
+    const vocabRows = embedding.reduce((n, part) => n + part.layout.rows, 0);
+    for (const part of embedding) {
+      const embed = k.get('embed', part.layout.kind);
+      const embedParams = a.uniform('embed', uniformData([
+        { u: part.layout.rows }, { u: part.layout.cols }, { u: part.layout.rowWords }, { u: part.layout.scaleOffset }, { u: part.rowStart }, { u: vocabRows },
+      ]));
+      ops.push({
+        kernel: embed,
+        bindGroup: k.bindGroup(embed, [part.buffer, this.tokensBuffer, x, embedParams, S]),
+        grid: (n) => [Math.ceil(c.dim / 8 / 64), n, 1],
+      });
+    }
 
     const attnParams = a.uniform('attention', uniformData([
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) },
@@ -402,13 +412,21 @@ const MATMUL_MODES = { set: 0, accumulate: 1, swiglu: 2 } as const;
 
 export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
   const kvDim = c.nKvHeads * c.headDim;
-  const widest = Math.max(c.dim, c.nHeads * c.headDim, c.ffnDim);
+  const qDim = c.nHeads * c.headDim;
+  // The buffers build() creates, each on its own (binding limits are per buffer).
   return [
     ...weights.map((p) => ({ name: p.name, bytes: p.words * 4 })),
     ...Array.from({ length: c.nLayers * 2 }, (_, i) => ({ name: `${i % 2 ? 'v' : 'k'}_cache.${i >> 1}`, bytes: contextLength * kvDim * 4 })),
-    { name: 'activations', bytes: maxBatch * widest * 4 * 6 },
+    { name: 'x', bytes: maxBatch * c.dim * 4 },
+    { name: 'xb', bytes: maxBatch * c.dim * 4 },
+    { name: 'q', bytes: maxBatch * qDim * 4 },
+    { name: 'attn_out', bytes: maxBatch * qDim * 4 },
+    { name: 'gate', bytes: maxBatch * c.ffnDim * 4 },
     { name: 'attention_partial', bytes: attentionPartialBytes(c, maxBatch) },
-    { name: 'logits', bytes: c.vocabSize * 4 * 3 },
+    { name: 'logits', bytes: c.vocabSize * 4 },
+    { name: 'sampler_work', bytes: c.vocabSize * 4 },
+    { name: 'sampler_counts', bytes: c.vocabSize * 4 },
+    { name: 'history', bytes: (contextLength + 1) * 4 },
     { name: 'rope_table', bytes: contextLength * c.ropeDim * 4 },
   ];
 }
