@@ -1,0 +1,59 @@
+/**
+ * Real model shapes on a phone-sized device: bindings of at most 128 MiB and buffers of at most
+ * 256 MiB (issue acceptance: Qwen2.5-0.5B and Llama-3.2-1B shapes in Q4_K_M). Both embeddings
+ * (151,936 × 896 and 128,256 × 2,048) only fit split across two buffers. Each model's
+ * greedy tokens and final logits must equal those of the same file on the unlimited adapter with
+ * no matrix split at all. Random weights from the generator; a few tokens each, since SwiftShader
+ * reads a billion weights per token slowly.
+ */
+import { describe, expect, test } from 'vitest';
+import { generate } from '../src/generate.js';
+import { readGGUF } from '../src/gguf/gguf.js';
+import { bytesSource } from '../src/io/byte-source.js';
+import { LlamaModel, type LoadOptions } from '../src/model/llama.js';
+import { planWeights } from '../src/model/weights.js';
+import { readConfig } from '../src/model/config.js';
+import { nodeGpuContext } from '../src/node/gpu.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
+import { makeModel } from '../scripts/make-model.js';
+import { testGpu } from './helpers/gpu.js';
+import { HAVE_MODELS } from './helpers/models.js';
+
+const PHONE = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 * 2 ** 20 };
+// Qwen2.5's rows of 896 are not whole Q4_K blocks, so the generator (like llama.cpp) falls back
+// to Q8_0 there: its 151,936 × 896 embedding takes 145 MB and needs two parts as well.
+const CASES = [['qwen2', 'qwen2.5-0.5b', 2], ['llama', 'llama-3.2-1b', 2]] as const;
+
+describe.skipIf(!HAVE_MODELS)('phone-sized limits (128 MiB bindings, 256 MiB buffers)', () => {
+  for (const [arch, shape, embeddingParts] of CASES) {
+    test(`${shape} Q4_K_M: same tokens and logits as unsplit on an unlimited device`, { timeout: 900_000 }, async () => {
+      const file = await readGGUF(bytesSource(await makeModel({ arch, shape, quant: 'q4_k_m', seed: 4 }), `${shape}.gguf`));
+      expect(planWeights(file, readConfig(file)).filter((p) => p.tensor === 'token_embd.weight')).toHaveLength(embeddingParts);
+      const tokenizer = GGUFTokenizer.fromGGUF(file);
+      const prompt = tokenizer.encode('Hello');
+      const run = async (gpu: Awaited<ReturnType<typeof testGpu>>, options: LoadOptions) => {
+        const model = await LlamaModel.load(gpu, file, { contextLength: 32, ...options });
+        try {
+          const tokens: number[] = [];
+          for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 3 })) tokens.push(t.token);
+          const logits = await model.logits([tokens.at(-1)!], prompt.length + tokens.length - 1);
+          return { tokens, logits };
+        } finally {
+          model.dispose();
+        }
+      };
+      const phone = await nodeGpuContext({ limitOverrides: PHONE });
+      let limited;
+      try {
+        limited = await run(phone, {});
+      } finally {
+        phone.device.destroy();
+      }
+      const whole = await run(await testGpu(), { maxPartBytes: Infinity });
+      expect(limited.tokens).toEqual(whole.tokens);
+      let worst = 0;
+      for (let i = 0; i < whole.logits.length; i++) worst = Math.max(worst, Math.abs(limited.logits[i]! - whole.logits[i]!));
+      expect(worst).toBe(0); // the same arithmetic per row, whichever buffer holds the row
+    });
+  }
+});
