@@ -1,8 +1,9 @@
-// Causal attention over the KV cache, split along the keys ("flash decoding"): for every
-// (token, head), CHUNKS invocations each take a contiguous run of the keys and keep an online
-// softmax over it (running max m, sum l, weighted values acc); attention_merge then rescales the
-// chunks to a common max and combines them. No barriers and no redundant exponentials: each key's
-// score and exp are computed once. Serves decode (one token) and prefill (a block of tokens).
+// Causal attention over the KV cache, split along the keys ("flash decoding"): one workgroup per
+// (token, head), whose CHUNKS invocations each take a contiguous run of the keys and keep an
+// online softmax over it (running max m, sum l, weighted values acc). After one barrier, the same
+// invocations rescale the chunks to a common max and combine them, each for a share of the output
+// dims. No redundant exponentials: each key's score and exp are computed once. Serves decode (one
+// token) and prefill (a block of tokens).
 
 struct AttnParams {
   n_heads: u32,
@@ -13,17 +14,18 @@ struct AttnParams {
 
 const CHUNKS = 16u;
 const MAX_HEAD_DIM = 256u;
-// Partial results, per (token, head, chunk): m, l, then head_dim weighted sums.
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
 @group(0) @binding(2) var<storage, read> V: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partial_out: array<f32>;
-@group(0) @binding(4) var<uniform> P: AttnParams;
-@group(0) @binding(5) var<uniform> S: Step;
+// Scratch: per (token, head, chunk), m, l, then head_dim weighted sums.
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
+@group(0) @binding(4) var<storage, read_write> O: array<f32>;
+@group(0) @binding(5) var<uniform> P: AttnParams;
+@group(0) @binding(6) var<uniform> S: Step;
 
 @compute @workgroup_size(CHUNKS)
-fn attention_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) chunk: u32) {
+fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) chunk: u32) {
   let head = wg.x;
   let t = wg.y;
   let hd = P.head_dim;
@@ -56,37 +58,27 @@ fn attention_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     l += e;
     for (var d = 0u; d < hd; d++) { acc[d] += e * V[k + d]; }
   }
-  let out = ((t * P.n_heads + head) * CHUNKS + chunk) * (hd + 2u);
-  partial_out[out] = m;
-  partial_out[out + 1u] = l;
-  for (var d = 0u; d < hd; d++) { partial_out[out + 2u + d] = acc[d]; }
-}
+  let base = (t * P.n_heads + head) * CHUNKS;
+  let out = (base + chunk) * (hd + 2u);
+  partial[out] = m;
+  partial[out + 1u] = l;
+  for (var d = 0u; d < hd; d++) { partial[out + 2u + d] = acc[d]; }
+  // Every chunk's partial, written by this workgroup, is visible to all of it after this.
+  storageBarrier();
 
-@group(0) @binding(0) var<storage, read> partial_in: array<f32>;
-@group(0) @binding(1) var<storage, read_write> O: array<f32>;
-@group(0) @binding(2) var<uniform> MP: AttnParams;
-@group(0) @binding(3) var<uniform> MS: Step;
-
-// One invocation per output element (token t = y, head * head_dim + d = x).
-@compute @workgroup_size(64)
-fn attention_merge(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let hd = MP.head_dim;
-  let idx = gid.x;
-  if (idx >= MP.n_heads * hd) { return; }
-  let t = gid.y;
-  let head = idx / hd;
-  let d = idx % hd;
-  let base = (t * MP.n_heads + head) * CHUNKS;
-  var m = -3.0e38;
-  for (var c = 0u; c < CHUNKS; c++) { m = max(m, partial_in[(base + c) * (hd + 2u)]); }
-  var l = 0.0;
-  var o = 0.0;
+  var max_all = -3.0e38;
+  for (var c = 0u; c < CHUNKS; c++) { max_all = max(max_all, partial[(base + c) * (hd + 2u)]); }
+  var weights: array<f32, CHUNKS>;
+  var total = 0.0;
   for (var c = 0u; c < CHUNKS; c++) {
     let at = (base + c) * (hd + 2u);
     // Empty chunks (m = -3e38, l = 0) weigh exp(-huge) = 0.
-    let w = exp(partial_in[at] - m);
-    l += w * partial_in[at + 1u];
-    o += w * partial_in[at + 2u + d];
+    weights[c] = exp(partial[at] - max_all);
+    total += weights[c] * partial[at + 1u];
   }
-  O[t * MP.n_heads * hd + idx] = o / l;
+  for (var d = chunk; d < hd; d += CHUNKS) {
+    var o = 0.0;
+    for (var c = 0u; c < CHUNKS; c++) { o += weights[c] * partial[(base + c) * (hd + 2u) + 2u + d]; }
+    O[q_off + d] = o / total;
+  }
 }

@@ -192,8 +192,7 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
     const out = buffer(gpu, n * heads * hd * 4);
     const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
     const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }]);
-    run('attention_partial', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, params, step(pos, n)], [heads, n, 1]);
-    run('attention_merge', undefined, [partial, out, params, step(pos, n)], [Math.ceil((heads * hd) / 64), n, 1]);
+    run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, out, params, step(pos, n)], [heads, n, 1]);
     const got = await readF32(out, n * heads * hd);
     const expected = new Float32Array(n * heads * hd);
     const group = heads / kvHeads;

@@ -31,8 +31,7 @@ const SPECS = {
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, RW, R, U, U] },
   add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
-  attention_partial: { source: attentionWgsl, entry: 'attention_partial', bindings: [R, R, R, RW, U, U] },
-  attention_merge: { source: attentionWgsl, entry: 'attention_merge', bindings: [R, RW, U, U] },
+  attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW] },
 } satisfies Record<string, KernelSpec>;

@@ -267,17 +267,11 @@ export class LlamaModel {
         addBias(valueCache, vector(p + 'attn_v.bias'), kvDim, true);
       }
       rope(q, keyCache);
-      const partial = k.get('attention_partial');
+      const attention = k.get('attention');
       ops.push({
-        kernel: partial,
-        bindGroup: k.bindGroup(partial, [q, keyCache, valueCache, attnPartial, attnParams, S]),
+        kernel: attention,
+        bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnPartial, attnOut, attnParams, S]),
         grid: (n) => [c.nHeads, n, 1],
-      });
-      const merge = k.get('attention_merge');
-      ops.push({
-        kernel: merge,
-        bindGroup: k.bindGroup(merge, [attnPartial, attnOut, attnParams, S]),
-        grid: (n) => [Math.ceil(qDim / 64), n, 1],
       });
       matmul(matrix(p + 'attn_output.weight'), attnOut, x, { mode: 'accumulate' });
 
