@@ -15,15 +15,19 @@ import { testGpu } from './helpers/gpu.js';
 import { HAVE_MODELS } from './helpers/models.js';
 import { argmax, ReferenceModel } from './helpers/reference.js';
 
+// The last flag runs the kernels real GPUs get (workgroup per row, barriers) instead of the
+// thread-per-row ones SwiftShader gets, so both decode paths are checked end to end here.
 const CASES = [
-  ['llama', 'f16'], ['llama', 'q8_0'], ['llama', 'q4_0'], ['llama', 'q4_k_m'], ['llama', 'q6_k'], ['qwen2', 'q4_k_m'],
+  ['llama', 'f16', false], ['llama', 'q8_0', false], ['llama', 'q4_0', false], ['llama', 'q4_k_m', false], ['llama', 'q6_k', false],
+  ['qwen2', 'q4_k_m', false], ['llama', 'q4_0', true], ['qwen2', 'q4_k_m', true],
 ] as const;
 
 describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU reference', () => {
-  for (const [arch, quant] of CASES) {
-    test(`${arch} ${quant}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
+  for (const [arch, quant, gpuKernels] of CASES) {
+    test(`${arch} ${quant}${gpuKernels ? ' (GPU kernels)' : ''}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
       const file = await readGGUF(bytesSource(await makeModel({ arch, shape: 'tiny-256', quant, seed: 3 }), `${arch}-${quant}.gguf`));
-      const model = await LlamaModel.load(await testGpu(), file);
+      const gpu = await testGpu();
+      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false } : gpu, file);
       try {
         const ref = await ReferenceModel.load(file);
         const tokenizer = GGUFTokenizer.fromGGUF(file);

@@ -88,7 +88,7 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
             const y = buffer(gpu, mode === 'accumulate' || mode === 'swiglu' ? initial : new Float32Array(outRows * rows));
             const params = uniform([
               { u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset },
-              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 },
+              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 },
             ]);
             const grid: [number, number, number] =
               variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 64), 1, 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
@@ -119,6 +119,75 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
   }
 });
 
+/** W·x for a random matrix (from randomMatrix) and one token x, in f64, with sum |w*x|. */
+function matVec(w: { values: Float32Array }, rows: number, cols: number, x: Float32Array): { y: Float64Array; abs: Float64Array } {
+  const y = new Float64Array(rows), abs = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      y[r] = y[r]! + w.values[r * cols + c]! * x[c]!;
+      abs[r] = abs[r]! + Math.abs(w.values[r * cols + c]! * x[c]!);
+    }
+  }
+  return { y, abs };
+}
+const desc = (l: { rows: number; cols: number; rowWords: number; scaleOffset: number }) => [{ u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset }];
+
+describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
+  const KIND_PAIRS = [[GGMLType.Q4_0, GGMLType.Q4_0, 64], [GGMLType.Q4_K, GGMLType.Q6_K, 256], [GGMLType.F16, GGMLType.Q8_0, 96], [GGMLType.F32, GGMLType.F32, 13]] as const;
+
+  test('gemv_swiglu: silu(gate·x) * (up·x), different kinds per matrix', async () => {
+    for (const [gateType, upType, cols] of KIND_PAIRS) {
+      const rows = 67;
+      const gateW = randomMatrix(gateType, rows, cols, 3), upW = randomMatrix(upType, rows, cols, 4);
+      const x = randomF32(cols, rng(5));
+      const g = matVec(gateW, rows, cols, x), u = matVec(upW, rows, cols, x);
+      const expected = Float32Array.from(g.y, (v, r) => (v / (1 + Math.exp(-v))) * u.y[r]!);
+      for (const variant of ['gemv_swiglu', 'gemv_swiglu_rows'] as const) {
+        const y = buffer(gpu, rows * 4);
+        const params = uniform([...desc(gateW.layout), ...desc(upW.layout)]);
+        const grid: [number, number, number] = variant === 'gemv_swiglu' ? [rows, 1, 1] : [Math.ceil(rows / 64), 1, 1];
+        run(variant, [gateW.layout.kind, upW.layout.kind], [gateW.buffer, upW.buffer, buffer(gpu, x), y, params, step(0, 1)], grid);
+        // silu'(g) <= 1.1, so each dot's error passes through scaled by at most |u| and 1.1.
+        expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${gateW.layout.kind}/${upW.layout.kind}`);
+      }
+    }
+  });
+
+  test('gemv_qkv: projections, biases and RoPE (adjacent, NEOX, partial) into Q and the KV cache at pos', async () => {
+    const pos = 5, heads = 4, kvHeads = 2;
+    for (const [qType, vType, cols] of KIND_PAIRS) {
+      for (const [headDim, ropeDim, neox, bias] of [[16, 16, false, false], [16, 16, true, true], [16, 8, true, false], [16, 8, false, true]] as const) {
+        const qDim = heads * headDim, kvDim = kvHeads * headDim;
+        const wq = randomMatrix(qType, qDim, cols, 6), wk = randomMatrix(qType, kvDim, cols, 7), wv = randomMatrix(vType, kvDim, cols, 8);
+        const x = randomF32(cols, rng(9));
+        const biases = randomF32(qDim + 2 * kvDim, rng(10));
+        const table = ropeAngles(pos + 1, ropeDim, 10000);
+        const constants = new Float32Array(table.length + 3 + biases.length); // biases at an odd offset
+        constants.set(table);
+        constants.set(biases, table.length + 3);
+        const [q, k, v] = [matVec(wq, qDim, cols, x), matVec(wk, kvDim, cols, x), matVec(wv, kvDim, cols, x)];
+        const withBias = (m: { y: Float64Array }, at: number) => Float32Array.from(m.y, (value, r) => value + (bias ? biases[at + r]! : 0));
+        const expectedQ = withBias(q, 0), expectedK = withBias(k, qDim), expectedV = withBias(v, qDim + kvDim);
+        rope(expectedQ, pos, headDim, ropeDim, 10000, undefined, neox);
+        rope(expectedK, pos, headDim, ropeDim, 10000, undefined, neox);
+        for (const variant of ['gemv_qkv', 'gemv_qkv_rows'] as const) {
+          const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (pos + 1) * kvDim * 4), vOut = buffer(gpu, (pos + 1) * kvDim * 4);
+          const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }]);
+          const pairs = (qDim + 2 * kvDim) / 2;
+          const grid: [number, number, number] = variant === 'gemv_qkv' ? [pairs, 1, 1] : [Math.ceil(pairs / 64), 1, 1];
+          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid);
+          const label = `${variant} ${wq.layout.kind}/${wv.layout.kind} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
+          // A rotation mixes two outputs, so the bound takes the larger of the pair's sums.
+          const bound = (m: { abs: Float64Array }) => () => 1e-5 * Math.max(...m.abs) + 2e-6;
+          expectClose(await readF32(qOut, qDim), expectedQ, bound(q), label + ' Q');
+          expectClose((await readF32(kOut, (pos + 1) * kvDim)).subarray(pos * kvDim), expectedK, bound(k), label + ' K');
+          expectClose((await readF32(vOut, (pos + 1) * kvDim)).subarray(pos * kvDim), expectedV, bound(v), label + ' V');
+        }
+      }
+    }
+  });
+});
+
 describe('embedding lookup', () => {
   for (const [kindName, type] of TYPES) {
     test(`${kindName}: rows of the dequantized matrix`, async () => {
@@ -127,7 +196,7 @@ describe('embedding lookup', () => {
       const w = randomMatrix(type, rows, cols, 7);
       const tokens = new Uint32Array([3, 0, 49, 3, 17]);
       const out = buffer(gpu, tokens.length * cols * 4);
-      const params = uniform([{ u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset }]);
+      const params = uniform([{ u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset }, { u: 0 }, { u: rows }]);
       run('embed', w.layout.kind, [w.buffer, buffer(gpu, tokens), out, params, step(0, tokens.length)], [Math.ceil(cols / 8 / 64), tokens.length, 1]);
       const got = await readF32(out, tokens.length * cols);
       const expected = new Float32Array(tokens.length * cols);

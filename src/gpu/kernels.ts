@@ -2,6 +2,8 @@ import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import biasWgsl from '../../shaders/bias.wgsl?raw';
 import commonWgsl from '../../shaders/common.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
+import gemvQkvWgsl from '../../shaders/gemv_qkv.wgsl?raw';
+import gemvSwigluWgsl from '../../shaders/gemv_swiglu.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import normWgsl from '../../shaders/norm.wgsl?raw';
 import probeWgsl from '../../shaders/probe.wgsl?raw';
@@ -18,16 +20,24 @@ interface KernelSpec {
   source: string;
   entry: string;
   bindings: BindingKind[];
-  /** Kernels that read weights are specialised per weight kind. */
-  weights?: boolean;
+  /**
+   * Kernels that read weights are specialised per weight kind. With one weight binding the kernel
+   * declares `W` and calls `load_w8`; with n > 1 it declares W0..W(n-1) and calls load0..load(n-1),
+   * each for its own kind.
+   */
+  weights?: number;
 }
 
 const R = 'read', RW = 'write', U = 'uniform';
 const SPECS = {
-  gemv: { source: matmulWgsl, entry: 'gemv', bindings: [R, R, RW, U, U], weights: true },
-  gemv_rows: { source: matmulWgsl, entry: 'gemv_rows', bindings: [R, R, RW, U, U], weights: true },
-  gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: true },
-  embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: true },
+  gemv: { source: matmulWgsl, entry: 'gemv', bindings: [R, R, RW, U, U], weights: 1 },
+  gemv_rows: { source: matmulWgsl, entry: 'gemv_rows', bindings: [R, R, RW, U, U], weights: 1 },
+  gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: 1 },
+  gemv_swiglu: { source: gemvSwigluWgsl, entry: 'gemv_swiglu', bindings: [R, R, R, RW, U, U], weights: 2 },
+  gemv_swiglu_rows: { source: gemvSwigluWgsl, entry: 'gemv_swiglu_rows', bindings: [R, R, R, RW, U, U], weights: 2 },
+  gemv_qkv: { source: gemvQkvWgsl, entry: 'gemv_qkv', bindings: [R, R, R, R, RW, RW, RW, R, U, U], weights: 3 },
+  gemv_qkv_rows: { source: gemvQkvWgsl, entry: 'gemv_qkv_rows', bindings: [R, R, R, R, RW, RW, RW, R, U, U], weights: 3 },
+  embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: 1 },
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, RW, R, U, U] },
   add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
@@ -37,6 +47,20 @@ const SPECS = {
 } satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof SPECS;
+
+const WEIGHT_STRUCTS = weightsWgsl.match(/struct \w+ \{[^}]*\}/g)!.join('\n');
+
+/**
+ * weights.wgsl for weight binding i of a multi-weight kernel: WGSL cannot pass a storage buffer to
+ * a function, so each binding gets its own copy of the loaders, reading W<i> under names suffixed
+ * _<i>, and `load<i>` picks this binding's kind.
+ */
+function weightsFor(kind: GpuWeightKind, i: number): string {
+  let body = weightsWgsl.replace(/struct \w+ \{[^}]*\}/g, '');
+  const names = [...body.matchAll(/\bfn (\w+)\s*\(/g)].map((m) => m[1]!);
+  body = body.replace(/\bW\[/g, `W${i}[`).replace(new RegExp(`\\b(${names.join('|')})\\(`, 'g'), `$1_${i}(`);
+  return `${body}\nfn load${i}(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}_${i}(d, row, k8); }`;
+}
 
 export interface Kernel {
   pipeline: GPUComputePipeline;
@@ -49,12 +73,13 @@ export class Kernels {
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   constructor(private readonly device: GPUDevice) {}
 
-  get(name: KernelName, kind?: GpuWeightKind): Kernel {
+  get(name: KernelName, kind?: GpuWeightKind | GpuWeightKind[]): Kernel {
     const spec: KernelSpec = SPECS[name];
-    const id = spec.weights ? `${name}:${kind}` : name;
+    const kinds = kind === undefined ? [] : Array.isArray(kind) ? kind : [kind];
+    const id = spec.weights ? `${name}:${kinds.join(',')}` : name;
     let k = this.cache.get(id);
     if (!k) {
-      k = this.compile(spec, kind);
+      k = this.compile(spec, kinds);
       this.cache.set(id, k);
     }
     return k;
@@ -84,12 +109,13 @@ export class Kernels {
     return layout;
   }
 
-  private compile(spec: KernelSpec, kind?: GpuWeightKind): Kernel {
-    if (spec.weights && !kind) throw new Error(`internal: ${spec.entry} needs a weight kind`);
+  private compile(spec: KernelSpec, kinds: GpuWeightKind[]): Kernel {
+    if ((spec.weights ?? 0) !== kinds.length) throw new Error(`internal: ${spec.entry} needs ${spec.weights ?? 0} weight kinds`);
     const code = [
       commonWgsl,
-      spec.weights ? weightsWgsl : '',
-      spec.weights ? `fn load_w8(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}(d, row, k8); }` : '',
+      ...(kinds.length === 1
+        ? [weightsWgsl, `fn load_w8(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kinds[0]}(d, row, k8); }`]
+        : [WEIGHT_STRUCTS, ...kinds.map(weightsFor)]),
       spec.source,
     ].join('\n');
     const module = this.device.createShaderModule({ code, label: spec.entry });
@@ -98,7 +124,7 @@ export class Kernels {
       const pipeline = this.device.createComputePipeline({
         layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module, entryPoint: spec.entry },
-        label: `${spec.entry}${kind ? ':' + kind : ''}`,
+        label: `${spec.entry}${kinds.length ? ':' + kinds.join(',') : ''}`,
       });
       return { pipeline, layout };
     } catch (e) {

@@ -55,11 +55,16 @@ export interface LoadOptions {
 /** A weight matrix on the GPU: one buffer, or several holding consecutive runs of rows. */
 type GpuMatrix = { buffer: GPUBuffer; layout: GpuLayout; rowStart: number }[];
 
-/** One recorded dispatch of the forward pass. `grid` maps the step's token count to workgroups. */
+/**
+ * One recorded dispatch of the forward pass. `grid` maps the step's token count to workgroups.
+ * Decode (a step of one token) runs fused kernels where prefill runs several plain ones; `phase`
+ * says which of the two lists an op belongs to.
+ */
 interface Op {
   kernel: Kernel | ((n: number) => Kernel);
   bindGroup: GPUBindGroup;
   grid: (n: number) => [number, number, number];
+  phase: 'both' | 'decode' | 'prefill';
 }
 
 const STATE_BYTES = 16;
@@ -70,8 +75,9 @@ const STATE_BYTES = 16;
  * command buffer, and reads back the sampled token id.
  */
 export class LlamaModel {
-  private readonly ops: Op[] = [];
-  /** The tail of `ops` that turns the last hidden state into a token (skipped mid-prompt). */
+  private decodeOps: Op[] = [];
+  private prefillOps: Op[] = [];
+  /** The tail of both op lists that turns the last hidden state into a token (skipped mid-prompt). */
   private headOps = 0;
   private readonly kernels: Kernels;
   private readonly alloc: GpuAllocator;
@@ -105,7 +111,7 @@ export class LlamaModel {
 
   /** Dispatches recorded for one decode step (embedding to sampled token). */
   get dispatchesPerToken(): number {
-    return this.ops.length;
+    return this.decodeOps.length;
   }
 
   /** Weight bytes a decode step reads: every matrix once, but one row of the embedding. */
@@ -186,7 +192,10 @@ export class LlamaModel {
 
     const S = this.stepBuffer;
     const k = this.kernels;
-    const ops = this.ops;
+    const ops: Op[] = [];
+    // The phase of the ops pushed next (see Op).
+    let phase: Op['phase'] = 'both';
+    const push = (op: Omit<Op, 'phase'>) => ops.push({ ...op, phase });
     const matmul = (w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { mode?: 'set' | 'accumulate' | 'swiglu'; yAtPos?: boolean; oneToken?: boolean } = {}) => {
       const totalRows = w.reduce((n, part) => n + part.layout.rows, 0);
       for (const part of w) {
@@ -199,7 +208,7 @@ export class LlamaModel {
         const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
         const gemm = k.get('gemm', l.kind);
         const decode = (n: number) => n === 1 || how.oneToken === true;
-        ops.push({
+        push({
           kernel: (n) => (decode(n) ? gemv : gemm),
           bindGroup: k.bindGroup(gemv, [part.buffer, input, output, params, S]),
           grid: (n) => (decode(n) ? gemvGrid : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1]),
@@ -209,19 +218,24 @@ export class LlamaModel {
     const rmsnorm = (input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, lastOnly = false) => {
       const kernel = k.get('rmsnorm');
       const params = a.uniform('rmsnorm', uniformData([{ u: c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }]));
-      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [input, weight, output, params, S]), grid: (n) => [lastOnly ? 1 : n, 1, 1] });
+      push({ kernel, bindGroup: k.bindGroup(kernel, [input, weight, output, params, S]), grid: (n) => [lastOnly ? 1 : n, 1, 1] });
     };
-    const ropeTable = a.storage('rope_table', this.contextLength * c.ropeDim * f32);
+    // The model's constants, read by RoPE and the fused decode projection: the (cos, sin) table,
+    // then (Qwen2) each layer's q, k and v biases.
+    const tableBytes = this.contextLength * c.ropeDim * f32;
+    const biasFloats = qDim + 2 * kvDim;
+    const constants = a.storage('constants', tableBytes + (c.qkvBias ? c.nLayers * biasFloats * f32 : 0));
     if (c.ropeFreqFactors && freqFactors?.length !== c.ropeDim / 2) throw new WebGPULLMError('malformed', 'rope_freqs.weight did not arrive whole');
-    a.device.queue.writeBuffer(ropeTable, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta, freqFactors));
+    a.device.queue.writeBuffer(constants, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta, freqFactors));
+    const copies = a.device.createCommandEncoder();
     const ropeParams = a.uniform('rope', uniformData([
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
     ]));
     const rope = (queries: GPUBuffer, keyCache: GPUBuffer) => {
       const kernel = k.get('rope');
-      ops.push({
+      push({
         kernel,
-        bindGroup: k.bindGroup(kernel, [queries, keyCache, ropeTable, ropeParams, S]),
+        bindGroup: k.bindGroup(kernel, [queries, keyCache, constants, ropeParams, S]),
         grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
       });
     };
@@ -229,7 +243,7 @@ export class LlamaModel {
     const addBias = (target: GPUBuffer, bias: GPUBuffer, n: number, rowsAtPos: boolean) => {
       const kernel = k.get('add_bias');
       const params = a.uniform('bias', uniformData([{ u: n }, { u: n }, { u: rowsAtPos ? 1 : 0 }]));
-      ops.push({ kernel, bindGroup: k.bindGroup(kernel, [target, bias, params, S]), grid: (t) => [Math.ceil(n / 64), t, 1] });
+      push({ kernel, bindGroup: k.bindGroup(kernel, [target, bias, params, S]), grid: (t) => [Math.ceil(n / 64), t, 1] });
     };
 
     // token embedding
@@ -240,7 +254,7 @@ export class LlamaModel {
       const embedParams = a.uniform('embed', uniformData([
         { u: part.layout.rows }, { u: part.layout.cols }, { u: part.layout.rowWords }, { u: part.layout.scaleOffset }, { u: part.rowStart }, { u: vocabRows },
       ]));
-      ops.push({
+      push({
         kernel: embed,
         bindGroup: k.bindGroup(embed, [part.buffer, this.tokensBuffer, x, embedParams, S]),
         grid: (n) => [Math.ceil(c.dim / 8 / 64), n, 1],
@@ -258,29 +272,71 @@ export class LlamaModel {
 
       // attention: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x))
       rmsnorm(x, vector(p + 'attn_norm.weight'), xb);
-      matmul(matrix(p + 'attn_q.weight'), xb, q);
-      matmul(matrix(p + 'attn_k.weight'), xb, keyCache, { yAtPos: true });
-      matmul(matrix(p + 'attn_v.weight'), xb, valueCache, { yAtPos: true });
+      const [wq, wk, wv] = [matrix(p + 'attn_q.weight'), matrix(p + 'attn_k.weight'), matrix(p + 'attn_v.weight')];
+      if (fusable(wq, wk, wv) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0) {
+        // Decode: projections, biases and RoPE in one dispatch (shaders/gemv_qkv.wgsl).
+        if (c.qkvBias) {
+          const at = tableBytes + l * biasFloats * f32;
+          copies.copyBufferToBuffer(vector(p + 'attn_q.bias'), 0, constants, at, qDim * f32);
+          copies.copyBufferToBuffer(vector(p + 'attn_k.bias'), 0, constants, at + qDim * f32, kvDim * f32);
+          copies.copyBufferToBuffer(vector(p + 'attn_v.bias'), 0, constants, at + (qDim + kvDim) * f32, kvDim * f32);
+        }
+        const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq[0]!.layout.kind, wk[0]!.layout.kind, wv[0]!.layout.kind]);
+        const params = a.uniform('qkv', uniformData([
+          ...[wq, wk, wv].flatMap(([w]) => [{ u: w!.layout.rows }, { u: w!.layout.cols }, { u: w!.layout.rowWords }, { u: w!.layout.scaleOffset }]),
+          { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: (tableBytes / f32) + l * biasFloats },
+        ]));
+        const pairs = (qDim + 2 * kvDim) / 2;
+        phase = 'decode';
+        push({
+          kernel,
+          bindGroup: k.bindGroup(kernel, [wq[0]!.buffer, wk[0]!.buffer, wv[0]!.buffer, xb, q, keyCache, valueCache, constants, params, S]),
+          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(pairs / 64)) : rowsGrid(pairs)),
+        });
+        phase = 'prefill';
+      }
+      matmul(wq, xb, q);
+      matmul(wk, xb, keyCache, { yAtPos: true });
+      matmul(wv, xb, valueCache, { yAtPos: true });
       if (c.qkvBias) {
         addBias(q, vector(p + 'attn_q.bias'), qDim, false);
         addBias(keyCache, vector(p + 'attn_k.bias'), kvDim, true);
         addBias(valueCache, vector(p + 'attn_v.bias'), kvDim, true);
       }
       rope(q, keyCache);
+      phase = 'both';
       const attention = k.get('attention');
-      ops.push({
+      push({
         kernel: attention,
         bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnPartial, attnOut, attnParams, S]),
         grid: (n) => [c.nHeads, n, 1],
       });
       matmul(matrix(p + 'attn_output.weight'), attnOut, x, { mode: 'accumulate' });
 
-      // feed-forward: x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x)), SwiGLU fused into the up projection
+      // feed-forward: x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
       rmsnorm(x, vector(p + 'ffn_norm.weight'), xb);
-      matmul(matrix(p + 'ffn_gate.weight'), xb, gate);
-      matmul(matrix(p + 'ffn_up.weight'), xb, gate, { mode: 'swiglu' });
+      const [wGate, wUp] = [matrix(p + 'ffn_gate.weight'), matrix(p + 'ffn_up.weight')];
+      if (fusable(wGate, wUp)) {
+        // Decode: both projections and SwiGLU in one dispatch (shaders/gemv_swiglu.wgsl).
+        const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_swiglu_rows' : 'gemv_swiglu', [wGate[0]!.layout.kind, wUp[0]!.layout.kind]);
+        const params = a.uniform('swiglu', uniformData(
+          [wGate, wUp].flatMap(([w]) => [{ u: w!.layout.rows }, { u: w!.layout.cols }, { u: w!.layout.rowWords }, { u: w!.layout.scaleOffset }]),
+        ));
+        phase = 'decode';
+        push({
+          kernel,
+          bindGroup: k.bindGroup(kernel, [wGate[0]!.buffer, wUp[0]!.buffer, xb, gate, params, S]),
+          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(c.ffnDim / 64)) : rowsGrid(c.ffnDim)),
+        });
+        phase = 'prefill';
+      }
+      // Prefill: SwiGLU fused into the up projection's output.
+      matmul(wGate, xb, gate);
+      matmul(wUp, xb, gate, { mode: 'swiglu' });
+      phase = 'both';
       matmul(matrix(p + 'ffn_down.weight'), gate, x, { mode: 'accumulate' });
     }
+    a.device.queue.submit([copies.finish()]);
 
     // head: logits of the last token, then the sampler (skipped for all but a prompt's last chunk)
     const opsBeforeHead = ops.length;
@@ -293,12 +349,14 @@ export class LlamaModel {
     this.historyBuffer = a.storage('history', (this.contextLength + 1) * 4);
     const work = a.storage('sampler_work', c.vocabSize * f32);
     const sample = k.get('sample');
-    ops.push({
+    push({
       kernel: sample,
       bindGroup: k.bindGroup(sample, [this.logitsBuffer, work, this.historyBuffer, this.samplerState, this.tokensBuffer, this.samplerParams, counts]),
       grid: () => [1, 1, 1],
     });
     this.headOps = ops.length - opsBeforeHead;
+    this.decodeOps = ops.filter((op) => op.phase !== 'prefill');
+    this.prefillOps = ops.filter((op) => op.phase !== 'decode');
     this.readback = a.create('readback', Math.max(STATE_BYTES, c.vocabSize * f32), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     this.setSampler(GREEDY, []);
   }
@@ -346,9 +404,10 @@ export class LlamaModel {
     if (tokens) device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(tokens));
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
-    const count = head ? this.ops.length : this.ops.length - this.headOps;
+    const list = n === 1 ? this.decodeOps : this.prefillOps;
+    const count = head ? list.length : list.length - this.headOps;
     for (let i = 0; i < count; i++) {
-      const op = this.ops[i]!;
+      const op = list[i]!;
       const kernel = typeof op.kernel === 'function' ? op.kernel(n) : op.kernel;
       pass.setPipeline(kernel.pipeline);
       pass.setBindGroup(0, op.bindGroup);
@@ -421,7 +480,7 @@ export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength
     { name: 'sampler_work', bytes: c.vocabSize * 4 },
     { name: 'sampler_counts', bytes: c.vocabSize * 4 },
     { name: 'history', bytes: (contextLength + 1) * 4 },
-    { name: 'rope_table', bytes: contextLength * c.ropeDim * 4 },
+    { name: 'constants', bytes: contextLength * c.ropeDim * 4 + (c.qkvBias ? c.nLayers * (qDim + 2 * kvDim) * 4 : 0) },
   ];
 }
 
@@ -459,6 +518,11 @@ export function ropeAngles(positions: number, ropeDim: number, theta: number, fa
 }
 
 /** Workgroups for one-row-per-workgroup kernels, folded into 2D beyond the 65535 limit. */
+/** Matrices a fused decode kernel can take: each in one buffer, all with the same columns. */
+function fusable(...matrices: GpuMatrix[]): boolean {
+  return matrices.every((m) => m.length === 1 && m[0]!.layout.cols === matrices[0]![0]!.layout.cols);
+}
+
 function rowsGrid(rows: number): [number, number, number] {
   return rows <= 65535 ? [rows, 1, 1] : [65535, Math.ceil(rows / 65535), 1];
 }

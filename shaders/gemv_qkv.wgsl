@@ -1,0 +1,131 @@
+// Decode's attention input in one dispatch: the q, k and v projections of one token, plus the
+// q/k/v biases (Qwen2) and RoPE of q and k, with k and v written straight into the KV cache at
+// step.pos. Each work item computes a pair of rows that RoPE turns together (adjacent pairs, or
+// NEOX halves), so the rotation needs nothing from other items. `gemv_qkv` takes a workgroup per
+// pair (GPUs); `gemv_qkv_rows` a thread per pair, with no barriers (CPU adapters).
+
+struct QkvParams {
+  q: WeightDesc,
+  k: WeightDesc,
+  v: WeightDesc,
+  head_dim: u32,
+  rope_dim: u32,
+  // 1: NEOX pairs (v[i], v[i + rope_dim/2]); 0: adjacent pairs.
+  neox: u32,
+  // 1: add the biases stored in C from bias_offset on (q rows, then k, then v).
+  has_bias: u32,
+  bias_offset: u32,
+}
+
+@group(0) @binding(0) var<storage, read> W0: array<u32>; // attn_q
+@group(0) @binding(1) var<storage, read> W1: array<u32>; // attn_k
+@group(0) @binding(2) var<storage, read> W2: array<u32>; // attn_v
+@group(0) @binding(3) var<storage, read> X: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Q: array<f32>;
+@group(0) @binding(5) var<storage, read_write> K: array<f32>;
+@group(0) @binding(6) var<storage, read_write> V: array<f32>;
+// The model's constants: the RoPE (cos, sin) table [position][rope_dim / 2] from 0, the biases.
+@group(0) @binding(7) var<storage, read> C: array<f32>;
+@group(0) @binding(8) var<uniform> P: QkvParams;
+@group(0) @binding(9) var<uniform> S: Step;
+
+fn x8(k8: u32) -> W8 {
+  var v: array<f32, 8>;
+  for (var i = 0u; i < 8u; i++) {
+    if (k8 * 8u + i < P.q.cols) { v[i] = X[k8 * 8u + i]; }
+  }
+  return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+
+fn dot8(w: W8, x: W8) -> f32 {
+  return dot(w.lo, x.lo) + dot(w.hi, x.hi);
+}
+
+// Dot products of rows r.x and r.y of one matrix over columns k8 = first, first + step, ...
+fn dots(m: u32, r: vec2<u32>, first: u32, step: u32) -> vec2<f32> {
+  let n8 = (P.q.cols + 7u) / 8u;
+  var acc = vec2<f32>(0.0);
+  switch m {
+    case 0u: {
+      for (var k8 = first; k8 < n8; k8 += step) { let x = x8(k8); acc += vec2<f32>(dot8(load0(P.q, r.x, k8), x), dot8(load0(P.q, r.y, k8), x)); }
+    }
+    case 1u: {
+      for (var k8 = first; k8 < n8; k8 += step) { let x = x8(k8); acc += vec2<f32>(dot8(load1(P.k, r.x, k8), x), dot8(load1(P.k, r.y, k8), x)); }
+    }
+    default: {
+      for (var k8 = first; k8 < n8; k8 += step) { let x = x8(k8); acc += vec2<f32>(dot8(load2(P.v, r.x, k8), x), dot8(load2(P.v, r.y, k8), x)); }
+    }
+  }
+  return acc;
+}
+
+struct Pair {
+  m: u32,         // 0: q, 1: k, 2: v
+  rows: vec2<u32>,
+  rotation: u32,  // which RoPE pair of the head, or rope_dim / 2 when not rotated
+}
+
+fn pair_of(p: u32) -> Pair {
+  let qp = P.q.rows / 2u;
+  let kp = P.k.rows / 2u;
+  var m = 0u;
+  var local = p;
+  if (p >= qp + kp) { m = 2u; local = p - qp - kp; } else if (p >= qp) { m = 1u; local = p - qp; }
+  let half = P.head_dim / 2u;
+  let head0 = (local / half) * P.head_dim;
+  let i = local % half;
+  let rope_pairs = P.rope_dim / 2u;
+  if (m == 2u || i >= rope_pairs) {
+    // Not rotated: the values past rope_dim (and all of v), as adjacent pairs.
+    let first = select(2u * i, P.rope_dim + 2u * (i - rope_pairs), P.neox == 1u && m < 2u);
+    return Pair(m, vec2<u32>(head0 + first, head0 + first + 1u), rope_pairs);
+  }
+  if (P.neox == 1u) { return Pair(m, vec2<u32>(head0 + i, head0 + i + rope_pairs), i); }
+  return Pair(m, vec2<u32>(head0 + 2u * i, head0 + 2u * i + 1u), i);
+}
+
+fn finish(pair: Pair, raw: vec2<f32>) {
+  var y = raw;
+  if (P.has_bias == 1u) {
+    let base = P.bias_offset + select(0u, P.q.rows, pair.m >= 1u) + select(0u, P.k.rows, pair.m == 2u);
+    y += vec2<f32>(C[base + pair.rows.x], C[base + pair.rows.y]);
+  }
+  let rope_pairs = P.rope_dim / 2u;
+  if (pair.rotation < rope_pairs) {
+    let at = (S.pos * rope_pairs + pair.rotation) * 2u;
+    let c = C[at];
+    let s = C[at + 1u];
+    y = vec2<f32>(y.x * c - y.y * s, y.x * s + y.y * c);
+  }
+  switch pair.m {
+    case 0u: { Q[pair.rows.x] = y.x; Q[pair.rows.y] = y.y; }
+    case 1u: { K[S.pos * P.k.rows + pair.rows.x] = y.x; K[S.pos * P.k.rows + pair.rows.y] = y.y; }
+    default: { V[S.pos * P.v.rows + pair.rows.x] = y.x; V[S.pos * P.v.rows + pair.rows.y] = y.y; }
+  }
+}
+
+const WG = 64u;
+var<workgroup> partial: array<vec2<f32>, WG>;
+
+@compute @workgroup_size(WG)
+fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  let p = wg.x + wg.y * nwg.x;
+  if (p >= (P.q.rows + P.k.rows + P.v.rows) / 2u) { return; }
+  let pair = pair_of(p);
+  partial[lid] = dots(pair.m, pair.rows, lid, WG);
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { finish(pair, partial[0]); }
+}
+
+@compute @workgroup_size(WG)
+fn gemv_qkv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let p = gid.x + gid.y * nwg.x * WG;
+  if (p >= (P.q.rows + P.k.rows + P.v.rows) / 2u) { return; }
+  let pair = pair_of(p);
+  finish(pair, dots(pair.m, pair.rows, 0u, 1u));
+}
