@@ -13,6 +13,8 @@ struct AttnParams {
 }
 
 const CHUNKS = 16u;
+// The largest head_dim this pipeline serves; the model sets it to its own (src/gpu/kernels.ts),
+// so the private arrays below are no larger than they need to be.
 const MAX_HEAD_DIM = 256u;
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;

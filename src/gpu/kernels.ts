@@ -73,13 +73,23 @@ export class Kernels {
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   constructor(private readonly device: GPUDevice) {}
 
-  get(name: KernelName, kind?: GpuWeightKind | GpuWeightKind[]): Kernel {
+  /**
+   * `constants` replaces the values of the source's `const NAME = ...u;` declarations: sizes
+   * that must be known at compile time (private arrays), fitted to the model.
+   */
+  get(name: KernelName, kind?: GpuWeightKind | GpuWeightKind[], constants: Record<string, number> = {}): Kernel {
     const spec: KernelSpec = SPECS[name];
     const kinds = kind === undefined ? [] : Array.isArray(kind) ? kind : [kind];
-    const id = spec.weights ? `${name}:${kinds.join(',')}` : name;
+    const id = [name, kinds.join(','), ...Object.entries(constants).map(([c, v]) => `${c}=${v}`)].join(':');
     let k = this.cache.get(id);
     if (!k) {
-      k = this.compile(spec, kinds);
+      let source = spec.source;
+      for (const [c, v] of Object.entries(constants)) {
+        const declaration = new RegExp(`const ${c} = \\d+u;`);
+        if (!declaration.test(source) || !Number.isInteger(v) || v < 1) throw new Error(`internal: ${spec.entry} cannot set ${c} to ${v}`);
+        source = source.replace(declaration, `const ${c} = ${v}u;`);
+      }
+      k = this.compile({ ...spec, source }, kinds);
       this.cache.set(id, k);
     }
     return k;

@@ -305,7 +305,7 @@ export class LlamaModel {
       }
       rope(q, keyCache);
       phase = 'both';
-      const attention = k.get('attention');
+      const attention = k.get('attention', undefined, { MAX_HEAD_DIM: c.headDim });
       push({
         kernel: attention,
         bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnPartial, attnOut, attnParams, S]),
