@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
 import { isWebGPULLMError, WebGPULLMError } from '../errors.js';
 import { generate } from '../generate.js';
-import { bench, followupBench } from '../node/bench.js';
+import { bench, followupBench, gemvBench } from '../node/bench.js';
+import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
@@ -9,7 +10,8 @@ const USAGE = `usage:
   webgpu-llm generate --model FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
                       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--verbose]
   webgpu-llm tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]
-  webgpu-llm bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...] [--json] [--verbose]`;
+  webgpu-llm bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...] [--json] [--verbose]
+  webgpu-llm bench-gemv [--json]   (Q4_0 and Q8_0 decode GEMV at TinyLlama 1.1B shapes vs the read probe)`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -120,6 +122,19 @@ async function benchCommand(values: Values): Promise<void> {
   }
 }
 
+async function benchGemvCommand(values: Values): Promise<void> {
+  const gpu = await nodeGpuContext();
+  const r = await gemvBench(gpu);
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ adapter: gpu.adapterName, shape: 'tinyllama-1.1b', ...r }) + '\n');
+    return;
+  }
+  process.stdout.write(`decode GEMV on ${gpu.adapterName}, TinyLlama 1.1B layer shapes; read probe ${r.probe_read_gb_s.toFixed(2)} GB/s\n`);
+  for (const k of r.results) {
+    process.stdout.write(`  ${k.kind.padEnd(5)} ${k.kernel}: ${(k.bytes / 1e6).toFixed(1)} MB in ${k.ms.toFixed(1)} ms = ${k.gb_s.toFixed(3)} GB/s, ${(100 * k.fraction_of_probe).toFixed(1)}% of the probe\n`);
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   let verbose = argv.includes('--verbose');
   try {
@@ -133,6 +148,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === 'generate') await generateCommand(values);
     else if (command === 'tokenize') await tokenizeCommand(values);
     else if (command === 'bench') await benchCommand(values);
+    else if (command === 'bench-gemv') await benchGemvCommand(values);
     else usageError(`unknown command "${command}"`);
     return 0;
   } catch (e) {

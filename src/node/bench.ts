@@ -1,5 +1,6 @@
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
+import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
 import { GREEDY, type LlamaModel } from '../model/llama.js';
 import { loadModelFile } from './load.js';
 
@@ -160,4 +161,79 @@ export async function followupBench(path: string, histories: number[]): Promise<
   } finally {
     await engine.dispose();
   }
+}
+
+export interface GemvResult {
+  kind: GpuWeightKind;
+  kernel: string;
+  /** Weight bytes one decode step's projections read (q, k, v, o, gate, up, down). */
+  bytes: number;
+  ms: number;
+  gb_s: number;
+  fraction_of_probe: number;
+}
+
+/**
+ * The decode GEMV alone, at one layer's matrix shapes (default TinyLlama 1.1B: dim 2048, ffn
+ * 5632, k/v rows 256): the kernel this adapter gets (gemv_rows on CPU adapters, gemv otherwise)
+ * over random weights of each kind, against the read probe of the same run.
+ */
+export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632, kv: 256 }, kinds: GpuWeightKind[] = ['q4_0', 'q8_0']): Promise<{ probe_read_gb_s: number; results: GemvResult[] }> {
+  const device = gpu.device;
+  const kernels = new Kernels(device);
+  const probe = await probeReadBandwidth(gpu);
+  const { dim, ffn, kv } = shape;
+  const matrices: [number, number][] = [[dim, dim], [kv, dim], [kv, dim], [dim, dim], [ffn, dim], [ffn, dim], [dim, ffn]];
+  const results: GemvResult[] = [];
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  const x = device.createBuffer({ size: Math.max(dim, ffn) * 4, usage });
+  device.queue.writeBuffer(x, 0, Float32Array.from({ length: Math.max(dim, ffn) }, (_, i) => Math.sin(i)));
+  const y = device.createBuffer({ size: Math.max(dim, ffn) * 4, usage });
+  const step = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(step, 0, new Uint32Array([0, 1, 0, 0]));
+  const name = gpu.cpuEmulated ? 'gemv_rows' : 'gemv';
+  for (const kind of kinds) {
+    const kernel = kernels.get(name, kind);
+    const dispatches = matrices.map(([rows, cols]) => {
+      const layout = gpuLayout(kind, rows, cols);
+      // Random quants; small, finite f16 scales (0x2000 ≈ 0.0078) so no NaN or denormal slows the math.
+      const words = new Uint32Array(layout.totalWords);
+      for (let i = 0; i < words.length; i++) words[i] = layout.scaleOffset && i >= layout.scaleOffset ? 0x20002000 : (Math.random() * 2 ** 32) >>> 0;
+      const w = device.createBuffer({ size: words.byteLength, usage });
+      device.queue.writeBuffer(w, 0, words);
+      const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(params, 0, new Uint32Array([rows, cols, layout.rowWords, layout.scaleOffset, cols, rows, 0, 0, 0, 0, 0, 0]));
+      const grid = gpu.cpuEmulated ? [Math.ceil(rows / 64), 1, 1] : [Math.min(rows, 65535), Math.ceil(rows / 65535), 1];
+      return { w, params, grid: grid as [number, number, number], bytes: words.byteLength, bindGroup: kernels.bindGroup(kernel, [w, x, y, params, step]) };
+    });
+    const run = async () => {
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(kernel.pipeline);
+      for (const d of dispatches) {
+        pass.setBindGroup(0, d.bindGroup);
+        pass.dispatchWorkgroups(...d.grid);
+      }
+      pass.end();
+      const start = performance.now();
+      device.queue.submit([enc.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return performance.now() - start;
+    };
+    await run();
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) times.push(await run());
+    const ms = median(times);
+    const bytes = dispatches.reduce((s, d) => s + d.bytes, 0);
+    const gbS = bytes / (ms / 1000) / 1e9;
+    results.push({ kind, kernel: name, bytes, ms, gb_s: gbS, fraction_of_probe: gbS / probe });
+    for (const d of dispatches) {
+      d.w.destroy();
+      d.params.destroy();
+    }
+  }
+  x.destroy();
+  y.destroy();
+  step.destroy();
+  return { probe_read_gb_s: probe, results };
 }
