@@ -26,6 +26,9 @@ export interface GeneratedToken {
   text: string;
 }
 
+/** The most decode steps between readbacks: more saves round trips, fewer stops sooner. */
+const DECODE_BATCH = 8;
+
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 /** llama.cpp's defaults, so the same flags mean the same thing. */
@@ -88,6 +91,11 @@ export async function* generate(
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
   let token = await model.step(prompt.slice(reuse), reuse);
+  // Tokens chosen on the GPU but not yet yielded. Decode runs in batches of steps per readback,
+  // growing from 1 (so the first tokens come at once) to DECODE_BATCH; whatever a stop leaves
+  // unread was never part of the output, and later steps overwrite its KV entries.
+  let pending: number[] = [];
+  let batch = 1;
   for (let produced = 1; ; produced++) {
     if (options.signal?.aborted) return { finishReason: 'abort', context };
     // Bytes still pending at a stop token never formed a character: they are dropped.
@@ -95,9 +103,12 @@ export async function* generate(
     const last = produced >= maxTokens || context.length >= model.contextLength;
     yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
     if (last) return { finishReason: 'length', context };
-    // Feed the token just yielded (the sampler left it on the GPU) and sample the next.
-    const fed = token;
-    token = await model.step(null, context.length);
-    context.push(fed);
+    // Feed the token just yielded (the sampler left it on the GPU) and sample the next ones.
+    if (!pending.length) {
+      pending = await model.decode(Math.min(batch, maxTokens - produced, model.contextLength - context.length), context.length);
+      batch = Math.min(2 * batch, DECODE_BATCH);
+    }
+    context.push(token);
+    token = pending.shift()!;
   }
 }

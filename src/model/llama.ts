@@ -68,6 +68,10 @@ interface Op {
 }
 
 const STATE_BYTES = 16;
+/** Where the sampler state holds the chosen token (shaders/sample.wgsl's SampleState.token). */
+const TOKEN_OFFSET = 8;
+/** The most decode steps recorded before one readback. */
+export const MAX_DECODE_STEPS = 16;
 
 /**
  * A Llama-family model on the GPU. All buffers, bind groups and the list of dispatches are made
@@ -116,6 +120,9 @@ export class LlamaModel {
 
   /** Weight bytes a decode step reads: every matrix once, but one row of the embedding. */
   weightBytesPerToken = 0;
+  /** Bytes of the weights and of the KV cache on the GPU (what the memory target is measured against). */
+  weightBytes = 0;
+  kvCacheBytes = 0;
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<LlamaModel> {
     const config = readConfig(file);
@@ -171,6 +178,8 @@ export class LlamaModel {
       loaded += chunk.words.length;
       options.onProgress?.(loaded, total);
     }
+    this.weightBytes = plans.reduce((sum, p) => sum + p.words * 4, 0);
+    this.kvCacheBytes = 2 * c.nLayers * this.contextLength * kvDim * f32;
     for (const p of plans) {
       const embeddingOnly = p.tensor === 'token_embd.weight' && !c.tiedOutput;
       this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
@@ -357,7 +366,7 @@ export class LlamaModel {
     this.headOps = ops.length - opsBeforeHead;
     this.decodeOps = ops.filter((op) => op.phase !== 'prefill');
     this.prefillOps = ops.filter((op) => op.phase !== 'decode');
-    this.readback = a.create('readback', Math.max(STATE_BYTES, c.vocabSize * f32), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.readback = a.create('readback', Math.max(STATE_BYTES, MAX_DECODE_STEPS * 4, c.vocabSize * f32), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     this.setSampler(GREEDY, []);
   }
 
@@ -375,17 +384,28 @@ export class LlamaModel {
 
   /**
    * Runs `tokens` at positions [pos, pos + tokens.length) and returns the sampled next token.
-   * `null` feeds the token the sampler chose last, without a round trip through the host.
    * The sampler's history must already end with these tokens (see setSampler).
    */
-  async step(tokens: ArrayLike<number> | null, pos: number): Promise<number> {
-    const n = tokens?.length ?? 1;
+  async step(tokens: ArrayLike<number>, pos: number): Promise<number> {
+    const n = tokens.length;
     this.checkRange(pos, n);
     for (let at = 0; at < n; at += this.maxBatch) {
-      const chunk = tokens ? Array.from(tokens).slice(at, at + this.maxBatch) : null;
-      this.encodeStep(chunk, pos + at, chunk?.length ?? 1, at + this.maxBatch >= n, false);
+      const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
+      this.encodeStep(chunk, pos + at, chunk.length, at + this.maxBatch >= n, { to: 'state' });
     }
     return (await this.read(STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
+  }
+
+  /**
+   * Runs `count` decode steps at positions pos, pos + 1, ..., each feeding the token the sampler
+   * chose in the step before (the first feeds the last one chosen), with one readback at the end:
+   * the tokens chosen, in order. Tokens never pass through the host between these steps.
+   */
+  async decode(count: number, pos: number): Promise<number[]> {
+    if (!Number.isInteger(count) || count < 1 || count > MAX_DECODE_STEPS) throw new WebGPULLMError('invalid-argument', `decode takes 1 to ${MAX_DECODE_STEPS} steps, not ${count}`);
+    this.checkRange(pos, count);
+    for (let i = 0; i < count; i++) this.encodeStep(null, pos + i, 1, true, { to: 'token', slot: i });
+    return this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
   }
 
   /** Like step, but returns the last token's logits (tests and tools; decode never needs them). */
@@ -393,12 +413,13 @@ export class LlamaModel {
     this.checkRange(pos, tokens.length);
     for (let at = 0; at < tokens.length; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
-      this.encodeStep(chunk, pos + at, chunk.length, at + this.maxBatch >= tokens.length, true);
+      this.encodeStep(chunk, pos + at, chunk.length, at + this.maxBatch >= tokens.length, { to: 'logits' });
     }
     return this.read(this.config.vocabSize * 4, (b) => new Float32Array(b).slice());
   }
 
-  private encodeStep(tokens: number[] | null, pos: number, n: number, head: boolean, copyLogits: boolean): void {
+  /** Records one step; with `head`, what the host reads afterwards lands in the readback buffer. */
+  private encodeStep(tokens: number[] | null, pos: number, n: number, head: boolean, read: { to: 'state' } | { to: 'logits' } | { to: 'token'; slot: number }): void {
     const device = this.gpu.device;
     device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos, n, 0, 0]));
     if (tokens) device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(tokens));
@@ -416,8 +437,9 @@ export class LlamaModel {
     }
     pass.end();
     if (head) {
-      if (copyLogits) encoder.copyBufferToBuffer(this.logitsBuffer, 0, this.readback, 0, this.config.vocabSize * 4);
-      else encoder.copyBufferToBuffer(this.samplerState, 0, this.readback, 0, STATE_BYTES);
+      if (read.to === 'logits') encoder.copyBufferToBuffer(this.logitsBuffer, 0, this.readback, 0, this.config.vocabSize * 4);
+      else if (read.to === 'state') encoder.copyBufferToBuffer(this.samplerState, 0, this.readback, 0, STATE_BYTES);
+      else encoder.copyBufferToBuffer(this.samplerState, TOKEN_OFFSET, this.readback, read.slot * 4, 4);
     }
     device.queue.submit([encoder.finish()]);
   }
