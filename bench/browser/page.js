@@ -2,19 +2,12 @@
 // Used by `npm run bench:browser` and by the differential tests (test/llamacpp.test.ts).
 import { Wllama } from '@wllama/wllama';
 import { createEngine } from '../../dist/index.js';
+import { guard } from '../../test/browser/guard.js';
 
 const WLLAMA = new URL('../../node_modules/@wllama/wllama/esm/', import.meta.url).href;
 let llama;
 let engine;
 
-const errorOf = (e) => ({ error: { name: e?.name, code: e?.code, message: e?.message ?? String(e) } });
-const guard = (f) => async (...args) => {
-  try {
-    return await f(...args);
-  } catch (e) {
-    return errorOf(e);
-  }
-};
 
 /** Loads a GGUF into llama.cpp. Threads need cross-origin isolation (the bench server sends COOP/COEP). */
 window.llamaLoad = guard(async (url, { threads = 1, context = 512 } = {}) => {

@@ -1,5 +1,5 @@
 import type { GpuContext } from '../gpu/context.js';
-import { Kernels } from '../gpu/kernels.js';
+import { Kernels, type Kernel } from '../gpu/kernels.js';
 import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
 import { GREEDY, type LlamaModel } from '../model/llama.js';
 import { loadModelFile } from './load.js';
@@ -26,6 +26,22 @@ export interface BenchResult {
   peak_overhead_fraction: number;
 }
 
+/** Runs one kernel's dispatches in one pass and submit; milliseconds until the GPU is done. */
+async function timedPass(device: GPUDevice, kernel: Kernel, dispatches: [GPUBindGroup, [number, number, number]][]): Promise<number> {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(kernel.pipeline);
+  for (const [bindGroup, grid] of dispatches) {
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...grid);
+  }
+  pass.end();
+  const start = performance.now();
+  device.queue.submit([enc.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  return performance.now() - start;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** Best streaming-read bandwidth of a read-and-reduce kernel over a 256 MiB (or smaller) buffer. */
@@ -38,18 +54,7 @@ export async function probeReadBandwidth(gpu: GpuContext, repeats = 5): Promise<
   const kernels = new Kernels(device);
   const k = kernels.get('probe');
   const bindGroup = kernels.bindGroup(k, [data, sums]);
-  const run = async () => {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(k.pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(workgroups);
-    pass.end();
-    const start = performance.now();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    return performance.now() - start;
-  };
+  const run = () => timedPass(device, k, [[bindGroup, [workgroups, 1, 1]]]);
   await run();
   let best = Infinity;
   for (let i = 0; i < repeats; i++) best = Math.min(best, await run());
@@ -210,20 +215,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
       const grid = gpu.cpuEmulated ? [Math.ceil(rows / 64), 1, 1] : [Math.min(rows, 65535), Math.ceil(rows / 65535), 1];
       return { w, params, grid: grid as [number, number, number], bytes: words.byteLength, bindGroup: kernels.bindGroup(kernel, [w, x, y, params, step]) };
     });
-    const run = async () => {
-      const enc = device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(kernel.pipeline);
-      for (const d of dispatches) {
-        pass.setBindGroup(0, d.bindGroup);
-        pass.dispatchWorkgroups(...d.grid);
-      }
-      pass.end();
-      const start = performance.now();
-      device.queue.submit([enc.finish()]);
-      await device.queue.onSubmittedWorkDone();
-      return performance.now() - start;
-    };
+    const run = () => timedPass(device, kernel, dispatches.map((d) => [d.bindGroup, d.grid]));
     await run();
     const times: number[] = [];
     for (let i = 0; i < 5; i++) times.push(await run());

@@ -1,18 +1,11 @@
 // Drives the built library (dist/) the way an app would. Tests call these window functions.
 import { createEngine } from '../../dist/index.js';
+import { guard } from './guard.js';
 
 window.longTasks = [];
 new PerformanceObserver((list) => window.longTasks.push(...list.getEntries().map((e) => e.duration))).observe({ type: 'longtask' });
 
 let engine;
-const errorOf = (e) => ({ error: { name: e?.name, code: e?.code, message: e?.message ?? String(e) } });
-const guard = (f) => async (...args) => {
-  try {
-    return await f(...args);
-  } catch (e) {
-    return errorOf(e);
-  }
-};
 
 window.engineLoad = guard(async (url) => {
   engine ??= await createEngine();
