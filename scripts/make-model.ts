@@ -28,6 +28,7 @@ export const SHAPES: Record<string, Shape> = {
   'qwen2.5-0.5b': { dim: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, vocab: 151936, context: 32768, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000 },
   'smollm2-135m': { dim: 576, layers: 30, heads: 9, kvHeads: 3, ffn: 1536, vocab: 49152, context: 8192, vocabFrom: 'gpt2', tied: true, ropeTheta: 100000 },
   'smollm2-360m': { dim: 960, layers: 32, heads: 15, kvHeads: 5, ffn: 2560, vocab: 49152, context: 8192, vocabFrom: 'gpt2', tied: true, ropeTheta: 100000 },
+  'phi-3.5-mini': { dim: 3072, layers: 32, heads: 32, kvHeads: 32, ffn: 8192, vocab: 32064, context: 131072, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
@@ -111,7 +112,9 @@ function normal(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-export async function makeModel(options: { arch: 'llama' | 'qwen2'; shape: string; quant: string; seed?: number }): Promise<Uint8Array> {
+export type Architecture = 'llama' | 'qwen2' | 'phi3';
+
+export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number }): Promise<Uint8Array> {
   const s = SHAPES[options.shape];
   if (!s) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
   const typeOf = QUANTS[options.quant];
@@ -129,13 +132,19 @@ export async function makeModel(options: { arch: 'llama' | 'qwen2'; shape: strin
   const vector = (name: string, n: number, value: (i: number) => number) =>
     tensors.push({ name, dims: [n], type: GGMLType.F32, data: new Uint8Array(Float32Array.from({ length: n }, (_, i) => value(i)).buffer) });
 
+  const phi3 = options.arch === 'phi3';
   matrix('token_embd.weight', s.dim, s.vocab, 1);
   for (let l = 0; l < s.layers; l++) {
     const p = `blk.${l}.`;
     vector(p + 'attn_norm.weight', s.dim, () => 1);
-    matrix(p + 'attn_q.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
-    matrix(p + 'attn_k.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
-    matrix(p + 'attn_v.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
+    if (phi3) {
+      // Phi-3 fuses q, k and v into one tensor, and gate and up into ffn_up (gate rows first).
+      matrix(p + 'attn_qkv.weight', s.dim, s.dim + 2 * kv, 1 / Math.sqrt(s.dim));
+    } else {
+      matrix(p + 'attn_q.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
+      matrix(p + 'attn_k.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
+      matrix(p + 'attn_v.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
+    }
     if (options.arch === 'qwen2') {
       vector(p + 'attn_q.bias', s.dim, () => random() * 0.1);
       vector(p + 'attn_k.bias', kv, () => random() * 0.1);
@@ -143,13 +152,24 @@ export async function makeModel(options: { arch: 'llama' | 'qwen2'; shape: strin
     }
     matrix(p + 'attn_output.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
     vector(p + 'ffn_norm.weight', s.dim, () => 1);
-    matrix(p + 'ffn_gate.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
-    matrix(p + 'ffn_up.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
+    if (phi3) {
+      matrix(p + 'ffn_up.weight', s.dim, 2 * s.ffn, 1 / Math.sqrt(s.dim));
+    } else {
+      matrix(p + 'ffn_gate.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
+      matrix(p + 'ffn_up.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
+    }
     matrix(p + 'ffn_down.weight', s.ffn, s.dim, 1 / Math.sqrt(s.ffn));
   }
   vector('output_norm.weight', s.dim, () => 1);
   // A large output scale makes the next-token distribution peaked.
   if (!s.tied) matrix('output.weight', s.dim, s.vocab, 4 / Math.sqrt(s.dim));
+  // Phi-3.5's LongRoPE: short factors up to the original context, long ones beyond, and an
+  // attention factor on cos and sin (here the factors vary per pair so a mix-up shows).
+  const originalContext = Math.min(4096, s.context / 4);
+  if (phi3) {
+    vector('rope_factors_short.weight', headDim / 2, (i) => 1 + 0.05 * i);
+    vector('rope_factors_long.weight', headDim / 2, (i) => 1 + 0.5 * i);
+  }
 
   const a = options.arch;
   const u32 = (value: number): TypedValue => ({ type: 'u32', value });
@@ -160,6 +180,10 @@ export async function makeModel(options: { arch: 'llama' | 'qwen2'; shape: strin
     [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)], [`${a}.attention.head_count_kv`, u32(s.kvHeads)],
     [`${a}.rope.dimension_count`, u32(headDim)], [`${a}.rope.freq_base`, { type: 'f32', value: s.ropeTheta }],
     [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: 1e-5 }],
+    ...(phi3 ? [
+      [`${a}.rope.scaling.original_context_length`, u32(originalContext)],
+      [`${a}.rope.scaling.attn_factor`, { type: 'f32', value: 1.1 }],
+    ] as [string, TypedValue][] : []),
     ...(await vocabulary(s.vocabFrom, s.vocab)),
   ];
   return writeGGUF(metadata, tensors);
@@ -167,11 +191,16 @@ export async function makeModel(options: { arch: 'llama' | 'qwen2'; shape: strin
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
-  if (!values.shape || !values.quant || !values.out) {
-    console.error('usage: npm run make-model -- --arch llama|qwen2 --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]');
+  const arch = values.arch ?? 'llama';
+  if (!['llama', 'qwen2', 'phi3'].includes(arch)) {
+    console.error(`unknown --arch ${arch} (known: llama, qwen2, phi3)`);
     process.exit(2);
   }
-  const bytes = await makeModel({ arch: (values.arch ?? 'llama') as 'llama' | 'qwen2', shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });
+  if (!values.shape || !values.quant || !values.out) {
+    console.error('usage: npm run make-model -- --arch llama|qwen2|phi3 --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]');
+    process.exit(2);
+  }
+  const bytes = await makeModel({ arch: arch as Architecture, shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });
   writeFileSync(values.out, bytes);
   console.log(`wrote ${values.out}: ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB`);
 }

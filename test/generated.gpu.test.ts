@@ -19,7 +19,8 @@ import { argmax, ReferenceModel } from './helpers/reference.js';
 // thread-per-row ones SwiftShader gets, so both decode paths are checked end to end here.
 const CASES = [
   ['llama', 'f16', false], ['llama', 'q8_0', false], ['llama', 'q4_0', false], ['llama', 'q4_k_m', false], ['llama', 'q6_k', false],
-  ['qwen2', 'q4_k_m', false], ['llama', 'q4_0', true], ['qwen2', 'q4_k_m', true],
+  ['qwen2', 'q4_k_m', false], ['phi3', 'q8_0', false], ['phi3', 'q4_k_m', false],
+  ['llama', 'q4_0', true], ['qwen2', 'q4_k_m', true], ['phi3', 'q4_k_m', true],
 ] as const;
 
 describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU reference', () => {

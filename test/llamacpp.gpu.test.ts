@@ -35,10 +35,10 @@ import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS } from './helpers/models.js';
 
-const ARCHITECTURES = ['llama', 'qwen2'] as const;
+const ARCHITECTURES = ['llama', 'qwen2', 'phi3'] as const;
 const QUANTS = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k_m', 'q5_k_m', 'q6_k'] as const;
 const STEPS = 32;
-const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = { llama: 'Once upon a time', qwen2: 'The little dog ran to the' };
+const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = { llama: 'Once upon a time', qwen2: 'The little dog ran to the', phi3: 'She saw a big red ball' };
 /** Per-token log-probability bounds in nats: the worst case and the mean over all steps. */
 const TOLERANCE = { f32: { worst: 0.02, mean: 0.005 }, f16: { worst: 0.02, mean: 0.005 }, bf16: { worst: 0.08, mean: 0.025 }, quantized: { worst: 0.5, mean: 0.1 } };
 

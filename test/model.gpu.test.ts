@@ -140,7 +140,7 @@ describe.skipIf(!HAVE_MODELS)('Llama 3 RoPE frequency factors (rope_freqs.weight
     const model = await LlamaModel.load(gpu, file);
     const plainModel = await LlamaModel.load(gpu, plain);
     try {
-      expect(model.config.ropeFreqFactors).toBe(true);
+      expect(model.config.ropeFactors).toEqual({ short: 'rope_freqs.weight' });
       const { logits, sequence } = await expectMatchesReference(model, file);
       const without = await plainModel.logits(sequence, 0);
       let changed = 0;

@@ -1,19 +1,31 @@
 import { ModelFormatError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'phi3'] as const;
+
+interface ArchitectureTraits {
+  qkvBias: boolean;
+  ropeStyle: 'adjacent' | 'neox';
+  /** q, k and v come as one tensor attn_qkv (rows q, then k, then v). */
+  fusedQkv: boolean;
+  /** gate and up come as one tensor ffn_up (rows gate, then up). */
+  fusedGateUp: boolean;
+}
 
 /**
  * What differs between the supported architectures. Qwen2 is Llama with biases on the q/k/v
- * projections and NEOX-style RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX).
+ * projections and NEOX-style RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX). Phi-3 is Llama with fused
+ * q/k/v and gate/up tensors, NEOX RoPE and (Phi-3.5) LongRoPE factors. Phi-3's sliding window is
+ * ignored, as llama.cpp does.
  */
-const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], { qkvBias: boolean; ropeStyle: 'adjacent' | 'neox' }> = {
-  llama: { qkvBias: false, ropeStyle: 'adjacent' },
-  qwen2: { qkvBias: true, ropeStyle: 'neox' },
+const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], ArchitectureTraits> = {
+  llama: { qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false },
+  qwen2: { qkvBias: true, ropeStyle: 'neox', fusedQkv: false, fusedGateUp: false },
+  phi3: { qkvBias: false, ropeStyle: 'neox', fusedQkv: true, fusedGateUp: true },
 };
 
 /** Hyperparameters of a Llama-family model, read from `llama.*` GGUF metadata. */
-export interface ModelConfig {
+export interface ModelConfig extends ArchitectureTraits {
   architecture: string;
   dim: number;
   nLayers: number;
@@ -29,12 +41,15 @@ export interface ModelConfig {
   ropeDim: number;
   /** Output head shares the token embedding. */
   tiedOutput: boolean;
-  /** Llama 3 style per-frequency RoPE divisors (tensor rope_freqs.weight) are present. */
-  ropeFreqFactors: boolean;
-  /** q/k/v projections carry biases (Qwen2). */
-  qkvBias: boolean;
-  /** RoPE pairs: 'adjacent' (x[2i], x[2i+1]) as GGUF's llama, or 'neox' (x[i], x[i + ropeDim/2]). */
-  ropeStyle: 'adjacent' | 'neox';
+  /**
+   * Per-frequency RoPE divisors (ggml's freq_factors): Llama 3's rope_freqs.weight, or Phi-3.5's
+   * LongRoPE pair, rope_factors_short.weight up to `ropeOriginalContext` positions and
+   * rope_factors_long.weight beyond. Absent: none.
+   */
+  ropeFactors: { short: string; long?: string } | undefined;
+  ropeOriginalContext: number;
+  /** Scales RoPE's cos and sin (LongRoPE's attention factor; 1 otherwise). */
+  ropeAttnFactor: number;
 }
 
 export function readConfig(file: GGUFFile): ModelConfig {
@@ -66,7 +81,9 @@ export function readConfig(file: GGUFFile): ModelConfig {
     ropeTheta: k('rope.freq_base', 10000),
     ropeDim: k('rope.dimension_count', dim / nHeads),
     tiedOutput: !file.tensors.some((t) => t.name === 'output.weight'),
-    ropeFreqFactors: file.tensors.some((t) => t.name === 'rope_freqs.weight'),
+    ropeFactors: ropeFactors(file),
+    ropeOriginalContext: k('rope.scaling.original_context_length', k('context_length')),
+    ropeAttnFactor: k('rope.scaling.attn_factor', 1),
     ...ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS],
   };
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
@@ -84,6 +101,41 @@ export function readConfig(file: GGUFFile): ModelConfig {
   return config;
 }
 
+function ropeFactors(file: GGUFFile): ModelConfig['ropeFactors'] {
+  const has = (n: string) => file.tensors.some((t) => t.name === n);
+  if (has('rope_freqs.weight')) return { short: 'rope_freqs.weight' };
+  if (has('rope_factors_short.weight')) return { short: 'rope_factors_short.weight', ...(has('rope_factors_long.weight') ? { long: 'rope_factors_long.weight' } : {}) };
+  return undefined;
+}
+
+/** The RoPE factor tensor a KV cache of `contextLength` positions uses, if any. */
+export function ropeFactorTensor(c: ModelConfig, contextLength: number): string | undefined {
+  if (!c.ropeFactors) return undefined;
+  return contextLength > c.ropeOriginalContext && c.ropeFactors.long ? c.ropeFactors.long : c.ropeFactors.short;
+}
+
+/**
+ * The matrices the forward pass multiplies by, as row ranges of GGUF tensors: usually a whole
+ * tensor each, but Phi-3's fused attn_qkv and ffn_up hold two or three matrices.
+ */
+export function matrixViews(c: ModelConfig): Map<string, { matrix: string; rowStart: number; rows: number }[]> {
+  const q = c.nHeads * c.headDim;
+  const kv = c.nKvHeads * c.headDim;
+  const views = new Map<string, { matrix: string; rowStart: number; rows: number }[]>();
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = `blk.${l}.`;
+    if (c.fusedQkv) {
+      views.set(p + 'attn_qkv.weight', [
+        { matrix: p + 'attn_q.weight', rowStart: 0, rows: q }, { matrix: p + 'attn_k.weight', rowStart: q, rows: kv }, { matrix: p + 'attn_v.weight', rowStart: q + kv, rows: kv },
+      ]);
+    }
+    if (c.fusedGateUp) {
+      views.set(p + 'ffn_up.weight', [{ matrix: p + 'ffn_gate.weight', rowStart: 0, rows: c.ffnDim }, { matrix: p + 'ffn_up.weight', rowStart: c.ffnDim, rows: c.ffnDim }]);
+    }
+  }
+  return views;
+}
+
 export function tensor(file: GGUFFile, tname: string): TensorInfo {
   const t = file.tensors.find((x) => x.name === tname);
   if (!t) throw new ModelFormatError('missing-tensor', `${file.source.name}: missing tensor ${tname}`);
@@ -99,13 +151,17 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
     ['output_norm.weight', [c.dim]],
   ]);
   if (!c.tiedOutput) m.set('output.weight', [c.dim, c.vocabSize]);
-  if (c.ropeFreqFactors) m.set('rope_freqs.weight', [c.ropeDim / 2]);
+  for (const factors of [c.ropeFactors?.short, c.ropeFactors?.long]) if (factors) m.set(factors, [c.ropeDim / 2]);
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
     m.set(p + 'attn_norm.weight', [c.dim]);
-    m.set(p + 'attn_q.weight', [c.dim, q]);
-    m.set(p + 'attn_k.weight', [c.dim, kv]);
-    m.set(p + 'attn_v.weight', [c.dim, kv]);
+    if (c.fusedQkv) {
+      m.set(p + 'attn_qkv.weight', [c.dim, q + 2 * kv]);
+    } else {
+      m.set(p + 'attn_q.weight', [c.dim, q]);
+      m.set(p + 'attn_k.weight', [c.dim, kv]);
+      m.set(p + 'attn_v.weight', [c.dim, kv]);
+    }
     if (c.qkvBias) {
       m.set(p + 'attn_q.bias', [q]);
       m.set(p + 'attn_k.bias', [kv]);
@@ -113,8 +169,8 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
     }
     m.set(p + 'attn_output.weight', [q, c.dim]);
     m.set(p + 'ffn_norm.weight', [c.dim]);
-    m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);
-    m.set(p + 'ffn_up.weight', [c.dim, c.ffnDim]);
+    if (!c.fusedGateUp) m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);
+    m.set(p + 'ffn_up.weight', [c.dim, c.fusedGateUp ? 2 * c.ffnDim : c.ffnDim]);
     m.set(p + 'ffn_down.weight', [c.ffnDim, c.dim]);
   }
   return m;

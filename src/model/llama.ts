@@ -4,7 +4,7 @@ import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels, type Kernel } from '../gpu/kernels.js';
 import type { GpuLayout } from '../quant/formats.js';
-import { readConfig, type ModelConfig } from './config.js';
+import { readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
 import { planWeights, repackWeights, type TensorPlan, type WeightChunk } from './weights.js';
 
 export interface SamplingParams {
@@ -164,11 +164,12 @@ export class LlamaModel {
     const total = plans.reduce((s, p) => s + p.words, 0);
     const repack = (skip: number) => repackWeights(file, plans, skip);
     let loaded = 0;
-    // Llama 3's RoPE frequency divisors shape the angle table made on the CPU; they come through
-    // the chunk stream like any weight, so a cached load has them too.
+    // RoPE frequency divisors (Llama 3, Phi-3.5) shape the angle table made on the CPU; they come
+    // through the chunk stream like any weight, so a cached load has them too.
+    const factorTensor = ropeFactorTensor(c, this.contextLength);
     let freqFactors: Float32Array | undefined;
     for await (const chunk of options.weights ? options.weights(repack) : repack(0)) {
-      if (chunk.tensor === 'rope_freqs.weight') freqFactors = new Float32Array(chunk.words.slice().buffer);
+      if (chunk.tensor === factorTensor) freqFactors = new Float32Array(chunk.words.slice().buffer);
       const target = buffers.get(chunk.tensor);
       const plan = plans.find((p) => p.name === chunk.tensor);
       if (!target || !plan || chunk.wordOffset + chunk.words.length > plan.words) {
@@ -181,11 +182,11 @@ export class LlamaModel {
     this.weightBytes = plans.reduce((sum, p) => sum + p.words * 4, 0);
     this.kvCacheBytes = 2 * c.nLayers * this.contextLength * kvDim * f32;
     for (const p of plans) {
-      const embeddingOnly = p.tensor === 'token_embd.weight' && !c.tiedOutput;
+      const embeddingOnly = p.matrix === 'token_embd.weight' && !c.tiedOutput;
       this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
     }
     const matrix = (name: string): GpuMatrix =>
-      plans.filter((p) => p.tensor === name).map((p) => ({ buffer: buffers.get(p.name)!, layout: p.layout!, rowStart: p.rowStart }));
+      plans.filter((p) => p.matrix === name).map((p) => ({ buffer: buffers.get(p.name)!, layout: p.layout!, rowStart: p.rowStart }));
     const vector = (name: string): GPUBuffer => buffers.get(name)!;
 
     // Activations, per step of up to B tokens.
@@ -234,8 +235,8 @@ export class LlamaModel {
     const tableBytes = this.contextLength * c.ropeDim * f32;
     const biasFloats = qDim + 2 * kvDim;
     const constants = a.storage('constants', tableBytes + (c.qkvBias ? c.nLayers * biasFloats * f32 : 0));
-    if (c.ropeFreqFactors && freqFactors?.length !== c.ropeDim / 2) throw new WebGPULLMError('malformed', 'rope_freqs.weight did not arrive whole');
-    a.device.queue.writeBuffer(constants, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta, freqFactors));
+    if (factorTensor && freqFactors?.length !== c.ropeDim / 2) throw new WebGPULLMError('malformed', `${factorTensor} did not arrive whole`);
+    a.device.queue.writeBuffer(constants, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta, freqFactors, c.ropeAttnFactor));
     const copies = a.device.createCommandEncoder();
     const ropeParams = a.uniform('rope', uniformData([
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
@@ -524,16 +525,17 @@ export function checkFit(buffers: { name: string; bytes: number }[], limits: Gpu
 
 /**
  * (cos, sin) of pos * theta^(-2i/ropeDim) / factors[i] for every position and pair, computed in
- * doubles. `factors` are Llama 3's rope_freqs (ggml's freq_factors); none means 1.
+ * doubles and scaled by `scale`. `factors` are ggml's freq_factors (Llama 3's rope_freqs, Phi-3.5's
+ * LongRoPE factors); none means 1. `scale` is LongRoPE's attention factor (ggml's mscale).
  */
-export function ropeAngles(positions: number, ropeDim: number, theta: number, factors?: ArrayLike<number>): Float32Array<ArrayBuffer> {
+export function ropeAngles(positions: number, ropeDim: number, theta: number, factors?: ArrayLike<number>, scale = 1): Float32Array<ArrayBuffer> {
   const pairs = ropeDim / 2;
   const table = new Float32Array(positions * pairs * 2);
   for (let i = 0; i < pairs; i++) {
     const freq = Math.pow(theta, (-2 * i) / ropeDim) / (factors?.[i] ?? 1);
     for (let pos = 0; pos < positions; pos++) {
-      table[(pos * pairs + i) * 2] = Math.cos(pos * freq);
-      table[(pos * pairs + i) * 2 + 1] = Math.sin(pos * freq);
+      table[(pos * pairs + i) * 2] = scale * Math.cos(pos * freq);
+      table[(pos * pairs + i) * 2 + 1] = scale * Math.sin(pos * freq);
     }
   }
   return table;

@@ -1,19 +1,23 @@
 import { ModelFormatError } from '../errors.js';
 import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
 import { gpuLayout, planTensor, type GpuLayout } from '../quant/formats.js';
-import { expectedTensors, type ModelConfig } from './config.js';
+import { expectedTensors, matrixViews, type ModelConfig } from './config.js';
 
 /**
- * How one tensor lives on the GPU: matrices in their repacked layout, vectors (norm weights) as
- * f32. Both are plain u32 words, so a chunk of either is stored and uploaded the same way. A
- * matrix larger than one storage binding may hold is split by rows into parts, each its own
- * buffer and plan (`name` gets a `#part` suffix; `tensor` stays the GGUF name).
+ * One GPU buffer of weights: matrices in their repacked layout, vectors (norm weights) as f32.
+ * Both are plain u32 words, so a chunk of either is stored and uploaded the same way. A buffer
+ * holds a run of rows of one matrix: the whole matrix, or a part of one larger than a storage
+ * binding may hold (`name` then gets a `#part` suffix). A matrix is a GGUF tensor or, for fused
+ * tensors (Phi-3's attn_qkv), a run of its rows (see matrixViews).
  */
 export interface TensorPlan {
+  /** The buffer's name (unique). */
   name: string;
-  /** The GGUF tensor this plan reads. */
+  /** The GGUF tensor this plan reads, and its first row there. */
   tensor: string;
-  /** First row of the tensor in this plan (0 unless split). */
+  fileRow: number;
+  /** The matrix (or vector) this plan belongs to, and its first row in it. */
+  matrix: string;
   rowStart: number;
   /** null for vectors. */
   layout: GpuLayout | null;
@@ -53,26 +57,30 @@ function rowGranule(type: number, cols: number, tensorName: string): number {
 /** The tensors the model reads, in file order (so a sequential download never seeks back). */
 export function planWeights(file: GGUFFile, config: ModelConfig, maxPartBytes = MAX_PART_BYTES): TensorPlan[] {
   const wanted = expectedTensors(config);
+  const views = matrixViews(config);
   return file.tensors
     .filter((t) => wanted.has(t.name))
     .sort((a, b) => a.offset - b.offset)
     .flatMap((t): TensorPlan[] => {
-      if (t.dims.length === 1) return [{ name: t.name, tensor: t.name, rowStart: 0, layout: null, words: t.elements }];
+      if (t.dims.length === 1) return [{ name: t.name, tensor: t.name, fileRow: 0, matrix: t.name, rowStart: 0, layout: null, words: t.elements }];
       const cols = t.dims[0]!;
-      const rows = t.elements / cols;
       const kind = planTensor(t.type, cols, t.name).kind;
-      const whole = gpuLayout(kind, rows, cols);
-      if (whole.totalWords * 4 <= maxPartBytes) return [{ name: t.name, tensor: t.name, rowStart: 0, layout: whole, words: whole.totalWords }];
       const granule = rowGranule(t.type, cols, t.name);
       const granuleBytes = gpuLayout(kind, granule, cols).totalWords * 4;
-      const partRows = granule * Math.floor(maxPartBytes / granuleBytes);
-      if (partRows === 0) return [{ name: t.name, tensor: t.name, rowStart: 0, layout: whole, words: whole.totalWords }]; // the fit check refuses it
-      const parts: TensorPlan[] = [];
-      for (let rowStart = 0, i = 0; rowStart < rows; rowStart += partRows, i++) {
-        const layout = gpuLayout(kind, Math.min(partRows, rows - rowStart), cols);
-        parts.push({ name: `${t.name}#${i}`, tensor: t.name, rowStart, layout, words: layout.totalWords });
-      }
-      return parts;
+      const partRows = granule * Math.max(1, Math.floor(maxPartBytes / granuleBytes));
+      return (views.get(t.name) ?? [{ matrix: t.name, rowStart: 0, rows: t.elements / cols }]).flatMap((view) => {
+        if (view.rowStart % granule) throw new ModelFormatError('shape-mismatch', `${file.source.name}: ${view.matrix} does not start on a whole block of ${t.name}`);
+        const whole = gpuLayout(kind, view.rows, cols);
+        const plan = (i: number | null, rowStart: number, rows: number): TensorPlan => {
+          const layout = i === null ? whole : gpuLayout(kind, rows, cols);
+          return { name: i === null ? view.matrix : `${view.matrix}#${i}`, tensor: t.name, fileRow: view.rowStart + rowStart, matrix: view.matrix, rowStart, layout, words: layout.totalWords };
+        };
+        // Too large for one granule per part as well: kept whole, and the fit check refuses it.
+        if (whole.totalWords * 4 <= maxPartBytes || granuleBytes > maxPartBytes) return [plan(null, 0, view.rows)];
+        const parts: TensorPlan[] = [];
+        for (let rowStart = 0, i = 0; rowStart < view.rows; rowStart += partRows, i++) parts.push(plan(i, rowStart, Math.min(partRows, view.rows - rowStart)));
+        return parts;
+      });
     });
 }
 
@@ -104,7 +112,7 @@ export async function* repackWeights(file: GGUFFile, plans: TensorPlan[], skip =
       n += perRowChunk;
       if (n <= skip) continue;
       const rowsHere = Math.min(rowsPerChunk, rows - row0);
-      const fileRow = plan.rowStart + row0;
+      const fileRow = plan.fileRow + row0;
       const bytes = await readRange(file, t, ((fileRow * cols) / bs) * format.blockBytes, Math.ceil((rowsHere * cols) / bs) * format.blockBytes);
       const local = gpuLayout(kind, rowsHere, cols);
       const dst = new Uint32Array(local.totalWords);

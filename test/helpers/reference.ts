@@ -4,7 +4,7 @@
  * checks the kernels and the repacked layouts, not just the arithmetic.
  */
 import { readTensorChunks, type GGUFFile } from '../../src/gguf/gguf.js';
-import { readConfig, tensor, type ModelConfig } from '../../src/model/config.js';
+import { matrixViews, readConfig, ropeFactorTensor, tensor, type ModelConfig } from '../../src/model/config.js';
 import { formatFor } from '../../src/quant/formats.js';
 
 export async function dequantizeTensor(file: GGUFFile, name: string): Promise<Float32Array> {
@@ -42,7 +42,14 @@ export class ReferenceModel {
 
   static async load(file: GGUFFile): Promise<ReferenceModel> {
     const c = readConfig(file);
-    const get = (n: string) => dequantizeTensor(file, n);
+    // A matrix is a tensor, or a run of rows of a fused one (Phi-3's attn_qkv, ffn_up).
+    const views = [...matrixViews(c)].flatMap(([t, vs]) => vs.map((v) => ({ tensor: t, ...v })));
+    const get = async (n: string) => {
+      const view = views.find((v) => v.matrix === n);
+      if (!view) return dequantizeTensor(file, n);
+      const cols = tensor(file, view.tensor).dims[0]!;
+      return (await dequantizeTensor(file, view.tensor)).slice(view.rowStart * cols, (view.rowStart + view.rows) * cols);
+    };
     const layers: Layer[] = [];
     for (let l = 0; l < c.nLayers; l++) {
       const p = `blk.${l}.`;
@@ -57,7 +64,8 @@ export class ReferenceModel {
     }
     const embedding = await get('token_embd.weight');
     const output = c.tiedOutput ? embedding : await get('output.weight');
-    const factors = c.ropeFreqFactors ? await get('rope_freqs.weight') : undefined;
+    const factorTensor = ropeFactorTensor(c, c.contextLength);
+    const factors = factorTensor ? await get(factorTensor) : undefined;
     return new ReferenceModel(c, embedding, layers, await get('output_norm.weight'), output, factors);
   }
 
@@ -90,8 +98,8 @@ export class ReferenceModel {
         for (let i = 0; i < v.length; i++) v[i]! += L.bv[i]!;
       }
       const neox = c.ropeStyle === 'neox';
-      rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox);
-      rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox);
+      rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
+      rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
       for (let h = 0; h < c.nHeads; h++) {
         const kvh = Math.floor(h / group);
         for (let t = 0; t <= pos; t++) {
@@ -142,13 +150,14 @@ export function matmul(out: Float32Array, x: Float32Array, w: Float32Array): voi
 
 /**
  * GGUF's llama RoPE: rotate adjacent pairs (x[2i], x[2i+1]) by pos * theta^(-2i/ropeDim), divided
- * by Llama 3's freq factor for that pair when the model has them.
+ * by the pair's freq factor when the model has them (Llama 3, Phi-3.5), with cos and sin scaled by
+ * `scale` (LongRoPE's attention factor).
  */
-export function rope(v: Float32Array, pos: number, headDim: number, ropeDim: number, theta: number, factors?: ArrayLike<number>, neox = false): void {
+export function rope(v: Float32Array, pos: number, headDim: number, ropeDim: number, theta: number, factors?: ArrayLike<number>, neox = false, scale = 1): void {
   for (let h = 0; h < v.length / headDim; h++) {
     for (let i = 0; i < ropeDim; i += 2) {
       const angle = (pos * Math.pow(theta, -i / ropeDim)) / (factors?.[i / 2] ?? 1);
-      const cos = Math.cos(angle), sin = Math.sin(angle);
+      const cos = scale * Math.cos(angle), sin = scale * Math.sin(angle);
       // NEOX pairs element i/2 with i/2 + ropeDim/2; GGUF's llama pairs i with i + 1.
       const i0 = h * headDim + (neox ? i / 2 : i);
       const i1 = i0 + (neox ? ropeDim / 2 : 1);
