@@ -18,6 +18,8 @@ const MODELS = fileURLToPath(new URL('../../shared/models/', import.meta.url));
 
 export interface Shape {
   dim: number; layers: number; heads: number; kvHeads: number; ffn: number; vocab: number; context: number;
+  /** Per-head width when it is not dim / heads (Gemma). */
+  headDim?: number;
   vocabFrom: 'stories' | 'llama-spm' | 'gpt2' | 'llama3';
   tied: boolean;
   ropeTheta: number;
@@ -28,10 +30,13 @@ export const SHAPES: Record<string, Shape> = {
   'qwen2.5-0.5b': { dim: 896, layers: 24, heads: 14, kvHeads: 2, ffn: 4864, vocab: 151936, context: 32768, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000 },
   'smollm2-135m': { dim: 576, layers: 30, heads: 9, kvHeads: 3, ffn: 1536, vocab: 49152, context: 8192, vocabFrom: 'gpt2', tied: true, ropeTheta: 100000 },
   'smollm2-360m': { dim: 960, layers: 32, heads: 15, kvHeads: 5, ffn: 2560, vocab: 49152, context: 8192, vocabFrom: 'gpt2', tied: true, ropeTheta: 100000 },
+  'gemma-2-2b': { dim: 2304, layers: 26, heads: 8, kvHeads: 4, headDim: 256, ffn: 9216, vocab: 256000, context: 8192, vocabFrom: 'llama-spm', tied: true, ropeTheta: 10000 },
   'phi-3.5-mini': { dim: 3072, layers: 32, heads: 32, kvHeads: 32, ffn: 8192, vocab: 32064, context: 131072, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
+  // Gemma's shape in small: tied output, heads wider than dim / heads.
+  'tiny-256-gemma': { dim: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 96, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 10000 },
   'tiny-256-tied': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 10000 },
 };
 
@@ -112,7 +117,8 @@ function normal(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-export type Architecture = 'llama' | 'qwen2' | 'phi3';
+export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2';
+export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'];
 
 export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number }): Promise<Uint8Array> {
   const s = SHAPES[options.shape];
@@ -120,8 +126,12 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
   const typeOf = QUANTS[options.quant];
   if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
   const random = normal(options.seed ?? 1);
-  const headDim = s.dim / s.heads;
+  const headDim = s.headDim ?? s.dim / s.heads;
+  const qDim = s.heads * headDim;
   const kv = s.kvHeads * headDim;
+  const gemma = options.arch === 'gemma' || options.arch === 'gemma2';
+  // llama.cpp's Gemma always reads its output head from the embedding.
+  if (gemma && !s.tied) throw new Error(`${options.arch} ties its output to the embedding; shape ${options.shape} does not`);
   const tensors: TensorToWrite[] = [];
   const matrix = (name: string, cols: number, rows: number, scale: number) => {
     const x = new Float32Array(cols * rows);
@@ -133,24 +143,29 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
     tensors.push({ name, dims: [n], type: GGMLType.F32, data: new Uint8Array(Float32Array.from({ length: n }, (_, i) => value(i)).buffer) });
 
   const phi3 = options.arch === 'phi3';
-  matrix('token_embd.weight', s.dim, s.vocab, 1);
+  // Tied: the embedding is the output head too, scaled like one so logits stay peaked, not extreme.
+  matrix('token_embd.weight', s.dim, s.vocab, s.tied ? 4 / Math.sqrt(s.dim) : 1);
+  // Gemma's scaled-up embedding would otherwise drown the blocks' outputs in the residual stream
+  // (the model would only ever repeat its input token).
+  const blockOut = gemma ? 32 : 1;
   for (let l = 0; l < s.layers; l++) {
     const p = `blk.${l}.`;
     vector(p + 'attn_norm.weight', s.dim, () => 1);
     if (phi3) {
       // Phi-3 fuses q, k and v into one tensor, and gate and up into ffn_up (gate rows first).
-      matrix(p + 'attn_qkv.weight', s.dim, s.dim + 2 * kv, 1 / Math.sqrt(s.dim));
+      matrix(p + 'attn_qkv.weight', s.dim, qDim + 2 * kv, 1 / Math.sqrt(s.dim));
     } else {
-      matrix(p + 'attn_q.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
+      matrix(p + 'attn_q.weight', s.dim, qDim, 1 / Math.sqrt(s.dim));
       matrix(p + 'attn_k.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
       matrix(p + 'attn_v.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
     }
     if (options.arch === 'qwen2') {
-      vector(p + 'attn_q.bias', s.dim, () => random() * 0.1);
+      vector(p + 'attn_q.bias', qDim, () => random() * 0.1);
       vector(p + 'attn_k.bias', kv, () => random() * 0.1);
       vector(p + 'attn_v.bias', kv, () => random() * 0.1);
     }
-    matrix(p + 'attn_output.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
+    matrix(p + 'attn_output.weight', qDim, s.dim, blockOut / Math.sqrt(qDim));
+    if (options.arch === 'gemma2') vector(p + 'post_attention_norm.weight', s.dim, () => 1 + 0.1 * random());
     vector(p + 'ffn_norm.weight', s.dim, () => 1);
     if (phi3) {
       matrix(p + 'ffn_up.weight', s.dim, 2 * s.ffn, 1 / Math.sqrt(s.dim));
@@ -158,7 +173,8 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
       matrix(p + 'ffn_gate.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
       matrix(p + 'ffn_up.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
     }
-    matrix(p + 'ffn_down.weight', s.ffn, s.dim, 1 / Math.sqrt(s.ffn));
+    matrix(p + 'ffn_down.weight', s.ffn, s.dim, blockOut / Math.sqrt(s.ffn));
+    if (options.arch === 'gemma2') vector(p + 'post_ffw_norm.weight', s.dim, () => 1 + 0.1 * random());
   }
   vector('output_norm.weight', s.dim, () => 1);
   // A large output scale makes the next-token distribution peaked.
@@ -180,6 +196,13 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
     [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)], [`${a}.attention.head_count_kv`, u32(s.kvHeads)],
     [`${a}.rope.dimension_count`, u32(headDim)], [`${a}.rope.freq_base`, { type: 'f32', value: s.ropeTheta }],
     [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: 1e-5 }],
+    ...(gemma ? [[`${a}.attention.key_length`, u32(headDim)], [`${a}.attention.value_length`, u32(headDim)]] as [string, TypedValue][] : []),
+    // Gemma 2's caps and window, small enough to matter in a short test sequence.
+    ...(options.arch === 'gemma2' ? [
+      [`${a}.attn_logit_softcapping`, { type: 'f32', value: 3 }],
+      [`${a}.final_logit_softcapping`, { type: 'f32', value: 10 }],
+      [`${a}.attention.sliding_window`, u32(6)],
+    ] as [string, TypedValue][] : []),
     ...(phi3 ? [
       [`${a}.rope.scaling.original_context_length`, u32(originalContext)],
       [`${a}.rope.scaling.attn_factor`, { type: 'f32', value: 1.1 }],
@@ -192,12 +215,12 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
   const arch = values.arch ?? 'llama';
-  if (!['llama', 'qwen2', 'phi3'].includes(arch)) {
-    console.error(`unknown --arch ${arch} (known: llama, qwen2, phi3)`);
+  if (!(ARCHITECTURES as string[]).includes(arch)) {
+    console.error(`unknown --arch ${arch} (known: ${ARCHITECTURES.join(', ')})`);
     process.exit(2);
   }
   if (!values.shape || !values.quant || !values.out) {
-    console.error('usage: npm run make-model -- --arch llama|qwen2|phi3 --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]');
+    console.error('usage: npm run make-model -- --arch llama|qwen2|phi3|gemma|gemma2 --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]');
     process.exit(2);
   }
   const bytes = await makeModel({ arch: arch as Architecture, shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });

@@ -10,6 +10,10 @@ struct AttnParams {
   n_kv_heads: u32,
   head_dim: u32,
   scale: f32,
+  // Scores are soft-capped as cap * tanh(s / cap) (Gemma 2); 0: off.
+  softcap: f32,
+  // A query sees only the last `window` positions, itself included (sliding window); 0: all.
+  window: u32,
 }
 
 const CHUNKS = 16u;
@@ -35,8 +39,9 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   let kv_stride = P.n_kv_heads * hd;
   let kv_off = (head / (P.n_heads / P.n_kv_heads)) * hd;
   let n_keys = S.pos + t + 1u;
-  let len = (n_keys + CHUNKS - 1u) / CHUNKS;
-  let begin = chunk * len;
+  let first = select(0u, n_keys - P.window, P.window > 0u && n_keys > P.window);
+  let len = (n_keys - first + CHUNKS - 1u) / CHUNKS;
+  let begin = first + chunk * len;
   let end = min(begin + len, n_keys);
 
   var q: array<f32, MAX_HEAD_DIM>;
@@ -48,7 +53,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     let k = p * kv_stride + kv_off;
     var s = 0.0;
     for (var i = 0u; i < hd; i++) { s += q[i] * K[k + i]; }
-    s *= P.scale;
+    s = softcap(s * P.scale, P.softcap);
     // Rescale only when the max moves: most keys leave it where it is.
     if (s > m) {
       let correction = exp(m - s);

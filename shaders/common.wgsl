@@ -1,5 +1,26 @@
-// Prepended to every kernel: the per-step values that change between dispatches of one model.
+// Prepended to every kernel: the per-step values that change between dispatches of one model,
+// and the activations several kernels share.
 struct Step {
   pos: u32,       // position of the first token of this step
   n_tokens: u32,  // tokens in this step
+}
+
+fn silu(x: f32) -> f32 {
+  return x / (1.0 + exp(-x));
+}
+
+// tanh, with the argument clamped: some implementations overflow exp() inside tanh for large
+// |x|, and tanh(10) is already 1 in f32.
+fn tanh_clamped(x: f32) -> f32 {
+  return tanh(clamp(x, -10.0, 10.0));
+}
+
+// GELU, tanh approximation (ggml's ggml_gelu, Gemma's FFN).
+fn gelu(x: f32) -> f32 {
+  return 0.5 * x * (1.0 + tanh_clamped(0.7978845608028654 * x * (1.0 + 0.044715 * x * x)));
+}
+
+// cap * tanh(x / cap) (Gemma 2's soft-capping); cap 0 leaves x as it is.
+fn softcap(x: f32, cap: f32) -> f32 {
+  return select(x, cap * tanh_clamped(x / cap), cap > 0.0);
 }

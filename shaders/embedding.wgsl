@@ -7,6 +7,8 @@ struct EmbedParams {
   // This part's first row, and the rows of the whole matrix (ids beyond it read the last row).
   row_start: u32,
   total_rows: u32,
+  // Multiplies every value (Gemma scales its embeddings by sqrt(dim)).
+  scale: f32,
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
@@ -26,7 +28,7 @@ fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
   let w = load_w8(P.w, token - P.row_start, k8);
   let out = t * P.w.cols + k8 * 8u;
   for (var i = 0u; i < 4u; i++) {
-    if (k8 * 8u + i < P.w.cols) { X[out + i] = w.lo[i]; }
-    if (k8 * 8u + 4u + i < P.w.cols) { X[out + 4u + i] = w.hi[i]; }
+    if (k8 * 8u + i < P.w.cols) { X[out + i] = w.lo[i] * P.scale; }
+    if (k8 * 8u + 4u + i < P.w.cols) { X[out + 4u + i] = w.hi[i] * P.scale; }
   }
 }

@@ -1,4 +1,5 @@
-// Decode's feed-forward input in one dispatch: Y = silu(W_gate · X) * (W_up · X) for one token.
+// Decode's feed-forward input in one dispatch: Y = act(W_gate · X) * (W_up · X) for one token,
+// act being silu (SwiGLU) or gelu (GeGLU, Gemma).
 // Both matrices read X in the same loop, so X is loaded once for two rows. `gemv_swiglu` takes a
 // workgroup per output row (GPUs); `gemv_swiglu_rows` a thread per row, with no barriers (CPU
 // adapters), as matmul.wgsl's gemv and gemv_rows.
@@ -6,6 +7,8 @@
 struct SwigluParams {
   gate: WeightDesc,
   up: WeightDesc,
+  // 0: silu, 1: gelu.
+  activation: u32,
 }
 
 @group(0) @binding(0) var<storage, read> W0: array<u32>; // gate
@@ -37,8 +40,8 @@ fn gate_up(row: u32, first: u32, step: u32) -> vec2<f32> {
   return acc;
 }
 
-fn silu_times(v: vec2<f32>) -> f32 {
-  return v.x / (1.0 + exp(-v.x)) * v.y;
+fn glu(v: vec2<f32>) -> f32 {
+  return select(silu(v.x), gelu(v.x), P.activation == 1u) * v.y;
 }
 
 const WG = 64u;
@@ -55,12 +58,12 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     if (lid < s) { partial[lid] += partial[lid + s]; }
     workgroupBarrier();
   }
-  if (lid == 0u) { Y[row] = silu_times(partial[0]); }
+  if (lid == 0u) { Y[row] = glu(partial[0]); }
 }
 
 @compute @workgroup_size(WG)
 fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = gid.x + gid.y * nwg.x * WG;
   if (row >= P.gate.rows) { return; }
-  Y[row] = silu_times(gate_up(row, 0u, 1u));
+  Y[row] = glu(gate_up(row, 0u, 1u));
 }

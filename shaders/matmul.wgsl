@@ -7,13 +7,15 @@ struct MatmulParams {
   x_stride: u32,
   y_stride: u32,
   // How the result lands in Y: 0: Y = W·X; 1: Y += W·X (fuses the residual add);
-  // 2: Y = silu(Y) * W·X (fuses SwiGLU: Y holds the gate projection, W is the up projection).
+  // 2: Y = silu(Y) * W·X and 3: Y = gelu(Y) * W·X (fuse SwiGLU / GeGLU: Y holds the gate
+  // projection, W is the up projection); 4: Y = softcap(W·X, cap) (Gemma 2's final logits).
   mode: u32,
   // 1: token t writes Y row step.pos + t (projections straight into the KV cache).
   y_at_pos: u32,
   // Where this matrix's rows start in a Y row: a matrix split into parts of rows (for binding
   // size limits) is one dispatch per part.
   y_offset: u32,
+  cap: f32,
 }
 
 @group(0) @binding(0) var<storage, read> W: array<u32>;
@@ -40,7 +42,9 @@ fn store(t: u32, row: u32, value: f32) {
   let i = (select(0u, S.pos, P.y_at_pos == 1u) + t) * P.y_stride + P.y_offset + row;
   switch P.mode {
     case 1u: { Y[i] = Y[i] + value; }
-    case 2u: { let g = Y[i]; Y[i] = g / (1.0 + exp(-g)) * value; }
+    case 2u: { Y[i] = silu(Y[i]) * value; }
+    case 3u: { Y[i] = gelu(Y[i]) * value; }
+    case 4u: { Y[i] = softcap(value, P.cap); }
     default: { Y[i] = value; }
   }
 }

@@ -5,6 +5,8 @@ struct NormParams {
   eps: f32,
   // 1: normalize only the last token of the step, into Y row 0 (input of the logits).
   last_only: u32,
+  // 1: Y += the result (Gemma 2's norms on a block's output, fused with the residual add).
+  accumulate: u32,
 }
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;
@@ -29,5 +31,8 @@ fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
   var total = 0.0;
   for (var i = 0u; i < WG; i++) { total += partial[i]; }
   let scale = inverseSqrt(total / f32(P.dim) + P.eps);
-  for (var i = lid; i < P.dim; i += WG) { Y[dst + i] = X[src + i] * scale * weight[i]; }
+  for (var i = lid; i < P.dim; i += WG) {
+    let y = X[src + i] * scale * weight[i];
+    Y[dst + i] = select(y, Y[dst + i] + y, P.accumulate == 1u);
+  }
 }

@@ -19,14 +19,15 @@ import { argmax, ReferenceModel } from './helpers/reference.js';
 // thread-per-row ones SwiftShader gets, so both decode paths are checked end to end here.
 const CASES = [
   ['llama', 'f16', false], ['llama', 'q8_0', false], ['llama', 'q4_0', false], ['llama', 'q4_k_m', false], ['llama', 'q6_k', false],
-  ['qwen2', 'q4_k_m', false], ['phi3', 'q8_0', false], ['phi3', 'q4_k_m', false],
-  ['llama', 'q4_0', true], ['qwen2', 'q4_k_m', true], ['phi3', 'q4_k_m', true],
+  ['qwen2', 'q4_k_m', false], ['phi3', 'q8_0', false], ['phi3', 'q4_k_m', false], ['gemma', 'q8_0', false], ['gemma2', 'q4_k_m', false],
+  ['llama', 'q4_0', true], ['qwen2', 'q4_k_m', true], ['phi3', 'q4_k_m', true], ['gemma2', 'q4_k_m', true],
 ] as const;
+const SHAPE = (arch: string) => (arch.startsWith('gemma') ? 'tiny-256-gemma' : 'tiny-256');
 
 describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU reference', () => {
   for (const [arch, quant, gpuKernels] of CASES) {
     test(`${arch} ${quant}${gpuKernels ? ' (GPU kernels)' : ''}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
-      const file = await readGGUF(bytesSource(await makeModel({ arch, shape: 'tiny-256', quant, seed: 3 }), `${arch}-${quant}.gguf`));
+      const file = await readGGUF(bytesSource(await makeModel({ arch, shape: SHAPE(arch), quant, seed: 3 }), `${arch}-${quant}.gguf`));
       const gpu = await testGpu();
       const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false } : gpu, file);
       try {

@@ -12,7 +12,7 @@ import { ropeAngles } from '../src/model/llama.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
-import { rmsnorm, rope, softmax } from './helpers/reference.js';
+import { gelu, rmsnorm, rope, softmax } from './helpers/reference.js';
 
 let gpu: GpuContext;
 let kernels: Kernels;
@@ -81,14 +81,15 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
         const w = randomMatrix(type, rows, cols, seed++);
         for (const [n, variant] of [[1, 'gemv'], [1, 'gemv_rows'], [3, 'gemm'], [17, 'gemm'], [40, 'gemm']] as const) {
           const x = randomF32(n * cols, rng(seed++));
-          for (const mode of ['plain', 'accumulate', 'swiglu', 'at_pos'] as const) {
+          for (const mode of ['plain', 'accumulate', 'swiglu', 'geglu', 'softcap', 'at_pos'] as const) {
             const pos = mode === 'at_pos' ? 5 : 0;
             const outRows = pos + n;
             const initial = randomF32(outRows * rows, rng(seed++), 4);
-            const y = buffer(gpu, mode === 'accumulate' || mode === 'swiglu' ? initial : new Float32Array(outRows * rows));
+            const y = buffer(gpu, mode === 'accumulate' || mode === 'swiglu' || mode === 'geglu' ? initial : new Float32Array(outRows * rows));
+            const cap = 3;
             const params = uniform([
               { u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset },
-              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 },
+              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 }, { f: cap },
             ]);
             const grid: [number, number, number] =
               variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 64), 1, 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
@@ -104,10 +105,13 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
                   abs += Math.abs(w.values[r * cols + c]! * x[t * cols + c]!);
                 }
                 const i = (pos + t) * rows + r;
-                const g = initial[i]!, silu = g / (1 + Math.exp(-g));
-                expected[i] = mode === 'swiglu' ? silu * s : s + (mode === 'accumulate' ? g : 0);
-                bound[i] = mode === 'swiglu'
-                  ? Math.abs(silu) * (1e-5 * abs + 1e-6) + 1e-6 * Math.abs(expected[i]!)
+                const g = initial[i]!;
+                const act = mode === 'swiglu' ? g / (1 + Math.exp(-g)) : gelu(g);
+                const glu = mode === 'swiglu' || mode === 'geglu';
+                expected[i] = glu ? act * s : mode === 'softcap' ? cap * Math.tanh(s / cap) : s + (mode === 'accumulate' ? g : 0);
+                bound[i] = glu
+                  // plus the activation's own error (WGSL's exp and tanh are not correctly rounded)
+                  ? Math.abs(act) * (1e-5 * abs + 1e-6) + 1e-5 * Math.abs(s) * (1 + Math.abs(g)) + 1e-6
                   : 1e-5 * abs + 1e-6 + (mode === 'accumulate' ? 1e-6 * Math.abs(g) : 0);
               }
             }
@@ -135,20 +139,21 @@ const desc = (l: { rows: number; cols: number; rowWords: number; scaleOffset: nu
 describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
   const KIND_PAIRS = [[GGMLType.Q4_0, GGMLType.Q4_0, 64], [GGMLType.Q4_K, GGMLType.Q6_K, 256], [GGMLType.F16, GGMLType.Q8_0, 96], [GGMLType.F32, GGMLType.F32, 13]] as const;
 
-  test('gemv_swiglu: silu(gate·x) * (up·x), different kinds per matrix', async () => {
-    for (const [gateType, upType, cols] of KIND_PAIRS) {
+  test('gemv_swiglu: silu or gelu of gate·x, times up·x, different kinds per matrix', async () => {
+    for (const [gateType, upType, cols] of KIND_PAIRS) for (const activation of ['silu', 'gelu'] as const) {
       const rows = 67;
       const gateW = randomMatrix(gateType, rows, cols, 3), upW = randomMatrix(upType, rows, cols, 4);
       const x = randomF32(cols, rng(5));
       const g = matVec(gateW, rows, cols, x), u = matVec(upW, rows, cols, x);
-      const expected = Float32Array.from(g.y, (v, r) => (v / (1 + Math.exp(-v))) * u.y[r]!);
+      const act = (v: number) => (activation === 'gelu' ? gelu(v) : v / (1 + Math.exp(-v)));
+      const expected = Float32Array.from(g.y, (v, r) => act(v) * u.y[r]!);
       for (const variant of ['gemv_swiglu', 'gemv_swiglu_rows'] as const) {
         const y = buffer(gpu, rows * 4);
-        const params = uniform([...desc(gateW.layout), ...desc(upW.layout)]);
+        const params = uniform([...desc(gateW.layout), ...desc(upW.layout), { u: activation === 'gelu' ? 1 : 0 }]);
         const grid: [number, number, number] = variant === 'gemv_swiglu' ? [rows, 1, 1] : [Math.ceil(rows / 64), 1, 1];
         run(variant, [gateW.layout.kind, upW.layout.kind], [gateW.buffer, upW.buffer, buffer(gpu, x), y, params, step(0, 1)], grid);
         // silu'(g) <= 1.1, so each dot's error passes through scaled by at most |u| and 1.1.
-        expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${gateW.layout.kind}/${upW.layout.kind}`);
+        expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${gateW.layout.kind}/${upW.layout.kind} ${activation}`);
       }
     }
   });
@@ -196,24 +201,26 @@ describe('embedding lookup', () => {
       const w = randomMatrix(type, rows, cols, 7);
       const tokens = new Uint32Array([3, 0, 49, 3, 17]);
       const out = buffer(gpu, tokens.length * cols * 4);
-      const params = uniform([{ u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset }, { u: 0 }, { u: rows }]);
+      const scale = 1.5; // Gemma multiplies by sqrt(dim); any factor is exact enough here
+      const params = uniform([{ u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset }, { u: 0 }, { u: rows }, { f: scale }]);
       run('embed', w.layout.kind, [w.buffer, buffer(gpu, tokens), out, params, step(0, tokens.length)], [Math.ceil(cols / 8 / 64), tokens.length, 1]);
       const got = await readF32(out, tokens.length * cols);
       const expected = new Float32Array(tokens.length * cols);
-      tokens.forEach((t, i) => expected.set(w.values.subarray(t * cols, (t + 1) * cols), i * cols));
+      tokens.forEach((t, i) => expected.set(w.values.subarray(t * cols, (t + 1) * cols).map((v) => v * scale), i * cols));
       expectClose(got, expected, () => 0, `${kindName} embed`);
     });
   }
 });
 
-test('rmsnorm: every token, and the last token only', async () => {
+test('rmsnorm: every token, the last token only, and added to the output', async () => {
   for (const dim of [1, 7, 64, 100, 300]) {
     const n = 5;
     const x = randomF32(n * dim, rng(dim), 3);
     const w = randomF32(dim, rng(dim + 1));
-    for (const lastOnly of [false, true]) {
-      const out = buffer(gpu, n * dim * 4);
-      const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }]);
+    const initial = randomF32(n * dim, rng(dim + 2));
+    for (const [lastOnly, accumulate] of [[false, false], [true, false], [false, true]] as const) {
+      const out = buffer(gpu, accumulate ? initial : n * dim * 4);
+      const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }, { u: accumulate ? 1 : 0 }]);
       run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1]);
       const rowsOut = lastOnly ? 1 : n;
       const got = await readF32(out, rowsOut * dim);
@@ -222,6 +229,7 @@ test('rmsnorm: every token, and the last token only', async () => {
         const src = lastOnly ? n - 1 : r;
         rmsnorm(expected.subarray(r * dim, (r + 1) * dim), x.subarray(src * dim, (src + 1) * dim), w, 1e-5);
       }
+      if (accumulate) expected.forEach((v, i) => (expected[i] = v + initial[i]!));
       expectClose(got, expected, (i) => 1e-5 * (1 + Math.abs(expected[i]!)), `rmsnorm dim=${dim} lastOnly=${lastOnly}`);
     }
   }
@@ -252,15 +260,19 @@ test('rope: queries and cached keys in one dispatch; adjacent and NEOX pairs, pa
   }
 });
 
-test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chunks', async () => {
-  for (const [heads, kvHeads, hd, pos, n] of [[1, 1, 2, 0, 1], [8, 4, 8, 0, 5], [4, 2, 64, 100, 1], [6, 3, 96, 70, 9], [2, 1, 256, 130, 3], [2, 2, 16, 1000, 2]] as const) {
+test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chunks, soft-capping, sliding window', async () => {
+  const cases = [
+    [1, 1, 2, 0, 1, 0, 0], [8, 4, 8, 0, 5, 0, 0], [4, 2, 64, 100, 1, 0, 0], [6, 3, 96, 70, 9, 0, 0], [2, 1, 256, 130, 3, 0, 0], [2, 2, 16, 1000, 2, 0, 0],
+    [4, 2, 32, 40, 6, 2, 0], [4, 2, 32, 40, 6, 0, 7], [2, 1, 16, 300, 3, 1.5, 50],
+  ] as const;
+  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) {
     const keys = pos + n;
     const q = randomF32(n * heads * hd, rng(hd), 2);
     const k = randomF32(keys * kvHeads * hd, rng(hd + 1), 2);
     const v = randomF32(keys * kvHeads * hd, rng(hd + 2));
     const out = buffer(gpu, n * heads * hd * 4);
     const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
-    const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }]);
+    const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }, { f: cap }, { u: window }]);
     run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, out, params, step(pos, n)], [heads, n, 1]);
     const got = await readF32(out, n * heads * hd);
     const expected = new Float32Array(n * heads * hd);
@@ -272,7 +284,9 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
         for (let p = 0; p <= pos + t; p++) {
           let s = 0;
           for (let i = 0; i < hd; i++) s += q[(t * heads + h) * hd + i]! * k[(p * kvHeads + kvh) * hd + i]!;
-          att[p] = s / Math.sqrt(hd);
+          s /= Math.sqrt(hd);
+          // Outside the window a key weighs nothing.
+          att[p] = window && pos + t - p >= window ? -Infinity : cap ? cap * Math.tanh(s / cap) : s;
         }
         softmax(att);
         for (let i = 0; i < hd; i++) {
@@ -282,7 +296,7 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
         }
       }
     }
-    expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n}`);
+    expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n} cap=${cap} window=${window}`);
   }
 });
 

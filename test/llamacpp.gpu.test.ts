@@ -15,10 +15,12 @@
  * each matmul output by up to about 1% of its typical size, which over a 2-layer model and
  * logits of this scale is tenths of a nat. For F16 it rounds activations to f16 (11 bits), and
  * for every type it keeps its KV cache in f16, so F32 and F16 differences stay at thousandths.
- * Measured here (32 steps × 5 tokens, llama and qwen2): F32 worst 0.005; F16 worst 0.009, mean 0.002; BF16 worst
- * 0.04, mean 0.011; the 8-bit-activation types worst 0.36 (Q6_K), means 0.03–0.06. The bounds
- * below leave headroom over those; a wrong scale, nibble or fifth bit moves whole logits by far
- * more.
+ * Measured here (32 steps × 5 tokens; llama, qwen2, phi3, gemma, gemma2): F32 worst 0.015, mean
+ * 0.003; F16 worst 0.019, mean 0.004; BF16 worst 0.07, mean 0.016; the 8-bit-activation types
+ * worst 0.42 (gemma Q4_1), means up to 0.095. Gemma's are the largest: its generated blocks write
+ * large outputs into the residual stream (see scripts/make-model.ts), and rounding error scales
+ * with them. The bounds below leave headroom over those; a wrong scale, nibble, fifth bit or
+ * architecture detail (RoPE factors, soft-capping, sliding window) moves logits by far more.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,12 +37,14 @@ import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS } from './helpers/models.js';
 
-const ARCHITECTURES = ['llama', 'qwen2', 'phi3'] as const;
+const ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'] as const;
+/** Gemma ties its output head to the embedding and has wider heads: its own small shape. */
+const SHAPE = (arch: string) => (arch.startsWith('gemma') ? 'tiny-256-gemma' : 'tiny-256');
 const QUANTS = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k_m', 'q5_k_m', 'q6_k'] as const;
 const STEPS = 32;
-const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = { llama: 'Once upon a time', qwen2: 'The little dog ran to the', phi3: 'She saw a big red ball' };
+const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = { llama: 'Once upon a time', qwen2: 'The little dog ran to the', phi3: 'She saw a big red ball', gemma: 'One day a bird', gemma2: 'Tim and his mom went' };
 /** Per-token log-probability bounds in nats: the worst case and the mean over all steps. */
-const TOLERANCE = { f32: { worst: 0.02, mean: 0.005 }, f16: { worst: 0.02, mean: 0.005 }, bf16: { worst: 0.08, mean: 0.025 }, quantized: { worst: 0.5, mean: 0.1 } };
+const TOLERANCE = { f32: { worst: 0.03, mean: 0.006 }, f16: { worst: 0.03, mean: 0.008 }, bf16: { worst: 0.1, mean: 0.025 }, quantized: { worst: 0.6, mean: 0.15 } };
 
 type TopK = { token: number; logprob: number }[];
 
@@ -70,7 +74,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('llama.cpp (wllama, wasm) vs our
   for (const arch of ARCHITECTURES) {
     for (const quant of QUANTS) {
       test(`${arch} ${quant}`, async () => {
-        const bytes = await makeModel({ arch, shape: 'tiny-256', quant, seed: 11 });
+        const bytes = await makeModel({ arch, shape: SHAPE(arch), quant, seed: 11 });
         const name = `${arch}-${quant}.gguf`;
         writeFileSync(join(dir, name), bytes);
         server.files.set(name, join(dir, name));

@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'phi3'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'] as const;
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -10,6 +10,12 @@ interface ArchitectureTraits {
   fusedQkv: boolean;
   /** gate and up come as one tensor ffn_up (rows gate, then up). */
   fusedGateUp: boolean;
+  /** The gate's activation: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
+  activation: 'silu' | 'gelu';
+  /** Token embeddings are multiplied by sqrt(dim) (Gemma). */
+  scaleEmbedding: boolean;
+  /** RMSNorms on the attention and FFN outputs before each residual add (Gemma 2). */
+  postNorms: boolean;
 }
 
 /**
@@ -18,10 +24,16 @@ interface ArchitectureTraits {
  * q/k/v and gate/up tensors, NEOX RoPE and (Phi-3.5) LongRoPE factors. Phi-3's sliding window is
  * ignored, as llama.cpp does.
  */
+const LLAMA: ArchitectureTraits = {
+  qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
+};
 const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], ArchitectureTraits> = {
-  llama: { qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false },
-  qwen2: { qkvBias: true, ropeStyle: 'neox', fusedQkv: false, fusedGateUp: false },
-  phi3: { qkvBias: false, ropeStyle: 'neox', fusedQkv: true, fusedGateUp: true },
+  llama: LLAMA,
+  qwen2: { ...LLAMA, qkvBias: true, ropeStyle: 'neox' },
+  phi3: { ...LLAMA, ropeStyle: 'neox', fusedQkv: true, fusedGateUp: true },
+  // GGUF stores Gemma's norm weights with the +1 already added, so they apply as they are.
+  gemma: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true },
+  gemma2: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true },
 };
 
 /** Hyperparameters of a Llama-family model, read from `llama.*` GGUF metadata. */
@@ -50,6 +62,15 @@ export interface ModelConfig extends ArchitectureTraits {
   ropeOriginalContext: number;
   /** Scales RoPE's cos and sin (LongRoPE's attention factor; 1 otherwise). */
   ropeAttnFactor: number;
+  /** Attention scores and final logits soft-capped as cap * tanh(x / cap) (Gemma 2); 0: off. */
+  attnSoftcap: number;
+  finalSoftcap: number;
+  /**
+   * Sliding-window attention (Gemma 2): layers where `layer % swaPattern < swaPattern - 1` see
+   * only the last `slidingWindow` positions; 0: every layer sees the whole context.
+   */
+  slidingWindow: number;
+  swaPattern: number;
 }
 
 export function readConfig(file: GGUFFile): ModelConfig {
@@ -67,23 +88,29 @@ export function readConfig(file: GGUFFile): ModelConfig {
   const nHeads = k('attention.head_count');
   const nKvHeads = k('attention.head_count_kv', nHeads);
   const embd = tensor(file, 'token_embd.weight');
+  // Gemma's heads are not dim / heads wide: attention.key_length says so.
+  const headDim = k('attention.key_length', dim / nHeads);
   const config: ModelConfig = {
     architecture: arch,
     dim,
     nLayers: k('block_count'),
     nHeads,
     nKvHeads,
-    headDim: dim / nHeads,
+    headDim,
     ffnDim: k('feed_forward_length'),
     vocabSize: embd.dims[1] ?? 0,
     contextLength: k('context_length'),
     normEps: k('attention.layer_norm_rms_epsilon', 1e-5),
     ropeTheta: k('rope.freq_base', 10000),
-    ropeDim: k('rope.dimension_count', dim / nHeads),
+    ropeDim: k('rope.dimension_count', headDim),
     tiedOutput: !file.tensors.some((t) => t.name === 'output.weight'),
     ropeFactors: ropeFactors(file),
     ropeOriginalContext: k('rope.scaling.original_context_length', k('context_length')),
     ropeAttnFactor: k('rope.scaling.attn_factor', 1),
+    attnSoftcap: arch === 'gemma2' ? k('attn_logit_softcapping', 50) : 0,
+    finalSoftcap: arch === 'gemma2' ? k('final_logit_softcapping', 30) : 0,
+    slidingWindow: arch === 'gemma2' ? k('attention.sliding_window', 4096) : 0,
+    swaPattern: 2,
     ...ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS],
   };
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
@@ -94,6 +121,9 @@ export function readConfig(file: GGUFFile): ModelConfig {
   }
   if (!Number.isInteger(config.headDim) || config.headDim % 2 || nHeads % nKvHeads) {
     throw new ModelFormatError('shape-mismatch', `${name}: ${dim} dims do not split into ${nHeads} heads over ${nKvHeads} KV heads`);
+  }
+  if (k('attention.value_length', config.headDim) !== config.headDim) {
+    throw new ModelFormatError('shape-mismatch', `${name}: value heads of ${k('attention.value_length')} differ from key heads of ${config.headDim}`);
   }
   if (config.headDim > 256) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported 256`);
   if (config.ropeDim > config.headDim || config.ropeDim % 2) throw new ModelFormatError('malformed', `${name}: invalid rope.dimension_count ${config.ropeDim}`);
@@ -168,7 +198,9 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
       m.set(p + 'attn_v.bias', [kv]);
     }
     m.set(p + 'attn_output.weight', [q, c.dim]);
+    if (c.postNorms) m.set(p + 'post_attention_norm.weight', [c.dim]);
     m.set(p + 'ffn_norm.weight', [c.dim]);
+    if (c.postNorms) m.set(p + 'post_ffw_norm.weight', [c.dim]);
     if (!c.fusedGateUp) m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);
     m.set(p + 'ffn_up.weight', [c.dim, c.fusedGateUp ? 2 * c.ffnDim : c.ffnDim]);
     m.set(p + 'ffn_down.weight', [c.ffnDim, c.dim]);

@@ -206,13 +206,13 @@ export class LlamaModel {
     // The phase of the ops pushed next (see Op).
     let phase: Op['phase'] = 'both';
     const push = (op: Omit<Op, 'phase'>) => ops.push({ ...op, phase });
-    const matmul = (w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { mode?: 'set' | 'accumulate' | 'swiglu'; yAtPos?: boolean; oneToken?: boolean } = {}) => {
+    const matmul = (w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { mode?: keyof typeof MATMUL_MODES; cap?: number; yAtPos?: boolean; oneToken?: boolean } = {}) => {
       const totalRows = w.reduce((n, part) => n + part.layout.rows, 0);
       for (const part of w) {
         const l = part.layout;
         const params = a.uniform('matmul', uniformData([
           { u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset },
-          { u: l.cols }, { u: totalRows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 }, { u: part.rowStart },
+          { u: l.cols }, { u: totalRows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 }, { u: part.rowStart }, { f: how.cap ?? 0 },
         ]));
         const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
         const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
@@ -225,9 +225,10 @@ export class LlamaModel {
         });
       }
     };
-    const rmsnorm = (input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, lastOnly = false) => {
+    const rmsnorm = (input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, how: { lastOnly?: boolean; accumulate?: boolean } = {}) => {
       const kernel = k.get('rmsnorm');
-      const params = a.uniform('rmsnorm', uniformData([{ u: c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }]));
+      const lastOnly = how.lastOnly === true;
+      const params = a.uniform('rmsnorm', uniformData([{ u: c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }, { u: how.accumulate ? 1 : 0 }]));
       push({ kernel, bindGroup: k.bindGroup(kernel, [input, weight, output, params, S]), grid: (n) => [lastOnly ? 1 : n, 1, 1] });
     };
     // The model's constants, read by RoPE and the fused decode projection: the (cos, sin) table,
@@ -263,6 +264,7 @@ export class LlamaModel {
       const embed = k.get('embed', part.layout.kind);
       const embedParams = a.uniform('embed', uniformData([
         { u: part.layout.rows }, { u: part.layout.cols }, { u: part.layout.rowWords }, { u: part.layout.scaleOffset }, { u: part.rowStart }, { u: vocabRows },
+        { f: c.scaleEmbedding ? Math.sqrt(c.dim) : 1 },
       ]));
       push({
         kernel: embed,
@@ -271,13 +273,14 @@ export class LlamaModel {
       });
     }
 
-    const attnParams = a.uniform('attention', uniformData([
-      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) },
-    ]));
     const attnPartial = a.storage('attention_partial', attentionPartialBytes(c, B));
     for (let l = 0; l < c.nLayers; l++) {
       const p = `blk.${l}.`;
       const keyCache = a.storage(`k_cache.${l}`, this.contextLength * kvDim * f32);
+      const slidingWindow = c.slidingWindow && l % c.swaPattern < c.swaPattern - 1 ? c.slidingWindow : 0;
+      const attnParams = a.uniform('attention', uniformData([
+        { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) }, { f: c.attnSoftcap }, { u: slidingWindow },
+      ]));
       const valueCache = a.storage(`v_cache.${l}`, this.contextLength * kvDim * f32);
 
       // attention: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x))
@@ -321,17 +324,24 @@ export class LlamaModel {
         bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnPartial, attnOut, attnParams, S]),
         grid: (n) => [c.nHeads, n, 1],
       });
-      matmul(matrix(p + 'attn_output.weight'), attnOut, x, { mode: 'accumulate' });
+      // Gemma 2 normalizes each block's output before the residual add.
+      const residual = (w: GpuMatrix, input: GPUBuffer, postNorm: string) => {
+        if (!c.postNorms) return matmul(w, input, x, { mode: 'accumulate' });
+        matmul(w, input, xb);
+        rmsnorm(xb, vector(p + postNorm), x, { accumulate: true });
+      };
+      residual(matrix(p + 'attn_output.weight'), attnOut, 'post_attention_norm.weight');
 
-      // feed-forward: x += Wdown · (silu(Wgate·norm(x)) * Wup·norm(x))
+      // feed-forward: x += Wdown · (act(Wgate·norm(x)) * Wup·norm(x)), act = silu or gelu
       rmsnorm(x, vector(p + 'ffn_norm.weight'), xb);
       const [wGate, wUp] = [matrix(p + 'ffn_gate.weight'), matrix(p + 'ffn_up.weight')];
       if (fusable(wGate, wUp)) {
-        // Decode: both projections and SwiGLU in one dispatch (shaders/gemv_swiglu.wgsl).
+        // Decode: both projections and the GLU in one dispatch (shaders/gemv_swiglu.wgsl).
         const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_swiglu_rows' : 'gemv_swiglu', [wGate[0]!.layout.kind, wUp[0]!.layout.kind]);
-        const params = a.uniform('swiglu', uniformData(
-          [wGate, wUp].flatMap(([w]) => [{ u: w!.layout.rows }, { u: w!.layout.cols }, { u: w!.layout.rowWords }, { u: w!.layout.scaleOffset }]),
-        ));
+        const params = a.uniform('swiglu', uniformData([
+          ...[wGate, wUp].flatMap(([w]) => [{ u: w!.layout.rows }, { u: w!.layout.cols }, { u: w!.layout.rowWords }, { u: w!.layout.scaleOffset }]),
+          { u: c.activation === 'gelu' ? 1 : 0 },
+        ]));
         phase = 'decode';
         push({
           kernel,
@@ -342,16 +352,17 @@ export class LlamaModel {
       }
       // Prefill: SwiGLU fused into the up projection's output.
       matmul(wGate, xb, gate);
-      matmul(wUp, xb, gate, { mode: 'swiglu' });
+      matmul(wUp, xb, gate, { mode: c.activation === 'gelu' ? 'geglu' : 'swiglu' });
       phase = 'both';
-      matmul(matrix(p + 'ffn_down.weight'), gate, x, { mode: 'accumulate' });
+      residual(matrix(p + 'ffn_down.weight'), gate, 'post_ffw_norm.weight');
     }
     a.device.queue.submit([copies.finish()]);
 
     // head: logits of the last token, then the sampler (skipped for all but a prompt's last chunk)
     const opsBeforeHead = ops.length;
-    rmsnorm(x, vector('output_norm.weight'), xLast, true);
-    matmul(c.tiedOutput ? embedding : matrix('output.weight'), xLast, this.logitsBuffer, { oneToken: true });
+    rmsnorm(x, vector('output_norm.weight'), xLast, { lastOnly: true });
+    const head = c.finalSoftcap ? { mode: 'softcap', cap: c.finalSoftcap } as const : {};
+    matmul(c.tiedOutput ? embedding : matrix('output.weight'), xLast, this.logitsBuffer, { oneToken: true, ...head });
 
     this.samplerParams = a.create('sampler_params', 48, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     const counts = a.storage('sampler_counts', c.vocabSize * 4);
@@ -484,7 +495,7 @@ function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
 }
 
 /** shaders/matmul.wgsl's output modes. */
-const MATMUL_MODES = { set: 0, accumulate: 1, swiglu: 2 } as const;
+const MATMUL_MODES = { set: 0, accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 } as const;
 
 export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
   const kvDim = c.nKvHeads * c.headDim;

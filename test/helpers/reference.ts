@@ -22,6 +22,8 @@ interface Layer {
   bq?: Float32Array; bk?: Float32Array; bv?: Float32Array;
   attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array;
   ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array;
+  /** Norms on the attention and FFN outputs (Gemma 2). */
+  postAttnNorm?: Float32Array; postFfnNorm?: Float32Array;
 }
 
 export class ReferenceModel {
@@ -60,6 +62,7 @@ export class ReferenceModel {
         wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'),
         wDown: await get(p + 'ffn_down.weight'),
         ...(c.qkvBias ? { bq: await get(p + 'attn_q.bias'), bk: await get(p + 'attn_k.bias'), bv: await get(p + 'attn_v.bias') } : {}),
+        ...(c.postNorms ? { postAttnNorm: await get(p + 'post_attention_norm.weight'), postFfnNorm: await get(p + 'post_ffw_norm.weight') } : {}),
       });
     }
     const embedding = await get('token_embd.weight');
@@ -75,8 +78,13 @@ export class ReferenceModel {
     const hd = c.headDim;
     const kvDim = c.nKvHeads * hd;
     const group = c.nHeads / c.nKvHeads;
-    const x = this.embedding.slice(token * c.dim, (token + 1) * c.dim);
+    const x = this.embedding.slice(token * c.dim, (token + 1) * c.dim).map((v) => (c.scaleEmbedding ? v * Math.sqrt(c.dim) : v));
     const xb = new Float32Array(c.dim);
+    // Adds a block's output to the residual stream, through Gemma 2's post-norm if there is one.
+    const residual = (out: Float32Array, postNorm: Float32Array | undefined) => {
+      if (postNorm) rmsnorm(out, out, postNorm, c.normEps);
+      for (let i = 0; i < c.dim; i++) x[i]! += out[i]!;
+    };
     const q = new Float32Array(c.nHeads * hd);
     const att = new Float32Array(pos + 1);
     const attOut = new Float32Array(c.nHeads * hd);
@@ -100,12 +108,16 @@ export class ReferenceModel {
       const neox = c.ropeStyle === 'neox';
       rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
       rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
+      // Gemma 2: every other layer (from the first) attends within a sliding window.
+      const window = c.slidingWindow && l % c.swaPattern < c.swaPattern - 1 ? c.slidingWindow : 0;
       for (let h = 0; h < c.nHeads; h++) {
         const kvh = Math.floor(h / group);
         for (let t = 0; t <= pos; t++) {
           let s = 0;
           for (let i = 0; i < hd; i++) s += q[h * hd + i]! * this.keyCache[l]![t * kvDim + kvh * hd + i]!;
-          att[t] = s / Math.sqrt(hd);
+          s /= Math.sqrt(hd);
+          if (c.attnSoftcap) s = c.attnSoftcap * Math.tanh(s / c.attnSoftcap);
+          att[t] = window && pos - t >= window ? -Infinity : s;
         }
         softmax(att);
         for (let i = 0; i < hd; i++) {
@@ -115,20 +127,26 @@ export class ReferenceModel {
         }
       }
       matmul(xb, attOut, L.wo);
-      for (let i = 0; i < c.dim; i++) x[i]! += xb[i]!;
-      // Feed-forward: norm, SwiGLU, project back, residual.
+      residual(xb, L.postAttnNorm);
+      // Feed-forward: norm, SwiGLU (GeGLU for Gemma), project back, residual.
       rmsnorm(xb, x, L.ffnNorm, c.normEps);
       matmul(gate, xb, L.wGate);
       matmul(up, xb, L.wUp);
-      for (let i = 0; i < c.ffnDim; i++) gate[i] = (gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
+      for (let i = 0; i < c.ffnDim; i++) gate[i] = (c.activation === 'gelu' ? gelu(gate[i]!) : gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
       matmul(xb, gate, L.wDown);
-      for (let i = 0; i < c.dim; i++) x[i]! += xb[i]!;
+      residual(xb, L.postFfnNorm);
     }
     rmsnorm(x, x, this.outputNorm, c.normEps);
     const logits = new Float32Array(c.vocabSize);
     matmul(logits, x, this.output);
+    if (c.finalSoftcap) logits.forEach((v, i) => (logits[i] = c.finalSoftcap * Math.tanh(v / c.finalSoftcap)));
     return logits;
   }
+}
+
+/** GELU, tanh approximation (as ggml_gelu). */
+export function gelu(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * x * (1 + 0.044715 * x * x)));
 }
 
 export function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: number): void {
