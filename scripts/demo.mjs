@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // `npm run demo [-- --model PATH] [--port N] [--host]`: serves the demo page with Vite. With
 // --model, a local GGUF is served too (with HTTP Range, as model hosts do) and preselected.
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { createServer } from 'vite';
+import { serveFile } from './serve-file.mjs';
 
 /** Starts the demo server; returns it (tests use this too). */
 export async function startDemo({ model, port = 5173, host = false } = {}) {
@@ -25,18 +26,7 @@ export async function startDemo({ model, port = 5173, host = false } = {}) {
           res.end(JSON.stringify({ defaultModel: localUrl ?? null }));
         });
         if (!path) return;
-        s.middlewares.use(localUrl, (req, res) => {
-          const size = statSync(path).size;
-          const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
-          const start = m ? Number(m[1]) : 0;
-          const end = m && m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
-          if (start >= size) return void res.writeHead(416, { 'Content-Range': `bytes */${size}` }).end();
-          res.writeHead(m ? 206 : 200, {
-            'Accept-Ranges': 'bytes', 'Content-Type': 'application/octet-stream', 'Content-Length': end - start + 1,
-            ...(m ? { 'Content-Range': `bytes ${start}-${end}/${size}` } : {}),
-          });
-          createReadStream(path, { start, end }).pipe(res);
-        });
+        s.middlewares.use(localUrl, (req, res) => serveFile(req, res, path));
       },
     }],
   });

@@ -7,7 +7,7 @@ import { loadModelFile } from '../src/node/load.js';
 import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
 import { HAVE_MODELS, MODELS, storiesPath } from './helpers/models.js';
-import { serveFile } from './helpers/serve-file.js';
+import { serveFile } from '../scripts/serve-file.mjs';
 
 if (!HAVE_CHROMIUM && process.env.CI) throw new Error('Chromium is missing; npm test installs it (see README)');
 

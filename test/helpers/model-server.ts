@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { serveFile } from './serve-file.js';
+import { serveFile } from '../../scripts/serve-file.mjs';
 import { MODELS } from './models.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));

@@ -1,9 +1,17 @@
+// Serves one file with HTTP Range support (206 and Content-Range), as model hosts do. Shared by
+// the demo server (scripts/demo.mjs) and the tests' local hosts.
 import { createReadStream, statSync } from 'node:fs';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 
-/** Serves one file with HTTP Range support (206 and Content-Range), as model hosts do. */
-export function serveFile(req: IncomingMessage, res: ServerResponse, path: string, extra: { headers?: Record<string, string>; ignoreRange?: boolean } = {}): void {
-  let size: number;
+const TYPES = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json', wasm: 'application/wasm' };
+
+/**
+ * @param {import('node:http').IncomingMessage} req
+ * @param {import('node:http').ServerResponse} res
+ * @param {string} path
+ * @param {{ headers?: Record<string, string>, ignoreRange?: boolean }} [extra]
+ */
+export function serveFile(req, res, path, extra = {}) {
+  let size;
   try {
     size = statSync(path).size;
   } catch {
@@ -11,11 +19,12 @@ export function serveFile(req: IncomingMessage, res: ServerResponse, path: strin
     return;
   }
   const range = extra.ignoreRange ? null : /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-  const types: Record<string, string> = { html: 'text/html', js: 'text/javascript', mjs: 'text/javascript', css: 'text/css', json: 'application/json', wasm: 'application/wasm' };
-  const type = types[path.split('.').pop() ?? ''] ?? 'application/octet-stream';
   const headers = {
     ...(extra.ignoreRange ? {} : { 'Accept-Ranges': 'bytes' }),
-    'Content-Type': type, 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-store', ...extra.headers,
+    'Content-Type': TYPES[path.split('.').pop() ?? ''] ?? 'application/octet-stream',
+    'Access-Control-Allow-Origin': '*',
+    'Cache-Control': 'no-store',
+    ...extra.headers,
   };
   if (!range) {
     res.writeHead(200, { ...headers, 'Content-Length': size });
