@@ -7,8 +7,10 @@ import { renderMarkdown } from './markdown.js';
  */
 const PRESETS = [
   { name: 'stories260K (tiny story model)', url: 'https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf', size: '1.2 MB', needs: 'any WebGPU device' },
-  { name: 'Qwen2.5 0.5B Instruct, Q4_K_M', url: 'https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf', size: '0.49 GB', needs: 'about 0.7 GB of GPU memory and 145 MB storage bindings (desktop GPUs; not most phones yet)' },
-  { name: 'Llama 3.2 1B Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/Llama-3.2-1B-Instruct-GGUF/resolve/main/Llama-3.2-1B-Instruct-Q4_K_M.gguf', size: '0.81 GB', needs: 'about 1.1 GB of GPU memory and 150 MB storage bindings (desktop GPUs; not most phones yet)' },
+  { name: 'Qwen2.5 0.5B Instruct, Q4_K_M', url: 'https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf', size: '0.49 GB', needs: 'about 0.7 GB of GPU memory (phones included: large tensors are split across buffers)' },
+  { name: 'Llama 3.2 1B Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/Llama-3.2-1B-Instruct-GGUF/resolve/main/Llama-3.2-1B-Instruct-Q4_K_M.gguf', size: '0.81 GB', needs: 'about 1.1 GB of GPU memory' },
+  { name: 'Gemma 2 2B Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/gemma-2-2b-it-GGUF/resolve/main/gemma-2-2b-it-Q4_K_M.gguf', size: '1.71 GB', needs: 'about 2.6 GB of GPU memory at a 4096-token context' },
+  { name: 'Phi-3.5 mini Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/Phi-3.5-mini-instruct-GGUF/resolve/main/Phi-3.5-mini-instruct-Q4_K_M.gguf', size: '2.39 GB', needs: 'about 5.6 GB of GPU memory at a 4096-token context (its 32 KV heads make a large cache)' },
   { name: 'TinyLlama 1.1B Chat v1.0, Q8_0', url: 'https://huggingface.co/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.Q8_0.gguf', size: '1.17 GB', needs: 'about 1.3 GB of GPU memory; no shader-f16 needed' },
 ];
 const DEFAULT_MODEL = PRESETS[0]!.url;
