@@ -114,20 +114,21 @@ fn mass_key(lid: u32, floor: u32, m: f32, goal: f32) -> u32 {
 fn sample(@builtin(local_invocation_index) lid: u32) {
   let n_past = state.n_past;
   // 1. Copy logits; the penalty is computed from the original logit, so repeats apply once.
+  // Without penalties every later phase reads work[i] only in the invocation that wrote it (the
+  // same i = lid + k * WG stride), so the barriers are needed only with them. (penalize comes
+  // from the uniform P, so the branch keeps the barriers in uniform control flow.)
   for (var i = lid; i < P.vocab; i += WG) { work[i] = logits[i]; }
-  workgroupBarrier();
-  storageBarrier();
   let penalize = P.repetition_penalty != 1.0 || P.frequency_penalty != 0.0 || P.presence_penalty != 0.0;
   let window = min(n_past, P.penalty_last_n);
   if (penalize) {
+    workgroupBarrier();
+    storageBarrier();
     for (var j = lid; j < window; j += WG) {
       let tok = history[n_past - 1u - j];
       if (tok < P.vocab) { atomicAdd(&counts[tok], 1u); }
     }
-  }
-  workgroupBarrier();
-  storageBarrier();
-  if (penalize) {
+    workgroupBarrier();
+    storageBarrier();
     // Computed from the original logit and the full count, so repeated tokens write one value.
     for (var j = lid; j < window; j += WG) {
       let tok = history[n_past - 1u - j];
@@ -138,17 +139,15 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
         work[tok] = r - c * P.frequency_penalty - P.presence_penalty;
       }
     }
-  }
-  workgroupBarrier();
-  storageBarrier();
-  if (penalize) {
+    workgroupBarrier();
+    storageBarrier();
     for (var j = lid; j < window; j += WG) {
       let tok = history[n_past - 1u - j];
       if (tok < P.vocab) { atomicStore(&counts[tok], 0u); }
     }
+    workgroupBarrier();
+    storageBarrier();
   }
-  workgroupBarrier();
-  storageBarrier();
 
   var chosen = 0u;
   if (P.temperature <= 0.0) {
@@ -158,17 +157,20 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
     for (var i = lid; i < P.vocab; i += WG) {
       if (work[i] > best) { best = work[i]; best_i = i; }
     }
-    let m = max_f(lid, best);
-    var cand = 0xffffffffu;
-    if (best == m) { cand = best_i; }
+    // One barrier, then one invocation scans the WG partial results: cheaper than two trees of
+    // barriers, above all where barriers are emulated (CPU adapters).
+    red_f[lid] = best;
+    red_u[lid] = best_i;
     workgroupBarrier();
-    red_u[lid] = cand;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid < s) { red_u[lid] = min(red_u[lid], red_u[lid + s]); }
-      workgroupBarrier();
+    if (lid == 0u) {
+      for (var j = 1u; j < WG; j++) {
+        if (red_f[j] > best || (red_f[j] == best && red_u[j] < best_i)) {
+          best = red_f[j];
+          best_i = red_u[j];
+        }
+      }
+      chosen = best_i;
     }
-    chosen = red_u[0];
   } else {
     // 2b. Temperature, then the filters as key thresholds, then a seeded draw.
     var local_max = -3.4e38;
