@@ -137,3 +137,26 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   }
   store(0u, row, acc);
 }
+
+// Prefill without barriers, for CPU adapters: a thread per output row and block of GEMM_ROWS_T
+// tokens. Each weight is dequantized once for the whole block (the costly part there), and every
+// thread of a workgroup reads the same activations.
+const GEMM_ROWS_T = 16u;
+
+@compute @workgroup_size(64)
+fn gemm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let row = gid.x;
+  let t0 = gid.y * GEMM_ROWS_T;
+  if (row >= P.w.rows || t0 >= S.n_tokens) { return; }
+  let nt = min(GEMM_ROWS_T, S.n_tokens - t0);
+  let n8 = (P.w.cols + 7u) / 8u;
+  var acc: array<f32, GEMM_ROWS_T>;
+  for (var k8 = 0u; k8 < n8; k8++) {
+    let w = load_w8(P.w, row, k8);
+    for (var j = 0u; j < nt; j++) {
+      let x = x8(t0 + j, k8);
+      acc[j] += dot(w.lo, x.lo) + dot(w.hi, x.hi);
+    }
+  }
+  for (var j = 0u; j < nt; j++) { store(t0 + j, row, acc[j]); }
+}

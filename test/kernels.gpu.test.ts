@@ -71,7 +71,7 @@ function randomMatrix(type: number, rows: number, cols: number, seed: number) {
   return { layout, values, buffer: buffer(gpu, packed) };
 }
 
-describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
+describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', () => {
   for (const [kindName, type] of TYPES) {
     const block = BLOCK_OF[kindName];
     const shapes = block === 256 ? [[1, 256], [5, 512], [67, 256]] : block ? [[1, 32], [5, 64], [67, 96], [130, 256]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257]];
@@ -79,7 +79,7 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
       let seed = 1;
       for (const [rows, cols] of shapes as [number, number][]) {
         const w = randomMatrix(type, rows, cols, seed++);
-        for (const [n, variant] of [[1, 'gemv'], [1, 'gemv_rows'], [3, 'gemm'], [17, 'gemm'], [40, 'gemm']] as const) {
+        for (const [n, variant] of [[1, 'gemv'], [1, 'gemv_rows'], [3, 'gemm'], [17, 'gemm'], [40, 'gemm'], [3, 'gemm_rows'], [17, 'gemm_rows'], [40, 'gemm_rows']] as const) {
           const x = randomF32(n * cols, rng(seed++));
           for (const mode of ['plain', 'accumulate', 'swiglu', 'geglu', 'softcap', 'at_pos'] as const) {
             const pos = mode === 'at_pos' ? 5 : 0;
@@ -92,7 +92,8 @@ describe('matmul (gemv, gemv_rows, gemm) with fused dequantization', () => {
               { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 }, { f: cap },
             ]);
             const grid: [number, number, number] =
-              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 64), 1, 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
+              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 64), 1, 1]
+                : variant === 'gemm_rows' ? [Math.ceil(rows / 64), Math.ceil(n / 16), 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
             run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid);
             const got = await readF32(y, outRows * rows);
             const expected = new Float32Array(outRows * rows);

@@ -33,6 +33,7 @@ const SPECS = {
   gemv: { source: matmulWgsl, entry: 'gemv', bindings: [R, R, RW, U, U], weights: 1 },
   gemv_rows: { source: matmulWgsl, entry: 'gemv_rows', bindings: [R, R, RW, U, U], weights: 1 },
   gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: 1 },
+  gemm_rows: { source: matmulWgsl, entry: 'gemm_rows', bindings: [R, R, RW, U, U], weights: 1 },
   gemv_swiglu: { source: gemvSwigluWgsl, entry: 'gemv_swiglu', bindings: [R, R, R, RW, U, U], weights: 2 },
   gemv_swiglu_rows: { source: gemvSwigluWgsl, entry: 'gemv_swiglu_rows', bindings: [R, R, R, RW, U, U], weights: 2 },
   gemv_qkv: { source: gemvQkvWgsl, entry: 'gemv_qkv', bindings: [R, R, R, R, RW, RW, RW, R, U, U], weights: 3 },
