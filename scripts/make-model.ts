@@ -120,7 +120,7 @@ function normal(seed: number): () => number {
 export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2';
 export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'];
 
-export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number }): Promise<Uint8Array> {
+export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number }): Promise<Uint8Array> {
   const s = SHAPES[options.shape];
   if (!s) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
   const typeOf = QUANTS[options.quant];
@@ -196,6 +196,8 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
     [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)], [`${a}.attention.head_count_kv`, u32(s.kvHeads)],
     [`${a}.rope.dimension_count`, u32(headDim)], [`${a}.rope.freq_base`, { type: 'f32', value: s.ropeTheta }],
     [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: 1e-5 }],
+    // Mistral-style: every layer attends within the window (llama only; Gemma 2 sets its own).
+    ...(options.slidingWindow && a === 'llama' ? [[`${a}.attention.sliding_window`, u32(options.slidingWindow)]] as [string, TypedValue][] : []),
     ...(gemma ? [[`${a}.attention.key_length`, u32(headDim)], [`${a}.attention.value_length`, u32(headDim)]] as [string, TypedValue][] : []),
     // Gemma 2's caps and window, small enough to matter in a short test sequence.
     ...(options.arch === 'gemma2' ? [

@@ -24,6 +24,40 @@ const CASES = [
 ] as const;
 const SHAPE = (arch: string) => (arch.startsWith('gemma') ? 'tiny-256-gemma' : 'tiny-256');
 
+/**
+ * 24 greedy tokens equal the CPU reference's, and the logits after them agree within 2e-4 of
+ * their largest magnitude; returns those logits.
+ */
+async function expectMatchesReference(model: LlamaModel, file: Awaited<ReturnType<typeof readGGUF>>): Promise<Float32Array> {
+  const ref = await ReferenceModel.load(file);
+  const tokenizer = GGUFTokenizer.fromGGUF(file);
+  const prompt = tokenizer.encode('Once upon a time');
+  const tokens: number[] = [];
+  for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 24 })) tokens.push(t.token);
+  let logits: Float32Array = new Float32Array();
+  for (let i = 0; i < prompt.length; i++) logits = ref.forward(prompt[i]!, i);
+  const expectedTokens: number[] = [];
+  for (let pos = prompt.length; expectedTokens.length < tokens.length; pos++) {
+    expectedTokens.push(argmax(logits));
+    logits = ref.forward(expectedTokens.at(-1)!, pos);
+  }
+  expect(tokens).toEqual(expectedTokens);
+  const sequence = [...prompt, ...tokens];
+  const got = await model.logits(sequence, 0);
+  let expected: Float32Array = new Float32Array();
+  for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
+  const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  let worst = 0;
+  for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
+  // The generated logits are larger than stories260K's, so the bound is relative to them.
+  expect(worst / scale).toBeLessThan(2e-4);
+  // Peaked, as the generator intends: far from uniform (1/512) over the vocabulary.
+  const top = Math.max(...got);
+  const z = got.reduce((sum, v) => sum + Math.exp(v - top), 0);
+  expect(1 / z).toBeGreaterThan(0.05);
+  return got;
+}
+
 describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU reference', () => {
   for (const [arch, quant, gpuKernels] of CASES) {
     test(`${arch} ${quant}${gpuKernels ? ' (GPU kernels)' : ''}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
@@ -31,32 +65,7 @@ describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU r
       const gpu = await testGpu();
       const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false } : gpu, file);
       try {
-        const ref = await ReferenceModel.load(file);
-        const tokenizer = GGUFTokenizer.fromGGUF(file);
-        const prompt = tokenizer.encode('Once upon a time');
-        const tokens: number[] = [];
-        for await (const t of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: 24 })) tokens.push(t.token);
-        let logits: Float32Array = new Float32Array();
-        for (let i = 0; i < prompt.length; i++) logits = ref.forward(prompt[i]!, i);
-        const expectedTokens: number[] = [];
-        for (let pos = prompt.length; expectedTokens.length < tokens.length; pos++) {
-          expectedTokens.push(argmax(logits));
-          logits = ref.forward(expectedTokens.at(-1)!, pos);
-        }
-        expect(tokens).toEqual(expectedTokens);
-        const sequence = [...prompt, ...tokens];
-        const got = await model.logits(sequence, 0);
-        let expected: Float32Array = new Float32Array();
-        for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
-        const scale = expected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-        let worst = 0;
-        for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
-        // The generated logits are larger than stories260K's, so the bound is relative to them.
-        expect(worst / scale).toBeLessThan(2e-4);
-        // Peaked, as the generator intends: far from uniform (1/512) over the vocabulary.
-        const top = Math.max(...got);
-        const z = got.reduce((sum, v) => sum + Math.exp(v - top), 0);
-        expect(1 / z).toBeGreaterThan(0.05);
+        await expectMatchesReference(model, file);
       } finally {
         model.dispose();
       }
@@ -118,5 +127,24 @@ describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU r
         limited.device.destroy();
       }
     }
+  });
+
+  test('llama with a sliding window on every layer (Mistral) matches the reference, and the window matters', async () => {
+    const gpu = await testGpu();
+    const run = async (slidingWindow: number | undefined, gpuKernels = false) => {
+      const file = await readGGUF(bytesSource(await makeModel({ arch: 'llama', shape: 'tiny-256', quant: 'q8_0', seed: 3, slidingWindow }), 'mistral.gguf'));
+      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false } : gpu, file);
+      try {
+        return await expectMatchesReference(model, file);
+      } finally {
+        model.dispose();
+      }
+    };
+    const windowed = await run(6);
+    await run(6, true);
+    const whole = await run(undefined);
+    let changed = 0;
+    for (let i = 0; i < whole.length; i++) changed = Math.max(changed, Math.abs(windowed[i]! - whole[i]!));
+    expect(changed).toBeGreaterThan(0.05);
   });
 });

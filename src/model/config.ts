@@ -66,8 +66,9 @@ export interface ModelConfig extends ArchitectureTraits {
   attnSoftcap: number;
   finalSoftcap: number;
   /**
-   * Sliding-window attention (Gemma 2): layers where `layer % swaPattern < swaPattern - 1` see
-   * only the last `slidingWindow` positions; 0: every layer sees the whole context.
+   * Sliding-window attention: windowed layers see only the last `slidingWindow` positions (0: no
+   * window anywhere). Which layers, as llama.cpp's swa pattern: 0 every layer (Mistral, written as
+   * llama.attention.sliding_window), 2 every other layer from the first (Gemma 2). See layerWindow.
    */
   slidingWindow: number;
   swaPattern: number;
@@ -109,8 +110,8 @@ export function readConfig(file: GGUFFile): ModelConfig {
     ropeAttnFactor: k('rope.scaling.attn_factor', 1),
     attnSoftcap: arch === 'gemma2' ? k('attn_logit_softcapping', 50) : 0,
     finalSoftcap: arch === 'gemma2' ? k('final_logit_softcapping', 30) : 0,
-    slidingWindow: arch === 'gemma2' ? k('attention.sliding_window', 4096) : 0,
-    swaPattern: 2,
+    slidingWindow: arch === 'gemma2' ? k('attention.sliding_window', 4096) : arch === 'llama' ? k('attention.sliding_window', 0) : 0,
+    swaPattern: arch === 'gemma2' ? 2 : 0,
     ...ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS],
   };
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
@@ -129,6 +130,12 @@ export function readConfig(file: GGUFFile): ModelConfig {
   if (config.ropeDim > config.headDim || config.ropeDim % 2) throw new ModelFormatError('malformed', `${name}: invalid rope.dimension_count ${config.ropeDim}`);
   checkShapes(file, config);
   return config;
+}
+
+/** The sliding window layer `layer` attends within, or 0 for the whole context. */
+export function layerWindow(c: ModelConfig, layer: number): number {
+  if (!c.slidingWindow) return 0;
+  return c.swaPattern === 0 || layer % c.swaPattern < c.swaPattern - 1 ? c.slidingWindow : 0;
 }
 
 function ropeFactors(file: GGUFFile): ModelConfig['ropeFactors'] {

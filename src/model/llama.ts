@@ -4,7 +4,7 @@ import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels, type Kernel } from '../gpu/kernels.js';
 import type { GpuLayout } from '../quant/formats.js';
-import { readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
+import { layerWindow, readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
 import { planWeights, repackWeights, type TensorPlan, type WeightChunk } from './weights.js';
 
 export interface SamplingParams {
@@ -281,7 +281,7 @@ export class LlamaModel {
     for (let l = 0; l < c.nLayers; l++) {
       const p = `blk.${l}.`;
       const keyCache = a.storage(`k_cache.${l}`, this.contextLength * kvDim * f32);
-      const slidingWindow = c.slidingWindow && l % c.swaPattern < c.swaPattern - 1 ? c.slidingWindow : 0;
+      const slidingWindow = layerWindow(c, l);
       const attnParams = a.uniform('attention', uniformData([
         { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) }, { f: c.attnSoftcap }, { u: slidingWindow },
       ]));

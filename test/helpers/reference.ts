@@ -4,7 +4,7 @@
  * checks the kernels and the repacked layouts, not just the arithmetic.
  */
 import { readTensorChunks, type GGUFFile } from '../../src/gguf/gguf.js';
-import { matrixViews, readConfig, ropeFactorTensor, tensor, type ModelConfig } from '../../src/model/config.js';
+import { layerWindow, matrixViews, readConfig, ropeFactorTensor, tensor, type ModelConfig } from '../../src/model/config.js';
 import { formatFor } from '../../src/quant/formats.js';
 
 export async function dequantizeTensor(file: GGUFFile, name: string): Promise<Float32Array> {
@@ -108,8 +108,7 @@ export class ReferenceModel {
       const neox = c.ropeStyle === 'neox';
       rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
       rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
-      // Gemma 2: every other layer (from the first) attends within a sliding window.
-      const window = c.slidingWindow && l % c.swaPattern < c.swaPattern - 1 ? c.slidingWindow : 0;
+      const window = layerWindow(c, l);
       for (let h = 0; h < c.nHeads; h++) {
         const kvh = Math.floor(h / group);
         for (let t = 0; t <= pos; t++) {
