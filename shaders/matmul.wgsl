@@ -138,25 +138,40 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   store(0u, row, acc);
 }
 
-// Prefill without barriers, for CPU adapters: a thread per output row and block of GEMM_ROWS_T
-// tokens. Each weight is dequantized once for the whole block (the costly part there), and every
-// thread of a workgroup reads the same activations.
-const GEMM_ROWS_T = 16u;
+// Prefill without barriers, for CPU adapters: a thread per 4 output rows and 4 tokens. Each
+// weight is dequantized once for the 4 tokens and each activation loaded once for the 4 rows; the
+// 16 sums live in four vec4 registers (a private array indexed in a loop would live in memory).
+// Rows and tokens past the end repeat the last one and are not stored.
+fn dot8(w: W8, x: W8) -> f32 {
+  return dot(w.lo, x.lo) + dot(w.hi, x.hi);
+}
 
 @compute @workgroup_size(64)
 fn gemm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let row = gid.x;
-  let t0 = gid.y * GEMM_ROWS_T;
-  if (row >= P.w.rows || t0 >= S.n_tokens) { return; }
-  let nt = min(GEMM_ROWS_T, S.n_tokens - t0);
+  let row0 = gid.x * 4u;
+  let t0 = gid.y * 4u;
+  if (row0 >= P.w.rows || t0 >= S.n_tokens) { return; }
+  let last_row = P.w.rows - 1u;
+  let last_t = S.n_tokens - 1u;
   let n8 = (P.w.cols + 7u) / 8u;
-  var acc: array<f32, GEMM_ROWS_T>;
+  var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
   for (var k8 = 0u; k8 < n8; k8++) {
-    let w = load_w8(P.w, row, k8);
-    for (var j = 0u; j < nt; j++) {
-      let x = x8(t0 + j, k8);
-      acc[j] += dot(w.lo, x.lo) + dot(w.hi, x.hi);
+    let x0 = x8(t0, k8);
+    let x1 = x8(min(t0 + 1u, last_t), k8);
+    let x2 = x8(min(t0 + 2u, last_t), k8);
+    let x3 = x8(min(t0 + 3u, last_t), k8);
+    let w0 = load_w8(P.w, row0, k8);
+    let w1 = load_w8(P.w, min(row0 + 1u, last_row), k8);
+    let w2 = load_w8(P.w, min(row0 + 2u, last_row), k8);
+    let w3 = load_w8(P.w, min(row0 + 3u, last_row), k8);
+    acc[0] += vec4<f32>(dot8(w0, x0), dot8(w0, x1), dot8(w0, x2), dot8(w0, x3));
+    acc[1] += vec4<f32>(dot8(w1, x0), dot8(w1, x1), dot8(w1, x2), dot8(w1, x3));
+    acc[2] += vec4<f32>(dot8(w2, x0), dot8(w2, x1), dot8(w2, x2), dot8(w2, x3));
+    acc[3] += vec4<f32>(dot8(w3, x0), dot8(w3, x1), dot8(w3, x2), dot8(w3, x3));
+  }
+  for (var r = 0u; r < 4u; r++) {
+    for (var j = 0u; j < 4u; j++) {
+      if (row0 + r <= last_row && t0 + j <= last_t) { store(t0 + j, row0 + r, acc[r][j]); }
     }
   }
-  for (var j = 0u; j < nt; j++) { store(t0 + j, row, acc[j]); }
 }

@@ -216,11 +216,11 @@ export class LlamaModel {
         ]));
         const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
         const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
-        // Prefill: 16x16 tiles through workgroup memory on GPUs; a thread per row and 16 tokens,
+        // Prefill: 16x16 tiles through workgroup memory on GPUs; a thread per 4 rows and 4 tokens,
         // with no barriers, on CPU adapters (shaders/matmul.wgsl).
         const gemm = k.get(this.gpu.cpuEmulated ? 'gemm_rows' : 'gemm', l.kind);
         const gemmGrid = (n: number): [number, number, number] =>
-          this.gpu.cpuEmulated ? [Math.ceil(l.rows / 64), Math.ceil(n / 16), 1] : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1];
+          this.gpu.cpuEmulated ? [Math.ceil(l.rows / 4 / 64), Math.ceil(n / 4), 1] : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1];
         const decode = (n: number) => n === 1 || how.oneToken === true;
         push({
           kernel: (n) => (decode(n) ? gemv : gemm),
