@@ -122,20 +122,32 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }
 
-// One thread per output row, no workgroup memory or barriers: for adapters where barriers are
-// expensive (CPU implementations such as SwiftShader) and for short rows.
+// Eight output rows per thread, no workgroup memory or barriers: for adapters where barriers are
+// expensive (CPU implementations such as SwiftShader). The rows share each load of X, and the sums
+// stay in two vec4 registers.
 @compute @workgroup_size(64)
 fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = gid.x + gid.y * nwg.x * 64u;
-  if (row >= P.w.rows) { return; }
+  let row0 = (gid.x + gid.y * nwg.x * 64u) * 8u;
+  if (row0 >= P.w.rows) { return; }
+  let last = P.w.rows - 1u;
   let n8 = (P.w.cols + 7u) / 8u;
-  var acc = 0.0;
+  var lo = vec4<f32>(0.0);
+  var hi = vec4<f32>(0.0);
   for (var k8 = 0u; k8 < n8; k8++) {
-    let w = load_w8(P.w, row, k8);
     let x = x8(0u, k8);
-    acc += dot(w.lo, x.lo) + dot(w.hi, x.hi);
+    lo += vec4<f32>(
+      dot8(load_w8(P.w, row0, k8), x), dot8(load_w8(P.w, min(row0 + 1u, last), k8), x),
+      dot8(load_w8(P.w, min(row0 + 2u, last), k8), x), dot8(load_w8(P.w, min(row0 + 3u, last), k8), x),
+    );
+    hi += vec4<f32>(
+      dot8(load_w8(P.w, min(row0 + 4u, last), k8), x), dot8(load_w8(P.w, min(row0 + 5u, last), k8), x),
+      dot8(load_w8(P.w, min(row0 + 6u, last), k8), x), dot8(load_w8(P.w, min(row0 + 7u, last), k8), x),
+    );
   }
-  store(0u, row, acc);
+  for (var r = 0u; r < 4u; r++) {
+    if (row0 + r <= last) { store(0u, row0 + r, lo[r]); }
+    if (row0 + 4u + r <= last) { store(0u, row0 + 4u + r, hi[r]); }
+  }
 }
 
 // Prefill without barriers, for CPU adapters: a thread per 4 output rows and 4 tokens. Each

@@ -92,7 +92,7 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
               { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 }, { f: cap },
             ]);
             const grid: [number, number, number] =
-              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 64), 1, 1]
+              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? [Math.ceil(rows / 8 / 64), 1, 1]
                 : variant === 'gemm_rows' ? [Math.ceil(rows / 4 / 64), Math.ceil(n / 4), 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
             run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid);
             const got = await readF32(y, outRows * rows);

@@ -215,7 +215,7 @@ export class LlamaModel {
           { u: l.cols }, { u: totalRows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 }, { u: part.rowStart }, { f: how.cap ?? 0 },
         ]));
         const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
-        const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 64)) : rowsGrid(l.rows);
+        const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 8 / 64)) : rowsGrid(l.rows);
         // Prefill: 16x16 tiles through workgroup memory on GPUs; a thread per 4 rows and 4 tokens,
         // with no barriers, on CPU adapters (shaders/matmul.wgsl).
         const gemm = k.get(this.gpu.cpuEmulated ? 'gemm_rows' : 'gemm', l.kind);

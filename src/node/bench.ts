@@ -212,7 +212,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
       device.queue.writeBuffer(w, 0, words);
       const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       device.queue.writeBuffer(params, 0, new Uint32Array([rows, cols, layout.rowWords, layout.scaleOffset, cols, rows, 0, 0, 0, 0, 0, 0]));
-      const grid = gpu.cpuEmulated ? [Math.ceil(rows / 64), 1, 1] : [Math.min(rows, 65535), Math.ceil(rows / 65535), 1];
+      const grid = gpu.cpuEmulated ? [Math.ceil(rows / 8 / 64), 1, 1] : [Math.min(rows, 65535), Math.ceil(rows / 65535), 1];
       return { w, params, grid: grid as [number, number, number], bytes: words.byteLength, bindGroup: kernels.bindGroup(kernel, [w, x, y, params, step]) };
     });
     const run = () => timedPass(device, kernel, dispatches.map((d) => [d.bindGroup, d.grid]));
