@@ -5,6 +5,16 @@ struct Step {
   n_tokens: u32,  // tokens in this step
 }
 
+// Eight consecutive values of a row: what weight loaders return and kernels multiply.
+struct W8 {
+  lo: vec4<f32>,
+  hi: vec4<f32>,
+}
+
+fn dot8(a: W8, b: W8) -> f32 {
+  return dot(a.lo, b.lo) + dot(a.hi, b.hi);
+}
+
 fn silu(x: f32) -> f32 {
   return x / (1.0 + exp(-x));
 }

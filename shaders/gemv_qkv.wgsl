@@ -37,10 +37,6 @@ fn x8(k8: u32) -> W8 {
   return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
 
-fn dot8(w: W8, x: W8) -> f32 {
-  return dot(w.lo, x.lo) + dot(w.hi, x.hi);
-}
-
 // Dot products of rows r.x and r.y of one matrix over columns k8 = first, first + step, ...
 fn dots(m: u32, r: vec2<u32>, first: u32, step: u32) -> vec2<f32> {
   let n8 = (P.q.cols + 7u) / 8u;

@@ -35,7 +35,7 @@ fn gate_up(row: u32, first: u32, step: u32) -> vec2<f32> {
     let x = x8(k8);
     let g = load0(P.gate, row, k8);
     let u = load1(P.up, row, k8);
-    acc += vec2<f32>(dot(g.lo, x.lo) + dot(g.hi, x.hi), dot(u.lo, x.lo) + dot(u.hi, x.hi));
+    acc += vec2<f32>(dot8(g, x), dot8(u, x));
   }
   return acc;
 }

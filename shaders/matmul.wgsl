@@ -61,9 +61,7 @@ fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let n8 = (P.w.cols + 7u) / 8u;
   var acc = 0.0;
   for (var k8 = lid; k8 < n8; k8 += GEMV_WG) {
-    let w = load_w8(P.w, row, k8);
-    let x = x8(0u, k8);
-    acc += dot(w.lo, x.lo) + dot(w.hi, x.hi);
+    acc += dot8(load_w8(P.w, row, k8), x8(0u, k8));
   }
   partial[lid] = acc;
   workgroupBarrier();
@@ -154,10 +152,6 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 // weight is dequantized once for the 4 tokens and each activation loaded once for the 4 rows; the
 // 16 sums live in four vec4 registers (a private array indexed in a loop would live in memory).
 // Rows and tokens past the end repeat the last one and are not stored.
-fn dot8(w: W8, x: W8) -> f32 {
-  return dot(w.lo, x.lo) + dot(w.hi, x.hi);
-}
-
 @compute @workgroup_size(64)
 fn gemm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.x * 4u;

@@ -10,11 +10,6 @@ struct WeightDesc {
   scale_offset: u32,
 }
 
-struct W8 {
-  lo: vec4<f32>,
-  hi: vec4<f32>,
-}
-
 fn scale_f16(d: WeightDesc, block: u32) -> f32 {
   return unpack2x16float(W[d.scale_offset + (block >> 1u)])[block & 1u];
 }
