@@ -27,7 +27,7 @@ export interface GeneratedToken {
 }
 
 /** The most decode steps between readbacks: more saves round trips, fewer stops sooner. */
-const DECODE_BATCH = 8;
+export const DECODE_BATCH = 8;
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 

@@ -51,7 +51,6 @@ export interface LoadOptions {
   weights?: (repack: (skip: number) => AsyncIterable<WeightChunk>) => AsyncIterable<WeightChunk>;
 }
 
-/** A weight matrix on the GPU in its repacked layout. */
 /** A weight matrix on the GPU: one buffer, or several holding consecutive runs of rows. */
 type GpuMatrix = { buffer: GPUBuffer; layout: GpuLayout; rowStart: number }[];
 
@@ -210,12 +209,9 @@ export class LlamaModel {
       const totalRows = w.reduce((n, part) => n + part.layout.rows, 0);
       for (const part of w) {
         const l = part.layout;
-        const params = a.uniform('matmul', uniformData([
-          { u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset },
-          { u: l.cols }, { u: totalRows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 }, { u: part.rowStart }, { f: how.cap ?? 0 },
-        ]));
-        const gemv = k.get(this.gpu.cpuEmulated ? 'gemv_rows' : 'gemv', l.kind);
-        const gemvGrid = this.gpu.cpuEmulated ? rowsGrid(Math.ceil(l.rows / 8 / 64)) : rowsGrid(l.rows);
+        const params = a.uniform('matmul', matmulParams(l, { yStride: totalRows, mode: how.mode, yAtPos: how.yAtPos, yOffset: part.rowStart, cap: how.cap }));
+        const { name, grid: gemvGrid } = decodeGemv(this.gpu.cpuEmulated, l.rows);
+        const gemv = k.get(name, l.kind);
         // Prefill: 16x16 tiles through workgroup memory on GPUs; a thread per 4 rows and 4 tokens,
         // with no barriers, on CPU adapters (shaders/matmul.wgsl).
         const gemm = k.get(this.gpu.cpuEmulated ? 'gemm_rows' : 'gemm', l.kind);
@@ -267,7 +263,7 @@ export class LlamaModel {
     for (const part of embedding) {
       const embed = k.get('embed', part.layout.kind);
       const embedParams = a.uniform('embed', uniformData([
-        { u: part.layout.rows }, { u: part.layout.cols }, { u: part.layout.rowWords }, { u: part.layout.scaleOffset }, { u: part.rowStart }, { u: vocabRows },
+        ...weightDesc(part.layout), { u: part.rowStart }, { u: vocabRows },
         { f: c.scaleEmbedding ? Math.sqrt(c.dim) : 1 },
       ]));
       push({
@@ -300,7 +296,7 @@ export class LlamaModel {
         }
         const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq[0]!.layout.kind, wk[0]!.layout.kind, wv[0]!.layout.kind]);
         const params = a.uniform('qkv', uniformData([
-          ...[wq, wk, wv].flatMap(([w]) => [{ u: w!.layout.rows }, { u: w!.layout.cols }, { u: w!.layout.rowWords }, { u: w!.layout.scaleOffset }]),
+          ...[wq, wk, wv].flatMap(([w]) => weightDesc(w!.layout)),
           { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: (tableBytes / f32) + l * biasFloats },
         ]));
         const pairs = (qDim + 2 * kvDim) / 2;
@@ -343,7 +339,7 @@ export class LlamaModel {
         // Decode: both projections and the GLU in one dispatch (shaders/gemv_swiglu.wgsl).
         const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_swiglu_rows' : 'gemv_swiglu', [wGate[0]!.layout.kind, wUp[0]!.layout.kind]);
         const params = a.uniform('swiglu', uniformData([
-          ...[wGate, wUp].flatMap(([w]) => [{ u: w!.layout.rows }, { u: w!.layout.cols }, { u: w!.layout.rowWords }, { u: w!.layout.scaleOffset }]),
+          ...[wGate, wUp].flatMap(([w]) => weightDesc(w!.layout)),
           { u: c.activation === 'gelu' ? 1 : 0 },
         ]));
         phase = 'decode';
@@ -490,7 +486,6 @@ export class LlamaModel {
   }
 }
 
-/** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */
 /** Keys are split into this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
 const ATTENTION_CHUNKS = 16;
 /** Scratch for the split attention: per (token, head, chunk) a max, a sum and head_dim sums. */
@@ -501,6 +496,31 @@ function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
 /** shaders/matmul.wgsl's output modes. */
 const MATMUL_MODES = { set: 0, accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 } as const;
 
+/** A layout as shaders/weights.wgsl's WeightDesc, for uniform data. */
+function weightDesc(l: GpuLayout): { u: number }[] {
+  return [{ u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset }];
+}
+
+/** shaders/matmul.wgsl's MatmulParams for a matrix (or a part of one) and how its result lands. */
+export function matmulParams(
+  l: GpuLayout,
+  how: { yStride?: number; mode?: keyof typeof MATMUL_MODES; yAtPos?: boolean; yOffset?: number; cap?: number } = {},
+): ArrayBuffer {
+  return uniformData([
+    ...weightDesc(l), { u: l.cols }, { u: how.yStride ?? l.rows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 },
+    { u: how.yOffset ?? 0 }, { f: how.cap ?? 0 },
+  ]);
+}
+
+/**
+ * The decode GEMV this adapter runs and its grid for `rows` output rows: a workgroup per row on
+ * GPUs; on CPU adapters, where barriers are emulated, a thread per 8 rows (shaders/matmul.wgsl).
+ */
+export function decodeGemv(cpuEmulated: boolean, rows: number): { name: 'gemv' | 'gemv_rows'; grid: [number, number, number] } {
+  return cpuEmulated ? { name: 'gemv_rows', grid: rowsGrid(Math.ceil(rows / 8 / 64)) } : { name: 'gemv', grid: rowsGrid(rows) };
+}
+
+/** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */
 export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
   const kvDim = c.nKvHeads * c.headDim;
   const qDim = c.nHeads * c.headDim;
@@ -556,12 +576,12 @@ export function ropeAngles(positions: number, ropeDim: number, theta: number, fa
   return table;
 }
 
-/** Workgroups for one-row-per-workgroup kernels, folded into 2D beyond the 65535 limit. */
 /** Matrices a fused decode kernel can take: each in one buffer, all with the same columns. */
 function fusable(...matrices: GpuMatrix[]): boolean {
   return matrices.every((m) => m.length === 1 && m[0]!.layout.cols === matrices[0]![0]!.layout.cols);
 }
 
+/** Workgroups for one-row-per-workgroup kernels, folded into 2D beyond the 65535 limit. */
 function rowsGrid(rows: number): [number, number, number] {
   return rows <= 65535 ? [rows, 1, 1] : [65535, Math.ceil(rows / 65535), 1];
 }

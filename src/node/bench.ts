@@ -1,7 +1,8 @@
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels, type Kernel } from '../gpu/kernels.js';
 import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
-import { GREEDY, type LlamaModel } from '../model/llama.js';
+import { decodeGemv, GREEDY, matmulParams, type LlamaModel } from '../model/llama.js';
+import { DECODE_BATCH } from '../generate.js';
 import { loadModelFile } from './load.js';
 
 export interface BenchResult {
@@ -71,7 +72,7 @@ async function runOnce(model: LlamaModel, prompt: number[], genTokens: number): 
   const ttft = performance.now() - t0;
   const t1 = performance.now();
   // Decode as generate() does at full speed: batches of steps per readback.
-  for (let i = 0; i < genTokens; i += 8) await model.decode(Math.min(8, genTokens - i), prompt.length + i);
+  for (let i = 0; i < genTokens; i += DECODE_BATCH) await model.decode(Math.min(DECODE_BATCH, genTokens - i), prompt.length + i);
   return { ttft, decode: performance.now() - t1 };
 }
 
@@ -200,7 +201,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
   const y = device.createBuffer({ size: Math.max(dim, ffn) * 4, usage });
   const step = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(step, 0, new Uint32Array([0, 1, 0, 0]));
-  const name = gpu.cpuEmulated ? 'gemv_rows' : 'gemv';
+  const name = decodeGemv(gpu.cpuEmulated, 1).name;
   for (const kind of kinds) {
     const kernel = kernels.get(name, kind);
     const dispatches = matrices.map(([rows, cols]) => {
@@ -210,10 +211,11 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
       for (let i = 0; i < words.length; i++) words[i] = layout.scaleOffset && i >= layout.scaleOffset ? 0x20002000 : (Math.random() * 2 ** 32) >>> 0;
       const w = device.createBuffer({ size: words.byteLength, usage });
       device.queue.writeBuffer(w, 0, words);
-      const params = device.createBuffer({ size: 48, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      device.queue.writeBuffer(params, 0, new Uint32Array([rows, cols, layout.rowWords, layout.scaleOffset, cols, rows, 0, 0, 0, 0, 0, 0]));
-      const grid = gpu.cpuEmulated ? [Math.ceil(rows / 8 / 64), 1, 1] : [Math.min(rows, 65535), Math.ceil(rows / 65535), 1];
-      return { w, params, grid: grid as [number, number, number], bytes: words.byteLength, bindGroup: kernels.bindGroup(kernel, [w, x, y, params, step]) };
+      const data = matmulParams(layout);
+      const params = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(params, 0, data);
+      const { grid } = decodeGemv(gpu.cpuEmulated, rows);
+      return { w, params, grid, bytes: words.byteLength, bindGroup: kernels.bindGroup(kernel, [w, x, y, params, step]) };
     });
     const run = () => timedPass(device, kernel, dispatches.map((d) => [d.bindGroup, d.grid]));
     await run();
