@@ -16,6 +16,14 @@ interface ArchitectureTraits {
   scaleEmbedding: boolean;
   /** RMSNorms on the attention and FFN outputs before each residual add (Gemma 2). */
   postNorms: boolean;
+  /** Attention scores and final logits are soft-capped, caps from the metadata (Gemma 2). */
+  softcapping: boolean;
+  /**
+   * How the architecture reads `attention.sliding_window`: the layers it applies to (llama.cpp's
+   * swa pattern: 0 every layer, 2 every other layer from the first) and the window when the key is
+   * absent (0: none). null: the key is ignored, as llama.cpp ignores it (Qwen2, Phi-3).
+   */
+  window: { pattern: number; fallback: number } | null;
 }
 
 /**
@@ -26,14 +34,19 @@ interface ArchitectureTraits {
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
+  softcapping: false,
+  // Mistral's window, when a file has one, applies to every layer.
+  window: { pattern: 0, fallback: 0 },
 };
 const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], ArchitectureTraits> = {
   llama: LLAMA,
-  qwen2: { ...LLAMA, qkvBias: true, ropeStyle: 'neox' },
-  phi3: { ...LLAMA, ropeStyle: 'neox', fusedQkv: true, fusedGateUp: true },
+  qwen2: { ...LLAMA, qkvBias: true, ropeStyle: 'neox', window: null },
+  phi3: { ...LLAMA, ropeStyle: 'neox', fusedQkv: true, fusedGateUp: true, window: null },
   // GGUF stores Gemma's norm weights with the +1 already added, so they apply as they are.
-  gemma: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true },
-  gemma2: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true },
+  gemma: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, window: null },
+  gemma2: {
+    ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, softcapping: true, window: { pattern: 2, fallback: 4096 },
+  },
 };
 
 /** Hyperparameters of a Llama-family model, read from `llama.*` GGUF metadata. */
@@ -85,6 +98,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     );
   }
   const k = (key: string, fallback?: number) => metaNumber(file, `${arch}.${key}`, fallback);
+  const traits = ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS];
   const dim = k('embedding_length');
   const nHeads = k('attention.head_count');
   const nKvHeads = k('attention.head_count_kv', nHeads);
@@ -108,11 +122,11 @@ export function readConfig(file: GGUFFile): ModelConfig {
     ropeFactors: ropeFactors(file),
     ropeOriginalContext: k('rope.scaling.original_context_length', k('context_length')),
     ropeAttnFactor: k('rope.scaling.attn_factor', 1),
-    attnSoftcap: arch === 'gemma2' ? k('attn_logit_softcapping', 50) : 0,
-    finalSoftcap: arch === 'gemma2' ? k('final_logit_softcapping', 30) : 0,
-    slidingWindow: arch === 'gemma2' ? k('attention.sliding_window', 4096) : arch === 'llama' ? k('attention.sliding_window', 0) : 0,
-    swaPattern: arch === 'gemma2' ? 2 : 0,
-    ...ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS],
+    attnSoftcap: traits.softcapping ? k('attn_logit_softcapping', 50) : 0,
+    finalSoftcap: traits.softcapping ? k('final_logit_softcapping', 30) : 0,
+    slidingWindow: traits.window ? k('attention.sliding_window', traits.window.fallback) : 0,
+    swaPattern: traits.window?.pattern ?? 0,
+    ...traits,
   };
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
   for (const key of positive) {
