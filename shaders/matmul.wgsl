@@ -120,31 +120,68 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }
 
-// Eight output rows per thread, no workgroup memory or barriers: for adapters where barriers are
-// expensive (CPU implementations such as SwiftShader). The rows share each load of X, and the sums
-// stay in two vec4 registers.
+// The activations of token t at columns 32b .. 32b+31 and their sum. `whole`: the block lies
+// within `cols`, so no column needs a bounds check (a branch per load costs as much as the math
+// on CPU adapters).
+fn x32(t: u32, b: u32, whole: bool) -> X32 {
+  var a: W8;
+  var c: W8;
+  var e: W8;
+  var g: W8;
+  if (whole) {
+    let i = t * P.x_stride + b * 32u;
+    a = W8(vec4<f32>(X[i], X[i + 1u], X[i + 2u], X[i + 3u]), vec4<f32>(X[i + 4u], X[i + 5u], X[i + 6u], X[i + 7u]));
+    c = W8(vec4<f32>(X[i + 8u], X[i + 9u], X[i + 10u], X[i + 11u]), vec4<f32>(X[i + 12u], X[i + 13u], X[i + 14u], X[i + 15u]));
+    e = W8(vec4<f32>(X[i + 16u], X[i + 17u], X[i + 18u], X[i + 19u]), vec4<f32>(X[i + 20u], X[i + 21u], X[i + 22u], X[i + 23u]));
+    g = W8(vec4<f32>(X[i + 24u], X[i + 25u], X[i + 26u], X[i + 27u]), vec4<f32>(X[i + 28u], X[i + 29u], X[i + 30u], X[i + 31u]));
+  } else {
+    a = x8(t, b * 4u);
+    c = x8(t, b * 4u + 1u);
+    e = x8(t, b * 4u + 2u);
+    g = x8(t, b * 4u + 3u);
+  }
+  let sum = dot(a.lo + a.hi + c.lo + c.hi + e.lo + e.hi + g.lo + g.hi, vec4<f32>(1.0));
+  return X32(a.lo, a.hi, c.lo, c.hi, e.lo, e.hi, g.lo, g.hi, sum);
+}
+
+// A block of a row for kinds without their own dot32 (weights.wgsl), eight columns at a time;
+// groups of eight past the end of the row are not read (they would belong to the next row).
+fn dot32_generic(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+  let n8 = (d.cols + 7u) / 8u;
+  let k8 = b * 4u;
+  var s = dot8(load_w8(d, row, k8), W8(x.v0, x.v1));
+  if (k8 + 1u < n8) { s += dot8(load_w8(d, row, k8 + 1u), W8(x.v2, x.v3)); }
+  if (k8 + 2u < n8) { s += dot8(load_w8(d, row, k8 + 2u), W8(x.v4, x.v5)); }
+  if (k8 + 3u < n8) { s += dot8(load_w8(d, row, k8 + 3u), W8(x.v6, x.v7)); }
+  return s;
+}
+
+// Four output rows per thread, no workgroup memory or barriers: for adapters where barriers are
+// expensive and every component operation is an instruction (CPU implementations such as
+// SwiftShader). The loop takes a whole 32-column block per step (weights.wgsl's dot32: one scale
+// per block, few operations per weight); the rows share each load of X, and the sums stay in one
+// vec4 register. (Eight rows per thread ran out of registers and was slower.)
 @compute @workgroup_size(64)
 fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row0 = (gid.x + gid.y * nwg.x * 64u) * 8u;
+  let row0 = (gid.x + gid.y * nwg.x * 64u) * 4u;
   if (row0 >= P.w.rows) { return; }
   let last = P.w.rows - 1u;
-  let n8 = (P.w.cols + 7u) / 8u;
-  var lo = vec4<f32>(0.0);
-  var hi = vec4<f32>(0.0);
-  for (var k8 = 0u; k8 < n8; k8++) {
-    let x = x8(0u, k8);
-    lo += vec4<f32>(
-      dot8(load_w8(P.w, row0, k8), x), dot8(load_w8(P.w, min(row0 + 1u, last), k8), x),
-      dot8(load_w8(P.w, min(row0 + 2u, last), k8), x), dot8(load_w8(P.w, min(row0 + 3u, last), k8), x),
-    );
-    hi += vec4<f32>(
-      dot8(load_w8(P.w, min(row0 + 4u, last), k8), x), dot8(load_w8(P.w, min(row0 + 5u, last), k8), x),
-      dot8(load_w8(P.w, min(row0 + 6u, last), k8), x), dot8(load_w8(P.w, min(row0 + 7u, last), k8), x),
-    );
+  let r1 = min(row0 + 1u, last);
+  let r2 = min(row0 + 2u, last);
+  let r3 = min(row0 + 3u, last);
+  // Whole blocks without bounds checks, then the partial block at the end of a row, if any.
+  let whole = P.w.cols / 32u;
+  var acc = vec4<f32>(0.0);
+  for (var b = 0u; b < whole; b++) {
+    let x = prep32(x32(0u, b, true));
+    acc += vec4<f32>(dot32(P.w, row0, b, x), dot32(P.w, r1, b, x), dot32(P.w, r2, b, x), dot32(P.w, r3, b, x));
+  }
+  if (whole * 32u < P.w.cols) {
+    let x = prep32(x32(0u, whole, false));
+    acc += vec4<f32>(dot32(P.w, row0, whole, x), dot32(P.w, r1, whole, x), dot32(P.w, r2, whole, x), dot32(P.w, r3, whole, x));
   }
   for (var r = 0u; r < 4u; r++) {
-    if (row0 + r <= last) { store(0u, row0 + r, lo[r]); }
-    if (row0 + 4u + r <= last) { store(0u, row0 + 4u + r, hi[r]); }
+    if (row0 + r <= last) { store(0u, row0 + r, acc[r]); }
   }
 }
 

@@ -61,6 +61,67 @@ fn load_w8_q4_0(d: WeightDesc, row: u32, k8: u32) -> W8 {
   return W8((lo - 8.0) * s, (hi - 8.0) * s);
 }
 
+// ---- Whole 32-column blocks, for the CPU-adapter GEMV (matmul.wgsl's gemv_rows). On a CPU
+// implementation every component operation is an instruction, so these spend as few as they can
+// per weight: one mask or shift, one int-to-float conversion, the multiply-add. A kind with a
+// dot32_<kind> here uses it; any other kind goes through load_w8 (matmul.wgsl's dot32_generic).
+
+// The 32 activations of one block of columns, in the form the kind's dot32 wants (prep32_<kind>;
+// plain where a kind has none), and their plain sum.
+struct X32 {
+  v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
+  v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
+  sum: f32,
+}
+
+// The four nibbles of a 16-bit group left in place: n_k * 16^k, exact in f32 and below 2^16, so
+// the conversion can go through i32 (the cheap one). prep32_q4_0 divides x by 16^k to match.
+fn nibbles_in_place(w: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) & vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)));
+}
+
+fn prep32_q4_0(x: X32) -> X32 {
+  let k = vec4<f32>(1.0, 1.0 / 16.0, 1.0 / 256.0, 1.0 / 4096.0);
+  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, x.sum);
+}
+
+// sum d * (q - 8) * x = d * (sum q * x - 8 * sum x): the offset costs one multiply per block.
+fn dot32_q4_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+  let block = row * (d.cols >> 5u) + b;
+  let w0 = W[block * 4u];
+  let w1 = W[block * 4u + 1u];
+  let w2 = W[block * 4u + 2u];
+  let w3 = W[block * 4u + 3u];
+  let s = dot(nibbles_in_place(w0), x.v0) + dot(nibbles_in_place(w0 >> 16u), x.v1)
+        + dot(nibbles_in_place(w1), x.v2) + dot(nibbles_in_place(w1 >> 16u), x.v3)
+        + dot(nibbles_in_place(w2), x.v4) + dot(nibbles_in_place(w2 >> 16u), x.v5)
+        + dot(nibbles_in_place(w3), x.v6) + dot(nibbles_in_place(w3 >> 16u), x.v7);
+  return scale_f16(d, block) * (s - 8.0 * x.sum);
+}
+
+// Q8_0 the same way: with the sign bits flipped (w ^ 0x80808080) each byte is q + 128, unsigned;
+// two bytes of each 16-bit half stay in place (u * 256^k, below 2^16: the i32 conversion), the
+// offset comes off the block's sum, and prep32_q8_0 divides x by 256^k.
+fn bytes_in_place(w: u32) -> vec4<f32> {
+  let u = w ^ 0x80808080u;
+  return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(u, u, u >> 16u, u >> 16u) & vec4<u32>(0xffu, 0xff00u, 0xffu, 0xff00u)));
+}
+
+fn prep32_q8_0(x: X32) -> X32 {
+  let k = vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0);
+  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, x.sum);
+}
+
+fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+  let block = row * (d.cols >> 5u) + b;
+  let q = block * 8u;
+  let s = dot(bytes_in_place(W[q]), x.v0) + dot(bytes_in_place(W[q + 1u]), x.v1)
+        + dot(bytes_in_place(W[q + 2u]), x.v2) + dot(bytes_in_place(W[q + 3u]), x.v3)
+        + dot(bytes_in_place(W[q + 4u]), x.v4) + dot(bytes_in_place(W[q + 5u]), x.v5)
+        + dot(bytes_in_place(W[q + 6u]), x.v6) + dot(bytes_in_place(W[q + 7u]), x.v7);
+  return scale_f16(d, block) * (s - 128.0 * x.sum);
+}
+
 // ---- Kinds kept in ggml's block order (src/quant/formats.ts BLOCK_KINDS), words per block:
 // q4_1 5, q5_0 6, q5_1 6, q4_k 36, q5_k 44, q6_k 53.
 

@@ -63,6 +63,25 @@ function weightsFor(kind: GpuWeightKind, i: number): string {
   return `${body}\nfn load${i}(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}_${i}(d, row, k8); }`;
 }
 
+const BLOCK_DOT_KINDS = new Set([...weightsWgsl.matchAll(/\bfn dot32_(\w+)\s*\(/g)].map((m) => m[1]!));
+const BLOCK_PREP_KINDS = new Set([...weightsWgsl.matchAll(/\bfn prep32_(\w+)\s*\(/g)].map((m) => m[1]!));
+
+/**
+ * A single-weight kernel reads its kind through `load_w8` (eight columns) and, in the CPU GEMV,
+ * `dot32`/`prep32` (a whole 32-column block): the kind's own where weights.wgsl has one, else the
+ * generic block dot over load_w8 (matmul.wgsl, the one source that calls dot32) and plain
+ * activations.
+ */
+function singleKindAliases(kind: GpuWeightKind, blocks: boolean): string {
+  const loadW8 = `fn load_w8(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}(d, row, k8); }`;
+  if (!blocks) return loadW8;
+  return [
+    loadW8,
+    `fn dot32(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 { return dot32_${BLOCK_DOT_KINDS.has(kind) ? kind : 'generic'}(d, row, b, x); }`,
+    `fn prep32(x: X32) -> X32 { return ${BLOCK_PREP_KINDS.has(kind) ? `prep32_${kind}(x)` : 'x'}; }`,
+  ].join('\n');
+}
+
 export interface Kernel {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
@@ -125,7 +144,7 @@ export class Kernels {
     const code = [
       commonWgsl,
       ...(kinds.length === 1
-        ? [weightsWgsl, `fn load_w8(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kinds[0]}(d, row, k8); }`]
+        ? [weightsWgsl, singleKindAliases(kinds[0]!, spec.source.includes('dot32('))]
         : [WEIGHT_STRUCTS, ...kinds.map(weightsFor)]),
       spec.source,
     ].join('\n');

@@ -514,10 +514,10 @@ export function matmulParams(
 
 /**
  * The decode GEMV this adapter runs and its grid for `rows` output rows: a workgroup per row on
- * GPUs; on CPU adapters, where barriers are emulated, a thread per 8 rows (shaders/matmul.wgsl).
+ * GPUs; on CPU adapters, where barriers are emulated, a thread per 4 rows (shaders/matmul.wgsl).
  */
 export function decodeGemv(cpuEmulated: boolean, rows: number): { name: 'gemv' | 'gemv_rows'; grid: [number, number, number] } {
-  return cpuEmulated ? { name: 'gemv_rows', grid: rowsGrid(Math.ceil(rows / 8 / 64)) } : { name: 'gemv', grid: rowsGrid(rows) };
+  return cpuEmulated ? { name: 'gemv_rows', grid: rowsGrid(Math.ceil(rows / 4 / 64)) } : { name: 'gemv', grid: rowsGrid(rows) };
 }
 
 /** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */
