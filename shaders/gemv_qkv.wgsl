@@ -118,9 +118,9 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (lid == 0u) { finish(pair, partial[0]); }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(ROWS_WG)
 fn gemv_qkv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = gid.x + gid.y * nwg.x * WG;
+  let p = gid.x + gid.y * nwg.x * ROWS_WG;
   if (p >= (P.q.rows + P.k.rows + P.v.rows) / 2u) { return; }
   let pair = pair_of(p);
   finish(pair, dots(pair.m, pair.rows, 0u, 1u));

@@ -61,9 +61,9 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   if (lid == 0u) { Y[row] = glu(partial[0]); }
 }
 
-@compute @workgroup_size(WG)
+@compute @workgroup_size(ROWS_WG)
 fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = gid.x + gid.y * nwg.x * WG;
+  let row = gid.x + gid.y * nwg.x * ROWS_WG;
   if (row >= P.gate.rows) { return; }
   Y[row] = glu(gate_up(row, 0u, 1u));
 }

@@ -161,9 +161,9 @@ fn dot32_generic(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
 // SwiftShader). The loop takes a whole 32-column block per step (weights.wgsl's dot32: one scale
 // per block, few operations per weight); the rows share each load of X, and the sums stay in one
 // vec4 register. (Eight rows per thread ran out of registers and was slower.)
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROWS_WG)
 fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row0 = (gid.x + gid.y * nwg.x * 64u) * 4u;
+  let row0 = (gid.x + gid.y * nwg.x * ROWS_WG) * 4u;
   if (row0 >= P.w.rows) { return; }
   let last = P.w.rows - 1u;
   let r1 = min(row0 + 1u, last);
@@ -189,7 +189,7 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 // weight is dequantized once for the 4 tokens and each activation loaded once for the 4 rows; the
 // 16 sums live in four vec4 registers (a private array indexed in a loop would live in memory).
 // Rows and tokens past the end repeat the last one and are not stored.
-@compute @workgroup_size(64)
+@compute @workgroup_size(ROWS_WG)
 fn gemm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.x * 4u;
   let t0 = gid.y * 4u;

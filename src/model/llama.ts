@@ -216,7 +216,7 @@ export class LlamaModel {
         // with no barriers, on CPU adapters (shaders/matmul.wgsl).
         const gemm = k.get(this.gpu.cpuEmulated ? 'gemm_rows' : 'gemm', l.kind);
         const gemmGrid = (n: number): [number, number, number] =>
-          this.gpu.cpuEmulated ? [Math.ceil(l.rows / 4 / 64), Math.ceil(n / 4), 1] : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1];
+          this.gpu.cpuEmulated ? [Math.ceil(l.rows / 4 / ROWS_WORKGROUP), Math.ceil(n / 4), 1] : [Math.ceil(l.rows / 16), Math.ceil(n / 16), 1];
         const decode = (n: number) => n === 1 || how.oneToken === true;
         push({
           kernel: (n) => (decode(n) ? gemv : gemm),
@@ -226,7 +226,7 @@ export class LlamaModel {
       }
     };
     const rmsnorm = (input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, how: { lastOnly?: boolean; accumulate?: boolean } = {}) => {
-      const kernel = k.get('rmsnorm');
+      const kernel = k.get('rmsnorm', undefined, barrierWorkgroup(this.gpu.cpuEmulated, 'rmsnorm'));
       const lastOnly = how.lastOnly === true;
       const params = a.uniform('rmsnorm', uniformData([{ u: c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }, { u: how.accumulate ? 1 : 0 }]));
       push({ kernel, bindGroup: k.bindGroup(kernel, [input, weight, output, params, S]), grid: (n) => [lastOnly ? 1 : n, 1, 1] });
@@ -304,7 +304,7 @@ export class LlamaModel {
         push({
           kernel,
           bindGroup: k.bindGroup(kernel, [wq[0]!.buffer, wk[0]!.buffer, wv[0]!.buffer, xb, q, keyCache, valueCache, constants, params, S]),
-          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(pairs / 64)) : rowsGrid(pairs)),
+          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(pairs / ROWS_WORKGROUP)) : rowsGrid(pairs)),
         });
         phase = 'prefill';
       }
@@ -318,7 +318,7 @@ export class LlamaModel {
       }
       rope(q, keyCache);
       phase = 'both';
-      const attention = k.get('attention', undefined, { MAX_HEAD_DIM: c.headDim });
+      const attention = k.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(this.gpu.cpuEmulated, 'attention') });
       push({
         kernel: attention,
         bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, attnPartial, attnOut, attnParams, S]),
@@ -346,7 +346,7 @@ export class LlamaModel {
         push({
           kernel,
           bindGroup: k.bindGroup(kernel, [wGate[0]!.buffer, wUp[0]!.buffer, xb, gate, params, S]),
-          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(c.ffnDim / 64)) : rowsGrid(c.ffnDim)),
+          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(c.ffnDim / ROWS_WORKGROUP)) : rowsGrid(c.ffnDim)),
         });
         phase = 'prefill';
       }
@@ -369,7 +369,7 @@ export class LlamaModel {
     this.samplerState = a.storage('sampler_state', STATE_BYTES);
     this.historyBuffer = a.storage('history', (this.contextLength + 1) * 4);
     const work = a.storage('sampler_work', c.vocabSize * f32);
-    const sample = k.get('sample');
+    const sample = k.get('sample', undefined, barrierWorkgroup(this.gpu.cpuEmulated, 'sample'));
     push({
       kernel: sample,
       bindGroup: k.bindGroup(sample, [this.logitsBuffer, work, this.historyBuffer, this.samplerState, this.tokensBuffer, this.samplerParams, counts]),
@@ -486,8 +486,22 @@ export class LlamaModel {
   }
 }
 
-/** Keys are split into this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
+/** Workgroup size of the kernels for CPU adapters (the *_rows kernels): shaders/common.wgsl's ROWS_WG. */
+export const ROWS_WORKGROUP = 8;
+
+/** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
 const ATTENTION_CHUNKS = 16;
+
+/**
+ * Smaller workgroups for the kernels that wait at barriers, on CPU adapters: there a workgroup
+ * that reaches a barrier costs time growing faster than its size (SwiftShader, one barrier: about
+ * 2 µs at 8 invocations, 20 µs at 64, 280 µs at 256), and the work of these kernels is small
+ * enough for few invocations. The names are the shaders' own constants.
+ */
+function barrierWorkgroup(cpuEmulated: boolean, kernel: 'rmsnorm' | 'sample' | 'attention'): Record<string, number> {
+  if (!cpuEmulated) return {};
+  return kernel === 'attention' ? { CHUNKS: 4 } : { WG: 16 };
+}
 /** Scratch for the split attention: per (token, head, chunk) a max, a sum and head_dim sums. */
 function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
   return maxBatch * c.nHeads * ATTENTION_CHUNKS * (c.headDim + 2) * 4;
@@ -517,7 +531,7 @@ export function matmulParams(
  * GPUs; on CPU adapters, where barriers are emulated, a thread per 4 rows (shaders/matmul.wgsl).
  */
 export function decodeGemv(cpuEmulated: boolean, rows: number): { name: 'gemv' | 'gemv_rows'; grid: [number, number, number] } {
-  return cpuEmulated ? { name: 'gemv_rows', grid: rowsGrid(Math.ceil(rows / 4 / 64)) } : { name: 'gemv', grid: rowsGrid(rows) };
+  return cpuEmulated ? { name: 'gemv_rows', grid: rowsGrid(Math.ceil(rows / 4 / ROWS_WORKGROUP)) } : { name: 'gemv', grid: rowsGrid(rows) };
 }
 
 /** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */
