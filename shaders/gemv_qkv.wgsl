@@ -30,11 +30,7 @@ struct QkvParams {
 @group(0) @binding(9) var<uniform> S: Step;
 
 fn x8(k8: u32) -> W8 {
-  var v: array<f32, 8>;
-  for (var i = 0u; i < 8u; i++) {
-    if (k8 * 8u + i < P.q.cols) { v[i] = X[k8 * 8u + i]; }
-  }
-  return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+  return x8_at(0u, P.q.cols, k8);
 }
 
 // Dot products of rows r.x and r.y of one matrix over columns k8 = first, first + step, ...
@@ -50,6 +46,28 @@ fn dots(m: u32, r: vec2<u32>, first: u32, step: u32) -> vec2<f32> {
     }
     default: {
       for (var k8 = first; k8 < n8; k8 += step) { let x = x8(k8); acc += vec2<f32>(dot8(load2(P.v, r.x, k8), x), dot8(load2(P.v, r.y, k8), x)); }
+    }
+  }
+  return acc;
+}
+
+// The same over whole 32-column blocks, all columns in one thread (weights.wgsl's dot32).
+fn dots_blocks(m: u32, r: vec2<u32>) -> vec2<f32> {
+  let whole = P.q.cols / 32u;
+  let tail = whole * 32u < P.q.cols;
+  var acc = vec2<f32>(0.0);
+  switch m {
+    case 0u: {
+      for (var b = 0u; b < whole; b++) { let x = prep0(x32_at(0u, P.q.cols, b, true)); acc += vec2<f32>(dot0(P.q, r.x, b, x, true), dot0(P.q, r.y, b, x, true)); }
+      if (tail) { let x = prep0(x32_at(0u, P.q.cols, whole, false)); acc += vec2<f32>(dot0(P.q, r.x, whole, x, false), dot0(P.q, r.y, whole, x, false)); }
+    }
+    case 1u: {
+      for (var b = 0u; b < whole; b++) { let x = prep1(x32_at(0u, P.q.cols, b, true)); acc += vec2<f32>(dot1(P.k, r.x, b, x, true), dot1(P.k, r.y, b, x, true)); }
+      if (tail) { let x = prep1(x32_at(0u, P.q.cols, whole, false)); acc += vec2<f32>(dot1(P.k, r.x, whole, x, false), dot1(P.k, r.y, whole, x, false)); }
+    }
+    default: {
+      for (var b = 0u; b < whole; b++) { let x = prep2(x32_at(0u, P.q.cols, b, true)); acc += vec2<f32>(dot2(P.v, r.x, b, x, true), dot2(P.v, r.y, b, x, true)); }
+      if (tail) { let x = prep2(x32_at(0u, P.q.cols, whole, false)); acc += vec2<f32>(dot2(P.v, r.x, whole, x, false), dot2(P.v, r.y, whole, x, false)); }
     }
   }
   return acc;
@@ -123,5 +141,5 @@ fn gemv_qkv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
   let p = gid.x + gid.y * nwg.x * ROWS_WG;
   if (p >= (P.q.rows + P.k.rows + P.v.rows) / 2u) { return; }
   let pair = pair_of(p);
-  finish(pair, dots(pair.m, pair.rows, 0u, 1u));
+  finish(pair, dots_blocks(pair.m, pair.rows));
 }

@@ -1,8 +1,8 @@
 // Decode's feed-forward input in one dispatch: Y = act(W_gate · X) * (W_up · X) for one token,
 // act being silu (SwiGLU) or gelu (GeGLU, Gemma).
-// Both matrices read X in the same loop, so X is loaded once for two rows. `gemv_swiglu` takes a
-// workgroup per output row (GPUs); `gemv_swiglu_rows` a thread per row, with no barriers (CPU
-// adapters), as matmul.wgsl's gemv and gemv_rows.
+// Both matrices read X in the same loop, so X is loaded once for both. `gemv_swiglu` takes a
+// workgroup per output row (GPUs); `gemv_swiglu_rows` a thread per four rows, with no barriers
+// (CPU adapters), as matmul.wgsl's gemv and gemv_rows.
 
 struct SwigluParams {
   gate: WeightDesc,
@@ -18,13 +18,8 @@ struct SwigluParams {
 @group(0) @binding(4) var<uniform> P: SwigluParams;
 @group(0) @binding(5) var<uniform> S: Step;
 
-// Columns past `cols` read as zero (the padded weights there are zero too).
 fn x8(k8: u32) -> W8 {
-  var v: array<f32, 8>;
-  for (var i = 0u; i < 8u; i++) {
-    if (k8 * 8u + i < P.gate.cols) { v[i] = X[k8 * 8u + i]; }
-  }
-  return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+  return x8_at(0u, P.gate.cols, k8);
 }
 
 // The gate and up dot products of one row over columns k8 = first, first + step, ...
@@ -61,9 +56,43 @@ fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   if (lid == 0u) { Y[row] = glu(partial[0]); }
 }
 
+struct GateUp4 {
+  gate: vec4<f32>,
+  up: vec4<f32>,
+}
+
+// The gate and up rows r.x .. r.w against block b (weights.wgsl's dot32).
+fn gate_up_block(r: vec4<u32>, b: u32, whole: bool) -> GateUp4 {
+  let x = x32_at(0u, P.gate.cols, b, whole);
+  let xg = prep0(x);
+  let xu = prep1(x);
+  return GateUp4(
+    vec4<f32>(dot0(P.gate, r.x, b, xg, whole), dot0(P.gate, r.y, b, xg, whole), dot0(P.gate, r.z, b, xg, whole), dot0(P.gate, r.w, b, xg, whole)),
+    vec4<f32>(dot1(P.up, r.x, b, xu, whole), dot1(P.up, r.y, b, xu, whole), dot1(P.up, r.z, b, xu, whole), dot1(P.up, r.w, b, xu, whole)),
+  );
+}
+
+// Four rows per thread, a whole 32-column block per step, as matmul.wgsl's gemv_rows.
 @compute @workgroup_size(ROWS_WG)
 fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row = gid.x + gid.y * nwg.x * ROWS_WG;
-  if (row >= P.gate.rows) { return; }
-  Y[row] = glu(gate_up(row, 0u, 1u));
+  let row0 = (gid.x + gid.y * nwg.x * ROWS_WG) * 4u;
+  if (row0 >= P.gate.rows) { return; }
+  let last = P.gate.rows - 1u;
+  let r = vec4<u32>(row0, min(row0 + 1u, last), min(row0 + 2u, last), min(row0 + 3u, last));
+  let whole = P.gate.cols / 32u;
+  var gate = vec4<f32>(0.0);
+  var up = vec4<f32>(0.0);
+  for (var b = 0u; b < whole; b++) {
+    let d = gate_up_block(r, b, true);
+    gate += d.gate;
+    up += d.up;
+  }
+  if (whole * 32u < P.gate.cols) {
+    let d = gate_up_block(r, whole, false);
+    gate += d.gate;
+    up += d.up;
+  }
+  for (var i = 0u; i < 4u; i++) {
+    if (row0 + i <= last) { Y[row0 + i] = glu(vec2<f32>(gate[i], up[i])); }
+  }
 }

@@ -25,17 +25,7 @@ struct MatmulParams {
 @group(0) @binding(4) var<uniform> S: Step;
 
 fn x8(t: u32, k8: u32) -> W8 {
-  let k = k8 * 8u;
-  let b = t * P.x_stride + k;
-  if (k + 8u <= P.w.cols) {
-    return W8(vec4<f32>(X[b], X[b + 1u], X[b + 2u], X[b + 3u]), vec4<f32>(X[b + 4u], X[b + 5u], X[b + 6u], X[b + 7u]));
-  }
-  // Row tail: columns past `cols` read as zero (the padded weights there are zero too).
-  var v: array<f32, 8>;
-  for (var i = 0u; i < 8u; i++) {
-    if (k + i < P.w.cols) { v[i] = X[b + i]; }
-  }
-  return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+  return x8_at(t * P.x_stride, P.w.cols, k8);
 }
 
 fn store(t: u32, row: u32, value: f32) {
@@ -120,42 +110,6 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }
 
-// The activations of token t at columns 32b .. 32b+31 and their sum. `whole`: the block lies
-// within `cols`, so no column needs a bounds check (a branch per load costs as much as the math
-// on CPU adapters).
-fn x32(t: u32, b: u32, whole: bool) -> X32 {
-  var a: W8;
-  var c: W8;
-  var e: W8;
-  var g: W8;
-  if (whole) {
-    let i = t * P.x_stride + b * 32u;
-    a = W8(vec4<f32>(X[i], X[i + 1u], X[i + 2u], X[i + 3u]), vec4<f32>(X[i + 4u], X[i + 5u], X[i + 6u], X[i + 7u]));
-    c = W8(vec4<f32>(X[i + 8u], X[i + 9u], X[i + 10u], X[i + 11u]), vec4<f32>(X[i + 12u], X[i + 13u], X[i + 14u], X[i + 15u]));
-    e = W8(vec4<f32>(X[i + 16u], X[i + 17u], X[i + 18u], X[i + 19u]), vec4<f32>(X[i + 20u], X[i + 21u], X[i + 22u], X[i + 23u]));
-    g = W8(vec4<f32>(X[i + 24u], X[i + 25u], X[i + 26u], X[i + 27u]), vec4<f32>(X[i + 28u], X[i + 29u], X[i + 30u], X[i + 31u]));
-  } else {
-    a = x8(t, b * 4u);
-    c = x8(t, b * 4u + 1u);
-    e = x8(t, b * 4u + 2u);
-    g = x8(t, b * 4u + 3u);
-  }
-  let sum = dot(a.lo + a.hi + c.lo + c.hi + e.lo + e.hi + g.lo + g.hi, vec4<f32>(1.0));
-  return X32(a.lo, a.hi, c.lo, c.hi, e.lo, e.hi, g.lo, g.hi, sum);
-}
-
-// A block of a row for kinds without their own dot32 (weights.wgsl), eight columns at a time;
-// groups of eight past the end of the row are not read (they would belong to the next row).
-fn dot32_generic(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
-  let n8 = (d.cols + 7u) / 8u;
-  let k8 = b * 4u;
-  var s = dot8(load_w8(d, row, k8), W8(x.v0, x.v1));
-  if (k8 + 1u < n8) { s += dot8(load_w8(d, row, k8 + 1u), W8(x.v2, x.v3)); }
-  if (k8 + 2u < n8) { s += dot8(load_w8(d, row, k8 + 2u), W8(x.v4, x.v5)); }
-  if (k8 + 3u < n8) { s += dot8(load_w8(d, row, k8 + 3u), W8(x.v6, x.v7)); }
-  return s;
-}
-
 // Four output rows per thread, no workgroup memory or barriers: for adapters where barriers are
 // expensive and every component operation is an instruction (CPU implementations such as
 // SwiftShader). The loop takes a whole 32-column block per step (weights.wgsl's dot32: one scale
@@ -173,12 +127,12 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
   let whole = P.w.cols / 32u;
   var acc = vec4<f32>(0.0);
   for (var b = 0u; b < whole; b++) {
-    let x = prep32(x32(0u, b, true));
-    acc += vec4<f32>(dot32(P.w, row0, b, x), dot32(P.w, r1, b, x), dot32(P.w, r2, b, x), dot32(P.w, r3, b, x));
+    let x = prep32(x32_at(0u, P.w.cols, b, true));
+    acc += vec4<f32>(dot32(P.w, row0, b, x, true), dot32(P.w, r1, b, x, true), dot32(P.w, r2, b, x, true), dot32(P.w, r3, b, x, true));
   }
   if (whole * 32u < P.w.cols) {
-    let x = prep32(x32(0u, whole, false));
-    acc += vec4<f32>(dot32(P.w, row0, whole, x), dot32(P.w, r1, whole, x), dot32(P.w, r2, whole, x), dot32(P.w, r3, whole, x));
+    let x = prep32(x32_at(0u, P.w.cols, whole, false));
+    acc += vec4<f32>(dot32(P.w, row0, whole, x, false), dot32(P.w, r1, whole, x, false), dot32(P.w, r2, whole, x, false), dot32(P.w, r3, whole, x, false));
   }
   for (var r = 0u; r < 4u; r++) {
     if (row0 + r <= last) { store(0u, row0 + r, acc[r]); }

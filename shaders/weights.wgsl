@@ -64,7 +64,8 @@ fn load_w8_q4_0(d: WeightDesc, row: u32, k8: u32) -> W8 {
 // ---- Whole 32-column blocks, for the CPU-adapter GEMV (matmul.wgsl's gemv_rows). On a CPU
 // implementation every component operation is an instruction, so these spend as few as they can
 // per weight: one mask or shift, one int-to-float conversion, the multiply-add. A kind with a
-// dot32_<kind> here uses it; any other kind goes through load_w8 (matmul.wgsl's dot32_generic).
+// dot32_<kind> here uses it; any other kind goes through load_w8 (dot32_generic). A kernel calls
+// them through dot32/prep32 (dot<i>/prep<i> for weight binding i), as load_w8 (src/gpu/kernels.ts).
 
 // The 32 activations of one block of columns, in the form the kind's dot32 wants (prep32_<kind>;
 // plain where a kind has none), and their plain sum.
@@ -120,6 +121,18 @@ fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
         + dot(bytes_in_place(W[q + 4u]), x.v4) + dot(bytes_in_place(W[q + 5u]), x.v5)
         + dot(bytes_in_place(W[q + 6u]), x.v6) + dot(bytes_in_place(W[q + 7u]), x.v7);
   return scale_f16(d, block) * (s - 128.0 * x.sum);
+}
+
+// A block for kinds without their own dot32, eight columns at a time. Unless the block is `whole`,
+// groups of eight past the end of the row are not read (they would belong to the next row).
+fn dot32_generic(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
+  let n8 = (d.cols + 7u) / 8u;
+  let k8 = b * 4u;
+  var s = dot8(load_w8(d, row, k8), W8(x.v0, x.v1));
+  if (whole || k8 + 1u < n8) { s += dot8(load_w8(d, row, k8 + 1u), W8(x.v2, x.v3)); }
+  if (whole || k8 + 2u < n8) { s += dot8(load_w8(d, row, k8 + 2u), W8(x.v4, x.v5)); }
+  if (whole || k8 + 3u < n8) { s += dot8(load_w8(d, row, k8 + 3u), W8(x.v6, x.v7)); }
+  return s;
 }
 
 // ---- Kinds kept in ggml's block order (src/quant/formats.ts BLOCK_KINDS), words per block:

@@ -139,7 +139,7 @@ function matVec(w: { values: Float32Array }, rows: number, cols: number, x: Floa
 const desc = (l: { rows: number; cols: number; rowWords: number; scaleOffset: number }) => [{ u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset }];
 
 describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
-  const KIND_PAIRS = [[GGMLType.Q4_0, GGMLType.Q4_0, 64], [GGMLType.Q4_K, GGMLType.Q6_K, 256], [GGMLType.F16, GGMLType.Q8_0, 96], [GGMLType.F32, GGMLType.F32, 13]] as const;
+  const KIND_PAIRS = [[GGMLType.Q4_0, GGMLType.Q4_0, 64], [GGMLType.Q4_K, GGMLType.Q6_K, 256], [GGMLType.F16, GGMLType.Q8_0, 96], [GGMLType.F32, GGMLType.F32, 13], [GGMLType.F16, GGMLType.F32, 45]] as const;
 
   test('gemv_swiglu: silu or gelu of gate·x, times up·x, different kinds per matrix', async () => {
     for (const [gateType, upType, cols] of KIND_PAIRS) for (const activation of ['silu', 'gelu'] as const) {

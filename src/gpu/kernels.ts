@@ -1,3 +1,4 @@
+import activationsWgsl from '../../shaders/activations.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import biasWgsl from '../../shaders/bias.wgsl?raw';
 import commonWgsl from '../../shaders/common.wgsl?raw';
@@ -26,18 +27,20 @@ interface KernelSpec {
    * each for its own kind.
    */
   weights?: number;
+  /** The kernel declares `X: array<f32>` and reads it through activations.wgsl. */
+  activations?: boolean;
 }
 
 const R = 'read', RW = 'write', U = 'uniform';
 const SPECS = {
-  gemv: { source: matmulWgsl, entry: 'gemv', bindings: [R, R, RW, U, U], weights: 1 },
-  gemv_rows: { source: matmulWgsl, entry: 'gemv_rows', bindings: [R, R, RW, U, U], weights: 1 },
-  gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: 1 },
-  gemm_rows: { source: matmulWgsl, entry: 'gemm_rows', bindings: [R, R, RW, U, U], weights: 1 },
-  gemv_swiglu: { source: gemvSwigluWgsl, entry: 'gemv_swiglu', bindings: [R, R, R, RW, U, U], weights: 2 },
-  gemv_swiglu_rows: { source: gemvSwigluWgsl, entry: 'gemv_swiglu_rows', bindings: [R, R, R, RW, U, U], weights: 2 },
-  gemv_qkv: { source: gemvQkvWgsl, entry: 'gemv_qkv', bindings: [R, R, R, R, RW, RW, RW, R, U, U], weights: 3 },
-  gemv_qkv_rows: { source: gemvQkvWgsl, entry: 'gemv_qkv_rows', bindings: [R, R, R, R, RW, RW, RW, R, U, U], weights: 3 },
+  gemv: { source: matmulWgsl, entry: 'gemv', bindings: [R, R, RW, U, U], weights: 1, activations: true },
+  gemv_rows: { source: matmulWgsl, entry: 'gemv_rows', bindings: [R, R, RW, U, U], weights: 1, activations: true },
+  gemm: { source: matmulWgsl, entry: 'gemm', bindings: [R, R, RW, U, U], weights: 1, activations: true },
+  gemm_rows: { source: matmulWgsl, entry: 'gemm_rows', bindings: [R, R, RW, U, U], weights: 1, activations: true },
+  gemv_swiglu: { source: gemvSwigluWgsl, entry: 'gemv_swiglu', bindings: [R, R, R, RW, U, U], weights: 2, activations: true },
+  gemv_swiglu_rows: { source: gemvSwigluWgsl, entry: 'gemv_swiglu_rows', bindings: [R, R, R, RW, U, U], weights: 2, activations: true },
+  gemv_qkv: { source: gemvQkvWgsl, entry: 'gemv_qkv', bindings: [R, R, R, R, RW, RW, RW, R, U, U], weights: 3, activations: true },
+  gemv_qkv_rows: { source: gemvQkvWgsl, entry: 'gemv_qkv_rows', bindings: [R, R, R, R, RW, RW, RW, R, U, U], weights: 3, activations: true },
   embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: 1 },
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, RW, R, U, U] },
@@ -54,31 +57,34 @@ const WEIGHT_STRUCTS = weightsWgsl.match(/struct \w+ \{[^}]*\}/g)!.join('\n');
 /**
  * weights.wgsl for weight binding i of a multi-weight kernel: WGSL cannot pass a storage buffer to
  * a function, so each binding gets its own copy of the loaders, reading W<i> under names suffixed
- * _<i>, and `load<i>` picks this binding's kind.
+ * _<i>, and `load<i>`, `dot<i>` and `prep<i>` read this binding's kind.
  */
 function weightsFor(kind: GpuWeightKind, i: number): string {
-  let body = weightsWgsl.replace(/struct \w+ \{[^}]*\}/g, '');
+  // Comments go first: they mention function names too.
+  let body = weightsWgsl.replace(/\/\/[^\n]*/g, '').replace(/struct \w+ \{[^}]*\}/g, '');
   const names = [...body.matchAll(/\bfn (\w+)\s*\(/g)].map((m) => m[1]!);
-  body = body.replace(/\bW\[/g, `W${i}[`).replace(new RegExp(`\\b(${names.join('|')})\\(`, 'g'), `$1_${i}(`);
-  return `${body}\nfn load${i}(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}_${i}(d, row, k8); }`;
+  body = body
+    .replace(/\bW\[/g, `W${i}[`)
+    .replace(new RegExp(`\\b(${names.join('|')})\\(`, 'g'), `$1_${i}(`)
+    .replace(/\bload_w8\(/g, `load${i}(`);
+  return `${body}\n${kindAliases(kind, { load: `load${i}`, dot: `dot${i}`, prep: `prep${i}` }, `_${i}`)}`;
 }
 
 const BLOCK_DOT_KINDS = new Set([...weightsWgsl.matchAll(/\bfn dot32_(\w+)\s*\(/g)].map((m) => m[1]!));
 const BLOCK_PREP_KINDS = new Set([...weightsWgsl.matchAll(/\bfn prep32_(\w+)\s*\(/g)].map((m) => m[1]!));
 
 /**
- * A single-weight kernel reads its kind through `load_w8` (eight columns) and, in the CPU GEMV,
- * `dot32`/`prep32` (a whole 32-column block): the kind's own where weights.wgsl has one, else the
- * generic block dot over load_w8 (matmul.wgsl, the one source that calls dot32) and plain
- * activations.
+ * How a kernel reads weights of `kind`: eight columns (`load`, the kind's load_w8_<kind>) or a
+ * whole 32-column block (`dot`/`prep`: the kind's dot32_<kind>/prep32_<kind> where weights.wgsl
+ * has them, else dot32_generic over load_w8 and plain activations). `suffix` names binding i's
+ * renamed copy of the loaders in a multi-weight kernel.
  */
-function singleKindAliases(kind: GpuWeightKind, blocks: boolean): string {
-  const loadW8 = `fn load_w8(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}(d, row, k8); }`;
-  if (!blocks) return loadW8;
+function kindAliases(kind: GpuWeightKind, names: { load: string; dot: string; prep: string }, suffix = ''): string {
+  const dot = BLOCK_DOT_KINDS.has(kind) ? `dot32_${kind}${suffix}(d, row, b, x)` : `dot32_generic${suffix}(d, row, b, x, whole)`;
   return [
-    loadW8,
-    `fn dot32(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 { return dot32_${BLOCK_DOT_KINDS.has(kind) ? kind : 'generic'}(d, row, b, x); }`,
-    `fn prep32(x: X32) -> X32 { return ${BLOCK_PREP_KINDS.has(kind) ? `prep32_${kind}(x)` : 'x'}; }`,
+    `fn ${names.load}(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}${suffix}(d, row, k8); }`,
+    `fn ${names.dot}(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 { return ${dot}; }`,
+    `fn ${names.prep}(x: X32) -> X32 { return ${BLOCK_PREP_KINDS.has(kind) ? `prep32_${kind}${suffix}(x)` : 'x'}; }`,
   ].join('\n');
 }
 
@@ -144,8 +150,9 @@ export class Kernels {
     const code = [
       commonWgsl,
       ...(kinds.length === 1
-        ? [weightsWgsl, singleKindAliases(kinds[0]!, spec.source.includes('dot32('))]
+        ? [weightsWgsl, kindAliases(kinds[0]!, { load: 'load_w8', dot: 'dot32', prep: 'prep32' })]
         : [WEIGHT_STRUCTS, ...kinds.map(weightsFor)]),
+      spec.activations ? activationsWgsl : '',
       spec.source,
     ].join('\n');
     const module = this.device.createShaderModule({ code, label: spec.entry });
