@@ -136,10 +136,13 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (lid == 0u) { finish(pair, partial[0]); }
 }
 
+// A pair at a time per thread, threads striding over the pairs (as matmul.wgsl's gemv_rows).
 @compute @workgroup_size(ROWS_WG)
 fn gemv_qkv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let p = gid.x + gid.y * nwg.x * ROWS_WG;
-  if (p >= (P.q.rows + P.k.rows + P.v.rows) / 2u) { return; }
-  let pair = pair_of(p);
-  finish(pair, dots_blocks(pair.m, pair.rows));
+  let threads = nwg.x * nwg.y * ROWS_WG;
+  let pairs = (P.q.rows + P.k.rows + P.v.rows) / 2u;
+  for (var p = gid.x + gid.y * nwg.x * ROWS_WG; p < pairs; p += threads) {
+    let pair = pair_of(p);
+    finish(pair, dots_blocks(pair.m, pair.rows));
+  }
 }

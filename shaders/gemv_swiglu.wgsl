@@ -72,27 +72,29 @@ fn gate_up_block(r: vec4<u32>, b: u32, whole: bool) -> GateUp4 {
   );
 }
 
-// Four rows per thread, a whole 32-column block per step, as matmul.wgsl's gemv_rows.
+// Four rows at a time per thread, a whole 32-column block per step, threads striding over the
+// groups of rows, as matmul.wgsl's gemv_rows.
 @compute @workgroup_size(ROWS_WG)
 fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row0 = (gid.x + gid.y * nwg.x * ROWS_WG) * 4u;
-  if (row0 >= P.gate.rows) { return; }
+  let threads = nwg.x * nwg.y * ROWS_WG;
   let last = P.gate.rows - 1u;
-  let r = vec4<u32>(row0, min(row0 + 1u, last), min(row0 + 2u, last), min(row0 + 3u, last));
   let whole = P.gate.cols / 32u;
-  var gate = vec4<f32>(0.0);
-  var up = vec4<f32>(0.0);
-  for (var b = 0u; b < whole; b++) {
-    let d = gate_up_block(r, b, true);
-    gate += d.gate;
-    up += d.up;
-  }
-  if (whole * 32u < P.gate.cols) {
-    let d = gate_up_block(r, whole, false);
-    gate += d.gate;
-    up += d.up;
-  }
-  for (var i = 0u; i < 4u; i++) {
-    if (row0 + i <= last) { Y[row0 + i] = glu(vec2<f32>(gate[i], up[i])); }
+  for (var row0 = (gid.x + gid.y * nwg.x * ROWS_WG) * 4u; row0 <= last; row0 += threads * 4u) {
+    let r = vec4<u32>(row0, min(row0 + 1u, last), min(row0 + 2u, last), min(row0 + 3u, last));
+    var gate = vec4<f32>(0.0);
+    var up = vec4<f32>(0.0);
+    for (var b = 0u; b < whole; b++) {
+      let d = gate_up_block(r, b, true);
+      gate += d.gate;
+      up += d.up;
+    }
+    if (whole * 32u < P.gate.cols) {
+      let d = gate_up_block(r, whole, false);
+      gate += d.gate;
+      up += d.up;
+    }
+    for (var i = 0u; i < 4u; i++) {
+      if (row0 + i <= last) { Y[row0 + i] = glu(vec2<f32>(gate[i], up[i])); }
+    }
   }
 }

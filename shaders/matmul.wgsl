@@ -110,32 +110,35 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
 }
 
-// Four output rows per thread, no workgroup memory or barriers: for adapters where barriers are
-// expensive and every component operation is an instruction (CPU implementations such as
-// SwiftShader). The loop takes a whole 32-column block per step (weights.wgsl's dot32: one scale
-// per block, few operations per weight); the rows share each load of X, and the sums stay in one
-// vec4 register. (Eight rows per thread ran out of registers and was slower.)
+// Four output rows at a time per thread, no workgroup memory or barriers: for adapters where
+// barriers are expensive and every component operation is an instruction (CPU implementations
+// such as SwiftShader). The loop takes a whole 32-column block per step (weights.wgsl's dot32: one
+// scale per block, few operations per weight); the rows share each load of X, and the sums stay in
+// one vec4 register. (Eight rows per thread ran out of registers and was slower.) The grid may hold
+// fewer threads than groups of rows (src/model/llama.ts cpuGrid): each thread then takes every
+// threads-th group, since each group of invocations a dispatch starts costs a fixed prologue.
 @compute @workgroup_size(ROWS_WG)
 fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let row0 = (gid.x + gid.y * nwg.x * ROWS_WG) * 4u;
-  if (row0 >= P.w.rows) { return; }
+  let threads = nwg.x * nwg.y * ROWS_WG;
   let last = P.w.rows - 1u;
-  let r1 = min(row0 + 1u, last);
-  let r2 = min(row0 + 2u, last);
-  let r3 = min(row0 + 3u, last);
-  // Whole blocks without bounds checks, then the partial block at the end of a row, if any.
   let whole = P.w.cols / 32u;
-  var acc = vec4<f32>(0.0);
-  for (var b = 0u; b < whole; b++) {
-    let x = prep32(x32_at(0u, P.w.cols, b, true));
-    acc += vec4<f32>(dot32(P.w, row0, b, x, true), dot32(P.w, r1, b, x, true), dot32(P.w, r2, b, x, true), dot32(P.w, r3, b, x, true));
-  }
-  if (whole * 32u < P.w.cols) {
-    let x = prep32(x32_at(0u, P.w.cols, whole, false));
-    acc += vec4<f32>(dot32(P.w, row0, whole, x, false), dot32(P.w, r1, whole, x, false), dot32(P.w, r2, whole, x, false), dot32(P.w, r3, whole, x, false));
-  }
-  for (var r = 0u; r < 4u; r++) {
-    if (row0 + r <= last) { store(0u, row0 + r, acc[r]); }
+  for (var row0 = (gid.x + gid.y * nwg.x * ROWS_WG) * 4u; row0 <= last; row0 += threads * 4u) {
+    let r1 = min(row0 + 1u, last);
+    let r2 = min(row0 + 2u, last);
+    let r3 = min(row0 + 3u, last);
+    // Whole blocks without bounds checks, then the partial block at the end of a row, if any.
+    var acc = vec4<f32>(0.0);
+    for (var b = 0u; b < whole; b++) {
+      let x = prep32(x32_at(0u, P.w.cols, b, true));
+      acc += vec4<f32>(dot32(P.w, row0, b, x, true), dot32(P.w, r1, b, x, true), dot32(P.w, r2, b, x, true), dot32(P.w, r3, b, x, true));
+    }
+    if (whole * 32u < P.w.cols) {
+      let x = prep32(x32_at(0u, P.w.cols, whole, false));
+      acc += vec4<f32>(dot32(P.w, row0, whole, x, false), dot32(P.w, r1, whole, x, false), dot32(P.w, r2, whole, x, false), dot32(P.w, r3, whole, x, false));
+    }
+    for (var r = 0u; r < 4u; r++) {
+      if (row0 + r <= last) { store(0u, row0 + r, acc[r]); }
+    }
   }
 }
 

@@ -8,7 +8,7 @@ import { GGMLType } from '../src/gguf/ggml-types.js';
 import { uniformData } from '../src/gpu/allocator.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { Kernels, type KernelName } from '../src/gpu/kernels.js';
-import { decodeGemv, ROWS_WORKGROUP, ropeAngles } from '../src/model/llama.js';
+import { cpuGrid, decodeGemv, ROWS_WORKGROUP, ropeAngles } from '../src/model/llama.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
@@ -93,7 +93,7 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
               { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 }, { f: cap },
             ]);
             const grid: [number, number, number] =
-              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? decodeGemv(true, rows).grid
+              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? decodeGemv(true, rows, cols).grid
                 : variant === 'gemm_rows' ? [Math.ceil(rows / 4 / ROWS_WORKGROUP), Math.ceil(n / 4), 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
             run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid);
             const got = await readF32(y, outRows * rows);
@@ -152,7 +152,7 @@ describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
       for (const variant of ['gemv_swiglu', 'gemv_swiglu_rows'] as const) {
         const y = buffer(gpu, rows * 4);
         const params = uniform([...desc(gateW.layout), ...desc(upW.layout), { u: activation === 'gelu' ? 1 : 0 }]);
-        const grid: [number, number, number] = variant === 'gemv_swiglu' ? [rows, 1, 1] : [Math.ceil(rows / ROWS_WORKGROUP), 1, 1];
+        const grid: [number, number, number] = variant === 'gemv_swiglu' ? [rows, 1, 1] : cpuGrid(Math.ceil(rows / 4), 8 * cols);
         run(variant, [gateW.layout.kind, upW.layout.kind], [gateW.buffer, upW.buffer, buffer(gpu, x), y, params, step(0, 1)], grid);
         // silu'(g) <= 1.1, so each dot's error passes through scaled by at most |u| and 1.1.
         expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${gateW.layout.kind}/${upW.layout.kind} ${activation}`);
@@ -181,7 +181,7 @@ describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
           const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (pos + 1) * kvDim * 4), vOut = buffer(gpu, (pos + 1) * kvDim * 4);
           const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }]);
           const pairs = (qDim + 2 * kvDim) / 2;
-          const grid: [number, number, number] = variant === 'gemv_qkv' ? [pairs, 1, 1] : [Math.ceil(pairs / ROWS_WORKGROUP), 1, 1];
+          const grid: [number, number, number] = variant === 'gemv_qkv' ? [pairs, 1, 1] : cpuGrid(pairs, 2 * cols);
           run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid);
           const label = `${variant} ${wq.layout.kind}/${wv.layout.kind} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
           // A rotation mixes two outputs, so the bound takes the larger of the pair's sums.

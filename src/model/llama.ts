@@ -210,7 +210,7 @@ export class LlamaModel {
       for (const part of w) {
         const l = part.layout;
         const params = a.uniform('matmul', matmulParams(l, { yStride: totalRows, mode: how.mode, yAtPos: how.yAtPos, yOffset: part.rowStart, cap: how.cap }));
-        const { name, grid: gemvGrid } = decodeGemv(this.gpu.cpuEmulated, l.rows);
+        const { name, grid: gemvGrid } = decodeGemv(this.gpu.cpuEmulated, l.rows, l.cols);
         const gemv = k.get(name, l.kind);
         // Prefill: 16x16 tiles through workgroup memory on GPUs; a thread per 4 rows and 4 tokens,
         // with no barriers, on CPU adapters (shaders/matmul.wgsl).
@@ -304,7 +304,7 @@ export class LlamaModel {
         push({
           kernel,
           bindGroup: k.bindGroup(kernel, [wq[0]!.buffer, wk[0]!.buffer, wv[0]!.buffer, xb, q, keyCache, valueCache, constants, params, S]),
-          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(pairs / ROWS_WORKGROUP)) : rowsGrid(pairs)),
+          grid: () => (this.gpu.cpuEmulated ? cpuGrid(pairs, 2 * c.dim) : rowsGrid(pairs)),
         });
         phase = 'prefill';
       }
@@ -346,7 +346,7 @@ export class LlamaModel {
         push({
           kernel,
           bindGroup: k.bindGroup(kernel, [wGate[0]!.buffer, wUp[0]!.buffer, xb, gate, params, S]),
-          grid: () => (this.gpu.cpuEmulated ? rowsGrid(Math.ceil(c.ffnDim / ROWS_WORKGROUP)) : rowsGrid(c.ffnDim)),
+          grid: () => (this.gpu.cpuEmulated ? cpuGrid(Math.ceil(c.ffnDim / 4), 8 * c.dim) : rowsGrid(c.ffnDim)),
         });
         phase = 'prefill';
       }
@@ -527,11 +527,27 @@ export function matmulParams(
 }
 
 /**
- * The decode GEMV this adapter runs and its grid for `rows` output rows: a workgroup per row on
- * GPUs; on CPU adapters, where barriers are emulated, a thread per 4 rows (shaders/matmul.wgsl).
+ * The decode GEMV this adapter runs and its grid for a matrix of `rows` x `cols`: a workgroup per
+ * row on GPUs; on CPU adapters, where barriers are emulated, threads taking 4 rows at a time
+ * (shaders/matmul.wgsl, cpuGrid).
  */
-export function decodeGemv(cpuEmulated: boolean, rows: number): { name: 'gemv' | 'gemv_rows'; grid: [number, number, number] } {
-  return cpuEmulated ? { name: 'gemv_rows', grid: rowsGrid(Math.ceil(rows / 4 / ROWS_WORKGROUP)) } : { name: 'gemv', grid: rowsGrid(rows) };
+export function decodeGemv(cpuEmulated: boolean, rows: number, cols: number): { name: 'gemv' | 'gemv_rows'; grid: [number, number, number] } {
+  return cpuEmulated ? { name: 'gemv_rows', grid: cpuGrid(Math.ceil(rows / 4), 4 * cols) } : { name: 'gemv', grid: rowsGrid(rows) };
+}
+
+/** About this many weights per thread of a decode kernel on a CPU adapter (cpuGrid). */
+const CPU_THREAD_WEIGHTS = 8192;
+
+/**
+ * The grid of a decode kernel for CPU adapters (the *_rows kernels) that loops over `units` (groups
+ * of rows, pairs of rows) of `weightsPerUnit` weights each: about CPU_THREAD_WEIGHTS weights per
+ * thread, at most a thread per unit; each thread strides over the units. Every group of invocations
+ * a dispatch starts pays a prologue that grows with the shader (shaders/common.wgsl's ROWS_WG), so
+ * a small matrix gets few threads; a large one still gets enough to keep every core busy.
+ */
+export function cpuGrid(units: number, weightsPerUnit: number): [number, number, number] {
+  const threads = Math.min(units, Math.max(1, Math.ceil((units * weightsPerUnit) / CPU_THREAD_WEIGHTS)));
+  return rowsGrid(Math.ceil(threads / ROWS_WORKGROUP));
 }
 
 /** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */

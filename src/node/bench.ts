@@ -201,7 +201,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
   const y = device.createBuffer({ size: Math.max(dim, ffn) * 4, usage });
   const step = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(step, 0, new Uint32Array([0, 1, 0, 0]));
-  const name = decodeGemv(gpu.cpuEmulated, 1).name;
+  const name = decodeGemv(gpu.cpuEmulated, 1, 1).name;
   for (const kind of kinds) {
     const kernel = kernels.get(name, kind);
     const dispatches = matrices.map(([rows, cols]) => {
@@ -214,7 +214,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
       const data = matmulParams(layout);
       const params = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       device.queue.writeBuffer(params, 0, data);
-      const { grid } = decodeGemv(gpu.cpuEmulated, rows);
+      const { grid } = decodeGemv(gpu.cpuEmulated, rows, cols);
       return { w, params, grid, bytes: words.byteLength, bindGroup: kernels.bindGroup(kernel, [w, x, y, params, step]) };
     });
     const run = () => timedPass(device, kernel, dispatches.map((d) => [d.bindGroup, d.grid]));
