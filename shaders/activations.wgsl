@@ -2,12 +2,19 @@
 // where the token's row begins in X, `cols` its length; columns past `cols` read as zero (the
 // padded weights there are zero too).
 
+// Eight activations at columns 8*k8 .. 8*k8+7, all within the row: no bounds checks (on CPU
+// adapters a branch per load costs as much as the math).
+fn x8_whole(start: u32, k8: u32) -> W8 {
+  let b = start + k8 * 8u;
+  return W8(vec4<f32>(X[b], X[b + 1u], X[b + 2u], X[b + 3u]), vec4<f32>(X[b + 4u], X[b + 5u], X[b + 6u], X[b + 7u]));
+}
+
 // Eight activations at columns 8*k8 .. 8*k8+7.
 fn x8_at(start: u32, cols: u32, k8: u32) -> W8 {
   let k = k8 * 8u;
   let b = start + k;
   if (k + 8u <= cols) {
-    return W8(vec4<f32>(X[b], X[b + 1u], X[b + 2u], X[b + 3u]), vec4<f32>(X[b + 4u], X[b + 5u], X[b + 6u], X[b + 7u]));
+    return x8_whole(start, k8);
   }
   var v: array<f32, 8>;
   for (var i = 0u; i < 8u; i++) {
@@ -17,19 +24,18 @@ fn x8_at(start: u32, cols: u32, k8: u32) -> W8 {
 }
 
 // The 32 activations of block b (columns 32b .. 32b+31) and their sum, for weights.wgsl's dot32.
-// `whole`: the block lies within `cols`, so no column needs a bounds check (on CPU adapters a
-// branch per load costs as much as the math). Callers pass a literal, so the other path folds away.
+// `whole`: the block lies within `cols`, so no column needs a bounds check. Callers pass a literal,
+// so the other path folds away.
 fn x32_at(start: u32, cols: u32, b: u32, whole: bool) -> X32 {
   var a: W8;
   var c: W8;
   var e: W8;
   var g: W8;
   if (whole) {
-    let i = start + b * 32u;
-    a = W8(vec4<f32>(X[i], X[i + 1u], X[i + 2u], X[i + 3u]), vec4<f32>(X[i + 4u], X[i + 5u], X[i + 6u], X[i + 7u]));
-    c = W8(vec4<f32>(X[i + 8u], X[i + 9u], X[i + 10u], X[i + 11u]), vec4<f32>(X[i + 12u], X[i + 13u], X[i + 14u], X[i + 15u]));
-    e = W8(vec4<f32>(X[i + 16u], X[i + 17u], X[i + 18u], X[i + 19u]), vec4<f32>(X[i + 20u], X[i + 21u], X[i + 22u], X[i + 23u]));
-    g = W8(vec4<f32>(X[i + 24u], X[i + 25u], X[i + 26u], X[i + 27u]), vec4<f32>(X[i + 28u], X[i + 29u], X[i + 30u], X[i + 31u]));
+    a = x8_whole(start, b * 4u);
+    c = x8_whole(start, b * 4u + 1u);
+    e = x8_whole(start, b * 4u + 2u);
+    g = x8_whole(start, b * 4u + 3u);
   } else {
     a = x8_at(start, cols, b * 4u);
     c = x8_at(start, cols, b * 4u + 1u);

@@ -145,7 +145,28 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
 // Prefill without barriers, for CPU adapters: a thread per 4 output rows and 4 tokens. Each
 // weight is dequantized once for the 4 tokens and each activation loaded once for the 4 rows; the
 // 16 sums live in four vec4 registers (a private array indexed in a loop would live in memory).
-// Rows and tokens past the end repeat the last one and are not stored.
+// Rows and tokens past the end repeat the last one and are not stored. Groups of eight columns
+// within the row take no bounds checks; a partial group at the end of the row, if any, comes last.
+struct Rows4Tokens4 {
+  r0: vec4<f32>,
+  r1: vec4<f32>,
+  r2: vec4<f32>,
+  r3: vec4<f32>,
+}
+
+fn gemm_step(rows: vec4<u32>, k8: u32, x0: W8, x1: W8, x2: W8, x3: W8) -> Rows4Tokens4 {
+  let w0 = load_w8(P.w, rows.x, k8);
+  let w1 = load_w8(P.w, rows.y, k8);
+  let w2 = load_w8(P.w, rows.z, k8);
+  let w3 = load_w8(P.w, rows.w, k8);
+  return Rows4Tokens4(
+    vec4<f32>(dot8(w0, x0), dot8(w0, x1), dot8(w0, x2), dot8(w0, x3)),
+    vec4<f32>(dot8(w1, x0), dot8(w1, x1), dot8(w1, x2), dot8(w1, x3)),
+    vec4<f32>(dot8(w2, x0), dot8(w2, x1), dot8(w2, x2), dot8(w2, x3)),
+    vec4<f32>(dot8(w3, x0), dot8(w3, x1), dot8(w3, x2), dot8(w3, x3)),
+  );
+}
+
 @compute @workgroup_size(ROWS_WG)
 fn gemm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   let row0 = gid.x * 4u;
@@ -153,25 +174,25 @@ fn gemm_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (row0 >= P.w.rows || t0 >= S.n_tokens) { return; }
   let last_row = P.w.rows - 1u;
   let last_t = S.n_tokens - 1u;
-  let n8 = (P.w.cols + 7u) / 8u;
-  var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-  for (var k8 = 0u; k8 < n8; k8++) {
-    let x0 = x8(t0, k8);
-    let x1 = x8(min(t0 + 1u, last_t), k8);
-    let x2 = x8(min(t0 + 2u, last_t), k8);
-    let x3 = x8(min(t0 + 3u, last_t), k8);
-    let w0 = load_w8(P.w, row0, k8);
-    let w1 = load_w8(P.w, min(row0 + 1u, last_row), k8);
-    let w2 = load_w8(P.w, min(row0 + 2u, last_row), k8);
-    let w3 = load_w8(P.w, min(row0 + 3u, last_row), k8);
-    acc[0] += vec4<f32>(dot8(w0, x0), dot8(w0, x1), dot8(w0, x2), dot8(w0, x3));
-    acc[1] += vec4<f32>(dot8(w1, x0), dot8(w1, x1), dot8(w1, x2), dot8(w1, x3));
-    acc[2] += vec4<f32>(dot8(w2, x0), dot8(w2, x1), dot8(w2, x2), dot8(w2, x3));
-    acc[3] += vec4<f32>(dot8(w3, x0), dot8(w3, x1), dot8(w3, x2), dot8(w3, x3));
+  let rows = vec4<u32>(row0, min(row0 + 1u, last_row), min(row0 + 2u, last_row), min(row0 + 3u, last_row));
+  let starts = vec4<u32>(t0, min(t0 + 1u, last_t), min(t0 + 2u, last_t), min(t0 + 3u, last_t)) * P.x_stride;
+  let whole8 = P.w.cols / 8u;
+  var acc = Rows4Tokens4(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  for (var k8 = 0u; k8 < whole8; k8++) {
+    let d = gemm_step(rows, k8, x8_whole(starts.x, k8), x8_whole(starts.y, k8), x8_whole(starts.z, k8), x8_whole(starts.w, k8));
+    acc = Rows4Tokens4(acc.r0 + d.r0, acc.r1 + d.r1, acc.r2 + d.r2, acc.r3 + d.r3);
   }
-  for (var r = 0u; r < 4u; r++) {
-    for (var j = 0u; j < 4u; j++) {
-      if (row0 + r <= last_row && t0 + j <= last_t) { store(t0 + j, row0 + r, acc[r][j]); }
+  if (whole8 * 8u < P.w.cols) {
+    let c = P.w.cols;
+    let d = gemm_step(rows, whole8, x8_at(starts.x, c, whole8), x8_at(starts.y, c, whole8), x8_at(starts.z, c, whole8), x8_at(starts.w, c, whole8));
+    acc = Rows4Tokens4(acc.r0 + d.r0, acc.r1 + d.r1, acc.r2 + d.r2, acc.r3 + d.r3);
+  }
+  for (var j = 0u; j < 4u; j++) {
+    if (t0 + j <= last_t) {
+      if (row0 <= last_row) { store(t0 + j, row0, acc.r0[j]); }
+      if (row0 + 1u <= last_row) { store(t0 + j, row0 + 1u, acc.r1[j]); }
+      if (row0 + 2u <= last_row) { store(t0 + j, row0 + 2u, acc.r2[j]); }
+      if (row0 + 3u <= last_row) { store(t0 + j, row0 + 3u, acc.r3[j]); }
     }
   }
 }
