@@ -20,6 +20,7 @@ const CHUNKS = 16u;
 // The largest head_dim this pipeline serves; the model sets it to its own (src/gpu/kernels.ts),
 // so the private arrays below are no larger than they need to be.
 const MAX_HEAD_DIM = 256u;
+const MAX_HEAD_VEC4 = (MAX_HEAD_DIM + 3u) / 4u;
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
 @group(0) @binding(1) var<storage, read> K: array<f32>;
@@ -44,32 +45,45 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   let begin = first + chunk * len;
   let end = min(begin + len, n_keys);
 
-  var q: array<f32, MAX_HEAD_DIM>;
-  for (var i = 0u; i < hd; i++) { q[i] = Q[q_off + i]; }
+  // q and the weighted sums in vec4s: a quarter of the loop steps and private-array accesses
+  // (those arrays live in memory on CPU adapters). The last vec4 may reach past head_dim: q is zero
+  // there, so the scores ignore whatever K holds, and those lanes of acc are never written out.
+  let hd4 = (hd + 3u) / 4u;
+  var q: array<vec4<f32>, MAX_HEAD_VEC4>;
+  for (var i = 0u; i < hd4; i++) {
+    let d = 4u * i;
+    q[i] = vec4<f32>(Q[q_off + d], select(0.0, Q[q_off + d + 1u], d + 1u < hd), select(0.0, Q[q_off + d + 2u], d + 2u < hd), select(0.0, Q[q_off + d + 3u], d + 3u < hd));
+  }
   var m = -3.0e38;
   var l = 0.0;
-  var acc: array<f32, MAX_HEAD_DIM>;
+  var acc: array<vec4<f32>, MAX_HEAD_VEC4>;
   for (var p = begin; p < end; p++) {
     let k = p * kv_stride + kv_off;
-    var s = 0.0;
-    for (var i = 0u; i < hd; i++) { s += q[i] * K[k + i]; }
-    s = softcap(s * P.scale, P.softcap);
+    var s4 = vec4<f32>(0.0);
+    for (var i = 0u; i < hd4; i++) {
+      let d = k + 4u * i;
+      s4 += q[i] * vec4<f32>(K[d], K[d + 1u], K[d + 2u], K[d + 3u]);
+    }
+    let s = softcap(dot(s4, vec4<f32>(1.0)) * P.scale, P.softcap);
     // Rescale only when the max moves: most keys leave it where it is.
     if (s > m) {
       let correction = exp(m - s);
       l *= correction;
-      for (var d = 0u; d < hd; d++) { acc[d] *= correction; }
+      for (var i = 0u; i < hd4; i++) { acc[i] *= correction; }
       m = s;
     }
     let e = exp(s - m);
     l += e;
-    for (var d = 0u; d < hd; d++) { acc[d] += e * V[k + d]; }
+    for (var i = 0u; i < hd4; i++) {
+      let d = k + 4u * i;
+      acc[i] += e * vec4<f32>(V[d], V[d + 1u], V[d + 2u], V[d + 3u]);
+    }
   }
   let base = (t * P.n_heads + head) * CHUNKS;
   let out = (base + chunk) * (hd + 2u);
   partial[out] = m;
   partial[out + 1u] = l;
-  for (var d = 0u; d < hd; d++) { partial[out + 2u + d] = acc[d]; }
+  for (var d = 0u; d < hd; d++) { partial[out + 2u + d] = acc[d / 4u][d % 4u]; }
   // Every chunk's partial, written by this workgroup, is visible to all of it after this.
   storageBarrier();
 

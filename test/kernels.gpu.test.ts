@@ -8,7 +8,7 @@ import { GGMLType } from '../src/gguf/ggml-types.js';
 import { uniformData } from '../src/gpu/allocator.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { Kernels, type KernelName } from '../src/gpu/kernels.js';
-import { cpuGrid, decodeGemv, ROWS_WORKGROUP, ropeAngles } from '../src/model/llama.js';
+import { barrierWorkgroup, cpuGrid, decodeGemv, ROWS_WORKGROUP, ropeAngles } from '../src/model/llama.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
@@ -29,8 +29,8 @@ function uniform(fields: { u?: number; f?: number }[]): GPUBuffer {
   return buffer(gpu, new Uint8Array(uniformData(fields)), GPUBufferUsage.UNIFORM);
 }
 
-function run(name: KernelName, kind: Parameters<Kernels['get']>[1], bindings: GPUBuffer[], grid: [number, number, number]): void {
-  const k = kernels.get(name, kind);
+function run(name: KernelName, kind: Parameters<Kernels['get']>[1], bindings: GPUBuffer[], grid: [number, number, number], constants: Record<string, number> = {}): void {
+  const k = kernels.get(name, kind, constants);
   const enc = gpu.device.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(k.pipeline);
@@ -220,10 +220,11 @@ test('rmsnorm: every token, the last token only, and added to the output', async
     const x = randomF32(n * dim, rng(dim), 3);
     const w = randomF32(dim, rng(dim + 1));
     const initial = randomF32(n * dim, rng(dim + 2));
-    for (const [lastOnly, accumulate] of [[false, false], [true, false], [false, true]] as const) {
+    // The shader's workgroup and the smaller one of CPU adapters.
+    for (const [lastOnly, accumulate] of [[false, false], [true, false], [false, true]] as const) for (const constants of [{}, barrierWorkgroup(true, 'rmsnorm')]) {
       const out = buffer(gpu, accumulate ? initial : n * dim * 4);
       const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }, { u: accumulate ? 1 : 0 }]);
-      run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1]);
+      run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1], constants);
       const rowsOut = lastOnly ? 1 : n;
       const got = await readF32(out, rowsOut * dim);
       const expected = new Float32Array(rowsOut * dim);
@@ -267,7 +268,8 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
     [1, 1, 2, 0, 1, 0, 0], [8, 4, 8, 0, 5, 0, 0], [4, 2, 64, 100, 1, 0, 0], [6, 3, 96, 70, 9, 0, 0], [2, 1, 256, 130, 3, 0, 0], [2, 2, 16, 1000, 2, 0, 0],
     [4, 2, 32, 40, 6, 2, 0], [4, 2, 32, 40, 6, 0, 7], [2, 1, 16, 300, 3, 1.5, 50],
   ] as const;
-  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) {
+  // The shader's defaults, and the sizes a model sets: its own head_dim, fewer key chunks on CPU adapters.
+  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) for (const constants of [{}, { MAX_HEAD_DIM: hd, ...barrierWorkgroup(true, 'attention') }]) {
     const keys = pos + n;
     const q = randomF32(n * heads * hd, rng(hd), 2);
     const k = randomF32(keys * kvHeads * hd, rng(hd + 1), 2);
@@ -275,7 +277,7 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
     const out = buffer(gpu, n * heads * hd * 4);
     const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
     const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }, { f: cap }, { u: window }]);
-    run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, out, params, step(pos, n)], [heads, n, 1]);
+    run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, out, params, step(pos, n)], [heads, n, 1], constants);
     const got = await readF32(out, n * heads * hd);
     const expected = new Float32Array(n * heads * hd);
     const group = heads / kvHeads;
@@ -298,7 +300,7 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
         }
       }
     }
-    expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n} cap=${cap} window=${window}`);
+    expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n} cap=${cap} window=${window} ${JSON.stringify(constants)}`);
   }
 });
 
@@ -315,7 +317,8 @@ test('add_bias: every token row, or rows at the step position', async () => {
   }
 });
 
-describe('sampling', () => {
+// With the shader's workgroup, and with the smaller one of CPU adapters.
+for (const constants of [{}, barrierWorkgroup(true, 'sample')]) describe(`sampling ${JSON.stringify(constants)}`, () => {
   interface Sampling {
     temperature?: number; topK?: number; topP?: number; minP?: number; penalty?: number; seed?: number; frequency?: number; presence?: number;
   }
@@ -331,7 +334,7 @@ describe('sampling', () => {
     const next = buffer(gpu, 16);
     const counts = buffer(gpu, vocab * 4);
     const bindings = [buffer(gpu, logits), buffer(gpu, vocab * 4), hist, state, next, params, counts];
-    for (let i = 0; i < draws; i++) run('sample', undefined, bindings, [1, 1, 1]);
+    for (let i = 0; i < draws; i++) run('sample', undefined, bindings, [1, 1, 1], constants);
     const out = new Uint32Array(await readBack(gpu, hist, (history.length + draws) * 4));
     return Array.from(out.slice(history.length));
   }
