@@ -23,7 +23,8 @@ fn x8_at(start: u32, cols: u32, k8: u32) -> W8 {
   return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
 
-// The 32 activations of block b (columns 32b .. 32b+31) and their sum, for weights.wgsl's dot32.
+// The 32 activations of block b (columns 32b .. 32b+31), for weights.wgsl's dot32 (the sum is
+// left to the preps that need it).
 // `whole`: the block lies within `cols`, so no column needs a bounds check. Callers pass a literal,
 // so the other path folds away.
 fn x32_at(start: u32, cols: u32, b: u32, whole: bool) -> X32 {
@@ -42,6 +43,5 @@ fn x32_at(start: u32, cols: u32, b: u32, whole: bool) -> X32 {
     e = x8_at(start, cols, b * 4u + 2u);
     g = x8_at(start, cols, b * 4u + 3u);
   }
-  let sum = dot(a.lo + a.hi + c.lo + c.hi + e.lo + e.hi + g.lo + g.hi, vec4<f32>(1.0));
-  return X32(a.lo, a.hi, c.lo, c.hi, e.lo, e.hi, g.lo, g.hi, sum);
+  return X32(a.lo, a.hi, c.lo, c.hi, e.lo, e.hi, g.lo, g.hi, 0.0);
 }

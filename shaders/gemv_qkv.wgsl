@@ -54,7 +54,7 @@ fn dots(m: u32, r: vec2<u32>, first: u32, step: u32) -> vec2<f32> {
 // The same over whole 32-column blocks, all columns in one thread (weights.wgsl's dot32).
 fn dots_blocks(m: u32, r: vec2<u32>) -> vec2<f32> {
   let whole = P.q.cols / 32u;
-  let tail = whole * 32u < P.q.cols;
+  let tail = PARTIAL_BLOCKS == 1u && whole * 32u < P.q.cols;
   var acc = vec2<f32>(0.0);
   switch m {
     case 0u: {

@@ -88,7 +88,7 @@ fn gemv_swiglu_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
       gate += d.gate;
       up += d.up;
     }
-    if (whole * 32u < P.gate.cols) {
+    if (PARTIAL_BLOCKS == 1u && whole * 32u < P.gate.cols) {
       let d = gate_up_block(r, whole, false);
       gate += d.gate;
       up += d.up;

@@ -132,7 +132,7 @@ fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
       let x = prep32(x32_at(0u, P.w.cols, b, true));
       acc += vec4<f32>(dot32(P.w, row0, b, x, true), dot32(P.w, r1, b, x, true), dot32(P.w, r2, b, x, true), dot32(P.w, r3, b, x, true));
     }
-    if (whole * 32u < P.w.cols) {
+    if (PARTIAL_BLOCKS == 1u && whole * 32u < P.w.cols) {
       let x = prep32(x32_at(0u, P.w.cols, whole, false));
       acc += vec4<f32>(dot32(P.w, row0, whole, x, false), dot32(P.w, r1, whole, x, false), dot32(P.w, r2, whole, x, false), dot32(P.w, r3, whole, x, false));
     }

@@ -67,8 +67,12 @@ fn load_w8_q4_0(d: WeightDesc, row: u32, k8: u32) -> W8 {
 // dot32_<kind> here uses it; any other kind goes through load_w8 (dot32_generic). A kernel calls
 // them through dot32/prep32 (dot<i>/prep<i> for weight binding i), as load_w8 (src/gpu/kernels.ts).
 
+// Kernels reading weights also get `const PARTIAL_BLOCKS` from src/gpu/kernels.ts: 1 where a row
+// may end in a partial block of 32 columns (f32, f16, bf16); quantized rows are whole blocks, so
+// their kernels compile without the partial-block code.
+
 // The 32 activations of one block of columns, in the form the kind's dot32 wants (prep32_<kind>;
-// plain where a kind has none), and their plain sum.
+// plain where a kind has none), and, where the prep sets it, their plain sum.
 struct X32 {
   v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
   v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
@@ -81,13 +85,18 @@ fn nibbles_in_place(w: u32) -> vec4<f32> {
   return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) & vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)));
 }
 
+// The plain sum of a block's activations (for the kinds whose quants carry an offset).
+fn sum32(x: X32) -> f32 {
+  return dot(x.v0 + x.v1 + x.v2 + x.v3 + x.v4 + x.v5 + x.v6 + x.v7, vec4<f32>(1.0));
+}
+
 fn prep32_q4_0(x: X32) -> X32 {
   let k = vec4<f32>(1.0, 1.0 / 16.0, 1.0 / 256.0, 1.0 / 4096.0);
-  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, x.sum);
+  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, sum32(x));
 }
 
 // sum d * (q - 8) * x = d * (sum q * x - 8 * sum x): the offset costs one multiply per block.
-fn dot32_q4_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+fn dot32_q4_0(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
   let block = row * (d.cols >> 5u) + b;
   let w0 = W[block * 4u];
   let w1 = W[block * 4u + 1u];
@@ -110,10 +119,10 @@ fn bytes_in_place(w: u32) -> vec4<f32> {
 
 fn prep32_q8_0(x: X32) -> X32 {
   let k = vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0);
-  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, x.sum);
+  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, sum32(x));
 }
 
-fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
   let block = row * (d.cols >> 5u) + b;
   let q = block * 8u;
   let s = dot(bytes_in_place(W[q]), x.v0) + dot(bytes_in_place(W[q + 1u]), x.v1)
@@ -121,6 +130,30 @@ fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
         + dot(bytes_in_place(W[q + 4u]), x.v4) + dot(bytes_in_place(W[q + 5u]), x.v5)
         + dot(bytes_in_place(W[q + 6u]), x.v6) + dot(bytes_in_place(W[q + 7u]), x.v7);
   return scale_f16(d, block) * (s - 128.0 * x.sum);
+}
+
+// F16 and F32 rows, whole blocks (a partial block at the end of a row goes through dot32_generic,
+// which does not read past the row).
+fn f16x4(d: WeightDesc, w: u32) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(W[w]), unpack2x16float(W[w + 1u]));
+}
+
+fn dot32_f16(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
+  if (!whole) { return dot32_generic(d, row, b, x, false); }
+  let w = row * d.row_words + b * 16u;
+  return dot(f16x4(d, w), x.v0) + dot(f16x4(d, w + 2u), x.v1) + dot(f16x4(d, w + 4u), x.v2) + dot(f16x4(d, w + 6u), x.v3)
+       + dot(f16x4(d, w + 8u), x.v4) + dot(f16x4(d, w + 10u), x.v5) + dot(f16x4(d, w + 12u), x.v6) + dot(f16x4(d, w + 14u), x.v7);
+}
+
+fn f32x4(w: u32) -> vec4<f32> {
+  return bitcast<vec4<f32>>(vec4<u32>(W[w], W[w + 1u], W[w + 2u], W[w + 3u]));
+}
+
+fn dot32_f32(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
+  if (!whole) { return dot32_generic(d, row, b, x, false); }
+  let w = row * d.row_words + b * 32u;
+  return dot(f32x4(w), x.v0) + dot(f32x4(w + 4u), x.v1) + dot(f32x4(w + 8u), x.v2) + dot(f32x4(w + 12u), x.v3)
+       + dot(f32x4(w + 16u), x.v4) + dot(f32x4(w + 20u), x.v5) + dot(f32x4(w + 24u), x.v6) + dot(f32x4(w + 28u), x.v7);
 }
 
 // A block for kinds without their own dot32, eight columns at a time. Unless the block is `whole`,

@@ -70,6 +70,9 @@ function weightsFor(kind: GpuWeightKind, i: number): string {
   return `${body}\n${kindAliases(kind, { load: `load${i}`, dot: `dot${i}`, prep: `prep${i}` }, `_${i}`)}`;
 }
 
+/** Kinds whose rows may end in a partial block of 32 columns (quantized rows are whole blocks). */
+const PLAIN_KINDS = new Set<GpuWeightKind>(['f32', 'f16', 'bf16']);
+
 const BLOCK_DOT_KINDS = new Set([...weightsWgsl.matchAll(/\bfn dot32_(\w+)\s*\(/g)].map((m) => m[1]!));
 const BLOCK_PREP_KINDS = new Set([...weightsWgsl.matchAll(/\bfn prep32_(\w+)\s*\(/g)].map((m) => m[1]!));
 
@@ -80,7 +83,7 @@ const BLOCK_PREP_KINDS = new Set([...weightsWgsl.matchAll(/\bfn prep32_(\w+)\s*\
  * renamed copy of the loaders in a multi-weight kernel.
  */
 function kindAliases(kind: GpuWeightKind, names: { load: string; dot: string; prep: string }, suffix = ''): string {
-  const dot = BLOCK_DOT_KINDS.has(kind) ? `dot32_${kind}${suffix}(d, row, b, x)` : `dot32_generic${suffix}(d, row, b, x, whole)`;
+  const dot = `dot32_${BLOCK_DOT_KINDS.has(kind) ? kind : 'generic'}${suffix}(d, row, b, x, whole)`;
   return [
     `fn ${names.load}(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}${suffix}(d, row, k8); }`,
     `fn ${names.dot}(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 { return ${dot}; }`,
@@ -153,6 +156,7 @@ export class Kernels {
         ? [weightsWgsl, kindAliases(kinds[0]!, { load: 'load_w8', dot: 'dot32', prep: 'prep32' })]
         : [WEIGHT_STRUCTS, ...kinds.map(weightsFor)]),
       spec.activations ? activationsWgsl : '',
+      kinds.length ? `const PARTIAL_BLOCKS = ${kinds.some((k) => PLAIN_KINDS.has(k)) ? 1 : 0}u;` : '',
       spec.source,
     ].join('\n');
     const module = this.device.createShaderModule({ code, label: spec.entry });
