@@ -132,30 +132,6 @@ fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
   return scale_f16(d, block) * (s - 128.0 * x.sum);
 }
 
-// F16 and F32 rows, whole blocks (a partial block at the end of a row goes through dot32_generic,
-// which does not read past the row).
-fn f16x4(d: WeightDesc, w: u32) -> vec4<f32> {
-  return vec4<f32>(unpack2x16float(W[w]), unpack2x16float(W[w + 1u]));
-}
-
-fn dot32_f16(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
-  if (!whole) { return dot32_generic(d, row, b, x, false); }
-  let w = row * d.row_words + b * 16u;
-  return dot(f16x4(d, w), x.v0) + dot(f16x4(d, w + 2u), x.v1) + dot(f16x4(d, w + 4u), x.v2) + dot(f16x4(d, w + 6u), x.v3)
-       + dot(f16x4(d, w + 8u), x.v4) + dot(f16x4(d, w + 10u), x.v5) + dot(f16x4(d, w + 12u), x.v6) + dot(f16x4(d, w + 14u), x.v7);
-}
-
-fn f32x4(w: u32) -> vec4<f32> {
-  return bitcast<vec4<f32>>(vec4<u32>(W[w], W[w + 1u], W[w + 2u], W[w + 3u]));
-}
-
-fn dot32_f32(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
-  if (!whole) { return dot32_generic(d, row, b, x, false); }
-  let w = row * d.row_words + b * 32u;
-  return dot(f32x4(w), x.v0) + dot(f32x4(w + 4u), x.v1) + dot(f32x4(w + 8u), x.v2) + dot(f32x4(w + 12u), x.v3)
-       + dot(f32x4(w + 16u), x.v4) + dot(f32x4(w + 20u), x.v5) + dot(f32x4(w + 24u), x.v6) + dot(f32x4(w + 28u), x.v7);
-}
-
 // A block for kinds without their own dot32, eight columns at a time. Unless the block is `whole`,
 // groups of eight past the end of the row are not read (they would belong to the next row).
 fn dot32_generic(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {

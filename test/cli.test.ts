@@ -85,5 +85,8 @@ describe.skipIf(!HAVE_MODELS)('webgpu-llm CLI', () => {
     const bad = await cli(['generate', '--model', storiesPath('f32'), '--max-tokens', 'many']);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/--max-tokens expects an integer/);
+    const kind = await cli(['bench-gemv', '--kinds', 'q4_0,q9_9']);
+    expect(kind.code).toBe(1);
+    expect(kind.stderr).toMatch(/unknown weight kind "q9_9"/);
   });
 });

@@ -4,6 +4,7 @@ import { generate } from '../generate.js';
 import { bench, followupBench, gemvBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
+import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
 const USAGE = `usage:
@@ -11,7 +12,9 @@ const USAGE = `usage:
                       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--verbose]
   webgpu-llm tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]
   webgpu-llm bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...] [--json] [--verbose]
-  webgpu-llm bench-gemv [--json]   (Q4_0 and Q8_0 decode GEMV at TinyLlama 1.1B shapes vs the read probe)`;
+  webgpu-llm bench-gemv [--kinds q4_0,q8_0,...] [--json]
+                      (the decode GEMV at TinyLlama 1.1B shapes vs the read probe; Q4_0 and Q8_0
+                      unless --kinds names others)`;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -28,6 +31,7 @@ const OPTIONS = {
   'prompt-tokens': { type: 'string' },
   'gen-tokens': { type: 'string' },
   runs: { type: 'string' },
+  kinds: { type: 'string' },
   followup: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
@@ -123,8 +127,11 @@ async function benchCommand(values: Values): Promise<void> {
 }
 
 async function benchGemvCommand(values: Values): Promise<void> {
+  const kinds = (values.kinds ?? 'q4_0,q8_0').split(',') as GpuWeightKind[];
+  const unknown = kinds.filter((k) => !GPU_WEIGHT_KINDS.includes(k));
+  if (unknown.length) usageError(`--kinds: unknown weight kind "${unknown[0]}" (known: ${GPU_WEIGHT_KINDS.join(', ')})`);
   const gpu = await nodeGpuContext();
-  const r = await gemvBench(gpu);
+  const r = await gemvBench(gpu, undefined, kinds);
   if (values.json) {
     process.stdout.write(JSON.stringify({ adapter: gpu.adapterName, shape: 'tinyllama-1.1b', ...r }) + '\n');
     return;

@@ -15,6 +15,8 @@ export type GpuWeightKind = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | BlockKind
  * (Q5_0's scale gets a word of its own; Q6_K's block grows from 210 to 212 bytes).
  */
 export type BlockKind = 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
+/** Every GPU weight kind, in the order of GpuWeightKind. */
+export const GPU_WEIGHT_KINDS: readonly GpuWeightKind[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
 const BLOCK_KINDS: Record<BlockKind, { blockSize: number; words: number }> = {
   q4_1: { blockSize: 32, words: 5 },
   q5_0: { blockSize: 32, words: 6 },
