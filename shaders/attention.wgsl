@@ -65,18 +65,16 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
       s4 += q[i] * vec4<f32>(K[d], K[d + 1u], K[d + 2u], K[d + 3u]);
     }
     let s = softcap(dot(s4, vec4<f32>(1.0)) * P.scale, P.softcap);
-    // Rescale only when the max moves: most keys leave it where it is.
-    if (s > m) {
-      let correction = exp(m - s);
-      l *= correction;
-      for (var i = 0u; i < hd4; i++) { acc[i] *= correction; }
-      m = s;
-    }
-    let e = exp(s - m);
-    l += e;
+    // The running max moves with every larger score; the rescale rides along in the same loop as
+    // the new value (no branch: on CPU adapters a branch costs as much as the math it skips).
+    let m_new = max(m, s);
+    let correction = exp(m - m_new);
+    let e = exp(s - m_new);
+    l = l * correction + e;
+    m = m_new;
     for (var i = 0u; i < hd4; i++) {
       let d = k + 4u * i;
-      acc[i] += e * vec4<f32>(V[d], V[d + 1u], V[d + 2u], V[d + 3u]);
+      acc[i] = acc[i] * correction + e * vec4<f32>(V[d], V[d + 1u], V[d + 2u], V[d + 3u]);
     }
   }
   let base = (t * P.n_heads + head) * CHUNKS;
