@@ -85,18 +85,19 @@ fn nibbles_in_place(w: u32) -> vec4<f32> {
   return vec4<f32>(bitcast<vec4<i32>>(vec4<u32>(w) & vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)));
 }
 
-// The plain sum of a block's activations (for the kinds whose quants carry an offset).
-fn sum32(x: X32) -> f32 {
-  return dot(x.v0 + x.v1 + x.v2 + x.v3 + x.v4 + x.v5 + x.v6 + x.v7, vec4<f32>(1.0));
+// Every vec4 of a block's activations times k, with their plain sum (for the kinds whose quants
+// carry an offset).
+fn scaled32(x: X32, k: vec4<f32>) -> X32 {
+  let sum = dot(x.v0 + x.v1 + x.v2 + x.v3 + x.v4 + x.v5 + x.v6 + x.v7, vec4<f32>(1.0));
+  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, sum);
 }
 
 fn prep32_q4_0(x: X32) -> X32 {
-  let k = vec4<f32>(1.0, 1.0 / 16.0, 1.0 / 256.0, 1.0 / 4096.0);
-  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, sum32(x));
+  return scaled32(x, vec4<f32>(1.0, 1.0 / 16.0, 1.0 / 256.0, 1.0 / 4096.0));
 }
 
 // sum d * (q - 8) * x = d * (sum q * x - 8 * sum x): the offset costs one multiply per block.
-fn dot32_q4_0(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
+fn dot32_q4_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
   let block = row * (d.cols >> 5u) + b;
   let w0 = W[block * 4u];
   let w1 = W[block * 4u + 1u];
@@ -118,11 +119,10 @@ fn bytes_in_place(w: u32) -> vec4<f32> {
 }
 
 fn prep32_q8_0(x: X32) -> X32 {
-  let k = vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0);
-  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, sum32(x));
+  return scaled32(x, vec4<f32>(1.0, 1.0 / 256.0, 1.0, 1.0 / 256.0));
 }
 
-fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
+fn dot32_q8_0(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
   let block = row * (d.cols >> 5u) + b;
   let q = block * 8u;
   let s = dot(bytes_in_place(W[q]), x.v0) + dot(bytes_in_place(W[q + 1u]), x.v1)

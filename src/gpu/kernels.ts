@@ -83,7 +83,8 @@ const BLOCK_PREP_KINDS = new Set([...weightsWgsl.matchAll(/\bfn prep32_(\w+)\s*\
  * renamed copy of the loaders in a multi-weight kernel.
  */
 function kindAliases(kind: GpuWeightKind, names: { load: string; dot: string; prep: string }, suffix = ''): string {
-  const dot = `dot32_${BLOCK_DOT_KINDS.has(kind) ? kind : 'generic'}${suffix}(d, row, b, x, whole)`;
+  // A kind's own block dot reads whole blocks only (quantized rows have no partial block).
+  const dot = BLOCK_DOT_KINDS.has(kind) ? `dot32_${kind}${suffix}(d, row, b, x)` : `dot32_generic${suffix}(d, row, b, x, whole)`;
   return [
     `fn ${names.load}(d: WeightDesc, row: u32, k8: u32) -> W8 { return load_w8_${kind}${suffix}(d, row, k8); }`,
     `fn ${names.dot}(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 { return ${dot}; }`,

@@ -502,6 +502,7 @@ export function barrierWorkgroup(cpuEmulated: boolean, kernel: 'rmsnorm' | 'samp
   if (!cpuEmulated) return {};
   return kernel === 'attention' ? { CHUNKS: 4 } : { WG: 16 };
 }
+
 /** Scratch for the split attention: per (token, head, chunk) a max, a sum and head_dim sums. */
 function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
   return maxBatch * c.nHeads * ATTENTION_CHUNKS * (c.headDim + 2) * 4;

@@ -15,8 +15,6 @@ export type GpuWeightKind = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | BlockKind
  * (Q5_0's scale gets a word of its own; Q6_K's block grows from 210 to 212 bytes).
  */
 export type BlockKind = 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
-/** Every GPU weight kind, in the order of GpuWeightKind. */
-export const GPU_WEIGHT_KINDS: readonly GpuWeightKind[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k', 'q5_k', 'q6_k'];
 const BLOCK_KINDS: Record<BlockKind, { blockSize: number; words: number }> = {
   q4_1: { blockSize: 32, words: 5 },
   q5_0: { blockSize: 32, words: 6 },
@@ -305,6 +303,9 @@ export function formatFor(type: number, tensorName = 'tensor'): WeightFormat {
 
 /** Words per 8 elements in the quant/plain region of each kind. */
 const WORDS_PER_8: Record<string, number> = { f32: 8, f16: 4, bf16: 4, q8_0: 2, q4_0: 1 };
+
+/** Every GPU weight kind: the repacked ones, then those kept in ggml's blocks. */
+export const GPU_WEIGHT_KINDS = [...Object.keys(WORDS_PER_8), ...Object.keys(BLOCK_KINDS)] as readonly GpuWeightKind[];
 
 export function gpuLayout(kind: GpuWeightKind, rows: number, cols: number): GpuLayout {
   if (kind in BLOCK_KINDS) {
