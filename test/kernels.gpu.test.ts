@@ -74,7 +74,7 @@ function randomMatrix(type: number, rows: number, cols: number, seed: number) {
 describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', () => {
   for (const [kindName, type] of TYPES) {
     const block = BLOCK_OF[kindName];
-    // Some shapes have more rows than one workgroup of gemv_rows covers (256).
+    // The larger shapes give gemv_rows more groups of rows than threads (cpuGrid), so threads stride.
     const shapes = block === 256 ? [[1, 256], [5, 512], [67, 256], [300, 256]] : block ? [[1, 32], [5, 64], [67, 96], [130, 256], [300, 64]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257], [300, 41]];
     test(`${kindName}: random shapes, 1..40 tokens, accumulate, SwiGLU and KV-cache rows`, async () => {
       let seed = 1;
