@@ -67,6 +67,8 @@ interface Op {
 }
 
 const STATE_BYTES = 16;
+/** The step uniform (shaders/common.wgsl's Step, padded): pos, n_tokens. */
+const STEP_BYTES = 16;
 /** Where the sampler state holds the chosen token (shaders/sample.wgsl's SampleState.token). */
 const TOKEN_OFFSET = 8;
 /** The most decode steps recorded before one readback. */
@@ -74,8 +76,8 @@ export const MAX_DECODE_STEPS = 16;
 
 /**
  * A Llama-family model on the GPU. All buffers, bind groups and the list of dispatches are made
- * once at load; a step only writes the 8-byte step uniform, records the dispatches into one
- * command buffer, and reads back the sampled token id.
+ * once at load; a step only writes the 8-byte step uniform and records the dispatches, and a batch
+ * of decode steps goes to the GPU as one command buffer with one readback of the sampled token ids.
  */
 export class LlamaModel {
   private decodeOps: Op[] = [];
@@ -85,6 +87,8 @@ export class LlamaModel {
   private readonly kernels: Kernels;
   private readonly alloc: GpuAllocator;
   private stepBuffer!: GPUBuffer;
+  /** The step values of a decode batch, copied into stepBuffer on the GPU before each step. */
+  private decodeStepsBuffer!: GPUBuffer;
   private tokensBuffer!: GPUBuffer;
   private logitsBuffer!: GPUBuffer;
   private samplerParams!: GPUBuffer;
@@ -189,7 +193,8 @@ export class LlamaModel {
     const vector = (name: string): GPUBuffer => buffers.get(name)!;
 
     // Activations, per step of up to B tokens.
-    this.stepBuffer = a.create('step', 16, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.stepBuffer = a.create('step', STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    this.decodeStepsBuffer = a.create('decode_steps', MAX_DECODE_STEPS * STEP_BYTES, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     this.tokensBuffer = a.storage('tokens', B * 4);
     const x = a.storage('x', B * c.dim * f32);
     const xb = a.storage('xb', B * c.dim * f32);
@@ -403,7 +408,7 @@ export class LlamaModel {
     this.checkRange(pos, n);
     for (let at = 0; at < n; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
-      this.encodeStep(chunk, pos + at, chunk.length, at + this.maxBatch >= n, { to: 'state' });
+      this.encodeStep(chunk, pos + at, at + this.maxBatch >= n, 'state');
     }
     return (await this.read(STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
   }
@@ -411,12 +416,25 @@ export class LlamaModel {
   /**
    * Runs `count` decode steps at positions pos, pos + 1, ..., each feeding the token the sampler
    * chose in the step before (the first feeds the last one chosen), with one readback at the end:
-   * the tokens chosen, in order. Tokens never pass through the host between these steps.
+   * the tokens chosen, in order. Tokens never pass through the host between these steps, and the
+   * steps go to the GPU in one submit: each step's position is copied into the step uniform on the
+   * GPU, between the steps' passes (a submit costs far more than a copy, above all in a browser,
+   * where each one crosses to the GPU process).
    */
   async decode(count: number, pos: number): Promise<number[]> {
     if (!Number.isInteger(count) || count < 1 || count > MAX_DECODE_STEPS) throw new WebGPULLMError('invalid-argument', `decode takes 1 to ${MAX_DECODE_STEPS} steps, not ${count}`);
     this.checkRange(pos, count);
-    for (let i = 0; i < count; i++) this.encodeStep(null, pos + i, 1, true, { to: 'token', slot: i });
+    const device = this.gpu.device;
+    const steps = new Uint32Array((count * STEP_BYTES) / 4);
+    for (let i = 0; i < count; i++) steps.set([pos + i, 1], (i * STEP_BYTES) / 4);
+    device.queue.writeBuffer(this.decodeStepsBuffer, 0, steps);
+    const encoder = device.createCommandEncoder();
+    for (let i = 0; i < count; i++) {
+      encoder.copyBufferToBuffer(this.decodeStepsBuffer, i * STEP_BYTES, this.stepBuffer, 0, STEP_BYTES);
+      this.recordPass(encoder, this.decodeOps, 1);
+      encoder.copyBufferToBuffer(this.samplerState, TOKEN_OFFSET, this.readback, i * 4, 4);
+    }
+    device.queue.submit([encoder.finish()]);
     return this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
   }
 
@@ -425,22 +443,31 @@ export class LlamaModel {
     this.checkRange(pos, tokens.length);
     for (let at = 0; at < tokens.length; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
-      this.encodeStep(chunk, pos + at, chunk.length, at + this.maxBatch >= tokens.length, { to: 'logits' });
+      this.encodeStep(chunk, pos + at, at + this.maxBatch >= tokens.length, 'logits');
     }
     return this.read(this.config.vocabSize * 4, (b) => new Float32Array(b).slice());
   }
 
-  /** Records one step; with `head`, what the host reads afterwards lands in the readback buffer. */
-  private encodeStep(tokens: number[] | null, pos: number, n: number, head: boolean, read: { to: 'state' } | { to: 'logits' } | { to: 'token'; slot: number }): void {
+  /** Submits one step of `tokens`; with `head`, what the host reads afterwards lands in the readback buffer. */
+  private encodeStep(tokens: number[], pos: number, head: boolean, read: 'state' | 'logits'): void {
     const device = this.gpu.device;
+    const n = tokens.length;
     device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos, n, 0, 0]));
-    if (tokens) device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(tokens));
+    device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(tokens));
     const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
     const list = n === 1 ? this.decodeOps : this.prefillOps;
-    const count = head ? list.length : list.length - this.headOps;
-    for (let i = 0; i < count; i++) {
-      const op = list[i]!;
+    this.recordPass(encoder, head ? list : list.slice(0, list.length - this.headOps), n);
+    if (head) {
+      if (read === 'logits') encoder.copyBufferToBuffer(this.logitsBuffer, 0, this.readback, 0, this.config.vocabSize * 4);
+      else encoder.copyBufferToBuffer(this.samplerState, 0, this.readback, 0, STATE_BYTES);
+    }
+    device.queue.submit([encoder.finish()]);
+  }
+
+  /** Records `ops` for a step of `n` tokens as one compute pass. */
+  private recordPass(encoder: GPUCommandEncoder, ops: Op[], n: number): void {
+    const pass = encoder.beginComputePass();
+    for (const op of ops) {
       const kernel = typeof op.kernel === 'function' ? op.kernel(n) : op.kernel;
       pass.setPipeline(kernel.pipeline);
       pass.setBindGroup(0, op.bindGroup);
@@ -448,12 +475,6 @@ export class LlamaModel {
       pass.dispatchWorkgroups(gx, gy, gz);
     }
     pass.end();
-    if (head) {
-      if (read.to === 'logits') encoder.copyBufferToBuffer(this.logitsBuffer, 0, this.readback, 0, this.config.vocabSize * 4);
-      else if (read.to === 'state') encoder.copyBufferToBuffer(this.samplerState, 0, this.readback, 0, STATE_BYTES);
-      else encoder.copyBufferToBuffer(this.samplerState, TOKEN_OFFSET, this.readback, read.slot * 4, 4);
-    }
-    device.queue.submit([encoder.finish()]);
   }
 
   private async read<T>(bytes: number, decode: (b: ArrayBuffer) => T): Promise<T> {
