@@ -2,7 +2,7 @@
 // q/k/v biases (Qwen2) and RoPE of q and k, with k and v written straight into the KV cache at
 // step.pos. Each work item computes a pair of rows that RoPE turns together (adjacent pairs, or
 // NEOX halves), so the rotation needs nothing from other items. `gemv_qkv` takes a workgroup per
-// pair (GPUs); `gemv_qkv_rows` a thread per pair, with no barriers (CPU adapters).
+// two pairs (GPUs); `gemv_qkv_rows` a thread per pair, with no barriers (CPU adapters).
 
 struct QkvParams {
   q: WeightDesc,
@@ -119,21 +119,19 @@ fn finish(pair: Pair, raw: vec2<f32>) {
 }
 
 const WG = 64u;
-var<workgroup> partial: array<vec2<f32>, WG>;
 
+// Two pairs per workgroup, their four sums in one reduction (reduce.wgsl). The pairs may belong
+// to different matrices, so each has its own loop.
 @compute @workgroup_size(WG)
-fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_index) lid: u32) {
-  let p = wg.x + wg.y * nwg.x;
-  if (p >= (P.q.rows + P.k.rows + P.v.rows) / 2u) { return; }
-  let pair = pair_of(p);
-  partial[lid] = dots(pair.m, pair.rows, lid, WG);
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { finish(pair, partial[0]); }
+fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let p0 = (wg.x + wg.y * nwg.x) * 2u;
+  let pairs = (P.q.rows + P.k.rows + P.v.rows) / 2u;
+  if (p0 >= pairs) { return; }
+  let first = pair_of(p0);
+  let second = pair_of(min(p0 + 1u, pairs - 1u));
+  let sums = workgroup_sum4(lane, vec4<f32>(dots(first.m, first.rows, lane.index, WG), dots(second.m, second.rows, lane.index, WG)));
+  if (lane.index == 0u) { finish(first, sums.xy); }
+  if (lane.index == 1u && p0 + 1u < pairs) { finish(second, sums.zw); }
 }
 
 // A pair at a time per thread, threads striding over the pairs (as matmul.wgsl's gemv_rows).

@@ -1,7 +1,7 @@
 // Decode's feed-forward input in one dispatch: Y = act(W_gate · X) * (W_up · X) for one token,
 // act being silu (SwiGLU) or gelu (GeGLU, Gemma).
 // Both matrices read X in the same loop, so X is loaded once for both. `gemv_swiglu` takes a
-// workgroup per output row (GPUs); `gemv_swiglu_rows` a thread per four rows, with no barriers
+// workgroup per two output rows (GPUs); `gemv_swiglu_rows` a thread per four rows, with no barriers
 // (CPU adapters), as matmul.wgsl's gemv and gemv_rows.
 
 struct SwigluParams {
@@ -22,15 +22,15 @@ fn x8(k8: u32) -> W8 {
   return x8_at(0u, P.gate.cols, k8);
 }
 
-// The gate and up dot products of one row over columns k8 = first, first + step, ...
-fn gate_up(row: u32, first: u32, step: u32) -> vec2<f32> {
+// The gate and up dot products of rows r.x and r.y over columns k8 = first, first + step, ...:
+// (gate r.x, up r.x, gate r.y, up r.y).
+fn gate_up(r: vec2<u32>, first: u32, step: u32) -> vec4<f32> {
   let n8 = (P.gate.cols + 7u) / 8u;
-  var acc = vec2<f32>(0.0);
+  var acc = vec4<f32>(0.0);
   for (var k8 = first; k8 < n8; k8 += step) {
     let x = x8(k8);
-    let g = load0(P.gate, row, k8);
-    let u = load1(P.up, row, k8);
-    acc += vec2<f32>(dot8(g, x), dot8(u, x));
+    acc += vec4<f32>(dot8(load0(P.gate, r.x, k8), x), dot8(load1(P.up, r.x, k8), x),
+                     dot8(load0(P.gate, r.y, k8), x), dot8(load1(P.up, r.y, k8), x));
   }
   return acc;
 }
@@ -40,20 +40,14 @@ fn glu(v: vec2<f32>) -> f32 {
 }
 
 const WG = 64u;
-var<workgroup> partial: array<vec2<f32>, WG>;
 
+// Two rows per workgroup, their four sums in one reduction (reduce.wgsl).
 @compute @workgroup_size(WG)
-fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-  let row = wg.x + wg.y * nwg.x;
-  if (row >= P.gate.rows) { return; }
-  partial[lid] = gate_up(row, lid, WG);
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { Y[row] = glu(partial[0]); }
+fn gemv_swiglu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let row0 = (wg.x + wg.y * nwg.x) * 2u;
+  if (row0 >= P.gate.rows) { return; }
+  let sums = workgroup_sum4(lane, gate_up(vec2<u32>(row0, min(row0 + 1u, P.gate.rows - 1u)), lane.index, WG));
+  if (lane.index < 2u && row0 + lane.index < P.gate.rows) { Y[row0 + lane.index] = glu(select(sums.xy, sums.zw, lane.index == 1u)); }
 }
 
 struct GateUp4 {

@@ -39,27 +39,27 @@ fn store(t: u32, row: u32, value: f32) {
   }
 }
 
-const GEMV_WG = 64u;
-var<workgroup> partial: array<f32, GEMV_WG>;
+const WG = 64u;
 
-// One workgroup per output row; a 2D grid lifts the 65535-workgroup limit for large vocabularies.
-@compute @workgroup_size(GEMV_WG)
-fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-  let row = wg.x + wg.y * nwg.x;
-  if (row >= P.w.rows) { return; }
+// Four output rows per workgroup (GPUs): each invocation takes every WG-th group of eight columns
+// of all four rows, so each load of X serves four rows, and one reduction (reduce.wgsl) sums the
+// four at once. Rows past the end repeat the last one and are not stored. A 2D grid lifts the
+// 65535-workgroup limit for large vocabularies.
+@compute @workgroup_size(WG)
+fn gemv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, lane: Lane) {
+  let row0 = (wg.x + wg.y * nwg.x) * 4u;
+  if (row0 >= P.w.rows) { return; }
+  let last = P.w.rows - 1u;
+  let rows = vec4<u32>(row0, min(row0 + 1u, last), min(row0 + 2u, last), min(row0 + 3u, last));
   let n8 = (P.w.cols + 7u) / 8u;
-  var acc = 0.0;
-  for (var k8 = lid; k8 < n8; k8 += GEMV_WG) {
-    acc += dot8(load_w8(P.w, row, k8), x8(0u, k8));
+  var acc = vec4<f32>(0.0);
+  for (var k8 = lane.index; k8 < n8; k8 += WG) {
+    let x = x8(0u, k8);
+    acc += vec4<f32>(dot8(load_w8(P.w, rows.x, k8), x), dot8(load_w8(P.w, rows.y, k8), x),
+                     dot8(load_w8(P.w, rows.z, k8), x), dot8(load_w8(P.w, rows.w, k8), x));
   }
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var s = GEMV_WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { partial[lid] += partial[lid + s]; }
-    workgroupBarrier();
-  }
-  if (lid == 0u) { store(0u, row, partial[0]); }
+  let sums = workgroup_sum4(lane, acc);
+  if (lane.index < 4u && row0 + lane.index <= last) { store(0u, row0 + lane.index, sums[lane.index]); }
 }
 
 // 16 rows x 16 tokens per workgroup; each of 64 threads owns a 2x2 block of outputs. K advances

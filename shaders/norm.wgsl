@@ -16,20 +16,15 @@ struct NormParams {
 @group(0) @binding(4) var<uniform> S: Step;
 
 const WG = 64u;
-var<workgroup> partial: array<f32, WG>;
 
 @compute @workgroup_size(WG)
-fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
+  let lid = lane.index;
   let src = select(wg.x, S.n_tokens - 1u, P.last_only == 1u) * P.dim;
   let dst = select(wg.x, 0u, P.last_only == 1u) * P.dim;
   var ss = 0.0;
   for (var i = lid; i < P.dim; i += WG) { ss += X[src + i] * X[src + i]; }
-  partial[lid] = ss;
-  // One barrier, then every thread sums the 64 partials itself: cheaper than a tree of six
-  // barriers, especially where barriers are emulated (CPU adapters).
-  workgroupBarrier();
-  var total = 0.0;
-  for (var i = 0u; i < WG; i++) { total += partial[i]; }
+  let total = workgroup_sum4(lane, vec4<f32>(ss, 0.0, 0.0, 0.0)).x;
   let scale = inverseSqrt(total / f32(P.dim) + P.eps);
   for (var i = lid; i < P.dim; i += WG) {
     let y = X[src + i] * scale * weight[i];

@@ -20,7 +20,9 @@ import { argmax, ReferenceModel } from './helpers/reference.js';
 const CASES = [
   ['llama', 'f16', false], ['llama', 'q8_0', false], ['llama', 'q4_0', false], ['llama', 'q4_k_m', false], ['llama', 'q6_k', false],
   ['qwen2', 'q4_k_m', false], ['phi3', 'q8_0', false], ['phi3', 'q4_k_m', false], ['gemma', 'q8_0', false], ['gemma2', 'q4_k_m', false],
-  ['llama', 'q4_0', true], ['qwen2', 'q4_k_m', true], ['phi3', 'q4_k_m', true], ['gemma2', 'q4_k_m', true],
+  // The kernels for GPUs, summing over workgroups with subgroup operations (where the adapter has
+  // them) or through workgroup memory.
+  ['llama', 'q4_0', 'subgroups'], ['qwen2', 'q4_k_m', 'workgroup memory'], ['phi3', 'q4_k_m', 'subgroups'], ['gemma2', 'q4_k_m', 'workgroup memory'],
 ] as const;
 const SHAPE = (arch: string) => (arch.startsWith('gemma') ? 'tiny-256-gemma' : 'tiny-256');
 
@@ -60,10 +62,10 @@ async function expectMatchesReference(model: LlamaModel, file: Awaited<ReturnTyp
 
 describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU reference', () => {
   for (const [arch, quant, gpuKernels] of CASES) {
-    test(`${arch} ${quant}${gpuKernels ? ' (GPU kernels)' : ''}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
+    test(`${arch} ${quant}${gpuKernels ? ` (GPU kernels, ${gpuKernels})` : ''}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
       const file = await readGGUF(bytesSource(await makeModel({ arch, shape: SHAPE(arch), quant, seed: 3 }), `${arch}-${quant}.gguf`));
       const gpu = await testGpu();
-      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false } : gpu, file);
+      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false, subgroups: gpu.subgroups && gpuKernels === 'subgroups' } : gpu, file);
       try {
         await expectMatchesReference(model, file);
       } finally {

@@ -16,10 +16,18 @@ import { gelu, rmsnorm, rope, softmax } from './helpers/reference.js';
 
 let gpu: GpuContext;
 let kernels: Kernels;
+/** The same kernels summing over workgroups with subgroup operations, where the adapter has them. */
+let subgroupKernels: Kernels | undefined;
 beforeAll(async () => {
   gpu = await testGpu();
-  kernels = new Kernels(gpu.device);
+  kernels = new Kernels(gpu.device, false);
+  if (gpu.subgroups) subgroupKernels = new Kernels(gpu.device, true);
 });
+
+/** What a kernel that sums over its workgroup is tested with: workgroup memory, and subgroups where the adapter has them. */
+function reductions(): [string, Kernels][] {
+  return [['workgroup memory', kernels], ...(subgroupKernels ? [['subgroups', subgroupKernels] as [string, Kernels]] : [])];
+}
 
 function step(pos: number, n: number): GPUBuffer {
   return buffer(gpu, new Uint32Array([pos, n, 0, 0]), GPUBufferUsage.UNIFORM);
@@ -29,12 +37,12 @@ function uniform(fields: { u?: number; f?: number }[]): GPUBuffer {
   return buffer(gpu, new Uint8Array(uniformData(fields)), GPUBufferUsage.UNIFORM);
 }
 
-function run(name: KernelName, kind: Parameters<Kernels['get']>[1], bindings: GPUBuffer[], grid: [number, number, number], constants: Record<string, number> = {}): void {
-  const k = kernels.get(name, kind, constants);
+function run(name: KernelName, kind: Parameters<Kernels['get']>[1], bindings: GPUBuffer[], grid: [number, number, number], constants: Record<string, number> = {}, using = kernels): void {
+  const k = using.get(name, kind, constants);
   const enc = gpu.device.createCommandEncoder();
   const pass = enc.beginComputePass();
   pass.setPipeline(k.pipeline);
-  pass.setBindGroup(0, kernels.bindGroup(k, bindings));
+  pass.setBindGroup(0, using.bindGroup(k, bindings));
   pass.dispatchWorkgroups(...grid);
   pass.end();
   gpu.device.queue.submit([enc.finish()]);
@@ -80,7 +88,11 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
       let seed = 1;
       for (const [rows, cols] of shapes as [number, number][]) {
         const w = randomMatrix(type, rows, cols, seed++);
-        for (const [n, variant] of [[1, 'gemv'], [1, 'gemv_rows'], [3, 'gemm'], [17, 'gemm'], [40, 'gemm'], [3, 'gemm_rows'], [17, 'gemm_rows'], [40, 'gemm_rows']] as const) {
+        const variants = [
+          ...reductions().map(([how, using]) => [1, 'gemv', how, using] as const),
+          ...([[1, 'gemv_rows'], [3, 'gemm'], [17, 'gemm'], [40, 'gemm'], [3, 'gemm_rows'], [17, 'gemm_rows'], [40, 'gemm_rows']] as const).map(([n, v]) => [n, v, '', kernels] as const),
+        ];
+        for (const [n, variant, how, using] of variants) {
           const x = randomF32(n * cols, rng(seed++));
           for (const mode of ['plain', 'accumulate', 'swiglu', 'geglu', 'softcap', 'at_pos'] as const) {
             const pos = mode === 'at_pos' ? 5 : 0;
@@ -93,9 +105,9 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
               { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 }, { f: cap },
             ]);
             const grid: [number, number, number] =
-              variant === 'gemv' ? [rows, 1, 1] : variant === 'gemv_rows' ? decodeGemv(true, rows, cols).grid
+              variant === 'gemv' ? decodeGemv(false, rows, cols).grid : variant === 'gemv_rows' ? decodeGemv(true, rows, cols).grid
                 : variant === 'gemm_rows' ? [Math.ceil(rows / 4 / ROWS_WORKGROUP), Math.ceil(n / 4), 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
-            run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid);
+            run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid, {}, using);
             const got = await readF32(y, outRows * rows);
             const expected = new Float32Array(outRows * rows);
             const bound = new Float32Array(outRows * rows);
@@ -117,7 +129,7 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
                   : 1e-5 * abs + 1e-6 + (mode === 'accumulate' ? 1e-6 * Math.abs(g) : 0);
               }
             }
-            expectClose(got, expected, (i) => bound[i]!, `${kindName} ${variant} ${rows}x${cols} n=${n} ${mode}`);
+            expectClose(got, expected, (i) => bound[i]!, `${kindName} ${variant} ${how} ${rows}x${cols} n=${n} ${mode}`);
           }
         }
       }
@@ -138,7 +150,7 @@ function matVec(w: { values: Float32Array }, rows: number, cols: number, x: Floa
 }
 const desc = (l: { rows: number; cols: number; rowWords: number; scaleOffset: number }) => [{ u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset }];
 
-describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
+describe('fused decode GEMVs, workgroup (workgroup memory or subgroup sums) and thread-per-row variants', () => {
   const KIND_PAIRS = [[GGMLType.Q4_0, GGMLType.Q4_0, 64], [GGMLType.Q4_K, GGMLType.Q6_K, 256], [GGMLType.F16, GGMLType.Q8_0, 96], [GGMLType.F32, GGMLType.F32, 13], [GGMLType.F16, GGMLType.F32, 45]] as const;
 
   test('gemv_swiglu: silu or gelu of gate·x, times up·x, different kinds per matrix', async () => {
@@ -149,13 +161,13 @@ describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
       const g = matVec(gateW, rows, cols, x), u = matVec(upW, rows, cols, x);
       const act = (v: number) => (activation === 'gelu' ? gelu(v) : v / (1 + Math.exp(-v)));
       const expected = Float32Array.from(g.y, (v, r) => act(v) * u.y[r]!);
-      for (const variant of ['gemv_swiglu', 'gemv_swiglu_rows'] as const) {
+      for (const [variant, how, using] of [...reductions().map(([h, k]) => ['gemv_swiglu', h, k] as const), ['gemv_swiglu_rows', '', kernels] as const]) {
         const y = buffer(gpu, rows * 4);
         const params = uniform([...desc(gateW.layout), ...desc(upW.layout), { u: activation === 'gelu' ? 1 : 0 }]);
-        const grid: [number, number, number] = variant === 'gemv_swiglu' ? [rows, 1, 1] : cpuGrid(Math.ceil(rows / 4), 8 * cols);
-        run(variant, [gateW.layout.kind, upW.layout.kind], [gateW.buffer, upW.buffer, buffer(gpu, x), y, params, step(0, 1)], grid);
+        const grid: [number, number, number] = variant === 'gemv_swiglu' ? [Math.ceil(rows / 2), 1, 1] : cpuGrid(Math.ceil(rows / 4), 8 * cols);
+        run(variant, [gateW.layout.kind, upW.layout.kind], [gateW.buffer, upW.buffer, buffer(gpu, x), y, params, step(0, 1)], grid, {}, using);
         // silu'(g) <= 1.1, so each dot's error passes through scaled by at most |u| and 1.1.
-        expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${gateW.layout.kind}/${upW.layout.kind} ${activation}`);
+        expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${how} ${gateW.layout.kind}/${upW.layout.kind} ${activation}`);
       }
     }
   });
@@ -177,13 +189,13 @@ describe('fused decode GEMVs, workgroup and thread-per-row variants', () => {
         const expectedQ = withBias(q, 0), expectedK = withBias(k, qDim), expectedV = withBias(v, qDim + kvDim);
         rope(expectedQ, pos, headDim, ropeDim, 10000, undefined, neox);
         rope(expectedK, pos, headDim, ropeDim, 10000, undefined, neox);
-        for (const variant of ['gemv_qkv', 'gemv_qkv_rows'] as const) {
+        for (const [variant, how, using] of [...reductions().map(([h, k]) => ['gemv_qkv', h, k] as const), ['gemv_qkv_rows', '', kernels] as const]) {
           const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (pos + 1) * kvDim * 4), vOut = buffer(gpu, (pos + 1) * kvDim * 4);
           const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }]);
           const pairs = (qDim + 2 * kvDim) / 2;
-          const grid: [number, number, number] = variant === 'gemv_qkv' ? [pairs, 1, 1] : cpuGrid(pairs, 2 * cols);
-          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid);
-          const label = `${variant} ${wq.layout.kind}/${wv.layout.kind} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
+          const grid: [number, number, number] = variant === 'gemv_qkv' ? [Math.ceil(pairs / 2), 1, 1] : cpuGrid(pairs, 2 * cols);
+          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid, {}, using);
+          const label = `${variant} ${how} ${wq.layout.kind}/${wv.layout.kind} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
           // A rotation mixes two outputs, so the bound takes the larger of the pair's sums.
           const bound = (m: { abs: Float64Array }) => () => 1e-5 * Math.max(...m.abs) + 2e-6;
           expectClose(await readF32(qOut, qDim), expectedQ, bound(q), label + ' Q');
@@ -221,10 +233,10 @@ test('rmsnorm: every token, the last token only, and added to the output', async
     const w = randomF32(dim, rng(dim + 1));
     const initial = randomF32(n * dim, rng(dim + 2));
     // The shader's workgroup and the smaller one of CPU adapters.
-    for (const [lastOnly, accumulate] of [[false, false], [true, false], [false, true]] as const) for (const constants of [{}, barrierWorkgroup(true, 'rmsnorm')]) {
+    for (const [lastOnly, accumulate] of [[false, false], [true, false], [false, true]] as const) for (const constants of [{}, barrierWorkgroup(true, 'rmsnorm')]) for (const [how, using] of reductions()) {
       const out = buffer(gpu, accumulate ? initial : n * dim * 4);
       const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }, { u: accumulate ? 1 : 0 }]);
-      run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1], constants);
+      run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1], constants, using);
       const rowsOut = lastOnly ? 1 : n;
       const got = await readF32(out, rowsOut * dim);
       const expected = new Float32Array(rowsOut * dim);
@@ -233,7 +245,7 @@ test('rmsnorm: every token, the last token only, and added to the output', async
         rmsnorm(expected.subarray(r * dim, (r + 1) * dim), x.subarray(src * dim, (src + 1) * dim), w, 1e-5);
       }
       if (accumulate) expected.forEach((v, i) => (expected[i] = v + initial[i]!));
-      expectClose(got, expected, (i) => 1e-5 * (1 + Math.abs(expected[i]!)), `rmsnorm dim=${dim} lastOnly=${lastOnly}`);
+      expectClose(got, expected, (i) => 1e-5 * (1 + Math.abs(expected[i]!)), `rmsnorm ${how} dim=${dim} lastOnly=${lastOnly}`);
     }
   }
 });

@@ -13,6 +13,11 @@ export interface GpuContext {
   cpuEmulated: boolean;
   /** Optional features that were available and enabled. */
   features: string[];
+  /**
+   * Kernels may use subgroup operations: the device has the `subgroups` feature and WGSL its
+   * `subgroup_id` builtin (which subgroup an invocation is in is up to the implementation).
+   */
+  subgroups: boolean;
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -54,5 +59,6 @@ export async function createGpuContext(
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';
   const cpuEmulated = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || info?.architecture === 'swiftshader';
-  return { instance: gpu, device, adapterName, cpuEmulated, features, limits };
+  const subgroups = features.includes('subgroups') && Boolean(gpu.wgslLanguageFeatures?.has('subgroup_id'));
+  return { instance: gpu, device, adapterName, cpuEmulated, features, subgroups, limits };
 }

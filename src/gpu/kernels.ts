@@ -8,6 +8,8 @@ import gemvSwigluWgsl from '../../shaders/gemv_swiglu.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import normWgsl from '../../shaders/norm.wgsl?raw';
 import probeWgsl from '../../shaders/probe.wgsl?raw';
+import reduceWgsl from '../../shaders/reduce.wgsl?raw';
+import reduceSubgroupsWgsl from '../../shaders/reduce_subgroups.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import weightsWgsl from '../../shaders/weights.wgsl?raw';
@@ -97,11 +99,15 @@ export interface Kernel {
   layout: GPUBindGroupLayout;
 }
 
-/** Compiles each (kernel, weight kind) pipeline once per device, on first use. */
+/**
+ * Compiles each (kernel, weight kind) pipeline once per device, on first use. With `subgroups`
+ * (the device has the feature and WGSL its subgroup_id), the kernels that reduce over a workgroup
+ * do it with subgroup operations (reduce_subgroups.wgsl) instead of workgroup memory.
+ */
 export class Kernels {
   private readonly cache = new Map<string, Kernel>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
-  constructor(private readonly device: GPUDevice) {}
+  constructor(private readonly device: GPUDevice, private readonly subgroups: boolean) {}
 
   /**
    * `constants` replaces the values of the source's `const NAME = ...u;` declarations: sizes
@@ -151,12 +157,18 @@ export class Kernels {
 
   private compile(spec: KernelSpec, kinds: GpuWeightKind[]): Kernel {
     if ((spec.weights ?? 0) !== kinds.length) throw new Error(`internal: ${spec.entry} needs ${spec.weights ?? 0} weight kinds`);
+    // Sources whose kernels sum over a workgroup get reduce.wgsl's workgroup_sum4, or its subgroup variant.
+    const reduces = /\bworkgroup_sum4\(/.test(spec.source);
+    const subgroups = this.subgroups && reduces;
     const code = [
+      // An enable directive must come before any declaration.
+      subgroups ? 'enable subgroups;' : '',
       commonWgsl,
       ...(kinds.length === 1
         ? [weightsWgsl, kindAliases(kinds[0]!, { load: 'load_w8', dot: 'dot32', prep: 'prep32' })]
         : [WEIGHT_STRUCTS, ...kinds.map(weightsFor)]),
       spec.activations ? activationsWgsl : '',
+      reduces ? (subgroups ? reduceSubgroupsWgsl : reduceWgsl) : '',
       kinds.length ? `const PARTIAL_BLOCKS = ${kinds.some((k) => PLAIN_KINDS.has(k)) ? 1 : 0}u;` : '',
       spec.source,
     ].join('\n');

@@ -103,7 +103,7 @@ export class LlamaModel {
     readonly contextLength: number,
     readonly maxBatch: number,
   ) {
-    this.kernels = new Kernels(gpu.device);
+    this.kernels = new Kernels(gpu.device, gpu.subgroups);
     this.alloc = new GpuAllocator(gpu.device, gpu.limits.maxStorageBufferBindingSize);
   }
 
@@ -309,7 +309,7 @@ export class LlamaModel {
         push({
           kernel,
           bindGroup: k.bindGroup(kernel, [wq[0]!.buffer, wk[0]!.buffer, wv[0]!.buffer, xb, q, keyCache, valueCache, constants, params, S]),
-          grid: () => (this.gpu.cpuEmulated ? cpuGrid(pairs, 2 * c.dim) : rowsGrid(pairs)),
+          grid: () => (this.gpu.cpuEmulated ? cpuGrid(pairs, 2 * c.dim) : rowsGrid(Math.ceil(pairs / 2))),
         });
         phase = 'prefill';
       }
@@ -351,7 +351,7 @@ export class LlamaModel {
         push({
           kernel,
           bindGroup: k.bindGroup(kernel, [wGate[0]!.buffer, wUp[0]!.buffer, xb, gate, params, S]),
-          grid: () => (this.gpu.cpuEmulated ? cpuGrid(Math.ceil(c.ffnDim / 4), 8 * c.dim) : rowsGrid(c.ffnDim)),
+          grid: () => (this.gpu.cpuEmulated ? cpuGrid(Math.ceil(c.ffnDim / 4), 8 * c.dim) : rowsGrid(Math.ceil(c.ffnDim / 2))),
         });
         phase = 'prefill';
       }
@@ -554,7 +554,7 @@ export function matmulParams(
  * (shaders/matmul.wgsl, cpuGrid).
  */
 export function decodeGemv(cpuEmulated: boolean, rows: number, cols: number): { name: 'gemv' | 'gemv_rows'; grid: [number, number, number] } {
-  return cpuEmulated ? { name: 'gemv_rows', grid: cpuGrid(Math.ceil(rows / 4), 4 * cols) } : { name: 'gemv', grid: rowsGrid(rows) };
+  return cpuEmulated ? { name: 'gemv_rows', grid: cpuGrid(Math.ceil(rows / 4), 4 * cols) } : { name: 'gemv', grid: rowsGrid(Math.ceil(rows / 4)) };
 }
 
 /** About this many weights per thread of a decode kernel on a CPU adapter (cpuGrid). */

@@ -52,7 +52,7 @@ export async function probeReadBandwidth(gpu: GpuContext, repeats = 5): Promise<
   const data = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE });
   const workgroups = 1024;
   const sums = device.createBuffer({ size: workgroups * 256 * 4, usage: GPUBufferUsage.STORAGE });
-  const kernels = new Kernels(device);
+  const kernels = new Kernels(device, gpu.subgroups);
   const k = kernels.get('probe');
   const bindGroup = kernels.bindGroup(k, [data, sums]);
   const run = () => timedPass(device, k, [[bindGroup, [workgroups, 1, 1]]]);
@@ -190,7 +190,7 @@ export interface GemvResult {
  */
 export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632, kv: 256 }, kinds: GpuWeightKind[] = ['q4_0', 'q8_0']): Promise<{ probe_read_gb_s: number; results: GemvResult[] }> {
   const device = gpu.device;
-  const kernels = new Kernels(device);
+  const kernels = new Kernels(device, gpu.subgroups);
   const probe = await probeReadBandwidth(gpu);
   const { dim, ffn, kv } = shape;
   const matrices: [number, number][] = [[dim, dim], [kv, dim], [kv, dim], [dim, dim], [ffn, dim], [ffn, dim], [dim, ffn]];
