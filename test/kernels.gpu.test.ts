@@ -8,7 +8,7 @@ import { GGMLType } from '../src/gguf/ggml-types.js';
 import { uniformData } from '../src/gpu/allocator.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { Kernels, type KernelName } from '../src/gpu/kernels.js';
-import { barrierWorkgroup, cpuGrid, decodeGemv, ROWS_WORKGROUP, ropeAngles } from '../src/model/llama.js';
+import { barrierWorkgroup, cpuGrid, DECODE_WORKGROUPS, decodeGemv, matmulParams, ROWS_WORKGROUP, ropeAngles, tuneDecodeWorkgroup } from '../src/model/llama.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
@@ -137,6 +137,27 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
   }
 });
 
+test('gemv at every workgroup size the load-time tuning picks from, with either reduction', async () => {
+  let seed = 100;
+  for (const [type, rows, cols] of [[GGMLType.Q4_0, 67, 96], [GGMLType.F16, 9, 300], [GGMLType.Q6_K, 5, 512]] as const) {
+    const w = randomMatrix(type, rows, cols, seed++);
+    const x = randomF32(cols, rng(seed++));
+    const expected = matVec(w, rows, cols, x);
+    for (const size of DECODE_WORKGROUPS) for (const [how, using] of reductions()) {
+      const y = buffer(gpu, rows * 4);
+      const params = buffer(gpu, new Uint8Array(matmulParams(w.layout)), GPUBufferUsage.UNIFORM);
+      run('gemv', w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(0, 1)], decodeGemv(false, rows, cols).grid, { WG: size }, using);
+      expectClose(await readF32(y, rows), Float32Array.from(expected.y), (r) => 1e-5 * expected.abs[r]! + 1e-6, `gemv WG=${size} ${how} ${w.layout.kind} ${rows}x${cols}`);
+    }
+  }
+  // The tuning itself: one of the sizes, the same again (remembered) for the same adapter and matrix.
+  const w = randomMatrix(GGMLType.Q4_0, 64, 128, seed++);
+  const [x, y] = [buffer(gpu, 128 * 4), buffer(gpu, 64 * 4)];
+  const chosen = await tuneDecodeWorkgroup(gpu, kernels, w, x, y, step(0, 1));
+  expect(DECODE_WORKGROUPS).toContain(chosen);
+  expect(await tuneDecodeWorkgroup(gpu, kernels, w, x, y, step(0, 1))).toBe(chosen);
+});
+
 /** W·x for a random matrix (from randomMatrix) and one token x, in f64, with sum |w*x|. */
 function matVec(w: { values: Float32Array }, rows: number, cols: number, x: Float32Array): { y: Float64Array; abs: Float64Array } {
   const y = new Float64Array(rows), abs = new Float64Array(rows);
@@ -151,6 +172,10 @@ function matVec(w: { values: Float32Array }, rows: number, cols: number, x: Floa
 const desc = (l: { rows: number; cols: number; rowWords: number; scaleOffset: number }) => [{ u: l.rows }, { u: l.cols }, { u: l.rowWords }, { u: l.scaleOffset }];
 
 describe('fused decode GEMVs, workgroup (workgroup memory or subgroup sums) and thread-per-row variants', () => {
+  /** The GPU kernel with each reduction, at the smallest and the largest tunable workgroup size. */
+  const fusedGpuVariants = <N extends KernelName>(name: N) =>
+    reductions().flatMap(([how, using]) => [DECODE_WORKGROUPS[0], DECODE_WORKGROUPS[DECODE_WORKGROUPS.length - 1]].map((size) => [name, how, using, size as number] as const));
+
   const KIND_PAIRS = [[GGMLType.Q4_0, GGMLType.Q4_0, 64], [GGMLType.Q4_K, GGMLType.Q6_K, 256], [GGMLType.F16, GGMLType.Q8_0, 96], [GGMLType.F32, GGMLType.F32, 13], [GGMLType.F16, GGMLType.F32, 45]] as const;
 
   test('gemv_swiglu: silu or gelu of gate·x, times up·x, different kinds per matrix', async () => {
@@ -161,13 +186,13 @@ describe('fused decode GEMVs, workgroup (workgroup memory or subgroup sums) and 
       const g = matVec(gateW, rows, cols, x), u = matVec(upW, rows, cols, x);
       const act = (v: number) => (activation === 'gelu' ? gelu(v) : v / (1 + Math.exp(-v)));
       const expected = Float32Array.from(g.y, (v, r) => act(v) * u.y[r]!);
-      for (const [variant, how, using] of [...reductions().map(([h, k]) => ['gemv_swiglu', h, k] as const), ['gemv_swiglu_rows', '', kernels] as const]) {
+      for (const [variant, how, using, size] of [...fusedGpuVariants('gemv_swiglu'), ['gemv_swiglu_rows', '', kernels, 0] as const]) {
         const y = buffer(gpu, rows * 4);
         const params = uniform([...desc(gateW.layout), ...desc(upW.layout), { u: activation === 'gelu' ? 1 : 0 }]);
         const grid: [number, number, number] = variant === 'gemv_swiglu' ? [Math.ceil(rows / 2), 1, 1] : cpuGrid(Math.ceil(rows / 4), 8 * cols);
-        run(variant, [gateW.layout.kind, upW.layout.kind], [gateW.buffer, upW.buffer, buffer(gpu, x), y, params, step(0, 1)], grid, {}, using);
+        run(variant, [gateW.layout.kind, upW.layout.kind], [gateW.buffer, upW.buffer, buffer(gpu, x), y, params, step(0, 1)], grid, size ? { WG: size } : {}, using);
         // silu'(g) <= 1.1, so each dot's error passes through scaled by at most |u| and 1.1.
-        expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${how} ${gateW.layout.kind}/${upW.layout.kind} ${activation}`);
+        expectClose(await readF32(y, rows), expected, (r) => 1.1 * Math.abs(u.y[r]!) * (1e-5 * g.abs[r]! + 1e-6) + Math.abs(g.y[r]!) * (1e-5 * u.abs[r]! + 1e-6) + 1e-6, `${variant} ${how} ${size || ''} ${gateW.layout.kind}/${upW.layout.kind} ${activation}`);
       }
     }
   });
@@ -189,13 +214,13 @@ describe('fused decode GEMVs, workgroup (workgroup memory or subgroup sums) and 
         const expectedQ = withBias(q, 0), expectedK = withBias(k, qDim), expectedV = withBias(v, qDim + kvDim);
         rope(expectedQ, pos, headDim, ropeDim, 10000, undefined, neox);
         rope(expectedK, pos, headDim, ropeDim, 10000, undefined, neox);
-        for (const [variant, how, using] of [...reductions().map(([h, k]) => ['gemv_qkv', h, k] as const), ['gemv_qkv_rows', '', kernels] as const]) {
+        for (const [variant, how, using, size] of [...fusedGpuVariants('gemv_qkv'), ['gemv_qkv_rows', '', kernels, 0] as const]) {
           const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (pos + 1) * kvDim * 4), vOut = buffer(gpu, (pos + 1) * kvDim * 4);
           const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }]);
           const pairs = (qDim + 2 * kvDim) / 2;
           const grid: [number, number, number] = variant === 'gemv_qkv' ? [Math.ceil(pairs / 2), 1, 1] : cpuGrid(pairs, 2 * cols);
-          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid, {}, using);
-          const label = `${variant} ${how} ${wq.layout.kind}/${wv.layout.kind} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
+          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid, size ? { WG: size } : {}, using);
+          const label = `${variant} ${how} ${size || ''} ${wq.layout.kind}/${wv.layout.kind} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
           // A rotation mixes two outputs, so the bound takes the larger of the pair's sums.
           const bound = (m: { abs: Float64Array }) => () => 1e-5 * Math.max(...m.abs) + 2e-6;
           expectClose(await readF32(qOut, qDim), expectedQ, bound(q), label + ' Q');

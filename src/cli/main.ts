@@ -117,7 +117,8 @@ async function benchCommand(values: Values): Promise<void> {
       `  decode   ${r.decode_tok_s.toFixed(2)} tok/s (min ${r.decode_tok_s_min.toFixed(2)}, max ${r.decode_tok_s_max.toFixed(2)}), ${r.dispatches_per_token} dispatches/token\n` +
       `  prefill  ${r.prefill_tok_s.toFixed(1)} tok/s, time to first token ${r.ttft_ms.toFixed(1)} ms (${r.prompt_tokens} tokens)\n` +
       `  memory   ${(r.weight_bytes_per_token / 1e6).toFixed(2)} MB read per token; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU (peak ${(r.peak_gpu_bytes / 2 ** 20).toFixed(1)}, ${(100 * r.peak_overhead_fraction).toFixed(1)}% over weights + KV cache)\n` +
-      `  roofline ${r.decode_gb_s.toFixed(3)} GB/s of ${r.probe_read_gb_s.toFixed(2)} GB/s probed = ${(100 * r.roofline_fraction).toFixed(1)}%\n`,
+      `  roofline ${r.decode_gb_s.toFixed(3)} GB/s of ${r.probe_read_gb_s.toFixed(2)} GB/s probed = ${(100 * r.roofline_fraction).toFixed(1)}%\n` +
+      `  kernels  ${r.decode_workgroup ? `GPU decode GEMVs, workgroup ${r.decode_workgroup} (tuned)` : 'CPU-adapter decode GEMVs'}; sums over workgroups ${r.subgroups ? 'with subgroup operations' : 'through workgroup memory'}\n`,
   );
   for (const f of followup ?? []) {
     process.stdout.write(
@@ -138,7 +139,7 @@ async function benchGemvCommand(values: Values): Promise<void> {
   }
   process.stdout.write(`decode GEMV on ${gpu.adapterName}, TinyLlama 1.1B layer shapes; read probe ${r.probe_read_gb_s.toFixed(2)} GB/s\n`);
   for (const k of r.results) {
-    process.stdout.write(`  ${k.kind.padEnd(5)} ${k.kernel}: ${(k.bytes / 1e6).toFixed(1)} MB in ${k.ms.toFixed(1)} ms = ${k.gb_s.toFixed(3)} GB/s, ${(100 * k.fraction_of_probe).toFixed(1)}% of the probe\n`);
+    process.stdout.write(`  ${k.kind.padEnd(5)} ${k.kernel}${k.workgroup ? ` (workgroup ${k.workgroup})` : ''}: ${(k.bytes / 1e6).toFixed(1)} MB in ${k.ms.toFixed(1)} ms = ${k.gb_s.toFixed(3)} GB/s, ${(100 * k.fraction_of_probe).toFixed(1)}% of the probe\n`);
   }
 }
 

@@ -121,6 +121,12 @@ export class LlamaModel {
     return this.decodeOps.length;
   }
 
+  /**
+   * Workgroup size of the decode GEMVs on GPUs, timed at load (tuneDecodeWorkgroup); undefined on
+   * CPU adapters, whose decode kernels have none to choose.
+   */
+  decodeWorkgroup: number | undefined;
+
   /** Weight bytes a decode step reads: every matrix once, but one row of the embedding. */
   weightBytesPerToken = 0;
   /** Bytes of the weights and of the KV cache on the GPU (what the memory target is measured against). */
@@ -206,6 +212,10 @@ export class LlamaModel {
 
     const S = this.stepBuffer;
     const k = this.kernels;
+    // GPUs: the decode GEMVs' workgroup size, timed on a feed-forward matrix of this model.
+    const up = matrix('blk.0.ffn_up.weight')[0]!;
+    if (!this.gpu.cpuEmulated) this.decodeWorkgroup = await tuneDecodeWorkgroup(this.gpu, k, up, xb, gate, S);
+    const decodeSize: Record<string, number> = this.decodeWorkgroup ? { WG: this.decodeWorkgroup } : {};
     const ops: Op[] = [];
     // The phase of the ops pushed next (see Op).
     let phase: Op['phase'] = 'both';
@@ -216,7 +226,7 @@ export class LlamaModel {
         const l = part.layout;
         const params = a.uniform('matmul', matmulParams(l, { yStride: totalRows, mode: how.mode, yAtPos: how.yAtPos, yOffset: part.rowStart, cap: how.cap }));
         const { name, grid: gemvGrid } = decodeGemv(this.gpu.cpuEmulated, l.rows, l.cols);
-        const gemv = k.get(name, l.kind);
+        const gemv = k.get(name, l.kind, decodeSize);
         // Prefill: 16x16 tiles through workgroup memory on GPUs; a thread per 4 rows and 4 tokens,
         // with no barriers, on CPU adapters (shaders/matmul.wgsl).
         const gemm = k.get(this.gpu.cpuEmulated ? 'gemm_rows' : 'gemm', l.kind);
@@ -299,7 +309,7 @@ export class LlamaModel {
           copies.copyBufferToBuffer(vector(p + 'attn_k.bias'), 0, constants, at + qDim * f32, kvDim * f32);
           copies.copyBufferToBuffer(vector(p + 'attn_v.bias'), 0, constants, at + (qDim + kvDim) * f32, kvDim * f32);
         }
-        const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq[0]!.layout.kind, wk[0]!.layout.kind, wv[0]!.layout.kind]);
+        const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq[0]!.layout.kind, wk[0]!.layout.kind, wv[0]!.layout.kind], decodeSize);
         const params = a.uniform('qkv', uniformData([
           ...[wq, wk, wv].flatMap(([w]) => weightDesc(w!.layout)),
           { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: (tableBytes / f32) + l * biasFloats },
@@ -342,7 +352,7 @@ export class LlamaModel {
       const [wGate, wUp] = [matrix(p + 'ffn_gate.weight'), matrix(p + 'ffn_up.weight')];
       if (fusable(wGate, wUp)) {
         // Decode: both projections and the GLU in one dispatch (shaders/gemv_swiglu.wgsl).
-        const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_swiglu_rows' : 'gemv_swiglu', [wGate[0]!.layout.kind, wUp[0]!.layout.kind]);
+        const kernel = k.get(this.gpu.cpuEmulated ? 'gemv_swiglu_rows' : 'gemv_swiglu', [wGate[0]!.layout.kind, wUp[0]!.layout.kind], decodeSize);
         const params = a.uniform('swiglu', uniformData([
           ...[wGate, wUp].flatMap(([w]) => weightDesc(w!.layout)),
           { u: c.activation === 'gelu' ? 1 : 0 },
@@ -556,6 +566,61 @@ export function matmulParams(
 export function decodeGemv(cpuEmulated: boolean, rows: number, cols: number): { name: 'gemv' | 'gemv_rows'; grid: [number, number, number] } {
   return cpuEmulated ? { name: 'gemv_rows', grid: cpuGrid(Math.ceil(rows / 4), 4 * cols) } : { name: 'gemv', grid: rowsGrid(Math.ceil(rows / 4)) };
 }
+
+/** The workgroup sizes the GPU decode GEMVs (gemv, gemv_qkv, gemv_swiglu: their `WG`) can take. */
+export const DECODE_WORKGROUPS = [64, 128, 256] as const;
+
+/** tuneDecodeWorkgroup's results, by adapter, reduction and matrix. */
+const tunedWorkgroups = new Map<string, number>();
+
+/**
+ * The fastest of DECODE_WORKGROUPS for `gemv` on this adapter, timed on one matrix (the best of
+ * two runs of a few dispatches each, after a warm-up that compiles the pipeline). Which size
+ * suits a GPU depends on its cores and memory system, so it is measured rather than guessed; the
+ * result is remembered for later loads in the same page or process. `x` and `y` are scratch: at
+ * least `cols` and `rows` floats.
+ */
+export async function tuneDecodeWorkgroup(gpu: GpuContext, kernels: Kernels, m: { buffer: GPUBuffer; layout: GpuLayout }, x: GPUBuffer, y: GPUBuffer, step: GPUBuffer): Promise<number> {
+  const l = m.layout;
+  const key = [gpu.adapterName, gpu.subgroups, l.kind, l.rows, l.cols].join('|');
+  const known = tunedWorkgroups.get(key);
+  if (known) return known;
+  const device = gpu.device;
+  const data = matmulParams(l);
+  const params = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(params, 0, data);
+  const grid = decodeGemv(false, l.rows, l.cols).grid;
+  let best: number = DECODE_WORKGROUPS[0];
+  let bestMs = Infinity;
+  try {
+    for (const size of DECODE_WORKGROUPS) {
+      const kernel = kernels.get('gemv', l.kind, { WG: size });
+      const bindGroup = kernels.bindGroup(kernel, [m.buffer, x, y, params, step]);
+      const time = async (dispatches: number) => {
+        const encoder = device.createCommandEncoder();
+        const pass = encoder.beginComputePass();
+        pass.setPipeline(kernel.pipeline);
+        pass.setBindGroup(0, bindGroup);
+        for (let i = 0; i < dispatches; i++) pass.dispatchWorkgroups(...grid);
+        pass.end();
+        const start = performance.now();
+        device.queue.submit([encoder.finish()]);
+        await device.queue.onSubmittedWorkDone();
+        return performance.now() - start;
+      };
+      await time(1);
+      const ms = Math.min(await time(TUNE_DISPATCHES), await time(TUNE_DISPATCHES));
+      if (ms < bestMs) [best, bestMs] = [size, ms];
+    }
+  } finally {
+    params.destroy();
+  }
+  tunedWorkgroups.set(key, best);
+  return best;
+}
+
+/** Dispatches per timed run in tuneDecodeWorkgroup: long enough to dwarf the submit on a GPU. */
+const TUNE_DISPATCHES = 20;
 
 /** About this many weights per thread of a decode kernel on a CPU adapter (cpuGrid). */
 const CPU_THREAD_WEIGHTS = 8192;

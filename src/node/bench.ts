@@ -1,7 +1,7 @@
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels, type Kernel } from '../gpu/kernels.js';
 import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
-import { decodeGemv, GREEDY, matmulParams, type LlamaModel } from '../model/llama.js';
+import { decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel } from '../model/llama.js';
 import { DECODE_BATCH } from '../generate.js';
 import { loadModelFile } from './load.js';
 
@@ -21,6 +21,10 @@ export interface BenchResult {
   decode_gb_s: number;
   roofline_fraction: number;
   dispatches_per_token: number;
+  /** The GPU decode GEMVs' workgroup size, tuned at load; null on CPU adapters. */
+  decode_workgroup: number | null;
+  /** Whether the kernels sum over workgroups with subgroup operations. */
+  subgroups: boolean;
   gpu_bytes: number;
   peak_gpu_bytes: number;
   /** Peak GPU bytes over weights + KV cache, minus one (the target is at most 0.10). */
@@ -111,6 +115,8 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
       decode_gb_s: decodeGbS,
       roofline_fraction: decodeGbS / probe,
       dispatches_per_token: model.dispatchesPerToken,
+      decode_workgroup: model.decodeWorkgroup ?? null,
+      subgroups: gpu.subgroups,
       gpu_bytes: model.bytesOnGpu,
       peak_gpu_bytes: model.peakBytesOnGpu,
       peak_overhead_fraction: model.peakBytesOnGpu / (model.weightBytes + model.kvCacheBytes) - 1,
@@ -176,6 +182,8 @@ export async function followupBench(path: string, histories: number[]): Promise<
 export interface GemvResult {
   kind: GpuWeightKind;
   kernel: string;
+  /** gemv's workgroup size, tuned as a model load tunes it (on the feed-forward matrix); null for gemv_rows. */
+  workgroup: number | null;
   /** Weight bytes one decode step's projections read (q, k, v, o, gate, up, down). */
   bytes: number;
   ms: number;
@@ -203,8 +211,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
   device.queue.writeBuffer(step, 0, new Uint32Array([0, 1, 0, 0]));
   const name = decodeGemv(gpu.cpuEmulated, 1, 1).name;
   for (const kind of kinds) {
-    const kernel = kernels.get(name, kind);
-    const dispatches = matrices.map(([rows, cols]) => {
+    const made = matrices.map(([rows, cols]) => {
       const layout = gpuLayout(kind, rows, cols);
       // Random quants; small, finite f16 scales (0x2000 ≈ 0.0078) so no NaN or denormal slows the math.
       const words = new Uint32Array(layout.totalWords);
@@ -214,9 +221,12 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
       const data = matmulParams(layout);
       const params = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       device.queue.writeBuffer(params, 0, data);
-      const { grid } = decodeGemv(gpu.cpuEmulated, rows, cols);
-      return { w, params, grid, bytes: words.byteLength, bindGroup: kernels.bindGroup(kernel, [w, x, y, params, step]) };
+      return { w, layout, params, grid: decodeGemv(gpu.cpuEmulated, rows, cols).grid, bytes: words.byteLength };
     });
+    const up = made[5]!;
+    const workgroup = gpu.cpuEmulated ? null : await tuneDecodeWorkgroup(gpu, kernels, { buffer: up.w, layout: up.layout }, x, y, step);
+    const kernel = kernels.get(name, kind, workgroup ? { WG: workgroup } : {});
+    const dispatches = made.map((d) => ({ ...d, bindGroup: kernels.bindGroup(kernel, [d.w, x, y, d.params, step]) }));
     const run = () => timedPass(device, kernel, dispatches.map((d) => [d.bindGroup, d.grid]));
     await run();
     const times: number[] = [];
@@ -224,7 +234,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
     const ms = median(times);
     const bytes = dispatches.reduce((s, d) => s + d.bytes, 0);
     const gbS = bytes / (ms / 1000) / 1e9;
-    results.push({ kind, kernel: name, bytes, ms, gb_s: gbS, fraction_of_probe: gbS / probe });
+    results.push({ kind, kernel: name, workgroup, bytes, ms, gb_s: gbS, fraction_of_probe: gbS / probe });
     for (const d of dispatches) {
       d.w.destroy();
       d.params.destroy();
