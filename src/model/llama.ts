@@ -622,8 +622,13 @@ export async function tuneDecodeWorkgroup(gpu: GpuContext, kernels: Kernels, m: 
 /** Dispatches per timed run in tuneDecodeWorkgroup: long enough to dwarf the submit on a GPU. */
 const TUNE_DISPATCHES = 20;
 
-/** About this many weights per thread of a decode kernel on a CPU adapter (cpuGrid). */
-const CPU_THREAD_WEIGHTS = 8192;
+/**
+ * About this many weights per thread of a decode kernel on a CPU adapter (cpuGrid). Measured with
+ * stories260K on SwiftShader: 2k rather than 8k gives matrices of 16k-50k weights two or more
+ * workgroups, which Chromium's GPU process runs on both cores (+7% decode); in Node, where Dawn's
+ * wait takes a core, it changes nothing.
+ */
+const CPU_THREAD_WEIGHTS = 2048;
 
 /**
  * The grid of a decode kernel for CPU adapters (the *_rows kernels) that loops over `units` (groups
