@@ -57,24 +57,39 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   var m = -3.0e38;
   var l = 0.0;
   var acc: array<vec4<f32>, MAX_HEAD_VEC4>;
-  for (var p = begin; p < end; p++) {
-    let k = p * kv_stride + kv_off;
+  // Four keys per step: a quarter of the loop steps and of the passes over acc (on CPU adapters
+  // each loop step and each private-array access costs more than the arithmetic). Past the end of
+  // the chunk, the last step repeats its last key with weight zero.
+  for (var p = begin; p < end; p += 4u) {
+    let k1 = p * kv_stride + kv_off;
+    let k2 = min(p + 1u, end - 1u) * kv_stride + kv_off;
+    let k3 = min(p + 2u, end - 1u) * kv_stride + kv_off;
+    let k4 = min(p + 3u, end - 1u) * kv_stride + kv_off;
+    var s1 = vec4<f32>(0.0);
+    var s2 = vec4<f32>(0.0);
+    var s3 = vec4<f32>(0.0);
     var s4 = vec4<f32>(0.0);
     for (var i = 0u; i < hd4; i++) {
-      let d = k + 4u * i;
-      s4 += q[i] * vec4<f32>(K[d], K[d + 1u], K[d + 2u], K[d + 3u]);
+      let o = 4u * i;
+      s1 += q[i] * vec4<f32>(K[k1 + o], K[k1 + o + 1u], K[k1 + o + 2u], K[k1 + o + 3u]);
+      s2 += q[i] * vec4<f32>(K[k2 + o], K[k2 + o + 1u], K[k2 + o + 2u], K[k2 + o + 3u]);
+      s3 += q[i] * vec4<f32>(K[k3 + o], K[k3 + o + 1u], K[k3 + o + 2u], K[k3 + o + 3u]);
+      s4 += q[i] * vec4<f32>(K[k4 + o], K[k4 + o + 1u], K[k4 + o + 2u], K[k4 + o + 3u]);
     }
-    let s = softcap(dot(s4, vec4<f32>(1.0)) * P.scale, P.softcap);
+    let ones = vec4<f32>(1.0);
+    let sc = vec4<f32>(dot(s1, ones), dot(s2, ones), dot(s3, ones), dot(s4, ones)) * P.scale;
+    let sv = vec4<f32>(softcap(sc.x, P.softcap), softcap(sc.y, P.softcap), softcap(sc.z, P.softcap), softcap(sc.w, P.softcap));
     // The running max moves with every larger score; the rescale rides along in the same loop as
-    // the new value (no branch: on CPU adapters a branch costs as much as the math it skips).
-    let m_new = max(m, s);
+    // the new values (no branch: on CPU adapters a branch costs as much as the math it skips).
+    let m_new = max(m, max(max(sv.x, sv.y), max(sv.z, sv.w)));
     let correction = exp(m - m_new);
-    let e = exp(s - m_new);
-    l = l * correction + e;
+    let e = select(vec4<f32>(0.0), exp(sv - m_new), p + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(end));
+    l = l * correction + dot(e, vec4<f32>(1.0));
     m = m_new;
     for (var i = 0u; i < hd4; i++) {
-      let d = k + 4u * i;
-      acc[i] = acc[i] * correction + e * vec4<f32>(V[d], V[d + 1u], V[d + 2u], V[d + 3u]);
+      let o = 4u * i;
+      acc[i] = acc[i] * correction + e.x * vec4<f32>(V[k1 + o], V[k1 + o + 1u], V[k1 + o + 2u], V[k1 + o + 3u]) + e.y * vec4<f32>(V[k2 + o], V[k2 + o + 1u], V[k2 + o + 2u], V[k2 + o + 3u])
+             + e.z * vec4<f32>(V[k3 + o], V[k3 + o + 1u], V[k3 + o + 2u], V[k3 + o + 3u]) + e.w * vec4<f32>(V[k4 + o], V[k4 + o + 1u], V[k4 + o + 2u], V[k4 + o + 3u]);
     }
   }
   let base = (t * P.n_heads + head) * CHUNKS;
