@@ -622,23 +622,27 @@ export async function tuneDecodeWorkgroup(gpu: GpuContext, kernels: Kernels, m: 
 /** Dispatches per timed run in tuneDecodeWorkgroup: long enough to dwarf the submit on a GPU. */
 const TUNE_DISPATCHES = 20;
 
+/** About this many weights per thread of a decode kernel on a CPU adapter (cpuGrid). */
+const CPU_THREAD_WEIGHTS = 8192;
+
 /**
- * About this many weights per thread of a decode kernel on a CPU adapter (cpuGrid). Measured with
- * stories260K on SwiftShader: 2k rather than 8k gives matrices of 16k-50k weights two or more
- * workgroups, which Chromium's GPU process runs on both cores (+7% decode); in Node, where Dawn's
- * wait takes a core, it changes nothing.
+ * At least this many workgroups per decode kernel on a CPU adapter (when the matrix has rows for
+ * them): a CPU implementation runs a workgroup on one core, and Chromium's GPU process spreads a
+ * dispatch's workgroups over two cores (stories260K q4_0 in Chromium on SwiftShader: 272-294 ->
+ * 313-362 tok/s). Larger matrices already get more from CPU_THREAD_WEIGHTS.
  */
-const CPU_THREAD_WEIGHTS = 2048;
+const CPU_MIN_WORKGROUPS = 2;
 
 /**
  * The grid of a decode kernel for CPU adapters (the *_rows kernels) that loops over `units` (groups
  * of rows, pairs of rows) of `weightsPerUnit` weights each: about CPU_THREAD_WEIGHTS weights per
- * thread, at most a thread per unit; each thread strides over the units. Every group of invocations
- * a dispatch starts pays a prologue that grows with the shader (shaders/common.wgsl's ROWS_WG), so
- * a small matrix gets few threads; a large one still gets enough to keep every core busy.
+ * thread, but at least CPU_MIN_WORKGROUPS workgroups, and at most a thread per unit; each thread
+ * strides over the units. Every group of invocations a dispatch starts pays a prologue that grows
+ * with the shader (shaders/common.wgsl's ROWS_WG), so a small matrix gets few threads; a large one
+ * still gets enough to keep every core busy.
  */
 export function cpuGrid(units: number, weightsPerUnit: number): [number, number, number] {
-  const threads = Math.min(units, Math.max(1, Math.ceil((units * weightsPerUnit) / CPU_THREAD_WEIGHTS)));
+  const threads = Math.min(units, Math.max(CPU_MIN_WORKGROUPS * ROWS_WORKGROUP, Math.ceil((units * weightsPerUnit) / CPU_THREAD_WEIGHTS)));
   return rowsGrid(Math.ceil(threads / ROWS_WORKGROUP));
 }
 
