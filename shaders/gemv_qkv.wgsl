@@ -2,7 +2,8 @@
 // q/k/v biases (Qwen2) and RoPE of q and k, with k and v written straight into the KV cache at
 // step.pos. Each work item computes a pair of rows that RoPE turns together (adjacent pairs, or
 // NEOX halves), so the rotation needs nothing from other items. `gemv_qkv` takes a workgroup per
-// two pairs (GPUs); `gemv_qkv_rows` a thread per pair, with no barriers (CPU adapters).
+// two pairs (GPUs); `gemv_qkv_rows` a thread per two pairs of one matrix, with no barriers (CPU
+// adapters).
 
 struct QkvParams {
   q: WeightDesc,
@@ -51,23 +52,24 @@ fn dots(m: u32, r: vec2<u32>, first: u32, step: u32) -> vec2<f32> {
   return acc;
 }
 
-// The same over whole 32-column blocks, all columns in one thread (weights.wgsl's dot32).
-fn dots_blocks(m: u32, r: vec2<u32>) -> vec2<f32> {
+// Dot products of rows r.x .. r.w of one matrix over whole 32-column blocks, all columns in one
+// thread (weights.wgsl's dot32): the four rows share each load of X.
+fn dots_blocks(m: u32, r: vec4<u32>) -> vec4<f32> {
   let whole = P.q.cols / 32u;
   let tail = PARTIAL_BLOCKS == 1u && whole * 32u < P.q.cols;
-  var acc = vec2<f32>(0.0);
+  var acc = vec4<f32>(0.0);
   switch m {
     case 0u: {
-      for (var b = 0u; b < whole; b++) { let x = prep0(x32_at(0u, P.q.cols, b, true)); acc += vec2<f32>(dot0(P.q, r.x, b, x, true), dot0(P.q, r.y, b, x, true)); }
-      if (tail) { let x = prep0(x32_at(0u, P.q.cols, whole, false)); acc += vec2<f32>(dot0(P.q, r.x, whole, x, false), dot0(P.q, r.y, whole, x, false)); }
+      for (var b = 0u; b < whole; b++) { let x = prep0(x32_at(0u, P.q.cols, b, true)); acc += vec4<f32>(dot0(P.q, r.x, b, x, true), dot0(P.q, r.y, b, x, true), dot0(P.q, r.z, b, x, true), dot0(P.q, r.w, b, x, true)); }
+      if (tail) { let x = prep0(x32_at(0u, P.q.cols, whole, false)); acc += vec4<f32>(dot0(P.q, r.x, whole, x, false), dot0(P.q, r.y, whole, x, false), dot0(P.q, r.z, whole, x, false), dot0(P.q, r.w, whole, x, false)); }
     }
     case 1u: {
-      for (var b = 0u; b < whole; b++) { let x = prep1(x32_at(0u, P.q.cols, b, true)); acc += vec2<f32>(dot1(P.k, r.x, b, x, true), dot1(P.k, r.y, b, x, true)); }
-      if (tail) { let x = prep1(x32_at(0u, P.q.cols, whole, false)); acc += vec2<f32>(dot1(P.k, r.x, whole, x, false), dot1(P.k, r.y, whole, x, false)); }
+      for (var b = 0u; b < whole; b++) { let x = prep1(x32_at(0u, P.q.cols, b, true)); acc += vec4<f32>(dot1(P.k, r.x, b, x, true), dot1(P.k, r.y, b, x, true), dot1(P.k, r.z, b, x, true), dot1(P.k, r.w, b, x, true)); }
+      if (tail) { let x = prep1(x32_at(0u, P.q.cols, whole, false)); acc += vec4<f32>(dot1(P.k, r.x, whole, x, false), dot1(P.k, r.y, whole, x, false), dot1(P.k, r.z, whole, x, false), dot1(P.k, r.w, whole, x, false)); }
     }
     default: {
-      for (var b = 0u; b < whole; b++) { let x = prep2(x32_at(0u, P.q.cols, b, true)); acc += vec2<f32>(dot2(P.v, r.x, b, x, true), dot2(P.v, r.y, b, x, true)); }
-      if (tail) { let x = prep2(x32_at(0u, P.q.cols, whole, false)); acc += vec2<f32>(dot2(P.v, r.x, whole, x, false), dot2(P.v, r.y, whole, x, false)); }
+      for (var b = 0u; b < whole; b++) { let x = prep2(x32_at(0u, P.q.cols, b, true)); acc += vec4<f32>(dot2(P.v, r.x, b, x, true), dot2(P.v, r.y, b, x, true), dot2(P.v, r.z, b, x, true), dot2(P.v, r.w, b, x, true)); }
+      if (tail) { let x = prep2(x32_at(0u, P.q.cols, whole, false)); acc += vec4<f32>(dot2(P.v, r.x, whole, x, false), dot2(P.v, r.y, whole, x, false), dot2(P.v, r.z, whole, x, false), dot2(P.v, r.w, whole, x, false)); }
     }
   }
   return acc;
@@ -134,13 +136,32 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (lane.index == 1u && p0 + 1u < pairs) { finish(second, sums.zw); }
 }
 
-// A pair at a time per thread, threads striding over the pairs (as matmul.wgsl's gemv_rows).
+// Two pairs at a time per thread, both of one matrix, so their four rows share each load of X;
+// threads stride over these groups (as matmul.wgsl's gemv_rows over groups of four rows). A matrix
+// with an odd number of pairs ends in a group whose second pair repeats the first, not stored.
 @compute @workgroup_size(ROWS_WG)
 fn gemv_qkv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let threads = nwg.x * nwg.y * ROWS_WG;
-  let pairs = (P.q.rows + P.k.rows + P.v.rows) / 2u;
-  for (var p = gid.x + gid.y * nwg.x * ROWS_WG; p < pairs; p += threads) {
-    let pair = pair_of(p);
-    finish(pair, dots_blocks(pair.m, pair.rows));
+  let counts = vec3<u32>(P.q.rows, P.k.rows, P.v.rows) / 2u;
+  let groups = (counts + 1u) / 2u;
+  for (var g = gid.x + gid.y * nwg.x * ROWS_WG; g < groups.x + groups.y + groups.z; g += threads) {
+    var m = 0u;
+    var local = g;
+    var first = 0u;
+    if (g >= groups.x + groups.y) {
+      m = 2u;
+      local = g - groups.x - groups.y;
+      first = counts.x + counts.y;
+    } else if (g >= groups.x) {
+      m = 1u;
+      local = g - groups.x;
+      first = counts.x;
+    }
+    let count = counts[m];
+    let a = pair_of(first + 2u * local);
+    let b = pair_of(first + min(2u * local + 1u, count - 1u));
+    let sums = dots_blocks(m, vec4<u32>(a.rows, b.rows));
+    finish(a, sums.xy);
+    if (2u * local + 1u < count) { finish(b, sums.zw); }
   }
 }

@@ -315,11 +315,13 @@ export class LlamaModel {
           { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: (tableBytes / f32) + l * biasFloats },
         ]));
         const pairs = (qDim + 2 * kvDim) / 2;
+        // CPU adapters: a thread takes two pairs of one matrix at a time.
+        const pairGroups = Math.ceil(qDim / 4) + 2 * Math.ceil(kvDim / 4);
         phase = 'decode';
         push({
           kernel,
           bindGroup: k.bindGroup(kernel, [wq[0]!.buffer, wk[0]!.buffer, wv[0]!.buffer, xb, q, keyCache, valueCache, constants, params, S]),
-          grid: () => (this.gpu.cpuEmulated ? cpuGrid(pairs, 2 * c.dim) : rowsGrid(Math.ceil(pairs / 2))),
+          grid: () => (this.gpu.cpuEmulated ? cpuGrid(pairGroups, 4 * c.dim) : rowsGrid(Math.ceil(pairs / 2))),
         });
         phase = 'prefill';
       }
