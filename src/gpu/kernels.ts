@@ -186,3 +186,19 @@ export class Kernels {
     }
   }
 }
+
+/** Runs one kernel's dispatches in one pass and submit; milliseconds until the GPU is done. */
+export async function timedPass(device: GPUDevice, kernel: Kernel, dispatches: [GPUBindGroup, [number, number, number]][]): Promise<number> {
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(kernel.pipeline);
+  for (const [bindGroup, grid] of dispatches) {
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...grid);
+  }
+  pass.end();
+  const start = performance.now();
+  device.queue.submit([enc.finish()]);
+  await device.queue.onSubmittedWorkDone();
+  return performance.now() - start;
+}

@@ -2,7 +2,7 @@ import { WebGPULLMError } from '../errors.js';
 import type { GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
-import { Kernels, type Kernel } from '../gpu/kernels.js';
+import { Kernels, timedPass, type Kernel } from '../gpu/kernels.js';
 import type { GpuLayout } from '../quant/formats.js';
 import { layerWindow, readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
 import { planWeights, repackWeights, type TensorPlan, type WeightChunk } from './weights.js';
@@ -598,18 +598,7 @@ export async function tuneDecodeWorkgroup(gpu: GpuContext, kernels: Kernels, m: 
     for (const size of DECODE_WORKGROUPS) {
       const kernel = kernels.get('gemv', l.kind, { WG: size });
       const bindGroup = kernels.bindGroup(kernel, [m.buffer, x, y, params, step]);
-      const time = async (dispatches: number) => {
-        const encoder = device.createCommandEncoder();
-        const pass = encoder.beginComputePass();
-        pass.setPipeline(kernel.pipeline);
-        pass.setBindGroup(0, bindGroup);
-        for (let i = 0; i < dispatches; i++) pass.dispatchWorkgroups(...grid);
-        pass.end();
-        const start = performance.now();
-        device.queue.submit([encoder.finish()]);
-        await device.queue.onSubmittedWorkDone();
-        return performance.now() - start;
-      };
+      const time = (dispatches: number) => timedPass(device, kernel, Array.from({ length: dispatches }, (): [GPUBindGroup, [number, number, number]] => [bindGroup, grid]));
       await time(1);
       const ms = Math.min(await time(TUNE_DISPATCHES), await time(TUNE_DISPATCHES));
       if (ms < bestMs) [best, bestMs] = [size, ms];

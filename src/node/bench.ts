@@ -1,5 +1,5 @@
 import type { GpuContext } from '../gpu/context.js';
-import { Kernels, type Kernel } from '../gpu/kernels.js';
+import { Kernels, timedPass } from '../gpu/kernels.js';
 import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
 import { decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel } from '../model/llama.js';
 import { DECODE_BATCH } from '../generate.js';
@@ -29,22 +29,6 @@ export interface BenchResult {
   peak_gpu_bytes: number;
   /** Peak GPU bytes over weights + KV cache, minus one (the target is at most 0.10). */
   peak_overhead_fraction: number;
-}
-
-/** Runs one kernel's dispatches in one pass and submit; milliseconds until the GPU is done. */
-async function timedPass(device: GPUDevice, kernel: Kernel, dispatches: [GPUBindGroup, [number, number, number]][]): Promise<number> {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(kernel.pipeline);
-  for (const [bindGroup, grid] of dispatches) {
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(...grid);
-  }
-  pass.end();
-  const start = performance.now();
-  device.queue.submit([enc.finish()]);
-  await device.queue.onSubmittedWorkDone();
-  return performance.now() - start;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
