@@ -105,7 +105,7 @@ try {
     prompt_tokens: a.prompt,
     gen_tokens: genTokens,
     runs,
-    webgpu_llm: { ...a.figures, generated: a.generated, model: ours.name },
+    webgguf: { ...a.figures, generated: a.generated, model: ours.name },
     llama_cpp: { ...b.figures, generated: b.generated, threads: llama.threads, multithread: llama.multithread, cross_origin_isolated: llama.crossOriginIsolated },
     ratio: {
       decode: a.figures.decode_tok_s / b.figures.decode_tok_s,
@@ -118,9 +118,9 @@ try {
     const row = (name: string, f: Figures) =>
       `${name.padEnd(11)} decode ${f.decode_tok_s.toFixed(2)} tok/s (min ${f.decode_tok_s_min.toFixed(2)}, max ${f.decode_tok_s_max.toFixed(2)})  prefill ${f.prefill_tok_s.toFixed(1)} tok/s  TTFT ${f.ttft_ms.toFixed(0)} ms`;
     console.log(`${result.model} in Chromium (${adapter}); prompt ${result.prompt_tokens} tokens, ${genTokens} generated, median of ${runs}`);
-    console.log(row('webgpu-llm', a.figures));
+    console.log(row('webgguf', a.figures));
     console.log(row(`llama.cpp/${llama.threads}t`, b.figures));
-    console.log(`ratio (webgpu-llm ÷ llama.cpp): decode ${result.ratio.decode.toFixed(2)}×, prefill ${result.ratio.prefill.toFixed(2)}×`);
+    console.log(`ratio (webgguf ÷ llama.cpp): decode ${result.ratio.decode.toFixed(2)}×, prefill ${result.ratio.prefill.toFixed(2)}×`);
   }
 } finally {
   await browser.close();

@@ -1,4 +1,4 @@
-import { createEngine, isWebGPULLMError, type ChatMessage, type Engine, type LoadProgress, type ModelSource } from '../src/index.js';
+import { createEngine, isWebGGUFError, type ChatMessage, type Engine, type LoadProgress, type ModelSource } from '../src/index.js';
 import { renderMarkdown } from './markdown.js';
 
 /**
@@ -39,7 +39,7 @@ const enabledFeatures = document.createElement('dd');
 const mib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GB` : `${(b / 2 ** 20).toFixed(1)} MB`);
 
 function showError(e: unknown, next = ''): void {
-  const message = isWebGPULLMError(e) ? e.message : e instanceof Error ? e.message : String(e);
+  const message = isWebGGUFError(e) ? e.message : e instanceof Error ? e.message : String(e);
   const advice: Record<string, string> = {
     network: 'Check the URL and your connection; a retry resumes where the download stopped.',
     'quota-exceeded': 'Delete a cached model below, or free disk space, then try again.',
@@ -51,7 +51,7 @@ function showError(e: unknown, next = ''): void {
     'insufficient-memory': 'Nothing was downloaded. Pick a smaller model or a smaller quantization.',
     integrity: 'The file did not match its checksum and was discarded. Try again, or check the source.',
   };
-  const code = isWebGPULLMError(e) ? e.code : '';
+  const code = isWebGGUFError(e) ? e.code : '';
   const sentence = /[.!?]$/.test(message) ? message : `${message}.`;
   ui.bannerText.textContent = `${sentence} ${next || advice[code] || ''}`.trim();
   ui.banner.hidden = false;
@@ -264,7 +264,7 @@ async function start(): Promise<void> {
   ui.url.dispatchEvent(new Event('input'));
   if (!navigator.gpu) {
     ui.device.append(...dl({ WebGPU: 'not available' }));
-    showError(new Error('This browser has no WebGPU, which webgpu-llm needs to run models on your GPU.'), 'Use a current Chrome or Edge (113+), or enable WebGPU in your browser’s flags (chrome://flags/#enable-unsafe-webgpu).');
+    showError(new Error('This browser has no WebGPU, which webgguf needs to run models on your GPU.'), 'Use a current Chrome or Edge (113+), or enable WebGPU in your browser’s flags (chrome://flags/#enable-unsafe-webgpu).');
     ui.loadUrl.disabled = true;
     return;
   }

@@ -19,7 +19,7 @@ export async function startDemo({ model, port = 5173, host = false } = {}) {
     logLevel: 'warn',
     server: { port, host: host ? true : 'localhost', fs: { allow: [fileURLToPath(new URL('..', import.meta.url))] } },
     plugins: [{
-      name: 'webgpu-llm-demo-model',
+      name: 'webgguf-demo-model',
       configureServer(s) {
         s.middlewares.use('/demo-config.json', (_req, res) => {
           res.setHeader('Content-Type', 'application/json');

@@ -1,5 +1,5 @@
 /**
- * Every failure the library reports is a WebGPULLMError with a stable `code`, so callers (and the
+ * Every failure the library reports is a WebGGUFError with a stable `code`, so callers (and the
  * worker boundary) can branch on it without parsing messages.
  */
 export type ErrorCode =
@@ -23,23 +23,23 @@ export type ErrorCode =
   | 'invalid-argument'
   | 'aborted';
 
-export class WebGPULLMError extends Error {
+export class WebGGUFError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'WebGPULLMError';
+    this.name = 'WebGGUFError';
     this.code = code;
   }
 }
 
 /** Problems with the bytes of a model file. */
-export class ModelFormatError extends WebGPULLMError {
+export class ModelFormatError extends WebGGUFError {
   constructor(code: ErrorCode, message: string) {
     super(code, message);
     this.name = 'ModelFormatError';
   }
 }
 
-export function isWebGPULLMError(e: unknown): e is WebGPULLMError {
-  return e instanceof WebGPULLMError;
+export function isWebGGUFError(e: unknown): e is WebGGUFError {
+  return e instanceof WebGGUFError;
 }

@@ -1,4 +1,4 @@
-import { WebGPULLMError } from './errors.js';
+import { WebGGUFError } from './errors.js';
 import type { LlamaModel, SamplingParams } from './model/llama.js';
 import { StreamDecoder } from './tokenizer/stream.js';
 import type { GGUFTokenizer } from './tokenizer/tokenizer.js';
@@ -47,7 +47,7 @@ export function samplingParams(o: GenerateOptions): SamplingParams {
     seed: o.seed ?? Math.floor(Math.random() * 2 ** 32),
   };
   const check = (ok: boolean, what: string) => {
-    if (!ok) throw new WebGPULLMError('invalid-argument', what);
+    if (!ok) throw new WebGGUFError('invalid-argument', what);
   };
   check(Number.isFinite(p.temperature) && p.temperature >= 0, `temperature must be a number >= 0, got ${p.temperature}`);
   check(Number.isInteger(p.topK) && p.topK >= 0, `topK must be an integer >= 0, got ${p.topK}`);
@@ -79,10 +79,10 @@ export async function* generate(
   options: GenerateOptions & { cachedPrefix?: number } = {},
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
   const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new WebGPULLMError('invalid-argument', `maxTokens must be an integer >= 0, got ${maxTokens}`);
-  if (prompt.length === 0) throw new WebGPULLMError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
+  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new WebGGUFError('invalid-argument', `maxTokens must be an integer >= 0, got ${maxTokens}`);
+  if (prompt.length === 0) throw new WebGGUFError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
   if (prompt.length >= model.contextLength) {
-    throw new WebGPULLMError('context-overflow', `the prompt has ${prompt.length} tokens; the context holds ${model.contextLength}`);
+    throw new WebGGUFError('context-overflow', `the prompt has ${prompt.length} tokens; the context holds ${model.contextLength}`);
   }
   // At least one prompt token must run, to produce logits.
   const reuse = Math.max(0, Math.min(options.cachedPrefix ?? 0, prompt.length - 1));

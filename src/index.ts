@@ -1,8 +1,8 @@
 /**
- * webgpu-llm: GGUF language models on WebGPU. This entry holds the building blocks that run the
+ * webgguf: GGUF language models on WebGPU. This entry holds the building blocks that run the
  * same in browsers and Node; `createEngine` (worker, cache, chat API) builds on them.
  */
-export { WebGPULLMError, ModelFormatError, isWebGPULLMError, type ErrorCode } from './errors.js';
+export { WebGGUFError, ModelFormatError, isWebGGUFError, type ErrorCode } from './errors.js';
 export { bytesSource, blobSource, urlSource, type ByteSource } from './io/byte-source.js';
 export { readGGUF, type GGUFFile, type TensorInfo, type MetadataValue } from './gguf/gguf.js';
 export { readConfig, SUPPORTED_ARCHITECTURES, type ModelConfig } from './model/config.js';

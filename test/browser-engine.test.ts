@@ -20,7 +20,7 @@ const MESSAGES = [{ role: 'user', content: 'Lily went to the park and' }];
 type Failure = { error: { code?: string; message: string } };
 
 function cliGreedy(prompt: string, n: number): Promise<number[]> {
-  const bin = fileURLToPath(new URL('../bin/webgpu-llm.js', import.meta.url));
+  const bin = fileURLToPath(new URL('../bin/webgguf.js', import.meta.url));
   return new Promise((resolve, reject) =>
     execFile(process.execPath, [bin, 'generate', '--model', storiesPath('q4_0'), '--prompt', prompt, '--temperature', '0', '--max-tokens', String(n), '--json'],
       (e, stdout, stderr) => (e ? reject(new Error(stderr)) : resolve(JSON.parse(stdout).tokens))));

@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { StopMatcher } from '../src/chat/stop.js';
 import { renderChat, validateMessages } from '../src/chat/template.js';
-import { WebGPULLMError } from '../src/errors.js';
+import { WebGGUFError } from '../src/errors.js';
 
 const CHATML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
@@ -20,7 +20,7 @@ describe('chat templates', () => {
   test('messages are validated; text content parts are joined', () => {
     expect(validateMessages([{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }])).toEqual([{ role: 'user', content: 'ab' }]);
     for (const bad of [[], null, [{ role: 'robot', content: 'x' }], [{ role: 'user', content: 3 }], [{ role: 'user', content: [{ type: 'image_url' }] }]]) {
-      expect(() => validateMessages(bad)).toThrow(WebGPULLMError);
+      expect(() => validateMessages(bad)).toThrow(WebGGUFError);
     }
   });
 });

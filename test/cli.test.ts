@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, test } from 'vitest';
 import { HAVE_MODELS, MODELS, STORIES, storiesPath } from './helpers/models.js';
 
-const BIN = fileURLToPath(new URL('../bin/webgpu-llm.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/webgguf.js', import.meta.url));
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -21,7 +21,7 @@ function referenceStory(): string {
   return card.slice(start, card.indexOf('```', start)).trimEnd();
 }
 
-describe.skipIf(!HAVE_MODELS)('webgpu-llm CLI', () => {
+describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
   test('greedy, 256 tokens, empty prompt: exactly the story run.c prints', async () => {
     const r = await cli(['generate', '--model', storiesPath('f32'), '--prompt', '', '--temperature', '0', '--max-tokens', '256']);
     expect(r.code, r.stderr).toBe(0);
@@ -73,13 +73,13 @@ describe.skipIf(!HAVE_MODELS)('webgpu-llm CLI', () => {
     const r = await cli(['generate', '--model', v1, '--prompt', 'x']);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
-    const lines = r.stderr.split('\n').filter((l) => l.startsWith('webgpu-llm:'));
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('webgguf:'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/unsupported-version/);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     const missing = await cli(['generate', '--model', '/nonexistent.gguf', '--prompt', 'x']);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toMatch(/^webgpu-llm: .*nonexistent/m);
+    expect(missing.stderr).toMatch(/^webgguf: .*nonexistent/m);
     const verbose = await cli(['generate', '--model', v1, '--prompt', 'x', '--verbose']);
     expect(verbose.stderr).toMatch(/\n\s+at /);
     const bad = await cli(['generate', '--model', storiesPath('f32'), '--max-tokens', 'many']);

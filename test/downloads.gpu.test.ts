@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { memoryStore } from '../src/cache/store.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
-import { WebGPULLMError } from '../src/errors.js';
+import { WebGGUFError } from '../src/errors.js';
 import { testGpu } from './helpers/gpu.js';
 import { nodeGpuContext } from '../src/node/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
@@ -21,8 +21,8 @@ describe.skipIf(!HAVE_MODELS)('broken downloads', () => {
   const reply = async (e: Engine) => (await e.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 24 })).choices[0]!.message.content;
   const failure = async (p: Promise<unknown>) => {
     const e = await p.then(() => null, (x: unknown) => x);
-    expect(e).toBeInstanceOf(WebGPULLMError);
-    return e as WebGPULLMError;
+    expect(e).toBeInstanceOf(WebGGUFError);
+    return e as WebGGUFError;
   };
 
   beforeAll(async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { memoryStore, type KeyValueStore } from '../src/cache/store.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import type { ChatCompletionChunk } from '../src/engine/types.js';
-import { WebGPULLMError } from '../src/errors.js';
+import { WebGGUFError } from '../src/errors.js';
 import { nodeGpuContext } from '../src/node/gpu.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { testGpu } from './helpers/gpu.js';
@@ -107,8 +107,8 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
   test('bad requests get typed errors', async () => {
     const bad = async (req: object, code: string) => {
       const e = await engine.chat.completions.create({ messages: MESSAGES, ...req } as never).catch((x: unknown) => x);
-      expect(e).toBeInstanceOf(WebGPULLMError);
-      expect((e as WebGPULLMError).code).toBe(code);
+      expect(e).toBeInstanceOf(WebGGUFError);
+      expect((e as WebGGUFError).code).toBe(code);
     };
     await bad({ max_tokens: -1 }, 'invalid-argument');
     await bad({ max_tokens: 1.5 }, 'invalid-argument');
@@ -131,8 +131,8 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
     server.reset();
     server.dropAfterBytes = 120_000;
     const failure = await e1.load(server.url(MODEL)).catch((x: unknown) => x);
-    expect(failure).toBeInstanceOf(WebGPULLMError);
-    expect((failure as WebGPULLMError).code).toBe('network');
+    expect(failure).toBeInstanceOf(WebGGUFError);
+    expect((failure as WebGGUFError).code).toBe('network');
     expect(await e1.cache.list()).toEqual([]);
     const firstBytes = server.bytes;
 
@@ -174,8 +174,8 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
         void t;
       }
     })().catch((x: unknown) => x);
-    expect(failure).toBeInstanceOf(WebGPULLMError);
-    expect((failure as WebGPULLMError).code).toBe('device-lost');
+    expect(failure).toBeInstanceOf(WebGGUFError);
+    expect((failure as WebGGUFError).code).toBe('device-lost');
     expect(received).toBeLessThan(10);
     await expect(e3.chat.completions.create({ messages: MESSAGES })).rejects.toMatchObject({ code: 'device-lost' });
 

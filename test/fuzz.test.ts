@@ -6,7 +6,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { WebGPULLMError } from '../src/errors.js';
+import { WebGGUFError } from '../src/errors.js';
 import { readGGUF } from '../src/gguf/gguf.js';
 import { bytesSource } from '../src/io/byte-source.js';
 import { readConfig } from '../src/model/config.js';
@@ -107,7 +107,7 @@ describe.skipIf(!HAVE_MODELS)('GGUF fuzzer', () => {
       try {
         outcome = await loadOnCpu(mutated);
       } catch (e) {
-        if (!(e instanceof WebGPULLMError)) {
+        if (!(e instanceof WebGGUFError)) {
           throw new Error(`case ${n} (${name} on ${f.path.split('/').pop()}): untyped ${(e as Error)?.name}: ${(e as Error)?.message}`);
         }
         outcome = e.code;

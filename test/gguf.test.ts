@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { WebGPULLMError, type ErrorCode } from '../src/errors.js';
+import { WebGGUFError, type ErrorCode } from '../src/errors.js';
 import { GGMLType } from '../src/gguf/ggml-types.js';
 import { readGGUF, readTensorChunks, type GGUFFile } from '../src/gguf/gguf.js';
 import { typed, writeGGUF, type TensorToWrite } from '../src/gguf/writer.js';
@@ -10,12 +10,12 @@ import { formatFor } from '../src/quant/formats.js';
 import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { HAVE_MODELS, STORIES, storiesPath } from './helpers/models.js';
 
-async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<WebGPULLMError> {
+async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<WebGGUFError> {
   const e = await promise.then(() => null, (x: unknown) => x);
-  expect(e, `expected a ${code} error`).toBeInstanceOf(WebGPULLMError);
-  expect((e as WebGPULLMError).code).toBe(code);
-  expect((e as WebGPULLMError).message.length).toBeGreaterThan(10);
-  return e as WebGPULLMError;
+  expect(e, `expected a ${code} error`).toBeInstanceOf(WebGGUFError);
+  expect((e as WebGGUFError).code).toBe(code);
+  expect((e as WebGGUFError).message.length).toBeGreaterThan(10);
+  return e as WebGGUFError;
 }
 
 /** Parses a GGUF and validates it the way a model load does: config, shapes, types, tokenizer. */

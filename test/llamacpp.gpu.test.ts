@@ -52,7 +52,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('llama.cpp (wllama, wasm) vs our
   let server: ModelServer;
   let browser: Browser;
   let page: Page;
-  const dir = mkdtempSync(join(tmpdir(), 'webgpu-llm-diff-'));
+  const dir = mkdtempSync(join(tmpdir(), 'webgguf-diff-'));
   const call = <T>(fn: string, ...args: unknown[]) =>
     page.evaluate(([f, a]) => (window as unknown as Record<string, (...x: unknown[]) => Promise<unknown>>)[f as string]!(...(a as unknown[])), [fn, args] as const) as Promise<T>;
 

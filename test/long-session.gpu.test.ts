@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEngine } from '../src/engine/engine.js';
 import { shiftToFit } from '../src/engine/core.js';
 import type { ChatMessage } from '../src/chat/template.js';
-import { WebGPULLMError } from '../src/errors.js';
+import { WebGGUFError } from '../src/errors.js';
 import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS } from './helpers/models.js';
@@ -53,8 +53,8 @@ describe.skipIf(!HAVE_MODELS)('20 chat turns through a 128-token context', () =>
 
   test("default policy: a typed context error once the chat outgrows the context", async () => {
     const e = await converse('error').then(() => null, (x: unknown) => x);
-    expect(e).toBeInstanceOf(WebGPULLMError);
-    expect((e as WebGPULLMError).code).toBe('context-overflow');
+    expect(e).toBeInstanceOf(WebGGUFError);
+    expect((e as WebGGUFError).code).toBe('context-overflow');
   });
 
   test("'shift': every turn answers; GPU memory and the JS heap stay flat", async () => {

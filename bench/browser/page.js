@@ -1,4 +1,4 @@
-// Runs llama.cpp (@wllama/wllama, wasm) and webgpu-llm (dist/) on the same file in one page.
+// Runs llama.cpp (@wllama/wllama, wasm) and webgguf (dist/) on the same file in one page.
 // Used by `npm run bench:browser` and by the differential tests (test/llamacpp.test.ts).
 import { Wllama } from '@wllama/wllama';
 import { createEngine } from '../../dist/index.js';

@@ -13,7 +13,7 @@ export interface KeyValueStore {
 }
 
 /** IndexedDB through idb-keyval, in a database of its own. */
-export function indexedDBStore(database = 'webgpu-llm', storeName = 'weights'): KeyValueStore {
+export function indexedDBStore(database = 'webgguf', storeName = 'weights'): KeyValueStore {
   let store: UseStore | undefined;
   const use = () => (store ??= createStore(database, storeName));
   return {

@@ -1,4 +1,4 @@
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 import type { WeightChunk } from '../model/weights.js';
 import type { KeyValueStore } from './store.js';
 
@@ -74,7 +74,7 @@ export class WeightCache {
   async *chunks(id: string, from: number, to: number): AsyncGenerator<WeightChunk> {
     for (let n = from; n < to; n++) {
       const chunk = await this.store.get<WeightChunk>(key.chunk(id, n));
-      if (!chunk) throw new WebGPULLMError('cache', `cached model ${id} is missing chunk ${n}; delete it and load again`);
+      if (!chunk) throw new WebGGUFError('cache', `cached model ${id} is missing chunk ${n}; delete it and load again`);
       yield chunk;
     }
   }
@@ -97,9 +97,9 @@ export class WeightCache {
     try {
       await this.store.setMany(entries);
     } catch (e) {
-      if (!isQuotaError(e)) throw new WebGPULLMError('cache', `writing the model cache failed: ${(e as Error).message}`, { cause: e });
+      if (!isQuotaError(e)) throw new WebGGUFError('cache', `writing the model cache failed: ${(e as Error).message}`, { cause: e });
       await this.delete(id).catch(() => undefined);
-      throw new WebGPULLMError('quota-exceeded', 'Not enough storage for this model: the browser refused to store more. Free space or delete cached models.', { cause: e });
+      throw new WebGGUFError('quota-exceeded', 'Not enough storage for this model: the browser refused to store more. Free space or delete cached models.', { cause: e });
     }
   }
 }

@@ -1,5 +1,5 @@
 import { Template } from '@huggingface/jinja';
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -11,22 +11,22 @@ const ROLES = new Set(['system', 'user', 'assistant', 'tool', 'developer']);
 /** Checks messages from untrusted callers before they reach a template. */
 export function validateMessages(messages: unknown): ChatMessage[] {
   if (!Array.isArray(messages) || messages.length === 0) {
-    throw new WebGPULLMError('invalid-argument', 'messages must be a non-empty array');
+    throw new WebGGUFError('invalid-argument', 'messages must be a non-empty array');
   }
   return messages.map((m, i) => {
     const msg = m as { role?: unknown; content?: unknown };
     if (typeof msg !== 'object' || msg === null || typeof msg.role !== 'string' || !ROLES.has(msg.role)) {
-      throw new WebGPULLMError('invalid-argument', `messages[${i}].role must be one of ${[...ROLES].join(', ')}`);
+      throw new WebGGUFError('invalid-argument', `messages[${i}].role must be one of ${[...ROLES].join(', ')}`);
     }
     let content = msg.content;
     // OpenAI's content parts: only text parts are meaningful to a text model.
     if (Array.isArray(content)) {
       content = content.map((p: { type?: unknown; text?: unknown }) => {
-        if (p?.type !== 'text' || typeof p.text !== 'string') throw new WebGPULLMError('invalid-argument', `messages[${i}].content has a part that is not text`);
+        if (p?.type !== 'text' || typeof p.text !== 'string') throw new WebGGUFError('invalid-argument', `messages[${i}].content has a part that is not text`);
         return p.text;
       }).join('');
     }
-    if (typeof content !== 'string') throw new WebGPULLMError('invalid-argument', `messages[${i}].content must be a string`);
+    if (typeof content !== 'string') throw new WebGGUFError('invalid-argument', `messages[${i}].content must be a string`);
     return { role: msg.role as ChatMessage['role'], content };
   });
 }
@@ -48,6 +48,6 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
       eos_token: tokens.eos,
     });
   } catch (e) {
-    throw new WebGPULLMError('invalid-argument', `the model's chat template failed: ${(e as Error).message}`, { cause: e });
+    throw new WebGGUFError('invalid-argument', `the model's chat template failed: ${(e as Error).message}`, { cause: e });
   }
 }

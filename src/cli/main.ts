@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { isWebGPULLMError, WebGPULLMError } from '../errors.js';
+import { isWebGGUFError, WebGGUFError } from '../errors.js';
 import { generate } from '../generate.js';
 import { bench, followupBench, gemvBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
@@ -8,11 +8,11 @@ import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
 const USAGE = `usage:
-  webgpu-llm generate --model FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
+  webgguf generate --model FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
                       [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--verbose]
-  webgpu-llm tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]
-  webgpu-llm bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...] [--json] [--verbose]
-  webgpu-llm bench-gemv [--kinds q4_0,q8_0,...] [--json]
+  webgguf tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]
+  webgguf bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...] [--json] [--verbose]
+  webgguf bench-gemv [--kinds q4_0,q8_0,...] [--json]
                       (the decode GEMV at TinyLlama 1.1B shapes vs the read probe; Q4_0 and Q8_0
                       unless --kinds names others)`;
 
@@ -41,7 +41,7 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
 function usageError(message: string): never {
-  throw new WebGPULLMError('invalid-argument', `${message}\n${USAGE}`);
+  throw new WebGGUFError('invalid-argument', `${message}\n${USAGE}`);
 }
 
 function numberFlag(values: Values, name: keyof Values, integer = false): number | undefined {
@@ -160,8 +160,8 @@ export async function main(argv: string[]): Promise<number> {
     else usageError(`unknown command "${command}"`);
     return 0;
   } catch (e) {
-    const message = isWebGPULLMError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
-    process.stderr.write(`webgpu-llm: ${verbose ? (e as Error).stack ?? message : message.split('\n')[0]}\n`);
+    const message = isWebGGUFError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
+    process.stderr.write(`webgguf: ${verbose ? (e as Error).stack ?? message : message.split('\n')[0]}\n`);
     if (!verbose && message.includes('\n')) process.stderr.write(message.slice(message.indexOf('\n') + 1) + '\n');
     return 1;
   }

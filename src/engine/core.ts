@@ -2,7 +2,7 @@ import { WeightCache } from '../cache/weight-cache.js';
 import type { KeyValueStore } from '../cache/store.js';
 import { StopMatcher } from '../chat/stop.js';
 import { renderChat, validateMessages, type ChatMessage } from '../chat/template.js';
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 import { generate, type FinishReason, type GenerateOptions } from '../generate.js';
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
@@ -183,12 +183,12 @@ export class EngineCore {
     if (this.uncaptured) {
       const message = this.uncaptured;
       this.uncaptured = undefined;
-      throw new WebGPULLMError('gpu', `WebGPU reported an error: ${message}`);
+      throw new WebGGUFError('gpu', `WebGPU reported an error: ${message}`);
     }
     if (!this.loaded && this.lostReason) {
-      throw new WebGPULLMError('device-lost', `the GPU device was lost (${this.lostReason}); load the model again to recover`);
+      throw new WebGGUFError('device-lost', `the GPU device was lost (${this.lostReason}); load the model again to recover`);
     }
-    if (!this.loaded) throw new WebGPULLMError('invalid-argument', 'no model is loaded: call engine.load() first');
+    if (!this.loaded) throw new WebGGUFError('invalid-argument', 'no model is loaded: call engine.load() first');
     return this.loaded;
   }
 
@@ -215,7 +215,7 @@ export class EngineCore {
   ): Promise<{ finishReason: FinishReason; usage: Usage }> {
     const { model, tokenizer } = this.require();
     if (prompt.length >= model.contextLength) {
-      throw new WebGPULLMError('context-overflow', `the prompt has ${prompt.length} tokens but the context holds ${model.contextLength}; shorten the conversation`);
+      throw new WebGGUFError('context-overflow', `the prompt has ${prompt.length} tokens but the context holds ${model.contextLength}; shorten the conversation`);
     }
     let reuse = 0;
     while (reuse < this.context.length && reuse < prompt.length && this.context[reuse] === prompt[reuse]) reuse++;
@@ -254,7 +254,7 @@ export class EngineCore {
       }
     } catch (e) {
       if (this.lostReason || !this.gpu) {
-        throw new WebGPULLMError('device-lost', `the GPU device was lost during generation (${this.lostReason ?? 'destroyed'}); load the model again to recover`, { cause: e });
+        throw new WebGGUFError('device-lost', `the GPU device was lost during generation (${this.lostReason ?? 'destroyed'}); load the model again to recover`, { cause: e });
       }
       throw e;
     } finally {
@@ -274,12 +274,12 @@ export class EngineCore {
     let hashing: ReturnType<typeof sha256Source> | undefined;
     let verify = async () => {};
     const checkAbort = () => {
-      if (signal.aborted) throw new WebGPULLMError('aborted', 'the load was aborted');
+      if (signal.aborted) throw new WebGGUFError('aborted', 'the load was aborted');
     };
 
     if (manifest && cache) {
       const header = await cache.header(manifest.id);
-      if (!header) throw new WebGPULLMError('cache', `cached model ${manifest.id} has no header; delete it and load again`);
+      if (!header) throw new WebGGUFError('cache', `cached model ${manifest.id} has no header; delete it and load again`);
       file = await readGGUF(bytesSource(header, manifest.source), manifest.fileBytes);
       let read = 0;
       weights = () => progressOf(cache.chunks(manifest.id, 0, manifest.chunks), () => {
@@ -287,7 +287,7 @@ export class EngineCore {
         onProgress?.({ phase: 'cache', loaded: ++read, total: manifest.chunks });
       });
     } else {
-      if (typeof source === 'object' && 'cached' in source) throw new WebGPULLMError('cache', `no cached model "${source.cached}"`);
+      if (typeof source === 'object' && 'cached' in source) throw new WebGGUFError('cache', `no cached model "${source.cached}"`);
       const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs };
       const fetched = typeof source === 'string' ? await urlSource(source, urlOptions) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, urlOptions);
       const expectedHash = typeof source === 'object' && 'sha256' in source && source.sha256 ? source.sha256.toLowerCase() : undefined;
@@ -297,7 +297,7 @@ export class EngineCore {
         const actual = await hashing.finish();
         if (actual !== expectedHash) {
           if (cache && id) await cache.delete(id);
-          throw new WebGPULLMError('integrity', `the file's SHA-256 is ${actual}, not the expected ${expectedHash}; nothing was kept`);
+          throw new WebGGUFError('integrity', `the file's SHA-256 is ${actual}, not the expected ${expectedHash}; nothing was kept`);
         }
       };
       const raw = hashing ?? fetched;
@@ -413,15 +413,15 @@ function chatParams(r: Omit<ChatCompletionRequest, 'signal'>): GenerateParams {
   const opt = <T>(v: T | null | undefined) => (v === null ? undefined : v);
   const maxTokens = opt(r.max_completion_tokens) ?? opt(r.max_tokens);
   if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 1)) {
-    throw new WebGPULLMError('invalid-argument', `max_tokens must be a positive integer, got ${maxTokens}`);
+    throw new WebGGUFError('invalid-argument', `max_tokens must be a positive integer, got ${maxTokens}`);
   }
   const stop = opt(r.stop);
   if (stop !== undefined && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
-    throw new WebGPULLMError('invalid-argument', 'stop must be a string or an array of strings');
+    throw new WebGGUFError('invalid-argument', 'stop must be a string or an array of strings');
   }
   const num = (name: string, v: number | null | undefined) => {
     if (v !== undefined && v !== null && (typeof v !== 'number' || !Number.isFinite(v))) {
-      throw new WebGPULLMError('invalid-argument', `${name} must be a finite number, got ${String(v)}`);
+      throw new WebGGUFError('invalid-argument', `${name} must be a finite number, got ${String(v)}`);
     }
     return opt(v);
   };

@@ -62,7 +62,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   let worker: Worker | undefined;
   if (options.worker ?? true) {
     installErrorTransfer();
-    worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webgpu-llm' });
+    worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webgguf' });
     const remote = Comlink.wrap<CoreApi & { init(o: Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean }): void }>(worker);
     await remote.init({ cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy });
     core = remote as unknown as CoreApi;

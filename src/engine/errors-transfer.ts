@@ -1,5 +1,5 @@
 import * as Comlink from 'comlink';
-import { WebGPULLMError, type ErrorCode } from '../errors.js';
+import { WebGGUFError, type ErrorCode } from '../errors.js';
 
 interface SerializedError {
   isError: true;
@@ -8,7 +8,7 @@ interface SerializedError {
 
 /**
  * Comlink's default turns thrown errors into plain Errors; this keeps our `code`, so callers on
- * the main thread get a WebGPULLMError, never "[object Object]". Installed on both sides.
+ * the main thread get a WebGGUFError, never "[object Object]". Installed on both sides.
  */
 export function installErrorTransfer(): void {
   const handler = Comlink.transferHandlers.get('throw') as Comlink.TransferHandler<unknown, SerializedError>;
@@ -17,7 +17,7 @@ export function installErrorTransfer(): void {
     serialize(thrown: unknown) {
       const value = (thrown as { value: unknown }).value;
       if (value instanceof Error) {
-        const code = (value as WebGPULLMError).code;
+        const code = (value as WebGGUFError).code;
         return [{ isError: true, value: { name: value.name, message: value.message, code, stack: value.stack } }, []];
       }
       return [{ isError: false, value } as unknown as SerializedError, []];
@@ -25,7 +25,7 @@ export function installErrorTransfer(): void {
     deserialize(serialized: SerializedError) {
       if (!serialized.isError) throw serialized.value;
       const v = serialized.value as { name: string; message: string; code?: ErrorCode; stack?: string };
-      const e = v.code ? new WebGPULLMError(v.code, v.message) : Object.assign(new Error(v.message), { name: v.name });
+      const e = v.code ? new WebGGUFError(v.code, v.message) : Object.assign(new Error(v.message), { name: v.name });
       if (v.stack) e.stack = v.stack;
       throw e;
     },

@@ -1,4 +1,4 @@
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 
 /**
  * Every GPU buffer a model owns is made here, so bytes in use are known exactly and everything
@@ -13,7 +13,7 @@ export class GpuAllocator {
   create(label: string, size: number, usage: number): GPUBuffer {
     const bytes = Math.max(16, Math.ceil(size / 16) * 16);
     if (usage & GPUBufferUsage.STORAGE && bytes > this.maxBinding) {
-      throw new WebGPULLMError('gpu', `${label} needs ${bytes} bytes, above this device's storage binding limit of ${this.maxBinding}`);
+      throw new WebGGUFError('gpu', `${label} needs ${bytes} bytes, above this device's storage binding limit of ${this.maxBinding}`);
     }
     const buffer = this.device.createBuffer({ label, size: bytes, usage });
     this.buffers.add(buffer);

@@ -1,4 +1,4 @@
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 
 /** The device plus what we learned about the adapter when we asked for it. */
 export interface GpuContext {
@@ -38,10 +38,10 @@ export async function createGpuContext(
   options: { limitOverrides?: Partial<GpuContext['limits']> } = {},
 ): Promise<GpuContext> {
   if (!gpu) {
-    throw new WebGPULLMError('no-webgpu', 'WebGPU is not available here (navigator.gpu is missing). Use a browser with WebGPU enabled, e.g. Chrome 113+.');
+    throw new WebGGUFError('no-webgpu', 'WebGPU is not available here (navigator.gpu is missing). Use a browser with WebGPU enabled, e.g. Chrome 113+.');
   }
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) throw new WebGPULLMError('no-webgpu', 'WebGPU is available but no GPU adapter was found.');
+  if (!adapter) throw new WebGGUFError('no-webgpu', 'WebGPU is available but no GPU adapter was found.');
   const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
   const limits = {
     maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
@@ -54,7 +54,7 @@ export async function createGpuContext(
   try {
     device = await adapter.requestDevice({ requiredFeatures: features as GPUFeatureName[], requiredLimits: limits });
   } catch (e) {
-    throw new WebGPULLMError('gpu', `Could not create a WebGPU device: ${(e as Error).message}`, { cause: e });
+    throw new WebGGUFError('gpu', `Could not create a WebGPU device: ${(e as Error).message}`, { cause: e });
   }
   const info = adapter.info;
   const adapterName = [info?.vendor, info?.architecture, info?.device, info?.description].filter(Boolean).join(' ') || 'unknown adapter';

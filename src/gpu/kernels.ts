@@ -13,7 +13,7 @@ import reduceSubgroupsWgsl from '../../shaders/reduce_subgroups.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import weightsWgsl from '../../shaders/weights.wgsl?raw';
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 import type { GpuWeightKind } from '../quant/formats.js';
 
 /** Binding kinds, in binding order: read-only storage, read-write storage, uniform. */
@@ -182,7 +182,7 @@ export class Kernels {
       });
       return { pipeline, layout };
     } catch (e) {
-      throw new WebGPULLMError('gpu', `Compiling kernel ${spec.entry} failed: ${(e as Error).message}`, { cause: e });
+      throw new WebGGUFError('gpu', `Compiling kernel ${spec.entry} failed: ${(e as Error).message}`, { cause: e });
     }
   }
 }

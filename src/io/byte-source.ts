@@ -1,4 +1,4 @@
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 
 /**
  * Random access to the bytes of a model file. Readers ask for bounded ranges, so a file never has
@@ -50,7 +50,7 @@ export async function urlSource(url: string, options: UrlSourceOptions = {}): Pr
   const probe = await fetchOk(url, 0, 1, options.signal, stall);
   if (/text\/html/i.test(probe.headers.get('content-type') ?? '')) {
     await probe.body?.cancel();
-    throw new WebGPULLMError('network', `${url}: the server answered with a web page, not a model file; check the URL`);
+    throw new WebGGUFError('network', `${url}: the server answered with a web page, not a model file; check the URL`);
   }
   const validator = probe.headers.get('etag') ?? probe.headers.get('last-modified') ?? undefined;
   if (probe.status === 200) return forwardOnlySource(url, probe, stall);
@@ -58,7 +58,7 @@ export async function urlSource(url: string, options: UrlSourceOptions = {}): Pr
   const total = range ? Number(range.split('/')[1]) : NaN;
   await probe.body?.cancel();
   if (probe.status !== 206 || !Number.isSafeInteger(total)) {
-    throw new WebGPULLMError('network', `${url}: the server answered ${probe.status} without a usable Content-Range`);
+    throw new WebGGUFError('network', `${url}: the server answered ${probe.status} without a usable Content-Range`);
   }
   return {
     size: total,
@@ -71,7 +71,7 @@ export async function urlSource(url: string, options: UrlSourceOptions = {}): Pr
       const now = res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined;
       if (res.status !== 206 || now !== validator) {
         await res.body?.cancel();
-        throw new WebGPULLMError('network', `${url}: the file changed on the server during the download (validator ${validator} → ${now}); load it again`);
+        throw new WebGGUFError('network', `${url}: the file changed on the server during the download (validator ${validator} → ${now}); load it again`);
       }
       return readBody(url, res, end - offset, stall);
     },
@@ -87,7 +87,7 @@ function forwardOnlySource(url: string, res: Response, stall: number): ByteSourc
   const size = Number(res.headers.get('content-length'));
   if (!Number.isSafeInteger(size) || size <= 0) {
     void res.body?.cancel();
-    throw new WebGPULLMError('network', `${url}: the server supports neither range requests nor Content-Length`);
+    throw new WebGGUFError('network', `${url}: the server supports neither range requests nor Content-Length`);
   }
   const reader = res.body!.getReader();
   let kept = new Uint8Array(0);
@@ -98,10 +98,10 @@ function forwardOnlySource(url: string, res: Response, stall: number): ByteSourc
     validator: res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined,
     read: async (offset, length) => {
       const end = Math.min(size, offset + length);
-      if (offset < keptStart) throw new WebGPULLMError('network', `${url}: the server ignores range requests, and the loader needed bytes it had passed`);
+      if (offset < keptStart) throw new WebGGUFError('network', `${url}: the server ignores range requests, and the loader needed bytes it had passed`);
       while (keptStart + kept.byteLength < end) {
         const { value, done } = await withStallTimeout(url, reader.read(), stall, () => reader.cancel());
-        if (done) throw new WebGPULLMError('network', `${url}: the download ended after ${keptStart + kept.byteLength} of ${size} bytes`);
+        if (done) throw new WebGGUFError('network', `${url}: the download ended after ${keptStart + kept.byteLength} of ${size} bytes`);
         const position = keptStart + kept.byteLength;
         if (position + value.byteLength <= offset) {
           keptStart = position + value.byteLength; // wholly before this read: discard
@@ -129,15 +129,15 @@ async function readBody(url: string, res: Response, expected: number, stall: num
     for (;;) {
       const { value, done } = await withStallTimeout(url, reader.read(), stall, () => reader.cancel());
       if (done) break;
-      if (at + value.byteLength > expected) throw new WebGPULLMError('network', `${url}: the server sent more than the ${expected} bytes asked for`);
+      if (at + value.byteLength > expected) throw new WebGGUFError('network', `${url}: the server sent more than the ${expected} bytes asked for`);
       out.set(value, at);
       at += value.byteLength;
     }
   } catch (e) {
-    if (e instanceof WebGPULLMError) throw e;
-    throw new WebGPULLMError('network', `${url}: the download broke off (${(e as Error).message})`, { cause: e });
+    if (e instanceof WebGGUFError) throw e;
+    throw new WebGGUFError('network', `${url}: the download broke off (${(e as Error).message})`, { cause: e });
   }
-  if (at !== expected) throw new WebGPULLMError('network', `${url}: the download broke off after ${at} of ${expected} bytes`);
+  if (at !== expected) throw new WebGGUFError('network', `${url}: the download broke off after ${at} of ${expected} bytes`);
   return out;
 }
 
@@ -146,7 +146,7 @@ function withStallTimeout<T>(url: string, read: Promise<T>, ms: number, cancel: 
   const stalled = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       void cancel().catch(() => undefined);
-      reject(new WebGPULLMError('network', `${url}: no data for ${Math.round(ms / 1000)} s; the download stalled`));
+      reject(new WebGGUFError('network', `${url}: no data for ${Math.round(ms / 1000)} s; the download stalled`));
     }, ms);
   });
   return Promise.race([read, stalled]).finally(() => clearTimeout(timer));
@@ -161,15 +161,15 @@ async function fetchOk(url: string, offset: number, length: number, signal: Abor
   try {
     res = await withStallTimeout(url, fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal: controller.signal }), stall, async () => abort());
   } catch (e) {
-    if (e instanceof WebGPULLMError) throw e;
-    if (signal?.aborted) throw new WebGPULLMError('aborted', `${url}: the download was aborted`, { cause: e });
-    throw new WebGPULLMError('network', `${url}: ${(e as Error).message}`, { cause: e });
+    if (e instanceof WebGGUFError) throw e;
+    if (signal?.aborted) throw new WebGGUFError('aborted', `${url}: the download was aborted`, { cause: e });
+    throw new WebGGUFError('network', `${url}: ${(e as Error).message}`, { cause: e });
   } finally {
     signal?.removeEventListener('abort', abort);
   }
   if (!res.ok) {
     await res.body?.cancel();
-    throw new WebGPULLMError('network', `${url}: HTTP ${res.status} ${res.statusText}`);
+    throw new WebGGUFError('network', `${url}: HTTP ${res.status} ${res.statusText}`);
   }
   return res;
 }

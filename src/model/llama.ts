@@ -1,4 +1,4 @@
-import { WebGPULLMError } from '../errors.js';
+import { WebGGUFError } from '../errors.js';
 import type { GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
@@ -150,8 +150,8 @@ export class LlamaModel {
     }
     const validation = await gpu.device.popErrorScope();
     const oom = await gpu.device.popErrorScope();
-    if (!failure && oom) failure = new WebGPULLMError('gpu', `Out of GPU memory while loading: ${oom.message}`);
-    if (!failure && validation) failure = new WebGPULLMError('gpu', `WebGPU rejected the model's setup: ${validation.message}`);
+    if (!failure && oom) failure = new WebGGUFError('gpu', `Out of GPU memory while loading: ${oom.message}`);
+    if (!failure && validation) failure = new WebGGUFError('gpu', `WebGPU rejected the model's setup: ${validation.message}`);
     if (failure) {
       model.dispose();
       throw failure;
@@ -182,7 +182,7 @@ export class LlamaModel {
       const target = buffers.get(chunk.tensor);
       const plan = plans.find((p) => p.name === chunk.tensor);
       if (!target || !plan || chunk.wordOffset + chunk.words.length > plan.words) {
-        throw new WebGPULLMError('malformed', `weight chunk for ${chunk.tensor} does not fit its tensor`);
+        throw new WebGGUFError('malformed', `weight chunk for ${chunk.tensor} does not fit its tensor`);
       }
       a.device.queue.writeBuffer(target, chunk.wordOffset * 4, chunk.words);
       loaded += chunk.words.length;
@@ -251,7 +251,7 @@ export class LlamaModel {
     const tableBytes = this.contextLength * c.ropeDim * f32;
     const biasFloats = qDim + 2 * kvDim;
     const constants = a.storage('constants', tableBytes + (c.qkvBias ? c.nLayers * biasFloats * f32 : 0));
-    if (factorTensor && freqFactors?.length !== c.ropeDim / 2) throw new WebGPULLMError('malformed', `${factorTensor} did not arrive whole`);
+    if (factorTensor && freqFactors?.length !== c.ropeDim / 2) throw new WebGGUFError('malformed', `${factorTensor} did not arrive whole`);
     a.device.queue.writeBuffer(constants, 0, ropeAngles(this.contextLength, c.ropeDim, c.ropeTheta, freqFactors, c.ropeAttnFactor));
     const copies = a.device.createCommandEncoder();
     const ropeParams = a.uniform('rope', uniformData([
@@ -434,7 +434,7 @@ export class LlamaModel {
    * where each one crosses to the GPU process).
    */
   async decode(count: number, pos: number): Promise<number[]> {
-    if (!Number.isInteger(count) || count < 1 || count > MAX_DECODE_STEPS) throw new WebGPULLMError('invalid-argument', `decode takes 1 to ${MAX_DECODE_STEPS} steps, not ${count}`);
+    if (!Number.isInteger(count) || count < 1 || count > MAX_DECODE_STEPS) throw new WebGGUFError('invalid-argument', `decode takes 1 to ${MAX_DECODE_STEPS} steps, not ${count}`);
     this.checkRange(pos, count);
     const device = this.gpu.device;
     const steps = new Uint32Array((count * STEP_BYTES) / 4);
@@ -493,7 +493,7 @@ export class LlamaModel {
     try {
       await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
     } catch (e) {
-      throw new WebGPULLMError('device-lost', `Reading results from the GPU failed: ${(e as Error).message}`, { cause: e });
+      throw new WebGGUFError('device-lost', `Reading results from the GPU failed: ${(e as Error).message}`, { cause: e });
     }
     const out = decode(this.readback.getMappedRange(0, bytes));
     this.readback.unmap();
@@ -502,14 +502,14 @@ export class LlamaModel {
 
   private checkRange(pos: number, n: number): void {
     this.assertLive();
-    if (n < 1) throw new WebGPULLMError('invalid-argument', 'a step needs at least one token');
+    if (n < 1) throw new WebGGUFError('invalid-argument', 'a step needs at least one token');
     if (pos + n > this.contextLength) {
-      throw new WebGPULLMError('context-overflow', `${pos + n} tokens do not fit the context of ${this.contextLength}`);
+      throw new WebGGUFError('context-overflow', `${pos + n} tokens do not fit the context of ${this.contextLength}`);
     }
   }
 
   private assertLive(): void {
-    if (this.disposed) throw new WebGPULLMError('invalid-argument', 'this model has been disposed');
+    if (this.disposed) throw new WebGGUFError('invalid-argument', 'this model has been disposed');
   }
 
   /** Frees every GPU buffer the model holds. */
@@ -668,7 +668,7 @@ export function checkFit(buffers: { name: string; bytes: number }[], limits: Gpu
   const biggest = buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   if (biggest.bytes > limit) {
     const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    throw new WebGPULLMError(
+    throw new WebGGUFError(
       'insufficient-memory',
       `this model does not fit this device: ${biggest.name} needs ${mib(biggest.bytes)} in one buffer, and the GPU allows ${mib(limit)} (total ${mib(buffers.reduce((s, b) => s + b.bytes, 0))})`,
     );

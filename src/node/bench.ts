@@ -64,7 +64,7 @@ async function runOnce(model: LlamaModel, prompt: number[], genTokens: number): 
   return { ttft, decode: performance.now() - t1 };
 }
 
-/** `webgpu-llm bench`: warm-up, then the median (with min and max) of several runs. */
+/** `webgguf bench`: warm-up, then the median (with min and max) of several runs. */
 export async function bench(path: string, promptTokens: number, genTokens: number, runs = 3): Promise<BenchResult> {
   const loaded = await loadModelFile(path, { contextLength: promptTokens + genTokens + 1 });
   try {

@@ -36,7 +36,7 @@ window.cacheDelete = guard(async (id) => engine.cache.delete(id));
 window.cacheUsage = guard(async () => engine.cache.usage());
 /** Every key in the weight store (to prove nothing half-written stays). */
 window.storeKeys = guard(() => new Promise((resolve, reject) => {
-  const open = indexedDB.open('webgpu-llm');
+  const open = indexedDB.open('webgguf');
   open.onerror = () => reject(open.error);
   open.onsuccess = () => {
     const db = open.result;

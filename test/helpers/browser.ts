@@ -22,5 +22,5 @@ export function launchChromium(): Promise<Browser> {
  * there, not in the off-the-record contexts that browser.newContext() makes.
  */
 export function launchPersistentChromium(): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'webgpu-llm-profile-')), { executablePath: CHROMIUM, headless: true, args: ARGS });
+  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'webgguf-profile-')), { executablePath: CHROMIUM, headless: true, args: ARGS });
 }
