@@ -21,7 +21,10 @@ export type ErrorCode =
   | 'insufficient-memory'
   | 'context-overflow'
   | 'invalid-argument'
-  | 'aborted';
+  | 'aborted'
+  | 'worker-failed'
+  | 'disposed'
+  | 'not-found';
 
 export class WebGGUFError extends Error {
   readonly code: ErrorCode;

@@ -1,17 +1,12 @@
+/// <reference types="@webgpu/types" preserve="true" />
 /**
- * webgguf: GGUF language models on WebGPU. This entry holds the building blocks that run the
- * same in browsers and Node; `createEngine` (worker, cache, chat API) builds on them.
+ * webgguf: GGUF language models in the browser on WebGPU. This entry is what a page needs: the
+ * engine runs in a module Worker (worker.js), so the page itself carries only this thin client.
+ * The building blocks (GGUF reader, model, tokenizer) are in `webgguf/core`; Node uses `webgguf/node`.
  */
-export { WebGGUFError, ModelFormatError, isWebGGUFError, type ErrorCode } from './errors.js';
-export { bytesSource, blobSource, urlSource, type ByteSource } from './io/byte-source.js';
-export { readGGUF, type GGUFFile, type TensorInfo, type MetadataValue } from './gguf/gguf.js';
-export { readConfig, SUPPORTED_ARCHITECTURES, type ModelConfig } from './model/config.js';
-export { createGpuContext, type GpuContext } from './gpu/context.js';
-export { LlamaModel, GREEDY, type LoadOptions, type SamplingParams } from './model/llama.js';
-export { GGUFTokenizer, vocabFromGGUF, type VocabSpec, type EncodeOptions } from './tokenizer/tokenizer.js';
-export { StreamDecoder } from './tokenizer/stream.js';
-export { generate, DEFAULT_SAMPLING, type GenerateOptions, type GeneratedToken, type FinishReason } from './generate.js';
-export { createEngine, type Engine, type EngineOptions } from './engine/engine.js';
-export { indexedDBStore, memoryStore, type KeyValueStore } from './cache/store.js';
+export { WebGGUFError, isWebGGUFError, type ErrorCode } from './errors.js';
+export { createEngine, type Engine, type EngineOptions, type EngineLoadOptions } from './engine/engine.js';
 export type * from './engine/types.js';
 export type { ChatMessage } from './chat/template.js';
+export type { KeyValueStore } from './cache/store.js';
+export type { GpuContext } from './gpu/context.js';

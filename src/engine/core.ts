@@ -60,8 +60,11 @@ export class EngineCore {
     this.cache = options.store ? new WeightCache(options.store) : null;
   }
 
+  /** Answers at once unless the thread is busy: the main thread's liveness check. */
+  async ping(): Promise<void> {}
+
   /** Aborts a request, queued or running. Not queued itself. */
-  abort(requestId: string): void {
+  async abort(requestId: string): Promise<void> {
     this.controller(requestId).abort();
   }
 

@@ -1,8 +1,9 @@
 import * as Comlink from 'comlink';
 import { indexedDBStore, type KeyValueStore } from '../cache/store.js';
+import { WebGGUFError } from '../errors.js';
 import type { GpuContext } from '../gpu/context.js';
-import { EngineCore, type CoreOptions } from './core.js';
-import { installErrorTransfer } from './errors-transfer.js';
+import { inThreadHost, workerHost, type CoreApi, type EngineHost } from './host.js';
+import { pushStream } from './push-stream.js';
 import type {
   CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadProgress, ModelInfo, ModelSource,
 } from './types.js';
@@ -10,6 +11,13 @@ import type {
 export interface EngineOptions {
   /** Run the engine in a module Worker (default) or in this thread (tests, Node). */
   worker?: boolean;
+  /**
+   * The worker script, where a bundler did not put it next to the library (esbuild, for one, does
+   * not copy it: serve node_modules/webgguf/dist/worker.js and give its URL here).
+   */
+  workerUrl?: string | URL;
+  /** A worker that has not answered within this long fails createEngine with `worker-failed` (default 30 s). */
+  startTimeoutMs?: number;
   /** Cache repacked weights in IndexedDB (default: true where IndexedDB exists). */
   cache?: boolean;
   /** KV cache length (default: the model's, capped at 4096). */
@@ -23,10 +31,13 @@ export interface EngineOptions {
   store?: KeyValueStore;
 }
 
-type CoreApi = Pick<EngineCore, 'abort' | 'load' | 'generate' | 'chatCompletion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'>;
+export interface EngineLoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+}
 
 export interface Engine {
-  load(source: ModelSource, options?: { onProgress?: (p: LoadProgress) => void; signal?: AbortSignal }): Promise<ModelInfo>;
+  load(source: ModelSource, options?: EngineLoadOptions): Promise<ModelInfo>;
   generate(prompt: string, options?: GenerateParams & { signal?: AbortSignal }): AsyncIterable<{ token: number; text: string }>;
   chat: {
     completions: {
@@ -39,15 +50,44 @@ export interface Engine {
     list(): Promise<CacheEntry[]>;
     delete(id: string): Promise<void>;
     usage(): Promise<CacheUsage>;
+    /**
+     * Asks the browser not to evict stored models under storage pressure
+     * (navigator.storage.persist(); browsers may ask the user or decide by themselves).
+     */
+    persist(): Promise<boolean>;
   };
   /** GPU bytes held by the loaded model. */
   bytesOnGpu(): Promise<number>;
   unload(): Promise<void>;
+  /**
+   * Ends the engine: running requests are aborted, the worker is terminated after a short grace
+   * period whatever it is doing, and every pending and later call rejects with `disposed`.
+   */
   dispose(): Promise<void>;
 }
 
+/** How long an aborted request may take to stop before the worker is checked for being stuck. */
+const ABORT_GRACE_MS = 2_000;
+/** How long dispose() lets the engine free its GPU memory before the worker is terminated. */
+const DISPOSE_GRACE_MS = 2_000;
+
 let requestCounter = 0;
 const nextId = () => `${Date.now().toString(36)}-${(requestCounter++).toString(36)}`;
+
+/**
+ * Relative model URLs name files next to the page, not next to the worker script (which lives
+ * in the library's folder), so they are resolved here, before they cross.
+ */
+function resolveSource(source: ModelSource): ModelSource {
+  const base = (globalThis as { document?: { baseURI?: string } }).document?.baseURI ?? globalThis.location?.href;
+  if (!base) return source;
+  const resolve = (url: string) => new URL(url, base).href;
+  if (typeof source === 'string') return resolve(source);
+  if (typeof source === 'object' && source !== null && !(source instanceof Blob) && 'url' in source && typeof source.url === 'string') {
+    return { ...source, url: resolve(source.url) };
+  }
+  return source;
+}
 
 /**
  * Creates the engine. By default it runs in a module Worker, so loading and generating never
@@ -55,118 +95,117 @@ const nextId = () => `${Date.now().toString(36)}-${(requestCounter++).toString(3
  */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const useCache = options.cache ?? typeof indexedDB !== 'undefined';
-  // Ask the browser not to evict cached weights under storage pressure (a Window-only API; a
-  // refusal is fine, cache.usage() reports it).
-  if (useCache) await globalThis.navigator?.storage?.persist?.().catch(() => false);
-  let core: CoreApi;
-  let worker: Worker | undefined;
-  if (options.worker ?? true) {
-    installErrorTransfer();
-    worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webgguf' });
-    const remote = Comlink.wrap<CoreApi & { init(o: Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean }): void }>(worker);
-    await remote.init({ cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy });
-    core = remote as unknown as CoreApi;
-  } else {
-    core = new EngineCore({
+  const host: EngineHost = (options.worker ?? true)
+    ? await workerHost(
+      { cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy },
+      options,
+    )
+    : await inThreadHost({
       store: useCache ? options.store ?? indexedDBStore() : options.store ?? null,
       gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy,
     });
-  }
+
+  let disposed: Promise<void> | undefined;
+  const disposedError = () => new WebGGUFError('disposed', 'the engine was disposed; create a new one with createEngine()');
+  /** Requests in flight, so dispose() can abort them. */
+  const active = new Set<string>();
+  /** The last model loaded, to load again if the worker has to be restarted. */
+  let lastLoad: ModelSource | undefined;
+
+  const call = <T>(run: (core: CoreApi) => Promise<T>): Promise<T> => (disposed ? Promise.reject(disposedError()) : host.call(run));
   // Callbacks cross the worker boundary as proxies; in-thread they are plain functions.
-  const callback = <F extends (...args: never[]) => unknown>(f: F): F => (worker ? (Comlink.proxy(f) as unknown as F) : f);
-  const withAbort = <T>(signal: AbortSignal | undefined, run: (id: string) => Promise<T>): Promise<T> => {
+  const callback = <F extends (...args: never[]) => unknown>(f: F): F => (host.remote ? (Comlink.proxy(f) as unknown as F) : f);
+
+  /**
+   * Runs a request with an id the engine can abort it by. An abort that the engine does not
+   * honour within ABORT_GRACE_MS, from a worker that does not answer either, means the worker is
+   * stuck in synchronous work (a hostile template, a huge vocabulary): it is restarted, and the
+   * last model is loaded again (from the weight cache where it is stored).
+   */
+  const withAbort = <T>(signal: AbortSignal | undefined, run: (id: string, core: CoreApi) => Promise<T>): Promise<T> => {
+    if (disposed) return Promise.reject(disposedError());
     const id = nextId();
-    const onAbort = () => void core.abort(id);
+    let settled = false;
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    const onAbort = () => {
+      void call((core) => core.abort(id)).catch(() => undefined);
+      watchdog ??= setTimeout(async () => {
+        if (settled || disposed || (await host.responsive(ABORT_GRACE_MS)) || settled || disposed) return;
+        const restarted = await host.restart(new WebGGUFError(
+          'aborted',
+          'a request was aborted while the engine worker was stuck in synchronous work, so the worker was restarted ' +
+            'and the requests in flight were cancelled' + (lastLoad ? '; the model is being loaded again' : ''),
+        ));
+        if (restarted && lastLoad) {
+          const source = lastLoad;
+          void call((core) => core.load(source, nextId())).catch(() => (lastLoad = undefined));
+        }
+      }, ABORT_GRACE_MS);
+    };
+    active.add(id);
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort);
-    return run(id).finally(() => signal?.removeEventListener('abort', onAbort));
+    return call((core) => run(id, core)).finally(() => {
+      settled = true;
+      clearTimeout(watchdog);
+      active.delete(id);
+      signal?.removeEventListener('abort', onAbort);
+    });
   };
+
+  /** A streamed request; leaving the loop early aborts it. */
+  const stream = <T>(signal: AbortSignal | undefined, run: (id: string, core: CoreApi, push: (item: T) => void) => Promise<unknown>) =>
+    pushStream<T>((push, cancelled) => {
+      const local = new AbortController();
+      const onAbort = () => local.abort();
+      void cancelled.then(onAbort);
+      if (signal?.aborted) onAbort();
+      signal?.addEventListener('abort', onAbort);
+      return withAbort(local.signal, (id, core) => run(id, core, callback(push))).finally(() => signal?.removeEventListener('abort', onAbort));
+    });
 
   const create = async (request: ChatCompletionRequest, opts: { signal?: AbortSignal } = {}) => {
     const { signal: requestSignal, ...rest } = request;
     const signal = opts.signal ?? requestSignal;
-    if (!rest.stream) return withAbort(signal, (id) => core.chatCompletion(rest, id));
-    return stream<ChatCompletionChunk>(signal, (id, push) => core.chatCompletion(rest, id, push));
+    if (!rest.stream) return withAbort(signal, (id, core) => core.chatCompletion(rest, id));
+    if (disposed) throw disposedError();
+    return stream<ChatCompletionChunk>(signal, (id, core, push) => core.chatCompletion(rest, id, push));
   };
-  /** A streamed request; leaving the loop early aborts it. */
-  const stream = <T>(signal: AbortSignal | undefined, run: (id: string, push: (item: T) => Promise<void>) => Promise<unknown>) =>
-    pushStream<T>((push, cancelled) => {
-      const local = new AbortController();
-      cancelled.then(() => local.abort());
-      signal?.addEventListener('abort', () => local.abort());
-      if (signal?.aborted) local.abort();
-      return withAbort(local.signal, (id) => run(id, callback(push)));
-    });
 
   return {
-    load: (source, o = {}) => withAbort(o.signal, (id) => core.load(source, id, o.onProgress ? callback(o.onProgress) : undefined)),
+    load: (source, o = {}) => {
+      const resolved = resolveSource(source);
+      return withAbort(o.signal, (id, core) => core.load(resolved, id, o.onProgress ? callback(o.onProgress) : undefined)).then((info) => {
+        lastLoad = resolved;
+        return info;
+      });
+    },
     generate: (prompt, o = {}) => {
       const { signal, ...params } = o;
-      return stream<{ token: number; text: string }>(signal, (id, push) => core.generate(prompt, params, id, push));
+      return stream<{ token: number; text: string }>(signal, (id, core, push) => core.generate(prompt, params, id, push));
     },
     chat: { completions: { create: create as Engine['chat']['completions']['create'] } },
     cache: {
-      list: () => core.cacheList(),
-      delete: (id) => core.cacheDelete(id),
-      usage: () => core.cacheUsage(),
+      list: () => call((core) => core.cacheList()),
+      delete: (id) => call((core) => core.cacheDelete(id)),
+      usage: () => call((core) => core.cacheUsage()),
+      persist: async () => {
+        if (disposed) throw disposedError();
+        return (await globalThis.navigator?.storage?.persist?.().catch(() => false)) ?? false;
+      },
     },
-    bytesOnGpu: () => core.bytesOnGpu(),
-    unload: () => core.unload(),
-    dispose: async () => {
-      await core.dispose();
-      worker?.terminate();
-    },
-  };
-}
-
-/**
- * Turns a producer that calls `push` for each item into an async iterable. `push` resolves when
- * the consumer has taken the item, so the producer never runs ahead of the reader. Errors and the
- * end of the producer end the iteration; a consumer that stops early resolves `cancelled`, and
- * every pending and later push resolves at once.
- */
-function pushStream<T>(produce: (push: (item: T) => Promise<void>, cancelled: Promise<void>) => Promise<unknown>): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]() {
-      const items: { item: T; taken: () => void }[] = [];
-      let wake: (() => void) | undefined;
-      let done = false;
-      let stopped = false;
-      let failure: unknown;
-      let cancel!: () => void;
-      const cancelled = new Promise<void>((r) => (cancel = r));
-      const push = (item: T) =>
-        new Promise<void>((taken) => {
-          if (stopped) return taken();
-          items.push({ item, taken });
-          wake?.();
-        });
-      const finished = produce(push, cancelled).then(
-        () => { done = true; wake?.(); },
-        (e: unknown) => { failure = e ?? new Error('failed'); done = true; wake?.(); },
-      );
-      return {
-        async next(): Promise<IteratorResult<T>> {
-          for (;;) {
-            const first = items.shift();
-            if (first) {
-              first.taken();
-              return { value: first.item, done: false };
-            }
-            if (failure) throw failure;
-            if (done) return { value: undefined, done: true };
-            await new Promise<void>((r) => (wake = r));
-            wake = undefined;
-          }
-        },
-        async return(): Promise<IteratorResult<T>> {
-          stopped = true;
-          cancel();
-          for (const { taken } of items.splice(0)) taken();
-          await finished;
-          return { value: undefined, done: true };
-        },
-      };
+    bytesOnGpu: () => call((core) => core.bytesOnGpu()),
+    unload: () => call((core) => core.unload()).then(() => void (lastLoad = undefined)),
+    dispose: () => {
+      if (disposed) return disposed;
+      const ids = [...active];
+      // Ask the engine to stop and free the GPU; whatever it is doing, the worker ends after the grace period.
+      const graceful = host.call(async (core) => {
+        await Promise.all(ids.map((id) => core.abort(id)));
+        await core.dispose();
+      }).catch(() => undefined);
+      disposed = Promise.race([graceful, new Promise<void>((r) => setTimeout(r, DISPOSE_GRACE_MS))]).then(() => host.kill(disposedError()));
+      return disposed;
     },
   };
 }

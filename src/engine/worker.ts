@@ -24,6 +24,7 @@ export class WorkerEngine {
 const engine = new WorkerEngine();
 Comlink.expose({
   init: (options: Parameters<WorkerEngine['init']>[0]) => engine.init(options),
+  ping: () => undefined,
   abort: (id: string) => engine.api.abort(id),
   load: (...a: Parameters<EngineCore['load']>) => engine.api.load(...a),
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { create, globals } from 'webgpu';
+import { WebGGUFError } from '../errors.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -7,11 +7,24 @@ const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const probed: GPU[] = [];
 
 /**
+ * Dawn for Node, an optional peer dependency: browser apps never install its native binaries,
+ * so Node use must bring it (`npm install webgpu`).
+ */
+async function dawn(): Promise<typeof import('webgpu')> {
+  try {
+    return await import('webgpu');
+  } catch (e) {
+    throw new WebGGUFError('no-webgpu', 'WebGPU in Node needs the optional peer dependency "webgpu" (Dawn): npm install webgpu', { cause: e });
+  }
+}
+
+/**
  * WebGPU in Node through Dawn (the `webgpu` package). When the system's Vulkan drivers offer no
  * usable adapter and Debian's Chromium is installed, its SwiftShader (a CPU implementation of
  * Vulkan) is used instead, unless the caller chose drivers with VK_ICD_FILENAMES/VK_DRIVER_FILES.
  */
 export async function nodeGpuContext(options: Parameters<typeof createGpuContext>[1] = {}): Promise<GpuContext> {
+  const { create, globals } = await dawn();
   Object.assign(globalThis, globals);
   let instance = create([]);
   const chosen = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES;

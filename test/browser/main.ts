@@ -1,5 +1,5 @@
 // Runs in Chromium: the same library code as Node, fed over HTTP range requests.
-import { createGpuContext, generate, GGUFTokenizer, LlamaModel, readGGUF, urlSource } from '../../src/index.js';
+import { createGpuContext, generate, GGUFTokenizer, LlamaModel, readGGUF, urlSource } from '../../src/core.js';
 
 declare global {
   interface Window {

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+// `npm run build`: the published dist/.
+//   dist/index.js, dist/core.js    the browser entries; dependencies stay imports for the app's bundler
+//   dist/worker.js                 the engine's module Worker, self-contained (no bare imports), so a
+//                                  bundler that does not follow it (esbuild) can ship it as a plain file
+//   dist/standalone/               index + worker with every dependency inlined: a plain
+//                                  <script type="module"> page or a CDN needs no bundler
+//   dist/node.js, dist/cli.js      webgguf/node and the CLI (Dawn stays an import: an optional peer)
+//   dist/**/*.d.ts                 types (tsc)
+// Shaders are inlined everywhere (`?raw` imports).
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'vite';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const DEPENDENCIES = [/^@huggingface\//, /^@noble\//, 'comlink', 'idb-keyval'];
+const PLACEHOLDER = '__WEBGGUF_WORKER_URL__';
+
+/**
+ * The engine creates its worker with `new Worker(new URL('./worker.ts', import.meta.url), …)`,
+ * which Vite follows in development. Published, it must read `new URL("./worker.js",
+ * import.meta.url)` word for word: that is the form app bundlers (Vite, webpack) recognise and
+ * ship, and a plain page finds worker.js beside the library. Vite's own worker handling would
+ * rewrite it (hashed asset, the builder's absolute path), so it is hidden from Vite and put back.
+ */
+const publishedWorkerUrl = {
+  name: 'webgguf-worker-url',
+  enforce: 'pre',
+  transform(code, id) {
+    if (!id.endsWith('/src/engine/host.ts')) return undefined;
+    const source = "new URL('./worker.ts', import.meta.url)";
+    if (!code.includes(source)) throw new Error(`${id}: the worker URL expression changed; update scripts/build.mjs`);
+    return code.replace(source, PLACEHOLDER);
+  },
+  renderChunk(code) {
+    return code.includes(PLACEHOLDER) ? code.replaceAll(PLACEHOLDER, 'new URL("./worker.js", import.meta.url)') : null;
+  },
+};
+
+const INLINED = Object.keys(JSON.parse(readFileSync(`${root}/package.json`, 'utf8')).dependencies).filter((d) => d !== '@webgpu/types');
+/** Files that inline the dependencies carry their names, and their licences ship beside them. */
+const BANNER = `/*! webgguf (MIT). Inlines ${INLINED.join(', ')}: their licences are in THIRD_PARTY_NOTICES.md in this package. */`;
+
+const common = { root, configFile: false, logLevel: 'warn', base: './' };
+/** An ESM build; `inline` (no externals) builds are minified, the others go through the app's bundler. */
+const esm = (outDir, entry, external) => ({
+  ...common,
+  plugins: [publishedWorkerUrl],
+  build: {
+    outDir, emptyOutDir: false, target: 'es2022', minify: external.length === 0,
+    lib: { entry, formats: ['es'] },
+    rollupOptions: {
+      external,
+      // Every chunk at the top of its folder, so './worker.js' is relative to whichever holds the engine.
+      output: { entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js', ...(external.length === 0 ? { banner: BANNER } : {}) },
+    },
+  },
+});
+
+function thirdPartyNotices() {
+  const parts = INLINED.map((name) => {
+    const dir = `${root}/node_modules/${name}`;
+    const pkg = JSON.parse(readFileSync(`${dir}/package.json`, 'utf8'));
+    const file = readdirSync(dir).find((f) => /^licen[cs]e/i.test(f));
+    if (!file) throw new Error(`${name} ships no licence file; THIRD_PARTY_NOTICES.md needs one`);
+    return `## ${name} ${pkg.version} (${pkg.license})\n\n${readFileSync(`${dir}/${file}`, 'utf8').trim()}\n`;
+  });
+  return `# Third-party notices\n\nworker.js and standalone/ in this package inline the following packages.\n\n${parts.join('\n')}`;
+}
+
+rmSync(`${root}/dist`, { recursive: true, force: true });
+await build(esm('dist', { worker: 'src/engine/worker.ts' }, []));
+await build(esm('dist', { index: 'src/index.ts', core: 'src/core.ts' }, [...DEPENDENCIES, /^node:/]));
+await build(esm('dist/standalone', { webgguf: 'src/index.ts' }, []));
+copyFileSync(`${root}/dist/worker.js`, `${root}/dist/standalone/worker.js`);
+await build({
+  ...common,
+  build: {
+    ssr: true, outDir: 'dist', emptyOutDir: false, target: 'node20', minify: false,
+    rollupOptions: { input: { node: 'src/node/index.ts', cli: 'src/cli/main.ts' }, output: { entryFileNames: '[name].js', chunkFileNames: 'node-[name]-[hash].js' } },
+  },
+});
+writeFileSync(`${root}/dist/THIRD_PARTY_NOTICES.md`, thirdPartyNotices());
+execFileSync(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', `${root}/tsconfig.build.json`], { stdio: 'inherit' });
