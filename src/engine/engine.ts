@@ -145,7 +145,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     active.add(id);
     if (signal?.aborted) onAbort();
     signal?.addEventListener('abort', onAbort);
-    return call((core) => run(id, core)).finally(() => {
+    // A request that dispose() cut short ends with `disposed`, not with what was left of it.
+    const ended = <V>(value: V): V => {
+      if (disposed) throw disposedError();
+      return value;
+    };
+    return call((core) => run(id, core)).then(ended).finally(() => {
       settled = true;
       clearTimeout(watchdog);
       active.delete(id);
