@@ -13,5 +13,6 @@ export { StreamDecoder } from './tokenizer/stream.js';
 export { generate, DEFAULT_SAMPLING, type GenerateOptions, type GeneratedToken, type FinishReason } from './generate.js';
 export { createEngine, type Engine, type EngineOptions } from './engine/engine.js';
 export { indexedDBStore, memoryStore, type KeyValueStore } from './cache/store.js';
+export { MODELS, estimateGpuBytes, type CatalogModel, type ModelId, type ModelNeeds, type ModelShape } from './models.js';
 export type * from './engine/types.js';
 export type { ChatMessage } from './chat/template.js';
