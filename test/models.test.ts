@@ -1,4 +1,5 @@
 /** The model catalogue: plain data an app can load directly, with checked fields and sizes. */
+import { readFileSync } from 'node:fs';
 import { describe, expect, expectTypeOf, test } from 'vitest';
 import { sourceId } from '../src/engine/core.js';
 import type { ModelSource } from '../src/engine/types.js';
@@ -88,5 +89,13 @@ describe('MODELS', () => {
   test('the main entry exports the catalogue', () => {
     expect(library.MODELS).toBe(MODELS);
     expect(library.estimateGpuBytes).toBe(estimateGpuBytes);
+  });
+
+  test("the demo's presets are the catalogue", () => {
+    const demo = readFileSync(new URL('../demo/main.ts', import.meta.url), 'utf8');
+    expect(demo).toMatch(/import \{[^}]*\bMODELS\b[^}]*\} from '\.\.\/src\/index\.js'/);
+    expect(demo).toMatch(/const PRESETS\b[^=]*= Object\.values\(MODELS\)/);
+    // No model URL of its own.
+    expect(demo).not.toMatch(/huggingface\.co/);
   });
 });
