@@ -1,19 +1,9 @@
-import { createEngine, isWebGGUFError, type ChatMessage, type Engine, type LoadProgress, type ModelSource } from '../src/index.js';
+import { createEngine, isWebGGUFError, MODELS, type CatalogModel, type ChatMessage, type Engine, type LoadProgress, type ModelSource } from '../src/index.js';
 import { renderMarkdown } from './markdown.js';
 
-/**
- * Real GGUF files from Hugging Face that this engine supports today (Llama architecture and its
- * quant types). Add one only when its architecture and quants are.
- */
-const PRESETS = [
-  { name: 'stories260K (tiny story model)', url: 'https://huggingface.co/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf', size: '1.2 MB', needs: 'any WebGPU device' },
-  { name: 'Qwen2.5 0.5B Instruct, Q4_K_M', url: 'https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct-GGUF/resolve/main/qwen2.5-0.5b-instruct-q4_k_m.gguf', size: '0.49 GB', needs: 'about 0.7 GB of GPU memory (phones included: large tensors are split across buffers)' },
-  { name: 'Llama 3.2 1B Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/Llama-3.2-1B-Instruct-GGUF/resolve/main/Llama-3.2-1B-Instruct-Q4_K_M.gguf', size: '0.81 GB', needs: 'about 1.1 GB of GPU memory' },
-  { name: 'Gemma 2 2B Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/gemma-2-2b-it-GGUF/resolve/main/gemma-2-2b-it-Q4_K_M.gguf', size: '1.71 GB', needs: 'about 2.6 GB of GPU memory at a 4096-token context' },
-  { name: 'Phi-3.5 mini Instruct, Q4_K_M', url: 'https://huggingface.co/bartowski/Phi-3.5-mini-instruct-GGUF/resolve/main/Phi-3.5-mini-instruct-Q4_K_M.gguf', size: '2.39 GB', needs: 'about 5.6 GB of GPU memory at a 4096-token context (its 32 KV heads make a large cache)' },
-  { name: 'TinyLlama 1.1B Chat v1.0, Q8_0', url: 'https://huggingface.co/TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF/resolve/main/tinyllama-1.1b-chat-v1.0.Q8_0.gguf', size: '1.17 GB', needs: 'about 1.3 GB of GPU memory; no shader-f16 needed' },
-];
-const DEFAULT_MODEL = PRESETS[0]!.url;
+/** The presets: the library's catalogue of known-good models, each verified by its SHA-256 on download. */
+const PRESETS: CatalogModel[] = Object.values(MODELS);
+const DEFAULT_MODEL = MODELS.stories260k.url;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
   preset: $<HTMLSelectElement>('preset'), presetInfo: $('preset-info'), url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
@@ -36,6 +26,8 @@ let busy = false;
 let engineStarted: Promise<void> = Promise.resolve();
 const enabledFeatures = document.createElement('dd');
 
+/** Decimal gigabytes (or megabytes), as download sizes are usually given. */
+const gb = (b: number) => (b >= 1e8 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
 const mib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GB` : `${(b / 2 ** 20).toFixed(1)} MB`);
 
 function showError(e: unknown, next = ''): void {
@@ -121,7 +113,7 @@ async function load_(source: ModelSource): Promise<void> {
   try {
     const info = await engine.load(source, { onProgress: (p) => showProgress(p, started), signal: loadAbort.signal });
     modelLoaded = true;
-    const name = typeof source === 'string' ? source.split('/').pop() : source instanceof File ? source.name : info.id.split('/').pop();
+    const name = typeof source === 'string' ? source.split('/').pop() : source instanceof File ? source.name : 'url' in source ? source.url.split('/').pop() : info.id.split('/').pop();
     ui.status.textContent = `${name}: ${info.architecture}, ${(info.parameters / 1e6).toFixed(1)}M parameters, ${info.quantTypes.join('/')}, context ${info.contextLength}, ${mib(info.bytesOnGpu)} on the GPU${info.fromCache ? ' (from cache)' : ''}.`;
     enabledFeatures.textContent = info.features.length ? info.features.join(', ') : 'no optional features';
     ui.input.focus();
@@ -226,12 +218,12 @@ ui.newChat.addEventListener('click', () => {
   ui.input.focus();
 });
 ui.preset.replaceChildren(
-  ...PRESETS.map((p) => Object.assign(document.createElement('option'), { value: p.url, textContent: `${p.name} · ${p.size}` })),
+  ...PRESETS.map((p) => Object.assign(document.createElement('option'), { value: p.url, textContent: `${p.name} · ${gb(p.bytes)}` })),
   Object.assign(document.createElement('option'), { value: '', textContent: 'Custom URL' }),
 );
 const showPreset = () => {
   const p = PRESETS.find((x) => x.url === ui.preset.value);
-  ui.presetInfo.textContent = p ? `${p.size} download; needs ${p.needs}.` : 'Any Llama-family GGUF with F32, F16, BF16, Q8_0, Q4_0/Q4_1, Q5_0/Q5_1 or Q4_K/Q5_K/Q6_K tensors (Q4_K_M, Q5_K_M, Q6_K files).';
+  ui.presetInfo.textContent = p ? `${gb(p.bytes)} download, checked against its SHA-256; needs about ${gb(p.needs.gpuBytes)} of GPU memory at a ${p.needs.contextLength}-token context.` : 'Any Llama-family GGUF with F32, F16, BF16, Q8_0, Q4_0/Q4_1, Q5_0/Q5_1 or Q4_K/Q5_K/Q6_K tensors (Q4_K_M, Q5_K_M, Q6_K files).';
 };
 ui.preset.addEventListener('change', () => {
   if (ui.preset.value) ui.url.value = ui.preset.value;
@@ -241,7 +233,10 @@ ui.url.addEventListener('input', () => {
   ui.preset.value = PRESETS.some((p) => p.url === ui.url.value) ? ui.url.value : '';
   showPreset();
 });
-ui.loadUrl.addEventListener('click', () => void load_(ui.url.value.trim()));
+ui.loadUrl.addEventListener('click', () => {
+  const url = ui.url.value.trim();
+  void load_(PRESETS.find((p) => p.url === url) ?? url);
+});
 ui.file.addEventListener('change', () => {
   const f = ui.file.files?.[0];
   if (f) void load_(f);

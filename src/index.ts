@@ -10,3 +10,4 @@ export type * from './engine/types.js';
 export type { ChatMessage } from './chat/template.js';
 export type { KeyValueStore } from './cache/store.js';
 export type { GpuContext } from './gpu/context.js';
+export { MODELS, estimateGpuBytes, type CatalogModel, type ModelId, type ModelNeeds, type ModelShape } from './models.js';

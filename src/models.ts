@@ -1,0 +1,193 @@
+/**
+ * Known-good models: GGUF files on Hugging Face that this engine runs, each pinned to one revision
+ * with the file's SHA-256 and exact size, so `engine.load(MODELS[id])` downloads exactly that file
+ * and verifies it (a mismatch keeps nothing). Plain data and one arithmetic function: importing it
+ * pulls in no other module.
+ */
+import type { ModelConfig } from './model/config.js';
+
+/** The architecture numbers the GPU memory estimate needs (ModelConfig's names, so a config fits). */
+export type ModelShape = Pick<ModelConfig, 'dim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headDim' | 'ffnDim' | 'vocabSize' | 'contextLength'>;
+
+/** What a device needs to run a catalogued model. */
+export interface ModelNeeds {
+  /** GPU memory at `contextLength`: weights, KV cache and work buffers (estimateGpuBytes). */
+  gpuBytes: number;
+  /** The context the load uses by default: the model's own, capped at 4096 (LoadOptions.contextLength). */
+  contextLength: number;
+  /**
+   * The largest single GPU buffer, an upper bound: the device's maxStorageBufferBindingSize must
+   * reach it. Matrices are split into parts of at most 128 MiB, the WebGPU default, so every
+   * device does.
+   */
+  maxBufferBytes: number;
+  /** Never: weights of every kind are decoded in f32 arithmetic, so no device needs shader-f16. */
+  shaderF16: false;
+}
+
+/** A catalogued model; usable directly as a load source (it has `url` and `sha256`). */
+export interface CatalogModel {
+  /** The key in MODELS: the file's name, lower case, without `.gguf`. */
+  id: string;
+  name: string;
+  /** A Hugging Face `resolve/<commit>` URL: a commit pins the bytes, where `main` could move. */
+  url: string;
+  /** SHA-256 of the file (its Git LFS oid), lower-case hex; absent where none was found. */
+  sha256?: string;
+  /** True when `sha256` and `bytes` come from a public record of the file at that commit. */
+  verified: boolean;
+  /** Exact file size in bytes. */
+  bytes: number;
+  /** The model's own context length (GGUF `<arch>.context_length`). */
+  contextLength: number;
+  /** GGUF `general.architecture`. */
+  architecture: string;
+  /** The file's quantization scheme, as in its name. */
+  quantization: string;
+  /** Parameter count, as the model card rounds it. */
+  parameters: number;
+  /** SPDX id, or the model's own licence name. */
+  license: string;
+  shape: ModelShape;
+  needs: ModelNeeds;
+}
+
+/** LoadOptions.contextLength's default cap. */
+const DEFAULT_CONTEXT = 4096;
+/** model/weights.ts MAX_PART_BYTES: no weight buffer is larger (test/models.test.ts checks they agree). */
+export const MAX_WEIGHT_BUFFER_BYTES = 128 * 2 ** 20;
+/** LoadOptions.maxBatch's default: prefill activations are sized for this many tokens. */
+const MAX_BATCH = 64;
+/** model/llama.ts ATTENTION_CHUNKS: attention's partial results per token and head. */
+const ATTENTION_CHUNKS = 16;
+const F32 = 4;
+
+/**
+ * GPU memory a model takes once loaded, from its file size and shape: the weights as the file
+ * stores them (the GPU layout keeps each quant's bytes, padded to words, within about 1% of the
+ * file's tensor data; the header is left out of the upload but is small), the f32 KV cache of
+ * every layer, and the work buffers (prefill activations for MAX_BATCH tokens, attention's partial
+ * sums, logits and sampler state, the RoPE table). Uniform buffers are left out: a few kilobytes.
+ */
+export function estimateGpuBytes(fileBytes: number, s: ModelShape, contextLength = Math.min(s.contextLength, DEFAULT_CONTEXT)): number {
+  const qDim = s.nHeads * s.headDim;
+  const kvCache = 2 * s.nLayers * contextLength * s.nKvHeads * s.headDim * F32;
+  const activations = MAX_BATCH * (2 * s.dim + 2 * qDim + s.ffnDim) * F32;
+  const attention = MAX_BATCH * s.nHeads * ATTENTION_CHUNKS * (s.headDim + 2) * F32;
+  const sampling = 3 * s.vocabSize * F32 + (contextLength + 1) * 4;
+  const ropeTable = contextLength * s.headDim * F32;
+  return fileBytes + kvCache + activations + attention + sampling + ropeTable;
+}
+
+/** The largest buffer a load creates, at most: a weight part, or one layer's K (or V) cache. */
+function maxBufferBytes(fileBytes: number, s: ModelShape, contextLength: number): number {
+  return Math.max(Math.min(fileBytes, MAX_WEIGHT_BUFFER_BYTES), contextLength * s.nKvHeads * s.headDim * F32, s.vocabSize * F32);
+}
+
+/** A catalogue entry as written below: the rest is derived. */
+type Entry = Omit<CatalogModel, 'id' | 'needs' | 'contextLength' | 'verified'>;
+
+function entry(id: string, m: Entry): CatalogModel {
+  const contextLength = Math.min(m.shape.contextLength, DEFAULT_CONTEXT);
+  return {
+    id,
+    ...m,
+    verified: m.sha256 !== undefined,
+    contextLength: m.shape.contextLength,
+    needs: {
+      gpuBytes: estimateGpuBytes(m.bytes, m.shape, contextLength),
+      contextLength,
+      maxBufferBytes: maxBufferBytes(m.bytes, m.shape, contextLength),
+      shaderF16: false,
+    },
+  };
+}
+
+const hf = (repo: string, commit: string, file: string) => `https://huggingface.co/${repo}/resolve/${commit}/${file}`;
+
+/*
+ * Where each SHA-256 and size comes from: the file's Git LFS pointer at the pinned commit (`oid
+ * sha256:…`, `size …`, what Hugging Face's paths-info API reports as lfs.oid and size), as recorded
+ * together with the commit by several independent public projects on GitHub that verify their
+ * downloads (found by code search; every entry below was matched by at least two that agree).
+ * Shapes are the GGUF metadata as the model cards and those records state them.
+ */
+const CATALOG = {
+  stories260k: {
+    // ggml-org/models was renamed ggml-org/models-moved (the old name redirects); commit 499bc88
+    // is the one Homebrew's ollama formula and llama.cpp-based test fixtures pin.
+    name: 'stories260K (tiny story model)',
+    url: hf('ggml-org/models-moved', '499bc8821c6b12b4e53c5bffcb21ec206f212d81', 'tinyllamas/stories260K.gguf'),
+    sha256: '270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d',
+    bytes: 1_185_376,
+    architecture: 'llama',
+    quantization: 'F32',
+    parameters: 260_000,
+    license: 'MIT',
+    shape: { dim: 64, nLayers: 5, nHeads: 8, nKvHeads: 4, headDim: 8, ffnDim: 172, vocabSize: 512, contextLength: 2048 },
+  },
+  'qwen2.5-0.5b-instruct-q4_k_m': {
+    name: 'Qwen2.5 0.5B Instruct, Q4_K_M',
+    url: hf('Qwen/Qwen2.5-0.5B-Instruct-GGUF', '9217f5db79a29953eb74d5343926648285ec7e67', 'qwen2.5-0.5b-instruct-q4_k_m.gguf'),
+    sha256: '74a4da8c9fdbcd15bd1f6d01d621410d31c6fc00986f5eb687824e7b93d7a9db',
+    bytes: 491_400_032,
+    architecture: 'qwen2',
+    quantization: 'Q4_K_M',
+    parameters: 494_000_000,
+    license: 'Apache-2.0',
+    shape: { dim: 896, nLayers: 24, nHeads: 14, nKvHeads: 2, headDim: 64, ffnDim: 4864, vocabSize: 151_936, contextLength: 32_768 },
+  },
+  'llama-3.2-1b-instruct-q4_k_m': {
+    name: 'Llama 3.2 1B Instruct, Q4_K_M',
+    url: hf('bartowski/Llama-3.2-1B-Instruct-GGUF', '067b946cf014b7c697f3654f621d577a3e3afd1c', 'Llama-3.2-1B-Instruct-Q4_K_M.gguf'),
+    sha256: '6f85a640a97cf2bf5b8e764087b1e83da0fdb51d7c9fab7d0fece9385611df83',
+    bytes: 807_694_464,
+    architecture: 'llama',
+    quantization: 'Q4_K_M',
+    parameters: 1_240_000_000,
+    license: 'Llama 3.2 Community License',
+    shape: { dim: 2048, nLayers: 16, nHeads: 32, nKvHeads: 8, headDim: 64, ffnDim: 8192, vocabSize: 128_256, contextLength: 131_072 },
+  },
+  'gemma-2-2b-it-q4_k_m': {
+    name: 'Gemma 2 2B Instruct, Q4_K_M',
+    url: hf('bartowski/gemma-2-2b-it-GGUF', '855f67caed130e1befc571b52bd181be2e858883', 'gemma-2-2b-it-Q4_K_M.gguf'),
+    sha256: 'e0aee85060f168f0f2d8473d7ea41ce2f3230c1bc1374847505ea599288a7787',
+    bytes: 1_708_582_752,
+    architecture: 'gemma2',
+    quantization: 'Q4_K_M',
+    parameters: 2_610_000_000,
+    license: 'Gemma Terms of Use',
+    shape: { dim: 2304, nLayers: 26, nHeads: 8, nKvHeads: 4, headDim: 256, ffnDim: 9216, vocabSize: 256_000, contextLength: 8192 },
+  },
+  'phi-3.5-mini-instruct-q4_k_m': {
+    name: 'Phi-3.5 mini Instruct, Q4_K_M',
+    url: hf('bartowski/Phi-3.5-mini-instruct-GGUF', '6d70da17e749a471ccb62ade694486011a75cda3', 'Phi-3.5-mini-instruct-Q4_K_M.gguf'),
+    sha256: 'e4165e3a71af97f1b4820da61079826d8752a2088e313af0c7d346796c38eff5',
+    bytes: 2_393_232_672,
+    architecture: 'phi3',
+    quantization: 'Q4_K_M',
+    parameters: 3_820_000_000,
+    license: 'MIT',
+    // 32 KV heads (no grouped-query attention): its KV cache is larger than its weights at 4096.
+    shape: { dim: 3072, nLayers: 32, nHeads: 32, nKvHeads: 32, headDim: 96, ffnDim: 8192, vocabSize: 32_064, contextLength: 131_072 },
+  },
+  'tinyllama-1.1b-chat-v1.0.q8_0': {
+    name: 'TinyLlama 1.1B Chat v1.0, Q8_0',
+    url: hf('TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF', '52e7645ba7c309695bec7ac98f4f005b139cf465', 'tinyllama-1.1b-chat-v1.0.Q8_0.gguf'),
+    sha256: 'a4c9bb1dbaa372f6381a035fa5c02ef087aaa1ff1f843a56a22328114f03fc59',
+    bytes: 1_170_781_568,
+    architecture: 'llama',
+    quantization: 'Q8_0',
+    parameters: 1_100_000_000,
+    license: 'Apache-2.0',
+    shape: { dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, headDim: 64, ffnDim: 5632, vocabSize: 32_000, contextLength: 2048 },
+  },
+} satisfies Record<string, Entry>;
+
+/** The ids of the catalogued models. */
+export type ModelId = keyof typeof CATALOG;
+
+/** The catalogue by id, smallest first; `engine.load(MODELS['qwen2.5-0.5b-instruct-q4_k_m'])`. */
+export const MODELS = Object.freeze(Object.fromEntries(
+  Object.entries(CATALOG).map(([id, m]) => [id, entry(id, m)]),
+)) as Readonly<Record<ModelId, CatalogModel>>;
