@@ -1,5 +1,5 @@
 import * as Comlink from 'comlink';
-import { indexedDBStore, type KeyValueStore } from '../cache/store.js';
+import type { KeyValueStore } from '../cache/store.js';
 import { WebGGUFError } from '../errors.js';
 import type { GpuContext } from '../gpu/context.js';
 import { inThreadHost, workerHost, type CoreApi, type EngineHost } from './host.js';
@@ -100,8 +100,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       { cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy },
       options,
     )
-    : await inThreadHost({
-      store: useCache ? options.store ?? indexedDBStore() : options.store ?? null,
+    : await inThreadHost(useCache, {
+      store: options.store ?? null,
       gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy,
     });
 

@@ -132,10 +132,13 @@ export async function workerHost(init: WorkerInit, options: { workerUrl?: string
   return host;
 }
 
-/** The engine in this thread (Node, tests): nothing to terminate, but pending calls can be failed. */
-export async function inThreadHost(options: CoreOptions): Promise<EngineHost> {
-  const { EngineCore } = await import('./core.js');
-  const core = new EngineCore(options);
+/**
+ * The engine in this thread (Node, tests): nothing to terminate, but pending calls can be failed.
+ * The engine's code is imported here, so a page that uses the worker never loads it.
+ */
+export async function inThreadHost(cache: boolean, options: CoreOptions): Promise<EngineHost> {
+  const [{ EngineCore }, { indexedDBStore }] = await Promise.all([import('./core.js'), import('../cache/store.js')]);
+  const core = new EngineCore({ ...options, store: cache ? options.store ?? indexedDBStore() : options.store });
   const pending = new Pending();
   return {
     remote: false,

@@ -1,0 +1,84 @@
+/**
+ * The published package's shape, from the built dist/ (npm test builds it first): a thin page
+ * entry, a self-contained worker under the name bundlers follow, no builder paths, no native
+ * dependency for browser apps, licences shipped. test/consumer.test.ts installs the packed tarball
+ * into fresh apps; this checks the files themselves.
+ */
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, test } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const DIST = join(ROOT, 'dist');
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+const read = (path: string) => readFileSync(join(DIST, path), 'utf8');
+/** Import specifiers of an ES module: static (from '…') and dynamic (import('…')). */
+const imports = (code: string) => ({
+  static: [...code.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s*["']([^"']+)["']/gm), ...code.matchAll(/^\s*import\s*["']([^"']+)["']/gm)].map((m) => m[1]!),
+  dynamic: [...code.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g)].map((m) => m[1]!),
+});
+
+/** The files a page loads before it calls anything: an entry and its static imports, transitively. */
+function staticGraph(entry: string): string[] {
+  const seen = new Set<string>();
+  const visit = (file: string) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    for (const spec of imports(read(file)).static) if (spec.startsWith('.')) visit(join(dirname(file), spec).replace(/^\.\//, ''));
+  };
+  visit(entry);
+  return [...seen];
+}
+
+describe.skipIf(!existsSync(join(DIST, 'index.js')) && !process.env.CI)('package', () => {
+  test('the page entry is a thin client: a few kB gzip plus comlink, no engine code', () => {
+    const files = staticGraph('index.js');
+    const gzip = files.reduce((s, f) => s + gzipSync(read(f)).byteLength, 0);
+    console.log(`dist/index.js and its static imports: ${files.join(', ')}; ${gzip} bytes gzip`);
+    expect(gzip).toBeLessThan(8_000);
+    const bare = files.flatMap((f) => imports(read(f)).static.filter((s) => !s.startsWith('.')));
+    expect(new Set(bare)).toEqual(new Set(['comlink']));
+    const code = files.map(read).join('\n');
+    expect(code).not.toMatch(/@vite-ignore|\.wgsl|fn main|Tokenizer/);
+  });
+
+  test('the worker is named the way bundlers follow it and is self-contained; no builder paths anywhere', () => {
+    const index = read('index.js');
+    expect(index).toContain('new Worker(new URL("./worker.js", import.meta.url)');
+    for (const worker of ['worker.js', 'standalone/worker.js']) {
+      expect(imports(read(worker)).static, worker).toEqual([]);
+      expect(imports(read(worker)).dynamic, worker).toEqual([]);
+    }
+    for (const file of readdirSync(DIST, { recursive: true }).map(String).filter((f) => f.endsWith('.js'))) {
+      const code = read(file);
+      expect(code, file).not.toContain('file://');
+      expect(code, file).not.toContain(ROOT);
+    }
+  });
+
+  test('the standalone build imports nothing by bare name', () => {
+    for (const file of readdirSync(join(DIST, 'standalone')).filter((f) => f.endsWith('.js'))) {
+      const { static: s, dynamic: d } = imports(read(`standalone/${file}`));
+      expect([...s, ...d].filter((x) => !x.startsWith('.')), file).toEqual([]);
+    }
+  });
+
+  test('no native dependency for browser apps: webgpu is an optional peer; every export exists; licences ship', () => {
+    expect(pkg.name).toBe('webgguf');
+    expect(pkg.dependencies.webgpu).toBeUndefined();
+    expect(pkg.peerDependencies.webgpu).toBeDefined();
+    expect(pkg.peerDependenciesMeta.webgpu.optional).toBe(true);
+    expect(pkg.bin).toEqual({ webgguf: './bin/webgguf.js' });
+    for (const [name, target] of Object.entries(pkg.exports as Record<string, string | Record<string, string>>)) {
+      for (const file of typeof target === 'string' ? [target] : Object.values(target)) expect(existsSync(join(ROOT, file)), `${name}: ${file}`).toBe(true);
+    }
+    expect(pkg.files).toEqual(expect.arrayContaining(['dist', 'bin', 'LICENSE']));
+    expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(/MIT License/);
+    const notices = read('THIRD_PARTY_NOTICES.md');
+    for (const dep of Object.keys(pkg.dependencies).filter((d) => d !== '@webgpu/types')) expect(notices, dep).toContain(`## ${dep} `);
+    expect(read('worker.js').slice(0, 300)).toContain('THIRD_PARTY_NOTICES.md');
+    for (const field of ['repository', 'keywords', 'sideEffects', 'license']) expect(pkg[field], field).toBeDefined();
+  });
+});
