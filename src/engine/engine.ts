@@ -1,10 +1,12 @@
 import * as Comlink from 'comlink';
 import { indexedDBStore, type KeyValueStore } from '../cache/store.js';
 import type { GpuContext } from '../gpu/context.js';
+import { validateChatRequest, validateCompletionRequest, validateGenerateRequest } from '../chat/request.js';
 import { EngineCore, type CoreOptions } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
 import type {
-  CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadProgress, ModelInfo, ModelSource,
+  CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, GenerateParams,
+  LoadProgress, ModelInfo, ModelSource,
 } from './types.js';
 
 export interface EngineOptions {
@@ -23,7 +25,7 @@ export interface EngineOptions {
   store?: KeyValueStore;
 }
 
-type CoreApi = Pick<EngineCore, 'abort' | 'load' | 'generate' | 'chatCompletion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'>;
+type CoreApi = Pick<EngineCore, 'abort' | 'load' | 'generate' | 'chatCompletion' | 'completion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'>;
 
 export interface Engine {
   load(source: ModelSource, options?: { onProgress?: (p: LoadProgress) => void; signal?: AbortSignal }): Promise<ModelInfo>;
@@ -34,6 +36,12 @@ export interface Engine {
       create(request: ChatCompletionRequest & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
       create(request: ChatCompletionRequest, options?: { signal?: AbortSignal }): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
     };
+  };
+  /** OpenAI's legacy text completions. */
+  completions: {
+    create(request: CompletionRequest & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<CompletionChunk>>;
+    create(request: CompletionRequest & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<Completion>;
+    create(request: CompletionRequest, options?: { signal?: AbortSignal }): Promise<Completion | AsyncIterable<CompletionChunk>>;
   };
   cache: {
     list(): Promise<CacheEntry[]>;
@@ -82,11 +90,20 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     return run(id).finally(() => signal?.removeEventListener('abort', onAbort));
   };
 
+  // Requests are checked here too, so a bad streamed request rejects create() itself.
   const create = async (request: ChatCompletionRequest, opts: { signal?: AbortSignal } = {}) => {
+    const { stream: streamed } = validateChatRequest(request);
     const { signal: requestSignal, ...rest } = request;
     const signal = opts.signal ?? requestSignal;
-    if (!rest.stream) return withAbort(signal, (id) => core.chatCompletion(rest, id));
+    if (!streamed) return withAbort(signal, (id) => core.chatCompletion(rest, id));
     return stream<ChatCompletionChunk>(signal, (id, push) => core.chatCompletion(rest, id, push));
+  };
+  const createCompletion = async (request: CompletionRequest, opts: { signal?: AbortSignal } = {}) => {
+    const { stream: streamed } = validateCompletionRequest(request);
+    const { signal: requestSignal, ...rest } = request;
+    const signal = opts.signal ?? requestSignal;
+    if (!streamed) return withAbort(signal, (id) => core.completion(rest, id));
+    return stream<CompletionChunk>(signal, (id, push) => core.completion(rest, id, push));
   };
   /** A streamed request; leaving the loop early aborts it. */
   const stream = <T>(signal: AbortSignal | undefined, run: (id: string, push: (item: T) => Promise<void>) => Promise<unknown>) =>
@@ -100,11 +117,18 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
 
   return {
     load: (source, o = {}) => withAbort(o.signal, (id) => core.load(source, id, o.onProgress ? callback(o.onProgress) : undefined)),
-    generate: (prompt, o = {}) => {
-      const { signal, ...params } = o;
+    generate: (prompt, o) => {
+      let checked: ReturnType<typeof validateGenerateRequest>;
+      try {
+        checked = validateGenerateRequest(prompt, o);
+      } catch (e) {
+        return failedStream(e);
+      }
+      const { signal, ...params } = checked;
       return stream<{ token: number; text: string }>(signal, (id, push) => core.generate(prompt, params, id, push));
     },
     chat: { completions: { create: create as Engine['chat']['completions']['create'] } },
+    completions: { create: createCompletion as Engine['completions']['create'] },
     cache: {
       list: () => core.cacheList(),
       delete: (id) => core.cacheDelete(id),
@@ -117,6 +141,11 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       worker?.terminate();
     },
   };
+}
+
+/** An iterable whose first step throws `error` (a generate call with bad arguments). */
+function failedStream<T>(error: unknown): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }) };
 }
 
 /**
