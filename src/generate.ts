@@ -47,7 +47,7 @@ export function checkGenerateOptions(o: GenerateOptions, names: Partial<Record<k
   const check = (field: keyof GenerateOptions, ok: (v: number) => boolean, what: string) => {
     const v = o[field];
     if (v === undefined) return;
-    if (typeof v !== 'number' || !ok(v)) throw new WebGGUFError('invalid-argument', `${names[field] ?? field} must be ${what}, got ${describe(v)}`);
+    if (typeof v !== 'number' || !ok(v)) throw new WebGGUFError('invalid-argument', `${names[field] ?? field} must be ${what}, got ${describeValue(v)}`);
   };
   const finite = Number.isFinite;
   check('maxTokens', (v) => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0');
@@ -60,12 +60,12 @@ export function checkGenerateOptions(o: GenerateOptions, names: Partial<Record<k
   check('presencePenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
   check('seed', Number.isSafeInteger, 'a safe integer (|seed| < 2^53)');
   if (o.ignoreEos !== undefined && typeof o.ignoreEos !== 'boolean') {
-    throw new WebGGUFError('invalid-argument', `${names.ignoreEos ?? 'ignoreEos'} must be a boolean, got ${describe(o.ignoreEos)}`);
+    throw new WebGGUFError('invalid-argument', `${names.ignoreEos ?? 'ignoreEos'} must be a boolean, got ${describeValue(o.ignoreEos)}`);
   }
 }
 
 /** A value as an error message shows it: short, whatever its type. */
-export function describe(v: unknown): string {
+export function describeValue(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
   if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'an array' : 'an object';
   return String(v);

@@ -6,7 +6,7 @@
  */
 import type { GenerateParams } from '../engine/types.js';
 import { WebGGUFError } from '../errors.js';
-import { checkGenerateOptions, describe, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate.js';
+import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate.js';
 import { validateMessages, type ChatMessage } from './template.js';
 
 /** What a streamed request asked for beyond its params. */
@@ -34,22 +34,22 @@ type FieldCheck = (value: unknown, name: string) => void;
 const invalid = (message: string) => new WebGGUFError('invalid-argument', message);
 
 const isString: FieldCheck = (v, name) => {
-  if (typeof v !== 'string') throw invalid(`${name} must be a string, got ${describe(v)}`);
+  if (typeof v !== 'string') throw invalid(`${name} must be a string, got ${describeValue(v)}`);
 };
 const isBoolean: FieldCheck = (v, name) => {
-  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${describe(v)}`);
+  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${describeValue(v)}`);
 };
 const isNumber: FieldCheck = (v, name) => {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`${name} must be a finite number, got ${describe(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`${name} must be a finite number, got ${describeValue(v)}`);
 };
 /** Only the value that asks for nothing (false, an empty list...) is accepted. */
 const only = (accepted: unknown[], why: string): FieldCheck => (v, name) => {
   const empty = Array.isArray(v) && v.length === 0 && accepted.some((a) => Array.isArray(a) && a.length === 0);
   const emptyObject = typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0 && accepted.some((a) => typeof a === 'object' && a !== null && !Array.isArray(a));
-  if (!accepted.includes(v) && !empty && !emptyObject) throw invalid(`${name} ${describe(v)} is not supported: ${why}`);
+  if (!accepted.includes(v) && !empty && !emptyObject) throw invalid(`${name} ${describeValue(v)} is not supported: ${why}`);
 };
 const notSupported = (why: string): FieldCheck => (v, name) => {
-  throw invalid(`${name} ${describe(v)} is not supported: ${why}`);
+  throw invalid(`${name} ${describeValue(v)} is not supported: ${why}`);
 };
 
 /** Fields that change nothing in a local engine, checked for type as OpenAI checks them. */
@@ -71,7 +71,7 @@ const INFORMATIONAL: Record<string, FieldCheck> = {
 const SAMPLING: Record<string, FieldCheck> = {
   temperature: (v, name) => {
     isNumber(v, name);
-    if ((v as number) < 0 || (v as number) > 2) throw invalid(`${name} must be in [0, 2], got ${describe(v)}`);
+    if ((v as number) < 0 || (v as number) > 2) throw invalid(`${name} must be in [0, 2], got ${describeValue(v)}`);
   },
   top_p: isNumber,
   top_k: isNumber,
@@ -113,7 +113,7 @@ const CHAT_FIELDS: Record<string, FieldCheck> = {
     const type = (v as { type?: unknown }).type;
     if (typeof v !== 'object' || v === null || typeof type !== 'string') throw invalid(`${name} must be an object with a type`);
     if (type === 'json_object' || type === 'json_schema') throw invalid(`${name} {type: '${type}'} is not supported yet (structured output)`);
-    if (type !== 'text' || Object.keys(v).length !== 1) throw invalid(`${name} must be {type: 'text'}, got type ${describe(type)}`);
+    if (type !== 'text' || Object.keys(v).length !== 1) throw invalid(`${name} must be {type: 'text'}, got type ${describeValue(type)}`);
   },
   tools: only([[]], 'tools are not supported yet'),
   tool_choice: only(['none', 'auto'], "tools are not supported yet; only 'none' (or 'auto', with no tools)"),
@@ -204,7 +204,7 @@ function samplingParams(r: Record<string, unknown>, maxTokens: number | undefine
 
 function positiveInteger(r: Record<string, unknown>, name: string): number | undefined {
   const v = opt(r[name]) as number | undefined;
-  if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw invalid(`${name} must be a positive integer, got ${describe(v)}`);
+  if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw invalid(`${name} must be a positive integer, got ${describeValue(v)}`);
   return v;
 }
 
@@ -248,9 +248,9 @@ const GENERATE_FIELDS = new Set<string>([...GENERATE_OPTION_NAMES, 'stop', 'allo
 
 /** engine.generate's arguments: a string prompt and known options in range. */
 export function validateGenerateRequest(prompt: unknown, options: unknown): GenerateParams & { signal?: AbortSignal } {
-  if (typeof prompt !== 'string') throw invalid(`generate's prompt must be a string, got ${describe(prompt)}`);
+  if (typeof prompt !== 'string') throw invalid(`generate's prompt must be a string, got ${describeValue(prompt)}`);
   if (options === undefined || options === null) return {};
-  if (typeof options !== 'object' || Array.isArray(options)) throw invalid(`generate's options must be an object, got ${describe(options)}`);
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalid(`generate's options must be an object, got ${describeValue(options)}`);
   const o = options as Record<string, unknown>;
   for (const key of Object.keys(o)) if (!GENERATE_FIELDS.has(key)) throw unknownField(key, [...GENERATE_FIELDS], 'generate option');
   const { stop, allowSpecialTokens } = o;
