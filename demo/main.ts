@@ -160,9 +160,12 @@ async function reply(): Promise<void> {
   let content = '';
   try {
     const stream = await engine.chat.completions.create({
-      messages, stream: true, temperature: Number(ui.temperature.value), top_p: Number(ui.topP.value), max_tokens: Number(ui.maxTokens.value),
+      messages, stream: true, stream_options: { include_usage: true },
+      temperature: Number(ui.temperature.value), top_p: Number(ui.topP.value), max_tokens: Number(ui.maxTokens.value),
     }, { signal: replyAbort.signal });
+    let finish: string | null = null;
     for await (const chunk of stream) {
+      finish = chunk.choices[0]?.finish_reason ?? finish;
       const delta = chunk.choices[0]?.delta.content;
       if (delta) {
         firstToken ||= performance.now();
@@ -173,7 +176,7 @@ async function reply(): Promise<void> {
       if (chunk.usage) {
         const seconds = (performance.now() - firstToken) / 1000;
         const u = chunk.usage;
-        stats.textContent = `${u.completion_tokens} tokens · ${(u.completion_tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s · first token ${Math.round(firstToken - started)} ms · context ${u.total_tokens}${chunk.choices[0]?.finish_reason === 'abort' ? ' · stopped' : ''}`;
+        stats.textContent = `${u.completion_tokens} tokens · ${(u.completion_tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s · first token ${Math.round(firstToken - started)} ms · context ${u.total_tokens}${finish === 'abort' ? ' · stopped' : ''}`;
       }
     }
     history.push({ role: 'assistant', content: content.trimStart() });

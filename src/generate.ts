@@ -34,30 +34,78 @@ export type FinishReason = 'stop' | 'length' | 'abort';
 /** llama.cpp's defaults, so the same flags mean the same thing. */
 export const DEFAULT_SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repetitionPenalty: 1 } as const;
 
-export function samplingParams(o: GenerateOptions): SamplingParams {
-  const p: SamplingParams = {
+/** The option names of GenerateOptions, for callers that reject unknown fields. */
+export const GENERATE_OPTION_NAMES = [
+  'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'seed', 'ignoreEos', 'signal',
+] as const satisfies readonly (keyof GenerateOptions)[];
+
+/**
+ * Checks the sampling and length options (absent ones are fine), naming a bad field by
+ * `names[field]` (callers with OpenAI's field names pass them) or by its own name.
+ */
+export function checkGenerateOptions(o: GenerateOptions, names: Partial<Record<keyof GenerateOptions, string>> = {}): void {
+  const check = (field: keyof GenerateOptions, ok: (v: number) => boolean, what: string) => {
+    const v = o[field];
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !ok(v)) throw new WebGGUFError('invalid-argument', `${names[field] ?? field} must be ${what}, got ${describeValue(v)}`);
+  };
+  const finite = Number.isFinite;
+  check('maxTokens', (v) => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0');
+  check('temperature', (v) => finite(v) && v >= 0, 'a number >= 0');
+  check('topK', (v) => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0 (0: no limit)');
+  check('topP', (v) => finite(v) && v > 0 && v <= 1, 'a number in (0, 1]');
+  check('minP', (v) => finite(v) && v >= 0 && v <= 1, 'a number in [0, 1]');
+  check('repetitionPenalty', (v) => finite(v) && v > 0, 'a number > 0');
+  check('frequencyPenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
+  check('presencePenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
+  check('seed', Number.isSafeInteger, 'a safe integer (|seed| < 2^53)');
+  if (o.ignoreEos !== undefined && typeof o.ignoreEos !== 'boolean') {
+    throw new WebGGUFError('invalid-argument', `${names.ignoreEos ?? 'ignoreEos'} must be a boolean, got ${describeValue(o.ignoreEos)}`);
+  }
+}
+
+/** A value as an error message shows it: short, whatever its type. */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'an array' : 'an object';
+  return String(v);
+}
+
+/**
+ * The GPU sampler's parameters. Its seed and top-k are 32-bit: a seed is hashed into 32 bits
+ * from its whole value (so seeds 0 and 2^32 differ, where truncation would make them equal),
+ * and a top-k at or above the vocabulary size is no limit (0), never truncated.
+ */
+export function samplingParams(o: GenerateOptions, vocabSize: number): SamplingParams {
+  checkGenerateOptions(o);
+  const topK = o.topK ?? DEFAULT_SAMPLING.topK;
+  return {
     temperature: o.temperature ?? DEFAULT_SAMPLING.temperature,
-    topK: o.topK ?? DEFAULT_SAMPLING.topK,
+    topK: topK >= vocabSize ? 0 : topK,
     topP: o.topP ?? DEFAULT_SAMPLING.topP,
     minP: o.minP ?? DEFAULT_SAMPLING.minP,
     repetitionPenalty: o.repetitionPenalty ?? DEFAULT_SAMPLING.repetitionPenalty,
     penaltyLastN: 64,
     frequencyPenalty: o.frequencyPenalty ?? 0,
     presencePenalty: o.presencePenalty ?? 0,
-    seed: o.seed ?? Math.floor(Math.random() * 2 ** 32),
+    seed: o.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : seed32(o.seed),
   };
-  const check = (ok: boolean, what: string) => {
-    if (!ok) throw new WebGGUFError('invalid-argument', what);
+}
+
+/**
+ * A safe integer hashed to 32 bits: the sign, the high bits and the low 32 bits all mixed in
+ * (murmur3's finalizer over each word in turn), so nearby or 2^32-apart seeds do not collide.
+ */
+export function seed32(seed: number): number {
+  const magnitude = Math.abs(seed);
+  const high = Math.floor(magnitude / 2 ** 32);
+  const low = magnitude - high * 2 ** 32;
+  const mix = (h: number) => {
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
   };
-  check(Number.isFinite(p.temperature) && p.temperature >= 0, `temperature must be a number >= 0, got ${p.temperature}`);
-  check(Number.isInteger(p.topK) && p.topK >= 0, `topK must be an integer >= 0, got ${p.topK}`);
-  check(Number.isFinite(p.topP) && p.topP > 0 && p.topP <= 1, `topP must be in (0, 1], got ${p.topP}`);
-  check(Number.isFinite(p.minP) && p.minP >= 0 && p.minP <= 1, `minP must be in [0, 1], got ${p.minP}`);
-  check(Number.isFinite(p.repetitionPenalty) && p.repetitionPenalty > 0, `repetitionPenalty must be > 0, got ${p.repetitionPenalty}`);
-  check(Number.isFinite(p.frequencyPenalty) && Math.abs(p.frequencyPenalty) <= 2, `frequencyPenalty must be in [-2, 2], got ${p.frequencyPenalty}`);
-  check(Number.isFinite(p.presencePenalty) && Math.abs(p.presencePenalty) <= 2, `presencePenalty must be in [-2, 2], got ${p.presencePenalty}`);
-  check(Number.isInteger(p.seed), `seed must be an integer, got ${p.seed}`);
-  return p;
+  return mix(mix(mix(low ^ 0x9e3779b9) ^ high) ^ (seed < 0 ? 0x5bd1e995 : 0));
 }
 
 export interface GenerateResult {
@@ -78,15 +126,15 @@ export async function* generate(
   prompt: number[],
   options: GenerateOptions & { cachedPrefix?: number } = {},
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
+  const sampling = samplingParams(options, model.config.vocabSize);
   const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
-  if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new WebGGUFError('invalid-argument', `maxTokens must be an integer >= 0, got ${maxTokens}`);
   if (prompt.length === 0) throw new WebGGUFError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
   if (prompt.length >= model.contextLength) {
     throw new WebGGUFError('context-overflow', `the prompt has ${prompt.length} tokens; the context holds ${model.contextLength}`);
   }
   // At least one prompt token must run, to produce logits.
   const reuse = Math.max(0, Math.min(options.cachedPrefix ?? 0, prompt.length - 1));
-  model.setSampler(samplingParams(options), prompt);
+  model.setSampler(sampling, prompt);
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);

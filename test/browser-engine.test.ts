@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import type { ChatCompletion, ChatCompletionChunk, ModelInfo } from '../src/engine/types.js';
+import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, ModelInfo } from '../src/engine/types.js';
 import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS, storiesPath } from './helpers/models.js';
@@ -119,9 +119,9 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('engine from dist/ in Chromium',
     const request = { messages: MESSAGES, temperature: 0, max_tokens: 48 };
     const full = await call<ChatCompletion>('chat', request);
     expect(full.choices[0]!.finish_reason).toBe('length');
-    const streamed = await call<{ chunks: ChatCompletionChunk[] }>('chatStream', request, 0);
-    expect(streamed.chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(full.choices[0]!.message.content);
-    expect(streamed.chunks.at(-1)!.usage!.completion_tokens).toBe(48);
+    const streamed = await call<{ chunks: ChatCompletionChunk[] }>('chatStream', { ...request, stream_options: { include_usage: true } }, 0);
+    expect(streamed.chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe(full.choices[0]!.message.content);
+    expect(streamed.chunks.at(-1)!).toMatchObject({ choices: [], usage: { completion_tokens: 48, extra: { decode_tokens_per_s: expect.any(Number) } } });
 
     const aborted = await call<{ chunks: ChatCompletionChunk[]; contentChunks: number }>('chatStream', { ...request, max_tokens: 200 }, 5);
     expect(aborted.chunks.at(-1)!.choices[0]!.finish_reason).toBe('abort');
@@ -139,5 +139,21 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('engine from dist/ in Chromium',
       });
     });
     await page.waitForFunction(() => (window as unknown as { longTasks: number[] }).longTasks.length > 0);
+  });
+
+  test('legacy completions through the worker: whole and streamed; bad fields are typed errors across the boundary', async () => {
+    await open();
+    await call('engineLoad', server.url(MODEL));
+    const request = { prompt: PROMPT, max_tokens: 12, temperature: 0 };
+    const full = await call<Completion>('completion', request);
+    expect(full).toMatchObject({ object: 'text_completion', choices: [{ finish_reason: 'length' }], usage: { completion_tokens: 12 } });
+    const chunks = await call<CompletionChunk[]>('completion', { ...request, stream: true });
+    expect(chunks.map((c) => c.choices[0]!.text).join('')).toBe(full.choices[0]!.text);
+    expect(chunks.every((c) => !('usage' in c))).toBe(true);
+    const bad = await call<Failure>('completion', { ...request, best_of: 3 });
+    expect(bad.error).toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/^best_of/) });
+    // Checked in the worker, where the vocabulary is known.
+    const outside = await call<Failure>('completion', { ...request, prompt: [1, 10 ** 6] });
+    expect(outside.error).toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/token id 1000000/) });
   });
 });

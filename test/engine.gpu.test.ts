@@ -51,12 +51,13 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
     expect(full.choices[0]!.finish_reason).toBe('length');
     expect(full.usage.completion_tokens).toBe(40);
     const chunks: ChatCompletionChunk[] = [];
-    for await (const c of await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 40, stream: true })) chunks.push(c);
+    const request = { messages: MESSAGES, temperature: 0, max_tokens: 40, stream: true, stream_options: { include_usage: true } } as const;
+    for await (const c of await engine.chat.completions.create(request)) chunks.push(c);
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
+    const usageChunk = chunks.pop()!;
     expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe(full.choices[0]!.message.content);
-    const last = chunks.at(-1)!;
-    expect(last.choices[0]!.finish_reason).toBe('length');
-    expect(last.usage).toMatchObject({ completion_tokens: 40, prompt_tokens: full.usage.prompt_tokens });
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('length');
+    expect(usageChunk.usage).toMatchObject({ completion_tokens: 40, prompt_tokens: full.usage.prompt_tokens });
   });
 
   test('abort mid-stream stops within one token, and the engine keeps working', async () => {

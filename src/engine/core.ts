@@ -1,7 +1,8 @@
 import { WeightCache } from '../cache/weight-cache.js';
 import type { KeyValueStore } from '../cache/store.js';
 import { StopMatcher } from '../chat/stop.js';
-import { renderChat, validateMessages, type ChatMessage } from '../chat/template.js';
+import { validateChatRequest, validateCompletionRequest, validateGenerateRequest, type StreamPlan } from '../chat/request.js';
+import { renderChat, type ChatMessage } from '../chat/template.js';
 import { WebGGUFError } from '../errors.js';
 import { generate, type FinishReason, type GenerateOptions } from '../generate.js';
 import { typeName } from '../gguf/ggml-types.js';
@@ -13,7 +14,8 @@ import { LlamaModel } from '../model/llama.js';
 import type { WeightChunk } from '../model/weights.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadProgress, ModelInfo, ModelSource, Usage,
+  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, GenerateParams, LoadProgress, ModelInfo,
+  ModelSource, Usage,
 } from './types.js';
 
 export interface CoreOptions {
@@ -73,16 +75,19 @@ export class EngineCore {
   }
 
   /** Raw completion: tokens and text of the continuation of `prompt`. */
-  generate(prompt: string, params: GenerateParams, requestId: string, onToken: (t: { token: number; text: string }) => unknown): Promise<{ finishReason: FinishReason; usage: Usage }> {
+  async generate(prompt: string, params: GenerateParams, requestId: string, onToken: (t: { token: number; text: string }) => unknown): Promise<{ finishReason: FinishReason; usage: Usage }> {
+    const received = performance.now();
+    const checked = validateGenerateRequest(prompt, params);
     return this.serial(requestId, async (signal) => {
       const { tokenizer } = this.require();
-      return this.run(tokenizer.encode(prompt), params, signal, onToken);
+      return this.run(tokenizer.encode(prompt), checked, signal, onToken, received);
     });
   }
 
-  chatCompletion(request: Omit<ChatCompletionRequest, 'signal'>, requestId: string, onChunk?: (c: ChatCompletionChunk) => unknown): Promise<ChatCompletion> {
-    const messages = validateMessages(request.messages);
-    const params = chatParams(request);
+  /** OpenAI's chat completion; `onChunk` gets the stream's chunks when the request streams. */
+  async chatCompletion(request: Omit<ChatCompletionRequest, 'signal'>, requestId: string, onChunk?: (c: ChatCompletionChunk) => unknown): Promise<ChatCompletion> {
+    const received = performance.now();
+    const { messages, params, ...plan } = validateChatRequest(request);
     return this.serial(requestId, async (signal) => {
       const { tokenizer, info, model } = this.require();
       const bos = tokenizer.tokenText(tokenizer.bosId);
@@ -99,19 +104,59 @@ export class EngineCore {
       }
       const id = `chatcmpl-${requestId}`;
       const created = Math.floor(Date.now() / 1000);
-      const chunk = (delta: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null, usage?: Usage): ChatCompletionChunk => ({
-        id, object: 'chat.completion.chunk', created, model: info.id, choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }], ...(usage ? { usage } : {}),
+      const chunk = (choices: ChatCompletionChunk['choices'], usage?: Usage): ChatCompletionChunk => ({
+        id, object: 'chat.completion.chunk', created, model: info.id, choices, ...usageField(plan, usage),
       });
-      await onChunk?.(chunk({ role: 'assistant', content: '' }, null));
+      const delta = (d: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null) => chunk([{ index: 0, delta: d, finish_reason: finish, logprobs: null }]);
+      const emit = plan.stream ? onChunk : undefined;
+      await emit?.(delta({ role: 'assistant', content: '' }, null));
       let content = '';
       const result = await this.run(prompt, params, signal, async ({ text: piece }) => {
         content += piece;
-        if (piece) await onChunk?.(chunk({ content: piece }, null));
-      });
-      await onChunk?.(chunk({}, result.finishReason, result.usage));
+        if (piece) await emit?.(delta({ content: piece }, null));
+      }, received);
+      await emit?.(delta({}, result.finishReason));
+      if (plan.includeUsage) await emit?.(chunk([], result.usage));
       return {
         id, object: 'chat.completion', created, model: info.id,
-        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: result.finishReason, logprobs: null }],
+        choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, finish_reason: result.finishReason, logprobs: null }],
+        usage: result.usage,
+      };
+    });
+  }
+
+  /** OpenAI's legacy text completion; `onChunk` gets the stream's chunks when the request streams. */
+  async completion(request: Omit<CompletionRequest, 'signal'>, requestId: string, onChunk?: (c: CompletionChunk) => unknown): Promise<Completion> {
+    const received = performance.now();
+    const { prompt: given, echo, params, ...plan } = validateCompletionRequest(request);
+    return this.serial(requestId, async (signal) => {
+      const { tokenizer, info } = this.require();
+      let prompt: number[];
+      if (typeof given === 'string') {
+        prompt = tokenizer.encode(given, { parseSpecial: params.allowSpecialTokens });
+      } else {
+        const bad = given.find((t) => t >= tokenizer.vocabSize);
+        if (bad !== undefined) throw new WebGGUFError('invalid-argument', `prompt has token id ${bad}, outside the vocabulary (${tokenizer.vocabSize} tokens)`);
+        prompt = given;
+      }
+      const id = `cmpl-${requestId}`;
+      const created = Math.floor(Date.now() / 1000);
+      const chunk = (choices: CompletionChunk['choices'], usage?: Usage): CompletionChunk => ({
+        id, object: 'text_completion', created, model: info.id, choices, ...usageField(plan, usage),
+      });
+      const piece = (text: string, finish: FinishReason | null) => chunk([{ index: 0, text, finish_reason: finish, logprobs: null }]);
+      const emit = plan.stream ? onChunk : undefined;
+      let text = echo ? (typeof given === 'string' ? given : tokenizer.decode(given)) : '';
+      if (text) await emit?.(piece(text, null));
+      const result = await this.run(prompt, params, signal, async ({ text: t }) => {
+        text += t;
+        if (t) await emit?.(piece(t, null));
+      }, received);
+      await emit?.(piece('', result.finishReason));
+      if (plan.includeUsage) await emit?.(chunk([], result.usage));
+      return {
+        id, object: 'text_completion', created, model: info.id,
+        choices: [{ index: 0, text, finish_reason: result.finishReason, logprobs: null }],
         usage: result.usage,
       };
     });
@@ -214,8 +259,9 @@ export class EngineCore {
    * applies stop strings to the text stream.
    */
   private async run(
-    prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: { token: number; text: string }) => unknown,
+    prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: { token: number; text: string }) => unknown, received: number,
   ): Promise<{ finishReason: FinishReason; usage: Usage }> {
+    const started = performance.now();
     const { model, tokenizer } = this.require();
     if (prompt.length >= model.contextLength) {
       throw new WebGGUFError('context-overflow', `the prompt has ${prompt.length} tokens but the context holds ${model.contextLength}; shorten the conversation`);
@@ -231,9 +277,14 @@ export class EngineCore {
     let stoppedByString = false;
     let completion = 0;
     const options: GenerateOptions & { cachedPrefix: number } = { ...params, signal: local.signal, cachedPrefix: reuse };
+    let firstToken: number | undefined;
+    const usageNow = (completion: number) => {
+      const cached = Math.min(reuse, prompt.length - 1);
+      return usage(prompt.length, completion, cached, { received, started, firstToken, ended: performance.now() });
+    };
     this.context = []; // until generation ends cleanly, the KV cache's contents are unknown
     try {
-      if (signal.aborted) return { finishReason: 'abort', usage: usage(prompt.length, 0, 0) };
+      if (signal.aborted) return { finishReason: 'abort', usage: usageNow(0) };
       const it = generate(model, tokenizer, prompt, options);
       for (;;) {
         const r = await it.next();
@@ -244,9 +295,9 @@ export class EngineCore {
             const tail = matcher.flush();
             if (tail) await emit({ token: -1, text: tail });
           }
-          return { finishReason, usage: usage(prompt.length, completion, Math.min(reuse, prompt.length - 1)) };
+          return { finishReason, usage: usageNow(completion) };
         }
-        completion++;
+        if (completion++ === 0) firstToken = performance.now();
         if (stoppedByString) continue;
         const { text, stopped } = matcher.push(r.value.text);
         if (text || !stopped) await emit({ token: r.value.token, text });
@@ -381,7 +432,7 @@ export class EngineCore {
 }
 
 /**
- * The `shift` context policy: drops the oldest turns (never the system prompt, never the last
+ * The `shift` context policy: drops the oldest turns (never the system or developer prompt, never the last
  * message) until the rendered prompt has at most `limit` tokens; if even that is too long, the
  * caller gets it as it is and the usual context error follows.
  */
@@ -389,7 +440,7 @@ export function shiftToFit(messages: ChatMessage[], encode: (m: ChatMessage[]) =
   let kept = messages;
   let tokens = encode(kept);
   while (tokens.length > limit) {
-    const drop = kept.findIndex((m, i) => m.role !== 'system' && i < kept.length - 1);
+    const drop = kept.findIndex((m, i) => m.role !== 'system' && m.role !== 'developer' && i < kept.length - 1);
     if (drop < 0) break;
     kept = kept.filter((_, i) => i !== drop);
     tokens = encode(kept);
@@ -397,8 +448,36 @@ export function shiftToFit(messages: ChatMessage[], encode: (m: ChatMessage[]) =
   return tokens;
 }
 
-function usage(prompt: number, completion: number, cached: number): Usage {
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached } };
+/** performance.now() times of a request: called, out of the queue, first token, done. */
+interface Timing {
+  received: number;
+  started: number;
+  firstToken: number | undefined;
+  ended: number;
+}
+
+function usage(prompt: number, completion: number, cached: number, t: Timing): Usage {
+  const seconds = (ms: number) => Math.max(ms, 0) / 1000;
+  const first = t.firstToken ?? t.ended;
+  // Clocks coarsened for privacy can read 0 ms; a microsecond floor keeps rates finite.
+  const prefill = Math.max(seconds(first - t.started), 1e-6);
+  const decode = Math.max(seconds(t.ended - first), 1e-6);
+  const decoded = Math.max(completion - 1, 0);
+  return {
+    prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: cached },
+    extra: {
+      e2e_latency_s: seconds(t.ended - t.received),
+      time_to_first_token_s: seconds(first - t.received),
+      prefill_tokens_per_s: (prompt - cached) / prefill,
+      decode_tokens_per_s: decoded / decode,
+      time_per_output_token_s: decoded ? decode / decoded : 0,
+    },
+  };
+}
+
+/** OpenAI's usage field on stream chunks: null until the usage chunk, absent unless asked for. */
+function usageField(plan: StreamPlan, usage: Usage | undefined): { usage?: Usage | null } {
+  return plan.includeUsage ? { usage: usage ?? null } : {};
 }
 
 /** The cache key of a source; plain Blobs have no stable identity and are not cached. */
@@ -410,37 +489,6 @@ export function sourceId(source: ModelSource): string | undefined {
   }
   if ('cached' in source) return source.cached;
   return source.sha256 ? `${source.url}#sha256=${source.sha256}` : source.url;
-}
-
-function chatParams(r: Omit<ChatCompletionRequest, 'signal'>): GenerateParams {
-  const opt = <T>(v: T | null | undefined) => (v === null ? undefined : v);
-  const maxTokens = opt(r.max_completion_tokens) ?? opt(r.max_tokens);
-  if (maxTokens !== undefined && (!Number.isInteger(maxTokens) || maxTokens < 1)) {
-    throw new WebGGUFError('invalid-argument', `max_tokens must be a positive integer, got ${maxTokens}`);
-  }
-  const stop = opt(r.stop);
-  if (stop !== undefined && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
-    throw new WebGGUFError('invalid-argument', 'stop must be a string or an array of strings');
-  }
-  const num = (name: string, v: number | null | undefined) => {
-    if (v !== undefined && v !== null && (typeof v !== 'number' || !Number.isFinite(v))) {
-      throw new WebGGUFError('invalid-argument', `${name} must be a finite number, got ${String(v)}`);
-    }
-    return opt(v);
-  };
-  return {
-    maxTokens,
-    // OpenAI's defaults: temperature 1, top_p 1, no top-k or min-p unless asked.
-    temperature: num('temperature', r.temperature) ?? 1,
-    topP: num('top_p', r.top_p) ?? 1,
-    topK: num('top_k', r.top_k) ?? 0,
-    minP: num('min_p', r.min_p) ?? 0,
-    repetitionPenalty: num('repetition_penalty', r.repetition_penalty) ?? 1,
-    frequencyPenalty: num('frequency_penalty', r.frequency_penalty) ?? 0,
-    presencePenalty: num('presence_penalty', r.presence_penalty) ?? 0,
-    seed: num('seed', r.seed),
-    stop,
-  };
 }
 
 /** Calls `tick` before each item passes. */

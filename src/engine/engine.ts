@@ -2,10 +2,12 @@ import * as Comlink from 'comlink';
 import type { KeyValueStore } from '../cache/store.js';
 import { WebGGUFError } from '../errors.js';
 import type { GpuContext } from '../gpu/context.js';
+import { validateChatRequest, validateCompletionRequest, validateGenerateRequest } from '../chat/request.js';
 import { inThreadHost, workerHost, type CoreApi, type EngineHost } from './host.js';
 import { pushStream } from './push-stream.js';
 import type {
-  CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadProgress, ModelInfo, ModelSource,
+  CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, GenerateParams,
+  LoadProgress, ModelInfo, ModelSource,
 } from './types.js';
 
 export interface EngineOptions {
@@ -45,6 +47,12 @@ export interface Engine {
       create(request: ChatCompletionRequest & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<ChatCompletion>;
       create(request: ChatCompletionRequest, options?: { signal?: AbortSignal }): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
     };
+  };
+  /** OpenAI's legacy text completions. */
+  completions: {
+    create(request: CompletionRequest & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<CompletionChunk>>;
+    create(request: CompletionRequest & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<Completion>;
+    create(request: CompletionRequest, options?: { signal?: AbortSignal }): Promise<Completion | AsyncIterable<CompletionChunk>>;
   };
   cache: {
     list(): Promise<CacheEntry[]>;
@@ -169,12 +177,22 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       return withAbort(local.signal, (id, core) => run(id, core, callback(push))).finally(() => signal?.removeEventListener('abort', onAbort));
     });
 
+  // Requests are checked here too, so a bad streamed request rejects create() itself.
   const create = async (request: ChatCompletionRequest, opts: { signal?: AbortSignal } = {}) => {
+    const { stream: streamed } = validateChatRequest(request);
     const { signal: requestSignal, ...rest } = request;
     const signal = opts.signal ?? requestSignal;
-    if (!rest.stream) return withAbort(signal, (id, core) => core.chatCompletion(rest, id));
+    if (!streamed) return withAbort(signal, (id, core) => core.chatCompletion(rest, id));
     if (disposed) throw disposedError();
     return stream<ChatCompletionChunk>(signal, (id, core, push) => core.chatCompletion(rest, id, push));
+  };
+  const createCompletion = async (request: CompletionRequest, opts: { signal?: AbortSignal } = {}) => {
+    const { stream: streamed } = validateCompletionRequest(request);
+    const { signal: requestSignal, ...rest } = request;
+    const signal = opts.signal ?? requestSignal;
+    if (!streamed) return withAbort(signal, (id, core) => core.completion(rest, id));
+    if (disposed) throw disposedError();
+    return stream<CompletionChunk>(signal, (id, core, push) => core.completion(rest, id, push));
   };
 
   return {
@@ -185,11 +203,18 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
         return info;
       });
     },
-    generate: (prompt, o = {}) => {
-      const { signal, ...params } = o;
+    generate: (prompt, o) => {
+      let checked: ReturnType<typeof validateGenerateRequest>;
+      try {
+        checked = validateGenerateRequest(prompt, o);
+      } catch (e) {
+        return failedStream(e);
+      }
+      const { signal, ...params } = checked;
       return stream<{ token: number; text: string }>(signal, (id, core, push) => core.generate(prompt, params, id, push));
     },
     chat: { completions: { create: create as Engine['chat']['completions']['create'] } },
+    completions: { create: createCompletion as Engine['completions']['create'] },
     cache: {
       list: () => call((core) => core.cacheList()),
       delete: (id) => call((core) => core.cacheDelete(id)),
@@ -213,4 +238,9 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       return disposed;
     },
   };
+}
+
+/** An iterable whose first step throws `error` (a generate call with bad arguments). */
+function failedStream<T>(error: unknown): AsyncIterable<T> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }) };
 }

@@ -6,7 +6,7 @@ import { installErrorTransfer } from './errors-transfer.js';
 /** What the main thread calls on the engine, wherever it runs. */
 export type CoreApi = Pick<
   EngineCore,
-  'ping' | 'abort' | 'load' | 'generate' | 'chatCompletion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'
+  'ping' | 'abort' | 'load' | 'generate' | 'chatCompletion' | 'completion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'
 >;
 
 /** Options the worker's `init` takes: the core's, less what cannot cross the boundary. */

@@ -29,6 +29,7 @@ Comlink.expose({
   load: (...a: Parameters<EngineCore['load']>) => engine.api.load(...a),
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),
   chatCompletion: (...a: Parameters<EngineCore['chatCompletion']>) => engine.api.chatCompletion(...a),
+  completion: (...a: Parameters<EngineCore['completion']>) => engine.api.completion(...a),
   cacheList: () => engine.api.cacheList(),
   cacheDelete: (id: string) => engine.api.cacheDelete(id),
   cacheUsage: () => engine.api.cacheUsage(),

@@ -27,9 +27,15 @@ window.chatStream = guard(async (request, abortAfterChunks) => {
   let contentChunks = 0;
   for await (const c of await engine.chat.completions.create({ ...request, stream: true }, { signal: controller.signal })) {
     chunks.push(c);
-    if (c.choices[0].delta.content && ++contentChunks === abortAfterChunks) controller.abort();
+    if (c.choices[0]?.delta.content && ++contentChunks === abortAfterChunks) controller.abort();
   }
   return { chunks, contentChunks };
+});
+window.completion = guard(async (request) => {
+  if (!request.stream) return engine.completions.create(request);
+  const chunks = [];
+  for await (const c of await engine.completions.create(request)) chunks.push(c);
+  return chunks;
 });
 window.cacheList = guard(async () => engine.cache.list());
 window.cacheDelete = guard(async (id) => engine.cache.delete(id));

@@ -1,0 +1,264 @@
+/**
+ * Checks OpenAI-shaped requests (chat and legacy completions) and engine.generate's options from
+ * untrusted callers, before they are queued. Every field is either honoured or rejected with an
+ * invalid-argument error that names it; unknown (misspelt) fields are rejected too, so nothing a
+ * caller asks for is silently ignored.
+ */
+import type { GenerateParams } from '../engine/types.js';
+import { WebGGUFError } from '../errors.js';
+import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate.js';
+import { validateMessages, type ChatMessage } from './template.js';
+
+/** What a streamed request asked for beyond its params. */
+export interface StreamPlan {
+  stream: boolean;
+  /** stream_options.include_usage: a last chunk with `choices: []` and the usage. */
+  includeUsage: boolean;
+}
+
+export interface ChatPlan extends StreamPlan {
+  messages: ChatMessage[];
+  params: GenerateParams;
+}
+
+export interface CompletionPlan extends StreamPlan {
+  /** Text to encode, or token ids as given. */
+  prompt: string | number[];
+  echo: boolean;
+  params: GenerateParams;
+}
+
+/** A field's check: throws on a value it cannot honour (never called for undefined or null). */
+type FieldCheck = (value: unknown, name: string) => void;
+
+const invalid = (message: string) => new WebGGUFError('invalid-argument', message);
+
+const isString: FieldCheck = (v, name) => {
+  if (typeof v !== 'string') throw invalid(`${name} must be a string, got ${describeValue(v)}`);
+};
+const isBoolean: FieldCheck = (v, name) => {
+  if (typeof v !== 'boolean') throw invalid(`${name} must be a boolean, got ${describeValue(v)}`);
+};
+const isNumber: FieldCheck = (v, name) => {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(`${name} must be a finite number, got ${describeValue(v)}`);
+};
+/** Only the value that asks for nothing (false, an empty list...) is accepted. */
+const only = (accepted: unknown[], why: string): FieldCheck => (v, name) => {
+  const empty = Array.isArray(v) && v.length === 0 && accepted.some((a) => Array.isArray(a) && a.length === 0);
+  const emptyObject = typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0 && accepted.some((a) => typeof a === 'object' && a !== null && !Array.isArray(a));
+  if (!accepted.includes(v) && !empty && !emptyObject) throw invalid(`${name} ${describeValue(v)} is not supported: ${why}`);
+};
+const notSupported = (why: string): FieldCheck => (v, name) => {
+  throw invalid(`${name} ${describeValue(v)} is not supported: ${why}`);
+};
+
+/** Fields that change nothing in a local engine, checked for type as OpenAI checks them. */
+const INFORMATIONAL: Record<string, FieldCheck> = {
+  model: isString,
+  user: isString,
+  prompt_cache_key: isString,
+  safety_identifier: isString,
+  metadata: (v, name) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || !Object.values(v).every((x) => typeof x === 'string')) {
+      throw invalid(`${name} must be an object of strings`);
+    }
+  },
+  store: only([false], 'nothing is stored; only false'),
+  service_tier: only(['auto', 'default'], "a local engine has one tier; only 'auto' or 'default'"),
+};
+
+/** Fields whose values become GenerateParams, shared by chat and completions. */
+const SAMPLING: Record<string, FieldCheck> = {
+  temperature: (v, name) => {
+    isNumber(v, name);
+    if ((v as number) < 0 || (v as number) > 2) throw invalid(`${name} must be in [0, 2], got ${describeValue(v)}`);
+  },
+  top_p: isNumber,
+  top_k: isNumber,
+  min_p: isNumber,
+  repetition_penalty: isNumber,
+  frequency_penalty: isNumber,
+  presence_penalty: isNumber,
+  seed: isNumber,
+  n: only([1], 'one choice per request; only n: 1'),
+  stop: (v, name) => {
+    if (typeof v !== 'string' && !(Array.isArray(v) && v.every((s) => typeof s === 'string'))) {
+      throw invalid(`${name} must be a string or an array of strings`);
+    }
+  },
+  logit_bias: only([{}], 'logit_bias is not implemented yet'),
+  stream: isBoolean,
+  stream_options: () => {}, // checked with stream, in streamPlan
+  allow_special_tokens: isBoolean,
+  signal: (v, name) => {
+    if (!(v instanceof AbortSignal)) throw invalid(`${name} must be an AbortSignal`);
+  },
+};
+
+/** OpenAI's names for GenerateOptions fields, for error messages. */
+const OPENAI_NAMES = {
+  maxTokens: 'max_tokens', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty',
+  frequencyPenalty: 'frequency_penalty', presencePenalty: 'presence_penalty',
+} as const;
+
+const CHAT_FIELDS: Record<string, FieldCheck> = {
+  ...INFORMATIONAL,
+  ...SAMPLING,
+  messages: () => {}, // validateMessages
+  max_tokens: isNumber,
+  max_completion_tokens: isNumber,
+  logprobs: only([false], 'log-probs are not implemented yet'),
+  top_logprobs: notSupported('log-probs are not implemented yet'),
+  response_format: (v, name) => {
+    const type = (v as { type?: unknown }).type;
+    if (typeof v !== 'object' || v === null || typeof type !== 'string') throw invalid(`${name} must be an object with a type`);
+    if (type === 'json_object' || type === 'json_schema') throw invalid(`${name} {type: '${type}'} is not supported yet (structured output)`);
+    if (type !== 'text' || Object.keys(v).length !== 1) throw invalid(`${name} must be {type: 'text'}, got type ${describeValue(type)}`);
+  },
+  tools: only([[]], 'tools are not supported yet'),
+  tool_choice: only(['none', 'auto'], "tools are not supported yet; only 'none' (or 'auto', with no tools)"),
+  parallel_tool_calls: isBoolean, // only qualifies tools, of which there are none
+  functions: only([[]], 'functions are not supported yet'),
+  function_call: only(['none', 'auto'], "functions are not supported yet; only 'none' (or 'auto', with no functions)"),
+  modalities: (v, name) => {
+    if (!Array.isArray(v) || !v.every((m) => m === 'text')) throw invalid(`${name} ${JSON.stringify(v)} is not supported: text output only`);
+  },
+  audio: notSupported('text output only'),
+  prediction: notSupported('predicted outputs are not implemented'),
+  reasoning_effort: notSupported('not a reasoning-effort model API'),
+  verbosity: notSupported('not implemented'),
+  web_search_options: notSupported('there is no web search'),
+};
+
+const COMPLETION_FIELDS: Record<string, FieldCheck> = {
+  ...INFORMATIONAL,
+  ...SAMPLING,
+  prompt: () => {}, // completionPrompt
+  max_tokens: isNumber,
+  echo: isBoolean,
+  best_of: only([1], 'one candidate per request; only best_of: 1'),
+  logprobs: notSupported('log-probs are not implemented yet'),
+  suffix: only([''], 'insertion (suffix) is not supported'),
+};
+
+/** Checks `request`'s fields against `fields`; null and undefined mean "default" throughout. */
+function checkFields(request: unknown, fields: Record<string, FieldCheck>, what: string): Record<string, unknown> {
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) throw invalid(`${what} must be an object`);
+  const r = request as Record<string, unknown>;
+  for (const [key, value] of Object.entries(r)) {
+    const check = fields[key];
+    if (!check) throw unknownField(key, Object.keys(fields), what);
+    if (value !== undefined && value !== null) check(value, key);
+  }
+  return r;
+}
+
+function unknownField(key: string, known: string[], what: string): WebGGUFError {
+  const near = known.map((k) => [k, editDistance(key, k)] as const).sort((a, b) => a[1] - b[1])[0];
+  const hint = near && near[1] <= Math.max(2, Math.floor(key.length / 4)) ? ` (did you mean ${near[0]}?)` : '';
+  return invalid(`${key} is not a known ${what} field${hint}`);
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 3 || a.length > 64 || b.length > 64) return Infinity;
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+const opt = <T>(v: T | null | undefined): T | undefined => (v === null ? undefined : v);
+
+function streamPlan(r: Record<string, unknown>): StreamPlan {
+  const stream = r.stream === true;
+  const options = opt(r.stream_options);
+  if (options === undefined) return { stream, includeUsage: false };
+  if (!stream) throw invalid('stream_options is only allowed with stream: true');
+  const o = checkFields(options, { include_usage: isBoolean, include_obfuscation: only([false], 'only false') }, 'stream_options');
+  return { stream, includeUsage: o.include_usage === true };
+}
+
+/** The GenerateParams of an OpenAI request, range-checked under OpenAI's field names. */
+function samplingParams(r: Record<string, unknown>, maxTokens: number | undefined): GenerateParams {
+  const num = (k: string) => opt(r[k]) as number | undefined;
+  const params: GenerateParams = {
+    maxTokens,
+    // OpenAI's defaults: temperature 1, top_p 1, no top-k or min-p unless asked.
+    temperature: num('temperature') ?? 1,
+    topP: num('top_p') ?? 1,
+    topK: num('top_k') ?? 0,
+    minP: num('min_p') ?? 0,
+    repetitionPenalty: num('repetition_penalty') ?? 1,
+    frequencyPenalty: num('frequency_penalty') ?? 0,
+    presencePenalty: num('presence_penalty') ?? 0,
+    seed: num('seed'),
+    stop: opt(r.stop) as string | string[] | undefined,
+    allowSpecialTokens: r.allow_special_tokens === true,
+  };
+  checkGenerateOptions(params, OPENAI_NAMES);
+  return params;
+}
+
+function positiveInteger(r: Record<string, unknown>, name: string): number | undefined {
+  const v = opt(r[name]) as number | undefined;
+  if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw invalid(`${name} must be a positive integer, got ${describeValue(v)}`);
+  return v;
+}
+
+export function validateChatRequest(request: unknown): ChatPlan {
+  const r = checkFields(request, CHAT_FIELDS, 'chat completion request');
+  const messages = validateMessages(r.messages);
+  const maxTokens = positiveInteger(r, 'max_tokens');
+  const maxCompletionTokens = positiveInteger(r, 'max_completion_tokens');
+  if (maxTokens !== undefined && maxCompletionTokens !== undefined && maxTokens !== maxCompletionTokens) {
+    throw invalid(`max_tokens (${maxTokens}) and max_completion_tokens (${maxCompletionTokens}) disagree; give one`);
+  }
+  // With no tools, 'auto' chooses none; with some, the tools check has already failed.
+  return { ...streamPlan(r), messages, params: samplingParams(r, maxCompletionTokens ?? maxTokens) };
+}
+
+/** OpenAI's default max_tokens for legacy completions. */
+export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
+
+export function validateCompletionRequest(request: unknown): CompletionPlan {
+  const r = checkFields(request, COMPLETION_FIELDS, 'completion request');
+  return {
+    ...streamPlan(r),
+    prompt: completionPrompt(r.prompt),
+    echo: r.echo === true,
+    params: samplingParams(r, positiveInteger(r, 'max_tokens') ?? COMPLETION_DEFAULT_MAX_TOKENS),
+  };
+}
+
+/** A string or token ids; an array holding one of these is that one (more would be a batch). */
+function completionPrompt(prompt: unknown): string | number[] {
+  if (typeof prompt === 'string') return prompt;
+  if (Array.isArray(prompt) && prompt.length === 1 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0]))) return completionPrompt(prompt[0]);
+  if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((t) => Number.isSafeInteger(t) && t >= 0)) return prompt as number[];
+  if (Array.isArray(prompt) && prompt.length > 1 && prompt.every((p) => typeof p === 'string' || Array.isArray(p))) {
+    throw invalid(`prompt: a batch of ${prompt.length} prompts is not supported; send one per request`);
+  }
+  throw invalid('prompt must be a string or an array of token ids (non-negative integers)');
+}
+
+const GENERATE_FIELDS = new Set<string>([...GENERATE_OPTION_NAMES, 'stop', 'allowSpecialTokens']);
+
+/** engine.generate's arguments: a string prompt and known options in range. */
+export function validateGenerateRequest(prompt: unknown, options: unknown): GenerateParams & { signal?: AbortSignal } {
+  if (typeof prompt !== 'string') throw invalid(`generate's prompt must be a string, got ${describeValue(prompt)}`);
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) throw invalid(`generate's options must be an object, got ${describeValue(options)}`);
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (!GENERATE_FIELDS.has(key)) throw unknownField(key, [...GENERATE_FIELDS], 'generate option');
+  const { stop, allowSpecialTokens } = o;
+  if (stop !== undefined && typeof stop !== 'string' && !(Array.isArray(stop) && stop.every((s) => typeof s === 'string'))) {
+    throw invalid('stop must be a string or an array of strings');
+  }
+  if (allowSpecialTokens !== undefined) isBoolean(allowSpecialTokens, 'allowSpecialTokens');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
+  checkGenerateOptions(o as GenerateOptions);
+  return o as GenerateParams & { signal?: AbortSignal };
+}

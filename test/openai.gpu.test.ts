@@ -1,0 +1,92 @@
+/** OpenAI response shapes on a real model (stories260K, in-thread engine on Dawn). */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createEngine, type Engine } from '../src/engine/engine.js';
+import type { ChatCompletionChunk, CompletionChunk, Usage } from '../src/engine/types.js';
+import { testGpu } from './helpers/gpu.js';
+import { HAVE_MODELS, storiesPath } from './helpers/models.js';
+
+const MESSAGES = [{ role: 'user' as const, content: 'Once upon a time, a little girl' }];
+
+function expectSpeed(usage: Usage) {
+  const x = usage.extra;
+  for (const v of [x.e2e_latency_s, x.time_to_first_token_s, x.prefill_tokens_per_s, x.decode_tokens_per_s, x.time_per_output_token_s]) {
+    expect(Number.isFinite(v) && v > 0).toBe(true);
+  }
+  expect(x.time_to_first_token_s).toBeLessThanOrEqual(x.e2e_latency_s);
+}
+
+describe.skipIf(!HAVE_MODELS)('OpenAI shapes', () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await createEngine({ worker: false, cache: false, gpu: testGpu });
+    await engine.load(new Blob([readFileSync(storiesPath('q4_0'))]));
+  });
+  afterAll(async () => engine?.unload());
+
+  test('chat usage carries the request speed (usage.extra)', async () => {
+    const r = await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 12 });
+    expect(r.usage.completion_tokens).toBe(12);
+    expect(r.choices[0]!.message).toEqual({ role: 'assistant', content: expect.any(String), refusal: null });
+    expectSpeed(r.usage);
+  });
+
+  test('stream_options.include_usage: usage: null on content chunks, then one chunk with choices [] and the usage', async () => {
+    const chunks: ChatCompletionChunk[] = [];
+    for await (const c of await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 10, stream: true, stream_options: { include_usage: true } })) chunks.push(c);
+    const last = chunks.at(-1)!;
+    expect(last.choices).toEqual([]);
+    expect(last.usage).toMatchObject({ completion_tokens: 10, total_tokens: last.usage!.prompt_tokens + 10 });
+    expectSpeed(last.usage!);
+    const rest = chunks.slice(0, -1);
+    for (const c of rest) {
+      expect(c.usage).toBeNull();
+      expect(c.choices).toHaveLength(1);
+    }
+    expect(rest.at(-1)!.choices[0]!.finish_reason).toBe('length');
+  });
+
+  test('without include_usage no chunk has a usage field', async () => {
+    const chunks: ChatCompletionChunk[] = [];
+    for await (const c of await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 10, stream: true })) chunks.push(c);
+    expect(chunks.every((c) => !('usage' in c))).toBe(true);
+    expect(chunks.every((c) => c.choices.length === 1)).toBe(true);
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('length');
+  });
+
+  test('seeds 2^32 apart sample differently', async () => {
+    const reply = async (seed: number) => (await engine.chat.completions.create({ messages: MESSAGES, temperature: 1.5, max_tokens: 24, seed })).choices[0]!.message.content;
+    const zero = await reply(0);
+    expect(await reply(0)).toBe(zero);
+    expect(await reply(2 ** 32)).not.toBe(zero);
+  });
+
+  test('legacy completions: text_completion shape, stream deltas join to the same text, usage', async () => {
+    const prompt = 'Lily and Ben';
+    const full = await engine.completions.create({ prompt, max_tokens: 15, temperature: 0 });
+    expect(full).toMatchObject({ object: 'text_completion', id: expect.stringMatching(/^cmpl-/), choices: [{ index: 0, finish_reason: 'length', logprobs: null }] });
+    expect(full.choices[0]!.text.length).toBeGreaterThan(0);
+    expect(full.usage.completion_tokens).toBe(15);
+    expectSpeed(full.usage);
+
+    const chunks: CompletionChunk[] = [];
+    for await (const c of await engine.completions.create({ prompt, max_tokens: 15, temperature: 0, stream: true, stream_options: { include_usage: true } })) chunks.push(c);
+    expect(chunks.every((c) => c.object === 'text_completion')).toBe(true);
+    const text = chunks.flatMap((c) => c.choices.map((ch) => ch.text)).join('');
+    expect(text).toBe(full.choices[0]!.text);
+    expect(chunks.at(-2)!.choices[0]!.finish_reason).toBe('length');
+    expect(chunks.at(-1)!).toMatchObject({ choices: [], usage: { completion_tokens: 15 } });
+
+    // OpenAI's default max_tokens is 16; echo puts the prompt first.
+    const echoed = await engine.completions.create({ prompt: [prompt], temperature: 0, echo: true });
+    expect(echoed.usage.completion_tokens).toBeLessThanOrEqual(16);
+    expect(echoed.choices[0]!.text.startsWith(prompt)).toBe(true);
+  });
+
+  test('legacy completions take token ids; ids outside the vocabulary are a typed error', async () => {
+    const r = await engine.completions.create({ prompt: [1, 400, 300], max_tokens: 3, temperature: 0 });
+    expect(r.usage.prompt_tokens).toBe(3);
+    const e = await engine.completions.create({ prompt: [1, 10 ** 6], max_tokens: 3 }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/token id 1000000/) });
+  });
+});
