@@ -36,6 +36,10 @@ describe.skipIf(!HAVE_MODELS)('engine lifecycle (Node)', () => {
     }
   });
 
+  test('the browser entry in Node (no Worker) says to use webgguf/node', async () => {
+    await expect(createEngineIn()).rejects.toMatchObject({ code: 'worker-failed', message: expect.stringContaining('webgguf/node') });
+  });
+
   test('a stream whose reader stops reading without returning does not hold up later requests', async () => {
     const abandoned = engine.generate('Once upon a time', { maxTokens: 40, temperature: 0 })[Symbol.asyncIterator]();
     expect((await abandoned.next()).done).toBe(false);
