@@ -294,10 +294,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
     expectReply('self-contained build', await serveAndOpen('self-contained build', dir));
   });
 
-  test('Node: a script on webgguf/node streams a reply', async () => {
-    await timed('install: webgpu', () => run('node project install', nodeApp, 'npm', [...INSTALL, 'webgpu'], 240_000));
+  test('Node: a script on webgguf/node streams a reply once webgpu is installed, and says to install it before', async () => {
     copyFileSync(join(APPS, 'node/generate.js'), join(nodeApp, 'generate.js'));
     copyFileSync(MODEL, join(nodeApp, 'stories260K.gguf'));
+    // webgpu (Dawn) is an optional peer dependency: without it, a typed error that names it.
+    const missing = await run('Node script without webgpu', nodeApp, process.execPath, ['generate.js'], 60_000).then(() => 'it succeeded', (e: Error) => e.message);
+    expect(missing).toMatch(/no-webgpu/);
+    await timed('install: webgpu', () => run('node project install', nodeApp, 'npm', [...INSTALL, 'webgpu'], 240_000));
     const { stdout } = await timed('node script', () => run('Node script', nodeApp, process.execPath, ['generate.js'], 90_000));
     console.log(`Node script: ${JSON.stringify(stdout)}`);
     expect(stdout.trim(), 'the Node script printed nothing').not.toBe('');

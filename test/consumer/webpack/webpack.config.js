@@ -1,7 +1,4 @@
-import { resolve } from 'node:path';
-
 export default {
   mode: 'production',
-  entry: './main.js',
-  output: { path: resolve(import.meta.dirname, 'dist'), filename: 'main.js', clean: true },
+  entry: './main.js', // bundled to dist/main.js, the worker to a chunk beside it
 };
