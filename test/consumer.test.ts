@@ -299,7 +299,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
     copyFileSync(MODEL, join(nodeApp, 'stories260K.gguf'));
     // webgpu (Dawn) is an optional peer dependency: without it, a typed error that names it.
     const missing = await run('Node script without webgpu', nodeApp, process.execPath, ['generate.js'], 60_000).then(() => 'it succeeded', (e: Error) => e.message);
-    expect(missing).toMatch(/no-webgpu/);
+    expect(missing, 'the Node script without webgpu installed should fail with the typed no-webgpu error').toMatch(/no-webgpu/);
     await timed('install: webgpu', () => run('node project install', nodeApp, 'npm', [...INSTALL, 'webgpu'], 240_000));
     const { stdout } = await timed('node script', () => run('Node script', nodeApp, process.execPath, ['generate.js'], 90_000));
     console.log(`Node script: ${JSON.stringify(stdout)}`);
