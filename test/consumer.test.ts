@@ -22,7 +22,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const APPS = fileURLToPath(new URL('./consumer/', import.meta.url));
 const MODEL = storiesPath('q4_0');
 const INSTALL = ['install', '--prefer-offline', '--no-audit', '--no-fund'];
-const BUNDLERS = ['vite@8', 'webpack@5', 'webpack-cli', 'esbuild'];
+const BUNDLERS = ['vite@8', 'webpack@5', 'webpack-cli', 'esbuild', 'typescript@5'];
 /** Generous: the package and its runtime dependencies are a few MB; Dawn's binaries alone are over 100. */
 const MAX_INSTALLED_BYTES = 20 * 2 ** 20;
 
@@ -134,7 +134,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
   const app = (name: string, modelDir = 'models') => {
     const dir = join(web, name);
     cpSync(join(APPS, name), dir, { recursive: true });
-    if (name !== 'standalone') copyFileSync(join(APPS, 'main.js'), join(dir, 'main.js'));
+    if (name !== 'standalone' && name !== 'typescript') copyFileSync(join(APPS, 'main.js'), join(dir, 'main.js'));
     mkdirSync(join(dir, modelDir), { recursive: true });
     copyFileSync(MODEL, join(dir, modelDir, 'stories260K.gguf'));
     return dir;
@@ -284,6 +284,12 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
     await timed('esbuild', () => run('esbuild bundle', dir, '../node_modules/.bin/esbuild', ['main.js', '--bundle', '--format=esm', '--outdir=dist'], 60_000));
     copyFileSync(join(web, 'node_modules/webgguf/dist/worker.js'), join(dir, 'dist/worker.js'));
     expectReply('esbuild', await serveAndOpen('esbuild', dir));
+  });
+
+  test('TypeScript 5: an app using the whole API type-checks against the published .d.ts with skipLibCheck false', async () => {
+    const dir = join(web, 'typescript');
+    cpSync(join(APPS, 'typescript'), dir, { recursive: true });
+    await timed('tsc', () => run('TypeScript app', dir, '../node_modules/.bin/tsc', ['-p', '.'], 120_000));
   });
 
   test('no bundler: the self-contained build from a plain <script type="module"> streams a reply', async () => {
