@@ -38,6 +38,7 @@ interface Flag {
 }
 
 const MODEL_COMMANDS = ['generate', 'tokenize', 'bench'] as const;
+const DEFAULT_KINDS = 'q4_0,q8_0';
 
 /** Every flag: how it parses, what it accepts, which commands take it, and its line of help. */
 const FLAGS = {
@@ -56,7 +57,7 @@ const FLAGS = {
   'gen-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 64, commands: ['bench'], help: 'tokens decoded per run' },
   runs: { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 3, commands: ['bench'], help: 'timed runs after a warm-up' },
   followup: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench'], help: 'also time a follow-up chat turn after histories of N words' },
-  kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: 'the weight kinds to time (default q4_0,q8_0)' },
+  kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
   json: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: 'print the result as one line of JSON' },
   verbose: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: "print errors' stacks and every message of Dawn" },
   help: { type: 'boolean', short: 'h', commands: Object.keys(COMMANDS) as Command[], help: 'print this help' },
@@ -114,7 +115,8 @@ interface Args {
   values: { [K in FlagName]?: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
   /** Numeric flags, checked, with their defaults. */
   numbers: { [K in NumericFlag]?: number };
-  lists: { followup?: number[] };
+  /** List flags ("64,256"), each item checked. */
+  lists: { [K in NumericFlag]?: number[] };
   kinds: GpuWeightKind[];
 }
 
@@ -168,10 +170,10 @@ function parseCommandLine(argv: string[]): Args | 'help' {
   for (const [name, flag] of Object.entries(FLAGS) as [NumericFlag, Flag][]) {
     if (!flag.range || !flag.commands.includes(cmd)) continue;
     const raw = values[name] as string | undefined;
-    if (flag.list) args.lists.followup = raw === undefined ? undefined : raw.split(',').map((item) => parseNumber(name, item));
+    if (flag.list) args.lists[name] = raw?.split(',').map((item) => parseNumber(name, item));
     else args.numbers[name] = raw === undefined ? flag.default : parseNumber(name, raw);
   }
-  if (cmd === 'bench-gemv') args.kinds = weightKinds(args.values.kinds ?? 'q4_0,q8_0');
+  if (cmd === 'bench-gemv') args.kinds = weightKinds(args.values.kinds ?? DEFAULT_KINDS);
   return args;
 }
 

@@ -5,6 +5,7 @@ import { decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel 
 import { DECODE_BATCH } from '../generate.js';
 import { WebGGUFError } from '../errors.js';
 import { readConfig } from '../model/config.js';
+import { nodeGpuContext } from './gpu.js';
 import { loadModelFile, openGGUF } from './load.js';
 
 export interface BenchResult {
@@ -147,7 +148,6 @@ const WORDS = 'once upon a time there was a little girl who lived in a house nea
 export async function followupBench(path: string, histories: number[]): Promise<FollowupResult[]> {
   const { openAsBlob } = await import('node:fs');
   const { createEngine } = await import('../engine/engine.js');
-  const { nodeGpuContext } = await import('./gpu.js');
   const engine = await createEngine({ worker: false, cache: false, gpu: () => nodeGpuContext(), contextLength: Math.max(...histories) * 2 + 256 });
   try {
     await engine.load(await openAsBlob(path));
