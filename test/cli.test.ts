@@ -1,18 +1,145 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
+import { main } from '../src/cli/main.js';
 import { HAVE_MODELS, MODELS, STORIES, storiesPath } from './helpers/models.js';
 
 const BIN = fileURLToPath(new URL('../bin/webgguf.js', import.meta.url));
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [BIN, ...args], { maxBuffer: 16 << 20, env: { ...process.env, ...env } }, (error, stdout, stderr) => {
       resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
     });
   });
 }
+
+/** In-process runs record whether the GPU was reached: it never is (these stubs end the command there). */
+const gpuCalls = vi.hoisted(() => ({ count: 0 }));
+const GPU_REACHED = 'test: the GPU was reached';
+vi.mock('../src/node/gpu.js', () => ({
+  nodeGpuContext: () => {
+    gpuCalls.count++;
+    throw new Error(GPU_REACHED);
+  },
+}));
+vi.mock('../src/node/load.js', async (original) => ({
+  ...(await original<typeof import('../src/node/load.js')>()),
+  loadModelFile: () => {
+    gpuCalls.count++;
+    throw new Error(GPU_REACHED);
+  },
+}));
+
+/** main() in this process, with its output captured. */
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string; gpu: boolean }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
+  const before = gpuCalls.count;
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr, gpu: gpuCalls.count > before };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+const ANY_MODEL = storiesPath('q4_0');
+
+describe('webgguf command line, checked before the GPU starts', () => {
+  const generate = ['generate', '-m', ANY_MODEL, '-p', 'x'];
+  const bench = ['bench', '-m', ANY_MODEL];
+  // [arguments, the flag the message names, the range it states]
+  const bad: [string[], string, RegExp][] = [
+    [[...generate, '--max-tokens', '0'], 'max-tokens', /an integer ≥ 1/],
+    [[...generate, '--max-tokens', '-5'], 'max-tokens', /an integer ≥ 1, got "-5"/],
+    [[...generate, '--max-tokens=-5'], 'max-tokens', /an integer ≥ 1, got "-5"/],
+    [[...generate, '-n', '-5'], 'max-tokens', /an integer ≥ 1/],
+    [[...generate, '-n', '1.5'], 'max-tokens', /an integer ≥ 1/],
+    [[...generate, '--max-tokens', 'many'], 'max-tokens', /an integer ≥ 1, got "many"/],
+    [[...generate, '--max-tokens', ''], 'max-tokens', /an integer ≥ 1/],
+    [[...generate, '--temperature', '-0.1'], 'temperature', /a number ≥ 0/],
+    [[...generate, '--temperature', 'NaN'], 'temperature', /a number ≥ 0/],
+    [[...generate, '--temperature', 'Infinity'], 'temperature', /a number ≥ 0/],
+    [[...generate, '--top-k', '-1'], 'top-k', /an integer ≥ 0/],
+    [[...generate, '--top-k', '2.5'], 'top-k', /an integer ≥ 0/],
+    [[...generate, '--top-p', '0'], 'top-p', /a number in \(0, 1\]/],
+    [[...generate, '--top-p', '1.5'], 'top-p', /a number in \(0, 1\]/],
+    [[...generate, '--min-p', '-0.1'], 'min-p', /a number in \[0, 1\]/],
+    [[...generate, '--min-p', '2'], 'min-p', /a number in \[0, 1\]/],
+    [[...generate, '--repeat-penalty', '0'], 'repeat-penalty', /a number > 0/],
+    [[...generate, '--seed', '-1'], 'seed', /an integer from 0 to 4294967295/],
+    [[...generate, '--seed', '4294967296'], 'seed', /an integer from 0 to 4294967295/],
+    [[...generate, '--seed', '1.5'], 'seed', /an integer from 0 to 4294967295/],
+    [[...bench, '--runs', '0'], 'runs', /an integer ≥ 1/],
+    [[...bench, '--prompt-tokens', '0'], 'prompt-tokens', /an integer ≥ 1/],
+    [[...bench, '--gen-tokens', '-1'], 'gen-tokens', /an integer ≥ 1/],
+    [[...bench, '--followup', '64,0'], 'followup', /an integer ≥ 1, got "0"/],
+    [[...bench, '--followup', '64,x'], 'followup', /an integer ≥ 1, got "x"/],
+  ];
+  test.each(bad)('%j: a usage error naming --%s and its range', async (args, flag, range) => {
+    const r = await run(args);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.gpu).toBe(false);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')[0]).toMatch(new RegExp(`^webgguf: invalid-argument: --${flag} must be `));
+    expect(r.stderr.split('\n')[0]).toMatch(range);
+    expect(r.stderr).toContain('usage:');
+  });
+
+  const usage: [string[], RegExp][] = [
+    [[], /no command given/],
+    [['frob'], /unknown command "frob"/],
+    [[...generate, '--frob'], /unknown flag --frob/],
+    [[...generate, '-x'], /unknown flag -x/],
+    [['generate', '-m', ANY_MODEL], /generate needs --prompt/],
+    [['generate', '-p', 'x'], /generate needs --model/],
+    [['tokenize', '-m', ANY_MODEL], /tokenize needs --text/],
+    [['bench'], /bench needs --model/],
+    [['generate', '-m', ANY_MODEL, '-p'], /-p needs a value/],
+    [['generate', '-m', ANY_MODEL, '-p', 'Once', 'upon'], /unexpected argument "upon"/],
+    [[...generate, '--json=yes'], /--json takes no value/],
+    [['tokenize', '-m', ANY_MODEL, '--text', 'x', '--runs', '3'], /tokenize takes no --runs/],
+    [[...generate, '--prompt-tokens', '8'], /generate takes no --prompt-tokens/],
+    [['bench-gemv', '--kinds', 'q4_0,q9_9'], /unknown weight kind "q9_9"/],
+  ];
+  test.each(usage)('%j: exit status 2 with the usage', async (args, message) => {
+    const r = await run(args);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.gpu).toBe(false);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')[0]).toMatch(/^webgguf: invalid-argument: /);
+    expect(r.stderr.split('\n')[0]).toMatch(message);
+    expect(r.stderr).toContain('usage:');
+  });
+
+  test('--help prints every flag with its short form, range and default, on stdout with status 0', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/-m, --model FILE/);
+    expect(r.stdout).toMatch(/-p, --prompt TEXT/);
+    expect(r.stdout).toMatch(/-n, --max-tokens N .*an integer ≥ 1; default 256/);
+    for (const flag of ['temperature', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'seed', 'text', 'no-bos', 'prompt-tokens', 'gen-tokens', 'runs', 'followup', 'kinds', 'json', 'verbose']) {
+      expect(r.stdout).toContain(`--${flag}`);
+    }
+    expect((await run(['generate', '-h'])).stdout).toBe(r.stdout);
+  });
+
+  test('a missing model file is a typed error naming the path (status 1), before the GPU', async () => {
+    const missing = await run(['generate', '-m', '/nonexistent/model.gguf', '-p', 'x']);
+    expect(missing.code).toBe(1);
+    expect(missing.gpu).toBe(false);
+    expect(missing.stderr).toBe('webgguf: invalid-argument: --model /nonexistent/model.gguf: no such file\n');
+    const directory = await run(['tokenize', '-m', fileURLToPath(new URL('.', import.meta.url)), '--text', 'x']);
+    expect(directory.code).toBe(1);
+    expect(directory.stderr).toMatch(/^webgguf: invalid-argument: --model .*: not a file\n$/);
+  });
+});
 
 /** The greedy story llama2.c's run.c prints, from the model card. */
 function referenceStory(): string {
@@ -21,16 +148,50 @@ function referenceStory(): string {
   return card.slice(start, card.indexOf('```', start)).trimEnd();
 }
 
+describe.skipIf(!HAVE_MODELS)('webgguf CLI with a model', () => {
+  const generate = ['generate', '-m', ANY_MODEL, '-p', 'x'];
+  test('values at the ends of each range are accepted', async () => {
+    const r = await run([...generate, '-n', '1', '--temperature', '0', '--top-k', '0', '--top-p', '1', '--min-p', '0', '--seed', '4294967295', '--repeat-penalty', '0.5']);
+    expect(r.stderr).toContain(GPU_REACHED);
+    const low = await run([...generate, '--top-p', '1e-9', '--min-p', '1', '--seed', '0']);
+    expect(low.stderr).toContain(GPU_REACHED);
+  });
+
+  test('bench lengths over the model context: context-overflow naming the flags and the context, before the GPU', async () => {
+    const r = await run(['bench', '-m', ANY_MODEL, '--prompt-tokens', '100000']);
+    expect(r.code).toBe(1);
+    expect(r.gpu).toBe(false);
+    expect(r.stderr).toMatch(/^webgguf: context-overflow: --prompt-tokens 100000 \+ --gen-tokens 64 = 100064 tokens do not fit .*context of 512\n$/);
+    const edge = await run(['bench', '-m', ANY_MODEL, '--prompt-tokens', '500', '--gen-tokens', '13']);
+    expect(edge.stderr).toMatch(/--prompt-tokens 500 \+ --gen-tokens 13 = 513 tokens/);
+    expect((await run(['bench', '-m', ANY_MODEL, '--prompt-tokens', '500', '--gen-tokens', '12'])).stderr).toContain(GPU_REACHED);
+  });
+});
+
 describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
+  test('a bad flag fails fast, with status 2, and never starts the GPU (no drivers here would be status 1)', async () => {
+    const t0 = performance.now();
+    const r = await cli(['generate', '-m', ANY_MODEL, '-p', 'x', '--max-tokens', '-5'], { VK_ICD_FILENAMES: '/nonexistent/icd.json' });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe('webgguf: invalid-argument: --max-tokens must be an integer ≥ 1, got "-5"');
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    const unknown = await cli(['generate', '--frob']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('usage:');
+  });
+
   test('greedy, 256 tokens, empty prompt: exactly the story run.c prints', async () => {
     const r = await cli(['generate', '--model', storiesPath('f32'), '--prompt', '', '--temperature', '0', '--max-tokens', '256']);
     expect(r.code, r.stderr).toBe(0);
+    // Nothing from Dawn, the Vulkan loader or its layers.
+    expect(r.stderr).toBe('');
     expect(r.stdout).toBe(referenceStory() + '\n');
   });
 
   test('--json prints prompt tokens, tokens and the continuation only', async () => {
-    const r = await cli(['generate', '--model', storiesPath('q4_0'), '--prompt', 'Once upon a time', '--temperature', '0', '--max-tokens', '20', '--json']);
+    const r = await cli(['generate', '-m', storiesPath('q4_0'), '-p', 'Once upon a time', '--temperature', '0', '-n', '20', '--json']);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
     const out = JSON.parse(r.stdout) as { prompt_tokens: number[]; tokens: number[]; text: string };
     expect(out.prompt_tokens).toEqual([1, 403, 407, 261, 378]);
     expect(out.tokens).toHaveLength(20);
@@ -82,11 +243,5 @@ describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
     expect(missing.stderr).toMatch(/^webgguf: .*nonexistent/m);
     const verbose = await cli(['generate', '--model', v1, '--prompt', 'x', '--verbose']);
     expect(verbose.stderr).toMatch(/\n\s+at /);
-    const bad = await cli(['generate', '--model', storiesPath('f32'), '--max-tokens', 'many']);
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/--max-tokens expects an integer/);
-    const kind = await cli(['bench-gemv', '--kinds', 'q4_0,q9_9']);
-    expect(kind.code).toBe(1);
-    expect(kind.stderr).toMatch(/unknown weight kind "q9_9"/);
   });
 });

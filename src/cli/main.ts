@@ -1,73 +1,203 @@
+import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { isWebGGUFError, WebGGUFError } from '../errors.js';
-import { generate } from '../generate.js';
+import { DEFAULT_SAMPLING, generate } from '../generate.js';
 import { bench, followupBench, gemvBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
-const USAGE = `usage:
-  webgguf generate --model FILE --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
-                      [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--json] [--verbose]
-  webgguf tokenize --model FILE --text TEXT [--no-bos] [--json] [--verbose]
-  webgguf bench --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...] [--json] [--verbose]
-  webgguf bench-gemv [--kinds q4_0,q8_0,...] [--json]
-                      (the decode GEMV at TinyLlama 1.1B shapes vs the read probe; Q4_0 and Q8_0
-                      unless --kinds names others)`;
-
-const OPTIONS = {
-  model: { type: 'string' },
-  prompt: { type: 'string' },
-  text: { type: 'string' },
-  'max-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-k': { type: 'string' },
-  'top-p': { type: 'string' },
-  'min-p': { type: 'string' },
-  'repeat-penalty': { type: 'string' },
-  seed: { type: 'string' },
-  'no-bos': { type: 'boolean' },
-  'prompt-tokens': { type: 'string' },
-  'gen-tokens': { type: 'string' },
-  runs: { type: 'string' },
-  kinds: { type: 'string' },
-  followup: { type: 'string' },
-  json: { type: 'boolean' },
-  verbose: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
+const COMMANDS = {
+  generate: { required: ['model', 'prompt'], about: 'continue a prompt' },
+  tokenize: { required: ['model', 'text'], about: 'print the token ids of a text' },
+  bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs)' },
+  'bench-gemv': { required: [], about: 'time the decode GEMV alone at TinyLlama 1.1B layer shapes, against a read probe' },
 } as const;
+type Command = keyof typeof COMMANDS;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
-
-function usageError(message: string): never {
-  throw new WebGGUFError('invalid-argument', `${message}\n${USAGE}`);
+/** What a numeric flag accepts: integers or any finite number, from `min` (or above it) to `max`. */
+interface Range {
+  min: number;
+  max?: number;
+  aboveMin?: true;
+  integer?: true;
 }
 
-function numberFlag(values: Values, name: keyof Values, integer = false): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    usageError(`--${name} expects ${integer ? 'an integer' : 'a number'}, got "${String(raw)}"`);
+interface Flag {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** The value's name in the usage text. */
+  value?: string;
+  /** Numeric flags: every value (each item, for a list) is checked against it before any work. */
+  range?: Range;
+  list?: true;
+  default?: number;
+  commands: readonly Command[];
+  help: string;
+}
+
+const MODEL_COMMANDS = ['generate', 'tokenize', 'bench'] as const;
+const DEFAULT_KINDS = 'q4_0,q8_0';
+
+/** Every flag: how it parses, what it accepts, which commands take it, and its line of help. */
+const FLAGS = {
+  model: { type: 'string', short: 'm', value: 'FILE', commands: MODEL_COMMANDS, help: 'the GGUF model file' },
+  prompt: { type: 'string', short: 'p', value: 'TEXT', commands: ['generate'], help: 'the text to continue ("" for the BOS token alone)' },
+  'max-tokens': { type: 'string', short: 'n', value: 'N', range: { min: 1, integer: true }, default: 256, commands: ['generate'], help: 'the most tokens to generate' },
+  temperature: { type: 'string', value: 'T', range: { min: 0 }, default: DEFAULT_SAMPLING.temperature, commands: ['generate'], help: '0 is greedy: always the likeliest token' },
+  'top-k': { type: 'string', value: 'K', range: { min: 0, integer: true }, default: DEFAULT_SAMPLING.topK, commands: ['generate'], help: 'keep the K likeliest tokens; 0 keeps all' },
+  'top-p': { type: 'string', value: 'P', range: { min: 0, aboveMin: true, max: 1 }, default: DEFAULT_SAMPLING.topP, commands: ['generate'], help: 'keep the likeliest tokens that make up P of the probability' },
+  'min-p': { type: 'string', value: 'P', range: { min: 0, max: 1 }, default: DEFAULT_SAMPLING.minP, commands: ['generate'], help: 'drop tokens less likely than P times the likeliest one' },
+  'repeat-penalty': { type: 'string', value: 'R', range: { min: 0, aboveMin: true }, default: DEFAULT_SAMPLING.repetitionPenalty, commands: ['generate'], help: 'penalty on repeating the last 64 tokens; 1 is none' },
+  seed: { type: 'string', value: 'S', range: { min: 0, max: 2 ** 32 - 1, integer: true }, commands: ['generate'], help: 'makes sampling reproducible (random by default)' },
+  text: { type: 'string', value: 'TEXT', commands: ['tokenize'], help: 'the text to tokenize' },
+  'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
+  'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench'], help: 'prompt length' },
+  'gen-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 64, commands: ['bench'], help: 'tokens decoded per run' },
+  runs: { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 3, commands: ['bench'], help: 'timed runs after a warm-up' },
+  followup: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench'], help: 'also time a follow-up chat turn after histories of N words' },
+  kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
+  json: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: 'print the result as one line of JSON' },
+  verbose: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: "print errors' stacks and every message of Dawn" },
+  help: { type: 'boolean', short: 'h', commands: Object.keys(COMMANDS) as Command[], help: 'print this help' },
+} as const satisfies Record<string, Flag>;
+type FlagName = keyof typeof FLAGS;
+type NumericFlag = { [K in FlagName]: (typeof FLAGS)[K] extends { range: Range } ? K : never }[FlagName];
+
+function describeRange(r: Range): string {
+  const what = r.integer ? 'an integer' : 'a number';
+  if (r.max === undefined) return `${what} ${r.aboveMin ? '>' : '≥'} ${r.min}`;
+  if (r.integer) return `${what} from ${r.min} to ${r.max}`;
+  return `${what} in ${r.aboveMin ? '(' : '['}${r.min}, ${r.max}]`;
+}
+
+/** The flag's help: its text, range and default, a clause moved to the next line past 100 columns. */
+function flagLine(name: FlagName): string {
+  const f: Flag = FLAGS[name];
+  const left = `  ${f.short ? `-${f.short}, ` : '    '}--${name}${f.value ? ` ${f.value}` : ''}`.padEnd(27);
+  const clauses = [f.range && `${f.list ? 'each ' : ''}${describeRange(f.range)}`, f.default !== undefined && `default ${f.default}`].filter((c): c is string => !!c);
+  const lines = [left + f.help];
+  for (const clause of clauses) {
+    if (lines.at(-1)!.length + clause.length + 2 > 100) lines.push(' '.repeat(left.length) + clause);
+    else lines[lines.length - 1] += `; ${clause}`;
   }
+  return lines.join('\n');
+}
+
+const SYNOPSIS = `usage:
+  webgguf generate -m FILE -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
+                   [--repeat-penalty R] [--seed S] [--no-bos] [--json]
+  webgguf tokenize -m FILE --text TEXT [--no-bos] [--json]
+  webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
+                [--json]
+  webgguf bench-gemv [--kinds K,K,...] [--json]`;
+
+const HELP = `${SYNOPSIS}
+
+commands:
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.about}`).join('\n')}
+
+flags:
+${(Object.keys(FLAGS) as FlagName[]).map(flagLine).join('\n')}
+
+exit status: 0 on success, 1 when the command fails, 2 for a bad command line`;
+
+/** A bad command line: exit status 2, with the synopsis. */
+class UsageError extends WebGGUFError {
+  constructor(message: string) {
+    super('invalid-argument', message);
+  }
+}
+
+interface Args {
+  command: Command;
+  values: { [K in FlagName]?: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+  /** Numeric flags, checked, with their defaults. */
+  numbers: { [K in NumericFlag]?: number };
+  /** List flags ("64,256"), each item checked. */
+  lists: { [K in NumericFlag]?: number[] };
+  kinds: GpuWeightKind[];
+}
+
+function parseNumber(name: NumericFlag, raw: string): number {
+  const range: Range = FLAGS[name].range;
+  const n = raw.trim() === '' ? NaN : Number(raw);
+  const ok =
+    Number.isFinite(n) &&
+    (range.integer ? Number.isSafeInteger(n) : true) &&
+    (range.aboveMin ? n > range.min : n >= range.min) &&
+    (range.max === undefined || n <= range.max);
+  if (!ok) throw new UsageError(`--${name} must be ${describeRange(range)}, got "${raw}"`);
   return n;
 }
 
-async function generateCommand(values: Values): Promise<void> {
-  if (!values.model) usageError('--model is required');
-  const loaded = await loadModelFile(values.model);
+function weightKinds(list: string): GpuWeightKind[] {
+  const kinds = list.split(',');
+  const unknown = kinds.find((k) => !(GPU_WEIGHT_KINDS as readonly string[]).includes(k));
+  if (unknown !== undefined) throw new UsageError(`--kinds: unknown weight kind "${unknown}" (known: ${GPU_WEIGHT_KINDS.join(', ')})`);
+  return kinds as GpuWeightKind[];
+}
+
+/**
+ * Checks the whole command line before any work starts. parseArgs runs non-strict, so a value
+ * that starts with a dash ("--max-tokens -5", "-p -x") is taken as the value and reaches the
+ * flag's own check; unknown flags and misplaced values are reported here.
+ */
+function parseCommandLine(argv: string[]): Args | 'help' {
+  const options = Object.fromEntries(Object.entries(FLAGS).map(([name, f]: [string, Flag]) => [name, f.short ? { type: f.type, short: f.short } : { type: f.type }]));
+  const { values, positionals, tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
+  if (values.help) return 'help';
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
+    const flag: Flag | undefined = (FLAGS as Record<string, Flag>)[t.name];
+    if (!flag) throw new UsageError(`unknown flag ${t.rawName}`);
+    if (flag.type === 'string' && t.value === undefined) throw new UsageError(`${t.rawName} needs a value`);
+    if (flag.type === 'boolean' && t.inlineValue) throw new UsageError(`${t.rawName} takes no value`);
+  }
+  const [command, ...extra] = positionals;
+  if (command === undefined) throw new UsageError('no command given');
+  if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command "${command}"`);
+  const cmd = command as Command;
+  if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}" (values that contain spaces need quotes)`);
+  const args: Args = { command: cmd, values: values as Args['values'], numbers: {}, lists: {}, kinds: [] };
+  for (const name of Object.keys(values) as FlagName[]) {
+    if (!(FLAGS[name].commands as readonly Command[]).includes(cmd)) throw new UsageError(`${cmd} takes no --${name}`);
+  }
+  for (const name of COMMANDS[cmd].required) {
+    if (values[name] === undefined) throw new UsageError(`${cmd} needs --${name}`);
+  }
+  for (const [name, flag] of Object.entries(FLAGS) as [NumericFlag, Flag][]) {
+    if (!flag.range || !flag.commands.includes(cmd)) continue;
+    const raw = values[name] as string | undefined;
+    if (flag.list) args.lists[name] = raw?.split(',').map((item) => parseNumber(name, item));
+    else args.numbers[name] = raw === undefined ? flag.default : parseNumber(name, raw);
+  }
+  if (cmd === 'bench-gemv') args.kinds = weightKinds(args.values.kinds ?? DEFAULT_KINDS);
+  return args;
+}
+
+/** A missing or unreadable model is reported by name before the GPU starts. */
+async function checkModelFile(path: string): Promise<void> {
+  const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    throw new WebGGUFError('invalid-argument', `--model ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: e });
+  });
+  if (!info.isFile()) throw new WebGGUFError('invalid-argument', `--model ${path}: not a file`);
+}
+
+async function generateCommand({ values, numbers }: Args): Promise<void> {
+  const loaded = await loadModelFile(values.model!);
   try {
     const { model, tokenizer } = loaded;
-    const prompt = tokenizer.encode(values.prompt ?? '', { addBos: values['no-bos'] ? false : undefined });
+    const prompt = tokenizer.encode(values.prompt!, { addBos: values['no-bos'] ? false : undefined });
     const stream = generate(model, tokenizer, prompt, {
-      maxTokens: numberFlag(values, 'max-tokens', true) ?? 256,
-      temperature: numberFlag(values, 'temperature'),
-      topK: numberFlag(values, 'top-k', true),
-      topP: numberFlag(values, 'top-p'),
-      minP: numberFlag(values, 'min-p'),
-      repetitionPenalty: numberFlag(values, 'repeat-penalty'),
-      seed: numberFlag(values, 'seed', true),
+      maxTokens: numbers['max-tokens'],
+      temperature: numbers.temperature,
+      topK: numbers['top-k'],
+      topP: numbers['top-p'],
+      minP: numbers['min-p'],
+      repetitionPenalty: numbers['repeat-penalty'],
+      seed: numbers.seed,
     });
     const tokens: number[] = [];
     let text = '';
@@ -83,30 +213,21 @@ async function generateCommand(values: Values): Promise<void> {
   }
 }
 
-async function tokenizeCommand(values: Values): Promise<void> {
-  if (!values.model) usageError('--model is required');
-  if (values.text === undefined) usageError('--text is required');
-  const { file, close } = await openGGUF(values.model);
+async function tokenizeCommand({ values }: Args): Promise<void> {
+  const { file, close } = await openGGUF(values.model!);
   try {
-    const tokens = GGUFTokenizer.fromGGUF(file).encode(values.text, { addBos: values['no-bos'] ? false : undefined });
+    const tokens = GGUFTokenizer.fromGGUF(file).encode(values.text!, { addBos: values['no-bos'] ? false : undefined });
     process.stdout.write(values.json ? JSON.stringify({ tokens }) + '\n' : tokens.join(' ') + '\n');
   } finally {
     await close();
   }
 }
 
-async function benchCommand(values: Values): Promise<void> {
-  if (!values.model) usageError('--model is required');
-  const result = await bench(
-    values.model,
-    numberFlag(values, 'prompt-tokens', true) ?? 128,
-    numberFlag(values, 'gen-tokens', true) ?? 64,
-    numberFlag(values, 'runs', true) ?? 3,
-  );
+async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
+  const model = values.model!;
+  const result = await bench(model, numbers['prompt-tokens']!, numbers['gen-tokens']!, numbers.runs!);
   // --followup 64,256: follow-up chat turns after histories of about these many words.
-  const histories = values.followup?.split(',').map((v) => Number(v));
-  if (histories?.some((h) => !Number.isInteger(h) || h < 1)) usageError(`--followup expects a list of word counts, got "${values.followup}"`);
-  const followup = histories ? await followupBench(values.model, histories) : undefined;
+  const followup = lists.followup ? await followupBench(model, lists.followup) : undefined;
   if (values.json) {
     process.stdout.write(JSON.stringify({ ...result, ...(followup ? { followup } : {}) }) + '\n');
     return;
@@ -127,10 +248,7 @@ async function benchCommand(values: Values): Promise<void> {
   }
 }
 
-async function benchGemvCommand(values: Values): Promise<void> {
-  const kinds = (values.kinds ?? 'q4_0,q8_0').split(',') as GpuWeightKind[];
-  const unknown = kinds.filter((k) => !GPU_WEIGHT_KINDS.includes(k));
-  if (unknown.length) usageError(`--kinds: unknown weight kind "${unknown[0]}" (known: ${GPU_WEIGHT_KINDS.join(', ')})`);
+async function benchGemvCommand({ values, kinds }: Args): Promise<void> {
   const gpu = await nodeGpuContext();
   const r = await gemvBench(gpu, undefined, kinds);
   if (values.json) {
@@ -143,26 +261,28 @@ async function benchGemvCommand(values: Values): Promise<void> {
   }
 }
 
+/** Runs the CLI; returns the exit status (0 done, 1 failed, 2 bad command line). */
 export async function main(argv: string[]): Promise<number> {
-  let verbose = argv.includes('--verbose');
+  const verbose = argv.includes('--verbose');
   try {
-    const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-    verbose = values.verbose === true;
-    const command = positionals[0];
-    if (values.help || !command) {
-      process.stdout.write(USAGE + '\n');
-      return values.help ? 0 : 2;
+    const args = parseCommandLine(argv);
+    if (args === 'help') {
+      process.stdout.write(HELP + '\n');
+      return 0;
     }
-    if (command === 'generate') await generateCommand(values);
-    else if (command === 'tokenize') await tokenizeCommand(values);
-    else if (command === 'bench') await benchCommand(values);
-    else if (command === 'bench-gemv') await benchGemvCommand(values);
-    else usageError(`unknown command "${command}"`);
+    if (args.values.model !== undefined) await checkModelFile(args.values.model);
+    if (args.command === 'generate') await generateCommand(args);
+    else if (args.command === 'tokenize') await tokenizeCommand(args);
+    else if (args.command === 'bench') await benchCommand(args);
+    else await benchGemvCommand(args);
     return 0;
   } catch (e) {
     const message = isWebGGUFError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? e.message : String(e);
-    process.stderr.write(`webgguf: ${verbose ? (e as Error).stack ?? message : message.split('\n')[0]}\n`);
-    if (!verbose && message.includes('\n')) process.stderr.write(message.slice(message.indexOf('\n') + 1) + '\n');
+    process.stderr.write(`webgguf: ${verbose ? ((e as Error).stack ?? message) : message}\n`);
+    if (e instanceof UsageError) {
+      process.stderr.write(`${SYNOPSIS}\n(webgguf --help lists every flag)\n`);
+      return 2;
+    }
     return 1;
   }
 }

@@ -3,7 +3,10 @@ import { Kernels, timedPass } from '../gpu/kernels.js';
 import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
 import { decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel } from '../model/llama.js';
 import { DECODE_BATCH } from '../generate.js';
-import { loadModelFile } from './load.js';
+import { WebGGUFError } from '../errors.js';
+import { readConfig } from '../model/config.js';
+import { nodeGpuContext } from './gpu.js';
+import { loadModelFile, openGGUF } from './load.js';
 
 export interface BenchResult {
   adapter: string;
@@ -64,8 +67,21 @@ async function runOnce(model: LlamaModel, prompt: number[], genTokens: number): 
   return { ttft, decode: performance.now() - t1 };
 }
 
-/** `webgguf bench`: warm-up, then the median (with min and max) of several runs. */
+/**
+ * `webgguf bench`: warm-up, then the median (with min and max) of several runs. The lengths are
+ * checked against the model's context (from the file's header) before the GPU starts.
+ */
 export async function bench(path: string, promptTokens: number, genTokens: number, runs = 3): Promise<BenchResult> {
+  const { file, close } = await openGGUF(path);
+  const context = await Promise.resolve()
+    .then(() => readConfig(file).contextLength)
+    .finally(close);
+  if (promptTokens + genTokens > context) {
+    throw new WebGGUFError(
+      'context-overflow',
+      `--prompt-tokens ${promptTokens} + --gen-tokens ${genTokens} = ${promptTokens + genTokens} tokens do not fit ${path.split('/').pop()}'s context of ${context}`,
+    );
+  }
   const loaded = await loadModelFile(path, { contextLength: promptTokens + genTokens + 1 });
   try {
     const { model, gpu } = loaded;
@@ -132,7 +148,6 @@ const WORDS = 'once upon a time there was a little girl who lived in a house nea
 export async function followupBench(path: string, histories: number[]): Promise<FollowupResult[]> {
   const { openAsBlob } = await import('node:fs');
   const { createEngine } = await import('../engine/engine.js');
-  const { nodeGpuContext } = await import('./gpu.js');
   const engine = await createEngine({ worker: false, cache: false, gpu: () => nodeGpuContext(), contextLength: Math.max(...histories) * 2 + 256 });
   try {
     await engine.load(await openAsBlob(path));

@@ -26,6 +26,10 @@ async function dawn(): Promise<typeof import('webgpu')> {
 export async function nodeGpuContext(options: Parameters<typeof createGpuContext>[1] = {}): Promise<GpuContext> {
   const { create, globals } = await dawn();
   Object.assign(globalThis, globals);
+  // Mesa's device-select layer (an implicit Vulkan layer) asks Wayland for the session's default
+  // GPU on every instance; with no session (XDG_RUNTIME_DIR unset: servers, CI, containers) that
+  // prints two lines of "XDG_RUNTIME_DIR is invalid" to stderr and selects nothing.
+  if (!process.env.XDG_RUNTIME_DIR) process.env.NODEVICE_SELECT ??= '1';
   let instance = create([]);
   const chosen = process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES;
   if (!chosen && existsSync(SWIFTSHADER_ICD) && !(await instance.requestAdapter())) {
