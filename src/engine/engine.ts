@@ -23,7 +23,8 @@ export interface EngineOptions {
   store?: KeyValueStore;
 }
 
-type CoreApi = Pick<EngineCore, 'abort' | 'load' | 'generate' | 'chatCompletion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'>;
+type CoreApi = Pick<EngineCore, 'abort' | 'generate' | 'chatCompletion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'>;
+type LoadModel = (source: ModelSource, requestId: string, onProgress?: (p: LoadProgress) => void) => Promise<ModelInfo>;
 
 export interface Engine {
   load(source: ModelSource, options?: { onProgress?: (p: LoadProgress) => void; signal?: AbortSignal }): Promise<ModelInfo>;
@@ -59,18 +60,24 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   // refusal is fine, cache.usage() reports it).
   if (useCache) await globalThis.navigator?.storage?.persist?.().catch(() => false);
   let core: CoreApi;
+  let loadModel: LoadModel;
   let worker: Worker | undefined;
   if (options.worker ?? true) {
     installErrorTransfer();
     worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webgguf' });
-    const remote = Comlink.wrap<CoreApi & { init(o: Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean }): void }>(worker);
+    // The worker's load takes the progress callback as an argument of its own (worker.ts):
+    // Comlink proxies only top-level arguments.
+    const remote = Comlink.wrap<CoreApi & { load: LoadModel; init(o: Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean }): void }>(worker);
     await remote.init({ cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy });
     core = remote as unknown as CoreApi;
+    loadModel = (source, id, onProgress) => remote.load(source, id, onProgress && Comlink.proxy(onProgress));
   } else {
-    core = new EngineCore({
+    const inThread = new EngineCore({
       store: useCache ? options.store ?? indexedDBStore() : options.store ?? null,
       gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy,
     });
+    core = inThread;
+    loadModel = (source, id, onProgress) => inThread.load(source, id, { onProgress });
   }
   // Callbacks cross the worker boundary as proxies; in-thread they are plain functions.
   const callback = <F extends (...args: never[]) => unknown>(f: F): F => (worker ? (Comlink.proxy(f) as unknown as F) : f);
@@ -99,7 +106,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     });
 
   return {
-    load: (source, o = {}) => withAbort(o.signal, (id) => core.load(source, id, o.onProgress ? callback(o.onProgress) : undefined)),
+    load: (source, o = {}) => withAbort(o.signal, (id) => loadModel(source, id, o.onProgress)),
     generate: (prompt, o = {}) => {
       const { signal, ...params } = o;
       return stream<{ token: number; text: string }>(signal, (id, push) => core.generate(prompt, params, id, push));
