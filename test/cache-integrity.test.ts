@@ -209,6 +209,11 @@ describe.skipIf(!HAVE_MODELS)('weight cache integrity', () => {
         expect(checksumWords('x', w)).not.toBe(base);
       }
     }
+    // Two flips of the same high bit (a multiply alone would let them cancel).
+    const twice = words.slice();
+    twice[10]! ^= 1 << 31;
+    twice[20]! ^= 1 << 31;
+    expect(checksumWords('x', twice)).not.toBe(base);
     expect(checksumWords('y', words)).not.toBe(base);
     expect(checksumWords('x', words.subarray(0, 4095))).not.toBe(base);
   });
