@@ -27,6 +27,7 @@ const MESSAGES = [{ role: 'user' as const, content: 'Once upon a time' }];
 class Host {
   path = '';
   etag: string | undefined;
+  lastModified: string | undefined;
   delayMs = 0;
   requests = 0;
   bytes = 0;
@@ -41,7 +42,10 @@ class Host {
         this.bytes += chunk.byteLength;
         return write(chunk, ...rest);
       }) as typeof res.write;
-      const serve = () => serveFile(req, res, this.path, { headers: this.etag ? { ETag: this.etag } : {} });
+      const headers: Record<string, string> = {};
+      if (this.etag) headers.ETag = this.etag;
+      if (this.lastModified) headers['Last-Modified'] = this.lastModified;
+      const serve = () => serveFile(req, res, this.path, { headers });
       if (this.delayMs) setTimeout(serve, this.delayMs);
       else serve();
     });
@@ -163,16 +167,24 @@ describe.skipIf(!HAVE_MODELS)('weight cache integrity (engine)', () => {
     await e.dispose();
   });
 
-  test('a strong ETag resumes after the kept chunks', async () => {
+  test.each([
+    ['a strong ETag', '"strong"', undefined],
+    ['Last-Modified (no ETag)', undefined, 'Wed, 21 Oct 2015 07:28:00 GMT'],
+  ])('%s: the load resumes after the kept chunks', async (_, etag, lastModified) => {
     const e = await make(memoryStore());
-    host.etag = '"strong"';
+    host.etag = etag;
+    host.lastModified = lastModified;
     host.path = right;
-    await interrupted(e, host.url, 60);
-    host.bytes = 0;
-    await e.load(host.url);
-    expect(host.bytes).toBeLessThan(size * 0.8);
-    expect(await reply(e)).toBe(expected);
-    await e.dispose();
+    try {
+      await interrupted(e, host.url, 60);
+      host.bytes = 0;
+      await e.load(host.url);
+      expect(host.bytes).toBeLessThan(size * 0.8);
+      expect(await reply(e)).toBe(expected);
+    } finally {
+      host.lastModified = undefined;
+      await e.dispose();
+    }
   });
 
   test.each([
