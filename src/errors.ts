@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'missing-tensor'
   | 'network'
   | 'cache'
+  | 'cache-corrupt'
   | 'quota-exceeded'
   | 'integrity'
   | 'no-webgpu'

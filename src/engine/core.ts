@@ -1,4 +1,6 @@
-import { WeightCache } from '../cache/weight-cache.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { WeightCache, type HashResume } from '../cache/weight-cache.js';
 import type { KeyValueStore } from '../cache/store.js';
 import { StopMatcher } from '../chat/stop.js';
 import { validateChatRequest, validateCompletionRequest, validateGenerateRequest, type StreamPlan } from '../chat/request.js';
@@ -10,12 +12,13 @@ import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
 import { blobSource, bytesSource, urlSource, type ByteSource } from '../io/byte-source.js';
 import { sha256Source } from '../io/sha256-source.js';
-import { LlamaModel } from '../model/llama.js';
-import type { WeightChunk } from '../model/weights.js';
+import { readConfig } from '../model/config.js';
+import { LlamaModel, type LoadOptions } from '../model/llama.js';
+import { planWeights } from '../model/weights.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, GenerateParams, LoadProgress, ModelInfo,
-  ModelSource, Usage,
+  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, CoreLoadOptions, GenerateParams,
+  LoadProgress, ModelInfo, ModelSource, Usage,
 } from './types.js';
 
 export interface CoreOptions {
@@ -57,6 +60,8 @@ export class EngineCore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly controllers = new Map<string, AbortController>();
   private readonly cache: WeightCache | null;
+  /** The load running now, so deleting its model can cancel it first. */
+  private loading: { id: string; requestId: string; settled: Promise<void> } | undefined;
 
   constructor(private readonly options: CoreOptions) {
     this.cache = options.store ? new WeightCache(options.store) : null;
@@ -70,8 +75,8 @@ export class EngineCore {
     this.controller(requestId).abort();
   }
 
-  load(source: ModelSource, requestId: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
-    return this.serial(requestId, (signal) => this.doLoad(source, signal, onProgress));
+  load(source: ModelSource, requestId: string, options: CoreLoadOptions = {}): Promise<ModelInfo> {
+    return this.serial(requestId, (signal) => this.doLoad(source, requestId, signal, options.onProgress));
   }
 
   /** Raw completion: tokens and text of the continuation of `prompt`. */
@@ -166,7 +171,13 @@ export class EngineCore {
     return this.cache ? this.cache.list() : [];
   }
 
+  /** Deletes a cached model; a load of that model in progress is aborted first. */
   async cacheDelete(id: string): Promise<void> {
+    const loading = this.loading;
+    if (loading?.id === id) {
+      this.abort(loading.requestId);
+      await loading.settled;
+    }
     await this.cache?.delete(id);
   }
 
@@ -316,37 +327,74 @@ export class EngineCore {
     }
   }
 
-  private async doLoad(source: ModelSource, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  private async doLoad(source: ModelSource, requestId: string, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     this.dropModel();
     const gpu = (this.gpu ??= await this.acquireGpu());
-    const id = sourceId(source);
+    const id = await sourceId(source);
+    if (!id) return this.loadFrom(source, undefined, gpu, signal, onProgress);
+    let settle = () => {};
+    this.loading = { id, requestId, settled: new Promise<void>((r) => (settle = r)) };
+    try {
+      return await this.loadFrom(source, id, gpu, signal, onProgress);
+    } finally {
+      this.loading = undefined;
+      settle();
+    }
+  }
+
+  /**
+   * A load from the weight cache (a listed model: no network, no repacking), or from the source,
+   * resuming the chunks an interrupted load stored when the source proves it is the same file.
+   */
+  private async loadFrom(source: ModelSource, id: string | undefined, gpu: GpuContext, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
     const cache = id ? this.cache : null;
     const manifest = cache && id ? await cache.manifest(id) : undefined;
-    let file: GGUFFile;
-    let weights: ((repack: (skip: number) => AsyncIterable<WeightChunk>) => AsyncIterable<WeightChunk>) | undefined;
-    let stored = 0;
-    let hashing: ReturnType<typeof sha256Source> | undefined;
-    let verify = async () => {};
     const checkAbort = () => {
       if (signal.aborted) throw new WebGGUFError('aborted', 'the load was aborted');
     };
+    let file: GGUFFile;
+    let weights: LoadOptions['weights'];
+    /** Chunks of this model in the store (so a failure before the first leaves nothing behind). */
+    let kept = 0;
+    /** Lists the model in the cache once it is on the GPU. */
+    let list: ((architecture: string) => Promise<void>) | undefined;
 
-    if (manifest && cache) {
-      const header = await cache.header(manifest.id);
-      if (!header) throw new WebGGUFError('cache', `cached model ${manifest.id} has no header; delete it and load again`);
+    if (cache && id && manifest) {
+      const header = await cache.header(manifest);
       file = await readGGUF(bytesSource(header, manifest.source), manifest.fileBytes);
-      let read = 0;
-      weights = () => progressOf(cache.chunks(manifest.id, 0, manifest.chunks), () => {
-        checkAbort();
-        onProgress?.({ phase: 'cache', loaded: ++read, total: manifest.chunks });
-      });
+      const meter = new LoadMeter(manifest.fileBytes, uploadBytes(file), onProgress);
+      weights = () => (async function* () {
+        let served = 0;
+        for await (const c of cache.chunks(id, 0, manifest.chunks, manifest)) {
+          checkAbort();
+          served += c.words.byteLength;
+          meter.file('cache', (manifest.fileBytes * served) / Math.max(1, manifest.storedBytes));
+          meter.upload(c.words.byteLength);
+          yield c;
+        }
+        if (served !== manifest.storedBytes || served !== meter.uploadBytes) {
+          await cache.corrupt(id, `its chunks hold ${served} bytes where the model needs ${meter.uploadBytes}`, manifest.source);
+        }
+        meter.complete();
+      })();
     } else {
       if (typeof source === 'object' && 'cached' in source) throw new WebGGUFError('cache', `no cached model "${source.cached}"`);
       const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs };
       const fetched = typeof source === 'string' ? await urlSource(source, urlOptions) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, urlOptions);
+      // How far into the file reads have reached: the file's share of the progress.
+      let cursor = 0;
+      let meter: LoadMeter | undefined;
+      const counted = cursorSource(fetched, (end) => {
+        cursor = Math.max(cursor, end);
+        meter?.file('download', cursor);
+      });
       const expectedHash = typeof source === 'object' && 'sha256' in source && source.sha256 ? source.sha256.toLowerCase() : undefined;
-      hashing = expectedHash ? sha256Source(fetched) : undefined;
-      verify = async () => {
+      const hashing = expectedHash ? sha256Source(counted) : undefined;
+      file = await readGGUF(hashing ?? counted);
+      const m = (meter = new LoadMeter(fetched.size, uploadBytes(file), onProgress));
+      m.file('download', cursor);
+      // Every byte of the file is hashed, whichever session fetched it (see HashingSource.resume).
+      const verify = async () => {
         if (!hashing || !expectedHash) return;
         const actual = await hashing.finish();
         if (actual !== expectedHash) {
@@ -354,62 +402,84 @@ export class EngineCore {
           throw new WebGGUFError('integrity', `the file's SHA-256 is ${actual}, not the expected ${expectedHash}; nothing was kept`);
         }
       };
-      const raw = hashing ?? fetched;
-      const network = countingSource(raw, (loaded) => onProgress?.({ phase: 'download', loaded, total: raw.size }));
-      file = await readGGUF(network);
-      if (cache && id) {
-        // Resume only the same file: same header bytes and the same validator (ETag).
-        const header = file.header;
-        const storedHeader = await cache.header(id);
-        const same = storedHeader !== undefined && equalBytes(storedHeader, header) && (await cache.validator(id)) === raw.validator;
-        let done = same ? await cache.progress(id) : 0;
-        if (!done) {
-          await cache.delete(id);
-          await cache.putHeader(id, header, raw.validator);
-        }
-        weights = (repack) => {
-          const resumed = cache.chunks(id, 0, done);
-          return (async function* () {
-            for await (const c of resumed) {
-              checkAbort();
-              stored += c.words.byteLength;
-              yield c;
-            }
-            for await (const c of repack(done)) {
-              checkAbort();
-              await cache.putChunk(id, done++, c);
-              stored += c.words.byteLength;
-              yield c;
-            }
-          })();
-        };
+      if (!cache || !id) {
+        weights = (repack) => (async function* () {
+          for await (const c of repack(0)) {
+            checkAbort();
+            m.upload(c.words.byteLength);
+            yield c;
+          }
+          await verify();
+          m.complete();
+        })();
       } else {
-        weights = (repack) => progressOf(repack(0), checkAbort);
+        const proof = resumeProof(source, fetched, id);
+        const partial = await cache.partial(id);
+        let done = 0;
+        let cachedTo = 0;
+        if (partial && proof && partial.proof === proof && partial.fileBytes === fetched.size && equalBytes(partial.header, file.header)) {
+          if (!hashing) {
+            done = partial.chunks;
+            cachedTo = partial.fileAt;
+          } else if (partial.resume && partial.resume.chunk > 0) {
+            done = partial.resume.chunk;
+            cachedTo = partial.resume.hash.at;
+            hashing.resume(partial.resume.hash);
+          }
+        }
+        if (done === 0) await cache.start(id, file.header, proof, fetched.size);
+        kept = done;
+        const checks: number[] = [];
+        let stored = 0;
+        weights = (repack) => (async function* () {
+          const from = cursor;
+          for await (const c of cache.chunks(id, 0, done)) {
+            checkAbort();
+            checks.push(c.check);
+            stored += c.words.byteLength;
+            m.file('cache', from + ((cachedTo - from) * checks.length) / done);
+            m.upload(c.words.byteLength);
+            yield c;
+          }
+          let point = hashing?.checkpoint();
+          let pointChunk = done;
+          let n = done;
+          for await (const c of repack(done)) {
+            checkAbort();
+            let resume: HashResume | undefined;
+            if (hashing) {
+              // The first chunk of the latest read that started on a clean checkpoint.
+              const now = hashing.checkpoint();
+              if (now !== point) [point, pointChunk] = [now, n];
+              resume = { chunk: pointChunk, hash: now };
+            }
+            checks[n] = await cache.putChunk(id, n, c, cursor, resume);
+            kept = ++n;
+            stored += c.words.byteLength;
+            m.upload(c.words.byteLength);
+            yield c;
+          }
+          await verify();
+          m.complete();
+        })();
+        const name = typeof source === 'string' ? source : source instanceof Blob ? (source as File).name ?? 'blob' : source.url;
+        list = (architecture) => cache.finish({ id, source: name, fileBytes: fetched.size, storedBytes: stored, architecture, createdAt: Date.now() }, file.header, checks);
       }
     }
 
     const tokenizer = GGUFTokenizer.fromGGUF(file);
     let model: LlamaModel;
     try {
-      model = await LlamaModel.load(gpu, file, {
-        contextLength: this.options.contextLength,
-        weights,
-        onProgress: (loaded, total) => onProgress?.({ phase: 'upload', loaded, total }),
-      });
+      model = await LlamaModel.load(gpu, file, { contextLength: this.options.contextLength, weights });
     } catch (e) {
       // Keep stored chunks for a resume; a failure before the first one leaves nothing behind.
-      if (cache && id && !manifest && (await cache.progress(id)) === 0) await cache.delete(id);
+      if (cache && id && !manifest && kept === 0) await cache.delete(id);
       throw e;
     }
     try {
-      await verify();
-      onProgress?.({ phase: 'compile', loaded: 1, total: 1 });
-      if (cache && id && !manifest) {
-        await cache.finish({
-          id, source: typeof source === 'string' ? source : source instanceof Blob ? (source as File).name ?? 'blob' : 'url' in source ? source.url : id,
-          fileBytes: file.source.size, storedBytes: stored, chunks: await cache.progress(id), architecture: model.config.architecture, createdAt: Date.now(),
-        });
-      }
+      checkAbort();
+      await list?.(model.config.architecture);
+      checkAbort();
     } catch (e) {
       model.dispose();
       throw e;
@@ -480,36 +550,104 @@ function usageField(plan: StreamPlan, usage: Usage | undefined): { usage?: Usage
   return plan.includeUsage ? { usage: usage ?? null } : {};
 }
 
-/** The cache key of a source; plain Blobs have no stable identity and are not cached. */
-export function sourceId(source: ModelSource): string | undefined {
+/**
+ * The cache key of a source. A File's includes a fingerprint of its content, so two files with the
+ * same name, size and date differ; plain Blobs have no name and are not cached.
+ */
+export async function sourceId(source: ModelSource): Promise<string | undefined> {
   if (typeof source === 'string') return source;
   if (source instanceof Blob) {
     const f = source as File;
-    return typeof f.name === 'string' && f.name ? `file:${f.name}:${f.size}:${f.lastModified}` : undefined;
+    return typeof f.name === 'string' && f.name ? `file:${f.name}:${f.size}:${f.lastModified}:${await fingerprint(f)}` : undefined;
   }
   if ('cached' in source) return source.cached;
   return source.sha256 ? `${source.url}#sha256=${source.sha256}` : source.url;
 }
 
-/** Calls `tick` before each item passes. */
-async function* progressOf<T>(items: AsyncIterable<T>, tick: () => void): AsyncGenerator<T> {
-  for await (const item of items) {
-    tick();
-    yield item;
+const FINGERPRINT_SAMPLES = 16;
+const FINGERPRINT_SAMPLE_BYTES = 64 << 10;
+
+/** SHA-256 of a GGUF's header and of 64 KiB at 16 offsets spread over the file (about 1 MiB read). */
+async function fingerprint(blob: Blob): Promise<string> {
+  const { header } = await readGGUF(blobSource(blob));
+  const hash = sha256.create();
+  hash.update(header);
+  const span = Math.max(0, blob.size - FINGERPRINT_SAMPLE_BYTES);
+  for (let i = 0; i < FINGERPRINT_SAMPLES; i++) {
+    const at = Math.floor((span * i) / (FINGERPRINT_SAMPLES - 1));
+    hash.update(new Uint8Array(await blob.slice(at, at + FINGERPRINT_SAMPLE_BYTES).arrayBuffer()));
+  }
+  return bytesToHex(hash.digest()).slice(0, 32);
+}
+
+/**
+ * What lets a later session resume this source's stored chunks: a File's id (it holds the content
+ * fingerprint), or a URL's strong ETag or Last-Modified, with the size. A weak ETag (`W/`, which
+ * byte-source.ts prefers to Last-Modified) or none proves nothing: such a load starts over.
+ */
+function resumeProof(source: ModelSource, fetched: ByteSource, id: string): string | undefined {
+  if (source instanceof Blob) return id;
+  const v = fetched.validator;
+  return v && !v.startsWith('W/') ? `${v} ${fetched.size}` : undefined;
+}
+
+/** Bytes of repacked weights the model uploads (what LlamaModel.load plans). */
+function uploadBytes(file: GGUFFile): number {
+  return planWeights(file, readConfig(file)).reduce((s, p) => s + p.words * 4, 0);
+}
+
+/**
+ * The one progress count of a load (LoadProgress): file bytes, as far as reads have reached or
+ * cached chunks stand in for, plus bytes uploaded. Only increases are reported; `complete` ends
+ * at the total.
+ */
+class LoadMeter {
+  readonly total: number;
+  private fileDone = 0;
+  private uploaded = 0;
+  private reported = -1;
+
+  constructor(private readonly fileBytes: number, readonly uploadBytes: number, private readonly emit?: (p: LoadProgress) => void) {
+    this.total = fileBytes + uploadBytes;
+  }
+
+  file(phase: LoadProgress['phase'], position: number): void {
+    const at = Math.floor(Math.min(this.fileBytes, position));
+    if (at <= this.fileDone) return;
+    this.fileDone = at;
+    this.report(phase);
+  }
+
+  upload(bytes: number): void {
+    this.uploaded = Math.min(this.uploadBytes, this.uploaded + bytes);
+    this.report('upload');
+  }
+
+  /** Every byte is in: what is left is compiling the kernels. */
+  complete(): void {
+    this.fileDone = this.fileBytes;
+    this.uploaded = this.uploadBytes;
+    this.reported = -1;
+    this.report('compile');
+  }
+
+  private report(phase: LoadProgress['phase']): void {
+    const loaded = this.fileDone + this.uploaded;
+    if (loaded <= this.reported) return;
+    this.reported = loaded;
+    this.emit?.({ phase, loaded, total: this.total });
   }
 }
 
-/** A ByteSource that reports the bytes it has read. */
-function countingSource(source: ByteSource, report: (loaded: number) => void): ByteSource {
-  let loaded = 0;
+/** A ByteSource that reports the end of each read. */
+function cursorSource(source: ByteSource, reached: (end: number) => void): ByteSource {
   return {
     size: source.size,
     name: source.name,
     validator: source.validator,
     read: async (offset, length) => {
       const bytes = await source.read(offset, length);
-      loaded += bytes.byteLength;
-      report(Math.min(loaded, source.size));
+      reached(offset + bytes.byteLength);
       return bytes;
     },
   };

@@ -1,13 +1,19 @@
 import * as Comlink from 'comlink';
 import { WebGGUFError } from '../errors.js';
 import type { EngineCore, CoreOptions } from './core.js';
+import type { LoadProgress, ModelInfo, ModelSource } from './types.js';
 import { installErrorTransfer } from './errors-transfer.js';
 
-/** What the main thread calls on the engine, wherever it runs. */
+/**
+ * What the main thread calls on the engine, wherever it runs. `load` takes its callbacks as
+ * arguments of their own: Comlink proxies only top-level arguments (engine/worker.ts).
+ */
 export type CoreApi = Pick<
   EngineCore,
-  'ping' | 'abort' | 'load' | 'generate' | 'chatCompletion' | 'completion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'
->;
+  'ping' | 'abort' | 'generate' | 'chatCompletion' | 'completion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'
+> & {
+  load(source: ModelSource, requestId: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+};
 
 /** Options the worker's `init` takes: the core's, less what cannot cross the boundary. */
 export type WorkerInit = Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean };
@@ -140,9 +146,23 @@ export async function inThreadHost(cache: boolean, options: CoreOptions): Promis
   const [{ EngineCore }, { indexedDBStore }] = await Promise.all([import('./core.js'), import('../cache/store.js')]);
   const core = new EngineCore({ ...options, store: cache ? options.store ?? indexedDBStore() : options.store });
   const pending = new Pending();
+  const api: CoreApi = {
+    ping: () => core.ping(),
+    abort: (id) => core.abort(id),
+    load: (source, id, onProgress) => core.load(source, id, { onProgress }),
+    generate: (...a) => core.generate(...a),
+    chatCompletion: (...a) => core.chatCompletion(...a),
+    completion: (...a) => core.completion(...a),
+    cacheList: () => core.cacheList(),
+    cacheDelete: (id) => core.cacheDelete(id),
+    cacheUsage: () => core.cacheUsage(),
+    bytesOnGpu: () => core.bytesOnGpu(),
+    unload: () => core.unload(),
+    dispose: () => core.dispose(),
+  };
   return {
     remote: false,
-    call: (run) => pending.track(run(core)),
+    call: (run) => pending.track(run(api)),
     responsive: async () => true,
     kill: (error) => pending.failAll(error),
     restart: async (error) => {

@@ -3,14 +3,29 @@ import type { FinishReason, GenerateOptions } from '../generate.js';
 /** A model to load: a URL, a File or Blob, a URL with its expected SHA-256, or a cached id. */
 export type ModelSource = string | Blob | { url: string; sha256?: string } | { cached: string };
 
+/**
+ * One shape for the whole load. `loaded` and `total` count bytes over all phases together: the
+ * file's bytes (downloaded or read from a File, or stood in for by cached chunks) plus the
+ * repacked bytes uploaded to the GPU. `total` is fixed for the load, `loaded` never goes back nor
+ * past it, and the last event (`compile`: pipelines are built, no bytes left) has loaded === total.
+ */
 export interface LoadProgress {
+  /** What is happening now: fetching the file, reading stored chunks, uploading, compiling. */
   phase: 'download' | 'cache' | 'upload' | 'compile';
   loaded: number;
   total: number;
 }
 
+/**
+ * Options of one load. (The `loading` work adds `headers` and `fetch` here; this one only needs
+ * the progress callback.)
+ */
+export interface CoreLoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+}
+
 export interface ModelInfo {
-  /** The cache id (the URL, or a file's name, size and date). */
+  /** The cache id (the URL, or a file's name, size, date and content fingerprint). */
   id: string;
   architecture: string;
   parameters: number;

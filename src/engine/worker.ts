@@ -3,6 +3,7 @@ import * as Comlink from 'comlink';
 import { indexedDBStore } from '../cache/store.js';
 import { EngineCore, type CoreOptions } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
+import type { LoadProgress } from './types.js';
 
 installErrorTransfer();
 
@@ -26,7 +27,9 @@ Comlink.expose({
   init: (options: Parameters<WorkerEngine['init']>[0]) => engine.init(options),
   ping: () => undefined,
   abort: (id: string) => engine.api.abort(id),
-  load: (...a: Parameters<EngineCore['load']>) => engine.api.load(...a),
+  // The progress callback comes as its own argument: Comlink proxies only top-level ones.
+  load: (source: Parameters<EngineCore['load']>[0], requestId: string, onProgress?: (p: LoadProgress) => void) =>
+    engine.api.load(source, requestId, { onProgress }),
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),
   chatCompletion: (...a: Parameters<EngineCore['chatCompletion']>) => engine.api.chatCompletion(...a),
   completion: (...a: Parameters<EngineCore['completion']>) => engine.api.completion(...a),
