@@ -90,15 +90,12 @@ function showProgress(p: LoadProgress, started: number): void {
   ui.progress.hidden = false;
   const fraction = p.total ? p.loaded / p.total : 0;
   ui.fill.style.width = `${(100 * fraction).toFixed(1)}%`;
+  // One count for the whole load (bytes fetched or read, then uploaded), so the bar never goes back.
   const seconds = (performance.now() - started) / 1000;
-  if (p.phase === 'download') {
-    const speed = p.loaded / Math.max(seconds, 0.001);
-    const eta = speed > 0 ? (p.total - p.loaded) / speed : 0;
-    ui.progressText.textContent = `Downloading ${mib(p.loaded)} of ${mib(p.total)} · ${mib(speed)}/s · ${Math.ceil(eta)} s left`;
-  } else {
-    const label = { cache: 'Reading from cache', upload: 'Uploading to the GPU', compile: 'Compiling kernels' }[p.phase];
-    ui.progressText.textContent = `${label} · ${Math.round(100 * fraction)}%`;
-  }
+  const rate = p.loaded / Math.max(seconds, 0.001);
+  const eta = rate > 0 && p.phase !== 'compile' ? ` · ${Math.ceil((p.total - p.loaded) / rate)} s left` : '';
+  const label = { download: 'Downloading', cache: 'Reading from cache', upload: 'Uploading to the GPU', compile: 'Compiling kernels' }[p.phase];
+  ui.progressText.textContent = `${label} · ${Math.round(100 * fraction)}% of ${mib(p.total)}${eta}`;
 }
 
 async function load_(source: ModelSource): Promise<void> {
@@ -113,6 +110,8 @@ async function load_(source: ModelSource): Promise<void> {
   try {
     const info = await engine.load(source, { onProgress: (p) => showProgress(p, started), signal: loadAbort.signal });
     modelLoaded = true;
+    // A stored model is worth keeping: ask the browser not to evict it (it may ask the user, or decide itself).
+    void engine.cache.persist();
     const name = typeof source === 'string' ? source.split('/').pop() : source instanceof File ? source.name : 'url' in source ? source.url.split('/').pop() : info.id.split('/').pop();
     ui.status.textContent = `${name}: ${info.architecture}, ${(info.parameters / 1e6).toFixed(1)}M parameters, ${info.quantTypes.join('/')}, context ${info.contextLength}, ${mib(info.bytesOnGpu)} on the GPU${info.fromCache ? ' (from cache)' : ''}.`;
     enabledFeatures.textContent = info.features.length ? info.features.join(', ') : 'no optional features';
