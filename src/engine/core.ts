@@ -7,13 +7,14 @@ import { generate, type FinishReason, type GenerateOptions } from '../generate.j
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
-import { blobSource, bytesSource, urlSource, type ByteSource } from '../io/byte-source.js';
+import { openModel } from '../gguf/split.js';
+import { bytesSource, type ByteSource } from '../io/byte-source.js';
 import { sha256Source } from '../io/sha256-source.js';
 import { LlamaModel } from '../model/llama.js';
 import type { WeightChunk } from '../model/weights.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadProgress, ModelInfo, ModelSource, Usage,
+  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CoreLoadOptions, GenerateParams, ModelInfo, ModelSource, Usage,
 } from './types.js';
 
 export interface CoreOptions {
@@ -65,8 +66,8 @@ export class EngineCore {
     this.controller(requestId).abort();
   }
 
-  load(source: ModelSource, requestId: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
-    return this.serial(requestId, (signal) => this.doLoad(source, signal, onProgress));
+  load(source: ModelSource, requestId: string, options: CoreLoadOptions = {}): Promise<ModelInfo> {
+    return this.serial(requestId, (signal) => this.doLoad(source, signal, options));
   }
 
   /** Raw completion: tokens and text of the continuation of `prompt`. */
@@ -262,7 +263,8 @@ export class EngineCore {
     }
   }
 
-  private async doLoad(source: ModelSource, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  private async doLoad(source: ModelSource, signal: AbortSignal, options: CoreLoadOptions): Promise<ModelInfo> {
+    const { onProgress } = options;
     this.dropModel();
     const gpu = (this.gpu ??= await this.acquireGpu());
     const id = sourceId(source);
@@ -288,9 +290,12 @@ export class EngineCore {
       });
     } else {
       if (typeof source === 'object' && 'cached' in source) throw new WebGGUFError('cache', `no cached model "${source.cached}"`);
-      const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs };
-      const fetched = typeof source === 'string' ? await urlSource(source, urlOptions) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, urlOptions);
+      const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs, headers: options.headers, fetch: options.fetch };
+      const fetched = await openModel(typeof source === 'object' && 'url' in source ? source.url : source, urlOptions);
       const expectedHash = typeof source === 'object' && 'sha256' in source && source.sha256 ? source.sha256.toLowerCase() : undefined;
+      if (expectedHash && fetched.parts.length > 1) {
+        throw new WebGGUFError('invalid-argument', `sha256 checks one file, and ${fetched.name} is the first of ${fetched.parts.length} parts of a split model; load it without sha256`);
+      }
       hashing = expectedHash ? sha256Source(fetched) : undefined;
       verify = async () => {
         if (!hashing || !expectedHash) return;
@@ -401,6 +406,10 @@ function usage(prompt: number, completion: number, cached: number): Usage {
 /** The cache key of a source; plain Blobs have no stable identity and are not cached. */
 export function sourceId(source: ModelSource): string | undefined {
   if (typeof source === 'string') return source;
+  if (Array.isArray(source)) {
+    const ids = source.map((s) => sourceId(s));
+    return ids.every((i) => i !== undefined) ? ids.join(' + ') : undefined;
+  }
   if (source instanceof Blob) {
     const f = source as File;
     return typeof f.name === 'string' && f.name ? `file:${f.name}:${f.size}:${f.lastModified}` : undefined;

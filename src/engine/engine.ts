@@ -1,10 +1,12 @@
 import * as Comlink from 'comlink';
 import { indexedDBStore, type KeyValueStore } from '../cache/store.js';
 import type { GpuContext } from '../gpu/context.js';
-import { EngineCore, type CoreOptions } from './core.js';
+import { EngineCore } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
+import { exportFetch } from '../io/remote-fetch.js';
+import type { WorkerApi } from './worker.js';
 import type {
-  CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadProgress, ModelInfo, ModelSource,
+  CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, GenerateParams, LoadOptions, ModelInfo, ModelSource,
 } from './types.js';
 
 export interface EngineOptions {
@@ -26,7 +28,7 @@ export interface EngineOptions {
 type CoreApi = Pick<EngineCore, 'abort' | 'load' | 'generate' | 'chatCompletion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'>;
 
 export interface Engine {
-  load(source: ModelSource, options?: { onProgress?: (p: LoadProgress) => void; signal?: AbortSignal }): Promise<ModelInfo>;
+  load(source: ModelSource, options?: LoadOptions): Promise<ModelInfo>;
   generate(prompt: string, options?: GenerateParams & { signal?: AbortSignal }): AsyncIterable<{ token: number; text: string }>;
   chat: {
     completions: {
@@ -59,13 +61,16 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   // refusal is fine, cache.usage() reports it).
   if (useCache) await globalThis.navigator?.storage?.persist?.().catch(() => false);
   let core: CoreApi;
+  let load: CoreApi['load'] = (...a) => core.load(...a);
   let worker: Worker | undefined;
   if (options.worker ?? true) {
     installErrorTransfer();
     worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'webgguf' });
-    const remote = Comlink.wrap<CoreApi & { init(o: Omit<CoreOptions, 'store' | 'gpu'> & { cache: boolean }): void }>(worker);
+    const remote = Comlink.wrap<WorkerApi>(worker);
     await remote.init({ cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy });
     core = remote as unknown as CoreApi;
+    // Functions cannot be cloned inside an options object: they cross as proxies of their own.
+    load = (source, id, o = {}) => remote.load(source, id, { headers: o.headers }, o.onProgress && Comlink.proxy(o.onProgress), o.fetch && Comlink.proxy(exportFetch(o.fetch)));
   } else {
     core = new EngineCore({
       store: useCache ? options.store ?? indexedDBStore() : options.store ?? null,
@@ -99,7 +104,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     });
 
   return {
-    load: (source, o = {}) => withAbort(o.signal, (id) => core.load(source, id, o.onProgress ? callback(o.onProgress) : undefined)),
+    load: (source, o = {}) => withAbort(o.signal, (id) => load(source, id, { onProgress: o.onProgress, headers: o.headers, fetch: o.fetch })),
     generate: (prompt, o = {}) => {
       const { signal, ...params } = o;
       return stream<{ token: number; text: string }>(signal, (id, push) => core.generate(prompt, params, id, push));

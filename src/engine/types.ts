@@ -1,8 +1,25 @@
 import type { ChatMessage } from '../chat/template.js';
 import type { FinishReason, GenerateOptions } from '../generate.js';
 
-/** A model to load: a URL, a File or Blob, a URL with its expected SHA-256, or a cached id. */
-export type ModelSource = string | Blob | { url: string; sha256?: string } | { cached: string };
+/**
+ * A model to load: a URL, a File or Blob, a URL with its expected SHA-256, or a cached id. A
+ * split model (llama.cpp's gguf-split, NAME-00001-of-0000N.gguf): its first part's URL, or all
+ * its parts as a list of URLs or Files.
+ */
+export type ModelSource = string | Blob | (string | Blob)[] | { url: string; sha256?: string } | { cached: string };
+
+/** How EngineCore.load downloads: progress, and the requests' headers or own fetch. */
+export interface CoreLoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  /** Sent with every request for the model, e.g. `{ Authorization: 'Bearer hf_…' }` for a gated one. */
+  headers?: Record<string, string>;
+  /** Makes the model's requests in place of the global fetch. */
+  fetch?: typeof fetch;
+}
+
+export interface LoadOptions extends CoreLoadOptions {
+  signal?: AbortSignal;
+}
 
 export interface LoadProgress {
   phase: 'download' | 'cache' | 'upload' | 'compile';

@@ -3,6 +3,8 @@ import * as Comlink from 'comlink';
 import { indexedDBStore } from '../cache/store.js';
 import { EngineCore, type CoreOptions } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
+import { importFetch, type RemoteFetch } from '../io/remote-fetch.js';
+import type { CoreLoadOptions, ModelSource } from './types.js';
 
 installErrorTransfer();
 
@@ -22,10 +24,12 @@ export class WorkerEngine {
 }
 
 const engine = new WorkerEngine();
-Comlink.expose({
+const api = {
   init: (options: Parameters<WorkerEngine['init']>[0]) => engine.init(options),
   abort: (id: string) => engine.api.abort(id),
-  load: (...a: Parameters<EngineCore['load']>) => engine.api.load(...a),
+  // The load options' functions come as proxies of their own (see createEngine).
+  load: (source: ModelSource, id: string, options: { headers?: Record<string, string> }, onProgress?: CoreLoadOptions['onProgress'], fetch?: RemoteFetch) =>
+    engine.api.load(source, id, { ...options, onProgress, fetch: fetch && importFetch(fetch) }),
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),
   chatCompletion: (...a: Parameters<EngineCore['chatCompletion']>) => engine.api.chatCompletion(...a),
   cacheList: () => engine.api.cacheList(),
@@ -34,4 +38,6 @@ Comlink.expose({
   bytesOnGpu: () => engine.api.bytesOnGpu(),
   unload: () => engine.api.unload(),
   dispose: () => engine.api.dispose(),
-});
+};
+export type WorkerApi = typeof api;
+Comlink.expose(api);
