@@ -55,8 +55,10 @@ describe.skipIf(!HAVE_MODELS)('split models and download options through the eng
     await e.dispose();
   });
 
-  test('the parts as Files, in any order, generate the same tokens', async () => {
+  test('the parts as Files, in any order, generate the same tokens; sha256 (one file\'s hash) is refused for a split model', async () => {
     const e = await engine();
+    const refused = await e.load({ url: urls[0]!, sha256: '0'.repeat(64) }).then(() => null, (x: { code?: string }) => x);
+    expect(refused?.code).toBe('invalid-argument');
     await e.load([parts[2]!, parts[0]!, parts[1]!].map((p, i) => new File([p], `part${i}.gguf`)));
     expect(await tokens(e)).toEqual(expected);
     await e.dispose();
