@@ -3,7 +3,7 @@
  * responsive main thread. `npm test` builds dist/ first.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
@@ -11,6 +11,7 @@ import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, 
 import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS, storiesPath } from './helpers/models.js';
+import { splitGGUF, writeParts } from './helpers/split-gguf.js';
 
 const DIST = fileURLToPath(new URL('../dist/index.js', import.meta.url));
 const MODEL = 'stories260K/stories260K-q4_0.gguf';
@@ -88,6 +89,29 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('engine from dist/ in Chromium',
     const afterDelete = await call<ModelInfo>('engineLoad', server.url(MODEL));
     expect(afterDelete.fromCache).toBe(false);
     expect(modelRequests.length).toBeGreaterThan(0);
+  });
+
+  test('through the worker: headers, or the page\'s own fetch, reach every request of a gated model; progress arrives; a split model loads from its first part', async () => {
+    server.authorization = 'Bearer hf_gated';
+    await open();
+    expect((await call<Failure>('engineLoad', server.url(MODEL))).error).toMatchObject({ code: 'network' });
+    type Loaded = { info: ModelInfo; fetchCalls: number; phases: string[] };
+    const viaHeaders = await call<Loaded>('engineLoadWith', server.url(MODEL), { headers: { Authorization: 'Bearer hf_gated' } });
+    expect(viaHeaders.info.fromCache).toBe(false);
+    expect(viaHeaders.phases).toEqual(expect.arrayContaining(['download', 'upload']));
+    server.requestHeaders = [];
+    const viaFetch = await call<Loaded>('engineLoadWith', server.url('stories260K/stories260K-q8_0.gguf'), { token: 'Bearer hf_gated' });
+    expect(viaFetch.info.fromCache).toBe(false);
+    expect(viaFetch.fetchCalls).toBe(server.requestHeaders.length);
+    expect(viaFetch.fetchCalls).toBeGreaterThan(1);
+    expect(server.requestHeaders.every((h) => h.authorization === 'Bearer hf_gated')).toBe(true);
+    server.authorization = undefined;
+    const q4 = new Uint8Array(readFileSync(storiesPath('q4_0')));
+    const parts = await splitGGUF(q4, 8);
+    const { names, paths } = writeParts(parts, 'stories');
+    names.forEach((n, i) => server.files.set(`split/${n}`, paths[i]!));
+    await call<ModelInfo>('engineLoad', server.url(`split/${names[0]}`));
+    expect((await call<{ tokens: number[] }>('greedy', PROMPT, 32)).tokens).toEqual(await cliGreedy(PROMPT, 32));
   });
 
   test('a dropped connection fails with a typed error; the next load resumes and gives the same output', async () => {

@@ -10,7 +10,8 @@ import { generate, type FinishReason, type GenerateOptions } from '../generate.j
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
-import { blobSource, bytesSource, urlSource, type ByteSource } from '../io/byte-source.js';
+import { openModel } from '../gguf/split.js';
+import { blobSource, bytesSource, type ByteSource } from '../io/byte-source.js';
 import { sha256Source } from '../io/sha256-source.js';
 import { readConfig } from '../model/config.js';
 import { LlamaModel, type LoadOptions } from '../model/llama.js';
@@ -76,7 +77,7 @@ export class EngineCore {
   }
 
   load(source: ModelSource, requestId: string, options: CoreLoadOptions = {}): Promise<ModelInfo> {
-    return this.serial(requestId, (signal) => this.doLoad(source, requestId, signal, options.onProgress));
+    return this.serial(requestId, (signal) => this.doLoad(source, requestId, signal, options));
   }
 
   /** Raw completion: tokens and text of the continuation of `prompt`. */
@@ -327,15 +328,15 @@ export class EngineCore {
     }
   }
 
-  private async doLoad(source: ModelSource, requestId: string, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  private async doLoad(source: ModelSource, requestId: string, signal: AbortSignal, options: CoreLoadOptions): Promise<ModelInfo> {
     this.dropModel();
     const gpu = (this.gpu ??= await this.acquireGpu());
     const id = await sourceId(source);
-    if (!id) return this.loadFrom(source, undefined, gpu, signal, onProgress);
+    if (!id) return this.loadFrom(source, undefined, gpu, signal, options);
     let settle = () => {};
     this.loading = { id, requestId, settled: new Promise<void>((r) => (settle = r)) };
     try {
-      return await this.loadFrom(source, id, gpu, signal, onProgress);
+      return await this.loadFrom(source, id, gpu, signal, options);
     } finally {
       this.loading = undefined;
       settle();
@@ -346,7 +347,8 @@ export class EngineCore {
    * A load from the weight cache (a listed model: no network, no repacking), or from the source,
    * resuming the chunks an interrupted load stored when the source proves it is the same file.
    */
-  private async loadFrom(source: ModelSource, id: string | undefined, gpu: GpuContext, signal: AbortSignal, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo> {
+  private async loadFrom(source: ModelSource, id: string | undefined, gpu: GpuContext, signal: AbortSignal, options: CoreLoadOptions): Promise<ModelInfo> {
+    const { onProgress } = options;
     const cache = id ? this.cache : null;
     const manifest = cache && id ? await cache.manifest(id) : undefined;
     const checkAbort = () => {
@@ -379,8 +381,9 @@ export class EngineCore {
       })();
     } else {
       if (typeof source === 'object' && 'cached' in source) throw new WebGGUFError('cache', `no cached model "${source.cached}"`);
-      const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs };
-      const fetched = typeof source === 'string' ? await urlSource(source, urlOptions) : source instanceof Blob ? blobSource(source) : await urlSource(source.url, urlOptions);
+      const urlOptions = { signal, stallTimeoutMs: this.options.stallTimeoutMs, headers: options.headers, fetch: options.fetch };
+      // One file, or a split model's parts as one virtual file (gguf/split.ts).
+      const fetched = await openModel(typeof source === 'object' && 'url' in source ? source.url : source, urlOptions);
       // How far into the file reads have reached: the file's share of the progress.
       let cursor = 0;
       let meter: LoadMeter | undefined;
@@ -389,6 +392,9 @@ export class EngineCore {
         meter?.file('download', cursor);
       });
       const expectedHash = typeof source === 'object' && 'sha256' in source && source.sha256 ? source.sha256.toLowerCase() : undefined;
+      if (expectedHash && fetched.parts.length > 1) {
+        throw new WebGGUFError('invalid-argument', `sha256 checks one file, and ${fetched.name} is the first of ${fetched.parts.length} parts of a split model; load it without sha256`);
+      }
       const hashing = expectedHash ? sha256Source(counted) : undefined;
       file = await readGGUF(hashing ?? counted);
       const m = (meter = new LoadMeter(fetched.size, uploadBytes(file), onProgress));
@@ -462,7 +468,8 @@ export class EngineCore {
           await verify();
           m.complete();
         })();
-        const name = typeof source === 'string' ? source : source instanceof Blob ? (source as File).name ?? 'blob' : source.url;
+        const nameOf = (s: string | Blob) => (typeof s === 'string' ? s : (s as File).name ?? 'blob');
+        const name = Array.isArray(source) ? source.map(nameOf).join(' + ') : typeof source === 'string' || source instanceof Blob ? nameOf(source) : source.url;
         list = (architecture) => cache.finish({ id, source: name, fileBytes: fetched.size, storedBytes: stored, architecture, createdAt: Date.now() }, file.header, checks);
       }
     }
@@ -556,6 +563,10 @@ function usageField(plan: StreamPlan, usage: Usage | undefined): { usage?: Usage
  */
 export async function sourceId(source: ModelSource): Promise<string | undefined> {
   if (typeof source === 'string') return source;
+  if (Array.isArray(source)) {
+    const ids = await Promise.all(source.map((s) => sourceId(s)));
+    return ids.every((i) => i !== undefined) ? ids.join(' + ') : undefined;
+  }
   if (source instanceof Blob) {
     const f = source as File;
     return typeof f.name === 'string' && f.name ? `file:${f.name}:${f.size}:${f.lastModified}:${await fingerprint(f)}` : undefined;

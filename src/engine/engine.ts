@@ -5,9 +5,10 @@ import type { GpuContext } from '../gpu/context.js';
 import { validateChatRequest, validateCompletionRequest, validateGenerateRequest } from '../chat/request.js';
 import { inThreadHost, workerHost, type CoreApi, type EngineHost } from './host.js';
 import { pushStream } from './push-stream.js';
+import { exportFetch, type RemoteFetch } from '../io/remote-fetch.js';
 import type {
   CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, GenerateParams,
-  LoadProgress, ModelInfo, ModelSource,
+  EngineLoadOptions, ModelInfo, ModelSource,
 } from './types.js';
 
 export interface EngineOptions {
@@ -31,11 +32,6 @@ export interface EngineOptions {
   /** In-thread only: the GPU to use and the store for the weight cache. */
   gpu?: () => Promise<GpuContext>;
   store?: KeyValueStore;
-}
-
-export interface EngineLoadOptions {
-  onProgress?: (p: LoadProgress) => void;
-  signal?: AbortSignal;
 }
 
 export interface Engine {
@@ -89,8 +85,15 @@ const nextId = () => `${Date.now().toString(36)}-${(requestCounter++).toString(3
 function resolveSource(source: ModelSource): ModelSource {
   const base = (globalThis as { document?: { baseURI?: string } }).document?.baseURI ?? globalThis.location?.href;
   if (!base) return source;
-  const resolve = (url: string) => new URL(url, base).href;
+  const resolve = (url: string) => {
+    try {
+      return new URL(url, base).href;
+    } catch {
+      throw new WebGGUFError('invalid-argument', `not a URL: ${JSON.stringify(url)}`);
+    }
+  };
   if (typeof source === 'string') return resolve(source);
+  if (Array.isArray(source)) return source.map((part) => (typeof part === 'string' ? resolve(part) : part));
   if (typeof source === 'object' && source !== null && !(source instanceof Blob) && 'url' in source && typeof source.url === 'string') {
     return { ...source, url: resolve(source.url) };
   }
@@ -118,11 +121,11 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   /** Requests in flight, so dispose() can abort them. */
   const active = new Set<string>();
   /** The last model loaded, to load again if the worker has to be restarted. */
-  let lastLoad: ModelSource | undefined;
+  let lastLoad: { source: ModelSource; headers?: Record<string, string>; fetch?: RemoteFetch } | undefined;
 
   const call = <T>(run: (core: CoreApi) => Promise<T>): Promise<T> => (disposed ? Promise.reject(disposedError()) : host.call(run));
   // Callbacks cross the worker boundary as proxies; in-thread they are plain functions.
-  const callback = <F extends (...args: never[]) => unknown>(f: F): F => (host.remote ? (Comlink.proxy(f) as unknown as F) : f);
+  const callback = <F extends object>(f: F): F => (host.remote ? (Comlink.proxy(f) as unknown as F) : f);
 
   /**
    * Runs a request with an id the engine can abort it by. An abort that the engine does not
@@ -145,8 +148,8 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
             'and the requests in flight were cancelled' + (lastLoad ? '; the model is being loaded again' : ''),
         ));
         if (restarted && lastLoad) {
-          const source = lastLoad;
-          void call((core) => core.load(source, nextId())).catch(() => (lastLoad = undefined));
+          const { source, headers, fetch } = lastLoad;
+          void call((core) => core.load(source, nextId(), { headers }, undefined, fetch)).catch(() => (lastLoad = undefined));
         }
       }, ABORT_GRACE_MS);
     };
@@ -196,10 +199,13 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   };
 
   return {
-    load: (source, o = {}) => {
+    load: async (source, o = {}) => {
       const resolved = resolveSource(source);
-      return withAbort(o.signal, (id, core) => core.load(resolved, id, o.onProgress ? callback(o.onProgress) : undefined)).then((info) => {
-        lastLoad = resolved;
+      // Functions cannot be cloned inside an options object: they cross as arguments of their own.
+      const onProgress = o.onProgress && callback(o.onProgress);
+      const fetch = o.fetch && callback(exportFetch(o.fetch));
+      return withAbort(o.signal, (id, core) => core.load(resolved, id, { headers: o.headers }, onProgress, fetch)).then((info) => {
+        lastLoad = { source: resolved, headers: o.headers, fetch };
         return info;
       });
     },

@@ -1,6 +1,7 @@
 import * as Comlink from 'comlink';
 import { WebGGUFError } from '../errors.js';
 import type { EngineCore, CoreOptions } from './core.js';
+import { importFetch, type RemoteFetch } from '../io/remote-fetch.js';
 import type { LoadProgress, ModelInfo, ModelSource } from './types.js';
 import { installErrorTransfer } from './errors-transfer.js';
 
@@ -12,7 +13,9 @@ export type CoreApi = Pick<
   EngineCore,
   'ping' | 'abort' | 'generate' | 'chatCompletion' | 'completion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'
 > & {
-  load(source: ModelSource, requestId: string, onProgress?: (p: LoadProgress) => void): Promise<ModelInfo>;
+  load(
+    source: ModelSource, requestId: string, options: { headers?: Record<string, string> }, onProgress?: (p: LoadProgress) => void, fetch?: RemoteFetch,
+  ): Promise<ModelInfo>;
 };
 
 /** Options the worker's `init` takes: the core's, less what cannot cross the boundary. */
@@ -149,7 +152,7 @@ export async function inThreadHost(cache: boolean, options: CoreOptions): Promis
   const api: CoreApi = {
     ping: () => core.ping(),
     abort: (id) => core.abort(id),
-    load: (source, id, onProgress) => core.load(source, id, { onProgress }),
+    load: (source, id, options, onProgress, fetch) => core.load(source, id, { ...options, onProgress, fetch: fetch && importFetch(fetch) }),
     generate: (...a) => core.generate(...a),
     chatCompletion: (...a) => core.chatCompletion(...a),
     completion: (...a) => core.completion(...a),

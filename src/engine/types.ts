@@ -1,7 +1,25 @@
 import type { FinishReason, GenerateOptions } from '../generate.js';
 
-/** A model to load: a URL, a File or Blob, a URL with its expected SHA-256, or a cached id. */
-export type ModelSource = string | Blob | { url: string; sha256?: string } | { cached: string };
+/**
+ * A model to load: a URL, a File or Blob, a URL with its expected SHA-256, or a cached id. A
+ * split model (llama.cpp's gguf-split, NAME-00001-of-0000N.gguf): its first part's URL, or all
+ * its parts as a list of URLs or Files.
+ */
+export type ModelSource = string | Blob | (string | Blob)[] | { url: string; sha256?: string } | { cached: string };
+
+/** How EngineCore.load downloads: progress, and the requests' headers or own fetch. */
+export interface CoreLoadOptions {
+  onProgress?: (p: LoadProgress) => void;
+  /** Sent with every request for the model, e.g. `{ Authorization: 'Bearer hf_…' }` for a gated one. */
+  headers?: Record<string, string>;
+  /** Makes the model's requests in place of the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** engine.load's options. */
+export interface EngineLoadOptions extends CoreLoadOptions {
+  signal?: AbortSignal;
+}
 
 /**
  * One shape for the whole load. `loaded` and `total` count bytes over all phases together: the
@@ -20,10 +38,6 @@ export interface LoadProgress {
  * Options of one load. (The `loading` work adds `headers` and `fetch` here; this one only needs
  * the progress callback.)
  */
-export interface CoreLoadOptions {
-  onProgress?: (p: LoadProgress) => void;
-}
-
 export interface ModelInfo {
   /** The cache id (the URL, or a file's name, size, date and content fingerprint). */
   id: string;

@@ -3,7 +3,8 @@ import * as Comlink from 'comlink';
 import { indexedDBStore } from '../cache/store.js';
 import { EngineCore, type CoreOptions } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
-import type { LoadProgress } from './types.js';
+import { importFetch, type RemoteFetch } from '../io/remote-fetch.js';
+import type { CoreLoadOptions, ModelSource } from './types.js';
 
 installErrorTransfer();
 
@@ -23,13 +24,13 @@ export class WorkerEngine {
 }
 
 const engine = new WorkerEngine();
-Comlink.expose({
+const api = {
   init: (options: Parameters<WorkerEngine['init']>[0]) => engine.init(options),
   ping: () => undefined,
   abort: (id: string) => engine.api.abort(id),
-  // The progress callback comes as its own argument: Comlink proxies only top-level ones.
-  load: (source: Parameters<EngineCore['load']>[0], requestId: string, onProgress?: (p: LoadProgress) => void) =>
-    engine.api.load(source, requestId, { onProgress }),
+  // The load options' functions come as proxies of their own (see createEngine).
+  load: (source: ModelSource, id: string, options: { headers?: Record<string, string> }, onProgress?: CoreLoadOptions['onProgress'], fetch?: RemoteFetch) =>
+    engine.api.load(source, id, { ...options, onProgress, fetch: fetch && importFetch(fetch) }),
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),
   chatCompletion: (...a: Parameters<EngineCore['chatCompletion']>) => engine.api.chatCompletion(...a),
   completion: (...a: Parameters<EngineCore['completion']>) => engine.api.completion(...a),
@@ -39,4 +40,6 @@ Comlink.expose({
   bytesOnGpu: () => engine.api.bytesOnGpu(),
   unload: () => engine.api.unload(),
   dispose: () => engine.api.dispose(),
-});
+};
+export type WorkerApi = typeof api;
+Comlink.expose(api);

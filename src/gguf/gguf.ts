@@ -22,6 +22,8 @@ export interface GGUFFile {
   metadata: Map<string, MetadataValue>;
   tensors: TensorInfo[];
   alignment: number;
+  /** Byte offset where the tensor infos start: the metadata is bytes [24, tensorInfoOffset). */
+  tensorInfoOffset: number;
   /** Absolute byte offset of the tensor data section. */
   dataOffset: number;
   source: ByteSource;
@@ -196,6 +198,7 @@ export async function readGGUF(source: ByteSource, fileSize = source.size): Prom
     metadata.set(key, await c.value(type, key));
   }
 
+  const tensorInfoOffset = c.pos;
   const alignment = metadata.get('general.alignment') ?? 32;
   if (typeof alignment !== 'number' || alignment <= 0 || alignment % 8 !== 0 || alignment > 1 << 20) {
     throw new ModelFormatError('malformed', `${source.name}: invalid general.alignment ${String(alignment)}`);
@@ -236,7 +239,7 @@ export async function readGGUF(source: ByteSource, fileSize = source.size): Prom
       throw new ModelFormatError('truncated', `${source.name}: tensor ${t.name} (${typeName(t.type)}, ${t.byteSize} bytes at ${t.offset}) runs past the end of the file`);
     }
   }
-  return { version, header: await c.prefix(dataOffset), metadata, tensors, alignment, dataOffset, source };
+  return { version, header: await c.prefix(dataOffset), metadata, tensors, alignment, tensorInfoOffset, dataOffset, source };
 }
 
 /** Typed metadata access with clear errors for missing or mistyped keys. */

@@ -1,4 +1,6 @@
 import { WebGGUFError } from '../errors.js';
+import { readAhead } from './read-ahead.js';
+import { RequestSlots } from './request-slots.js';
 
 /**
  * Random access to the bytes of a model file. Readers ask for bounded ranges, so a file never has
@@ -38,44 +40,60 @@ export interface UrlSourceOptions {
   signal?: AbortSignal;
   /** A request that receives no bytes for this long fails (default 30 s). */
   stallTimeoutMs?: number;
+  /** Sent with every request, e.g. `Authorization: Bearer …` for a gated model. */
+  headers?: Record<string, string>;
+  /** Makes the requests in place of the global fetch (a proxy, signed URLs, a test double). */
+  fetch?: typeof fetch;
+  /** Bounds the range requests in flight; the parts of a split model share one (default: 4 of its own). */
+  slots?: RequestSlots;
 }
 
 /**
- * A URL. Where the server honours Range, every read is one range request, and the file's
- * validator (ETag or Last-Modified) must stay the same across them. Where it does not, the one
- * response body is read forward only, which suits a loader that reads in file order.
+ * A URL. Where the server honours Range, reads are range requests, up to 4 at a time (a reader
+ * going front to back is read ahead, see readAhead), and the file's validator (ETag or
+ * Last-Modified) must stay the same across them. Where it does not, the one response body is
+ * read forward only, which suits a loader that reads in file order.
  */
 export async function urlSource(url: string, options: UrlSourceOptions = {}): Promise<ByteSource> {
-  const stall = options.stallTimeoutMs ?? 30_000;
-  const probe = await fetchOk(url, 0, 1, options.signal, stall);
+  const request: RequestContext = { url, stall: options.stallTimeoutMs ?? 30_000, headers: options.headers, fetch: options.fetch ?? globalThis.fetch };
+  // The probe's link stays up for a server that ignores Range: abort then cuts its one stream.
+  const link = linkedAbort(options.signal);
+  const probe = await fetchOk(request, 0, 1, link);
   if (/text\/html/i.test(probe.headers.get('content-type') ?? '')) {
     await probe.body?.cancel();
     throw new WebGGUFError('network', `${url}: the server answered with a web page, not a model file; check the URL`);
   }
-  const validator = probe.headers.get('etag') ?? probe.headers.get('last-modified') ?? undefined;
-  if (probe.status === 200) return forwardOnlySource(url, probe, stall);
+  const validator = validatorOf(probe);
+  if (probe.status === 200) return forwardOnlySource(url, probe, request.stall);
+  link.done();
   const range = probe.headers.get('content-range');
   const total = range ? Number(range.split('/')[1]) : NaN;
   await probe.body?.cancel();
   if (probe.status !== 206 || !Number.isSafeInteger(total)) {
     throw new WebGGUFError('network', `${url}: the server answered ${probe.status} without a usable Content-Range`);
   }
-  return {
-    size: total,
-    name: url,
-    validator,
-    read: async (offset, length) => {
-      const end = Math.min(total, offset + length);
-      if (end <= offset) return new Uint8Array(0);
-      const res = await fetchOk(url, offset, end - offset, options.signal, stall);
-      const now = res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined;
+  const slots = options.slots ?? new RequestSlots(4);
+  const fetchRange = async (start: number, end: number, signal: AbortSignal): Promise<Uint8Array> => {
+    const release = await slots.acquire(signal);
+    const link = linkedAbort(signal);
+    try {
+      const res = await fetchOk(request, start, end - start, link);
+      const now = validatorOf(res);
       if (res.status !== 206 || now !== validator) {
         await res.body?.cancel();
         throw new WebGGUFError('network', `${url}: the file changed on the server during the download (validator ${validator} → ${now}); load it again`);
       }
-      return readBody(url, res, end - offset, stall);
-    },
+      return await readBody(url, res, end - start, request.stall, signal);
+    } finally {
+      link.done();
+      release();
+    }
   };
+  return { size: total, name: url, validator, read: readAhead(total, fetchRange, { signal: options.signal, depth: slots.limit }) };
+}
+
+function validatorOf(res: Response): string | undefined {
+  return res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined;
 }
 
 /**
@@ -95,7 +113,7 @@ function forwardOnlySource(url: string, res: Response, stall: number): ByteSourc
   return {
     size,
     name: url,
-    validator: res.headers.get('etag') ?? res.headers.get('last-modified') ?? undefined,
+    validator: validatorOf(res),
     read: async (offset, length) => {
       const end = Math.min(size, offset + length);
       if (offset < keptStart) throw new WebGGUFError('network', `${url}: the server ignores range requests, and the loader needed bytes it had passed`);
@@ -121,7 +139,7 @@ function forwardOnlySource(url: string, res: Response, stall: number): ByteSourc
   };
 }
 
-async function readBody(url: string, res: Response, expected: number, stall: number): Promise<Uint8Array> {
+async function readBody(url: string, res: Response, expected: number, stall: number, signal: AbortSignal): Promise<Uint8Array> {
   const out = new Uint8Array(expected);
   const reader = res.body!.getReader();
   let at = 0;
@@ -135,6 +153,7 @@ async function readBody(url: string, res: Response, expected: number, stall: num
     }
   } catch (e) {
     if (e instanceof WebGGUFError) throw e;
+    if (signal.aborted) throw new WebGGUFError('aborted', `${url}: the download was aborted`, { cause: e });
     throw new WebGGUFError('network', `${url}: the download broke off (${(e as Error).message})`, { cause: e });
   }
   if (at !== expected) throw new WebGGUFError('network', `${url}: the download broke off after ${at} of ${expected} bytes`);
@@ -151,21 +170,34 @@ function withStallTimeout<T>(url: string, read: Promise<T>, ms: number, cancel: 
   });
   return Promise.race([read, stalled]).finally(() => clearTimeout(timer));
 }
-async function fetchOk(url: string, offset: number, length: number, signal: AbortSignal | undefined, stall: number): Promise<Response> {
-  // A server that does not answer within the stall timeout is treated like one that stalls mid-body.
+interface RequestContext {
+  url: string;
+  stall: number;
+  headers?: Record<string, string>;
+  fetch: typeof fetch;
+}
+
+/** An AbortController that follows `parent` until `done` (a request and its body, not longer). */
+function linkedAbort(parent: AbortSignal | undefined): { signal: AbortSignal; abort(): void; done(): void } {
   const controller = new AbortController();
   const abort = () => controller.abort();
-  signal?.addEventListener('abort', abort);
-  if (signal?.aborted) abort();
+  parent?.addEventListener('abort', abort);
+  if (parent?.aborted) abort();
+  return { signal: controller.signal, abort, done: () => parent?.removeEventListener('abort', abort) };
+}
+
+async function fetchOk(request: RequestContext, offset: number, length: number, link: ReturnType<typeof linkedAbort>): Promise<Response> {
+  const { url, stall, fetch: get } = request; // called unbound: browsers' fetch refuses another `this`
+  const headers = new Headers(request.headers);
+  headers.set('Range', `bytes=${offset}-${offset + length - 1}`);
   let res: Response;
   try {
-    res = await withStallTimeout(url, fetch(url, { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal: controller.signal }), stall, async () => abort());
+    // A server that does not answer within the stall timeout is treated like one that stalls mid-body.
+    res = await withStallTimeout(url, get(url, { headers, signal: link.signal }), stall, async () => link.abort());
   } catch (e) {
     if (e instanceof WebGGUFError) throw e;
-    if (signal?.aborted) throw new WebGGUFError('aborted', `${url}: the download was aborted`, { cause: e });
+    if (link.signal.aborted) throw new WebGGUFError('aborted', `${url}: the download was aborted`, { cause: e });
     throw new WebGGUFError('network', `${url}: ${(e as Error).message}`, { cause: e });
-  } finally {
-    signal?.removeEventListener('abort', abort);
   }
   if (!res.ok) {
     await res.body?.cancel();

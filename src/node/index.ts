@@ -41,6 +41,8 @@ export async function fileAsBlob(path: string): Promise<File> {
 
 async function nodeSource(source: ModelSource): Promise<ModelSource> {
   if (typeof source === 'string' && !isWebUrl(source)) return fileAsBlob(source);
+  // A split model's parts, as paths or URLs.
+  if (Array.isArray(source)) return Promise.all(source.map((part) => (typeof part === 'string' && !isWebUrl(part) ? fileAsBlob(part) : part)));
   return source;
 }
 

@@ -11,6 +11,20 @@ window.engineLoad = guard(async (url) => {
   engine ??= await createEngine();
   return engine.load(url);
 });
+/** engine.load with headers, or with a fetch of the page's own that adds the token (it crosses to the worker). */
+window.engineLoadWith = guard(async (url, { headers, token } = {}) => {
+  engine ??= await createEngine();
+  let fetchCalls = 0;
+  const phases = new Set();
+  const withToken = (input, init) => {
+    fetchCalls++;
+    const h = new Headers(init?.headers);
+    h.set('Authorization', token);
+    return fetch(input, { ...init, headers: h });
+  };
+  const info = await engine.load(url, { headers, fetch: token ? withToken : undefined, onProgress: (p) => phases.add(p.phase) });
+  return { info, fetchCalls, phases: [...phases] };
+});
 window.greedy = guard(async (prompt, maxTokens) => {
   const tokens = [];
   let text = '';

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { serveFile } from '../../scripts/serve-file.mjs';
@@ -31,8 +31,15 @@ export class ModelServer {
   csp: string | undefined;
   /** Send COOP/COEP with /repo/ pages, so they are cross-origin isolated (wasm threads need it). */
   isolated = false;
-  /** Files served at /files/NAME, e.g. models a test generated. */
+  /** Files served at /files/NAME, e.g. models a test generated; also at /models/NAME, counted and misbehaving like the shared ones. */
   files = new Map<string, string>();
+  /** Model requests being answered now, and the most at once. */
+  inFlight = 0;
+  maxInFlight = 0;
+  /** The headers of every model request. */
+  requestHeaders: IncomingHttpHeaders[] = [];
+  /** When set, model requests without this Authorization header get 401. */
+  authorization: string | undefined;
   private server: Server | undefined;
   origin = '';
 
@@ -50,6 +57,10 @@ export class ModelServer {
         return file ? serveFile(req, res, file) : void res.writeHead(404).end('not found');
       }
       this.requests++;
+      this.requestHeaders.push(req.headers);
+      this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+      res.on('close', () => this.inFlight--);
+      if (this.authorization !== undefined && req.headers.authorization !== this.authorization) return void res.writeHead(401, { 'Content-Type': 'text/plain' }).end('unauthorized');
       if (this.status) return void res.writeHead(this.status, { 'Content-Type': 'text/plain' }).end(`error ${this.status}`);
       if (this.html) return void res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><title>Not found</title><p>Sorry.');
       if (this.changeAfterRequests !== undefined && this.requests > this.changeAfterRequests) this.etag = '"v2"';
@@ -70,7 +81,8 @@ export class ModelServer {
         this.bytes += chunk.byteLength;
         return write(chunk, ...rest);
       }) as typeof res.write;
-      const file = MODELS + path.replace(/^\/(models\/)?/, '');
+      const name = path.replace(/^\/(models\/)?/, '');
+      const file = this.files.get(name) ?? MODELS + name;
       const options = { headers: { ETag: this.etag }, ignoreRange: this.ignoreRange };
       if (this.delayMs) setTimeout(() => serveFile(req, res, file, options), this.delayMs);
       else serveFile(req, res, file, options);
@@ -95,6 +107,9 @@ export class ModelServer {
     this.etag = '"v1"';
     this.changeAfterRequests = undefined;
     this.delayMs = 0;
+    this.maxInFlight = 0;
+    this.requestHeaders = [];
+    this.authorization = undefined;
   }
 
   async stop(): Promise<void> {
