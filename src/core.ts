@@ -16,4 +16,4 @@ export { generate, DEFAULT_SAMPLING, type GenerateOptions, type GeneratedToken, 
 export { EngineCore, type CoreOptions } from './engine/core.js';
 export { indexedDBStore, memoryStore, type KeyValueStore } from './cache/store.js';
 export type * from './engine/types.js';
-export type { ChatMessage } from './chat/template.js';
+export type { ChatMessage } from './chat/messages.js';

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { StopMatcher } from '../src/chat/stop.js';
-import { renderChat, validateMessages } from '../src/chat/template.js';
+import { validateMessages } from '../src/chat/messages.js';
+import { renderChat } from '../src/chat/template.js';
 import { WebGGUFError } from '../src/errors.js';
 
 const CHATML = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";

@@ -6,12 +6,13 @@
  * dist/ first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { serveFile } from '../scripts/serve-file.mjs';
@@ -218,8 +219,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
 
   const buildVite = () => (viteBuild ??= timed('vite build', () => run('Vite build', app('vite', 'public/models'), '../node_modules/.bin/vite', ['build'], 120_000)));
 
-  test('Vite: a production build streams a reply', async () => {
+  test('Vite: a production build streams a reply; the page\'s own bundle stays small (the engine is in the worker)', async () => {
     await buildVite();
+    const assets = files(join(web, 'vite/dist'), (n) => n.endsWith('.js'));
+    const page = assets.filter((f) => !/[\\/]worker[^\\/]*\.js$/.test(f));
+    const gzip = page.reduce((sum, f) => sum + gzipSync(readFileSync(f)).byteLength, 0);
+    console.log(`Vite build: page JavaScript ${page.length} file(s), ${gzip} bytes gzip (minified; app code, webgguf's client and comlink)`);
+    expect(gzip, `page bundle: ${page.join(', ')}`).toBeLessThan(12_000);
     expectReply('Vite build', await serveAndOpen('Vite build', join(web, 'vite/dist')));
   });
 

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEngine } from '../src/engine/engine.js';
 import { shiftToFit } from '../src/engine/core.js';
-import type { ChatMessage } from '../src/chat/template.js';
+import type { ChatMessage } from '../src/chat/messages.js';
 import { WebGGUFError } from '../src/errors.js';
 import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';

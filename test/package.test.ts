@@ -33,11 +33,12 @@ function staticGraph(entry: string): string[] {
 }
 
 describe.skipIf(!existsSync(join(DIST, 'index.js')) && !process.env.CI)('package', () => {
-  test('the page entry is a thin client: a few kB gzip plus comlink, no engine code', () => {
+  // Unminified here; test/consumer.test.ts measures the page's minified bundle in a Vite app.
+  test('the page entry is a thin client: request checks and the worker client, no engine code', () => {
     const files = staticGraph('index.js');
     const gzip = files.reduce((s, f) => s + gzipSync(read(f)).byteLength, 0);
     console.log(`dist/index.js and its static imports: ${files.join(', ')}; ${gzip} bytes gzip`);
-    expect(gzip).toBeLessThan(8_000);
+    expect(gzip).toBeLessThan(16_000);
     const bare = files.flatMap((f) => imports(read(f)).static.filter((s) => !s.startsWith('.')));
     expect(new Set(bare)).toEqual(new Set(['comlink']));
     const code = files.map(read).join('\n');
@@ -62,6 +63,16 @@ describe.skipIf(!existsSync(join(DIST, 'index.js')) && !process.env.CI)('package
     for (const file of readdirSync(join(DIST, 'standalone')).filter((f) => f.endsWith('.js'))) {
       const { static: s, dynamic: d } = imports(read(`standalone/${file}`));
       expect([...s, ...d].filter((x) => !x.startsWith('.')), file).toEqual([]);
+    }
+  });
+
+  test("README's browser, no-bundler and Node examples are word for word the apps test/consumer.test.ts runs", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const app = (path: string) => readFileSync(join(ROOT, 'test/consumer', path), 'utf8');
+    const html = app('standalone/index.html');
+    const script = html.slice(html.indexOf('<script type="module">'), html.indexOf('</script>') + '</script>'.length);
+    for (const [name, code] of [['main.js', app('main.js')], ['node/generate.js', app('node/generate.js')], ['standalone/index.html', script]] as const) {
+      expect(readme.includes(code), `README.md does not show test/consumer/${name} as it is`).toBe(true);
     }
   });
 

@@ -6,8 +6,8 @@
  */
 import type { GenerateParams } from '../engine/types.js';
 import { WebGGUFError } from '../errors.js';
-import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate.js';
-import { validateMessages, type ChatMessage } from './template.js';
+import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate-options.js';
+import { validateMessages, type ChatMessage } from './messages.js';
 
 /** What a streamed request asked for beyond its params. */
 export interface StreamPlan {

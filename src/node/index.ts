@@ -17,7 +17,7 @@ import { nodeGpuContext } from './gpu.js';
 export { WebGGUFError, isWebGGUFError, type ErrorCode } from '../errors.js';
 export type { Engine } from '../engine/engine.js';
 export type * from '../engine/types.js';
-export type { ChatMessage } from '../chat/template.js';
+export type { ChatMessage } from '../chat/messages.js';
 export { nodeGpuContext };
 
 /** createEngine's options in Node: in-thread always; no weight cache unless a store is given. */

@@ -10,7 +10,7 @@ try {
     max_tokens: 20,
   });
   for await (const chunk of stream) output.append(chunk.choices[0].delta.content ?? '');
-  document.body.dataset.state = 'done';
+  document.body.dataset.state = 'done'; // what the consumer test waits for
 } catch (error) {
   output.textContent = `${error.code}: ${error.message}`; // a WebGGUFError has a code
   document.body.dataset.state = 'error';

@@ -1,0 +1,59 @@
+/**
+ * The sampling and length options of a request and their checks: plain data, no engine code, so
+ * the page's thin client can check requests before they cross to the worker.
+ */
+import { WebGGUFError } from './errors.js';
+
+export interface GenerateOptions {
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repetitionPenalty?: number;
+  /** OpenAI-style penalties over the last 64 tokens. */
+  frequencyPenalty?: number;
+  presencePenalty?: number;
+  /** Makes sampled output reproducible; random when omitted. */
+  seed?: number;
+  /** Keep going past end-of-generation tokens until maxTokens (benchmarks want fixed lengths). */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+/** The option names of GenerateOptions, for callers that reject unknown fields. */
+export const GENERATE_OPTION_NAMES = [
+  'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'seed', 'ignoreEos', 'signal',
+] as const satisfies readonly (keyof GenerateOptions)[];
+
+/**
+ * Checks the sampling and length options (absent ones are fine), naming a bad field by
+ * `names[field]` (callers with OpenAI's field names pass them) or by its own name.
+ */
+export function checkGenerateOptions(o: GenerateOptions, names: Partial<Record<keyof GenerateOptions, string>> = {}): void {
+  const check = (field: keyof GenerateOptions, ok: (v: number) => boolean, what: string) => {
+    const v = o[field];
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !ok(v)) throw new WebGGUFError('invalid-argument', `${names[field] ?? field} must be ${what}, got ${describeValue(v)}`);
+  };
+  const finite = Number.isFinite;
+  check('maxTokens', (v) => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0');
+  check('temperature', (v) => finite(v) && v >= 0, 'a number >= 0');
+  check('topK', (v) => Number.isSafeInteger(v) && v >= 0, 'an integer >= 0 (0: no limit)');
+  check('topP', (v) => finite(v) && v > 0 && v <= 1, 'a number in (0, 1]');
+  check('minP', (v) => finite(v) && v >= 0 && v <= 1, 'a number in [0, 1]');
+  check('repetitionPenalty', (v) => finite(v) && v > 0, 'a number > 0');
+  check('frequencyPenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
+  check('presencePenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
+  check('seed', Number.isSafeInteger, 'a safe integer (|seed| < 2^53)');
+  if (o.ignoreEos !== undefined && typeof o.ignoreEos !== 'boolean') {
+    throw new WebGGUFError('invalid-argument', `${names.ignoreEos ?? 'ignoreEos'} must be a boolean, got ${describeValue(o.ignoreEos)}`);
+  }
+}
+
+/** A value as an error message shows it: short, whatever its type. */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
+  if (typeof v === 'object' && v !== null) return Array.isArray(v) ? 'an array' : 'an object';
+  return String(v);
+}
