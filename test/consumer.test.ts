@@ -290,6 +290,12 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
   test('webpack 5: a production build streams a reply', async () => {
     const dir = app('webpack');
     await timed('webpack', () => run('webpack build', dir, '../node_modules/.bin/webpack', [], 180_000));
+    // The bundle names no path of the machine that built it (webpack inlines import.meta.url it cannot follow).
+    for (const file of files(join(dir, 'dist'), (n) => n.endsWith('.js'))) {
+      const code = readFileSync(file, 'utf8');
+      expect(code, `${file} holds a file:// URL`).not.toContain('file://');
+      expect(code, `${file} holds the build folder's path`).not.toContain(work);
+    }
     expectReply('webpack', await serveAndOpen('webpack', dir));
   }, 300_000);
 
