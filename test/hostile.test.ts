@@ -1,0 +1,133 @@
+/**
+ * Hostile input: files, vocabularies, templates and messages built to make a load or a request
+ * take unbounded time or memory. Each must fail fast with a typed error.
+ */
+import { describe, expect, test } from 'vitest';
+import { WebGGUFError, type ErrorCode } from '../src/errors.js';
+import { readGGUF } from '../src/gguf/gguf.js';
+import type { ByteSource } from '../src/io/byte-source.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
+
+async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<WebGGUFError> {
+  const e = await promise.then(() => null, (x: unknown) => x);
+  expect(e, `expected a ${code} error, got ${String(e)}`).toBeInstanceOf(WebGGUFError);
+  expect((e as WebGGUFError).code).toBe(code);
+  return e as WebGGUFError;
+}
+
+/** Little-endian GGUF header pieces. */
+class Header {
+  private readonly parts: number[] = [];
+  u8(v: number) { this.parts.push(v & 0xff); return this; }
+  u32(v: number) { for (let i = 0; i < 4; i++) this.parts.push((v >>> (8 * i)) & 0xff); return this; }
+  u64(v: bigint) { for (let i = 0n; i < 8n; i++) this.parts.push(Number((v >> (8n * i)) & 0xffn)); return this; }
+  str(s: string) { const b = new TextEncoder().encode(s); this.u64(BigInt(b.length)); for (const x of b) this.parts.push(x); return this; }
+  /** magic, version 3, tensor count, key count */
+  start(tensors: bigint, keys: bigint) { return this.u32(0x46554747).u32(3).u64(tensors).u64(keys); }
+  bytes(): Uint8Array { return Uint8Array.from(this.parts); }
+}
+
+/** A source of `size` bytes: `prefix`, then zeros (a sparse file, or a server that lies). */
+function sparseSource(prefix: Uint8Array, size: number): ByteSource {
+  return {
+    size,
+    name: 'sparse.gguf',
+    read: async (offset, length) => {
+      const out = new Uint8Array(Math.max(0, Math.min(length, size - offset)));
+      if (offset < prefix.length) out.set(prefix.subarray(offset, offset + out.length));
+      return out;
+    },
+  };
+}
+
+describe('GGUF metadata that lies about its size', () => {
+  const TiB2 = 2 ** 41;
+  test('a 2^40-byte string over a sparse file is malformed, not a RangeError', async () => {
+    const h = new Header().start(0n, 1n).str('general.name').u32(8).u64(1n << 40n);
+    await expectCode(readGGUF(sparseSource(h.bytes(), TiB2)), 'malformed');
+  });
+  test('a 2^40-byte key from a server claiming 2 TiB is malformed', async () => {
+    const h = new Header().start(0n, 1n).u64(1n << 40n);
+    await expectCode(readGGUF(sparseSource(h.bytes(), TiB2)), 'malformed');
+  });
+  test('a 2^33-item array is malformed', async () => {
+    const h = new Header().start(0n, 1n).str('tokenizer.ggml.tokens').u32(9).u32(8).u64(1n << 33n);
+    await expectCode(readGGUF(sparseSource(h.bytes(), TiB2)), 'malformed');
+    const u8 = new Header().start(0n, 1n).str('x').u32(9).u32(0).u64(1n << 33n);
+    await expectCode(readGGUF(sparseSource(u8.bytes(), TiB2)), 'malformed');
+  });
+  test('2^36 zero-byte keys stop at once', async () => {
+    const h = new Header().start(0n, 1n << 36n);
+    const t0 = performance.now();
+    await expectCode(readGGUF(sparseSource(h.bytes(), TiB2)), 'malformed');
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+  test('a header that never ends (arrays of zeros up to the sane maxima) stops at the header cap', async () => {
+    const h = new Header().start(0n, 60000n);
+    for (let i = 0; i < 100; i++) h.str(`k${i}`).u32(9).u32(12).u64(1n << 24n); // f64 arrays of 128 MiB of zeros
+    const t0 = performance.now();
+    await expectCode(readGGUF(sparseSource(h.bytes(), TiB2)), 'malformed');
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+  test('a 32 MiB byte array is read in bulk, as a typed array', async () => {
+    const n = 32 << 20;
+    const h = new Header().start(0n, 1n).str('blob').u32(9).u32(0).u64(BigInt(n));
+    const prefix = h.bytes();
+    const file = new Uint8Array(prefix.length + n);
+    file.set(prefix);
+    for (let i = 0; i < n; i += 4096) file[prefix.length + i] = i >> 12;
+    const t0 = performance.now();
+    const gguf = await readGGUF(sparseSource(file, file.length));
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const blob = gguf.metadata.get('blob') as Uint8Array;
+    expect(blob).toBeInstanceOf(Uint8Array);
+    expect(blob.length).toBe(n);
+    expect(blob[4096 * 5]).toBe(5);
+  });
+});
+
+describe("llama.cpp's metadata rules", () => {
+  test('a key given twice is malformed', async () => {
+    const h = new Header().start(0n, 2n).str('general.name').u32(8).str('a').str('general.name').u32(8).str('b');
+    const e = await expectCode(readGGUF(sparseSource(h.bytes(), h.bytes().length + 64)), 'malformed');
+    expect(e.message).toMatch(/general\.name.*twice/);
+  });
+  test('general.alignment must be a u32 power of two', async () => {
+    const withAlignment = (type: number, write: (h: Header) => Header) => {
+      const h = write(new Header().start(0n, 1n).str('general.alignment').u32(type)).bytes();
+      return readGGUF(sparseSource(h, h.length + 256));
+    };
+    await expectCode(withAlignment(4, (h) => h.u32(24)), 'malformed'); // u32, not a power of two
+    await expectCode(withAlignment(5, (h) => h.u32(32)), 'malformed'); // i32
+    await expectCode(withAlignment(10, (h) => h.u64(32n)), 'malformed'); // u64
+    await expectCode(withAlignment(6, (h) => h.u32(0x42000000)), 'malformed'); // f32 32.0
+    const ok = await withAlignment(4, (h) => h.u32(64));
+    expect(ok.alignment).toBe(64);
+  });
+});
+
+describe('vocabularies built to be slow', () => {
+  test('one 1 MB token is malformed, at once', () => {
+    const t0 = performance.now();
+    const e = (() => {
+      try {
+        new GGUFTokenizer({ model: 'llama', tokens: ['<unk>', 'a', 'x'.repeat(1 << 20)] });
+      } catch (x) {
+        return x;
+      }
+    })();
+    expect(e).toBeInstanceOf(WebGGUFError);
+    expect((e as WebGGUFError).code).toBe('malformed');
+    expect((e as WebGGUFError).message).toMatch(/token 2 .*bytes/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+  });
+  test('long tokens under the cap build in linear time', () => {
+    // 1000 tokens of 4000 characters: quadratic split search would take minutes.
+    const tokens = ['<unk>', ...'abcdefghij'];
+    for (let i = 0; i < 1000; i++) tokens.push(`${String(i).padStart(4, '0')}${'abcdefghij'.repeat(400)}`.slice(0, 4000));
+    const t0 = performance.now();
+    const tok = new GGUFTokenizer({ model: 'llama', tokens });
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    expect(tok.vocabSize).toBe(1011);
+  });
+});
