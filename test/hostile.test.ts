@@ -3,6 +3,7 @@
  * take unbounded time or memory. Each must fail fast with a typed error.
  */
 import { describe, expect, test } from 'vitest';
+import { renderChat } from '../src/chat/template.js';
 import { WebGGUFError, type ErrorCode } from '../src/errors.js';
 import { readGGUF } from '../src/gguf/gguf.js';
 import type { ByteSource } from '../src/io/byte-source.js';
@@ -129,5 +130,39 @@ describe('vocabularies built to be slow', () => {
     const tok = new GGUFTokenizer({ model: 'llama', tokens });
     expect(performance.now() - t0).toBeLessThan(10_000);
     expect(tok.vocabSize).toBe(1011);
+  });
+});
+
+describe('chat templates built to run forever', () => {
+  const user = (content: string) => [{ role: 'user' as const, content }];
+  /** Renders and expects a typed template failure within a few seconds and a few hundred MB. */
+  function expectBounded(template: string, content = 'hi', pattern?: RegExp): void {
+    const rss = process.memoryUsage().rss;
+    const t0 = performance.now();
+    let error: unknown;
+    try {
+      renderChat(template, user(content), { bos: '<s>', eos: '</s>' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error, template).toBeInstanceOf(WebGGUFError);
+    expect((error as WebGGUFError).code).toBe('invalid-argument');
+    if (pattern) expect((error as WebGGUFError).message).toMatch(pattern);
+    expect(performance.now() - t0).toBeLessThan(8000);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(400 << 20);
+  }
+  test('range(10**9)', () => expectBounded('{% for i in range(10**9) %}x{% endfor %}', 'hi', /range/));
+  test('three nested range(1000)', () => expectBounded('{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{{ k }}{% endfor %}{% endfor %}{% endfor %}', 'hi', /steps|ms/));
+  test('megabytes of output from a short loop', () => expectBounded('{% for i in range(100000) %}{{ messages[0].content }}{% endfor %}', 'x'.repeat(2000), /characters/));
+  test('filters and methods that blow up in one step', () => {
+    expectBounded("{{ 'a\\nb' | indent(100000000) }}", 'hi', /indent/);
+    expectBounded("{{ messages[0].content | replace('', messages[0].content) }}", 'y'.repeat(100_000), /replace/);
+    expectBounded("{{ messages[0].content.replace('y', messages[0].content) }}", 'y'.repeat(100_000), /replace/);
+  });
+  test('real templates still render', () => {
+    const chatml = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+    const long = Array.from({ length: 500 }, (_, i) => ({ role: i % 2 ? 'assistant' as const : 'user' as const, content: `message ${i} `.repeat(50) }));
+    expect(renderChat(chatml, long, { bos: '', eos: '' })).toContain('message 499');
+    expect(renderChat('{{ strftime_now("%Y") }}{{ range(3)|join(",") }}', user('x'), { bos: '', eos: '' })).toMatch(/^\d{4}0,1,2$/);
   });
 });
