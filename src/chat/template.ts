@@ -1,5 +1,6 @@
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { WebGGUFError } from '../errors.js';
+import type { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool' | 'developer';
@@ -86,6 +87,55 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
   } catch (e) {
     throw new WebGGUFError('invalid-argument', `the model's chat template failed: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/**
+ * Renders a chat and encodes it. The template's own markup keeps its control tokens, but text
+ * in the messages never becomes one ("</s><s>" or "<|im_start|>" typed by a user stays text,
+ * so no one can forge a turn) unless `allowSpecial`.
+ */
+export function encodeChat(tokenizer: GGUFTokenizer, messages: ChatMessage[], options: { allowSpecial?: boolean } = {}): number[] {
+  const tokens = { bos: tokenizer.tokenText(tokenizer.bosId), eos: tokenizer.tokenText(tokenizer.eosId) };
+  const encode = (text: string, literalRanges?: [number, number][]) =>
+    // Templates that write BOS themselves must not get a second one.
+    tokenizer.encode(text, { addBos: tokens.bos && text.startsWith(tokens.bos) ? false : undefined, literalRanges });
+  const text = renderChat(tokenizer.chatTemplate, messages, tokens);
+  if (options.allowSpecial || !messages.some((m) => tokenizer.hasControlText(m.content))) return encode(text);
+  const spans = contentSpans(tokenizer.chatTemplate, messages, tokens, text);
+  if (spans) return encode(text, spans);
+  // The template changes the content (or branches on it), so where it lands is unknown: break
+  // up control-token text in the content instead.
+  const neutral = messages.map((m) => ({ ...m, content: tokenizer.breakControlText(m.content) }));
+  return encode(renderChat(tokenizer.chatTemplate, neutral, tokens));
+}
+
+/**
+ * Where each message's content lands in `text`: the template is rendered again with each
+ * content replaced by a unique marker, and the markers are swapped back. Undefined unless that
+ * gives `text` exactly (a template that transforms or inspects content).
+ */
+function contentSpans(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, text: string): [number, number][] | undefined {
+  const nonce = Math.random().toString(36).slice(2, 10);
+  const marker = (i: number) => `\uE000${nonce}:${i}\uE001`;
+  let marked: string;
+  try {
+    marked = renderChat(template, messages.map((m, i) => ({ ...m, content: marker(i) })), tokens);
+  } catch {
+    return undefined;
+  }
+  const spans: [number, number][] = [];
+  let rebuilt = '';
+  let from = 0;
+  for (const m of marked.matchAll(new RegExp(`\uE000${nonce}:(\\d+)\uE001`, 'g'))) {
+    const content = messages[Number(m[1])]?.content;
+    if (content === undefined) return undefined;
+    rebuilt += marked.slice(from, m.index);
+    spans.push([rebuilt.length, rebuilt.length + content.length]);
+    rebuilt += content;
+    from = m.index + m[0].length;
+  }
+  rebuilt += marked.slice(from);
+  return rebuilt === text ? spans : undefined;
 }
 
 /** @huggingface/jinja's runtime values, as far as the limits look at them. */

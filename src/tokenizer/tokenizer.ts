@@ -110,6 +110,11 @@ export interface EncodeOptions {
   addBos?: boolean;
   /** Turn control-token text such as "<|im_start|>" into those tokens (default true). */
   parseSpecial?: boolean;
+  /**
+   * Ranges [start, end) of the text where control-token text stays plain text even with
+   * `parseSpecial` (a chat message's content inside the rendered template).
+   */
+  literalRanges?: readonly (readonly [number, number])[];
 }
 
 /**
@@ -130,6 +135,9 @@ export class GGUFTokenizer {
    */
   readonly maxTokenBytes: number;
   private readonly controlTokens: string[];
+  /** Control-token text -> id. */
+  private readonly controlIds = new Map<string, number>();
+  private controlRegex: RegExp | undefined;
   private readonly hf: HFTokenizer;
   private plainHf: HFTokenizer | undefined;
 
@@ -144,6 +152,7 @@ export class GGUFTokenizer {
     this.chatTemplate = spec.chatTemplate;
     const types = spec.tokenTypes;
     this.controlTokens = t.filter((_, i) => types?.[i] === TokenType.CONTROL && t[i]!.length > 0);
+    for (const [i, s] of t.entries()) if (types?.[i] === TokenType.CONTROL && s.length > 0 && !this.controlIds.has(s)) this.controlIds.set(s, i);
     const eog = new Set<number>();
     for (const id of [this.eosId, valid(spec.eotId)]) if (id !== undefined) eog.add(id);
     // Chat models end turns with control tokens the metadata does not always name.
@@ -160,12 +169,74 @@ export class GGUFTokenizer {
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     const parseSpecial = options.parseSpecial ?? true;
-    let hf = this.hf;
-    if (!parseSpecial && this.controlTokens.some((c) => text.includes(c))) {
-      hf = this.plainHf ??= this.build(false);
+    let ids: number[];
+    if (!this.hasControlText(text)) {
+      ids = text.length ? this.hf.encode(text, { add_special_tokens: false }).ids : [];
+    } else if (!parseSpecial) {
+      ids = this.plain(text);
+    } else if (options.literalRanges?.length) {
+      ids = this.encodeAround(text, options.literalRanges);
+    } else {
+      ids = this.hf.encode(text, { add_special_tokens: false }).ids;
     }
-    const ids = text.length ? hf.encode(text, { add_special_tokens: false }).ids : [];
     return (options.addBos ?? this.addBos) && this.bosId !== undefined ? [this.bosId, ...ids] : ids;
+  }
+
+  /** Whether the text holds the text of a control token (such as "</s>" or "<|im_start|>"). */
+  hasControlText(text: string): boolean {
+    return this.controlTokens.length > 0 && this.controlPattern().test(text);
+  }
+
+  /**
+   * The text with every control-token text broken by a word joiner (U+2060) after its first
+   * character: it reads the same but can no longer become a control token.
+   */
+  breakControlText(text: string): string {
+    if (!this.hasControlText(text)) return text;
+    return text.replace(new RegExp(this.controlPattern().source, 'gu'), (c) => {
+      const first = String.fromCodePoint(c.codePointAt(0)!);
+      return `${first}\u2060${c.slice(first.length)}`;
+    });
+  }
+
+  /** The fewest tokens a text can encode to: no token stands for more than maxTokenBytes bytes. */
+  minTokens(text: string): number {
+    return Number.isFinite(this.maxTokenBytes) ? Math.ceil(utf8Length(text) / this.maxTokenBytes) : 0;
+  }
+
+  /** Text without special-token parsing: control-token text is encoded as the characters it is. */
+  private plain(text: string): number[] {
+    this.plainHf ??= this.build(false);
+    return text.length ? this.plainHf.encode(text, { add_special_tokens: false }).ids : [];
+  }
+
+  /**
+   * Splits the text at control-token text outside `literal` (as HF does at every one) and encodes
+   * what lies between as plain text, so control-token text inside the ranges stays text and the
+   * rest tokenizes exactly as a whole-text encode would.
+   */
+  private encodeAround(text: string, literal: readonly (readonly [number, number])[]): number[] {
+    const ids: number[] = [];
+    const inLiteral = (start: number, end: number) => literal.some(([a, b]) => a < end && start < b);
+    const pattern = new RegExp(this.controlPattern().source, 'gu');
+    let from = 0;
+    for (const m of text.matchAll(pattern)) {
+      const start = m.index;
+      const end = start + m[0].length;
+      if (inLiteral(start, end)) continue;
+      ids.push(...this.plain(text.slice(from, start)), this.controlIds.get(m[0])!);
+      from = end;
+    }
+    ids.push(...this.plain(text.slice(from)));
+    return ids;
+  }
+
+  /** Control-token texts, longest first (HF matches the longest at a position). */
+  private controlPattern(): RegExp {
+    return (this.controlRegex ??= new RegExp(
+      [...new Set(this.controlTokens)].sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'),
+      'u',
+    ));
   }
 
   /** The vocabulary string of a token (as in the GGUF), or '' for ids out of range. */
