@@ -114,6 +114,15 @@ describe.skipIf(!HAVE_MODELS)('GGUF reader', () => {
       const bytes = await mutate((m) => void m.set('llama.feed_forward_length', 100));
       await expectCode(validate(bytes), 'shape-mismatch');
     });
+    test('a vocabulary with more tokens than embedding rows', async () => {
+      const bytes = await mutate((m) => {
+        m.set('tokenizer.ggml.tokens', [...(m.get('tokenizer.ggml.tokens') as string[]), 'extra']);
+        m.set('tokenizer.ggml.scores', Float32Array.from([...(m.get('tokenizer.ggml.scores') as Float32Array), 0]));
+        m.set('tokenizer.ggml.token_type', Int32Array.from([...(m.get('tokenizer.ggml.token_type') as Int32Array), 1]));
+      });
+      const e = await expectCode(validate(bytes), 'shape-mismatch');
+      expect(e.message).toMatch(/513 tokens.*512 rows/);
+    });
     test('unsupported and unknown tensor types', async () => {
       const q2k = await mutate((_, t) => t.map((x) => (x.name === 'blk.0.attn_q.weight' ? { ...x, type: GGMLType.Q2_K, data: new Uint8Array(16 * 84) } : x)));
       const e = await expectCode(validate(q2k), 'unsupported-tensor-type');

@@ -11,18 +11,14 @@ import { HAVE_MODELS } from './helpers/models.js';
 const MODEL = 'stories260K/stories260K-q4_0.gguf';
 const SYSTEM: ChatMessage = { role: 'system', content: 'Tell happy stories about animals.' };
 
-test('shift drops the oldest turns first and keeps the system prompt and the last message', () => {
+test('shift drops the oldest turns first and keeps the system prompt and the last message', async () => {
   const m = (role: ChatMessage['role'], content: string): ChatMessage => ({ role, content });
   const messages = [m('system', 'SS'), m('user', 'u1u1'), m('assistant', 'a1a1'), m('user', 'u2u2'), m('assistant', 'a2a2'), m('user', 'u3')];
-  let last: ChatMessage[] = [];
-  const encode = (msgs: ChatMessage[]) => {
-    last = msgs;
-    return Array.from(msgs.map((x) => x.content).join(''), () => 0);
-  };
-  expect(shiftToFit(messages, encode, 12)).toHaveLength(12);
-  expect(last.map((x) => x.content)).toEqual(['SS', 'u2u2', 'a2a2', 'u3']);
-  shiftToFit(messages, encode, 1);
-  expect(last.map((x) => x.content)).toEqual(['SS', 'u3']);
+  const encode = (msgs: ChatMessage[]) => Array.from(msgs.map((x) => x.content).join(''), (c) => c.charCodeAt(0));
+  const kept = async (limit: number) => String.fromCharCode(...(await shiftToFit(messages, encode, limit)));
+  expect(await kept(12)).toBe('SSu2u2a2a2u3');
+  expect(await kept(1)).toBe('SSu3');
+  expect(await kept(100)).toBe('SSu1u1a1a1u2u2a2a2u3');
 });
 
 describe.skipIf(!HAVE_MODELS)('20 chat turns through a 128-token context', () => {

@@ -5,7 +5,7 @@ import type { KeyValueStore } from '../cache/store.js';
 import { StopMatcher } from '../chat/stop.js';
 import { validateChatRequest, validateCompletionRequest, validateGenerateRequest, type StreamPlan } from '../chat/request.js';
 import type { ChatMessage } from '../chat/messages.js';
-import { renderChat } from '../chat/template.js';
+import { encodeChat } from '../chat/template.js';
 import { WebGGUFError } from '../errors.js';
 import { generate, type FinishReason, type GenerateOptions } from '../generate.js';
 import { typeName } from '../gguf/ggml-types.js';
@@ -97,17 +97,23 @@ export class EngineCore {
     const { messages, params, ...plan } = validateChatRequest(request);
     return this.serial(requestId, async (signal) => {
       const { tokenizer, info, model } = this.require();
-      const bos = tokenizer.tokenText(tokenizer.bosId);
-      const encode = (msgs: ChatMessage[]) => {
-        const text = renderChat(tokenizer.chatTemplate, msgs, { bos, eos: tokenizer.tokenText(tokenizer.eosId) });
-        // Templates that write BOS themselves must not get a second one.
-        return tokenizer.encode(text, { addBos: bos && text.startsWith(bos) ? false : undefined });
-      };
-      let prompt = encode(messages);
+      // Message text becomes control tokens only on request (a user could forge turns).
+      const allowSpecial = (request as { allow_special_tokens?: boolean }).allow_special_tokens === true;
+      const encode = (msgs: ChatMessage[]) => encodeChat(tokenizer, msgs, { allowSpecial });
+      // A cheap floor on the prompt's length refuses text that cannot fit before it is tokenized.
+      const minTokens = (m: ChatMessage) => tokenizer.minTokens(m.content);
+      const kept = this.options.contextPolicy === 'shift' ? messages.filter((m, i) => m.role === 'system' || i === messages.length - 1) : messages;
+      const floor = kept.reduce((n, m) => n + minTokens(m), 0);
+      if (floor >= model.contextLength) {
+        throw new WebGGUFError('context-overflow', `the prompt has at least ${floor} tokens but the context holds ${model.contextLength}; shorten the conversation`);
+      }
+      let prompt: number[];
       if (this.options.contextPolicy === 'shift') {
         // Room for the reply too: what was asked for, or a quarter of the context.
         const room = model.contextLength - Math.min(params.maxTokens ?? Math.floor(model.contextLength / 4), model.contextLength - 1);
-        prompt = shiftToFit(messages, encode, room);
+        prompt = await shiftToFit(messages, encode, room, { minTokens, signal });
+      } else {
+        prompt = encode(messages);
       }
       const id = `chatcmpl-${requestId}`;
       const created = Math.floor(Date.now() / 1000);
@@ -512,18 +518,41 @@ export class EngineCore {
 /**
  * The `shift` context policy: drops the oldest turns (never the system or developer prompt, never the last
  * message) until the rendered prompt has at most `limit` tokens; if even that is too long, the
- * caller gets it as it is and the usual context error follows.
+ * caller gets it as it is and the usual context error follows. Fewer turns never render longer,
+ * so the number to drop is found by binary search: O(log n) renders, not one per dropped turn.
+ * Turns whose text alone (`minTokens`) cannot fit are dropped without rendering. Between
+ * renders the event loop runs, so an abort lands; it ends the search with `aborted`.
  */
-export function shiftToFit(messages: ChatMessage[], encode: (m: ChatMessage[]) => number[], limit: number): number[] {
-  let kept = messages;
-  let tokens = encode(kept);
-  while (tokens.length > limit) {
-    const drop = kept.findIndex((m, i) => m.role !== 'system' && m.role !== 'developer' && i < kept.length - 1);
-    if (drop < 0) break;
-    kept = kept.filter((_, i) => i !== drop);
-    tokens = encode(kept);
+export async function shiftToFit(
+  messages: ChatMessage[], encode: (m: ChatMessage[]) => number[], limit: number,
+  options: { minTokens?: (m: ChatMessage) => number; signal?: AbortSignal } = {},
+): Promise<number[]> {
+  const droppable = messages.flatMap((m, i) => (m.role !== 'system' && m.role !== 'developer' && i < messages.length - 1 ? [i] : []));
+  const encodeDropping = async (k: number) => {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (options.signal?.aborted) throw new WebGGUFError('aborted', 'the request was aborted');
+    const dropped = new Set(droppable.slice(0, k));
+    return encode(messages.filter((_, i) => !dropped.has(i)));
+  };
+  let fewest = 0;
+  if (options.minTokens) {
+    let floor = messages.reduce((n, m) => n + options.minTokens!(m), 0);
+    while (fewest < droppable.length && floor > limit) floor -= options.minTokens(messages[droppable[fewest++]!]!);
   }
-  return tokens;
+  const first = await encodeDropping(fewest);
+  if (first.length <= limit || fewest === droppable.length) return first;
+  // Invariant: dropping `lo` does not fit, dropping `hi` does (or nothing fits).
+  let lo = fewest;
+  let hi = droppable.length;
+  let best = await encodeDropping(hi);
+  if (best.length > limit) return best;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    const tokens = await encodeDropping(mid);
+    if (tokens.length <= limit) [hi, best] = [mid, tokens];
+    else lo = mid;
+  }
+  return best;
 }
 
 /** performance.now() times of a request: called, out of the queue, first token, done. */

@@ -35,6 +35,18 @@ const GGUF_MAGIC = 0x46554747; // "GGUF" little-endian
 const FIRST_WINDOW = 64 << 10;
 const MAX_WINDOW = 4 << 20;
 const MAX_DIMS = 4;
+/**
+ * Sane maxima for what a header may claim, checked after the claim is checked against the bytes
+ * the file really has (a sparse file or a server can claim terabytes). Real files stay far below:
+ * chat templates are tens of KB, vocabularies a few hundred thousand tokens, models a few
+ * thousand tensors and a few hundred keys.
+ */
+const MAX_STRING_BYTES = 16 << 20;
+/** The whole header (metadata and tensor infos); the largest real vocabularies take ~20 MiB. */
+const MAX_HEADER_BYTES = 64 << 20;
+const MAX_ARRAY_ITEMS = 1 << 24;
+const MAX_KEYS = 1 << 16;
+const MAX_TENSORS = 1 << 20;
 const enum VT { U8, I8, U16, I16, U32, I32, F32, BOOL, STRING, ARRAY, U64, I64, F64 }
 const SCALAR_BYTES: Record<number, number> = {
   [VT.U8]: 1, [VT.I8]: 1, [VT.U16]: 2, [VT.I16]: 2, [VT.U32]: 4, [VT.I32]: 4, [VT.F32]: 4,
@@ -63,6 +75,7 @@ class Cursor {
     if (n > this.remaining) {
       throw new ModelFormatError('truncated', `${this.src.name}: truncated while reading ${what} at byte ${this.pos}`);
     }
+    this.checkHeaderSize(n, what);
     const off = this.pos - this.bufStart;
     if (off < 0 || off + n > this.buf.byteLength) {
       const want = Math.max(n, this.window);
@@ -78,6 +91,12 @@ class Cursor {
     const o = this.pos - this.bufStart;
     this.pos += n;
     return new DataView(this.buf.buffer, this.buf.byteOffset + o, n);
+  }
+
+  private checkHeaderSize(n: number, what: string): void {
+    if (this.pos + n > MAX_HEADER_BYTES) {
+      throw new ModelFormatError('malformed', `${this.src.name}: the header runs past ${MAX_HEADER_BYTES} bytes (at ${what}), more than any real file has`);
+    }
   }
 
   /** Bytes [0, n) of the source, from the windows already fetched where they cover it. */
@@ -110,7 +129,15 @@ class Cursor {
     if (len > this.remaining) {
       throw new ModelFormatError('truncated', `${this.src.name}: ${what} claims ${len} bytes, only ${this.remaining} remain`);
     }
-    // Strings longer than the window are read in window-sized pieces.
+    if (len > MAX_STRING_BYTES) {
+      throw new ModelFormatError('malformed', `${this.src.name}: ${what} claims ${len} bytes, more than the ${MAX_STRING_BYTES} any real file has`);
+    }
+    return this.decoder.decode(await this.bytes(len, what));
+  }
+
+  /** `len` bytes (already checked against the file), read in window-sized pieces. */
+  private async bytes(len: number, what: string): Promise<Uint8Array<ArrayBuffer>> {
+    this.checkHeaderSize(len, what);
     const bytes = new Uint8Array(len);
     for (let at = 0; at < len; ) {
       const n = Math.min(len - at, MAX_WINDOW);
@@ -118,7 +145,7 @@ class Cursor {
       bytes.set(new Uint8Array(view.buffer, view.byteOffset, n), at);
       at += n;
     }
-    return this.decoder.decode(bytes);
+    return bytes;
   }
 
   async scalar(type: number, what: string): Promise<number | bigint | boolean> {
@@ -153,16 +180,27 @@ class Cursor {
     if (count * minItem > this.remaining) {
       throw new ModelFormatError('truncated', `${this.src.name}: ${what} claims ${count} items, more than the file holds`);
     }
-    if (itemType === VT.F32 || itemType === VT.I32 || itemType === VT.U32) {
-      const out = itemType === VT.F32 ? new Float32Array(count) : itemType === VT.I32 ? new Int32Array(count) : new Uint32Array(count);
-      for (let i = 0; i < count; i++) out[i] = (await this.scalar(itemType, what)) as number;
-      return out;
+    const numeric = NUMERIC_ARRAYS[itemType];
+    if (numeric) {
+      // Numbers are read in bulk into a typed array (bounded by the header's size): no per-item
+      // reads or boxed values. GGUF is little-endian, as every host WebGPU runs on.
+      return new numeric((await this.bytes(count * minItem, what)).buffer, 0, count);
+    }
+    if (count > MAX_ARRAY_ITEMS) {
+      throw new ModelFormatError('malformed', `${this.src.name}: ${what} claims ${count} items, more than the ${MAX_ARRAY_ITEMS} any real file has`);
     }
     const out: MetadataValue[] = new Array(count);
     for (let i = 0; i < count; i++) out[i] = await this.value(itemType, what, depth + 1);
     return out;
   }
 }
+
+type NumericArray = Uint8ArrayConstructor | Int8ArrayConstructor | Uint16ArrayConstructor | Int16ArrayConstructor
+  | Uint32ArrayConstructor | Int32ArrayConstructor | Float32ArrayConstructor | Float64ArrayConstructor;
+const NUMERIC_ARRAYS: Partial<Record<number, NumericArray>> = {
+  [VT.U8]: Uint8Array, [VT.I8]: Int8Array, [VT.U16]: Uint16Array, [VT.I16]: Int16Array,
+  [VT.U32]: Uint32Array, [VT.I32]: Int32Array, [VT.F32]: Float32Array, [VT.F64]: Float64Array,
+};
 
 function narrow(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
@@ -190,18 +228,29 @@ export async function readGGUF(source: ByteSource, fileSize = source.size): Prom
   if (tensorCount * 24 + kvCount * 12 > c.remaining) {
     throw new ModelFormatError('truncated', `${source.name}: header claims ${tensorCount} tensors and ${kvCount} keys, more than the file holds`);
   }
+  if (tensorCount > MAX_TENSORS || kvCount > MAX_KEYS) {
+    throw new ModelFormatError('malformed', `${source.name}: header claims ${tensorCount} tensors and ${kvCount} keys (at most ${MAX_TENSORS} and ${MAX_KEYS})`);
+  }
 
   const metadata = new Map<string, MetadataValue>();
+  let alignmentType: number | undefined;
   for (let i = 0; i < kvCount; i++) {
     const key = await c.string('metadata key');
+    // As llama.cpp: a key given twice makes the file ambiguous.
+    if (metadata.has(key)) throw new ModelFormatError('malformed', `${source.name}: metadata key ${JSON.stringify(key.slice(0, 100))} appears twice`);
     const type = await c.u32(`type of ${key}`);
+    if (key === 'general.alignment') alignmentType = type;
     metadata.set(key, await c.value(type, key));
   }
 
   const tensorInfoOffset = c.pos;
+  // As llama.cpp: a u32 power of two (and, for the GPU layout, a multiple of 8 up to 1 MiB).
   const alignment = metadata.get('general.alignment') ?? 32;
-  if (typeof alignment !== 'number' || alignment <= 0 || alignment % 8 !== 0 || alignment > 1 << 20) {
-    throw new ModelFormatError('malformed', `${source.name}: invalid general.alignment ${String(alignment)}`);
+  if (
+    (alignmentType !== undefined && alignmentType !== VT.U32) || typeof alignment !== 'number' ||
+    alignment < 8 || alignment > 1 << 20 || (alignment & (alignment - 1)) !== 0
+  ) {
+    throw new ModelFormatError('malformed', `${source.name}: invalid general.alignment ${String(alignment)} (must be a u32 power of two, 8 to 2^20)`);
   }
 
   const tensors: TensorInfo[] = [];

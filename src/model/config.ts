@@ -142,6 +142,11 @@ export function readConfig(file: GGUFFile): ModelConfig {
   }
   if (config.headDim > 256) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported 256`);
   if (config.ropeDim > config.headDim || config.ropeDim % 2) throw new ModelFormatError('malformed', `${name}: invalid rope.dimension_count ${config.ropeDim}`);
+  // A token without an embedding row would read past the matrix (llama.cpp refuses it too).
+  const tokens = file.metadata.get('tokenizer.ggml.tokens');
+  if (typeof tokens === 'object' && tokens !== null && 'length' in tokens && tokens.length > config.vocabSize) {
+    throw new ModelFormatError('shape-mismatch', `${name}: the vocabulary has ${tokens.length} tokens but token_embd.weight has ${config.vocabSize} rows`);
+  }
   checkShapes(file, config);
   return config;
 }

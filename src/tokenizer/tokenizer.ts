@@ -2,6 +2,12 @@ import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { ModelFormatError } from '../errors.js';
 import { metaArray, metaString, type GGUFFile } from '../gguf/gguf.js';
 
+/**
+ * The longest token a vocabulary may hold, in UTF-8 bytes. Real vocabularies stop at 1024
+ * (gpt-neox's and mpt's runs of spaces); a longer one is a hostile or broken file.
+ */
+export const MAX_TOKEN_BYTES = 4096;
+
 /** GGUF token types (tokenizer.ggml.token_type). */
 export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
@@ -104,6 +110,11 @@ export interface EncodeOptions {
   addBos?: boolean;
   /** Turn control-token text such as "<|im_start|>" into those tokens (default true). */
   parseSpecial?: boolean;
+  /**
+   * Ranges [start, end) of the text where control-token text stays plain text even with
+   * `parseSpecial` (a chat message's content inside the rendered template).
+   */
+  literalRanges?: readonly (readonly [number, number])[];
 }
 
 /**
@@ -118,13 +129,22 @@ export class GGUFTokenizer {
   readonly chatTemplate: string | undefined;
   /** Tokens that end generation (EOS, EOT and similar control tokens). */
   readonly endOfGeneration: ReadonlySet<number>;
+  /**
+   * The most input bytes one token can stand for (Infinity where unknown text can fuse into one
+   * token): a text of n UTF-8 bytes encodes to at least n / maxTokenBytes tokens.
+   */
+  readonly maxTokenBytes: number;
   private readonly controlTokens: string[];
+  /** Control-token text -> id. */
+  private readonly controlIds = new Map<string, number>();
+  private controlRegex: RegExp | undefined;
   private readonly hf: HFTokenizer;
   private plainHf: HFTokenizer | undefined;
 
   constructor(private readonly spec: VocabSpec) {
     const t = spec.tokens;
     this.vocabSize = t.length;
+    this.maxTokenBytes = checkTokenLengths(spec);
     const valid = (id: number | undefined) => (id !== undefined && id >= 0 && id < t.length ? id : undefined);
     this.bosId = valid(spec.bosId);
     this.eosId = valid(spec.eosId);
@@ -132,6 +152,7 @@ export class GGUFTokenizer {
     this.chatTemplate = spec.chatTemplate;
     const types = spec.tokenTypes;
     this.controlTokens = t.filter((_, i) => types?.[i] === TokenType.CONTROL && t[i]!.length > 0);
+    for (const [i, s] of t.entries()) if (types?.[i] === TokenType.CONTROL && s.length > 0 && !this.controlIds.has(s)) this.controlIds.set(s, i);
     const eog = new Set<number>();
     for (const id of [this.eosId, valid(spec.eotId)]) if (id !== undefined) eog.add(id);
     // Chat models end turns with control tokens the metadata does not always name.
@@ -148,12 +169,74 @@ export class GGUFTokenizer {
 
   encode(text: string, options: EncodeOptions = {}): number[] {
     const parseSpecial = options.parseSpecial ?? true;
-    let hf = this.hf;
-    if (!parseSpecial && this.controlTokens.some((c) => text.includes(c))) {
-      hf = this.plainHf ??= this.build(false);
+    let ids: number[];
+    if (!this.hasControlText(text)) {
+      ids = text.length ? this.hf.encode(text, { add_special_tokens: false }).ids : [];
+    } else if (!parseSpecial) {
+      ids = this.plain(text);
+    } else if (options.literalRanges?.length) {
+      ids = this.encodeAround(text, options.literalRanges);
+    } else {
+      ids = this.hf.encode(text, { add_special_tokens: false }).ids;
     }
-    const ids = text.length ? hf.encode(text, { add_special_tokens: false }).ids : [];
     return (options.addBos ?? this.addBos) && this.bosId !== undefined ? [this.bosId, ...ids] : ids;
+  }
+
+  /** Whether the text holds the text of a control token (such as "</s>" or "<|im_start|>"). */
+  hasControlText(text: string): boolean {
+    return this.controlTokens.length > 0 && this.controlPattern().test(text);
+  }
+
+  /**
+   * The text with every control-token text broken by a word joiner (U+2060) after its first
+   * character: it reads the same but can no longer become a control token.
+   */
+  breakControlText(text: string): string {
+    if (!this.hasControlText(text)) return text;
+    return text.replace(new RegExp(this.controlPattern().source, 'gu'), (c) => {
+      const first = String.fromCodePoint(c.codePointAt(0)!);
+      return `${first}\u2060${c.slice(first.length)}`;
+    });
+  }
+
+  /** The fewest tokens a text can encode to: no token stands for more than maxTokenBytes bytes. */
+  minTokens(text: string): number {
+    return Number.isFinite(this.maxTokenBytes) ? Math.ceil(utf8Length(text) / this.maxTokenBytes) : 0;
+  }
+
+  /** Text without special-token parsing: control-token text is encoded as the characters it is. */
+  private plain(text: string): number[] {
+    this.plainHf ??= this.build(false);
+    return text.length ? this.plainHf.encode(text, { add_special_tokens: false }).ids : [];
+  }
+
+  /**
+   * Splits the text at control-token text outside `literal` (as HF does at every one) and encodes
+   * what lies between as plain text, so control-token text inside the ranges stays text and the
+   * rest tokenizes exactly as a whole-text encode would.
+   */
+  private encodeAround(text: string, literal: readonly (readonly [number, number])[]): number[] {
+    const ids: number[] = [];
+    const inLiteral = (start: number, end: number) => literal.some(([a, b]) => a < end && start < b);
+    const pattern = new RegExp(this.controlPattern().source, 'gu');
+    let from = 0;
+    for (const m of text.matchAll(pattern)) {
+      const start = m.index;
+      const end = start + m[0].length;
+      if (inLiteral(start, end)) continue;
+      ids.push(...this.plain(text.slice(from, start)), this.controlIds.get(m[0])!);
+      from = end;
+    }
+    ids.push(...this.plain(text.slice(from)));
+    return ids;
+  }
+
+  /** Control-token texts, longest first (HF matches the longest at a position). */
+  private controlPattern(): RegExp {
+    return (this.controlRegex ??= new RegExp(
+      [...new Set(this.controlTokens)].sort((a, b) => b.length - a.length).map((c) => c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'),
+      'u',
+    ));
   }
 
   /** The vocabulary string of a token (as in the GGUF), or '' for ids out of range. */
@@ -200,16 +283,15 @@ export class GGUFTokenizer {
     const candidates: { left: string; right: string; score: number; l: number; r: number }[] = [];
     const mergeable = (id: number | undefined) =>
       id !== undefined && (types === undefined || types[id] === TokenType.NORMAL || types[id] === TokenType.USER_DEFINED);
-    for (const [id, piece] of s.tokens.entries()) {
-      if (!mergeable(id)) continue;
-      const chars = Array.from(piece);
-      for (let i = 1; i < chars.length; i++) {
-        const left = chars.slice(0, i).join('');
-        const right = chars.slice(i).join('');
-        const l = vocab[left];
-        const r = vocab[right];
-        if (mergeable(l) && mergeable(r)) candidates.push({ left, right, score: scores?.[id] ?? -id, l: l!, r: r! });
-      }
+    const ids = new Map<string, number>();
+    for (const [id, piece] of s.tokens.entries()) ids.set(piece, id);
+    const isPiece = (id: number) => mergeable(id) && ids.get(s.tokens[id]!) === id;
+    for (const { piece, id, split } of pieceSplits(s.tokens, mergeable, isPiece)) {
+      const left = piece.slice(0, split);
+      const right = piece.slice(split);
+      const l = ids.get(left);
+      const r = ids.get(right);
+      if (mergeable(l) && mergeable(r)) candidates.push({ left, right, score: scores?.[id] ?? -id, l: l!, r: r! });
     }
     candidates.sort((a, b) => b.score - a.score || a.l - b.l || a.r - b.r);
     const unk = s.unkId ?? (types ? Array.from(types).indexOf(TokenType.UNKNOWN) : -1);
@@ -280,4 +362,90 @@ export class GGUFTokenizer {
 function splitMerge(m: string): [string, string] {
   const i = m.indexOf(' ', 1);
   return i < 0 ? [m, ''] : [m.slice(0, i), m.slice(i + 1)];
+}
+
+/** Checks every token against MAX_TOKEN_BYTES; returns GGUFTokenizer.maxTokenBytes. */
+function checkTokenLengths(spec: VocabSpec): number {
+  let longest = 0;
+  for (const [id, token] of spec.tokens.entries()) {
+    // A UTF-16 code unit takes 1 to 3 UTF-8 bytes (a surrogate pair 4): count only when it matters.
+    const bytes = token.length * 3 <= MAX_TOKEN_BYTES ? token.length * 3 : utf8Length(token);
+    if (bytes > MAX_TOKEN_BYTES) {
+      throw new ModelFormatError('malformed', `token ${id} of the vocabulary is ${utf8Length(token)} bytes long (at most ${MAX_TOKEN_BYTES})`);
+    }
+    if (bytes > longest) longest = Math.max(longest, utf8Length(token));
+  }
+  // Without a token for every byte, unknown text may fuse into one <unk> or be dropped.
+  const types = spec.tokenTypes;
+  let byteTokens = 0;
+  if (spec.model === 'llama') {
+    for (let i = 0; i < spec.tokens.length; i++) if (types?.[i] === TokenType.BYTE) byteTokens++;
+  } else {
+    const present = new Set(spec.tokens);
+    for (let b = 0; b < 256; b++) if (present.has(BYTE_LEVEL_CHARS[b]!)) byteTokens++;
+  }
+  return byteTokens >= 256 ? Math.max(longest, 1) : Infinity;
+}
+
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+/** GPT-2's byte-to-character table: printable bytes stand for themselves, the rest from U+0100. */
+const BYTE_LEVEL_CHARS: string[] = (() => {
+  const out: string[] = [];
+  let next = 256;
+  for (let b = 0; b < 256; b++) {
+    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+    out.push(String.fromCharCode(printable ? b : next++));
+  }
+  return out;
+})();
+
+/**
+ * Every split of a token (those `isWhole` accepts) into two pieces that might both be tokens
+ * (`isPiece` says which ids count), found in time linear in the vocabulary's length: polynomial hashes of every prefix
+ * and suffix are looked up in a set of token hashes (random base, so a file cannot aim for
+ * collisions). Candidates still need checking by string; splits fall between code points.
+ */
+function* pieceSplits(tokens: string[], isWhole: (id: number) => boolean, isPiece: (id: number) => boolean): Generator<{ piece: string; id: number; split: number }> {
+  const P = 94906249; // the largest prime with P * P + 2^16 < 2^53: products stay exact doubles
+  const B = 65537 + Math.floor(Math.random() * (P - 65537));
+  const hashOf = (t: string) => {
+    let h = 0;
+    for (let i = 0; i < t.length; i++) h = (h * B + t.charCodeAt(i) + 1) % P;
+    return h;
+  };
+  const pieces = new Set<number>();
+  let longest = 0;
+  for (const [id, t] of tokens.entries()) {
+    if (!isPiece(id)) continue;
+    pieces.add(hashOf(t));
+    longest = Math.max(longest, t.length);
+  }
+  const pow = new Float64Array(longest + 1);
+  pow[0] = 1;
+  for (let i = 1; i <= longest; i++) pow[i] = (pow[i - 1]! * B) % P;
+  const prefix = new Float64Array(longest + 1);
+  for (const [id, t] of tokens.entries()) {
+    const n = t.length;
+    if (n < 2 || n > longest || !isWhole(id)) continue;
+    for (let i = 0; i < n; i++) prefix[i + 1] = (prefix[i]! * B + t.charCodeAt(i) + 1) % P;
+    for (let i = 1; i < n; i++) {
+      if ((t.charCodeAt(i) & 0xfc00) === 0xdc00 && (t.charCodeAt(i - 1) & 0xfc00) === 0xd800) continue;
+      if (!pieces.has(prefix[i]!)) continue;
+      const suffix = (((prefix[n]! - ((prefix[i]! * pow[n - i]!) % P)) % P) + P) % P;
+      if (pieces.has(suffix)) yield { piece: t, id, split: i };
+    }
+  }
 }
