@@ -40,6 +40,14 @@ describe.skipIf(!HAVE_MODELS)('engine lifecycle (Node)', () => {
     await expect(createEngineIn()).rejects.toMatchObject({ code: 'worker-failed', message: expect.stringContaining('webgguf/node') });
   });
 
+  test('a 4 MB raw prompt fails with context-overflow at once, before it is tokenized', async () => {
+    const huge = 'Once upon a time '.repeat(250_000);
+    const start = Date.now();
+    await expect(engine.generate(huge)[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: 'context-overflow' });
+    await expect(engine.completions.create({ prompt: huge })).rejects.toMatchObject({ code: 'context-overflow' });
+    expect(Date.now() - start).toBeLessThan(3_000);
+  });
+
   test('a stream whose reader stops reading without returning does not hold up later requests', async () => {
     const abandoned = engine.generate('Once upon a time', { maxTokens: 40, temperature: 0 })[Symbol.asyncIterator]();
     expect((await abandoned.next()).done).toBe(false);

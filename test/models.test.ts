@@ -80,11 +80,11 @@ describe('MODELS', () => {
     expect(estimateGpuBytes(tiny.bytes, tiny.shape)).toBe(estimateGpuBytes(tiny.bytes, tiny.shape, 2048));
   });
 
-  test('an entry is a load source: its URL and SHA-256 are what the engine fetches and verifies', () => {
+  test('an entry is a load source: its URL and SHA-256 are what the engine fetches and verifies', async () => {
     const qwen = MODELS['qwen2.5-0.5b-instruct-q4_k_m'];
     expectTypeOf(qwen).toExtend<ModelSource>();
     expectTypeOf<library.Engine['load']>().toBeCallableWith(qwen);
-    expect(sourceId(qwen)).toBe(`${qwen.url}#sha256=${qwen.sha256}`);
+    expect(await sourceId(qwen)).toBe(`${qwen.url}#sha256=${qwen.sha256}`);
   });
 
   test('the main entry exports the catalogue', () => {

@@ -86,8 +86,8 @@ export class EngineCore {
     const received = performance.now();
     const checked = validateGenerateRequest(prompt, params);
     return this.serial(requestId, async (signal) => {
-      const { tokenizer } = this.require();
-      return this.run(tokenizer.encode(prompt), checked, signal, onToken, received);
+      const { tokenizer, model } = this.require();
+      return this.run(encodePrompt(tokenizer, model.contextLength, prompt), checked, signal, onToken, received);
     });
   }
 
@@ -143,10 +143,10 @@ export class EngineCore {
     const received = performance.now();
     const { prompt: given, echo, params, ...plan } = validateCompletionRequest(request);
     return this.serial(requestId, async (signal) => {
-      const { tokenizer, info } = this.require();
+      const { tokenizer, info, model } = this.require();
       let prompt: number[];
       if (typeof given === 'string') {
-        prompt = tokenizer.encode(given, { parseSpecial: params.allowSpecialTokens });
+        prompt = encodePrompt(tokenizer, model.contextLength, given, { parseSpecial: params.allowSpecialTokens });
       } else {
         const bad = given.find((t) => t >= tokenizer.vocabSize);
         if (bad !== undefined) throw new WebGGUFError('invalid-argument', `prompt has token id ${bad}, outside the vocabulary (${tokenizer.vocabSize} tokens)`);
@@ -513,6 +513,18 @@ export class EngineCore {
     this.loaded = { model, tokenizer, info };
     return info;
   }
+}
+
+/**
+ * Encodes a raw prompt, refusing at once one whose text cannot fit the context whatever its
+ * tokens (no token stands for more than the vocabulary's longest), before tokenizing megabytes.
+ */
+function encodePrompt(tokenizer: GGUFTokenizer, contextLength: number, text: string, options?: { parseSpecial?: boolean }): number[] {
+  const floor = tokenizer.minTokens(text);
+  if (floor >= contextLength) {
+    throw new WebGGUFError('context-overflow', `the prompt has at least ${floor} tokens but the context holds ${contextLength}; shorten it`);
+  }
+  return tokenizer.encode(text, options);
 }
 
 /**

@@ -180,23 +180,25 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
       return withAbort(local.signal, (id, core) => run(id, core, callback(push))).finally(() => signal?.removeEventListener('abort', onAbort));
     });
 
-  // Requests are checked here too, so a bad streamed request rejects create() itself.
-  const create = async (request: ChatCompletionRequest, opts: { signal?: AbortSignal } = {}) => {
-    const { stream: streamed } = validateChatRequest(request);
+  /**
+   * An OpenAI-style create(): whole or streamed. Requests are checked here too, so a bad streamed
+   * request rejects create() itself.
+   */
+  const openAICreate = <R extends { signal?: AbortSignal }, Whole, Chunk>(
+    validate: (request: R) => { stream: boolean },
+    run: (core: CoreApi, request: Omit<R, 'signal'>, id: string, push?: (chunk: Chunk) => void) => Promise<Whole>,
+  ) => async (request: R, opts: { signal?: AbortSignal } = {}): Promise<Whole | AsyncIterable<Chunk>> => {
+    const { stream: streamed } = validate(request);
     const { signal: requestSignal, ...rest } = request;
     const signal = opts.signal ?? requestSignal;
-    if (!streamed) return withAbort(signal, (id, core) => core.chatCompletion(rest, id));
+    if (!streamed) return withAbort(signal, (id, core) => run(core, rest, id));
     if (disposed) throw disposedError();
-    return stream<ChatCompletionChunk>(signal, (id, core, push) => core.chatCompletion(rest, id, push));
+    return stream<Chunk>(signal, (id, core, push) => run(core, rest, id, push));
   };
-  const createCompletion = async (request: CompletionRequest, opts: { signal?: AbortSignal } = {}) => {
-    const { stream: streamed } = validateCompletionRequest(request);
-    const { signal: requestSignal, ...rest } = request;
-    const signal = opts.signal ?? requestSignal;
-    if (!streamed) return withAbort(signal, (id, core) => core.completion(rest, id));
-    if (disposed) throw disposedError();
-    return stream<CompletionChunk>(signal, (id, core, push) => core.completion(rest, id, push));
-  };
+  const create = openAICreate<ChatCompletionRequest, ChatCompletion, ChatCompletionChunk>(
+    validateChatRequest, (core, request, id, push) => core.chatCompletion(request, id, push));
+  const createCompletion = openAICreate<CompletionRequest, Completion, CompletionChunk>(
+    validateCompletionRequest, (core, request, id, push) => core.completion(request, id, push));
 
   return {
     load: async (source, o = {}) => {
