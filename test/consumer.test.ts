@@ -111,6 +111,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
   let web: string;
   /** A project with the tarball alone, then webgpu for the Node script. */
   let nodeApp: string;
+  /** A project with the tarball and Vite 6 (Vite 6 and 7 pre-bundle dependencies differently from 8). */
+  let web6: string;
   let browser: Browser;
   let viteBuild: Promise<unknown> | undefined;
   const timings: string[] = [];
@@ -132,8 +134,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
   };
 
   /** Copies test/consumer/APP (and main.js) into the web project, with the model where the page asks for it. */
-  const app = (name: string, modelDir = 'models') => {
-    const dir = join(web, name);
+  const app = (name: string, modelDir = 'models', project = web) => {
+    const dir = join(project, name);
     cpSync(join(APPS, name), dir, { recursive: true });
     if (name !== 'standalone' && name !== 'typescript') copyFileSync(join(APPS, 'main.js'), join(dir, 'main.js'));
     mkdirSync(join(dir, modelDir), { recursive: true });
@@ -185,7 +187,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
     tarball = join(work, (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename);
     web = newProject('web');
     nodeApp = newProject('node');
+    web6 = newProject('web6');
     await Promise.all([
+      timed('install: tarball + vite 6', () => run('Vite 6 project install', web6, 'npm', [...INSTALL, tarball, 'vite@6'], 240_000)),
       timed('install: tarball + bundlers', () => run('web project install', web, 'npm', [...INSTALL, tarball, ...BUNDLERS], 240_000)),
       timed('install: tarball alone', () => run('node project install', nodeApp, 'npm', [...INSTALL, tarball], 240_000)),
     ]);
@@ -257,16 +261,14 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
     }
   });
 
-  test('Vite: the dev server serves an app that streams a reply', async () => {
-    // A dev server pre-bundles dependencies on the first request, which is where workers get lost.
-    const dir = join(web, 'vite');
-    if (!existsSync(join(dir, 'main.js'))) app('vite', 'public/models');
+  /** Runs `vite` (the dev server) in an app folder, opens its page and expects a reply. */
+  const devServer = async (label: string, dir: string) => {
     let child: ChildProcess | undefined;
     try {
-      const origin = await timed('vite dev: start', () => new Promise<string>((resolve, reject) => {
+      const origin = await timed(`${label}: start`, () => new Promise<string>((resolve, reject) => {
         child = spawn('../node_modules/.bin/vite', ['--port', '0', '--strictPort', '--host', '127.0.0.1'], { cwd: dir, env: userEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
         let output = '';
-        const timer = setTimeout(() => reject(new Error(`Vite dev server: no URL after 30 s; its output:\n${tail(output)}`)), 30_000);
+        const timer = setTimeout(() => reject(new Error(`${label}: no URL after 30 s; its output:\n${tail(output)}`)), 30_000);
         const onData = (d: Buffer) => {
           output += d;
           const url = /Local:\s+(http:\/\/\S+?)\/?\s/.exec(output);
@@ -274,18 +276,32 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
         };
         child.stdout!.on('data', onData);
         child.stderr!.on('data', onData);
-        child.on('exit', (code) => (clearTimeout(timer), reject(new Error(`Vite dev server exited with ${code}; its output:\n${tail(output)}`))));
+        child.on('exit', (code) => (clearTimeout(timer), reject(new Error(`${label} exited with ${code}; its output:\n${tail(output)}`))));
       }));
       let serverOutput = '';
       child!.stdout!.on('data', (d: Buffer) => (serverOutput += d));
       child!.stderr!.on('data', (d: Buffer) => (serverOutput += d));
-      const result = await timed('vite dev: page', () => open(`${origin}/`, 60_000));
-      result.log.push(`Vite dev server output:\n${tail(serverOutput)}`);
-      expectReply('Vite dev server', result);
+      const result = await timed(`${label}: page`, () => open(`${origin}/`, 60_000));
+      result.log.push(`${label} output:\n${tail(serverOutput)}`);
+      expectReply(label, result);
     } finally {
       child?.kill();
     }
+  };
+
+  test('Vite: the dev server serves an app that streams a reply', async () => {
+    // A dev server pre-bundles dependencies on the first request, which is where workers get lost.
+    const dir = join(web, 'vite');
+    if (!existsSync(join(dir, 'main.js'))) app('vite', 'public/models');
+    await devServer('Vite dev server', dir);
   }, 180_000);
+
+  test("Vite 6: a production build, and the dev server with the README's optimizeDeps line, stream a reply", async () => {
+    const dir = app('vite6', 'public/models', web6);
+    await timed('vite 6 build', () => run('Vite 6 build', dir, '../node_modules/.bin/vite', ['build'], 120_000));
+    expectReply('Vite 6 build', await serveAndOpen('Vite 6 build', join(dir, 'dist')));
+    await devServer('Vite 6 dev server', dir);
+  }, 240_000);
 
   test('webpack 5: a production build streams a reply', async () => {
     const dir = app('webpack');
