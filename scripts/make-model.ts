@@ -23,6 +23,17 @@ export interface Shape {
   vocabFrom: 'stories' | 'llama-spm' | 'gpt2' | 'llama3';
   tied: boolean;
   ropeTheta: number;
+  /** Rotated dimensions per head when fewer than headDim (Phi-4-mini's partial rotary factor 0.75). */
+  ropeDims?: number;
+  /** RMS norm epsilon (1e-5 unless set). */
+  eps?: number;
+  /** Gemma 3: every layer but each sixth attends within this window, with its own RoPE base. */
+  slidingWindow?: number;
+  ropeThetaLocal?: number;
+  /** Linear RoPE scaling of the global layers (Gemma 3 4B and up). */
+  ropeScalingFactor?: number;
+  /** Phi-3-style LongRoPE: the context the short factors cover. */
+  originalContext?: number;
 }
 
 export const SHAPES: Record<string, Shape> = {
@@ -32,12 +43,32 @@ export const SHAPES: Record<string, Shape> = {
   'smollm2-360m': { dim: 960, layers: 32, heads: 15, kvHeads: 5, ffn: 2560, vocab: 49152, context: 8192, vocabFrom: 'gpt2', tied: true, ropeTheta: 100000 },
   'gemma-2-2b': { dim: 2304, layers: 26, heads: 8, kvHeads: 4, headDim: 256, ffn: 9216, vocab: 256000, context: 8192, vocabFrom: 'llama-spm', tied: true, ropeTheta: 10000 },
   'phi-3.5-mini': { dim: 3072, layers: 32, heads: 32, kvHeads: 32, ffn: 8192, vocab: 32064, context: 131072, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
+  // Issue 15's architectures, from each model's config.json.
+  'qwen3-0.6b': { dim: 1024, layers: 28, heads: 16, kvHeads: 8, headDim: 128, ffn: 3072, vocab: 151936, context: 40960, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000, eps: 1e-6 },
+  'gemma-3-270m': { dim: 640, layers: 18, heads: 4, kvHeads: 1, headDim: 256, ffn: 2048, vocab: 262144, context: 32768, vocabFrom: 'llama-spm', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000 },
+  'gemma-3-1b': { dim: 1152, layers: 26, heads: 4, kvHeads: 1, headDim: 256, ffn: 6912, vocab: 262144, context: 32768, vocabFrom: 'llama-spm', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000 },
+  'smollm3-3b': { dim: 2048, layers: 36, heads: 16, kvHeads: 4, ffn: 11008, vocab: 128256, context: 65536, vocabFrom: 'llama3', tied: true, ropeTheta: 5000000, eps: 1e-6 },
+  'phi-4-mini': { dim: 3072, layers: 32, heads: 24, kvHeads: 8, ffn: 8192, vocab: 200064, context: 131072, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000, ropeDims: 96, originalContext: 4096 },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
   // Gemma's shape in small: tied output, heads wider than dim / heads.
   'tiny-256-gemma': { dim: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 96, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 10000 },
   'tiny-256-tied': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 10000 },
+  // Issue 15's architectures in small. Qwen 3: heads wider than dim / heads, tied output.
+  'tiny-256-qwen3': { dim: 256, layers: 2, heads: 4, kvHeads: 2, headDim: 128, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000, eps: 1e-6 },
+  // Gemma 3: six layers, so layers 0-4 are sliding (window 6, local base) and layer 5 is global.
+  'tiny-256-gemma3': { dim: 256, layers: 6, heads: 4, kvHeads: 2, headDim: 128, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 6, ropeThetaLocal: 10000 },
+  // SmolLM 3: four layers, so layer 3 is the no-RoPE one.
+  'tiny-256-smollm3': { dim: 256, layers: 4, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 5000000, eps: 1e-6 },
+  // Phi-4-mini: GQA in the fused qkv, tied output, 48 of 64 dimensions rotated, LongRoPE factors.
+  'tiny-256-phi4': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000, ropeDims: 48, originalContext: 64 },
+};
+
+/** The small shape each architecture's tests use. */
+export const TINY_SHAPES: Record<Architecture, string> = {
+  llama: 'tiny-256', qwen2: 'tiny-256', phi3: 'tiny-256', gemma: 'tiny-256-gemma', gemma2: 'tiny-256-gemma',
+  qwen3: 'tiny-256-qwen3', gemma3: 'tiny-256-gemma3', smollm3: 'tiny-256-smollm3', 'phi4-mini': 'tiny-256-phi4',
 };
 
 /** What each quant preset stores per tensor (llama.cpp's mixes, simplified). */
@@ -117,8 +148,99 @@ function normal(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2';
-export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'];
+export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2' | 'qwen3' | 'gemma3' | 'smollm3' | 'phi4-mini';
+export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'gemma3', 'smollm3', 'phi4-mini'];
+
+/** The GGUF general.architecture of each generator architecture (Phi-4-mini is llama.cpp's phi3). */
+const GGUF_ARCH: Record<Architecture, string> = {
+  llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3',
+};
+
+interface SpecialToken { text: string; id: number; type?: number }
+/**
+ * The tokenizer metadata the real GGUFs of issue 15's models carry: tokenizer.ggml.model and pre,
+ * their special tokens at their real ids (or, in a vocabulary too small for those, at its end),
+ * the BOS/EOS settings and a condensed form of each model's chat template.
+ */
+interface TokenizerStyle {
+  model: string; pre: string; specials: SpecialToken[];
+  bos?: string; eos: string; pad?: string; unk?: string; eot?: string;
+  addBos: boolean; addSpacePrefix?: boolean; chatTemplate: string;
+}
+
+const CHATML = (think: boolean) =>
+  "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}" +
+  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}" +
+  (think ? "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}" : '') +
+  '{%- endif %}';
+
+const TOKENIZER_STYLES: Partial<Record<Architecture, TokenizerStyle>> = {
+  // Qwen 3: Qwen's BPE (pre "qwen2"), ChatML; <|endoftext|> is BOS and pad, <|im_end|> EOS; no BOS added.
+  qwen3: {
+    model: 'gpt2', pre: 'qwen2',
+    specials: [{ text: '<|endoftext|>', id: 151643 }, { text: '<|im_start|>', id: 151644 }, { text: '<|im_end|>', id: 151645 }, { text: '<think>', id: 151667, type: 4 }, { text: '</think>', id: 151668, type: 4 }],
+    bos: '<|endoftext|>', eos: '<|im_end|>', pad: '<|endoftext|>', addBos: false, chatTemplate: CHATML(true),
+  },
+  // Gemma 3: SentencePiece (model "llama", pre "default"), no space prefix, BOS added; turns in
+  // <start_of_turn>/<end_of_turn>, the assistant's role is "model".
+  gemma3: {
+    model: 'llama', pre: 'default',
+    specials: [{ text: '<pad>', id: 0 }, { text: '<eos>', id: 1 }, { text: '<bos>', id: 2 }, { text: '<unk>', id: 3, type: 2 }, { text: '<start_of_turn>', id: 105 }, { text: '<end_of_turn>', id: 106 }],
+    bos: '<bos>', eos: '<eos>', pad: '<pad>', unk: '<unk>', eot: '<end_of_turn>', addBos: true, addSpacePrefix: false,
+    chatTemplate:
+      "{{ bos_token }}{%- for message in messages %}{%- set role = 'model' if message.role == 'assistant' else message.role %}" +
+      "{{ '<start_of_turn>' + role + '\\n' + message.content | trim + '<end_of_turn>\\n' }}{%- endfor %}" +
+      "{%- if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{%- endif %}",
+  },
+  // SmolLM 3: Llama 3's BPE (pre "llama-bpe"), ChatML with think tokens; <|im_end|> ends a turn.
+  smollm3: {
+    model: 'gpt2', pre: 'llama-bpe',
+    specials: [{ text: '<|begin_of_text|>', id: 128000 }, { text: '<|end_of_text|>', id: 128001 }, { text: '<|finetune_right_pad_id|>', id: 128004 }, { text: '<|im_start|>', id: 128011 }, { text: '<|im_end|>', id: 128012 }, { text: '<think>', id: 128002, type: 4 }, { text: '</think>', id: 128003, type: 4 }],
+    bos: '<|begin_of_text|>', eos: '<|im_end|>', pad: '<|finetune_right_pad_id|>', addBos: false, chatTemplate: CHATML(true),
+  },
+  // Phi-4-mini: o200k BPE (pre "gpt-4o"); <|system|>, <|user|>, <|assistant|>, each turn ends in <|end|>.
+  'phi4-mini': {
+    model: 'gpt2', pre: 'gpt-4o',
+    specials: [{ text: '<|endoftext|>', id: 199999 }, { text: '<|assistant|>', id: 200019 }, { text: '<|end|>', id: 200020 }, { text: '<|system|>', id: 200022 }, { text: '<|user|>', id: 200021 }],
+    bos: '<|endoftext|>', eos: '<|endoftext|>', pad: '<|endoftext|>', eot: '<|end|>', addBos: false,
+    chatTemplate: "{% for message in messages %}{{ '<|' + message.role + '|>' + message.content + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}",
+  },
+};
+
+/** Puts a style's special tokens into a padded vocabulary and sets its token ids and flags. */
+function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle, size: number): [string, TypedValue][] {
+  const get = (k: string) => meta.find(([key]) => key === k)?.[1];
+  const tokens = [...(get('tokenizer.ggml.tokens')!.value as string[])];
+  const types = Array.from(get('tokenizer.ggml.token_type')?.value as ArrayLike<number> ?? new Array(size).fill(1));
+  // Real ids where the vocabulary reaches them; otherwise the last ids, in order.
+  const small = style.specials.some((t) => t.id >= size);
+  const ids = new Map(style.specials.map((t, i) => [t.text, small ? size - style.specials.length + i : t.id]));
+  for (const t of style.specials) {
+    tokens[ids.get(t.text)!] = t.text;
+    types[ids.get(t.text)!] = t.type ?? 3;
+  }
+  const kept = new Set(tokens);
+  const out = meta.filter(([k]) => !/^tokenizer\.ggml\.(model|pre|tokens|token_type|merges|add_|.*_token_id$)|^tokenizer\.chat_template/.test(k));
+  out.push(
+    ['tokenizer.ggml.model', { type: 'string', value: style.model }],
+    ['tokenizer.ggml.pre', { type: 'string', value: style.pre }],
+    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tokens }],
+    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: types }],
+  );
+  const merges = get('tokenizer.ggml.merges');
+  if (merges) {
+    out.push(['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: (merges.value as string[]).filter((m) => {
+      const [a, b] = m.split(' ');
+      return kept.has(a!) && kept.has(b!) && kept.has(a! + b!);
+    }) }]);
+  }
+  const id = (name: string, text?: string) => (text ? [[`tokenizer.ggml.${name}_token_id`, { type: 'u32', value: ids.get(text)! }]] as [string, TypedValue][] : []);
+  out.push(...id('bos', style.bos), ...id('eos', style.eos), ...id('padding', style.pad), ...id('unknown', style.unk), ...id('eot', style.eot));
+  out.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: style.addBos }]);
+  if (style.addSpacePrefix !== undefined) out.push(['tokenizer.ggml.add_space_prefix', { type: 'bool', value: style.addSpacePrefix }]);
+  out.push(['tokenizer.chat_template', { type: 'string', value: style.chatTemplate }]);
+  return out;
+}
 
 export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number }): Promise<Uint8Array> {
   const s = SHAPES[options.shape];
@@ -129,9 +251,14 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
   const headDim = s.headDim ?? s.dim / s.heads;
   const qDim = s.heads * headDim;
   const kv = s.kvHeads * headDim;
-  const gemma = options.arch === 'gemma' || options.arch === 'gemma2';
+  const arch = options.arch;
+  const gemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
+  const phi3 = arch === 'phi3' || arch === 'phi4-mini';
   // llama.cpp's Gemma always reads its output head from the embedding.
-  if (gemma && !s.tied) throw new Error(`${options.arch} ties its output to the embedding; shape ${options.shape} does not`);
+  if (gemma && !s.tied) throw new Error(`${arch} ties its output to the embedding; shape ${options.shape} does not`);
+  // llama.cpp's Phi-3 has an n_embd x n_embd attn_output: query width must be the model width.
+  if (phi3 && qDim !== s.dim) throw new Error(`${arch} needs heads x head width = width; shape ${options.shape} has ${qDim} != ${s.dim}`);
+  if (arch === 'gemma3' && !s.slidingWindow) throw new Error(`gemma3 needs a shape with a sliding window; ${options.shape} has none`);
   const tensors: TensorToWrite[] = [];
   const matrix = (name: string, cols: number, rows: number, scale: number) => {
     const x = new Float32Array(cols * rows);
@@ -142,12 +269,15 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
   const vector = (name: string, n: number, value: (i: number) => number) =>
     tensors.push({ name, dims: [n], type: GGMLType.F32, data: new Uint8Array(Float32Array.from({ length: n }, (_, i) => value(i)).buffer) });
 
-  const phi3 = options.arch === 'phi3';
   // Tied: the embedding is the output head too, scaled like one so logits stay peaked, not extreme.
   matrix('token_embd.weight', s.dim, s.vocab, s.tied ? 4 / Math.sqrt(s.dim) : 1);
   // Gemma's scaled-up embedding would otherwise drown the blocks' outputs in the residual stream
   // (the model would only ever repeat its input token).
   const blockOut = gemma ? 32 : 1;
+  // Gemma 2 and 3 norm their blocks' outputs too (post_attention_norm, post_ffw_norm).
+  const postNorms = arch === 'gemma2' || arch === 'gemma3';
+  // Qwen 3 and Gemma 3 RMS-norm each head of q and k (weights of one head's width, shared by all heads).
+  const qkNorms = arch === 'qwen3' || arch === 'gemma3';
   for (let l = 0; l < s.layers; l++) {
     const p = `blk.${l}.`;
     vector(p + 'attn_norm.weight', s.dim, () => 1);
@@ -159,13 +289,18 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
       matrix(p + 'attn_k.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
       matrix(p + 'attn_v.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
     }
-    if (options.arch === 'qwen2') {
+    if (arch === 'qwen2') {
       vector(p + 'attn_q.bias', qDim, () => random() * 0.1);
       vector(p + 'attn_k.bias', kv, () => random() * 0.1);
       vector(p + 'attn_v.bias', kv, () => random() * 0.1);
     }
+    if (qkNorms) {
+      // Away from 1 so a missing or misplaced q/k norm shows.
+      vector(p + 'attn_q_norm.weight', headDim, () => 1 + 0.2 * random());
+      vector(p + 'attn_k_norm.weight', headDim, () => 1 + 0.2 * random());
+    }
     matrix(p + 'attn_output.weight', qDim, s.dim, blockOut / Math.sqrt(qDim));
-    if (options.arch === 'gemma2') vector(p + 'post_attention_norm.weight', s.dim, () => 1 + 0.1 * random());
+    if (postNorms) vector(p + 'post_attention_norm.weight', s.dim, () => 1 + 0.1 * random());
     vector(p + 'ffn_norm.weight', s.dim, () => 1);
     if (phi3) {
       matrix(p + 'ffn_up.weight', s.dim, 2 * s.ffn, 1 / Math.sqrt(s.dim));
@@ -174,43 +309,57 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
       matrix(p + 'ffn_up.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
     }
     matrix(p + 'ffn_down.weight', s.ffn, s.dim, blockOut / Math.sqrt(s.ffn));
-    if (options.arch === 'gemma2') vector(p + 'post_ffw_norm.weight', s.dim, () => 1 + 0.1 * random());
+    if (postNorms) vector(p + 'post_ffw_norm.weight', s.dim, () => 1 + 0.1 * random());
   }
   vector('output_norm.weight', s.dim, () => 1);
   // A large output scale makes the next-token distribution peaked.
   if (!s.tied) matrix('output.weight', s.dim, s.vocab, 4 / Math.sqrt(s.dim));
-  // Phi-3.5's LongRoPE: short factors up to the original context, long ones beyond, and an
-  // attention factor on cos and sin (here the factors vary per pair so a mix-up shows).
-  const originalContext = Math.min(4096, s.context / 4);
+  // Phi-3's LongRoPE: short factors up to the original context, long ones beyond, and an
+  // attention factor on cos and sin (here the factors vary per pair so a mix-up shows). One pair
+  // of factors per rotated pair: with partial rotary (Phi-4-mini) that is ropeDims / 2.
+  const ropeDims = s.ropeDims ?? headDim;
+  const originalContext = s.originalContext ?? Math.min(4096, s.context / 4);
   if (phi3) {
-    vector('rope_factors_short.weight', headDim / 2, (i) => 1 + 0.05 * i);
-    vector('rope_factors_long.weight', headDim / 2, (i) => 1 + 0.5 * i);
+    vector('rope_factors_short.weight', ropeDims / 2, (i) => 1 + 0.05 * i);
+    vector('rope_factors_long.weight', ropeDims / 2, (i) => 1 + 0.5 * i);
   }
 
-  const a = options.arch;
+  const a = GGUF_ARCH[arch];
   const u32 = (value: number): TypedValue => ({ type: 'u32', value });
+  const f32 = (value: number): TypedValue => ({ type: 'f32', value });
+  const when = (cond: boolean, kvs: [string, TypedValue][]) => (cond ? kvs : []);
+  // Qwen 3 and Gemma 3 GGUFs give the head width as key_length/value_length and no
+  // rope.dimension_count (llama.cpp then rotates the whole head).
+  const headWidthKeys = gemma || arch === 'qwen3';
   const metadata: [string, TypedValue][] = [
     ['general.architecture', { type: 'string', value: a }],
     ['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }],
     [`${a}.context_length`, u32(s.context)], [`${a}.embedding_length`, u32(s.dim)], [`${a}.block_count`, u32(s.layers)],
     [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)], [`${a}.attention.head_count_kv`, u32(s.kvHeads)],
-    [`${a}.rope.dimension_count`, u32(headDim)], [`${a}.rope.freq_base`, { type: 'f32', value: s.ropeTheta }],
-    [`${a}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: 1e-5 }],
+    ...when(!(arch === 'qwen3' || arch === 'gemma3'), [[`${a}.rope.dimension_count`, u32(ropeDims)]]),
+    [`${a}.rope.freq_base`, f32(s.ropeTheta)],
+    [`${a}.attention.layer_norm_rms_epsilon`, f32(s.eps ?? 1e-5)],
     // Mistral-style: every layer attends within the window (llama only; Gemma 2 sets its own).
-    ...(options.slidingWindow && a === 'llama' ? [[`${a}.attention.sliding_window`, u32(options.slidingWindow)]] as [string, TypedValue][] : []),
-    ...(gemma ? [[`${a}.attention.key_length`, u32(headDim)], [`${a}.attention.value_length`, u32(headDim)]] as [string, TypedValue][] : []),
+    ...when(!!options.slidingWindow && a === 'llama', [[`${a}.attention.sliding_window`, u32(options.slidingWindow ?? 0)]]),
+    ...when(headWidthKeys, [[`${a}.attention.key_length`, u32(headDim)], [`${a}.attention.value_length`, u32(headDim)]]),
     // Gemma 2's caps and window, small enough to matter in a short test sequence.
-    ...(options.arch === 'gemma2' ? [
-      [`${a}.attn_logit_softcapping`, { type: 'f32', value: 3 }],
-      [`${a}.final_logit_softcapping`, { type: 'f32', value: 10 }],
+    ...when(arch === 'gemma2', [
+      [`${a}.attn_logit_softcapping`, f32(3)],
+      [`${a}.final_logit_softcapping`, f32(10)],
       [`${a}.attention.sliding_window`, u32(6)],
-    ] as [string, TypedValue][] : []),
-    ...(phi3 ? [
+    ]),
+    // Gemma 3: the window of its sliding layers (llama.cpp fixes the pattern, five sliding then
+    // one global, and the sliding layers' RoPE base, 10000; the converter writes neither).
+    ...when(arch === 'gemma3', [[`${a}.attention.sliding_window`, u32(s.slidingWindow ?? 0)]]),
+    ...when(!!s.ropeScalingFactor, [[`${a}.rope.scaling.type`, { type: 'string', value: 'linear' }], [`${a}.rope.scaling.factor`, f32(s.ropeScalingFactor ?? 1)]]),
+    ...when(phi3, [
       [`${a}.rope.scaling.original_context_length`, u32(originalContext)],
-      [`${a}.rope.scaling.attn_factor`, { type: 'f32', value: 1.1 }],
-    ] as [string, TypedValue][] : []),
-    ...(await vocabulary(s.vocabFrom, s.vocab)),
+      [`${a}.rope.scaling.attn_factor`, f32(1.1)],
+    ]),
   ];
+  const style = TOKENIZER_STYLES[arch];
+  const vocab = await vocabulary(s.vocabFrom, s.vocab);
+  metadata.push(...(style ? applyTokenizerStyle(vocab, style, s.vocab) : vocab));
   return writeGGUF(metadata, tensors);
 }
 
@@ -222,7 +371,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(2);
   }
   if (!values.shape || !values.quant || !values.out) {
-    console.error('usage: npm run make-model -- --arch llama|qwen2|phi3|gemma|gemma2 --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]');
+    console.error(`usage: npm run make-model -- --arch ${ARCHITECTURES.join('|')} --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]\n  shapes: ${Object.keys(SHAPES).join(', ')}`);
     process.exit(2);
   }
   const bytes = await makeModel({ arch: arch as Architecture, shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });
