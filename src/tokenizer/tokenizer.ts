@@ -1,6 +1,7 @@
 import { Tokenizer as HFTokenizer } from '@huggingface/tokenizers';
 import { ModelFormatError } from '../errors.js';
 import { metaArray, metaString, type GGUFFile } from '../gguf/gguf.js';
+import { preTokenizerFor, splitSteps } from './pre-tokenizers.js';
 
 /**
  * The longest token a vocabulary may hold, in UTF-8 bytes. Real vocabularies stop at 1024
@@ -30,35 +31,6 @@ export interface VocabSpec {
   addSpacePrefix?: boolean;
   chatTemplate?: string;
 }
-
-const GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
-const LLAMA3_REGEX =
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const QWEN2_REGEX =
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
-/**
- * Pre-tokenizer regexes per tokenizer.ggml.pre, applied in sequence (as llama.cpp's
- * llama-vocab.cpp does); `ignoreMerges` marks vocabularies that look whole pre-tokens up first.
- */
-const PRE_TOKENIZERS: Record<string, { regexes: string[]; ignoreMerges?: boolean }> = {
-  default: { regexes: [GPT2_REGEX] },
-  'gpt-2': { regexes: [GPT2_REGEX] },
-  gpt2: { regexes: [GPT2_REGEX] },
-  mpt: { regexes: [GPT2_REGEX] },
-  olmo: { regexes: [GPT2_REGEX] },
-  'llama-bpe': { regexes: [LLAMA3_REGEX], ignoreMerges: true },
-  llama3: { regexes: [LLAMA3_REGEX], ignoreMerges: true },
-  dbrx: { regexes: [LLAMA3_REGEX] },
-  smaug: { regexes: [LLAMA3_REGEX] },
-  qwen2: { regexes: [QWEN2_REGEX] },
-  'stablelm2': { regexes: [QWEN2_REGEX] },
-  smollm: { regexes: ['\\p{N}', GPT2_REGEX] },
-  starcoder: { regexes: ['\\p{N}', GPT2_REGEX] },
-  refact: { regexes: ['\\p{N}', GPT2_REGEX] },
-  'command-r': { regexes: ['\\p{N}', GPT2_REGEX] },
-  falcon: { regexes: ['[\\p{P}\\$\\+<=>\\^~\\|`]+', GPT2_REGEX, '[0-9][0-9][0-9]'] },
-};
 
 export function vocabFromGGUF(file: GGUFFile): VocabSpec {
   const name = file.source.name;
@@ -148,7 +120,9 @@ export class GGUFTokenizer {
     const valid = (id: number | undefined) => (id !== undefined && id >= 0 && id < t.length ? id : undefined);
     this.bosId = valid(spec.bosId);
     this.eosId = valid(spec.eosId);
-    this.addBos = (spec.addBos ?? spec.model === 'llama') && this.bosId !== undefined;
+    // Without tokenizer.ggml.add_bos_token, llama.cpp's defaults: SentencePiece and some pre-tokenizers add BOS.
+    const bosByDefault = spec.model === 'llama' || (spec.model === 'gpt2' && preTokenizerFor(spec.pre).addBos === true);
+    this.addBos = (spec.addBos ?? bosByDefault) && this.bosId !== undefined;
     this.chatTemplate = spec.chatTemplate;
     const types = spec.tokenTypes;
     this.controlTokens = t.filter((_, i) => types?.[i] === TokenType.CONTROL && t[i]!.length > 0);
@@ -328,13 +302,7 @@ export class GGUFTokenizer {
   /** GPT-2-style byte-level BPE (tokenizer.ggml.model = gpt2) with the pre-tokenizer named by `pre`. */
   private byteLevelBpe(vocab: Record<string, number>, added: object[]): object {
     const s = this.spec;
-    const pre = PRE_TOKENIZERS[s.pre ?? 'default'];
-    if (!pre) {
-      throw new ModelFormatError(
-        'unsupported-architecture',
-        `pre-tokenizer "${s.pre}" is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
-      );
-    }
+    const pre = preTokenizerFor(s.pre);
     if (!s.merges) throw new ModelFormatError('malformed', 'a gpt2 tokenizer needs tokenizer.ggml.merges');
     return {
       version: '1.0',
@@ -343,7 +311,7 @@ export class GGUFTokenizer {
       pre_tokenizer: {
         type: 'Sequence',
         pretokenizers: [
-          ...pre.regexes.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })),
+          ...splitSteps(pre),
           { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
         ],
       },
