@@ -3,8 +3,7 @@
 // tokenizer oracle (test/helpers/llamacpp.ts) and `npm run bench:browser`.
 //
 // wllama 3 has no tokenize, decode or logits calls any more: everything goes through llama-server's
-// completion and embedding tasks. So token ids go in as the prompt (llama-server takes a list of
-// ids as a prompt), log-probabilities come back with the completion (n_probs), and tokenization
+// completion and embedding tasks. So prompts go in as text, log-probabilities come back with the completion (n_probs), and tokenization
 // is read back from an embedding run of a model built for it (see llamaTokenStats).
 import { Wllama } from '@wllama/wllama';
 import { guard } from './guard.js';
@@ -20,7 +19,7 @@ let llama;
 window.llamaLoad = guard(async (url, { threads = 1, context = 512, embeddings = false } = {}) => {
   await llama?.exit();
   llama = undefined;
-  const instance = new Wllama({ default: WASM }, { suppressNativeLog: true });
+  const instance = new Wllama({ default: WASM }, { suppressNativeLog: !window.llamaVerbose });
   const blob = await (await fetch(url)).blob();
   await instance.loadModel([blob], {
     n_ctx: context, n_batch: context, n_ubatch: context, n_threads: threads, n_gpu_layers: 0, n_parallel: 1,
@@ -36,29 +35,35 @@ window.llamaExit = guard(async () => {
   llama = undefined;
 });
 
-/** The completion request for a greedy continuation with llama.cpp's top-k log-probabilities. */
-const greedy = (prompt, steps, k) => ({
+/**
+ * The completion request for a greedy continuation with llama.cpp's top-k log-probabilities.
+ * `banned` ids are never sampled (they still count in the probabilities, which come from the raw
+ * logits): wllama 3 fails a whole request whose generated text is not valid UTF-8 (its JSON
+ * encoder throws), so tests on random-weight models ban the byte tokens.
+ */
+const greedy = (prompt, steps, k, banned = []) => ({
   prompt, max_tokens: steps, temperature: 0, n_probs: k, ignore_eos: true, cache_prompt: false, stream: false,
+  logit_bias: banned.map((id) => [id, false]),
 });
 
-/** Per generated token: its top-k as [{ token, logprob }], best first (log-softmax of the full logits). */
-function topKOf(response) {
+/**
+ * Per generated token: the token llama.cpp sampled, and its top-k as [{ token, logprob }], best
+ * first (log-softmax of the full logits).
+ */
+function stepsOf(response) {
   const content = response.choices[0]?.logprobs?.content;
   if (!Array.isArray(content)) throw new Error(`no logprobs in llama.cpp's answer: ${JSON.stringify(response).slice(0, 300)}`);
-  return content.map((step) => step.top_logprobs.map((t) => ({ token: t.id, logprob: t.logprob })));
+  return content.map((step) => ({ sampled: step.id, top: step.top_logprobs.map((t) => ({ token: t.id, logprob: t.logprob })) }));
 }
 
 /**
- * llama.cpp's own greedy continuation of `prompt` (token ids, used as they are: no BOS added), with
- * its top-k next-token log-probabilities at every step: the sequence the differential tests feed
- * through our engine.
+ * llama.cpp's own greedy continuation of the text `prompt` (which it tokenizes itself, special
+ * tokens added and parsed: wllama 3 takes no token ids), with its top-k next-token
+ * log-probabilities at every step: the sequence the differential tests feed through our engine.
  */
-window.llamaGreedyTopK = guard(async (prompt, steps, k) => topKOf(await llama.createCompletion(greedy(prompt, steps, k))));
-
-/** The same for a text prompt, which llama.cpp tokenizes itself (special tokens added and parsed). */
-window.llamaTextTopK = guard(async (text, steps, k) => {
-  const response = await llama.createCompletion(greedy(text, steps, k));
-  return { promptTokens: response.usage.prompt_tokens, top: topKOf(response) };
+window.llamaTextTopK = guard(async (text, steps, k, banned) => {
+  const response = await llama.createCompletion(greedy(text, steps, k, banned));
+  return { promptTokens: response.usage.prompt_tokens, steps: stepsOf(response) };
 });
 
 /** How many tokens llama.cpp makes of `text` as a prompt (BOS included when the model adds one). */
