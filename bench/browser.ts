@@ -2,8 +2,8 @@
  * `npm run bench:browser -- --model FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--threads N] [--json]`
  *
  * One Chromium page session (SwiftShader WebGPU here) runs the same greedy measurement twice on the
- * same file: our engine (built dist/, worker, WebGPU) and llama.cpp (@wllama/wllama's wasm build,
- * cross-origin isolated so its threads work). Both get the same prompt text; every run starts its
+ * same file: our engine (built dist/, worker, WebGPU) and llama.cpp (@wllama/wllama 3.13.0's wasm
+ * build on its CPU backend, cross-origin isolated so its threads work). Both get the same prompt text; every run starts its
  * prompt with a different word so neither side reuses a cached prefix. Prints both sets of figures
  * and their ratio (ours ÷ llama.cpp).
  */
@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { launchChromium } from '../test/helpers/browser.js';
 import { ModelServer } from '../test/helpers/model-server.js';
 
-interface Run { ttftMs: number; decodeTokS: number; tokens: number[] }
+interface Run { ttftMs: number; decodeTokS: number; generated: number }
 interface Figures { decode_tok_s: number; decode_tok_s_min: number; decode_tok_s_max: number; prefill_tok_s: number; ttft_ms: number }
 
 const { values } = parseArgs({
@@ -62,19 +62,18 @@ try {
   const ours = await call<{ name: string }>('oursLoad', url);
   const llama = await call<{ threads: number; multithread: boolean; crossOriginIsolated: boolean }>('llamaLoad', url, { threads, context: promptTokens + genTokens + 8 });
 
-  // Prompt text of promptTokens tokens (llama.cpp's count, BOS included; our tokenizer agrees,
-  // see test/llamacpp.gpu.test.ts), led by a word that differs per run.
-  const promptFor = async (run: number): Promise<{ text: string; ids: number[] }> => {
-    const words = [`Run${run}`];
-    let ids: number[] = [];
-    for (let i = 0; ; i++) {
-      const next = [...words, WORDS[i % WORDS.length]!];
-      const tokens = await call<number[]>('llamaTokenize', next.join(' '));
-      if (tokens.length + 1 > promptTokens) break;
-      words.push(WORDS[i % WORDS.length]!);
-      ids = tokens;
+  // Prompt text of about promptTokens tokens (llama.cpp's count, BOS included; our tokenizer
+  // agrees, see test/llamacpp.gpu.test.ts), led by a word that differs per run. wllama 3 has no
+  // tokenize call, so the words are counted through llama.cpp's prompt usage, by bisection.
+  const promptFor = async (run: number): Promise<{ text: string; tokens: number }> => {
+    const textOf = (n: number) => [`Run${run}`, ...Array.from({ length: n }, (_, i) => WORDS[i % WORDS.length]!)].join(' ');
+    let lo = 0, hi = promptTokens;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if ((await call<number>('llamaPromptTokens', textOf(mid))) <= promptTokens) lo = mid;
+      else hi = mid - 1;
     }
-    return { text: words.join(' '), ids: [...(await call<number[]>('llamaBos')), ...ids] };
+    return { text: textOf(lo), tokens: await call<number>('llamaPromptTokens', textOf(lo)) };
   };
 
   const measure = async (side: 'ours' | 'llama') => {
@@ -83,8 +82,8 @@ try {
       const prompt = await promptFor(side === 'ours' ? r : r + 100);
       const run = side === 'ours'
         ? await call<Run>('oursBench', prompt.text, genTokens)
-        : await call<Run>('llamaBench', prompt.ids, genTokens);
-      if (r > 0) results.push({ ...run, prompt: prompt.ids.length }); // run 0 is the warm-up
+        : await call<Run>('llamaBench', prompt.text, genTokens);
+      if (r > 0) results.push({ ...run, prompt: prompt.tokens }); // run 0 is the warm-up
     }
     const rates = results.map((r) => r.decodeTokS);
     const ttft = median(results.map((r) => r.ttftMs));
@@ -94,7 +93,7 @@ try {
         prefill_tok_s: results[0]!.prompt / (ttft / 1000), ttft_ms: ttft,
       } satisfies Figures,
       prompt: results[0]!.prompt,
-      generated: results[0]!.tokens.length,
+      generated: results[0]!.generated,
     };
   };
   const a = await measure('ours');
