@@ -6,7 +6,7 @@ import { Kernels } from '../gpu/kernels.js';
 import { AttentionBlocks, attentionBuffers } from './blocks/attention.js';
 import { recordEmbedding } from './blocks/embedding.js';
 import { FeedForwardBlocks, feedForwardBuffers } from './blocks/feed-forward.js';
-import { outputHeadBuffers, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET } from './blocks/output-head.js';
+import { outputHeadBuffers, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
 import { layerPlans, readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
 import { tuneDecodeWorkgroup } from './kernel-shapes.js';
 import { ForwardRecorder, type Op, type ResidualStream } from './recorder.js';
@@ -81,10 +81,8 @@ export class LlamaModel {
   /** The step values of a decode batch, copied into stepBuffer on the GPU before each step. */
   private decodeStepsBuffer!: GPUBuffer;
   private tokensBuffer!: GPUBuffer;
-  private logitsBuffer!: GPUBuffer;
-  private samplerParams!: GPUBuffer;
-  private samplerState!: GPUBuffer;
-  private historyBuffer!: GPUBuffer;
+  /** The logits and the sampler's buffers. */
+  private head!: OutputHead;
   private readback!: GPUBuffer;
   private disposed = false;
 
@@ -191,14 +189,10 @@ export class LlamaModel {
     }
     attention.finish();
     const opsBeforeHead = r.decode.length;
-    const head = recordOutputHead(r, residual.x, this.tokensBuffer, this.contextLength);
+    this.head = recordOutputHead(r, residual.x, this.tokensBuffer, this.contextLength);
     this.headOps = r.decode.length - opsBeforeHead;
     this.decodeOps = r.decode;
     this.prefillOps = r.prefill;
-    this.logitsBuffer = head.logits;
-    this.samplerParams = head.samplerParams;
-    this.samplerState = head.samplerState;
-    this.historyBuffer = head.history;
     this.readback = a.create('readback', Math.max(SAMPLER_STATE_BYTES, MAX_DECODE_STEPS * 4, c.vocabSize * 4), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     this.setSampler(GREEDY, []);
   }
@@ -207,12 +201,12 @@ export class LlamaModel {
   setSampler(s: SamplingParams, history: ArrayLike<number>): void {
     this.assertLive();
     const q = this.gpu.device.queue;
-    q.writeBuffer(this.samplerParams, 0, uniformData([
+    q.writeBuffer(this.head.samplerParams, 0, uniformData([
       { u: this.config.vocabSize }, { u: s.topK }, { f: s.topP }, { f: s.minP }, { f: s.temperature },
       { f: s.repetitionPenalty }, { u: s.penaltyLastN }, { u: s.seed >>> 0 }, { f: s.frequencyPenalty }, { f: s.presencePenalty },
     ]));
-    q.writeBuffer(this.samplerState, 0, new Uint32Array([history.length, 0, 0, 0]));
-    if (history.length) q.writeBuffer(this.historyBuffer, 0, Uint32Array.from(history));
+    q.writeBuffer(this.head.samplerState, 0, new Uint32Array([history.length, 0, 0, 0]));
+    if (history.length) q.writeBuffer(this.head.history, 0, Uint32Array.from(history));
   }
 
   /**
@@ -248,7 +242,7 @@ export class LlamaModel {
     for (let i = 0; i < count; i++) {
       encoder.copyBufferToBuffer(this.decodeStepsBuffer, i * STEP_BYTES, this.stepBuffer, 0, STEP_BYTES);
       this.recordPass(encoder, this.decodeOps, 1);
-      encoder.copyBufferToBuffer(this.samplerState, TOKEN_OFFSET, this.readback, i * 4, 4);
+      encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, i * 4, 4);
     }
     device.queue.submit([encoder.finish()]);
     return this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
@@ -274,8 +268,8 @@ export class LlamaModel {
     const list = n === 1 ? this.decodeOps : this.prefillOps;
     this.recordPass(encoder, head ? list : list.slice(0, list.length - this.headOps), n);
     if (head) {
-      if (read === 'logits') encoder.copyBufferToBuffer(this.logitsBuffer, 0, this.readback, 0, this.config.vocabSize * 4);
-      else encoder.copyBufferToBuffer(this.samplerState, 0, this.readback, 0, SAMPLER_STATE_BYTES);
+      if (read === 'logits') encoder.copyBufferToBuffer(this.head.logits, 0, this.readback, 0, this.config.vocabSize * 4);
+      else encoder.copyBufferToBuffer(this.head.samplerState, 0, this.readback, 0, SAMPLER_STATE_BYTES);
     }
     device.queue.submit([encoder.finish()]);
   }

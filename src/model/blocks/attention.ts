@@ -3,6 +3,11 @@ import type { LayerPlan, ModelConfig } from '../config.js';
 import { barrierWorkgroup, cpuGrid, rowsGrid, weightDesc } from '../kernel-shapes.js';
 import { fusable, type ForwardRecorder, type GpuMatrix, type Op, type ResidualStream } from '../recorder.js';
 
+type QkvWeights = { q: GpuMatrix; k: GpuMatrix; v: GpuMatrix };
+
+/** A layer's KV cache: a row of kvDim floats per position, keys rotated. */
+type KvCache = { keys: GPUBuffer; values: GPUBuffer };
+
 /**
  * The attention block: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x)).
  * Decode runs the projections, biases, RoPE and the KV-cache write as one fused dispatch
@@ -46,44 +51,58 @@ export class AttentionBlocks {
 
   /** Records layer `layer`'s attention block and makes its KV cache. */
   record(layer: LayerPlan, residual: ResidualStream): void {
-    const { r, q } = this;
+    const { r } = this;
     const c = r.config;
-    const k = r.kernels;
     const p = layer.prefix;
-    const keyCache = r.alloc.storage(`k_cache.${layer.index}`, this.contextLength * kvDim(c) * 4);
-    const valueCache = r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * kvDim(c) * 4);
+    const cache = {
+      keys: r.alloc.storage(`k_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
+      values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
+    };
+    const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
+    const fused = fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
-    const [wq, wk, wv] = [r.matrix(p + 'attn_q.weight'), r.matrix(p + 'attn_k.weight'), r.matrix(p + 'attn_v.weight')];
-    const xb = residual.normed;
-    const plain = [...r.matmul(wq, xb, q), ...r.matmul(wk, xb, keyCache, { yAtPos: true }), ...r.matmul(wv, xb, valueCache, { yAtPos: true })];
+    r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
+    r.add(this.attend(layer, cache));
+    const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
+    r.add(...r.residualAdd(residual, r.matrix(p + 'attn_output.weight'), this.out, postNorm));
+  }
+
+  /** Prefill's q, k and v: q ← Wq·input, cache ← Wk·input and Wv·input at the step's rows, biases, then RoPE of q and k. */
+  private projection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
+    const { r, q } = this;
+    const c = r.config;
+    const p = layer.prefix;
+    const ops = [...r.matmul(w.q, input, q), ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
     if (c.qkvBias) {
-      plain.push(
+      ops.push(
         this.addBias(q, r.vector(p + 'attn_q.bias'), qDim(c), false),
-        this.addBias(keyCache, r.vector(p + 'attn_k.bias'), kvDim(c), true),
-        this.addBias(valueCache, r.vector(p + 'attn_v.bias'), kvDim(c), true),
+        this.addBias(cache.keys, r.vector(p + 'attn_k.bias'), kvDim(c), true),
+        this.addBias(cache.values, r.vector(p + 'attn_v.bias'), kvDim(c), true),
       );
     }
-    const rope = k.get('rope');
-    plain.push({
+    const rope = r.kernels.get('rope');
+    ops.push({
       kernel: rope,
-      bindGroup: k.bindGroup(rope, [q, keyCache, this.constants, this.ropeParams, r.step]),
+      bindGroup: r.kernels.bindGroup(rope, [q, cache.keys, this.constants, this.ropeParams, r.step]),
       grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
     });
-    const fused = fusable(wq, wk, wv) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
-    r.stage(plain, fused ? this.fusedProjection(layer, { q: wq, k: wk, v: wv }, xb, keyCache, valueCache) : undefined);
+    return ops;
+  }
 
-    const attention = k.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
+  /** Causal attention of the step's queries over the layer's KV cache (within its window), into `out`. */
+  private attend(layer: LayerPlan, cache: KvCache): Op {
+    const { r } = this;
+    const c = r.config;
+    const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
     const params = r.alloc.uniform('attention', uniformData([
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) }, { f: c.attnSoftcap }, { u: layer.mixer.window },
     ]));
-    r.add({
-      kernel: attention,
-      bindGroup: k.bindGroup(attention, [q, keyCache, valueCache, this.partial, this.out, params, r.step]),
+    return {
+      kernel,
+      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, cache.values, this.partial, this.out, params, r.step]),
       grid: (n) => [c.nHeads, n, 1],
-    });
-    const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
-    r.add(...r.residualAdd(residual, r.matrix(p + 'attn_output.weight'), this.out, postNorm));
+    };
   }
 
   /** Sends the biases into the constants buffer; call once every layer is recorded. */
@@ -92,7 +111,7 @@ export class AttentionBlocks {
   }
 
   /** Decode's q/k/v projections, biases, RoPE and KV-cache write in one dispatch (shaders/gemv_qkv.wgsl). */
-  private fusedProjection(layer: LayerPlan, w: { q: GpuMatrix; k: GpuMatrix; v: GpuMatrix }, input: GPUBuffer, keyCache: GPUBuffer, valueCache: GPUBuffer): Op {
+  private fusedProjection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
     const p = layer.prefix;
@@ -114,7 +133,7 @@ export class AttentionBlocks {
     const pairGroups = Math.ceil(qDim(c) / 4) + 2 * Math.ceil(kvDim(c) / 4);
     return {
       kernel,
-      bindGroup: r.kernels.bindGroup(kernel, [wq.buffer, wk.buffer, wv.buffer, input, this.q, keyCache, valueCache, this.constants, params, r.step]),
+      bindGroup: r.kernels.bindGroup(kernel, [wq.buffer, wk.buffer, wv.buffer, input, this.q, cache.keys, cache.values, this.constants, params, r.step]),
       grid: () => (r.gpu.cpuEmulated ? cpuGrid(pairGroups, 4 * c.dim) : rowsGrid(Math.ceil(pairs / 2))),
     };
   }
