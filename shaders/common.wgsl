@@ -9,7 +9,7 @@ struct Step {
 // A CPU implementation runs a workgroup on one core as SIMD groups of a few invocations, and each
 // group, idle or not, pays a prologue that grows with the shader's size (SwiftShader: about 0.02 µs
 // per line of WGSL per group of 4, executed or not), so small workgroups waste least. Kept equal
-// to ROWS_WORKGROUP in src/model/llama.ts.
+// to ROWS_WORKGROUP in src/model/kernel-shapes.ts.
 const ROWS_WG = 8u;
 
 // Eight consecutive values of a row: what weight loaders return and kernels multiply.

@@ -115,7 +115,7 @@ fn gemm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // such as SwiftShader). The loop takes a whole 32-column block per step (weights.wgsl's dot32: one
 // scale per block, few operations per weight); the rows share each load of X, and the sums stay in
 // one vec4 register. (Eight rows per thread ran out of registers and was slower.) The grid may hold
-// fewer threads than groups of rows (src/model/llama.ts cpuGrid): each thread then takes every
+// fewer threads than groups of rows (src/model/kernel-shapes.ts cpuGrid): each thread then takes every
 // threads-th group, since each group of invocations a dispatch starts costs a fixed prologue.
 @compute @workgroup_size(ROWS_WG)
 fn gemv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -58,7 +58,7 @@ const DEFAULT_CONTEXT = 4096;
 export const MAX_WEIGHT_BUFFER_BYTES = 128 * 2 ** 20;
 /** LoadOptions.maxBatch's default: prefill activations are sized for this many tokens. */
 const MAX_BATCH = 64;
-/** model/llama.ts ATTENTION_CHUNKS: attention's partial results per token and head. */
+/** model/blocks/attention.ts ATTENTION_CHUNKS: attention's partial results per token and head. */
 const ATTENTION_CHUNKS = 16;
 const F32 = 4;
 

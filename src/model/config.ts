@@ -151,6 +151,36 @@ export function readConfig(file: GGUFFile): ModelConfig {
   return config;
 }
 
+/**
+ * What one layer runs, top to bottom: a block that mixes the tokens (attention over the KV cache),
+ * then a feed-forward block. What varies from layer to layer (Gemma 2's alternating window) is
+ * resolved here from the architecture's traits, so a block reads one plain record per layer.
+ */
+export interface LayerPlan {
+  index: number;
+  /** The prefix of the layer's tensor names. */
+  prefix: string;
+  mixer: AttentionPlan;
+  /** A gated feed-forward (act(gate) * up, then down); the activation is the model's. */
+  feedForward: 'glu';
+}
+
+export interface AttentionPlan {
+  kind: 'attention';
+  /** Keys the layer attends to: the last `window` positions, or 0 for the whole context. */
+  window: number;
+}
+
+/** The layers of the model, in order. */
+export function layerPlans(c: ModelConfig): LayerPlan[] {
+  return Array.from({ length: c.nLayers }, (_, index) => ({
+    index,
+    prefix: `blk.${index}.`,
+    mixer: { kind: 'attention', window: layerWindow(c, index) },
+    feedForward: 'glu',
+  }));
+}
+
 /** The sliding window layer `layer` attends within, or 0 for the whole context. */
 export function layerWindow(c: ModelConfig, layer: number): number {
   if (!c.slidingWindow) return 0;

@@ -1,5 +1,6 @@
-import { ModelFormatError } from '../errors.js';
+import { ModelFormatError, WebGGUFError } from '../errors.js';
 import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
+import type { GpuAllocator } from '../gpu/allocator.js';
 import { gpuLayout, planTensor, type GpuLayout } from '../quant/formats.js';
 import { expectedTensors, matrixViews, type ModelConfig } from './config.js';
 
@@ -138,4 +139,34 @@ async function readRange(file: GGUFFile, t: TensorInfo, start: number, length: n
   const bytes = await file.source.read(file.dataOffset + t.offset + start, length);
   if (bytes.byteLength !== length) throw new ModelFormatError('truncated', `${file.source.name}: tensor ${t.name} is truncated`);
   return bytes;
+}
+
+/**
+ * Streams weight chunks into one GPU buffer per plan, checking that each fits its tensor. The
+ * tensor `cpuTensor` (RoPE's frequency divisors, which shape a table made on the CPU) also comes
+ * back as floats: it comes through the chunk stream like any weight, so a cached load has it too.
+ */
+export async function uploadWeights(
+  alloc: GpuAllocator,
+  plans: TensorPlan[],
+  chunks: AsyncIterable<WeightChunk>,
+  onProgress?: (loaded: number, total: number) => void,
+  cpuTensor?: string,
+): Promise<{ buffers: Map<string, GPUBuffer>; cpuValues: Float32Array | undefined }> {
+  const buffers = new Map(plans.map((p) => [p.name, alloc.storage(p.name, p.words * 4)]));
+  const total = plans.reduce((s, p) => s + p.words, 0);
+  let loaded = 0;
+  let cpuValues: Float32Array | undefined;
+  for await (const chunk of chunks) {
+    if (chunk.tensor === cpuTensor) cpuValues = new Float32Array(chunk.words.slice().buffer);
+    const target = buffers.get(chunk.tensor);
+    const plan = plans.find((p) => p.name === chunk.tensor);
+    if (!target || !plan || chunk.wordOffset + chunk.words.length > plan.words) {
+      throw new WebGGUFError('malformed', `weight chunk for ${chunk.tensor} does not fit its tensor`);
+    }
+    alloc.device.queue.writeBuffer(target, chunk.wordOffset * 4, chunk.words);
+    loaded += chunk.words.length;
+    onProgress?.(loaded, total);
+  }
+  return { buffers, cpuValues };
 }

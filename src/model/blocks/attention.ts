@@ -1,0 +1,201 @@
+import { uniformData } from '../../gpu/allocator.js';
+import type { LayerPlan, ModelConfig } from '../config.js';
+import { barrierWorkgroup, cpuGrid, rowsGrid, weightDesc } from '../kernel-shapes.js';
+import { fusable, type ForwardRecorder, type GpuMatrix, type Op, type ResidualStream } from '../recorder.js';
+
+type QkvWeights = { q: GpuMatrix; k: GpuMatrix; v: GpuMatrix };
+
+/** A layer's KV cache: a row of kvDim floats per position, keys rotated. */
+type KvCache = { keys: GPUBuffer; values: GPUBuffer };
+
+/**
+ * The attention block: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x)).
+ * Decode runs the projections, biases, RoPE and the KV-cache write as one fused dispatch
+ * (shaders/gemv_qkv.wgsl); prefill runs them as plain matmuls, bias adds and one RoPE dispatch.
+ */
+export class AttentionBlocks {
+  /** A step's queries, then the heads' outputs (a row per token). */
+  private readonly q: GPUBuffer;
+  private readonly out: GPUBuffer;
+  /** Scratch of the split attention (attentionPartialBytes), shared by every layer. */
+  private readonly partial: GPUBuffer;
+  /**
+   * The model's constants, read by RoPE and the fused decode projection: the (cos, sin) table,
+   * then (Qwen2) each layer's q, k and v biases. One read-only buffer, so the fused q/k/v kernel
+   * fits the 8 storage buffers every device allows.
+   */
+  private readonly constants: GPUBuffer;
+  private readonly ropeParams: GPUBuffer;
+  /** The biases' copies into `constants`, sent by finish() once every layer is recorded. */
+  private readonly biasCopies: GPUCommandEncoder;
+
+  constructor(
+    private readonly r: ForwardRecorder,
+    private readonly contextLength: number,
+    maxBatch: number,
+    /** ggml's freq_factors for the RoPE table (ropeAngles), if the model has them. */
+    freqFactors: Float32Array | undefined,
+  ) {
+    const c = r.config;
+    const a = r.alloc;
+    this.q = a.storage('q', maxBatch * qDim(c) * 4);
+    this.out = a.storage('attn_out', maxBatch * qDim(c) * 4);
+    this.partial = a.storage('attention_partial', attentionPartialBytes(c, maxBatch));
+    this.constants = a.storage('constants', constantsBytes(c, contextLength));
+    a.device.queue.writeBuffer(this.constants, 0, ropeAngles(contextLength, c.ropeDim, c.ropeTheta, freqFactors, c.ropeAttnFactor));
+    this.biasCopies = a.device.createCommandEncoder();
+    this.ropeParams = a.uniform('rope', uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
+    ]));
+  }
+
+  /** Records layer `layer`'s attention block and makes its KV cache. */
+  record(layer: LayerPlan, residual: ResidualStream): void {
+    const { r } = this;
+    const c = r.config;
+    const p = layer.prefix;
+    const cache = {
+      keys: r.alloc.storage(`k_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
+      values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
+    };
+    const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
+    const fused = fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
+
+    r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
+    r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
+    r.add(this.attend(layer, cache));
+    const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
+    r.add(...r.residualAdd(residual, r.matrix(p + 'attn_output.weight'), this.out, postNorm));
+  }
+
+  /** Prefill's q, k and v: q ← Wq·input, cache ← Wk·input and Wv·input at the step's rows, biases, then RoPE of q and k. */
+  private projection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
+    const { r, q } = this;
+    const c = r.config;
+    const p = layer.prefix;
+    const ops = [...r.matmul(w.q, input, q), ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
+    if (c.qkvBias) {
+      ops.push(
+        this.addBias(q, r.vector(p + 'attn_q.bias'), qDim(c), false),
+        this.addBias(cache.keys, r.vector(p + 'attn_k.bias'), kvDim(c), true),
+        this.addBias(cache.values, r.vector(p + 'attn_v.bias'), kvDim(c), true),
+      );
+    }
+    const rope = r.kernels.get('rope');
+    ops.push({
+      kernel: rope,
+      bindGroup: r.kernels.bindGroup(rope, [q, cache.keys, this.constants, this.ropeParams, r.step]),
+      grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
+    });
+    return ops;
+  }
+
+  /** Causal attention of the step's queries over the layer's KV cache (within its window), into `out`. */
+  private attend(layer: LayerPlan, cache: KvCache): Op {
+    const { r } = this;
+    const c = r.config;
+    const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
+    const params = r.alloc.uniform('attention', uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) }, { f: c.attnSoftcap }, { u: layer.mixer.window },
+    ]));
+    return {
+      kernel,
+      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, cache.values, this.partial, this.out, params, r.step]),
+      grid: (n) => [c.nHeads, n, 1],
+    };
+  }
+
+  /** Sends the biases into the constants buffer; call once every layer is recorded. */
+  finish(): void {
+    this.r.alloc.device.queue.submit([this.biasCopies.finish()]);
+  }
+
+  /** Decode's q/k/v projections, biases, RoPE and KV-cache write in one dispatch (shaders/gemv_qkv.wgsl). */
+  private fusedProjection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op {
+    const { r } = this;
+    const c = r.config;
+    const p = layer.prefix;
+    const f32 = 4;
+    const [wq, wk, wv] = [w.q[0]!, w.k[0]!, w.v[0]!];
+    const biasAt = constantsBytes(c, this.contextLength, layer.index) / f32;
+    if (c.qkvBias) {
+      this.biasCopies.copyBufferToBuffer(r.vector(p + 'attn_q.bias'), 0, this.constants, biasAt * f32, qDim(c) * f32);
+      this.biasCopies.copyBufferToBuffer(r.vector(p + 'attn_k.bias'), 0, this.constants, (biasAt + qDim(c)) * f32, kvDim(c) * f32);
+      this.biasCopies.copyBufferToBuffer(r.vector(p + 'attn_v.bias'), 0, this.constants, (biasAt + qDim(c) + kvDim(c)) * f32, kvDim(c) * f32);
+    }
+    const kernel = r.kernels.get(r.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq.layout.kind, wk.layout.kind, wv.layout.kind], r.decodeSize);
+    const params = r.alloc.uniform('qkv', uniformData([
+      ...[wq, wk, wv].flatMap((m) => weightDesc(m.layout)),
+      { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
+    ]));
+    const pairs = (qDim(c) + 2 * kvDim(c)) / 2;
+    // CPU adapters: a thread takes two pairs of one matrix at a time.
+    const pairGroups = Math.ceil(qDim(c) / 4) + 2 * Math.ceil(kvDim(c) / 4);
+    return {
+      kernel,
+      bindGroup: r.kernels.bindGroup(kernel, [wq.buffer, wk.buffer, wv.buffer, input, this.q, cache.keys, cache.values, this.constants, params, r.step]),
+      grid: () => (r.gpu.cpuEmulated ? cpuGrid(pairGroups, 4 * c.dim) : rowsGrid(Math.ceil(pairs / 2))),
+    };
+  }
+
+  /** Prefill: target += bias, per token (rows at the step's position in a KV cache). */
+  private addBias(target: GPUBuffer, bias: GPUBuffer, n: number, rowsAtPos: boolean): Op {
+    const k = this.r.kernels;
+    const kernel = k.get('add_bias');
+    const params = this.r.alloc.uniform('bias', uniformData([{ u: n }, { u: n }, { u: rowsAtPos ? 1 : 0 }]));
+    return { kernel, bindGroup: k.bindGroup(kernel, [target, bias, params, this.r.step]), grid: (t) => [Math.ceil(n / 64), t, 1] };
+  }
+}
+
+function qDim(c: ModelConfig): number {
+  return c.nHeads * c.headDim;
+}
+
+function kvDim(c: ModelConfig): number {
+  return c.nKvHeads * c.headDim;
+}
+
+/**
+ * Bytes of the constants buffer: the RoPE table, then (Qwen2) q, k and v biases per layer. With
+ * `beforeLayer`, the bytes before that layer's biases.
+ */
+function constantsBytes(c: ModelConfig, contextLength: number, beforeLayer = c.qkvBias ? c.nLayers : 0): number {
+  return (contextLength * c.ropeDim + beforeLayer * (qDim(c) + 2 * kvDim(c))) * 4;
+}
+
+/** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
+const ATTENTION_CHUNKS = 16;
+
+/** Scratch for the split attention: per (token, head, chunk) a max, a sum and head_dim sums. */
+function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
+  return maxBatch * c.nHeads * ATTENTION_CHUNKS * (c.headDim + 2) * 4;
+}
+
+/** The buffers the attention blocks make (for the fit check before loading). */
+export function attentionBuffers(c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
+  return [
+    ...Array.from({ length: c.nLayers * 2 }, (_, i) => ({ name: `${i % 2 ? 'v' : 'k'}_cache.${i >> 1}`, bytes: contextLength * kvDim(c) * 4 })),
+    { name: 'q', bytes: maxBatch * qDim(c) * 4 },
+    { name: 'attn_out', bytes: maxBatch * qDim(c) * 4 },
+    { name: 'attention_partial', bytes: attentionPartialBytes(c, maxBatch) },
+    { name: 'constants', bytes: constantsBytes(c, contextLength) },
+  ];
+}
+
+/**
+ * (cos, sin) of pos * theta^(-2i/ropeDim) / factors[i] for every position and pair, computed in
+ * doubles and scaled by `scale`. `factors` are ggml's freq_factors (Llama 3's rope_freqs, Phi-3.5's
+ * LongRoPE factors); none means 1. `scale` is LongRoPE's attention factor (ggml's mscale).
+ */
+export function ropeAngles(positions: number, ropeDim: number, theta: number, factors?: ArrayLike<number>, scale = 1): Float32Array<ArrayBuffer> {
+  const pairs = ropeDim / 2;
+  const table = new Float32Array(positions * pairs * 2);
+  for (let i = 0; i < pairs; i++) {
+    const freq = Math.pow(theta, (-2 * i) / ropeDim) / (factors?.[i] ?? 1);
+    for (let pos = 0; pos < positions; pos++) {
+      table[(pos * pairs + i) * 2] = scale * Math.cos(pos * freq);
+      table[(pos * pairs + i) * 2 + 1] = scale * Math.sin(pos * freq);
+    }
+  }
+  return table;
+}

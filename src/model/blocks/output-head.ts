@@ -1,0 +1,57 @@
+import type { ModelConfig } from '../config.js';
+import { barrierWorkgroup } from '../kernel-shapes.js';
+import type { ForwardRecorder } from '../recorder.js';
+
+/** The sampler's state (shaders/sample.wgsl's SampleState): tokens in history, then the chosen token. */
+export const SAMPLER_STATE_BYTES = 16;
+/** Where the sampler state holds the chosen token (SampleState.token). */
+export const TOKEN_OFFSET = 8;
+/** The sampler's uniform (shaders/sample.wgsl's SampleParams). */
+const SAMPLER_PARAMS_BYTES = 48;
+
+/** The buffers the host writes and reads around the head. */
+export interface OutputHead {
+  logits: GPUBuffer;
+  samplerParams: GPUBuffer;
+  samplerState: GPUBuffer;
+  /** The tokens in context, for the penalties. */
+  history: GPUBuffer;
+}
+
+/**
+ * The head: the last token's logits (final norm, then the output matrix or the tied embedding,
+ * soft-capped for Gemma 2), then the sampler, which writes the chosen token into `tokens` for the
+ * next decode step and into the sampler state for the host.
+ */
+export function recordOutputHead(r: ForwardRecorder, x: GPUBuffer, tokens: GPUBuffer, contextLength: number): OutputHead {
+  const c = r.config;
+  const a = r.alloc;
+  const xLast = a.storage('x_last', c.dim * 4);
+  const logits = a.storage('logits', c.vocabSize * 4);
+  r.add(r.rmsnorm(x, r.vector('output_norm.weight'), xLast, { lastOnly: true }));
+  const softcap = c.finalSoftcap ? ({ mode: 'softcap', cap: c.finalSoftcap } as const) : {};
+  r.add(...r.matmul(r.matrix(c.tiedOutput ? 'token_embd.weight' : 'output.weight'), xLast, logits, { oneToken: true, ...softcap }));
+
+  const samplerParams = a.create('sampler_params', SAMPLER_PARAMS_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+  const counts = a.storage('sampler_counts', c.vocabSize * 4);
+  const samplerState = a.storage('sampler_state', SAMPLER_STATE_BYTES);
+  const history = a.storage('history', (contextLength + 1) * 4);
+  const work = a.storage('sampler_work', c.vocabSize * 4);
+  const sample = r.kernels.get('sample', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'sample'));
+  r.add({
+    kernel: sample,
+    bindGroup: r.kernels.bindGroup(sample, [logits, work, history, samplerState, tokens, samplerParams, counts]),
+    grid: () => [1, 1, 1],
+  });
+  return { logits, samplerParams, samplerState, history };
+}
+
+/** The buffers the head makes (for the fit check before loading). */
+export function outputHeadBuffers(c: ModelConfig, contextLength: number): { name: string; bytes: number }[] {
+  return [
+    { name: 'logits', bytes: c.vocabSize * 4 },
+    { name: 'sampler_work', bytes: c.vocabSize * 4 },
+    { name: 'sampler_counts', bytes: c.vocabSize * 4 },
+    { name: 'history', bytes: (contextLength + 1) * 4 },
+  ];
+}
