@@ -106,6 +106,7 @@ describe.skipIf(!HAVE_MODELS)('GGUF reader', () => {
     test('unsupported architecture names the supported ones', async () => {
       const e = await expectCode(validate(await mutate((m) => void m.set('general.architecture', 'mamba'))), 'unsupported-architecture');
       expect(e.message).toMatch(/mamba.*llama/);
+      expect(e.message).toMatch(/qwen3.*smollm3/);
     });
     test('missing tensor', async () => {
       await expectCode(validate(await mutate((_, t) => t.filter((x) => x.name !== 'blk.3.ffn_up.weight'))), 'missing-tensor');

@@ -261,7 +261,7 @@ test('rmsnorm: every token, the last token only, and added to the output', async
     // The shader's workgroup and the smaller one of CPU adapters.
     for (const [lastOnly, accumulate] of [[false, false], [true, false], [false, true]] as const) for (const constants of [{}, barrierWorkgroup(true, 'rmsnorm')]) for (const [how, using] of reductions()) {
       const out = buffer(gpu, accumulate ? initial : n * dim * 4);
-      const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }, { u: accumulate ? 1 : 0 }]);
+      const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }, { u: accumulate ? 1 : 0 }, { u: 0 }]);
       run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1], constants, using);
       const rowsOut = lastOnly ? 1 : n;
       const got = await readF32(out, rowsOut * dim);
@@ -273,6 +273,22 @@ test('rmsnorm: every token, the last token only, and added to the output', async
       if (accumulate) expected.forEach((v, i) => (expected[i] = v + initial[i]!));
       expectClose(got, expected, (i) => 1e-5 * (1 + Math.abs(expected[i]!)), `rmsnorm ${how} dim=${dim} lastOnly=${lastOnly}`);
     }
+  }
+});
+
+test('rmsnorm per head (Qwen 3 q/k norms): each head on its own with one shared weight, rows written at the step position', async () => {
+  const [n, heads, headDim, pos] = [3, 4, 64, 5];
+  const x = randomF32(n * heads * headDim, rng(1), 3);
+  const w = randomF32(headDim, rng(2));
+  for (const constants of [{}, barrierWorkgroup(true, 'rmsnorm')]) {
+    const out = buffer(gpu, (pos + n) * heads * headDim * 4);
+    run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, uniform([{ u: headDim }, { f: 1e-6 }, { u: 0 }, { u: 0 }, { u: heads }]), step(pos, n)], [n * heads, 1, 1], constants);
+    const got = await readF32(out, (pos + n) * heads * headDim);
+    const expected = new Float32Array((pos + n) * heads * headDim);
+    for (let r = 0; r < n * heads; r++) {
+      rmsnorm(expected.subarray((pos * heads + r) * headDim, (pos * heads + r + 1) * headDim), x.subarray(r * headDim, (r + 1) * headDim), w, 1e-6);
+    }
+    expectClose(got, expected, (i) => 1e-5 * (1 + Math.abs(expected[i]!)), 'rmsnorm per head');
   }
 });
 

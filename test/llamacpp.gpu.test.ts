@@ -1,6 +1,7 @@
 /**
  * Differential tests against llama.cpp (@wllama/wllama 3.13.0's wasm build, CPU backend, in
- * Chromium) on generated tiny-256 models, for every architecture × quant preset we load.
+ * Chromium) on generated tiny-256 models, for every architecture × quant preset we load (the
+ * later architectures at a subset of the quants, see ARCH_QUANTS).
  *
  * llama.cpp decodes greedily (one completion request on the prompt text) and reports
  * its top-5 next-token log-probabilities at every step. Its own
@@ -29,22 +30,29 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { readGGUF } from '../src/gguf/gguf.js';
+import { readGGUF, type GGUFFile } from '../src/gguf/gguf.js';
 import { bytesSource } from '../src/io/byte-source.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
-import { makeModel } from '../scripts/make-model.js';
+import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
 import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS } from './helpers/models.js';
 
-const ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'] as const;
-/** Gemma ties its output head to the embedding and has wider heads: its own small shape. */
-const SHAPE = (arch: string) => (arch.startsWith('gemma') ? 'tiny-256-gemma' : 'tiny-256');
+const ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'smollm3', 'phi4-mini'] as const;
 const QUANTS = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k_m', 'q5_k_m', 'q6_k'] as const;
+/**
+ * The quants each architecture runs at: every one for the first five; the later ones only at a
+ * subset covering each kind of kernel (f32, f16, 8-bit, 4-bit, the K-quants), as CI time matters.
+ */
+const ARCH_QUANTS = (arch: (typeof ARCHITECTURES)[number]): readonly (typeof QUANTS)[number][] =>
+  ['qwen3', 'smollm3', 'phi4-mini'].includes(arch) ? ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k_m', 'q6_k'] : QUANTS;
 const STEPS = 32;
-const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = { llama: 'Once upon a time', qwen2: 'The little dog ran to the', phi3: 'She saw a big red ball', gemma: 'One day a bird', gemma2: 'Tim and his mom went' };
+const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = {
+  llama: 'Once upon a time', qwen2: 'The little dog ran to the', phi3: 'She saw a big red ball', gemma: 'One day a bird', gemma2: 'Tim and his mom went',
+  qwen3: 'The cat sat on the', smollm3: 'A boy found a small', 'phi4-mini': 'They went to the park and',
+};
 /** Per-token log-probability bounds in nats: the worst case and the mean over all steps. */
 const TOLERANCE = { f32: { worst: 0.03, mean: 0.006 }, f16: { worst: 0.03, mean: 0.008 }, bf16: { worst: 0.1, mean: 0.025 }, quantized: { worst: 0.6, mean: 0.15 } };
 
@@ -76,16 +84,16 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('llama.cpp (wllama 3.13.0, wasm)
   });
 
   for (const arch of ARCHITECTURES) {
-    for (const quant of QUANTS) {
+    for (const quant of ARCH_QUANTS(arch)) {
       test(`${arch} ${quant}`, async () => {
-        const bytes = await makeModel({ arch, shape: SHAPE(arch), quant, seed: 11 });
+        const bytes = await makeModel({ arch, shape: TINY_SHAPES[arch], quant, seed: 11 });
         const name = `${arch}-${quant}.gguf`;
-        writeFileSync(join(dir, name), withByteTokensAsText(bytes));
+        const file = await readGGUF(bytesSource(bytes, name));
+        writeFileSync(join(dir, name), withByteTokensAsText(bytes, brokenUtf8Tokens(file)));
         server.files.set(name, join(dir, name));
         const loaded = await call<{ error?: { message: string } }>('llamaLoad', `${server.origin}/files/${name}`, { threads: 1, context: 256 });
         expect(loaded.error).toBeUndefined();
 
-        const file = await readGGUF(bytesSource(bytes, name));
         const tokenizer = GGUFTokenizer.fromGGUF(file);
         const prompt = tokenizer.encode(PROMPTS[arch]);
         // wllama 3 takes text prompts only (no token ids, no tokenize call): llama.cpp tokenizes
@@ -133,10 +141,12 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('llama.cpp (wllama 3.13.0, wasm)
  * The same file with its byte tokens (type 6, e.g. <0xE2>) typed as normal ones, for llama.cpp
  * only: wllama 3 fails a whole request whose answer holds a token text that is not valid UTF-8
  * (its JSON encoder throws), and a lone byte is one, even among the top-k candidates. As normal
- * tokens their text is their name (<0xE2>). The weights, and so the logits, are unchanged, and the
- * ASCII prompts here never need byte fallback, so tokenization is too.
+ * tokens their text is their name (<0xE2>). Byte-level BPE tokens that stand for such bytes
+ * (`brokenUtf8`) are typed user-defined (4), whose text llama.cpp writes as it is, not decoded to
+ * bytes. The weights, and so the logits, are unchanged, and the ASCII prompts here never need
+ * byte fallback nor hold those tokens' characters, so tokenization is too.
  */
-function withByteTokensAsText(bytes: Uint8Array): Uint8Array {
+function withByteTokensAsText(bytes: Uint8Array, brokenUtf8: Set<number>): Uint8Array {
   const out = bytes.slice();
   const key = Buffer.from('tokenizer.ggml.token_type');
   const at = Buffer.from(out.buffer, out.byteOffset, out.byteLength).indexOf(key);
@@ -146,8 +156,35 @@ function withByteTokensAsText(bytes: Uint8Array): Uint8Array {
   if (view.getUint32(p, true) !== 9 || view.getUint32(p + 4, true) !== 5) throw new Error('token_type is not an i32 array');
   const count = Number(view.getBigUint64(p + 8, true));
   p += 16;
-  for (let i = 0; i < count; i++, p += 4) if (view.getInt32(p, true) === 6) view.setInt32(p, 1, true);
+  for (let i = 0; i < count; i++, p += 4) {
+    if (view.getInt32(p, true) === 6) view.setInt32(p, 1, true);
+    if (brokenUtf8.has(i)) view.setInt32(p, 4, true);
+  }
   return out;
+}
+
+/**
+ * Byte-level BPE (tokenizer.ggml.model gpt2) tokens whose bytes are not valid UTF-8 on their own,
+ * such as a lone 0x89: see withByteTokensAsText.
+ */
+function brokenUtf8Tokens(file: GGUFFile): Set<number> {
+  if (file.metadata.get('tokenizer.ggml.model') !== 'gpt2') return new Set();
+  // GPT-2's byte-to-character map: printable bytes stand for themselves, the rest for 256 + n.
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+  const byteOf = new Map<string, number>();
+  for (let b = 0, n = 0; b < 256; b++) byteOf.set(String.fromCodePoint(printable(b) ? b : 256 + n++), b);
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const tokens = file.metadata.get('tokenizer.ggml.tokens') as string[];
+  return new Set(tokens.flatMap((text, id) => {
+    const bytes = [...text].map((ch) => byteOf.get(ch));
+    if (bytes.some((b) => b === undefined)) return [];
+    try {
+      decoder.decode(new Uint8Array(bytes as number[]));
+      return [];
+    } catch {
+      return [id];
+    }
+  }));
 }
 
 function logSoftmax(logits: Float32Array): Float64Array {

@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2'] as const;
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -19,6 +19,16 @@ interface ArchitectureTraits {
   /** Attention scores and final logits are soft-capped, caps from the metadata (Gemma 2). */
   softcapping: boolean;
   /**
+   * q and k are RMS-normalized per head (weights attn_q_norm, attn_k_norm of one head's width,
+   * shared by all heads) after their projections and before RoPE (Qwen 3).
+   */
+  qkNorm: boolean;
+  /**
+   * Every `noRopeLayerStep`-th layer (layer index + 1 a multiple of it) runs without RoPE (SmolLM3's
+   * NoPE layers: 4, hard-coded in llama.cpp, no GGUF key); 0: every layer rotates.
+   */
+  noRopeLayerStep: number;
+  /**
    * How the architecture reads `attention.sliding_window`: the layers it applies to (llama.cpp's
    * swa pattern: 0 every layer, 2 every other layer from the first) and the window when the key is
    * absent (0: none). null: the key is ignored, as llama.cpp ignores it (Qwen2, Phi-3).
@@ -30,17 +40,21 @@ interface ArchitectureTraits {
  * What differs between the supported architectures. Qwen2 is Llama with biases on the q/k/v
  * projections and NEOX-style RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX). Phi-3 is Llama with fused
  * q/k/v and gate/up tensors, NEOX RoPE and (Phi-3.5) LongRoPE factors. Phi-3's sliding window is
- * ignored, as llama.cpp does.
+ * ignored, as llama.cpp does (Phi-4-mini is the same architecture, with its output tied to the
+ * embedding and RoPE on only part of each head). Qwen 3 is Llama with NEOX RoPE and per-head
+ * RMSNorms on q and k; SmolLM3 is Llama with RoPE skipped on every fourth layer.
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
-  softcapping: false,
+  softcapping: false, qkNorm: false, noRopeLayerStep: 0,
   // Mistral's window, when a file has one, applies to every layer.
   window: { pattern: 0, fallback: 0 },
 };
 const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], ArchitectureTraits> = {
   llama: LLAMA,
   qwen2: { ...LLAMA, qkvBias: true, ropeStyle: 'neox', window: null },
+  qwen3: { ...LLAMA, ropeStyle: 'neox', qkNorm: true, window: null },
+  smollm3: { ...LLAMA, noRopeLayerStep: 4, window: null },
   phi3: { ...LLAMA, ropeStyle: 'neox', fusedQkv: true, fusedGateUp: true, window: null },
   // GGUF stores Gemma's norm weights with the +1 already added, so they apply as they are.
   gemma: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, window: null },
@@ -153,8 +167,9 @@ export function readConfig(file: GGUFFile): ModelConfig {
 
 /**
  * What one layer runs, top to bottom: a block that mixes the tokens (attention over the KV cache),
- * then a feed-forward block. What varies from layer to layer (Gemma 2's alternating window) is
- * resolved here from the architecture's traits, so a block reads one plain record per layer.
+ * then a feed-forward block. What varies from layer to layer (Gemma 2's alternating window,
+ * SmolLM3's layers without RoPE) is resolved here from the architecture's traits, so a block reads
+ * one plain record per layer.
  */
 export interface LayerPlan {
   index: number;
@@ -169,6 +184,8 @@ export interface AttentionPlan {
   kind: 'attention';
   /** Keys the layer attends to: the last `window` positions, or 0 for the whole context. */
   window: number;
+  /** Whether q and k are rotated (false: SmolLM3's NoPE layers). */
+  rope: boolean;
 }
 
 /** The layers of the model, in order. */
@@ -176,7 +193,7 @@ export function layerPlans(c: ModelConfig): LayerPlan[] {
   return Array.from({ length: c.nLayers }, (_, index) => ({
     index,
     prefix: `blk.${index}.`,
-    mixer: { kind: 'attention', window: layerWindow(c, index) },
+    mixer: { kind: 'attention', window: layerWindow(c, index), rope: !(c.noRopeLayerStep && (index + 1) % c.noRopeLayerStep === 0) },
     feedForward: 'glu',
   }));
 }
@@ -252,6 +269,10 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
       m.set(p + 'attn_q.bias', [q]);
       m.set(p + 'attn_k.bias', [kv]);
       m.set(p + 'attn_v.bias', [kv]);
+    }
+    if (c.qkNorm) {
+      m.set(p + 'attn_q_norm.weight', [c.headDim]);
+      m.set(p + 'attn_k_norm.weight', [c.headDim]);
     }
     m.set(p + 'attn_output.weight', [q, c.dim]);
     if (c.postNorms) m.set(p + 'post_attention_norm.weight', [c.dim]);

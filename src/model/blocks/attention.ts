@@ -11,7 +11,8 @@ type KvCache = { keys: GPUBuffer; values: GPUBuffer };
 /**
  * The attention block: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x)).
  * Decode runs the projections, biases, RoPE and the KV-cache write as one fused dispatch
- * (shaders/gemv_qkv.wgsl); prefill runs them as plain matmuls, bias adds and one RoPE dispatch.
+ * (shaders/gemv_qkv.wgsl); prefill runs them as plain matmuls, bias adds and one RoPE dispatch, and
+ * so does decode for models with q/k norms (Qwen 3), which come between the projections and RoPE.
  */
 export class AttentionBlocks {
   /** A step's queries, then the heads' outputs (a row per token). */
@@ -59,7 +60,9 @@ export class AttentionBlocks {
       values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
     };
     const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
-    const fused = fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
+    // The fused kernel rotates q and k as it writes them, so q/k norms (which come before RoPE)
+    // take the plain path on decode too.
+    const fused = !c.qkNorm && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
     r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
@@ -68,12 +71,27 @@ export class AttentionBlocks {
     r.add(...r.residualAdd(residual, r.matrix(p + 'attn_output.weight'), this.out, postNorm));
   }
 
-  /** Prefill's q, k and v: q ← Wq·input, cache ← Wk·input and Wv·input at the step's rows, biases, then RoPE of q and k. */
+  /**
+   * Prefill's q, k and v (decode's too where they cannot be fused): q ← Wq·input, cache ← Wk·input
+   * and Wv·input at the step's rows, biases or (Qwen 3) per-head norms of q and k, then RoPE of q
+   * and k unless the layer has none.
+   */
   private projection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
     const { r, q } = this;
     const c = r.config;
     const p = layer.prefix;
-    const ops = [...r.matmul(w.q, input, q), ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
+    const ops: Op[] = [];
+    if (c.qkNorm) {
+      // Each projection lands in `out` (free until attention writes it), then its norm writes it
+      // into place: one buffer cannot be both the norm's input and its output.
+      ops.push(
+        ...r.matmul(w.q, input, this.out), r.rmsnorm(this.out, r.vector(p + 'attn_q_norm.weight'), q, { heads: c.nHeads }),
+        ...r.matmul(w.k, input, this.out), r.rmsnorm(this.out, r.vector(p + 'attn_k_norm.weight'), cache.keys, { heads: c.nKvHeads, atPos: true }),
+      );
+    } else {
+      ops.push(...r.matmul(w.q, input, q), ...r.matmul(w.k, input, cache.keys, { yAtPos: true }));
+    }
+    ops.push(...r.matmul(w.v, input, cache.values, { yAtPos: true }));
     if (c.qkvBias) {
       ops.push(
         this.addBias(q, r.vector(p + 'attn_q.bias'), qDim(c), false),
@@ -81,6 +99,7 @@ export class AttentionBlocks {
         this.addBias(cache.values, r.vector(p + 'attn_v.bias'), kvDim(c), true),
       );
     }
+    if (!layer.mixer.rope) return ops;
     const rope = r.kernels.get('rope');
     ops.push({
       kernel: rope,
@@ -126,7 +145,8 @@ export class AttentionBlocks {
     const kernel = r.kernels.get(r.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq.layout.kind, wk.layout.kind, wv.layout.kind], r.decodeSize);
     const params = r.alloc.uniform('qkv', uniformData([
       ...[wq, wk, wv].flatMap((m) => weightDesc(m.layout)),
-      { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
+      // A rotary width of 0 leaves every pair unrotated (SmolLM3's layers without RoPE).
+      { u: c.headDim }, { u: layer.mixer.rope ? c.ropeDim : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
     ]));
     const pairs = (qDim(c) + 2 * kvDim(c)) / 2;
     // CPU adapters: a thread takes two pairs of one matrix at a time.
