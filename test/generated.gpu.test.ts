@@ -21,11 +21,11 @@ import { argmax, ReferenceModel } from './helpers/reference.js';
 const CASES = [
   ['llama', 'f16', false], ['llama', 'q8_0', false], ['llama', 'q4_0', false], ['llama', 'q4_k_m', false], ['llama', 'q6_k', false],
   ['qwen2', 'q4_k_m', false], ['phi3', 'q8_0', false], ['phi3', 'q4_k_m', false], ['gemma', 'q8_0', false], ['gemma2', 'q4_k_m', false],
-  ['qwen3', 'q8_0', false], ['qwen3', 'q4_k_m', false], ['smollm3', 'q4_k_m', false], ['phi4-mini', 'q4_k_m', false],
+  ['qwen3', 'q8_0', false], ['qwen3', 'q4_k_m', false], ['smollm3', 'q4_k_m', false], ['phi4-mini', 'q4_k_m', false], ['gemma3', 'q8_0', false], ['gemma3', 'q4_k_m', false],
   // The kernels for GPUs, summing over workgroups with subgroup operations (where the adapter has
   // them) or through workgroup memory.
   ['llama', 'q4_0', 'subgroups'], ['qwen2', 'q4_k_m', 'workgroup memory'], ['phi3', 'q4_k_m', 'subgroups'], ['gemma2', 'q4_k_m', 'workgroup memory'],
-  ['qwen3', 'q4_k_m', 'subgroups'], ['smollm3', 'q4_k_m', 'workgroup memory'],
+  ['qwen3', 'q4_k_m', 'subgroups'], ['smollm3', 'q4_k_m', 'workgroup memory'], ['gemma3', 'q4_k_m', 'subgroups'],
 ] as const;
 
 /**

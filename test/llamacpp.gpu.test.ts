@@ -40,18 +40,18 @@ import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS } from './helpers/models.js';
 
-const ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'smollm3', 'phi4-mini'] as const;
+const ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'smollm3', 'phi4-mini', 'gemma3'] as const;
 const QUANTS = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q4_k_m', 'q5_k_m', 'q6_k'] as const;
 /**
  * The quants each architecture runs at: every one for the first five; the later ones only at a
  * subset covering each kind of kernel (f32, f16, 8-bit, 4-bit, the K-quants), as CI time matters.
  */
 const ARCH_QUANTS = (arch: (typeof ARCHITECTURES)[number]): readonly (typeof QUANTS)[number][] =>
-  ['qwen3', 'smollm3', 'phi4-mini'].includes(arch) ? ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k_m', 'q6_k'] : QUANTS;
+  ['qwen3', 'smollm3', 'phi4-mini', 'gemma3'].includes(arch) ? ['f32', 'f16', 'q8_0', 'q4_0', 'q4_k_m', 'q6_k'] : QUANTS;
 const STEPS = 32;
 const PROMPTS: Record<(typeof ARCHITECTURES)[number], string> = {
   llama: 'Once upon a time', qwen2: 'The little dog ran to the', phi3: 'She saw a big red ball', gemma: 'One day a bird', gemma2: 'Tim and his mom went',
-  qwen3: 'The cat sat on the', smollm3: 'A boy found a small', 'phi4-mini': 'They went to the park and',
+  qwen3: 'The cat sat on the', smollm3: 'A boy found a small', 'phi4-mini': 'They went to the park and', gemma3: 'Lily had a little',
 };
 /** Per-token log-probability bounds in nats: the worst case and the mean over all steps. */
 const TOLERANCE = { f32: { worst: 0.03, mean: 0.006 }, f16: { worst: 0.03, mean: 0.008 }, bf16: { worst: 0.1, mean: 0.025 }, quantized: { worst: 0.6, mean: 0.15 } };
@@ -83,58 +83,61 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('llama.cpp (wllama 3.13.0, wasm)
     rmSync(dir, { recursive: true, force: true });
   });
 
-  for (const arch of ARCHITECTURES) {
-    for (const quant of ARCH_QUANTS(arch)) {
-      test(`${arch} ${quant}`, async () => {
-        const bytes = await makeModel({ arch, shape: TINY_SHAPES[arch], quant, seed: 11 });
-        const name = `${arch}-${quant}.gguf`;
-        const file = await readGGUF(bytesSource(bytes, name));
-        writeFileSync(join(dir, name), withByteTokensAsText(bytes, brokenUtf8Tokens(file)));
-        server.files.set(name, join(dir, name));
-        const loaded = await call<{ error?: { message: string } }>('llamaLoad', `${server.origin}/files/${name}`, { threads: 1, context: 256 });
-        expect(loaded.error).toBeUndefined();
+  /** Runs the comparison on the generated `arch` model at `quant` (with linear RoPE scaling by `ropeScalingFactor`). */
+  async function compare(arch: (typeof ARCHITECTURES)[number], quant: (typeof QUANTS)[number], ropeScalingFactor?: number): Promise<void> {
+    const bytes = await makeModel({ arch, shape: TINY_SHAPES[arch], quant, seed: 11, ropeScalingFactor });
+    const name = `${arch}-${quant}${ropeScalingFactor ? `-scaled` : ''}.gguf`;
+    const file = await readGGUF(bytesSource(bytes, name));
+    writeFileSync(join(dir, name), withByteTokensAsText(bytes, brokenUtf8Tokens(file)));
+    server.files.set(name, join(dir, name));
+    const loaded = await call<{ error?: { message: string } }>('llamaLoad', `${server.origin}/files/${name}`, { threads: 1, context: 256 });
+    expect(loaded.error).toBeUndefined();
 
-        const tokenizer = GGUFTokenizer.fromGGUF(file);
-        const prompt = tokenizer.encode(PROMPTS[arch]);
-        // wllama 3 takes text prompts only (no token ids, no tokenize call): llama.cpp tokenizes
-        // the text itself, BOS added. Ours must make as many tokens; a different split would also
-        // show as different distributions from the first step on.
-        const run = await call<{ promptTokens: number; steps: Step[] }>('llamaTextTopK', PROMPTS[arch], STEPS, 5);
-        expect((run as { error?: unknown }).error).toBeUndefined();
-        expect(run.promptTokens).toBe(prompt.length);
-        const reference = run.steps;
-        expect(reference).toHaveLength(STEPS);
+    const tokenizer = GGUFTokenizer.fromGGUF(file);
+    const prompt = tokenizer.encode(PROMPTS[arch]);
+    // wllama 3 takes text prompts only (no token ids, no tokenize call): llama.cpp tokenizes
+    // the text itself, BOS added. Ours must make as many tokens; a different split would also
+    // show as different distributions from the first step on.
+    const run = await call<{ promptTokens: number; steps: Step[] }>('llamaTextTopK', PROMPTS[arch], STEPS, 5);
+    expect((run as { error?: unknown }).error).toBeUndefined();
+    expect(run.promptTokens).toBe(prompt.length);
+    const reference = run.steps;
+    expect(reference).toHaveLength(STEPS);
 
-        const model = await LlamaModel.load(await testGpu(), file);
-        const differences: number[] = [];
-        let topProbability = 0;
-        try {
-          const sequence = [...prompt];
-          for (let step = 0; step < STEPS; step++) {
-            const logits = step === 0 ? await model.logits(sequence, 0) : await model.logits(sequence.slice(-1), sequence.length - 1);
-            const ours = logSoftmax(logits);
-            const theirs = reference[step]!.top;
-            const rank = ours.filter((v) => v > ours[theirs[0]!.token]!).length;
-            expect(rank, `step ${step}: llama.cpp's token ${theirs[0]!.token} is our #${rank + 1}`).toBeLessThan(3);
-            if (quant === 'f32' || quant === 'f16') expect(rank, `step ${step}: greedy tokens differ`).toBe(0);
-            for (const t of theirs) differences.push(Math.abs(ours[t.token]! - t.logprob));
-            topProbability += Math.exp(theirs[0]!.logprob) / STEPS;
-            sequence.push(reference[step]!.sampled);
-          }
-        } finally {
-          model.dispose();
-        }
-        const bound = quant === 'f32' || quant === 'f16' || quant === 'bf16' ? TOLERANCE[quant] : TOLERANCE.quantized;
-        const worst = Math.max(...differences);
-        const mean = differences.reduce((a, b) => a + b, 0) / differences.length;
-        console.log(`${arch} ${quant}: |Δ logprob| worst ${worst.toFixed(4)}, mean ${mean.toFixed(4)}; llama.cpp's mean top-1 p ${topProbability.toFixed(2)}`);
-        expect(worst).toBeLessThan(bound.worst);
-        expect(mean).toBeLessThan(bound.mean);
-        // Peaked distributions, as the generator intends (uniform would be 1/512).
-        expect(topProbability).toBeGreaterThan(0.2);
-      });
+    const model = await LlamaModel.load(await testGpu(), file);
+    const differences: number[] = [];
+    let topProbability = 0;
+    try {
+      const sequence = [...prompt];
+      for (let step = 0; step < STEPS; step++) {
+        const logits = step === 0 ? await model.logits(sequence, 0) : await model.logits(sequence.slice(-1), sequence.length - 1);
+        const ours = logSoftmax(logits);
+        const theirs = reference[step]!.top;
+        const rank = ours.filter((v) => v > ours[theirs[0]!.token]!).length;
+        expect(rank, `step ${step}: llama.cpp's token ${theirs[0]!.token} is our #${rank + 1}`).toBeLessThan(3);
+        if (quant === 'f32' || quant === 'f16') expect(rank, `step ${step}: greedy tokens differ`).toBe(0);
+        for (const t of theirs) differences.push(Math.abs(ours[t.token]! - t.logprob));
+        topProbability += Math.exp(theirs[0]!.logprob) / STEPS;
+        sequence.push(reference[step]!.sampled);
+      }
+    } finally {
+      model.dispose();
     }
+    const bound = quant === 'f32' || quant === 'f16' || quant === 'bf16' ? TOLERANCE[quant] : TOLERANCE.quantized;
+    const worst = Math.max(...differences);
+    const mean = differences.reduce((a, b) => a + b, 0) / differences.length;
+    console.log(`${arch} ${quant}: |Δ logprob| worst ${worst.toFixed(4)}, mean ${mean.toFixed(4)}; llama.cpp's mean top-1 p ${topProbability.toFixed(2)}`);
+    expect(worst).toBeLessThan(bound.worst);
+    expect(mean).toBeLessThan(bound.mean);
+    // Peaked distributions, as the generator intends (uniform would be 1/512).
+    expect(topProbability).toBeGreaterThan(0.2);
   }
+
+  for (const arch of ARCHITECTURES) {
+    for (const quant of ARCH_QUANTS(arch)) test(`${arch} ${quant}`, () => compare(arch, quant));
+  }
+  // Gemma 3 4B and up: linear RoPE scaling, on the global layers only.
+  test('gemma3 f32 with rope.scaling linear, factor 8', () => compare('gemma3', 'f32', 8));
 });
 
 /**

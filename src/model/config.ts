@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3'] as const;
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -29,11 +29,17 @@ interface ArchitectureTraits {
    */
   noRopeLayerStep: number;
   /**
-   * How the architecture reads `attention.sliding_window`: the layers it applies to (llama.cpp's
-   * swa pattern: 0 every layer, 2 every other layer from the first) and the window when the key is
-   * absent (0: none). null: the key is ignored, as llama.cpp ignores it (Qwen2, Phi-3).
+   * The RoPE base of the layers with a sliding window (Gemma 3: 10000, hard-coded in llama.cpp,
+   * and never scaled); 0: they use the model's rope.freq_base like every other layer.
    */
-  window: { pattern: number; fallback: number } | null;
+  windowRopeTheta: number;
+  /**
+   * How the architecture reads `attention.sliding_window`: the layers it applies to (llama.cpp's
+   * swa pattern: 0 every layer, p > 0 the first p - 1 of every p layers) and the window when the
+   * key is absent (0: none; undefined: the key is required, as for Gemma 3). null: the key is
+   * ignored, as llama.cpp ignores it (Qwen2, Phi-3).
+   */
+  window: { pattern: number; fallback: number | undefined } | null;
 }
 
 /**
@@ -46,7 +52,7 @@ interface ArchitectureTraits {
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
-  softcapping: false, qkNorm: false, noRopeLayerStep: 0,
+  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0,
   // Mistral's window, when a file has one, applies to every layer.
   window: { pattern: 0, fallback: 0 },
 };
@@ -60,6 +66,11 @@ const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], Arch
   gemma: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, window: null },
   gemma2: {
     ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, softcapping: true, window: { pattern: 2, fallback: 4096 },
+  },
+  // Gemma 3: Gemma 2 with per-head q/k norms instead of soft-capping, and five windowed layers
+  // (RoPE base 10000) to each global one.
+  gemma3: {
+    ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 6, fallback: undefined }, windowRopeTheta: 10000,
   },
 };
 
@@ -76,6 +87,11 @@ export interface ModelConfig extends ArchitectureTraits {
   contextLength: number;
   normEps: number;
   ropeTheta: number;
+  /**
+   * Linear RoPE scaling (rope.scaling.type linear): positions divided by this factor (1: none).
+   * Gemma 3's windowed layers are never scaled.
+   */
+  ropeLinearScale: number;
   /** Dimensions per head that RoPE rotates (GGUF `rope.dimension_count`). */
   ropeDim: number;
   /** Output head shares the token embedding. */
@@ -92,6 +108,8 @@ export interface ModelConfig extends ArchitectureTraits {
   /** Attention scores and final logits soft-capped as cap * tanh(x / cap) (Gemma 2); 0: off. */
   attnSoftcap: number;
   finalSoftcap: number;
+  /** Attention scores are q·k times this: 1/sqrt(head width), but see readConfig. */
+  attnScale: number;
   /**
    * Sliding-window attention: windowed layers see only the last `slidingWindow` positions (0: no
    * window anywhere). Which layers, as llama.cpp's swa pattern: 0 every layer (Mistral, written as
@@ -131,6 +149,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     contextLength: k('context_length'),
     normEps: k('attention.layer_norm_rms_epsilon', 1e-5),
     ropeTheta: k('rope.freq_base', 10000),
+    ropeLinearScale: metaString(file, `${arch}.rope.scaling.type`) === 'linear' ? k('rope.scaling.factor', 1) : 1,
     ropeDim: k('rope.dimension_count', headDim),
     tiedOutput: !file.tensors.some((t) => t.name === 'output.weight'),
     ropeFactors: ropeFactors(file),
@@ -138,6 +157,9 @@ export function readConfig(file: GGUFFile): ModelConfig {
     ropeAttnFactor: k('rope.scaling.attn_factor', 1),
     attnSoftcap: traits.softcapping ? k('attn_logit_softcapping', 50) : 0,
     finalSoftcap: traits.softcapping ? k('final_logit_softcapping', 30) : 0,
+    // Gemma 3 27B scales by 1/sqrt(dim / heads) (its query_pre_attn_scalar, 168, not its head
+    // width, 128); llama.cpp tells the 27B by its 62 layers.
+    attnScale: arch === 'gemma3' && k('block_count') === 62 ? 1 / Math.sqrt(dim / nHeads) : 1 / Math.sqrt(headDim),
     slidingWindow: traits.window ? k('attention.sliding_window', traits.window.fallback) : 0,
     swaPattern: traits.window?.pattern ?? 0,
     ...traits,
@@ -155,6 +177,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     throw new ModelFormatError('shape-mismatch', `${name}: value heads of ${k('attention.value_length')} differ from key heads of ${config.headDim}`);
   }
   if (config.headDim > 256) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported 256`);
+  if (!(config.ropeLinearScale > 0)) throw new ModelFormatError('malformed', `${name}: invalid rope.scaling.factor ${config.ropeLinearScale}`);
   if (config.ropeDim > config.headDim || config.ropeDim % 2) throw new ModelFormatError('malformed', `${name}: invalid rope.dimension_count ${config.ropeDim}`);
   // A token without an embedding row would read past the matrix (llama.cpp refuses it too).
   const tokens = file.metadata.get('tokenizer.ggml.tokens');
@@ -186,16 +209,17 @@ export interface AttentionPlan {
   window: number;
   /** Whether q and k are rotated (false: SmolLM3's NoPE layers). */
   rope: boolean;
+  /** RoPE by the windowed layers' own base (`windowRopeTheta`, Gemma 3), not the model's. */
+  windowRope: boolean;
 }
 
 /** The layers of the model, in order. */
 export function layerPlans(c: ModelConfig): LayerPlan[] {
-  return Array.from({ length: c.nLayers }, (_, index) => ({
-    index,
-    prefix: `blk.${index}.`,
-    mixer: { kind: 'attention', window: layerWindow(c, index), rope: !(c.noRopeLayerStep && (index + 1) % c.noRopeLayerStep === 0) },
-    feedForward: 'glu',
-  }));
+  return Array.from({ length: c.nLayers }, (_, index) => {
+    const window = layerWindow(c, index);
+    const rope = !(c.noRopeLayerStep && (index + 1) % c.noRopeLayerStep === 0);
+    return { index, prefix: `blk.${index}.`, mixer: { kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0 }, feedForward: 'glu' };
+  });
 }
 
 /** The sliding window layer `layer` attends within, or 0 for the whole context. */

@@ -113,9 +113,15 @@ export class ReferenceModel {
         for (let h = 0; h < c.nKvHeads; h++) rmsnorm(k.subarray(h * hd, (h + 1) * hd), k.subarray(h * hd, (h + 1) * hd), L.kNorm, c.normEps);
       }
       const neox = c.ropeStyle === 'neox';
-      if (layerPlans(c)[l]!.mixer.rope) {
-        rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
-        rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
+      const mixer = layerPlans(c)[l]!.mixer;
+      if (mixer.windowRope) {
+        // Gemma 3's windowed layers: their own base, no factors, no scaling.
+        rope(q, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
+        rope(k, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
+      } else if (mixer.rope) {
+        const factors = Array.from({ length: c.ropeDim / 2 }, (_, i) => (this.freqFactors?.[i] ?? 1) * c.ropeLinearScale);
+        rope(q, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
+        rope(k, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
       }
       const window = layerWindow(c, l);
       for (let h = 0; h < c.nHeads; h++) {
@@ -123,7 +129,7 @@ export class ReferenceModel {
         for (let t = 0; t <= pos; t++) {
           let s = 0;
           for (let i = 0; i < hd; i++) s += q[h * hd + i]! * this.keyCache[l]![t * kvDim + kvh * hd + i]!;
-          s /= Math.sqrt(hd);
+          s *= c.attnScale;
           if (c.attnSoftcap) s = c.attnSoftcap * Math.tanh(s / c.attnSoftcap);
           att[t] = window && pos - t >= window ? -Infinity : s;
         }

@@ -22,11 +22,12 @@ export class AttentionBlocks {
   private readonly partial: GPUBuffer;
   /**
    * The model's constants, read by RoPE and the fused decode projection: the (cos, sin) table,
-   * then (Qwen2) each layer's q, k and v biases. One read-only buffer, so the fused q/k/v kernel
+   * (Gemma 3) the windowed layers' table, then (Qwen2) each layer's q, k and v biases. One read-only buffer, so the fused q/k/v kernel
    * fits the 8 storage buffers every device allows.
    */
   private readonly constants: GPUBuffer;
   private readonly ropeParams: GPUBuffer;
+  private readonly windowRopeParams: GPUBuffer;
   /** The biases' copies into `constants`, sent by finish() once every layer is recorded. */
   private readonly biasCopies: GPUCommandEncoder;
 
@@ -43,11 +44,16 @@ export class AttentionBlocks {
     this.out = a.storage('attn_out', maxBatch * qDim(c) * 4);
     this.partial = a.storage('attention_partial', attentionPartialBytes(c, maxBatch));
     this.constants = a.storage('constants', constantsBytes(c, contextLength));
-    a.device.queue.writeBuffer(this.constants, 0, ropeAngles(contextLength, c.ropeDim, c.ropeTheta, freqFactors, c.ropeAttnFactor));
+    // Linear scaling divides every angle, as the freq factors do.
+    const factors = c.ropeLinearScale === 1 ? freqFactors : Array.from({ length: c.ropeDim / 2 }, (_, i) => (freqFactors?.[i] ?? 1) * c.ropeLinearScale);
+    a.device.queue.writeBuffer(this.constants, 0, ropeAngles(contextLength, c.ropeDim, c.ropeTheta, factors, c.ropeAttnFactor));
+    if (c.windowRopeTheta) a.device.queue.writeBuffer(this.constants, ropeTableBytes(c, contextLength), ropeAngles(contextLength, c.ropeDim, c.windowRopeTheta));
     this.biasCopies = a.device.createCommandEncoder();
-    this.ropeParams = a.uniform('rope', uniformData([
-      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
-    ]));
+    const ropeParams = (tableAt: number) => uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: tableAt },
+    ]);
+    this.ropeParams = a.uniform('rope', ropeParams(0));
+    this.windowRopeParams = a.uniform('rope', ropeParams(ropeTableBytes(c, contextLength) / 8));
   }
 
   /** Records layer `layer`'s attention block and makes its KV cache. */
@@ -62,7 +68,7 @@ export class AttentionBlocks {
     const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
     // The fused kernel rotates q and k as it writes them, so q/k norms (which come before RoPE)
     // take the plain path on decode too.
-    const fused = !c.qkNorm && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
+    const fused = !c.qkNorm && !layer.mixer.windowRope && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
     r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
@@ -103,7 +109,7 @@ export class AttentionBlocks {
     const rope = r.kernels.get('rope');
     ops.push({
       kernel: rope,
-      bindGroup: r.kernels.bindGroup(rope, [q, cache.keys, this.constants, this.ropeParams, r.step]),
+      bindGroup: r.kernels.bindGroup(rope, [q, cache.keys, this.constants, layer.mixer.windowRope ? this.windowRopeParams : this.ropeParams, r.step]),
       grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
     });
     return ops;
@@ -115,7 +121,7 @@ export class AttentionBlocks {
     const c = r.config;
     const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
     const params = r.alloc.uniform('attention', uniformData([
-      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) }, { f: c.attnSoftcap }, { u: layer.mixer.window },
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: layer.mixer.window },
     ]));
     return {
       kernel,
@@ -175,12 +181,17 @@ function kvDim(c: ModelConfig): number {
   return c.nKvHeads * c.headDim;
 }
 
+/** Bytes of one RoPE table: a (cos, sin) pair per position and rotated pair. */
+function ropeTableBytes(c: ModelConfig, contextLength: number): number {
+  return contextLength * c.ropeDim * 4;
+}
+
 /**
- * Bytes of the constants buffer: the RoPE table, then (Qwen2) q, k and v biases per layer. With
- * `beforeLayer`, the bytes before that layer's biases.
+ * Bytes of the constants buffer: the RoPE table, (Gemma 3) the windowed layers' one, then (Qwen2)
+ * q, k and v biases per layer. With `beforeLayer`, the bytes before that layer's biases.
  */
 function constantsBytes(c: ModelConfig, contextLength: number, beforeLayer = c.qkvBias ? c.nLayers : 0): number {
-  return (contextLength * c.ropeDim + beforeLayer * (qDim(c) + 2 * kvDim(c))) * 4;
+  return (c.windowRopeTheta ? 2 : 1) * ropeTableBytes(c, contextLength) + beforeLayer * (qDim(c) + 2 * kvDim(c)) * 4;
 }
 
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
