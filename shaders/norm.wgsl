@@ -1,6 +1,4 @@
-// RMSNorm: Y[r] = X[r] / sqrt(mean(X[r]^2) + eps) * weight, over rows of `dim` values. One
-// workgroup per row: a row is a token's vector, or one head of it (Qwen 3's q/k norms: the step's
-// tokens x heads rows of head_dim, all sharing one weight of head_dim).
+// RMSNorm: Y[t] = X[t] / sqrt(mean(X[t]^2) + eps) * weight. One workgroup per token.
 
 struct NormParams {
   dim: u32,
@@ -9,8 +7,6 @@ struct NormParams {
   last_only: u32,
   // 1: Y += the result (Gemma 2's norms on a block's output, fused with the residual add).
   accumulate: u32,
-  // Not 0: Y's rows start at row step.pos * pos_rows (a KV cache of pos_rows rows per position).
-  pos_rows: u32,
 }
 
 @group(0) @binding(0) var<storage, read> X: array<f32>;
@@ -25,7 +21,7 @@ const WG = 64u;
 fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
   let lid = lane.index;
   let src = select(wg.x, S.n_tokens - 1u, P.last_only == 1u) * P.dim;
-  let dst = (select(wg.x, 0u, P.last_only == 1u) + S.pos * P.pos_rows) * P.dim;
+  let dst = select(wg.x, 0u, P.last_only == 1u) * P.dim;
   var ss = 0.0;
   for (var i = lid; i < P.dim; i += WG) { ss += X[src + i] * X[src + i]; }
   let total = workgroup_sum4(lane, vec4<f32>(ss, 0.0, 0.0, 0.0)).x;

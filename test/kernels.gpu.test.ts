@@ -261,7 +261,7 @@ test('rmsnorm: every token, the last token only, and added to the output', async
     // The shader's workgroup and the smaller one of CPU adapters.
     for (const [lastOnly, accumulate] of [[false, false], [true, false], [false, true]] as const) for (const constants of [{}, barrierWorkgroup(true, 'rmsnorm')]) for (const [how, using] of reductions()) {
       const out = buffer(gpu, accumulate ? initial : n * dim * 4);
-      const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }, { u: accumulate ? 1 : 0 }, { u: 0 }]);
+      const params = uniform([{ u: dim }, { f: 1e-5 }, { u: lastOnly ? 1 : 0 }, { u: accumulate ? 1 : 0 }]);
       run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, params, step(0, n)], [lastOnly ? 1 : n, 1, 1], constants, using);
       const rowsOut = lastOnly ? 1 : n;
       const got = await readF32(out, rowsOut * dim);
@@ -276,19 +276,35 @@ test('rmsnorm: every token, the last token only, and added to the output', async
   }
 });
 
-test('rmsnorm per head (Qwen 3 q/k norms): each head on its own with one shared weight, rows written at the step position', async () => {
-  const [n, heads, headDim, pos] = [3, 4, 64, 5];
-  const x = randomF32(n * heads * headDim, rng(1), 3);
-  const w = randomF32(headDim, rng(2));
-  for (const constants of [{}, barrierWorkgroup(true, 'rmsnorm')]) {
-    const out = buffer(gpu, (pos + n) * heads * headDim * 4);
-    run('rmsnorm', undefined, [buffer(gpu, x), buffer(gpu, w), out, uniform([{ u: headDim }, { f: 1e-6 }, { u: 0 }, { u: 0 }, { u: heads }]), step(pos, n)], [n * heads, 1, 1], constants);
-    const got = await readF32(out, (pos + n) * heads * headDim);
-    const expected = new Float32Array((pos + n) * heads * headDim);
-    for (let r = 0; r < n * heads; r++) {
-      rmsnorm(expected.subarray((pos * heads + r) * headDim, (pos * heads + r + 1) * headDim), x.subarray(r * headDim, (r + 1) * headDim), w, 1e-6);
+test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a table at an offset, or none', async () => {
+  for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [4, 2, 64, 48], [2, 1, 256, 256], [3, 3, 100, 100]] as const) {
+    const n = 5, pos = 9, offsetPositions = 3;
+    for (const [neox, rotate] of [[false, true], [true, true], [true, false]] as const) {
+      const q = randomF32(n * heads * headDim, rng(headDim), 3);
+      const k = randomF32((pos + n) * kvHeads * headDim, rng(headDim + 1), 3);
+      const qw = randomF32(headDim, rng(headDim + 2)), kw = randomF32(headDim, rng(headDim + 3));
+      // The layer's table starts after another one of `offsetPositions` positions.
+      const table = new Float32Array((offsetPositions + pos + n) * ropeDim);
+      table.set(ropeAngles(pos + n, ropeDim, 10000), offsetPositions * ropeDim);
+      const params = uniform([{ u: heads }, { u: kvHeads }, { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: (offsetPositions * ropeDim) / 2 }, { f: 1e-6 }, { u: rotate ? 1 : 0 }]);
+      for (const constants of [{}, barrierWorkgroup(true, 'qk_norm_rope')]) for (const [how, using] of reductions()) {
+        const qBuf = buffer(gpu, q), kBuf = buffer(gpu, k);
+        run('qk_norm_rope', undefined, [qBuf, kBuf, buffer(gpu, table), buffer(gpu, qw), buffer(gpu, kw), params, step(pos, n)], [heads + kvHeads, n, 1], constants, using);
+        const expectedQ = q.slice(), expectedK = k.slice();
+        for (let t = 0; t < n; t++) {
+          for (const [v, rows, at, w] of [[expectedQ, heads, t, qw], [expectedK, kvHeads, pos + t, kw]] as const) {
+            for (let h = 0; h < rows; h++) {
+              const head = v.subarray((at * rows + h) * headDim, (at * rows + h + 1) * headDim);
+              rmsnorm(head, head, w, 1e-6);
+              if (rotate) rope(head, pos + t, headDim, ropeDim, 10000, undefined, neox);
+            }
+          }
+        }
+        const label = `qk_norm_rope ${how} heads=${heads}/${kvHeads} hd=${headDim} rope=${ropeDim} neox=${neox} rotate=${rotate}`;
+        expectClose(await readF32(qBuf, q.length), expectedQ, (i) => 1e-5 * (1 + Math.abs(expectedQ[i]!)), label + ' Q');
+        expectClose(await readF32(kBuf, k.length), expectedK, (i) => 1e-5 * (1 + Math.abs(expectedK[i]!)), label + ' K');
+      }
     }
-    expectClose(got, expected, (i) => 1e-5 * (1 + Math.abs(expected[i]!)), 'rmsnorm per head');
   }
 });
 

@@ -104,20 +104,13 @@ export class ForwardRecorder {
     });
   }
 
-  /**
-   * output ← rmsnorm(input) · weight, per token (or the last one only); `accumulate` adds to output.
-   * With `heads`, each of a token's `heads` slices of headDim is normalized on its own, by one
-   * weight of headDim (Qwen 3's q/k norms); `atPos` writes the rows at the step's position (the KV cache).
-   */
-  rmsnorm(input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, how: { lastOnly?: boolean; accumulate?: boolean; heads?: number; atPos?: boolean } = {}): Op {
+  /** output ← rmsnorm(input) · weight, per token (or the last one only); `accumulate` adds to output. */
+  rmsnorm(input: GPUBuffer, weight: GPUBuffer, output: GPUBuffer, how: { lastOnly?: boolean; accumulate?: boolean } = {}): Op {
     const c = this.config;
     const kernel = this.kernels.get('rmsnorm', undefined, barrierWorkgroup(this.gpu.cpuEmulated, 'rmsnorm'));
     const lastOnly = how.lastOnly === true;
-    const rows = how.heads ?? 1;
-    const params = this.alloc.uniform('rmsnorm', uniformData([
-      { u: how.heads ? c.headDim : c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }, { u: how.accumulate ? 1 : 0 }, { u: how.atPos ? rows : 0 },
-    ]));
-    return { kernel, bindGroup: this.kernels.bindGroup(kernel, [input, weight, output, params, this.step]), grid: (n) => [lastOnly ? 1 : n * rows, 1, 1] };
+    const params = this.alloc.uniform('rmsnorm', uniformData([{ u: c.dim }, { f: c.normEps }, { u: lastOnly ? 1 : 0 }, { u: how.accumulate ? 1 : 0 }]));
+    return { kernel, bindGroup: this.kernels.bindGroup(kernel, [input, weight, output, params, this.step]), grid: (n) => [lastOnly ? 1 : n, 1, 1] };
   }
 
   /** x += w · input, or with a post-norm (Gemma 2) x += rmsnorm(w · input) · postNorm. */

@@ -11,8 +11,9 @@ type KvCache = { keys: GPUBuffer; values: GPUBuffer };
 /**
  * The attention block: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x)).
  * Decode runs the projections, biases, RoPE and the KV-cache write as one fused dispatch
- * (shaders/gemv_qkv.wgsl); prefill runs them as plain matmuls, bias adds and one RoPE dispatch, and
- * so does decode for models with q/k norms (Qwen 3), which come between the projections and RoPE.
+ * (shaders/gemv_qkv.wgsl); prefill runs them as plain matmuls, bias adds and one RoPE dispatch.
+ * With q/k norms (Qwen 3, Gemma 3), which come between the projections and RoPE, both leave q and
+ * k unrotated and one more dispatch normalizes and rotates them (shaders/qk_norm_rope.wgsl).
  */
 export class AttentionBlocks {
   /** A step's queries, then the heads' outputs (a row per token). */
@@ -66,12 +67,14 @@ export class AttentionBlocks {
       values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
     };
     const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
-    // The fused kernel rotates q and k as it writes them, so q/k norms (which come before RoPE)
-    // take the plain path on decode too.
-    const fused = !c.qkNorm && !layer.mixer.windowRope && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
+    // The fused kernel rotates by the model's table only.
+    const fused = !(layer.mixer.windowRope && !c.qkNorm) && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
     r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
+    // Q/k norms come between the projections and RoPE: the projections above leave q and k
+    // unrotated, and one dispatch normalizes and rotates them.
+    if (c.qkNorm) r.add(this.qkNormRope(layer, cache));
     r.add(this.attend(layer, cache));
     const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
     r.add(...r.residualAdd(residual, r.matrix(p + 'attn_output.weight'), this.out, postNorm));
@@ -79,25 +82,14 @@ export class AttentionBlocks {
 
   /**
    * Prefill's q, k and v (decode's too where they cannot be fused): q ← Wq·input, cache ← Wk·input
-   * and Wv·input at the step's rows, biases or (Qwen 3) per-head norms of q and k, then RoPE of q
-   * and k unless the layer has none.
+   * and Wv·input at the step's rows, biases, then RoPE of q and k unless the layer has none or
+   * (q/k norms) qkNormRope rotates them.
    */
   private projection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
     const { r, q } = this;
     const c = r.config;
     const p = layer.prefix;
-    const ops: Op[] = [];
-    if (c.qkNorm) {
-      // Each projection lands in `out` (free until attention writes it), then its norm writes it
-      // into place: one buffer cannot be both the norm's input and its output.
-      ops.push(
-        ...r.matmul(w.q, input, this.out), r.rmsnorm(this.out, r.vector(p + 'attn_q_norm.weight'), q, { heads: c.nHeads }),
-        ...r.matmul(w.k, input, this.out), r.rmsnorm(this.out, r.vector(p + 'attn_k_norm.weight'), cache.keys, { heads: c.nKvHeads, atPos: true }),
-      );
-    } else {
-      ops.push(...r.matmul(w.q, input, q), ...r.matmul(w.k, input, cache.keys, { yAtPos: true }));
-    }
-    ops.push(...r.matmul(w.v, input, cache.values, { yAtPos: true }));
+    const ops = [...r.matmul(w.q, input, q), ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
     if (c.qkvBias) {
       ops.push(
         this.addBias(q, r.vector(p + 'attn_q.bias'), qDim(c), false),
@@ -105,7 +97,7 @@ export class AttentionBlocks {
         this.addBias(cache.values, r.vector(p + 'attn_v.bias'), kvDim(c), true),
       );
     }
-    if (!layer.mixer.rope) return ops;
+    if (!layer.mixer.rope || c.qkNorm) return ops;
     const rope = r.kernels.get('rope');
     ops.push({
       kernel: rope,
@@ -113,6 +105,23 @@ export class AttentionBlocks {
       grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
     });
     return ops;
+  }
+
+  /** Per-head RMSNorms of the step's q and k, then their RoPE (unless the layer has none), in place (shaders/qk_norm_rope.wgsl). */
+  private qkNormRope(layer: LayerPlan, cache: KvCache): Op {
+    const { r } = this;
+    const c = r.config;
+    const kernel = r.kernels.get('qk_norm_rope', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'qk_norm_rope'));
+    const params = r.alloc.uniform('qk_norm_rope', uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
+      { u: layer.mixer.windowRope ? ropeTableBytes(c, this.contextLength) / 8 : 0 }, { f: c.normEps }, { u: layer.mixer.rope ? 1 : 0 },
+    ]));
+    const weights = [r.vector(layer.prefix + 'attn_q_norm.weight'), r.vector(layer.prefix + 'attn_k_norm.weight')];
+    return {
+      kernel,
+      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, this.constants, ...weights, params, r.step]),
+      grid: (n) => [c.nHeads + c.nKvHeads, n, 1],
+    };
   }
 
   /** Causal attention of the step's queries over the layer's KV cache (within its window), into `out`. */
@@ -151,8 +160,9 @@ export class AttentionBlocks {
     const kernel = r.kernels.get(r.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq.layout.kind, wk.layout.kind, wv.layout.kind], r.decodeSize);
     const params = r.alloc.uniform('qkv', uniformData([
       ...[wq, wk, wv].flatMap((m) => weightDesc(m.layout)),
-      // A rotary width of 0 leaves every pair unrotated (SmolLM3's layers without RoPE).
-      { u: c.headDim }, { u: layer.mixer.rope ? c.ropeDim : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
+      // A rotary width of 0 leaves every pair unrotated (SmolLM3's layers without RoPE; q/k norms,
+      // which come before RoPE: qkNormRope rotates).
+      { u: c.headDim }, { u: layer.mixer.rope && !c.qkNorm ? c.ropeDim : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
     ]));
     const pairs = (qDim(c) + 2 * kvDim(c)) / 2;
     // CPU adapters: a thread takes two pairs of one matrix at a time.
