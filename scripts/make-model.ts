@@ -242,9 +242,10 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
   return out;
 }
 
-export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number }): Promise<Uint8Array> {
-  const s = SHAPES[options.shape];
-  if (!s) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
+export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number }): Promise<Uint8Array> {
+  const shape = SHAPES[options.shape];
+  if (!shape) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
+  const s = options.ropeScalingFactor ? { ...shape, ropeScalingFactor: options.ropeScalingFactor } : shape;
   const typeOf = QUANTS[options.quant];
   if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
   const random = normal(options.seed ?? 1);

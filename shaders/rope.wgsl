@@ -12,6 +12,8 @@ struct RopeParams {
   rope_dim: u32,
   // 1: NEOX pairs; 0: adjacent pairs.
   neox: u32,
+  // Where this layer's table starts in `table` (Gemma 3's windowed layers have their own).
+  table_offset: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> Q: array<f32>;
@@ -32,7 +34,7 @@ fn rope(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.y;
   let q_pairs = P.n_heads * pairs;
   if (t >= S.n_tokens || gid.x >= q_pairs + P.n_kv_heads * pairs) { return; }
-  let cs = table[(S.pos + t) * pairs + gid.x % pairs];
+  let cs = table[P.table_offset + (S.pos + t) * pairs + gid.x % pairs];
   if (gid.x < q_pairs) {
     let b = pair_offsets(t * P.n_heads * P.head_dim, gid.x / pairs, gid.x % pairs);
     let x0 = Q[b.x];

@@ -1,7 +1,8 @@
 /**
  * Generated random-weight models (scripts/make-model.ts) at a small shape whose rows fit every
- * quant type, through the whole GPU model against the CPU reference: this runs the K-quants and
- * Qwen2 end to end. Same tolerance and reasoning as model.gpu.test.ts.
+ * quant type, through the whole GPU model against the CPU reference: this runs the K-quants,
+ * Qwen2, Qwen 3's q/k norms and SmolLM3's layers without RoPE end to end. Same tolerance and
+ * reasoning as model.gpu.test.ts.
  */
 import { describe, expect, test } from 'vitest';
 import { generate } from '../src/generate.js';
@@ -9,7 +10,7 @@ import { readGGUF } from '../src/gguf/gguf.js';
 import { bytesSource } from '../src/io/byte-source.js';
 import { LlamaModel } from '../src/model/llama.js';
 import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
-import { makeModel } from '../scripts/make-model.js';
+import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
 import { nodeGpuContext } from '../src/node/gpu.js';
 import { testGpu } from './helpers/gpu.js';
 import { HAVE_MODELS } from './helpers/models.js';
@@ -20,11 +21,12 @@ import { argmax, ReferenceModel } from './helpers/reference.js';
 const CASES = [
   ['llama', 'f16', false], ['llama', 'q8_0', false], ['llama', 'q4_0', false], ['llama', 'q4_k_m', false], ['llama', 'q6_k', false],
   ['qwen2', 'q4_k_m', false], ['phi3', 'q8_0', false], ['phi3', 'q4_k_m', false], ['gemma', 'q8_0', false], ['gemma2', 'q4_k_m', false],
+  ['qwen3', 'q8_0', false], ['qwen3', 'q4_k_m', false], ['smollm3', 'q4_k_m', false], ['phi4-mini', 'q4_k_m', false], ['gemma3', 'q8_0', false], ['gemma3', 'q4_k_m', false],
   // The kernels for GPUs, summing over workgroups with subgroup operations (where the adapter has
   // them) or through workgroup memory.
   ['llama', 'q4_0', 'subgroups'], ['qwen2', 'q4_k_m', 'workgroup memory'], ['phi3', 'q4_k_m', 'subgroups'], ['gemma2', 'q4_k_m', 'workgroup memory'],
+  ['qwen3', 'q4_k_m', 'subgroups'], ['smollm3', 'q4_k_m', 'workgroup memory'], ['gemma3', 'q4_k_m', 'subgroups'],
 ] as const;
-const SHAPE = (arch: string) => (arch.startsWith('gemma') ? 'tiny-256-gemma' : 'tiny-256');
 
 /**
  * 24 greedy tokens equal the CPU reference's, and the logits after them agree within 2e-4 of
@@ -63,7 +65,7 @@ async function expectMatchesReference(model: LlamaModel, file: Awaited<ReturnTyp
 describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU reference', () => {
   for (const [arch, quant, gpuKernels] of CASES) {
     test(`${arch} ${quant}${gpuKernels ? ` (GPU kernels, ${gpuKernels})` : ''}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
-      const file = await readGGUF(bytesSource(await makeModel({ arch, shape: SHAPE(arch), quant, seed: 3 }), `${arch}-${quant}.gguf`));
+      const file = await readGGUF(bytesSource(await makeModel({ arch, shape: TINY_SHAPES[arch], quant, seed: 3 }), `${arch}-${quant}.gguf`));
       const gpu = await testGpu();
       const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false, subgroups: gpu.subgroups && gpuKernels === 'subgroups' } : gpu, file);
       try {

@@ -8,6 +8,7 @@ import { bytesSource } from '../src/io/byte-source.js';
 import { readConfig } from '../src/model/config.js';
 import { formatFor } from '../src/quant/formats.js';
 import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
+import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
 import { HAVE_MODELS, STORIES, storiesPath } from './helpers/models.js';
 
 async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<WebGGUFError> {
@@ -106,6 +107,20 @@ describe.skipIf(!HAVE_MODELS)('GGUF reader', () => {
     test('unsupported architecture names the supported ones', async () => {
       const e = await expectCode(validate(await mutate((m) => void m.set('general.architecture', 'mamba'))), 'unsupported-architecture');
       expect(e.message).toMatch(/mamba.*llama/);
+      expect(e.message).toMatch(/qwen3.*smollm3/);
+    });
+    test('what an architecture needs is required: Gemma 3 its sliding window, Qwen 3 its q/k norms', async () => {
+      const edited = async (arch: 'gemma3' | 'qwen3', edit: (meta: Map<string, unknown>, tensors: TensorToWrite[]) => TensorToWrite[] | void) => {
+        const file = await readGGUF(bytesSource(await makeModel({ arch, shape: TINY_SHAPES[arch], quant: 'f32' })));
+        const meta = new Map<string, unknown>(file.metadata);
+        let tensors = await tensorsOf(file);
+        tensors = edit(meta, tensors) ?? tensors;
+        return writeGGUF([...meta].map(([k, v]) => [k, typed(v as never)]), tensors);
+      };
+      await validate(await edited('gemma3', () => undefined));
+      const e = await expectCode(validate(await edited('gemma3', (m) => void m.delete('gemma3.attention.sliding_window'))), 'malformed');
+      expect(e.message).toMatch(/sliding_window/);
+      await expectCode(validate(await edited('qwen3', (_, t) => t.filter((x) => x.name !== 'blk.1.attn_k_norm.weight'))), 'missing-tensor');
     });
     test('missing tensor', async () => {
       await expectCode(validate(await mutate((_, t) => t.filter((x) => x.name !== 'blk.3.ffn_up.weight'))), 'missing-tensor');

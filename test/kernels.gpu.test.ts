@@ -276,6 +276,38 @@ test('rmsnorm: every token, the last token only, and added to the output', async
   }
 });
 
+test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a table at an offset, or none', async () => {
+  for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [4, 2, 64, 48], [2, 1, 256, 256], [3, 3, 100, 100]] as const) {
+    const n = 5, pos = 9, offsetPositions = 3;
+    for (const [neox, rotate] of [[false, true], [true, true], [true, false]] as const) {
+      const q = randomF32(n * heads * headDim, rng(headDim), 3);
+      const k = randomF32((pos + n) * kvHeads * headDim, rng(headDim + 1), 3);
+      const qw = randomF32(headDim, rng(headDim + 2)), kw = randomF32(headDim, rng(headDim + 3));
+      // The layer's table starts after another one of `offsetPositions` positions.
+      const table = new Float32Array((offsetPositions + pos + n) * ropeDim);
+      table.set(ropeAngles(pos + n, ropeDim, 10000), offsetPositions * ropeDim);
+      const params = uniform([{ u: heads }, { u: kvHeads }, { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: (offsetPositions * ropeDim) / 2 }, { f: 1e-6 }, { u: rotate ? 1 : 0 }]);
+      for (const constants of [{}, barrierWorkgroup(true, 'qk_norm_rope')]) for (const [how, using] of reductions()) {
+        const qBuf = buffer(gpu, q), kBuf = buffer(gpu, k);
+        run('qk_norm_rope', undefined, [qBuf, kBuf, buffer(gpu, table), buffer(gpu, qw), buffer(gpu, kw), params, step(pos, n)], [heads + kvHeads, n, 1], constants, using);
+        const expectedQ = q.slice(), expectedK = k.slice();
+        for (let t = 0; t < n; t++) {
+          for (const [v, rows, at, w] of [[expectedQ, heads, t, qw], [expectedK, kvHeads, pos + t, kw]] as const) {
+            for (let h = 0; h < rows; h++) {
+              const head = v.subarray((at * rows + h) * headDim, (at * rows + h + 1) * headDim);
+              rmsnorm(head, head, w, 1e-6);
+              if (rotate) rope(head, pos + t, headDim, ropeDim, 10000, undefined, neox);
+            }
+          }
+        }
+        const label = `qk_norm_rope ${how} heads=${heads}/${kvHeads} hd=${headDim} rope=${ropeDim} neox=${neox} rotate=${rotate}`;
+        expectClose(await readF32(qBuf, q.length), expectedQ, (i) => 1e-5 * (1 + Math.abs(expectedQ[i]!)), label + ' Q');
+        expectClose(await readF32(kBuf, k.length), expectedK, (i) => 1e-5 * (1 + Math.abs(expectedK[i]!)), label + ' K');
+      }
+    }
+  }
+});
+
 test('rope: queries and cached keys in one dispatch; adjacent and NEOX pairs, partial rotary dims', async () => {
   for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [3, 3, 8, 8], [4, 2, 64, 32], [2, 1, 100, 100]] as const) {
     const n = 6, pos = 37;

@@ -10,6 +10,7 @@ import normWgsl from '../../shaders/norm.wgsl?raw';
 import probeWgsl from '../../shaders/probe.wgsl?raw';
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import reduceSubgroupsWgsl from '../../shaders/reduce_subgroups.wgsl?raw';
+import qkNormRopeWgsl from '../../shaders/qk_norm_rope.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import weightsWgsl from '../../shaders/weights.wgsl?raw';
@@ -46,6 +47,7 @@ const SPECS = {
   embed: { source: embeddingWgsl, entry: 'embed', bindings: [R, R, RW, U, U], weights: 1 },
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, RW, R, U, U] },
+  qk_norm_rope: { source: qkNormRopeWgsl, entry: 'qk_norm_rope', bindings: [RW, RW, R, R, R, U, U] },
   add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },

@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3'] as const;
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -19,33 +19,58 @@ interface ArchitectureTraits {
   /** Attention scores and final logits are soft-capped, caps from the metadata (Gemma 2). */
   softcapping: boolean;
   /**
-   * How the architecture reads `attention.sliding_window`: the layers it applies to (llama.cpp's
-   * swa pattern: 0 every layer, 2 every other layer from the first) and the window when the key is
-   * absent (0: none). null: the key is ignored, as llama.cpp ignores it (Qwen2, Phi-3).
+   * q and k are RMS-normalized per head (weights attn_q_norm, attn_k_norm of one head's width,
+   * shared by all heads) after their projections and before RoPE (Qwen 3).
    */
-  window: { pattern: number; fallback: number } | null;
+  qkNorm: boolean;
+  /**
+   * Every `noRopeLayerStep`-th layer (layer index + 1 a multiple of it) runs without RoPE (SmolLM3's
+   * NoPE layers: 4, hard-coded in llama.cpp, no GGUF key); 0: every layer rotates.
+   */
+  noRopeLayerStep: number;
+  /**
+   * The RoPE base of the layers with a sliding window (Gemma 3: 10000, hard-coded in llama.cpp,
+   * and never scaled); 0: they use the model's rope.freq_base like every other layer.
+   */
+  windowRopeTheta: number;
+  /**
+   * How the architecture reads `attention.sliding_window`: the layers it applies to (llama.cpp's
+   * swa pattern: 0 every layer, p > 0 the first p - 1 of every p layers) and the window when the
+   * key is absent (0: none; undefined: the key is required, as for Gemma 3). null: the key is
+   * ignored, as llama.cpp ignores it (Qwen2, Phi-3).
+   */
+  window: { pattern: number; fallback: number | undefined } | null;
 }
 
 /**
  * What differs between the supported architectures. Qwen2 is Llama with biases on the q/k/v
  * projections and NEOX-style RoPE (llama.cpp's LLAMA_ROPE_TYPE_NEOX). Phi-3 is Llama with fused
  * q/k/v and gate/up tensors, NEOX RoPE and (Phi-3.5) LongRoPE factors. Phi-3's sliding window is
- * ignored, as llama.cpp does.
+ * ignored, as llama.cpp does (Phi-4-mini is the same architecture, with its output tied to the
+ * embedding and RoPE on only part of each head). Qwen 3 is Llama with NEOX RoPE and per-head
+ * RMSNorms on q and k; SmolLM3 is Llama with RoPE skipped on every fourth layer.
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
-  softcapping: false,
+  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0,
   // Mistral's window, when a file has one, applies to every layer.
   window: { pattern: 0, fallback: 0 },
 };
 const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], ArchitectureTraits> = {
   llama: LLAMA,
   qwen2: { ...LLAMA, qkvBias: true, ropeStyle: 'neox', window: null },
+  qwen3: { ...LLAMA, ropeStyle: 'neox', qkNorm: true, window: null },
+  smollm3: { ...LLAMA, noRopeLayerStep: 4, window: null },
   phi3: { ...LLAMA, ropeStyle: 'neox', fusedQkv: true, fusedGateUp: true, window: null },
   // GGUF stores Gemma's norm weights with the +1 already added, so they apply as they are.
   gemma: { ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, window: null },
   gemma2: {
     ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, softcapping: true, window: { pattern: 2, fallback: 4096 },
+  },
+  // Gemma 3: Gemma 2 with per-head q/k norms instead of soft-capping, and five windowed layers
+  // (RoPE base 10000) to each global one.
+  gemma3: {
+    ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 6, fallback: undefined }, windowRopeTheta: 10000,
   },
 };
 
@@ -62,6 +87,11 @@ export interface ModelConfig extends ArchitectureTraits {
   contextLength: number;
   normEps: number;
   ropeTheta: number;
+  /**
+   * Linear RoPE scaling (rope.scaling.type linear): positions divided by this factor (1: none).
+   * Gemma 3's windowed layers are never scaled.
+   */
+  ropeLinearScale: number;
   /** Dimensions per head that RoPE rotates (GGUF `rope.dimension_count`). */
   ropeDim: number;
   /** Output head shares the token embedding. */
@@ -78,6 +108,8 @@ export interface ModelConfig extends ArchitectureTraits {
   /** Attention scores and final logits soft-capped as cap * tanh(x / cap) (Gemma 2); 0: off. */
   attnSoftcap: number;
   finalSoftcap: number;
+  /** Attention scores are q·k times this: 1/sqrt(head width), but see readConfig. */
+  attnScale: number;
   /**
    * Sliding-window attention: windowed layers see only the last `slidingWindow` positions (0: no
    * window anywhere). Which layers, as llama.cpp's swa pattern: 0 every layer (Mistral, written as
@@ -117,6 +149,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     contextLength: k('context_length'),
     normEps: k('attention.layer_norm_rms_epsilon', 1e-5),
     ropeTheta: k('rope.freq_base', 10000),
+    ropeLinearScale: metaString(file, `${arch}.rope.scaling.type`) === 'linear' ? k('rope.scaling.factor', 1) : 1,
     ropeDim: k('rope.dimension_count', headDim),
     tiedOutput: !file.tensors.some((t) => t.name === 'output.weight'),
     ropeFactors: ropeFactors(file),
@@ -124,6 +157,9 @@ export function readConfig(file: GGUFFile): ModelConfig {
     ropeAttnFactor: k('rope.scaling.attn_factor', 1),
     attnSoftcap: traits.softcapping ? k('attn_logit_softcapping', 50) : 0,
     finalSoftcap: traits.softcapping ? k('final_logit_softcapping', 30) : 0,
+    // Gemma 3 27B scales by 1/sqrt(dim / heads) (its query_pre_attn_scalar, 168, not its head
+    // width, 128); llama.cpp tells the 27B by its 62 layers.
+    attnScale: arch === 'gemma3' && k('block_count') === 62 ? 1 / Math.sqrt(dim / nHeads) : 1 / Math.sqrt(headDim),
     slidingWindow: traits.window ? k('attention.sliding_window', traits.window.fallback) : 0,
     swaPattern: traits.window?.pattern ?? 0,
     ...traits,
@@ -141,6 +177,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     throw new ModelFormatError('shape-mismatch', `${name}: value heads of ${k('attention.value_length')} differ from key heads of ${config.headDim}`);
   }
   if (config.headDim > 256) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported 256`);
+  if (!(config.ropeLinearScale > 0)) throw new ModelFormatError('malformed', `${name}: invalid rope.scaling.factor ${config.ropeLinearScale}`);
   if (config.ropeDim > config.headDim || config.ropeDim % 2) throw new ModelFormatError('malformed', `${name}: invalid rope.dimension_count ${config.ropeDim}`);
   // A token without an embedding row would read past the matrix (llama.cpp refuses it too).
   const tokens = file.metadata.get('tokenizer.ggml.tokens');
@@ -153,8 +190,9 @@ export function readConfig(file: GGUFFile): ModelConfig {
 
 /**
  * What one layer runs, top to bottom: a block that mixes the tokens (attention over the KV cache),
- * then a feed-forward block. What varies from layer to layer (Gemma 2's alternating window) is
- * resolved here from the architecture's traits, so a block reads one plain record per layer.
+ * then a feed-forward block. What varies from layer to layer (Gemma 2's alternating window,
+ * SmolLM3's layers without RoPE) is resolved here from the architecture's traits, so a block reads
+ * one plain record per layer.
  */
 export interface LayerPlan {
   index: number;
@@ -169,16 +207,19 @@ export interface AttentionPlan {
   kind: 'attention';
   /** Keys the layer attends to: the last `window` positions, or 0 for the whole context. */
   window: number;
+  /** Whether q and k are rotated (false: SmolLM3's NoPE layers). */
+  rope: boolean;
+  /** RoPE by the windowed layers' own base (`windowRopeTheta`, Gemma 3), not the model's. */
+  windowRope: boolean;
 }
 
 /** The layers of the model, in order. */
 export function layerPlans(c: ModelConfig): LayerPlan[] {
-  return Array.from({ length: c.nLayers }, (_, index) => ({
-    index,
-    prefix: `blk.${index}.`,
-    mixer: { kind: 'attention', window: layerWindow(c, index) },
-    feedForward: 'glu',
-  }));
+  return Array.from({ length: c.nLayers }, (_, index) => {
+    const window = layerWindow(c, index);
+    const rope = !(c.noRopeLayerStep && (index + 1) % c.noRopeLayerStep === 0);
+    return { index, prefix: `blk.${index}.`, mixer: { kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0 }, feedForward: 'glu' };
+  });
 }
 
 /** The sliding window layer `layer` attends within, or 0 for the whole context. */
@@ -252,6 +293,10 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
       m.set(p + 'attn_q.bias', [q]);
       m.set(p + 'attn_k.bias', [kv]);
       m.set(p + 'attn_v.bias', [kv]);
+    }
+    if (c.qkNorm) {
+      m.set(p + 'attn_q_norm.weight', [c.headDim]);
+      m.set(p + 'attn_k_norm.weight', [c.headDim]);
     }
     m.set(p + 'attn_output.weight', [q, c.dim]);
     if (c.postNorms) m.set(p + 'post_attention_norm.weight', [c.dim]);

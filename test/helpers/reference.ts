@@ -4,7 +4,7 @@
  * checks the kernels and the repacked layouts, not just the arithmetic.
  */
 import { readTensorChunks, type GGUFFile } from '../../src/gguf/gguf.js';
-import { layerWindow, matrixViews, readConfig, ropeFactorTensor, tensor, type ModelConfig } from '../../src/model/config.js';
+import { layerPlans, layerWindow, matrixViews, readConfig, ropeFactorTensor, tensor, type ModelConfig } from '../../src/model/config.js';
 import { formatFor } from '../../src/quant/formats.js';
 
 export async function dequantizeTensor(file: GGUFFile, name: string): Promise<Float32Array> {
@@ -22,6 +22,8 @@ interface Layer {
   bq?: Float32Array; bk?: Float32Array; bv?: Float32Array;
   attnNorm: Float32Array; wq: Float32Array; wk: Float32Array; wv: Float32Array; wo: Float32Array;
   ffnNorm: Float32Array; wGate: Float32Array; wUp: Float32Array; wDown: Float32Array;
+  /** Per-head norms of q and k, before RoPE (Qwen 3). */
+  qNorm?: Float32Array; kNorm?: Float32Array;
   /** Norms on the attention and FFN outputs (Gemma 2). */
   postAttnNorm?: Float32Array; postFfnNorm?: Float32Array;
 }
@@ -62,6 +64,7 @@ export class ReferenceModel {
         wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'),
         wDown: await get(p + 'ffn_down.weight'),
         ...(c.qkvBias ? { bq: await get(p + 'attn_q.bias'), bk: await get(p + 'attn_k.bias'), bv: await get(p + 'attn_v.bias') } : {}),
+        ...(c.qkNorm ? { qNorm: await get(p + 'attn_q_norm.weight'), kNorm: await get(p + 'attn_k_norm.weight') } : {}),
         ...(c.postNorms ? { postAttnNorm: await get(p + 'post_attention_norm.weight'), postFfnNorm: await get(p + 'post_ffw_norm.weight') } : {}),
       });
     }
@@ -93,7 +96,7 @@ export class ReferenceModel {
 
     for (let l = 0; l < c.nLayers; l++) {
       const L = this.layers[l]!;
-      // Attention: norm, project, rotate, cache, attend, project back, residual.
+      // Attention: norm, project, (Qwen 3) norm q and k per head, rotate (but SmolLM3's NoPE layers), cache, attend, project back, residual.
       rmsnorm(xb, x, L.attnNorm, c.normEps);
       matmul(q, xb, L.wq);
       const k = this.keyCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
@@ -105,16 +108,28 @@ export class ReferenceModel {
         for (let i = 0; i < k.length; i++) k[i]! += L.bk[i]!;
         for (let i = 0; i < v.length; i++) v[i]! += L.bv[i]!;
       }
+      if (L.qNorm && L.kNorm) {
+        for (let h = 0; h < c.nHeads; h++) rmsnorm(q.subarray(h * hd, (h + 1) * hd), q.subarray(h * hd, (h + 1) * hd), L.qNorm, c.normEps);
+        for (let h = 0; h < c.nKvHeads; h++) rmsnorm(k.subarray(h * hd, (h + 1) * hd), k.subarray(h * hd, (h + 1) * hd), L.kNorm, c.normEps);
+      }
       const neox = c.ropeStyle === 'neox';
-      rope(q, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
-      rope(k, pos, hd, c.ropeDim, c.ropeTheta, this.freqFactors, neox, c.ropeAttnFactor);
+      const mixer = layerPlans(c)[l]!.mixer;
+      if (mixer.windowRope) {
+        // Gemma 3's windowed layers: their own base, no factors, no scaling.
+        rope(q, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
+        rope(k, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
+      } else if (mixer.rope) {
+        const factors = Array.from({ length: c.ropeDim / 2 }, (_, i) => (this.freqFactors?.[i] ?? 1) * c.ropeLinearScale);
+        rope(q, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
+        rope(k, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
+      }
       const window = layerWindow(c, l);
       for (let h = 0; h < c.nHeads; h++) {
         const kvh = Math.floor(h / group);
         for (let t = 0; t <= pos; t++) {
           let s = 0;
           for (let i = 0; i < hd; i++) s += q[h * hd + i]! * this.keyCache[l]![t * kvDim + kvh * hd + i]!;
-          s /= Math.sqrt(hd);
+          s *= c.attnScale;
           if (c.attnSoftcap) s = c.attnSoftcap * Math.tanh(s / c.attnSoftcap);
           att[t] = window && pos - t >= window ? -Infinity : s;
         }

@@ -12,6 +12,8 @@ type KvCache = { keys: GPUBuffer; values: GPUBuffer };
  * The attention block: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x)).
  * Decode runs the projections, biases, RoPE and the KV-cache write as one fused dispatch
  * (shaders/gemv_qkv.wgsl); prefill runs them as plain matmuls, bias adds and one RoPE dispatch.
+ * With q/k norms (Qwen 3, Gemma 3), which come between the projections and RoPE, both leave q and
+ * k unrotated and one more dispatch normalizes and rotates them (shaders/qk_norm_rope.wgsl).
  */
 export class AttentionBlocks {
   /** A step's queries, then the heads' outputs (a row per token). */
@@ -21,11 +23,12 @@ export class AttentionBlocks {
   private readonly partial: GPUBuffer;
   /**
    * The model's constants, read by RoPE and the fused decode projection: the (cos, sin) table,
-   * then (Qwen2) each layer's q, k and v biases. One read-only buffer, so the fused q/k/v kernel
+   * (Gemma 3) the windowed layers' table, then (Qwen2) each layer's q, k and v biases. One read-only buffer, so the fused q/k/v kernel
    * fits the 8 storage buffers every device allows.
    */
   private readonly constants: GPUBuffer;
   private readonly ropeParams: GPUBuffer;
+  private readonly windowRopeParams: GPUBuffer;
   /** The biases' copies into `constants`, sent by finish() once every layer is recorded. */
   private readonly biasCopies: GPUCommandEncoder;
 
@@ -42,11 +45,16 @@ export class AttentionBlocks {
     this.out = a.storage('attn_out', maxBatch * qDim(c) * 4);
     this.partial = a.storage('attention_partial', attentionPartialBytes(c, maxBatch));
     this.constants = a.storage('constants', constantsBytes(c, contextLength));
-    a.device.queue.writeBuffer(this.constants, 0, ropeAngles(contextLength, c.ropeDim, c.ropeTheta, freqFactors, c.ropeAttnFactor));
+    // Linear scaling divides every angle, as the freq factors do.
+    const factors = c.ropeLinearScale === 1 ? freqFactors : Array.from({ length: c.ropeDim / 2 }, (_, i) => (freqFactors?.[i] ?? 1) * c.ropeLinearScale);
+    a.device.queue.writeBuffer(this.constants, 0, ropeAngles(contextLength, c.ropeDim, c.ropeTheta, factors, c.ropeAttnFactor));
+    if (c.windowRopeTheta) a.device.queue.writeBuffer(this.constants, ropeTableBytes(c, contextLength), ropeAngles(contextLength, c.ropeDim, c.windowRopeTheta));
     this.biasCopies = a.device.createCommandEncoder();
-    this.ropeParams = a.uniform('rope', uniformData([
-      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
-    ]));
+    const ropeParams = (tableAt: number) => uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: tableAt },
+    ]);
+    this.ropeParams = a.uniform('rope', ropeParams(0));
+    this.windowRopeParams = a.uniform('rope', ropeParams(ropeTableBytes(c, contextLength) / 8));
   }
 
   /** Records layer `layer`'s attention block and makes its KV cache. */
@@ -59,16 +67,24 @@ export class AttentionBlocks {
       values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
     };
     const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
-    const fused = fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
+    // The fused kernel rotates by the model's table only.
+    const fused = !(layer.mixer.windowRope && !c.qkNorm) && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
     r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
+    // Q/k norms come between the projections and RoPE: the projections above leave q and k
+    // unrotated, and one dispatch normalizes and rotates them.
+    if (c.qkNorm) r.add(this.qkNormRope(layer, cache));
     r.add(this.attend(layer, cache));
     const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
     r.add(...r.residualAdd(residual, r.matrix(p + 'attn_output.weight'), this.out, postNorm));
   }
 
-  /** Prefill's q, k and v: q ← Wq·input, cache ← Wk·input and Wv·input at the step's rows, biases, then RoPE of q and k. */
+  /**
+   * Prefill's q, k and v (decode's too where they cannot be fused): q ← Wq·input, cache ← Wk·input
+   * and Wv·input at the step's rows, biases, then RoPE of q and k unless the layer has none or
+   * (q/k norms) qkNormRope rotates them.
+   */
   private projection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
     const { r, q } = this;
     const c = r.config;
@@ -81,13 +97,31 @@ export class AttentionBlocks {
         this.addBias(cache.values, r.vector(p + 'attn_v.bias'), kvDim(c), true),
       );
     }
+    if (!layer.mixer.rope || c.qkNorm) return ops;
     const rope = r.kernels.get('rope');
     ops.push({
       kernel: rope,
-      bindGroup: r.kernels.bindGroup(rope, [q, cache.keys, this.constants, this.ropeParams, r.step]),
+      bindGroup: r.kernels.bindGroup(rope, [q, cache.keys, this.constants, layer.mixer.windowRope ? this.windowRopeParams : this.ropeParams, r.step]),
       grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
     });
     return ops;
+  }
+
+  /** Per-head RMSNorms of the step's q and k, then their RoPE (unless the layer has none), in place (shaders/qk_norm_rope.wgsl). */
+  private qkNormRope(layer: LayerPlan, cache: KvCache): Op {
+    const { r } = this;
+    const c = r.config;
+    const kernel = r.kernels.get('qk_norm_rope', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'qk_norm_rope'));
+    const params = r.alloc.uniform('qk_norm_rope', uniformData([
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
+      { u: layer.mixer.windowRope ? ropeTableBytes(c, this.contextLength) / 8 : 0 }, { f: c.normEps }, { u: layer.mixer.rope ? 1 : 0 },
+    ]));
+    const weights = [r.vector(layer.prefix + 'attn_q_norm.weight'), r.vector(layer.prefix + 'attn_k_norm.weight')];
+    return {
+      kernel,
+      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, this.constants, ...weights, params, r.step]),
+      grid: (n) => [c.nHeads + c.nKvHeads, n, 1],
+    };
   }
 
   /** Causal attention of the step's queries over the layer's KV cache (within its window), into `out`. */
@@ -96,7 +130,7 @@ export class AttentionBlocks {
     const c = r.config;
     const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
     const params = r.alloc.uniform('attention', uniformData([
-      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: 1 / Math.sqrt(c.headDim) }, { f: c.attnSoftcap }, { u: layer.mixer.window },
+      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: layer.mixer.window },
     ]));
     return {
       kernel,
@@ -126,7 +160,9 @@ export class AttentionBlocks {
     const kernel = r.kernels.get(r.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq.layout.kind, wk.layout.kind, wv.layout.kind], r.decodeSize);
     const params = r.alloc.uniform('qkv', uniformData([
       ...[wq, wk, wv].flatMap((m) => weightDesc(m.layout)),
-      { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
+      // A rotary width of 0 leaves every pair unrotated (SmolLM3's layers without RoPE; q/k norms,
+      // which come before RoPE: qkNormRope rotates).
+      { u: c.headDim }, { u: layer.mixer.rope && !c.qkNorm ? c.ropeDim : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
     ]));
     const pairs = (qDim(c) + 2 * kvDim(c)) / 2;
     // CPU adapters: a thread takes two pairs of one matrix at a time.
@@ -155,12 +191,17 @@ function kvDim(c: ModelConfig): number {
   return c.nKvHeads * c.headDim;
 }
 
+/** Bytes of one RoPE table: a (cos, sin) pair per position and rotated pair. */
+function ropeTableBytes(c: ModelConfig, contextLength: number): number {
+  return contextLength * c.ropeDim * 4;
+}
+
 /**
- * Bytes of the constants buffer: the RoPE table, then (Qwen2) q, k and v biases per layer. With
- * `beforeLayer`, the bytes before that layer's biases.
+ * Bytes of the constants buffer: the RoPE table, (Gemma 3) the windowed layers' one, then (Qwen2)
+ * q, k and v biases per layer. With `beforeLayer`, the bytes before that layer's biases.
  */
 function constantsBytes(c: ModelConfig, contextLength: number, beforeLayer = c.qkvBias ? c.nLayers : 0): number {
-  return (contextLength * c.ropeDim + beforeLayer * (qDim(c) + 2 * kvDim(c))) * 4;
+  return (c.windowRopeTheta ? 2 : 1) * ropeTableBytes(c, contextLength) + beforeLayer * (qDim(c) + 2 * kvDim(c)) * 4;
 }
 
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
