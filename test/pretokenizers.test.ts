@@ -11,7 +11,7 @@ import { writeGGUF, type TypedValue } from '../src/gguf/writer.js';
 import { bytesSource } from '../src/io/byte-source.js';
 import { fileSource } from '../src/node/file-source.js';
 import { preTokenize, SUPPORTED_PRE_TOKENIZERS } from '../src/tokenizer/pre-tokenizers.js';
-import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
+import { BYTE_LEVEL_CHARS, GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { HAVE_MODELS, MODELS } from './helpers/models.js';
 
 const VOCAB = `${MODELS}tokenizers/llamacpp-vocab/`;
@@ -139,17 +139,7 @@ describe('pre-tokenizer splits', () => {
   });
 });
 
-/** GPT-2's byte-to-character table (the byte-level alphabet of gpt2 vocabularies). */
-const BYTE_CHARS: string[] = (() => {
-  const out: string[] = [];
-  let next = 256;
-  for (let b = 0; b < 256; b++) {
-    const printable = (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
-    out.push(String.fromCharCode(printable ? b : next++));
-  }
-  return out;
-})();
-const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => BYTE_CHARS[b]!).join('');
+const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => BYTE_LEVEL_CHARS[b]!).join('');
 
 /**
  * A GGUF whose vocabulary is the 256 bytes plus each expected piece, built by left-to-right

@@ -370,7 +370,7 @@ function utf8Length(s: string): number {
 }
 
 /** GPT-2's byte-to-character table: printable bytes stand for themselves, the rest from U+0100. */
-const BYTE_LEVEL_CHARS: string[] = (() => {
+export const BYTE_LEVEL_CHARS: string[] = (() => {
   const out: string[] = [];
   let next = 256;
   for (let b = 0; b < 256; b++) {
