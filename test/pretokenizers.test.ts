@@ -148,7 +148,7 @@ const byteLevel = (s: string) => Array.from(new TextEncoder().encode(s), (b) => 
  * pre-tokenizer cuts exactly there.
  */
 async function syntheticTokenizer(pre: string, pieces: string[]): Promise<GGUFTokenizer> {
-  const tokens = [...BYTE_CHARS];
+  const tokens = [...BYTE_LEVEL_CHARS];
   const merges: string[] = [];
   const chars = pieces.map((p) => [...byteLevel(p)]);
   const inside = new Set(chars.flatMap((c) => c.slice(1).map((ch, i) => `${c[i]} ${ch}`)));
