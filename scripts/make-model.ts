@@ -242,10 +242,14 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
   return out;
 }
 
-export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number }): Promise<Uint8Array> {
+/**
+ * `layers` keeps only the first layers of the shape: every tensor keeps its real size, for tests
+ * about one tensor (a split embedding) that need not pay for the whole depth.
+ */
+export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number; layers?: number }): Promise<Uint8Array> {
   const shape = SHAPES[options.shape];
   if (!shape) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
-  const s = options.ropeScalingFactor ? { ...shape, ropeScalingFactor: options.ropeScalingFactor } : shape;
+  const s = { ...shape, ...(options.ropeScalingFactor ? { ropeScalingFactor: options.ropeScalingFactor } : {}), ...(options.layers ? { layers: options.layers } : {}) };
   const typeOf = QUANTS[options.quant];
   if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
   const random = normal(options.seed ?? 1);
