@@ -7,6 +7,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { HAVE_CHROMIUM } from './helpers/browser.js';
+import { readGGUF } from '../src/gguf/gguf.js';
+import { bytesSource } from '../src/io/byte-source.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { LlamaCppTokenizer, llamaCppTokenStats, type TokenStats } from './helpers/llamacpp.js';
 
 const DIR = new URL('../../shared/models/tokenizers/llamacpp-vocab/', import.meta.url).pathname;
@@ -54,4 +57,15 @@ describe.skipIf(!HAVE_CHROMIUM || VOCABS.length === 0)('llama.cpp tokenizer orac
   test('llamaCppTokenStats opens and closes its own oracle', async () => {
     expect(await llamaCppTokenStats(`${DIR}ggml-vocab-${VOCABS[0]}.gguf`, ['Hello world', ''], { addSpecial: false })).toEqual([{ count: 2, last: vectors(VOCABS[0]!).find((c) => c.text === 'Hello world')!.ids.at(-1) }, { count: 0, last: undefined }]);
   }, 60_000);
+
+  // WordPiece: llama.cpp's own reduction of precomposed letters (a Hangul syllable to its first
+  // jamo, "é" to "e") and its splits, where Hugging Face's BERT differs; counts with CLS and SEP.
+  test('bert-bge (WordPiece): our token counts are llama.cpp\'s on accented, Hangul, CJK and control text', async () => {
+    const path = `${DIR}ggml-vocab-bert-bge.gguf`;
+    const texts = ['서울에서 한국어', 'Cửa Việt', 'naïve résumé ÀÉÎÕÜ', 'Straße İstanbul Å Ω', '北京欢迎你 日本語のテキスト', 'x\u0000y\u200bz\tq', 'e\u0301 vs é', '€100 ≥ 5 © ½', 'Ελληνικά русский عربى', 'unaffable don\'t @user #tag ~x'];
+    const ours = GGUFTokenizer.fromGGUF(await readGGUF(bytesSource(new Uint8Array(readFileSync(path)), path)));
+    const theirs = await llamaCppTokenStats(path, texts);
+    expect(texts.map((t) => ours.encode(t).length)).toEqual(theirs.map((s) => s.count));
+    expect(ours.encode('Hello world')).toEqual([101, 7592, 2088, 102]);
+  }, 120_000);
 });

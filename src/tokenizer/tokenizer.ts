@@ -14,7 +14,7 @@ export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, U
 
 /** What a GGUF's tokenizer.* metadata says, independent of where it was read from. */
 export interface VocabSpec {
-  /** tokenizer.ggml.model: 'llama' (SentencePiece with scores) or 'gpt2' (byte-level BPE). */
+  /** tokenizer.ggml.model: 'llama' (SentencePiece with scores), 'gpt2' (byte-level BPE) or 'bert' (WordPiece). */
   model: string;
   /** tokenizer.ggml.pre: which pre-tokenizer splits text before BPE. */
   pre?: string;
@@ -26,7 +26,11 @@ export interface VocabSpec {
   eosId?: number;
   eotId?: number;
   unkId?: number;
+  /** WordPiece's CLS (its BOS) and SEP (put after the text). */
+  clsId?: number;
+  sepId?: number;
   addBos?: boolean;
+  addSep?: boolean;
   addEos?: boolean;
   addSpacePrefix?: boolean;
   chatTemplate?: string;
@@ -63,7 +67,11 @@ export function vocabFromGGUF(file: GGUFFile): VocabSpec {
     eosId: num('tokenizer.ggml.eos_token_id'),
     eotId: num('tokenizer.ggml.eot_token_id'),
     unkId: num('tokenizer.ggml.unknown_token_id'),
+    clsId: num('tokenizer.ggml.cls_token_id'),
+    // llama.cpp's spelling of the key.
+    sepId: num('tokenizer.ggml.seperator_token_id'),
     addBos: bool('tokenizer.ggml.add_bos_token'),
+    addSep: bool('tokenizer.ggml.add_sep_token'),
     addEos: bool('tokenizer.ggml.add_eos_token'),
     addSpacePrefix: bool('tokenizer.ggml.add_space_prefix'),
     chatTemplate: metaString(file, 'tokenizer.chat_template'),
@@ -78,7 +86,10 @@ export function vocabFromGGUF(file: GGUFFile): VocabSpec {
 }
 
 export interface EncodeOptions {
-  /** Prepend BOS (default: what the vocabulary says). */
+  /**
+   * Add the vocabulary's special tokens around the text (default: what the vocabulary says): BOS
+   * first (CLS for WordPiece) and, for WordPiece, SEP last.
+   */
   addBos?: boolean;
   /** Turn control-token text such as "<|im_start|>" into those tokens (default true). */
   parseSpecial?: boolean;
@@ -97,6 +108,8 @@ export class GGUFTokenizer {
   readonly vocabSize: number;
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
+  /** The token put after the text with the special tokens (WordPiece's SEP), if any. */
+  readonly sepId: number | undefined;
   readonly addBos: boolean;
   readonly chatTemplate: string | undefined;
   /** Tokens that end generation (EOS, EOT and similar control tokens). */
@@ -118,10 +131,13 @@ export class GGUFTokenizer {
     this.vocabSize = t.length;
     this.maxTokenBytes = checkTokenLengths(spec);
     const valid = (id: number | undefined) => (id !== undefined && id >= 0 && id < t.length ? id : undefined);
-    this.bosId = valid(spec.bosId);
+    // llama.cpp's defaults for WordPiece: CLS 101 is its BOS, SEP 102 follows the text.
+    const wordPiece = spec.model === 'bert';
+    this.bosId = valid(spec.bosId ?? (wordPiece ? spec.clsId ?? 101 : undefined));
     this.eosId = valid(spec.eosId);
-    // Without tokenizer.ggml.add_bos_token, llama.cpp's defaults: SentencePiece and some pre-tokenizers add BOS.
-    const bosByDefault = spec.model === 'llama' || (spec.model === 'gpt2' && preTokenizerFor(spec.pre).addBos === true);
+    this.sepId = wordPiece && (spec.addSep ?? true) ? valid(spec.sepId ?? 102) : undefined;
+    // Without tokenizer.ggml.add_bos_token, llama.cpp's defaults: SentencePiece, WordPiece and some pre-tokenizers add BOS.
+    const bosByDefault = spec.model === 'llama' || wordPiece || (spec.model === 'gpt2' && preTokenizerFor(spec.pre).addBos === true);
     this.addBos = (spec.addBos ?? bosByDefault) && this.bosId !== undefined;
     this.chatTemplate = spec.chatTemplate;
     const types = spec.tokenTypes;
@@ -145,15 +161,21 @@ export class GGUFTokenizer {
     const parseSpecial = options.parseSpecial ?? true;
     let ids: number[];
     if (!this.hasControlText(text)) {
-      ids = text.length ? this.hf.encode(text, { add_special_tokens: false }).ids : [];
+      ids = text.length ? this.run(this.hf, text) : [];
     } else if (!parseSpecial) {
       ids = this.plain(text);
     } else if (options.literalRanges?.length) {
       ids = this.encodeAround(text, options.literalRanges);
     } else {
-      ids = this.hf.encode(text, { add_special_tokens: false }).ids;
+      ids = this.run(this.hf, text);
     }
-    return (options.addBos ?? this.addBos) && this.bosId !== undefined ? [this.bosId, ...ids] : ids;
+    if (!(options.addBos ?? this.addBos)) return ids;
+    return [...(this.bosId !== undefined ? [this.bosId] : []), ...ids, ...(this.sepId !== undefined ? [this.sepId] : [])];
+  }
+
+  /** One HF encode, after WordPiece's own reduction of accented letters (see baseLetters). */
+  private run(hf: HFTokenizer, text: string): number[] {
+    return hf.encode(this.spec.model === 'bert' ? baseLetters(text) : text, { add_special_tokens: false }).ids;
   }
 
   /** Whether the text holds the text of a control token (such as "</s>" or "<|im_start|>"). */
@@ -181,7 +203,7 @@ export class GGUFTokenizer {
   /** Text without special-token parsing: control-token text is encoded as the characters it is. */
   private plain(text: string): number[] {
     this.plainHf ??= this.build(false);
-    return text.length ? this.plainHf.encode(text, { add_special_tokens: false }).ids : [];
+    return text.length ? this.run(this.plainHf, text) : [];
   }
 
   /**
@@ -238,9 +260,9 @@ export class GGUFTokenizer {
         normalized: false, special: a.type === TokenType.CONTROL,
       }));
     const vocab = Object.fromEntries(s.tokens.map((tok, i) => [tok, i]));
-    const json = s.model === 'llama' ? this.sentencePiece(vocab, added) : s.model === 'gpt2' ? this.byteLevelBpe(vocab, added) : null;
+    const json = s.model === 'llama' ? this.sentencePiece(vocab, added) : s.model === 'gpt2' ? this.byteLevelBpe(vocab, added) : s.model === 'bert' ? this.wordPiece(added) : null;
     if (!json) {
-      throw new ModelFormatError('unsupported-architecture', `tokenizer model "${s.model}" is not supported (supported: llama, gpt2)`);
+      throw new ModelFormatError('unsupported-architecture', `tokenizer model "${s.model}" is not supported (supported: llama, gpt2, bert)`);
     }
     return new HFTokenizer(json, { clean_up_tokenization_spaces: false });
   }
@@ -324,7 +346,65 @@ export class GGUFTokenizer {
       },
     };
   }
+
+  /**
+   * WordPiece (tokenizer.ggml.model = bert), as llama.cpp's WPM tokenizer runs it: each
+   * precomposed character reduced to its base (baseLetters), lower-cased, control characters
+   * dropped, split at whitespace and around punctuation, ASCII symbols and CJK ideographs; then
+   * each word greedily into the longest pieces from its start (a word with a piece missing becomes
+   * one [UNK]). Combining marks typed as such stay in the word. The GGUF spells a word's first piece with a
+   * U+2581 prefix and a continuing piece bare (llama.cpp's converter drops BERT's "##"); here they
+   * become BERT's own spelling again.
+   */
+  private wordPiece(added: object[]): object {
+    const s = this.spec;
+    const types = s.tokenTypes;
+    const vocab: Record<string, number> = {};
+    for (const [id, token] of s.tokens.entries()) {
+      const type = types?.[id] ?? TokenType.NORMAL;
+      const piece = type === TokenType.CONTROL || type === TokenType.UNKNOWN ? token : token.startsWith('▁') ? token.slice(1) : CONTINUATION + token;
+      if (!(piece in vocab)) vocab[piece] = id;
+    }
+    const unk = s.unkId ?? (types ? Array.from(types).indexOf(TokenType.UNKNOWN) : -1);
+    return {
+      version: '1.0',
+      added_tokens: added,
+      normalizer: {
+        type: 'Sequence',
+        normalizers: [
+          { type: 'BertNormalizer', clean_text: true, handle_chinese_chars: true, strip_accents: false, lowercase: true },
+        ],
+      },
+      pre_tokenizer: { type: 'BertPreTokenizer' },
+      post_processor: null,
+      decoder: { type: 'WordPiece', prefix: CONTINUATION, cleanup: false },
+      model: {
+        type: 'WordPiece', unk_token: unk >= 0 ? s.tokens[unk] : '[UNK]', continuing_subword_prefix: CONTINUATION,
+        max_input_chars_per_word: Number.MAX_SAFE_INTEGER, vocab,
+      },
+    };
+  }
 }
+
+/**
+ * Each character replaced by the first code point of its canonical decomposition: "é" -> "e",
+ * "ü" -> "u", a Hangul syllable -> its first jamo. This is what llama.cpp's WPM tokenizer calls
+ * NFD (its table keeps one code point per character), so accents on precomposed letters vanish
+ * while combining marks already in the text stay.
+ */
+function baseLetters(text: string): string {
+  // Only characters NFD changes matter; ASCII-only text is returned as it is.
+  if (/^[\x00-\x7f]*$/.test(text)) return text;
+  let out = '';
+  for (const c of text) {
+    const d = c.normalize('NFD');
+    out += d === c ? c : String.fromCodePoint(d.codePointAt(0)!);
+  }
+  return out;
+}
+
+/** WordPiece's mark of a piece that continues a word (GGUF marks the other kind instead). */
+const CONTINUATION = '##';
 
 /** "a b" -> ["a", "b"]; byte-level tokens never contain a plain space, so the first one splits. */
 function splitMerge(m: string): [string, string] {
