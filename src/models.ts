@@ -126,6 +126,21 @@ const CATALOG = {
     license: 'MIT',
     shape: { dim: 64, nLayers: 5, nHeads: 8, nKvHeads: 4, headDim: 8, ffnDim: 172, vocabSize: 512, contextLength: 2048 },
   },
+  'qwen3-0.6b-q4_k_m': {
+    // Records that agree on commit, hash and size: a Yocto recipe (SRC_URI with sha256sum), two
+    // Swift model manifests, a Rust installer, a browser tool's wllama model list, a model-card
+    // table, an HTTP probe of the hub (x-repo-commit, x-linked-size, x-linked-etag); the same
+    // bytes at the earlier commit 272676c9 in a Flutter app's pinned manifest.
+    name: 'Qwen3 0.6B, Q4_K_M',
+    url: hf('unsloth/Qwen3-0.6B-GGUF', '50968a4468ef4233ed78cd7c3de230dd1d61a56b', 'Qwen3-0.6B-Q4_K_M.gguf'),
+    sha256: 'ac2d97712095a558e31573f62f466a3f9d93990898b0ec79d7c974c1780d524a',
+    bytes: 396_705_472,
+    architecture: 'qwen3',
+    quantization: 'Q4_K_M',
+    parameters: 600_000_000,
+    license: 'Apache-2.0',
+    shape: { dim: 1024, nLayers: 28, nHeads: 16, nKvHeads: 8, headDim: 128, ffnDim: 3072, vocabSize: 151_936, contextLength: 40_960 },
+  },
   'qwen2.5-0.5b-instruct-q4_k_m': {
     name: 'Qwen2.5 0.5B Instruct, Q4_K_M',
     url: hf('Qwen/Qwen2.5-0.5B-Instruct-GGUF', '9217f5db79a29953eb74d5343926648285ec7e67', 'qwen2.5-0.5b-instruct-q4_k_m.gguf'),
@@ -136,6 +151,21 @@ const CATALOG = {
     parameters: 494_000_000,
     license: 'Apache-2.0',
     shape: { dim: 896, nLayers: 24, nHeads: 14, nKvHeads: 2, headDim: 64, ffnDim: 4864, vocabSize: 151_936, contextLength: 32_768 },
+  },
+  'google_gemma-3-1b-it-q4_k_m': {
+    // Records that agree on commit, hash and size: two Swift apps' LocalLLMModelSpec, a Python
+    // dictation app's LLM list, a JVM validation-case table, a download script, a Flutter app's
+    // model policy and its test, an acceptance-evidence document.
+    // Gemma 3's sliding-window layers keep a full-length KV cache here, so the estimate is exact.
+    name: 'Gemma 3 1B Instruct, Q4_K_M',
+    url: hf('bartowski/google_gemma-3-1b-it-GGUF', '116f76234503685a98f572982177b11d44ec8ff1', 'google_gemma-3-1b-it-Q4_K_M.gguf'),
+    sha256: '12bf0fff8815d5f73a3c9b586bd8fee8e7b248c935de70dec367679873d0f29d',
+    bytes: 806_058_496,
+    architecture: 'gemma3',
+    quantization: 'Q4_K_M',
+    parameters: 1_000_000_000,
+    license: 'Gemma Terms of Use',
+    shape: { dim: 1152, nLayers: 26, nHeads: 4, nKvHeads: 1, headDim: 256, ffnDim: 6912, vocabSize: 262_144, contextLength: 32_768 },
   },
   'llama-3.2-1b-instruct-q4_k_m': {
     name: 'Llama 3.2 1B Instruct, Q4_K_M',
@@ -148,6 +178,17 @@ const CATALOG = {
     license: 'Llama 3.2 Community License',
     shape: { dim: 2048, nLayers: 16, nHeads: 32, nKvHeads: 8, headDim: 64, ffnDim: 8192, vocabSize: 128_256, contextLength: 131_072 },
   },
+  'tinyllama-1.1b-chat-v1.0.q8_0': {
+    name: 'TinyLlama 1.1B Chat v1.0, Q8_0',
+    url: hf('TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF', '52e7645ba7c309695bec7ac98f4f005b139cf465', 'tinyllama-1.1b-chat-v1.0.Q8_0.gguf'),
+    sha256: 'a4c9bb1dbaa372f6381a035fa5c02ef087aaa1ff1f843a56a22328114f03fc59',
+    bytes: 1_170_781_568,
+    architecture: 'llama',
+    quantization: 'Q8_0',
+    parameters: 1_100_000_000,
+    license: 'Apache-2.0',
+    shape: { dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, headDim: 64, ffnDim: 5632, vocabSize: 32_000, contextLength: 2048 },
+  },
   'gemma-2-2b-it-q4_k_m': {
     name: 'Gemma 2 2B Instruct, Q4_K_M',
     url: hf('bartowski/gemma-2-2b-it-GGUF', '855f67caed130e1befc571b52bd181be2e858883', 'gemma-2-2b-it-Q4_K_M.gguf'),
@@ -158,6 +199,20 @@ const CATALOG = {
     parameters: 2_610_000_000,
     license: 'Gemma Terms of Use',
     shape: { dim: 2304, nLayers: 26, nHeads: 8, nKvHeads: 4, headDim: 256, ffnDim: 9216, vocabSize: 256_000, contextLength: 8192 },
+  },
+  'smollm3-q4_k_m': {
+    // Records that agree on commit, hash and size: a model-lock table, a Kotlin model registry, a
+    // Python candidate list and its test, a JVM expected-model table, a TypeScript download lock,
+    // an Expo app's loader, an acceptance-evidence document.
+    name: 'SmolLM3 3B, Q4_K_M',
+    url: hf('ggml-org/SmolLM3-3B-GGUF', '4965cb60b150737b68a0408c36aeefb65078f894', 'SmolLM3-Q4_K_M.gguf'),
+    sha256: '8334b850b7bd46238c16b0c550df2138f0889bf433809008cc17a8b05761863e',
+    bytes: 1_915_305_312,
+    architecture: 'smollm3',
+    quantization: 'Q4_K_M',
+    parameters: 3_080_000_000,
+    license: 'Apache-2.0',
+    shape: { dim: 2048, nLayers: 36, nHeads: 16, nKvHeads: 4, headDim: 128, ffnDim: 11_008, vocabSize: 128_256, contextLength: 65_536 },
   },
   'phi-3.5-mini-instruct-q4_k_m': {
     name: 'Phi-3.5 mini Instruct, Q4_K_M',
@@ -171,16 +226,19 @@ const CATALOG = {
     // 32 KV heads (no grouped-query attention): its KV cache is larger than its weights at 4096.
     shape: { dim: 3072, nLayers: 32, nHeads: 32, nKvHeads: 32, headDim: 96, ffnDim: 8192, vocabSize: 32_064, contextLength: 131_072 },
   },
-  'tinyllama-1.1b-chat-v1.0.q8_0': {
-    name: 'TinyLlama 1.1B Chat v1.0, Q8_0',
-    url: hf('TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF', '52e7645ba7c309695bec7ac98f4f005b139cf465', 'tinyllama-1.1b-chat-v1.0.Q8_0.gguf'),
-    sha256: 'a4c9bb1dbaa372f6381a035fa5c02ef087aaa1ff1f843a56a22328114f03fc59',
-    bytes: 1_170_781_568,
-    architecture: 'llama',
-    quantization: 'Q8_0',
-    parameters: 1_100_000_000,
-    license: 'Apache-2.0',
-    shape: { dim: 2048, nLayers: 22, nHeads: 32, nKvHeads: 4, headDim: 64, ffnDim: 5632, vocabSize: 32_000, contextLength: 2048 },
+  'microsoft_phi-4-mini-instruct-q4_k_m': {
+    // Records that agree on commit, hash and size: a Flutter app's model policy and its test, a
+    // deployment log that downloaded and verified this snapshot; the same hash and size at the
+    // bartowski commits 7ff82c2a and 915429cb and in several manifests at main.
+    name: 'Phi-4 mini Instruct, Q4_K_M',
+    url: hf('bartowski/microsoft_Phi-4-mini-instruct-GGUF', 'faffc28d86d0c0781b4ec92d30e400a6d350a53b', 'microsoft_Phi-4-mini-instruct-Q4_K_M.gguf'),
+    sha256: '01999f17c39cc3074afae5e9c539bc82d45f2dd7faa3917c66cbef76fce8c0c2',
+    bytes: 2_491_874_688,
+    architecture: 'phi3',
+    quantization: 'Q4_K_M',
+    parameters: 3_840_000_000,
+    license: 'MIT',
+    shape: { dim: 3072, nLayers: 32, nHeads: 24, nKvHeads: 8, headDim: 128, ffnDim: 8192, vocabSize: 200_064, contextLength: 131_072 },
   },
 } satisfies Record<string, Entry>;
 

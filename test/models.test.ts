@@ -7,6 +7,7 @@ import * as library from '../src/index.js';
 import { SUPPORTED_ARCHITECTURES } from '../src/core.js';
 import { MAX_PART_BYTES } from '../src/model/weights.js';
 import { estimateGpuBytes, MAX_WEIGHT_BUFFER_BYTES, MODELS, type CatalogModel } from '../src/models.js';
+import { SHAPES } from '../scripts/make-model.js';
 
 const entries = Object.entries(MODELS) as [string, CatalogModel][];
 /** The WebGPU default maxStorageBufferBindingSize, which every device offers. */
@@ -15,8 +16,9 @@ const DEFAULT_BINDING = 128 * 2 ** 20;
 describe('MODELS', () => {
   test('has the demo presets, each with every field', () => {
     expect(entries.map(([id]) => id)).toEqual([
-      'stories260k', 'qwen2.5-0.5b-instruct-q4_k_m', 'llama-3.2-1b-instruct-q4_k_m',
-      'gemma-2-2b-it-q4_k_m', 'phi-3.5-mini-instruct-q4_k_m', 'tinyllama-1.1b-chat-v1.0.q8_0',
+      'stories260k', 'qwen3-0.6b-q4_k_m', 'qwen2.5-0.5b-instruct-q4_k_m', 'google_gemma-3-1b-it-q4_k_m',
+      'llama-3.2-1b-instruct-q4_k_m', 'tinyllama-1.1b-chat-v1.0.q8_0', 'gemma-2-2b-it-q4_k_m', 'smollm3-q4_k_m',
+      'phi-3.5-mini-instruct-q4_k_m', 'microsoft_phi-4-mini-instruct-q4_k_m',
     ]);
     for (const [key, m] of entries) {
       expect(m.id).toBe(key);
@@ -37,6 +39,35 @@ describe('MODELS', () => {
       expect(url.protocol, key).toBe('https:');
       expect(url.pathname, key).toMatch(/\/resolve\/[0-9a-f]{40}\/.+\.gguf$/);
       expect(url.search + url.hash, key).toBe('');
+    }
+  });
+
+  test("an id is its file's name, lower case, without .gguf; smallest file first", () => {
+    for (const [key, m] of entries) {
+      const file = new URL(m.url).pathname.split('/').at(-1) ?? '';
+      expect(key).toBe(file.toLowerCase().replace(/\.gguf$/, ''));
+    }
+    const sizes = entries.map(([, m]) => m.bytes);
+    expect(sizes).toEqual([...sizes].sort((a, b) => a - b));
+  });
+
+  test("shapes agree with make-model's copies of the same config.json", () => {
+    const sameModel: Partial<Record<string, string>> = {
+      'qwen3-0.6b-q4_k_m': 'qwen3-0.6b', 'qwen2.5-0.5b-instruct-q4_k_m': 'qwen2.5-0.5b',
+      'google_gemma-3-1b-it-q4_k_m': 'gemma-3-1b', 'llama-3.2-1b-instruct-q4_k_m': 'llama-3.2-1b',
+      'tinyllama-1.1b-chat-v1.0.q8_0': 'tinyllama-1.1b', 'gemma-2-2b-it-q4_k_m': 'gemma-2-2b', 'smollm3-q4_k_m': 'smollm3-3b',
+      'phi-3.5-mini-instruct-q4_k_m': 'phi-3.5-mini', 'microsoft_phi-4-mini-instruct-q4_k_m': 'phi-4-mini',
+    };
+    for (const [key, m] of entries) {
+      const name = sameModel[key];
+      if (name === undefined) continue;
+      const s = SHAPES[name];
+      expect(s, name).toBeDefined();
+      if (s === undefined) continue;
+      expect(m.shape, key).toEqual({
+        dim: s.dim, nLayers: s.layers, nHeads: s.heads, nKvHeads: s.kvHeads, headDim: s.headDim ?? s.dim / s.heads,
+        ffnDim: s.ffn, vocabSize: s.vocab, contextLength: s.context,
+      });
     }
   });
 
