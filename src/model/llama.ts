@@ -3,14 +3,15 @@ import type { GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
-import { AttentionBlocks, attentionBuffers } from './blocks/attention.js';
+import { AttentionBlocks } from './blocks/attention.js';
 import { recordEmbedding } from './blocks/embedding.js';
-import { FeedForwardBlocks, feedForwardBuffers } from './blocks/feed-forward.js';
-import { outputHeadBuffers, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
-import { layerPlans, readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
+import { FeedForwardBlocks } from './blocks/feed-forward.js';
+import { recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
+import { layerPlans, ropeFactorTensor, type ModelConfig } from './config.js';
+import { checkFit, planMemory, residualBytes } from './memory-plan.js';
 import { tuneDecodeWorkgroup } from './kernel-shapes.js';
 import { ForwardRecorder, type Op, type ResidualStream } from './recorder.js';
-import { planWeights, repackWeights, uploadWeights, type TensorPlan, type WeightChunk } from './weights.js';
+import { repackWeights, uploadWeights, type TensorPlan, type WeightChunk } from './weights.js';
 
 // Kept importable from here, where bench and the kernel tests look for them.
 export { barrierWorkgroup, cpuGrid, DECODE_WORKGROUPS, decodeGemv, matmulParams, ROWS_WORKGROUP, tuneDecodeWorkgroup } from './kernel-shapes.js';
@@ -45,6 +46,11 @@ export interface LoadOptions {
   contextLength?: number;
   /** Prompt tokens processed per step. */
   maxBatch?: number;
+  /**
+   * The most GPU memory the model may take (weights, KV cache and work buffers at
+   * `contextLength`); a model over it is refused before its weights are read. Default: no limit.
+   */
+  maxGpuBytes?: number;
   /**
    * Matrices larger than this are split by rows across buffers. The default, 128 MiB, is what
    * every WebGPU device can bind (and keeps cached chunks valid across devices); tests lower it.
@@ -123,12 +129,11 @@ export class LlamaModel {
   kvCacheBytes = 0;
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<LlamaModel> {
-    const config = readConfig(file);
-    const contextLength = Math.min(config.contextLength, options.contextLength ?? 4096);
-    const model = new LlamaModel(gpu, config, contextLength, options.maxBatch ?? 64);
-    // Before a single weight byte is read: does every buffer fit this device's limits?
-    const plans = planWeights(file, config, options.maxPartBytes);
-    checkFit(planBuffers(plans, config, contextLength, model.maxBatch), gpu.limits);
+    // Before a single weight byte is read: does every buffer fit this device's limits and the budget?
+    const memory = planMemory(file, options);
+    checkFit(memory, gpu.limits, options.maxGpuBytes);
+    const { config, contextLength, weights: plans } = memory;
+    const model = new LlamaModel(gpu, config, contextLength, memory.maxBatch);
     gpu.device.pushErrorScope('out-of-memory');
     gpu.device.pushErrorScope('validation');
     let failure: unknown;
@@ -314,39 +319,5 @@ export class LlamaModel {
   dispose(): void {
     this.disposed = true;
     this.alloc.destroyAll();
-  }
-}
-
-/** Bytes of each of the residual stream's buffers (x and its normalized copy). */
-function residualBytes(c: ModelConfig, maxBatch: number): number {
-  return maxBatch * c.dim * 4;
-}
-
-/** Every GPU buffer a model needs and its size in bytes, from the weight plan (the header alone). */
-export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
-  // The buffers build() creates, each on its own (binding limits are per buffer).
-  return [
-    ...weights.map((p) => ({ name: p.name, bytes: p.words * 4 })),
-    { name: 'x', bytes: residualBytes(c, maxBatch) },
-    { name: 'xb', bytes: residualBytes(c, maxBatch) },
-    ...attentionBuffers(c, contextLength, maxBatch),
-    ...feedForwardBuffers(c, maxBatch),
-    ...outputHeadBuffers(c, contextLength),
-  ];
-}
-
-/**
- * Refuses a model that cannot fit before anything is downloaded or allocated: each buffer must
- * fit the device's storage binding and buffer size limits.
- */
-export function checkFit(buffers: { name: string; bytes: number }[], limits: GpuContext['limits']): void {
-  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  const biggest = buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
-  if (biggest.bytes > limit) {
-    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-    throw new WebGGUFError(
-      'insufficient-memory',
-      `this model does not fit this device: ${biggest.name} needs ${mib(biggest.bytes)} in one buffer, and the GPU allows ${mib(limit)} (total ${mib(buffers.reduce((s, b) => s + b.bytes, 0))})`,
-    );
   }
 }
