@@ -204,7 +204,8 @@ function contentSpans(
   const marker = (i: number) => `\uE000${nonce}:${i}\uE001`;
   let marked: string;
   try {
-    marked = renderChat(template, messages.map((m, i) => ({ ...m, content: marker(i) })), tokens, options);
+    // Empty content stays empty: templates branch on it (an assistant turn that only calls tools).
+    marked = renderChat(template, messages.map((m, i) => ({ ...m, content: m.content === '' ? '' : marker(i) })), tokens, options);
   } catch {
     return undefined;
   }
