@@ -71,6 +71,9 @@ describe('rendering tools, calls and results through the real templates', () => 
     expect(text).toContain('"name": "get_weather", "description": "get_weather(city: str, unit: str) - Current weather in a city');
     expect(text).toContain('<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>');
     expect(text).toContain('<tool_response>\n{"temp":21}\n</tool_response>');
+    // A parameter without a description (its template trims it) renders as Python's Jinja does.
+    const bare = render('hermes3', ROUND_TRIP, [{ name: 'f', description: 'F', parameters: { type: 'object', properties: { x: { type: 'integer' } } } }]);
+    expect(bare).toContain('        x(int): "');
   });
   test('Llama 3.x: tools in the first user turn, the call as JSON with "parameters", the result as ipython', () => {
     const text = render('llama3.3');

@@ -233,6 +233,8 @@ interface AstNode {
   type: string;
   [field: string]: unknown;
 }
+/** Filters that take an undefined value as '' (as Python's Jinja does). */
+const STRING_FILTERS = new Set(['trim', 'lower', 'upper', 'capitalize', 'title', 'string', 'length']);
 /** An argument or operand evaluated ahead of the interpreter (to check it), passed back as is. */
 const EVALUATED = 'WebGGUFEvaluated';
 const LITERAL = /^(String|Integer|Float|Boolean)Literal$/;
@@ -270,6 +272,10 @@ class BoundedInterpreter extends InterpreterBase {
   }
 
   override applyFilter(operand: RuntimeValue, filter: AstNode, env: Environment): RuntimeValue {
+    const filterName = (filter.type === 'CallExpression' ? (filter.callee as AstNode).value : filter.value) as string;
+    // Python's Jinja reads an undefined value as '' in string filters (Hermes' tool template
+    // trims each parameter's description, which tools often leave out).
+    if (operand.type === 'UndefinedValue' && STRING_FILTERS.has(filterName)) operand = super.evaluate({ type: 'StringLiteral', value: '' }, env);
     if (filter.type === 'CallExpression') {
       const name = (filter.callee as AstNode).value as string;
       const args = this.evaluatedArgs(filter.args as AstNode[], env);
