@@ -182,6 +182,24 @@ describe('parsing each family\'s calls, streamed in pieces and whole alike', () 
     });
   }
 
+  test('a long call streamed in token-sized pieces parses quickly', () => {
+    // 64k characters: more than a 4096-token context holds.
+    const big = JSON.stringify({ city: 'x'.repeat(64_000) });
+    for (const [format, text] of [
+      [toolFormat(template('qwen2.5')), `<tool_call>{"name": "get_weather", "arguments": ${big}}</tool_call>`],
+      [toolFormat(template('llama3.3')), `{"name": "get_weather", "parameters": ${big}}`],
+      [toolFormat(template('mistral-nemo')), `[TOOL_CALLS][{"name": "get_weather", "arguments": ${big}}]`],
+    ] as const) {
+      const started = performance.now();
+      const p = withTools(format)();
+      const calls: ParsedCall[] = [];
+      for (let i = 0; i < text.length; i += 4) calls.push(...p.push(text.slice(i, i + 4)).calls);
+      calls.push(...p.finish().calls);
+      expect(calls).toHaveLength(1);
+      expect(performance.now() - started).toBeLessThan(3000);
+    }
+  });
+
   test('while streaming, no piece of a call is given out as content', () => {
     const text = 'Checking now. <tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
     for (const seed of [1, 7, 9]) {

@@ -93,25 +93,46 @@ export interface ToolParse {
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * Where the JSON object or array starting at `from` ends (the index after it), or -1 when the
- * text ends first. Strings and escapes are followed, so braces inside strings do not count.
+ * Finds where the JSON object or array starting at `start` ends, over a text that grows: each
+ * call goes on from where the last stopped, so a value streamed in pieces is scanned once.
+ * Strings and escapes are followed, so brackets inside strings do not count.
  */
-export function jsonEnd(text: string, from: number): number {
-  let depth = 0;
-  let inString = false;
-  for (let i = from; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
-    else if (c === '}' || c === ']') {
-      if (--depth === 0) return i + 1;
-      if (depth < 0) return -1;
-    }
+export class JsonScanner {
+  private at: number;
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private ended = -1;
+
+  constructor(readonly start: number) {
+    this.at = start;
   }
-  return -1;
+
+  /** The index after the value, or -1 while `text` ends first (or it is not well nested). */
+  end(text: string): number {
+    if (this.ended >= 0) return this.ended;
+    for (; this.at < text.length; this.at++) {
+      const c = text[this.at];
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === '\\') this.escaped = true;
+        else if (c === '"') this.inString = false;
+      } else if (c === '"') this.inString = true;
+      else if (c === '{' || c === '[') this.depth++;
+      else if (c === '}' || c === ']') {
+        if (--this.depth <= 0) {
+          this.at++;
+          return (this.ended = this.depth === 0 ? this.at : -1);
+        }
+      }
+    }
+    return -1;
+  }
+}
+
+/** Where the JSON object or array starting at `from` ends (the index after it), or -1. */
+export function jsonEnd(text: string, from: number): number {
+  return new JsonScanner(from).end(text);
 }
 
 /** The calls a JSON text holds (one call object, `{function: {...}}`, or a list of them); undefined if it is not calls. */
@@ -161,6 +182,9 @@ export class ToolCallParser {
   private opener = '';
   /** Bare JSON calls were read: a ';' may separate the next. */
   private bareCalls = false;
+  /** The JSON value being scanned at the buffer's start, and how far the closer was looked for. */
+  private json: JsonScanner | undefined;
+  private searched = 0;
 
   /** `known`: function names a bare JSON reply must use to count as a call. */
   constructor(private readonly format: ToolFormat, private readonly known: ReadonlySet<string>) {
@@ -176,12 +200,18 @@ export class ToolCallParser {
     return this.drain(true);
   }
 
+  /** The scanner of the JSON value at `start` of the buffer, kept while the buffer only grows. */
+  private scanner(start: number): JsonScanner {
+    if (this.json?.start !== start) this.json = new JsonScanner(start);
+    return this.json;
+  }
+
   private drain(final: boolean): ToolParse {
     const out: ToolParse = { content: '', calls: [] };
     for (;;) {
       if (this.state === 'start') {
         // Llama 3.2 separates several bare calls with ';'.
-        const lead = this.buffer.length - (this.bareCalls ? this.buffer.replace(/^\s*;?/, '') : this.buffer).trimStart().length;
+        const lead = this.json?.start ?? this.buffer.length - (this.bareCalls ? this.buffer.replace(/^\s*;?/, '') : this.buffer).trimStart().length;
         if (lead === this.buffer.length) {
           if (final) this.text(out, this.buffer.length);
           return out;
@@ -190,7 +220,7 @@ export class ToolCallParser {
           this.state = 'text';
           continue;
         }
-        const end = jsonEnd(this.buffer, lead);
+        const end = this.scanner(lead).end(this.buffer);
         if (end < 0) {
           if (!final) return out;
           this.state = 'text';
@@ -203,7 +233,7 @@ export class ToolCallParser {
         }
         out.calls.push(...calls);
         this.bareCalls = true;
-        this.buffer = this.buffer.slice(end);
+        this.cut(end);
         continue;
       }
       if (this.state === 'text') {
@@ -218,7 +248,7 @@ export class ToolCallParser {
           return out;
         }
         this.text(out, at);
-        this.buffer = this.buffer.slice(opener.length);
+        this.cut(opener.length);
         this.opener = opener;
         this.state = 'call';
         continue;
@@ -229,14 +259,14 @@ export class ToolCallParser {
         if (!final) return out;
         // The reply ended inside a call: what it wrote stays text.
         out.content += this.opener + this.buffer;
-        this.buffer = '';
+        this.cut(this.buffer.length);
         this.state = 'text';
         return out;
       }
       const calls = body.calls;
       if (calls) out.calls.push(...calls);
       else out.content += this.opener + this.buffer.slice(0, body.end);
-      this.buffer = this.buffer.slice(body.end);
+      this.cut(body.end);
       this.state = 'text';
     }
   }
@@ -244,7 +274,16 @@ export class ToolCallParser {
   /** Moves the first `n` buffered characters to the content. */
   private text(out: ToolParse, n: number): void {
     out.content += this.buffer.slice(0, n);
+    this.cut(n);
+  }
+
+  /** Drops the first `n` buffered characters; positions into the buffer start over. */
+  private cut(n: number): void {
     this.buffer = this.buffer.slice(n);
+    if (n > 0) {
+      this.json = undefined;
+      this.searched = 0;
+    }
   }
 
   /** The complete call at the buffer's start: where it ends and its calls (undefined if malformed), or undefined while incomplete. */
@@ -252,14 +291,17 @@ export class ToolCallParser {
     const b = this.buffer;
     const closer = this.format.closer;
     if (closer !== undefined) {
-      const at = b.indexOf(closer);
-      if (at < 0) return undefined;
+      const at = b.indexOf(closer, this.searched);
+      if (at < 0) {
+        this.searched = Math.max(0, b.length - closer.length + 1);
+        return undefined;
+      }
       return { end: at + closer.length, calls: callsFromJson(b.slice(0, at).trim()) };
     }
     const lead = b.length - b.trimStart().length;
     if (lead === b.length) return undefined;
     if (b[lead] === '{' || b[lead] === '[') {
-      const end = jsonEnd(b, lead);
+      const end = this.scanner(lead).end(b);
       return end < 0 ? undefined : { end, calls: callsFromJson(b.slice(lead, end)) };
     }
     // Mistral's newer form: name[ARGS]{...}, the name optionally followed by [CALL_ID]id.
@@ -269,7 +311,7 @@ export class ToolCallParser {
     if (args < 0) return undefined;
     const name = b.slice(0, args).replace(/\[CALL_ID\][\s\S]*$/, '').trim();
     const start = args + '[ARGS]'.length;
-    const end = jsonEnd(b, start);
+    const end = this.scanner(start).end(b);
     if (end < 0) return undefined;
     let parsed: unknown;
     try {
