@@ -160,6 +160,8 @@ const TOKYO = { name: 'get_time', arguments: { zone: 'Asia/Tokyo' } };
 describe('parsing each family\'s calls, streamed in pieces and whole alike', () => {
   const cases: [string, ToolFormat, string, ReplyPart][] = [
     ['Qwen / Hermes', toolFormat(template('qwen2.5')), 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n<tool_call>\n{"name": "get_time", "arguments": {"zone": "Asia/Tokyo"}}\n</tool_call>', { reasoning: '', content: 'Let me check.', calls: [PARIS, TOKYO] }],
+    ['Qwen, a bare call without its tags', toolFormat(template('qwen2.5')), '{"name": "get_weather", "arguments": {"city": "Paris"}}', { reasoning: '', content: '', calls: [PARIS] }],
+    ['Qwen, JSON that is not a call', toolFormat(template('qwen2.5')), '{"name": "Ann", "age": 3}', { reasoning: '', content: '{"name": "Ann", "age": 3}', calls: [] }],
     ['Qwen, arguments as a JSON string', toolFormat(template('qwen3')), '<tool_call>\n{"name": "get_weather", "arguments": "{\\"city\\": \\"Paris\\"}"}\n</tool_call>', { reasoning: '', content: '', calls: [PARIS] }],
     ['Llama 3 bare JSON', toolFormat(template('llama3.3')), '{"name": "get_weather", "parameters": {"city": "Paris"}}', { reasoning: '', content: '', calls: [PARIS] }],
     ['Llama 3 two calls', toolFormat(template('llama3.3')), ' {"name": "get_weather", "parameters": {"city": "Paris"}}; {"name": "get_time", "parameters": {"zone": "Asia/Tokyo"}}', { reasoning: '', content: '', calls: [PARIS, TOKYO] }],

@@ -17,7 +17,10 @@ export interface ToolFormat {
   openers: string[];
   /** Text that closes a call; undefined: the call is one JSON value (or Mistral's name[ARGS]{...}). */
   closer: string | undefined;
-  /** A reply that is only a JSON call object (no opener) is a call. */
+  /**
+   * A reply that starts with a JSON call object naming an offered function (no opener) is a
+   * call: Llama 3's own form, and what small models of the other families often write.
+   */
   bareJson: boolean;
   /** The call object's key for the arguments. */
   argumentsKey: 'arguments' | 'parameters';
@@ -28,10 +31,10 @@ export interface ToolFormat {
 }
 
 const FORMATS: Record<ToolFormatName, ToolFormat> = {
-  hermes: { name: 'hermes', openers: ['<tool_call>'], closer: '</tool_call>', bareJson: false, argumentsKey: 'arguments', list: false, markers: ['<tool_call>', '</tool_call>'] },
+  hermes: { name: 'hermes', openers: ['<tool_call>'], closer: '</tool_call>', bareJson: true, argumentsKey: 'arguments', list: false, markers: ['<tool_call>', '</tool_call>'] },
   llama3: { name: 'llama3', openers: ['<|python_tag|>'], closer: undefined, bareJson: true, argumentsKey: 'parameters', list: false, markers: ['<|python_tag|>'] },
   mistral: { name: 'mistral', openers: ['[TOOL_CALLS]'], closer: undefined, bareJson: false, argumentsKey: 'arguments', list: true, markers: ['[TOOL_CALLS]', '[ARGS]', '[CALL_ID]'] },
-  phi4: { name: 'phi4', openers: ['<|tool_call|>'], closer: '<|/tool_call|>', bareJson: false, argumentsKey: 'arguments', list: false, markers: ['<|tool_call|>', '<|/tool_call|>'] },
+  phi4: { name: 'phi4', openers: ['<|tool_call|>'], closer: '<|/tool_call|>', bareJson: true, argumentsKey: 'arguments', list: false, markers: ['<|tool_call|>', '<|/tool_call|>'] },
   generic: { name: 'generic', openers: ['<tool_call>'], closer: '</tool_call>', bareJson: true, argumentsKey: 'arguments', list: false, markers: ['<tool_call>', '</tool_call>'] },
 };
 

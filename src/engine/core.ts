@@ -123,7 +123,7 @@ export class EngineCore {
       } else {
         prompt = encode(messages);
       }
-      const thinkingOpen = features.thinking && !prefill && promptOpensThinking(tokenizer.decode(prompt.slice(-4), { keepSpecial: true }));
+      const thinkingOpen = features.thinking && !prefill && promptOpensThinking(tokenizer.decode(prompt.slice(-8), { keepSpecial: true }));
       // Markers the reply is split at, kept in the decoded text where they are control tokens.
       const markers = [...(tools ? format.markers : []), ...(features.thinking ? ['<think>', '</think>'] : [])];
       const keepControl = controlTokenIds(tokenizer, markers);
@@ -158,11 +158,13 @@ export class EngineCore {
             await emit?.(delta({ tool_calls: [{ index: at, function: { arguments: call.function.arguments } }] }, null));
           }
         };
+        if (signal.aborted && index > 0) {
+          choices.push({ index, message: { role: 'assistant', content: '', refusal: null }, finish_reason: 'abort', logprobs: null });
+          continue;
+        }
         // The prefilled opener is the reply's first text; inside a call, the parser holds it.
         await take(parser.push(prefill));
-        const result = signal.aborted && index > 0
-          ? { finishReason: 'abort' as const, usage: undefined }
-          : await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl);
+        const result = await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl);
         await take(parser.finish());
         const finishReason = calls.length && result.finishReason === 'stop' ? 'tool_calls' : result.finishReason;
         await emit?.(delta({}, finishReason));
@@ -170,7 +172,7 @@ export class EngineCore {
         if (calls.length) message.tool_calls = calls;
         if (reasoning) message.reasoning_content = reasoning;
         choices.push({ index, message, finish_reason: finishReason, logprobs: null });
-        if (result.usage) total = total ? addCompletion(total, result.usage, received) : result.usage;
+        total = total ? addCompletion(total, result.usage, received) : result.usage;
       }
       const usage = total!;
       if (plan.includeUsage) await emit?.(chunk([], usage));
