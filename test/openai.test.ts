@@ -127,7 +127,8 @@ describe('legacy completion request fields', () => {
     await rejects({ best_of: 2 }, /^best_of/);
     await rejects({ logprobs: 2 }, /^logprobs/);
     await rejects({ echo: 'yes' }, /^echo/);
-    await rejects({ n: 3 }, /^n /);
+    await rejects({ n: 3, stream: true }, /^n 3 is not supported with stream/);
+    await rejects({ n: 0 }, /^n must be a positive integer/);
     await rejects({ max_tokns: 3 }, /max_tokns is not a known.*did you mean max_tokens/);
     await rejects({ messages: MESSAGES }, /messages is not a known completion request field/);
     await rejects({ prompt: ['a', 'b'] }, /batch of 2 prompts/);

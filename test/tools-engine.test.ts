@@ -210,5 +210,9 @@ describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (script
     expect(new Set(seen.seeds).size).toBe(3);
     expect(r.usage.completion_tokens).toBeGreaterThan(3);
     expect(r.usage.total_tokens).toBe(r.usage.prompt_tokens + r.usage.completion_tokens);
+    // Legacy completions too.
+    const c = await core.completion({ prompt: 'Say', n: 2, seed: 42 }, `c${requests++}`);
+    expect(c.choices.map((x) => [x.index, x.text])).toEqual([[0, 'One.'], [1, 'Two.']]);
+    expect(seen.seeds.slice(3)).toEqual(seen.seeds.slice(0, 2));
   });
 });

@@ -42,6 +42,8 @@ export interface CompletionPlan extends StreamPlan {
   prompt: string | number[];
   echo: boolean;
   params: GenerateParams;
+  /** Choices to generate (n). */
+  n: number;
 }
 
 /** A field's check: throws on a value it cannot honour (never called for undefined or null). */
@@ -153,7 +155,7 @@ const COMPLETION_FIELDS: Record<string, FieldCheck> = {
   prompt: () => {}, // completionPrompt
   max_tokens: isNumber,
   echo: isBoolean,
-  n: only([1], 'one choice per request; only n: 1'),
+  n: () => {}, // choiceCount
   best_of: only([1], 'one candidate per request; only best_of: 1'),
   logprobs: notSupported('log-probs are not implemented yet'),
   suffix: only([''], 'insertion (suffix) is not supported'),
@@ -235,9 +237,7 @@ export function validateChatRequest(request: unknown): ChatPlan {
     throw invalid(`max_tokens (${maxTokens}) and max_completion_tokens (${maxCompletionTokens}) disagree; give one`);
   }
   const plan = streamPlan(r);
-  const n = positiveInteger(r, 'n') ?? 1;
-  if (n > MAX_CHOICES) throw invalid(`n must be at most ${MAX_CHOICES}, got ${n}`);
-  if (n > 1 && plan.stream) throw invalid(`n ${n} is not supported with stream: true; stream one choice per request, or set stream: false`);
+  const n = choiceCount(r, plan);
   const tools = validateTools(opt(r.tools));
   const toolChoice = validateToolChoice(opt(r.tool_choice), tools);
   const templateKwargs = validateTemplateKwargs(opt(r.chat_template_kwargs));
@@ -247,6 +247,14 @@ export function validateChatRequest(request: unknown): ChatPlan {
     toolChoice, parallelToolCalls: r.parallel_tool_calls !== false, n,
     ...(templateKwargs ? { templateKwargs } : {}),
   };
+}
+
+/** n: 1 to MAX_CHOICES choices, more than one only without stream. */
+function choiceCount(r: Record<string, unknown>, plan: StreamPlan): number {
+  const n = positiveInteger(r, 'n') ?? 1;
+  if (n > MAX_CHOICES) throw invalid(`n must be at most ${MAX_CHOICES}, got ${n}`);
+  if (n > 1 && plan.stream) throw invalid(`n ${n} is not supported with stream: true; stream one choice per request, or set stream: false`);
+  return n;
 }
 
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -331,8 +339,10 @@ export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
 export function validateCompletionRequest(request: unknown): CompletionPlan {
   const r = checkFields(request, COMPLETION_FIELDS, 'completion request');
+  const plan = streamPlan(r);
   return {
-    ...streamPlan(r),
+    ...plan,
+    n: choiceCount(r, plan),
     prompt: completionPrompt(r.prompt),
     echo: r.echo === true,
     params: samplingParams(r, positiveInteger(r, 'max_tokens') ?? COMPLETION_DEFAULT_MAX_TOKENS),

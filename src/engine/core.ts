@@ -183,7 +183,7 @@ export class EngineCore {
   /** OpenAI's legacy text completion; `onChunk` gets the stream's chunks when the request streams. */
   async completion(request: Omit<CompletionRequest, 'signal'>, requestId: string, onChunk?: (c: CompletionChunk) => unknown): Promise<Completion> {
     const received = performance.now();
-    const { prompt: given, echo, params, ...plan } = validateCompletionRequest(request);
+    const { prompt: given, echo, params, n, ...plan } = validateCompletionRequest(request);
     return this.serial(requestId, async (signal) => {
       const { tokenizer, info, model } = this.require();
       let prompt: number[];
@@ -201,19 +201,27 @@ export class EngineCore {
       });
       const piece = (text: string, finish: FinishReason | null) => chunk([{ index: 0, text, finish_reason: finish, logprobs: null }]);
       const emit = plan.stream ? onChunk : undefined;
-      let text = echo ? (typeof given === 'string' ? given : tokenizer.decode(given)) : '';
-      if (text) await emit?.(piece(text, null));
-      const result = await this.run(prompt, params, signal, async ({ text: t }) => {
-        text += t;
-        if (t) await emit?.(piece(t, null));
-      }, received);
-      await emit?.(piece('', result.finishReason));
-      if (plan.includeUsage) await emit?.(chunk([], result.usage));
-      return {
-        id, object: 'text_completion', created, model: info.id,
-        choices: [{ index: 0, text, finish_reason: result.finishReason, logprobs: null }],
-        usage: result.usage,
-      };
+      const echoed = echo ? (typeof given === 'string' ? given : tokenizer.decode(given)) : '';
+      const choices: Completion['choices'] = [];
+      let total: Usage | undefined;
+      for (let index = 0; index < n; index++) {
+        if (signal.aborted && index > 0) {
+          choices.push({ index, text: echoed, finish_reason: 'abort', logprobs: null });
+          continue;
+        }
+        let text = echoed;
+        if (text) await emit?.(piece(text, null));
+        const result = await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text: t }) => {
+          text += t;
+          if (t) await emit?.(piece(t, null));
+        }, received);
+        await emit?.(piece('', result.finishReason));
+        choices.push({ index, text, finish_reason: result.finishReason, logprobs: null });
+        total = total ? addCompletion(total, result.usage, received) : result.usage;
+      }
+      const usage = total!;
+      if (plan.includeUsage) await emit?.(chunk([], usage));
+      return { id, object: 'text_completion', created, model: info.id, choices, usage };
     });
   }
 

@@ -167,8 +167,8 @@ export interface ChatCompletionRequest extends InformationalFields, SamplingFiel
 
 /** OpenAI's legacy completion request (`engine.completions.create`). */
 export interface CompletionRequest extends InformationalFields, SamplingFields {
-  /** One choice per request: only 1. */
-  n?: 1 | null;
+  /** Choices, each sampled on its own (as in chat); more than 1 only without stream. */
+  n?: number | null;
   /** Text, or token ids; an array of one of either is taken as that one. */
   prompt: string | [string] | number[] | [number[]];
   /** Default 16, as OpenAI's. */
@@ -263,7 +263,7 @@ export interface Completion {
   object: 'text_completion';
   created: number;
   model: string;
-  choices: { index: 0; text: string; finish_reason: FinishReason; logprobs: null }[];
+  choices: { index: number; text: string; finish_reason: FinishReason; logprobs: null }[];
   usage: Usage;
 }
 
