@@ -352,14 +352,17 @@ export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; func
 
 /**
  * What the constraint engine needs to force a call: the reply starts with `prefix`, then one JSON
- * value matching `schema`, then `suffix`, then the turn ends. The engine that applies it lives
- * elsewhere (see `toolCallConstraint`); this is the whole interface between the two.
+ * value matching `schema`, then `suffix`, then the turn ends. With `triggers` (tool_choice
+ * 'auto') the reply is free until it writes one of them; from there the rest of the call is
+ * constrained the same way (the trigger stands for `prefix`). The engine that applies it lives
+ * elsewhere (see `toolCallConstraint`, `toolCallTrigger`); this is the whole interface between the two.
  */
 export interface OutputConstraint {
   kind: 'tool-call';
   prefix: string;
   schema: Record<string, unknown>;
   suffix: string;
+  triggers?: string[];
 }
 
 /** The JSON Schema of one call object of `format` to one of `functions`. */
@@ -389,6 +392,17 @@ export function toolCallConstraint(format: ToolFormat, functions: FunctionDefini
   if (format.closer === undefined) return { kind: 'tool-call', prefix: '', schema: call, suffix: '' };
   const newline = format.name === 'phi4' ? '' : '\n';
   return { kind: 'tool-call', prefix: format.openers[0]! + newline, schema: call, suffix: newline + format.closer };
+}
+
+/**
+ * For tool_choice 'auto': once the reply writes an opener of the format, the call that follows
+ * is one of `functions` (Llama 3's bare JSON has no opener: only its `<|python_tag|>` form).
+ */
+export function toolCallTrigger(format: ToolFormat, functions: FunctionDefinition[]): OutputConstraint | undefined {
+  const forced = toolCallConstraint(format, functions, 'required');
+  if (!forced) return undefined;
+  // After the trigger, what the forced form would have put after its opener (a newline) is free.
+  return { ...forced, prefix: '', triggers: [...format.openers] };
 }
 
 /**

@@ -102,7 +102,9 @@ export class EngineCore {
       const template = tokenizer.chatTemplate;
       const features = templateFeatures(template);
       const format = toolFormat(template);
-      // tool_choice 'required' or a named function: the reply starts inside a call (see OutputConstraint).
+      // tool_choice 'required' or a named function: the reply starts inside a call. `constraint`
+      // is what the constraint engine enforces (OutputConstraint; toolCallTrigger gives the one
+      // for 'auto'); until it is connected the call's opener and name are prefilled instead.
       const constraint = tools && toolCallConstraint(format, tools, toolChoice, parallelToolCalls);
       const prefill = constraint ? callPrefill(format, constraint, typeof toolChoice === 'object' ? toolChoice.function.name : undefined) : '';
       // Message text becomes control tokens only on request (a user could forge turns).
