@@ -89,4 +89,29 @@ describe.skipIf(!HAVE_MODELS)('OpenAI shapes', () => {
     const e = await engine.completions.create({ prompt: [1, 10 ** 6], max_tokens: 3 }).catch((x: unknown) => x);
     expect(e).toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/token id 1000000/) });
   });
+
+  test('tools on a model without a chat template: a round trip with a tool result, streamed and whole alike; n choices', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }];
+    const messages = [
+      ...MESSAGES,
+      { role: 'assistant' as const, content: null, tool_calls: [{ id: 'call_1', type: 'function' as const, function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool' as const, content: 'Sunny, 21 C', tool_call_id: 'call_1' },
+    ];
+    const whole = await engine.chat.completions.create({ messages, tools, temperature: 0, max_tokens: 12 });
+    const plain = await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 12 });
+    // The tools, the call and its result are in the prompt (the generic tool instructions).
+    expect(whole.usage.prompt_tokens).toBeGreaterThan(plain.usage.prompt_tokens + 50);
+    expect(whole.choices[0]!.finish_reason).toBe('length');
+    let content = '';
+    for await (const c of await engine.chat.completions.create({ messages, tools, temperature: 0, max_tokens: 12, stream: true })) content += c.choices[0]?.delta.content ?? '';
+    expect(content).toBe(whole.choices[0]!.message.content);
+    // A named call is prefilled: the reply starts inside it, parsed or not.
+    const named = await engine.chat.completions.create({ messages: MESSAGES, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } }, temperature: 0, max_tokens: 8 });
+    const m = named.choices[0]!.message;
+    expect(m.tool_calls?.length ? m.tool_calls[0]!.function.name : m.content.slice(0, 36)).toMatch(/^(get_weather|<tool_call>\n\{"name": "get_weather", )/);
+    const three = await engine.chat.completions.create({ messages: MESSAGES, n: 3, temperature: 1.5, seed: 7, max_tokens: 10 });
+    expect(three.choices.map((c) => c.index)).toEqual([0, 1, 2]);
+    expect(three.choices[0]!.message.content).toBe((await engine.chat.completions.create({ messages: MESSAGES, temperature: 1.5, seed: 7, max_tokens: 10 })).choices[0]!.message.content);
+    expect(new Set(three.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
+  });
 });

@@ -37,13 +37,13 @@ describe('chat request fields', () => {
   });
 
   test('fields this engine cannot honour are rejected by name', async () => {
-    await rejects({ n: 2 }, /^n 2 is not supported/);
+    await rejects({ n: 2, stream: true }, /^n 2 is not supported with stream/);
     await rejects({ logprobs: true }, /^logprobs/);
     await rejects({ top_logprobs: 3 }, /^top_logprobs/);
     await rejects({ response_format: { type: 'json_object' } }, /^response_format .*json_object.* not supported yet/);
     await rejects({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: {} } } }, /^response_format .*json_schema/);
     await rejects({ response_format: { type: 'yaml' } }, /^response_format/);
-    await rejects({ tools: [{ type: 'function', function: { name: 'f' } }] }, /^tools .*not supported/);
+    await rejects({ tools: [{ type: 'code_interpreter' }] }, /^tools\[0\]\.type .*not supported/);
     await rejects({ tool_choice: 'required' }, /^tool_choice/);
     await rejects({ tool_choice: { type: 'function', function: { name: 'f' } } }, /^tool_choice/);
     await rejects({ functions: [{ name: 'f' }] }, /^functions/);
@@ -102,7 +102,7 @@ describe('chat request fields', () => {
   test('messages: text only, other parts and tool turns named', async () => {
     await rejects({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, /messages\[0\]\.content\[0\]\.type "image_url" is not supported/);
     await rejects({ messages: [{ role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'input_audio' }] }] }, /content\[1\]\.type "input_audio"/);
-    await rejects({ messages: [{ role: 'tool', content: 'x', tool_call_id: '1' }] }, /messages\[0\]\.role "tool" is not supported/);
+    await rejects({ messages: [{ role: 'function', content: 'x', name: 'f' }] }, /messages\[0\]\.role "function" is not supported/);
     await rejects({ messages: [{ role: 'user', contnet: 'x' }] }, /messages\[0\]\.contnet is not a known/);
     await rejects({ messages: [{ role: 'assistant', content: null, tool_calls: [{ id: '1' }] }] }, /messages\[0\]\.tool_calls/);
     await rejects({ messages: [{ role: 'user', content: 'x', name: 3 }] }, /messages\[0\]\.name/);
@@ -127,7 +127,8 @@ describe('legacy completion request fields', () => {
     await rejects({ best_of: 2 }, /^best_of/);
     await rejects({ logprobs: 2 }, /^logprobs/);
     await rejects({ echo: 'yes' }, /^echo/);
-    await rejects({ n: 3 }, /^n /);
+    await rejects({ n: 3, stream: true }, /^n 3 is not supported with stream/);
+    await rejects({ n: 0 }, /^n must be a positive integer/);
     await rejects({ max_tokns: 3 }, /max_tokns is not a known.*did you mean max_tokens/);
     await rejects({ messages: MESSAGES }, /messages is not a known completion request field/);
     await rejects({ prompt: ['a', 'b'] }, /batch of 2 prompts/);

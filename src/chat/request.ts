@@ -8,6 +8,7 @@ import type { GenerateParams } from '../engine/types.js';
 import { WebGGUFError } from '../errors.js';
 import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate-options.js';
 import { validateMessages, type ChatMessage } from './messages.js';
+import type { FunctionDefinition, ToolChoice } from './tool-format.js';
 
 /** What a streamed request asked for beyond its params. */
 export interface StreamPlan {
@@ -19,13 +20,30 @@ export interface StreamPlan {
 export interface ChatPlan extends StreamPlan {
   messages: ChatMessage[];
   params: GenerateParams;
+  /** The functions offered; absent when there are none or tool_choice is 'none'. */
+  tools?: FunctionDefinition[];
+  /** 'auto' when not given (OpenAI's default with tools). */
+  toolChoice: ToolChoice;
+  /** parallel_tool_calls (default true): more than one call per reply. */
+  parallelToolCalls: boolean;
+  /** chat_template_kwargs: extra template variables. */
+  templateKwargs?: Record<string, unknown>;
+  /** Choices to generate (n). */
+  n: number;
 }
+
+/** Most functions one request may offer (OpenAI's limit). */
+export const MAX_TOOLS = 128;
+/** Most choices one request may ask for (each is a whole generation). */
+export const MAX_CHOICES = 16;
 
 export interface CompletionPlan extends StreamPlan {
   /** Text to encode, or token ids as given. */
   prompt: string | number[];
   echo: boolean;
   params: GenerateParams;
+  /** Choices to generate (n). */
+  n: number;
 }
 
 /** A field's check: throws on a value it cannot honour (never called for undefined or null). */
@@ -80,7 +98,6 @@ const SAMPLING: Record<string, FieldCheck> = {
   frequency_penalty: isNumber,
   presence_penalty: isNumber,
   seed: isNumber,
-  n: only([1], 'one choice per request; only n: 1'),
   stop: (v, name) => {
     if (typeof v !== 'string' && !(Array.isArray(v) && v.every((s) => typeof s === 'string'))) {
       throw invalid(`${name} must be a string or an array of strings`);
@@ -115,11 +132,13 @@ const CHAT_FIELDS: Record<string, FieldCheck> = {
     if (type === 'json_object' || type === 'json_schema') throw invalid(`${name} {type: '${type}'} is not supported yet (structured output)`);
     if (type !== 'text' || Object.keys(v).length !== 1) throw invalid(`${name} must be {type: 'text'}, got type ${describeValue(type)}`);
   },
-  tools: only([[]], 'tools are not supported yet'),
-  tool_choice: only(['none', 'auto'], "tools are not supported yet; only 'none' (or 'auto', with no tools)"),
-  parallel_tool_calls: isBoolean, // only qualifies tools, of which there are none
-  functions: only([[]], 'functions are not supported yet'),
-  function_call: only(['none', 'auto'], "functions are not supported yet; only 'none' (or 'auto', with no functions)"),
+  tools: () => {}, // validateTools
+  tool_choice: () => {}, // validateToolChoice
+  parallel_tool_calls: isBoolean,
+  functions: only([[]], 'the deprecated functions field is not supported; use tools'),
+  function_call: only(['none', 'auto'], "the deprecated function_call field is not supported; use tool_choice"),
+  chat_template_kwargs: () => {}, // validateTemplateKwargs
+  n: () => {}, // checked with stream, in validateChatRequest
   modalities: (v, name) => {
     if (!Array.isArray(v) || !v.every((m) => m === 'text')) throw invalid(`${name} ${JSON.stringify(v)} is not supported: text output only`);
   },
@@ -136,6 +155,7 @@ const COMPLETION_FIELDS: Record<string, FieldCheck> = {
   prompt: () => {}, // completionPrompt
   max_tokens: isNumber,
   echo: isBoolean,
+  n: () => {}, // choiceCount
   best_of: only([1], 'one candidate per request; only best_of: 1'),
   logprobs: notSupported('log-probs are not implemented yet'),
   suffix: only([''], 'insertion (suffix) is not supported'),
@@ -216,8 +236,102 @@ export function validateChatRequest(request: unknown): ChatPlan {
   if (maxTokens !== undefined && maxCompletionTokens !== undefined && maxTokens !== maxCompletionTokens) {
     throw invalid(`max_tokens (${maxTokens}) and max_completion_tokens (${maxCompletionTokens}) disagree; give one`);
   }
-  // With no tools, 'auto' chooses none; with some, the tools check has already failed.
-  return { ...streamPlan(r), messages, params: samplingParams(r, maxCompletionTokens ?? maxTokens) };
+  const plan = streamPlan(r);
+  const n = choiceCount(r, plan);
+  const tools = validateTools(opt(r.tools));
+  const toolChoice = validateToolChoice(opt(r.tool_choice), tools);
+  const templateKwargs = validateTemplateKwargs(opt(r.chat_template_kwargs));
+  return {
+    ...plan, messages, params: samplingParams(r, maxCompletionTokens ?? maxTokens),
+    ...(tools.length && toolChoice !== 'none' ? { tools } : {}),
+    toolChoice, parallelToolCalls: r.parallel_tool_calls !== false, n,
+    ...(templateKwargs ? { templateKwargs } : {}),
+  };
+}
+
+/** n: 1 to MAX_CHOICES choices, more than one only without stream. */
+function choiceCount(r: Record<string, unknown>, plan: StreamPlan): number {
+  const n = positiveInteger(r, 'n') ?? 1;
+  if (n > MAX_CHOICES) throw invalid(`n must be at most ${MAX_CHOICES}, got ${n}`);
+  if (n > 1 && plan.stream) throw invalid(`n ${n} is not supported with stream: true; stream one choice per request, or set stream: false`);
+  return n;
+}
+
+const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** OpenAI's tools: function tools with unique names; parameters a JSON Schema object. */
+function validateTools(tools: unknown): FunctionDefinition[] {
+  if (tools === undefined) return [];
+  if (!Array.isArray(tools)) throw invalid(`tools must be an array of {type: 'function', function}, got ${describeValue(tools)}`);
+  if (tools.length > MAX_TOOLS) throw invalid(`tools has ${tools.length} entries; at most ${MAX_TOOLS}`);
+  const names = new Set<string>();
+  return tools.map((t: unknown, i) => {
+    const at = `tools[${i}]`;
+    if (!isPlainObject(t)) throw invalid(`${at} must be an object`);
+    if (t.type !== 'function') throw invalid(`${at}.type ${describeValue(t.type)} is not supported: only 'function' tools`);
+    for (const key of Object.keys(t)) if (key !== 'type' && key !== 'function') throw invalid(`${at}.${key} is not a known tool field`);
+    const f = t.function;
+    if (!isPlainObject(f)) throw invalid(`${at}.function must be an object with a name`);
+    for (const key of Object.keys(f)) {
+      if (!['name', 'description', 'parameters', 'strict'].includes(key)) throw invalid(`${at}.function.${key} is not a known function field`);
+    }
+    if (typeof f.name !== 'string' || !FUNCTION_NAME.test(f.name)) throw invalid(`${at}.function.name must be 1-64 letters, digits, _ or -, got ${describeValue(f.name)}`);
+    if (names.has(f.name)) throw invalid(`${at}.function.name "${f.name}" is given twice`);
+    names.add(f.name);
+    const out: FunctionDefinition = { name: f.name };
+    if (f.description !== undefined && f.description !== null) {
+      if (typeof f.description !== 'string') throw invalid(`${at}.function.description must be a string`);
+      out.description = f.description;
+    }
+    if (f.parameters !== undefined && f.parameters !== null) {
+      if (!isPlainObject(f.parameters)) throw invalid(`${at}.function.parameters must be a JSON Schema object`);
+      try {
+        out.parameters = JSON.parse(JSON.stringify(f.parameters)) as Record<string, unknown>;
+      } catch {
+        throw invalid(`${at}.function.parameters must be plain JSON`);
+      }
+    }
+    if (f.strict !== undefined && f.strict !== null) {
+      isBoolean(f.strict, `${at}.function.strict`);
+      out.strict = f.strict as boolean;
+    }
+    return out;
+  });
+}
+
+function validateToolChoice(choice: unknown, tools: FunctionDefinition[]): ToolChoice {
+  if (choice === undefined) return 'auto';
+  if (choice === 'auto' || choice === 'none') return choice;
+  if (choice === 'required') {
+    if (!tools.length) throw invalid("tool_choice 'required' needs tools");
+    return choice;
+  }
+  if (isPlainObject(choice) && choice.type === 'function' && isPlainObject(choice.function) && typeof choice.function.name === 'string') {
+    const name = choice.function.name;
+    if (!tools.some((t) => t.name === name)) throw invalid(`tool_choice names function "${name}", which is not in tools`);
+    return { type: 'function', function: { name } };
+  }
+  throw invalid(`tool_choice must be 'auto', 'none', 'required' or {type: 'function', function: {name}}, got ${describeValue(choice)}`);
+}
+
+/** Variables the engine sets itself: a request cannot replace them. */
+const TEMPLATE_OWN = new Set(['messages', 'tools', 'add_generation_prompt', 'bos_token', 'eos_token', 'raise_exception', 'range', 'strftime_now', 'true', 'false', 'none', 'True', 'False', 'None']);
+
+/** chat_template_kwargs: plain JSON values under identifier names (enable_thinking a boolean). */
+function validateTemplateKwargs(kwargs: unknown): Record<string, unknown> | undefined {
+  if (kwargs === undefined) return undefined;
+  if (!isPlainObject(kwargs)) throw invalid(`chat_template_kwargs must be an object, got ${describeValue(kwargs)}`);
+  for (const [key, value] of Object.entries(kwargs)) {
+    if (!/^[A-Za-z_]\w*$/.test(key)) throw invalid(`chat_template_kwargs.${key} is not a template variable name`);
+    if (TEMPLATE_OWN.has(key)) throw invalid(`chat_template_kwargs.${key} is set by the engine; it cannot be given`);
+    if (key === 'enable_thinking' && typeof value !== 'boolean') throw invalid(`chat_template_kwargs.enable_thinking must be a boolean, got ${describeValue(value)}`);
+  }
+  try {
+    return JSON.parse(JSON.stringify(kwargs)) as Record<string, unknown>;
+  } catch {
+    throw invalid('chat_template_kwargs must be plain JSON');
+  }
 }
 
 /** OpenAI's default max_tokens for legacy completions. */
@@ -225,8 +339,10 @@ export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
 export function validateCompletionRequest(request: unknown): CompletionPlan {
   const r = checkFields(request, COMPLETION_FIELDS, 'completion request');
+  const plan = streamPlan(r);
   return {
-    ...streamPlan(r),
+    ...plan,
+    n: choiceCount(r, plan),
     prompt: completionPrompt(r.prompt),
     echo: r.echo === true,
     params: samplingParams(r, positiveInteger(r, 'max_tokens') ?? COMPLETION_DEFAULT_MAX_TOKENS),

@@ -1,7 +1,91 @@
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import { WebGGUFError } from '../errors.js';
 import type { ChatMessage } from './messages.js';
+import { callText, genericToolPrompt, templateFeatures, toolFormat, type FunctionDefinition } from './tool-format.js';
 import type { GGUFTokenizer } from '../tokenizer/tokenizer.js';
+
+/** What a request adds to the messages when rendering. */
+export interface RenderOptions {
+  /** Functions the model may call (absent with tool_choice 'none'). */
+  tools?: FunctionDefinition[];
+  /** chat_template_kwargs: extra variables for the template (enable_thinking, ...). */
+  kwargs?: Record<string, unknown>;
+}
+
+/** A message as the template sees it. */
+interface TemplateMessage {
+  role: string;
+  content: string;
+  [field: string]: unknown;
+}
+
+/** Tool output wrapped for templates that have no tool role. */
+const toolResponse = (content: string) => `<tool_response>\n${content}\n</tool_response>`;
+
+/**
+ * The messages (and tools) shaped for this template: what it renders itself it gets as OpenAI
+ * sends it (arguments as an object where it writes them with tojson; 9-character ids where it
+ * insists on them); what it cannot render is written in the model's own call format: calls into
+ * the assistant's content, tool results as user turns, and the offered functions into the system
+ * message (Phi-4-mini's `tools` field, or the generic instructions).
+ */
+export function templateMessages(template: string | undefined, messages: ChatMessage[], tools: FunctionDefinition[] | undefined): TemplateMessage[] {
+  const features = templateFeatures(template);
+  const format = toolFormat(template);
+  const id = (callId: string) => (features.nineCharIds ? nineCharId(callId) : callId);
+  const out = messages.map((m): TemplateMessage => {
+    const t: TemplateMessage = { role: m.role, content: m.content };
+    if (m.name !== undefined) t.name = m.name;
+    if (m.reasoning_content !== undefined) t.reasoning_content = m.reasoning_content;
+    if (m.tool_calls) {
+      if (features.toolCalls) {
+        t.tool_calls = m.tool_calls.map((c) => ({
+          id: id(c.id), type: 'function',
+          function: { name: c.function.name, arguments: features.objectArguments ? JSON.parse(c.function.arguments) as unknown : c.function.arguments },
+        }));
+      } else {
+        const calls = m.tool_calls.map((c) => callText(format, { name: c.function.name, arguments: JSON.parse(c.function.arguments) as Record<string, unknown> }));
+        t.content = [m.content, ...calls].filter((x) => x !== '').join('\n');
+      }
+    }
+    if (m.role === 'tool') {
+      if (features.toolRole) t.tool_call_id = id(m.tool_call_id ?? '');
+      else Object.assign(t, { role: 'user', content: toolResponse(m.content) });
+    }
+    return t;
+  });
+  if (tools?.length && !features.tools) {
+    const system = out.findIndex((m) => m.role === 'system' || m.role === 'developer');
+    if (features.messageTools) {
+      const list = JSON.stringify(tools);
+      if (system >= 0) out[system] = { ...out[system]!, tools: list };
+      else out.unshift({ role: 'system', content: 'You are a helpful assistant with some tools.', tools: list });
+    } else {
+      const prompt = genericToolPrompt(tools);
+      if (system >= 0) out[system] = { ...out[system]!, content: `${out[system]!.content}\n\n${prompt}` };
+      else out.unshift({ role: 'system', content: prompt });
+    }
+  }
+  return out;
+}
+
+/** Mistral's templates want call ids of 9 letters and digits: others are mapped to one, the same each time. */
+function nineCharId(id: string): string {
+  if (/^[A-Za-z0-9]{9}$/.test(id)) return id;
+  const digits = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  let a = 0x811c9dc5;
+  let b = 0x9e3779b9;
+  for (let i = 0; i < id.length; i++) {
+    a = Math.imul(a ^ id.charCodeAt(i), 0x01000193) >>> 0;
+    b = Math.imul(b ^ id.charCodeAt(i), 0x85ebca6b) >>> 0;
+  }
+  let out = '';
+  for (let i = 0; i < 9; i++) {
+    const word = i < 5 ? a : b;
+    out += digits[(word >>> ((i % 5) * 6)) % 62];
+  }
+  return out;
+}
 
 /**
  * What one render may cost. A template comes with the model file, so it is untrusted code: loops
@@ -26,26 +110,30 @@ export const TEMPLATE_LIMITS = {
  * Renders the model's own chat template (tokenizer.chat_template) in @huggingface/jinja's
  * sandboxed interpreter, within TEMPLATE_LIMITS. A base model without one gets a plain transcript.
  */
-export function renderChat(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }): string {
+export function renderChat(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, options: RenderOptions = {}): string {
+  const shaped = templateMessages(template, messages, options.tools);
   if (!template) {
-    const lines = messages.map((m) => (m.role === 'system' || m.role === 'developer' ? `${m.content}\n` : `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}`));
+    const lines = shaped.map((m) => (m.role === 'system' || m.role === 'developer' ? `${m.content}\n` : `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}`));
     return `${lines.join('\n')}\nAssistant:`;
   }
   try {
     const env = new Environment();
+    const tools = options.tools?.length ? { tools: options.tools.map((f) => ({ type: 'function', function: f })) } : {};
     for (const [name, value] of Object.entries({
+      ...options.kwargs,
+      ...tools,
       false: false, true: true, none: null, False: false, True: true, None: null,
       raise_exception: (message: string) => {
         throw new Error(message);
       },
       range: boundedRange,
       strftime_now: strftimeNow,
-      messages,
+      messages: shaped,
       add_generation_prompt: true,
       bos_token: tokens.bos,
       eos_token: tokens.eos,
     })) env.set(name, value);
-    const content = messages.reduce((n, m) => n + m.content.length, 0);
+    const content = shaped.reduce((n, m) => n + m.content.length, 0) + JSON.stringify(options.tools ?? []).length;
     const chars = TEMPLATE_LIMITS.chars + 4 * content;
     const interpreter = new BoundedInterpreter(env, {
       steps: TEMPLATE_LIMITS.steps,
@@ -65,19 +153,43 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
  * in the messages never becomes one ("</s><s>" or "<|im_start|>" typed by a user stays text,
  * so no one can forge a turn) unless `allowSpecial`.
  */
-export function encodeChat(tokenizer: GGUFTokenizer, messages: ChatMessage[], options: { allowSpecial?: boolean } = {}): number[] {
+export function encodeChat(
+  tokenizer: GGUFTokenizer, messages: ChatMessage[], options: RenderOptions & { allowSpecial?: boolean; prefill?: string } = {},
+): number[] {
   const tokens = { bos: tokenizer.tokenText(tokenizer.bosId), eos: tokenizer.tokenText(tokenizer.eosId) };
+  // The reply's forced start (a tool call's opener) is template-like text: its control tokens count.
+  const prefill = options.prefill ?? '';
   const encode = (text: string, literalRanges?: [number, number][]) =>
     // Templates that write BOS themselves must not get a second one.
-    tokenizer.encode(text, { addBos: tokens.bos && text.startsWith(tokens.bos) ? false : undefined, literalRanges });
-  const text = renderChat(tokenizer.chatTemplate, messages, tokens);
+    tokenizer.encode(text + prefill, { addBos: tokens.bos && text.startsWith(tokens.bos) ? false : undefined, literalRanges });
+  const render = { tools: options.tools, kwargs: options.kwargs };
+  if (!options.allowSpecial) {
+    // Tool definitions and call arguments are rendered as JSON, out of reach of content spans.
+    const neutral = (v: unknown) => neutralized(tokenizer, v);
+    render.tools = render.tools && (neutral(render.tools) as FunctionDefinition[]);
+    messages = messages.map((m) => ({
+      ...m,
+      ...(m.tool_calls ? { tool_calls: neutral(m.tool_calls) as ChatMessage['tool_calls'] } : {}),
+      ...(m.tool_call_id !== undefined ? { tool_call_id: neutral(m.tool_call_id) as string } : {}),
+      ...(m.reasoning_content !== undefined ? { reasoning_content: neutral(m.reasoning_content) as string } : {}),
+    }));
+  }
+  const text = renderChat(tokenizer.chatTemplate, messages, tokens, render);
   if (options.allowSpecial || !messages.some((m) => tokenizer.hasControlText(m.content))) return encode(text);
-  const spans = contentSpans(tokenizer.chatTemplate, messages, tokens, text);
+  const spans = contentSpans(tokenizer.chatTemplate, messages, tokens, text, render);
   if (spans) return encode(text, spans);
   // The template changes the content (or branches on it), so where it lands is unknown: break
   // up control-token text in the content instead.
   const neutral = messages.map((m) => ({ ...m, content: tokenizer.breakControlText(m.content) }));
-  return encode(renderChat(tokenizer.chatTemplate, neutral, tokens));
+  return encode(renderChat(tokenizer.chatTemplate, neutral, tokens, render));
+}
+
+/** Strings inside a JSON value (or JSON texts) with control-token text broken up, so none becomes a control token. */
+function neutralized(tokenizer: GGUFTokenizer, value: unknown): unknown {
+  if (typeof value === 'string') return tokenizer.hasControlText(value) ? tokenizer.breakControlText(value) : value;
+  if (Array.isArray(value)) return value.map((v) => neutralized(tokenizer, v));
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [neutralized(tokenizer, k), neutralized(tokenizer, v)]));
+  return value;
 }
 
 /**
@@ -85,12 +197,15 @@ export function encodeChat(tokenizer: GGUFTokenizer, messages: ChatMessage[], op
  * content replaced by a unique marker, and the markers are swapped back. Undefined unless that
  * gives `text` exactly (a template that transforms or inspects content).
  */
-function contentSpans(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, text: string): [number, number][] | undefined {
+function contentSpans(
+  template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, text: string, options: RenderOptions,
+): [number, number][] | undefined {
   const nonce = Math.random().toString(36).slice(2, 10);
   const marker = (i: number) => `\uE000${nonce}:${i}\uE001`;
   let marked: string;
   try {
-    marked = renderChat(template, messages.map((m, i) => ({ ...m, content: marker(i) })), tokens);
+    // Empty content stays empty: templates branch on it (an assistant turn that only calls tools).
+    marked = renderChat(template, messages.map((m, i) => ({ ...m, content: m.content === '' ? '' : marker(i) })), tokens, options);
   } catch {
     return undefined;
   }
@@ -118,6 +233,8 @@ interface AstNode {
   type: string;
   [field: string]: unknown;
 }
+/** Filters that take an undefined value as '' (as Python's Jinja does). */
+const STRING_FILTERS = new Set(['trim', 'lower', 'upper', 'capitalize', 'title', 'string', 'length']);
 /** An argument or operand evaluated ahead of the interpreter (to check it), passed back as is. */
 const EVALUATED = 'WebGGUFEvaluated';
 const LITERAL = /^(String|Integer|Float|Boolean)Literal$/;
@@ -155,6 +272,10 @@ class BoundedInterpreter extends InterpreterBase {
   }
 
   override applyFilter(operand: RuntimeValue, filter: AstNode, env: Environment): RuntimeValue {
+    const filterName = (filter.type === 'CallExpression' ? (filter.callee as AstNode).value : filter.value) as string;
+    // Python's Jinja reads an undefined value as '' in string filters (Hermes' tool template
+    // trims each parameter's description, which tools often leave out).
+    if (operand.type === 'UndefinedValue' && STRING_FILTERS.has(filterName)) operand = super.evaluate({ type: 'StringLiteral', value: '' }, env);
     if (filter.type === 'CallExpression') {
       const name = (filter.callee as AstNode).value as string;
       const args = this.evaluatedArgs(filter.args as AstNode[], env);

@@ -5,9 +5,11 @@ import type { KeyValueStore } from '../cache/store.js';
 import { StopMatcher } from '../chat/stop.js';
 import { validateChatRequest, validateCompletionRequest, validateGenerateRequest, type StreamPlan } from '../chat/request.js';
 import type { ChatMessage } from '../chat/messages.js';
+import { promptOpensThinking, ReplyParser, type ReplyPart } from '../chat/reply.js';
 import { encodeChat } from '../chat/template.js';
+import { callPrefill, templateFeatures, toolCallConstraint, toolFormat } from '../chat/tool-format.js';
 import { WebGGUFError } from '../errors.js';
-import { generate, type FinishReason, type GenerateOptions } from '../generate.js';
+import { generate, seed32, type FinishReason, type GenerateOptions } from '../generate.js';
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
@@ -19,7 +21,7 @@ import { LlamaModel, type LoadOptions } from '../model/llama.js';
 import { planWeights } from '../model/weights.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, CoreLoadOptions, GenerateParams,
+  ChatCompletion, ChatCompletionChoice, ChatCompletionChunk, ChatCompletionMessageToolCall, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, CoreLoadOptions, GenerateParams,
   LoadProgress, ModelInfo, ModelSource, Usage,
 } from './types.js';
 
@@ -94,12 +96,20 @@ export class EngineCore {
   /** OpenAI's chat completion; `onChunk` gets the stream's chunks when the request streams. */
   async chatCompletion(request: Omit<ChatCompletionRequest, 'signal'>, requestId: string, onChunk?: (c: ChatCompletionChunk) => unknown): Promise<ChatCompletion> {
     const received = performance.now();
-    const { messages, params, ...plan } = validateChatRequest(request);
+    const { messages, params, tools, toolChoice, parallelToolCalls, templateKwargs, n, ...plan } = validateChatRequest(request);
     return this.serial(requestId, async (signal) => {
       const { tokenizer, info, model } = this.require();
+      const template = tokenizer.chatTemplate;
+      const features = templateFeatures(template);
+      const format = toolFormat(template);
+      // tool_choice 'required' or a named function: the reply starts inside a call. `constraint`
+      // is what the constraint engine enforces (OutputConstraint; toolCallTrigger gives the one
+      // for 'auto'); until it is connected the call's opener and name are prefilled instead.
+      const constraint = tools && toolCallConstraint(format, tools, toolChoice, parallelToolCalls);
+      const prefill = constraint ? callPrefill(format, constraint, typeof toolChoice === 'object' ? toolChoice.function.name : undefined) : '';
       // Message text becomes control tokens only on request (a user could forge turns).
       const allowSpecial = (request as { allow_special_tokens?: boolean }).allow_special_tokens === true;
-      const encode = (msgs: ChatMessage[]) => encodeChat(tokenizer, msgs, { allowSpecial });
+      const encode = (msgs: ChatMessage[]) => encodeChat(tokenizer, msgs, { allowSpecial, tools, kwargs: templateKwargs, prefill });
       // A cheap floor on the prompt's length refuses text that cannot fit before it is tokenized.
       const minTokens = (m: ChatMessage) => tokenizer.minTokens(m.content);
       const kept = this.options.contextPolicy === 'shift' ? messages.filter((m, i) => m.role === 'system' || i === messages.length - 1) : messages;
@@ -115,33 +125,67 @@ export class EngineCore {
       } else {
         prompt = encode(messages);
       }
+      const thinkingOpen = features.thinking && !prefill && promptOpensThinking(tokenizer.decode(prompt.slice(-8), { keepSpecial: true }));
+      // Markers the reply is split at, kept in the decoded text where they are control tokens.
+      const markers = [...(tools ? format.markers : []), ...(features.thinking ? ['<think>', '</think>'] : [])];
+      const keepControl = controlTokenIds(tokenizer, markers);
+      const names = new Set((tools ?? []).map((t) => t.name));
+
       const id = `chatcmpl-${requestId}`;
       const created = Math.floor(Date.now() / 1000);
       const chunk = (choices: ChatCompletionChunk['choices'], usage?: Usage): ChatCompletionChunk => ({
         id, object: 'chat.completion.chunk', created, model: info.id, choices, ...usageField(plan, usage),
       });
-      const delta = (d: ChatCompletionChunk['choices'][0]['delta'], finish: FinishReason | null) => chunk([{ index: 0, delta: d, finish_reason: finish, logprobs: null }]);
+      const delta = (d: ChatCompletionChunk['choices'][0]['delta'], finish: ChatCompletionChunk['choices'][0]['finish_reason']) =>
+        chunk([{ index: 0, delta: d, finish_reason: finish, logprobs: null }]);
       const emit = plan.stream ? onChunk : undefined;
       await emit?.(delta({ role: 'assistant', content: '' }, null));
-      let content = '';
-      const result = await this.run(prompt, params, signal, async ({ text: piece }) => {
-        content += piece;
-        if (piece) await emit?.(delta({ content: piece }, null));
-      }, received);
-      await emit?.(delta({}, result.finishReason));
-      if (plan.includeUsage) await emit?.(chunk([], result.usage));
-      return {
-        id, object: 'chat.completion', created, model: info.id,
-        choices: [{ index: 0, message: { role: 'assistant', content, refusal: null }, finish_reason: result.finishReason, logprobs: null }],
-        usage: result.usage,
-      };
+
+      const choices: ChatCompletionChoice[] = [];
+      let total: Usage | undefined;
+      for (let index = 0; index < n; index++) {
+        const parser = new ReplyParser({ thinking: features.thinking, thinkingOpen, tools: tools && { format, names } });
+        let reasoning = '';
+        let content = '';
+        const calls: ChatCompletionMessageToolCall[] = [];
+        const take = async (part: ReplyPart) => {
+          reasoning += part.reasoning;
+          content += part.content;
+          if (part.reasoning) await emit?.(delta({ reasoning_content: part.reasoning }, null));
+          if (part.content) await emit?.(delta({ content: part.content }, null));
+          for (const c of part.calls) {
+            const call: ChatCompletionMessageToolCall = { id: toolCallId(), type: 'function', function: { name: c.name, arguments: JSON.stringify(c.arguments) } };
+            const at = calls.push(call) - 1;
+            await emit?.(delta({ tool_calls: [{ index: at, id: call.id, type: 'function', function: { name: call.function.name, arguments: '' } }] }, null));
+            await emit?.(delta({ tool_calls: [{ index: at, function: { arguments: call.function.arguments } }] }, null));
+          }
+        };
+        if (signal.aborted && index > 0) {
+          choices.push({ index, message: { role: 'assistant', content: '', refusal: null }, finish_reason: 'abort', logprobs: null });
+          continue;
+        }
+        // The prefilled opener is the reply's first text; inside a call, the parser holds it.
+        await take(parser.push(prefill));
+        const result = await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl);
+        await take(parser.finish());
+        const finishReason = calls.length && result.finishReason === 'stop' ? 'tool_calls' : result.finishReason;
+        await emit?.(delta({}, finishReason));
+        const message: ChatCompletionChoice['message'] = { role: 'assistant', content, refusal: null };
+        if (calls.length) message.tool_calls = calls;
+        if (reasoning) message.reasoning_content = reasoning;
+        choices.push({ index, message, finish_reason: finishReason, logprobs: null });
+        total = total ? addCompletion(total, result.usage, received) : result.usage;
+      }
+      const usage = total!;
+      if (plan.includeUsage) await emit?.(chunk([], usage));
+      return { id, object: 'chat.completion', created, model: info.id, choices, usage };
     });
   }
 
   /** OpenAI's legacy text completion; `onChunk` gets the stream's chunks when the request streams. */
   async completion(request: Omit<CompletionRequest, 'signal'>, requestId: string, onChunk?: (c: CompletionChunk) => unknown): Promise<Completion> {
     const received = performance.now();
-    const { prompt: given, echo, params, ...plan } = validateCompletionRequest(request);
+    const { prompt: given, echo, params, n, ...plan } = validateCompletionRequest(request);
     return this.serial(requestId, async (signal) => {
       const { tokenizer, info, model } = this.require();
       let prompt: number[];
@@ -159,19 +203,27 @@ export class EngineCore {
       });
       const piece = (text: string, finish: FinishReason | null) => chunk([{ index: 0, text, finish_reason: finish, logprobs: null }]);
       const emit = plan.stream ? onChunk : undefined;
-      let text = echo ? (typeof given === 'string' ? given : tokenizer.decode(given)) : '';
-      if (text) await emit?.(piece(text, null));
-      const result = await this.run(prompt, params, signal, async ({ text: t }) => {
-        text += t;
-        if (t) await emit?.(piece(t, null));
-      }, received);
-      await emit?.(piece('', result.finishReason));
-      if (plan.includeUsage) await emit?.(chunk([], result.usage));
-      return {
-        id, object: 'text_completion', created, model: info.id,
-        choices: [{ index: 0, text, finish_reason: result.finishReason, logprobs: null }],
-        usage: result.usage,
-      };
+      const echoed = echo ? (typeof given === 'string' ? given : tokenizer.decode(given)) : '';
+      const choices: Completion['choices'] = [];
+      let total: Usage | undefined;
+      for (let index = 0; index < n; index++) {
+        if (signal.aborted && index > 0) {
+          choices.push({ index, text: echoed, finish_reason: 'abort', logprobs: null });
+          continue;
+        }
+        let text = echoed;
+        if (text) await emit?.(piece(text, null));
+        const result = await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text: t }) => {
+          text += t;
+          if (t) await emit?.(piece(t, null));
+        }, received);
+        await emit?.(piece('', result.finishReason));
+        choices.push({ index, text, finish_reason: result.finishReason, logprobs: null });
+        total = total ? addCompletion(total, result.usage, received) : result.usage;
+      }
+      const usage = total!;
+      if (plan.includeUsage) await emit?.(chunk([], usage));
+      return { id, object: 'text_completion', created, model: info.id, choices, usage };
     });
   }
 
@@ -279,6 +331,7 @@ export class EngineCore {
    */
   private async run(
     prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: { token: number; text: string }) => unknown, received: number,
+    keepControl?: ReadonlySet<number>,
   ): Promise<{ finishReason: FinishReason; usage: Usage }> {
     const started = performance.now();
     const { model, tokenizer } = this.require();
@@ -318,7 +371,9 @@ export class EngineCore {
         }
         if (completion++ === 0) firstToken = performance.now();
         if (stoppedByString) continue;
-        const { text, stopped } = matcher.push(r.value.text);
+        // Control tokens a chat reply is parsed at (tool-call and thinking markers) stay in its text.
+        const piece = keepControl?.has(r.value.token) ? r.value.text + tokenizer.tokenText(r.value.token) : r.value.text;
+        const { text, stopped } = matcher.push(piece);
         if (text || !stopped) await emit({ token: r.value.token, text });
         if (stopped) {
           stoppedByString = true;
@@ -525,6 +580,39 @@ function encodePrompt(tokenizer: GGUFTokenizer, contextLength: number, text: str
     throw new WebGGUFError('context-overflow', `the prompt has at least ${floor} tokens but the context holds ${contextLength}; shorten it`);
   }
   return tokenizer.encode(text, options);
+}
+
+/** The ids of those `markers` that are control tokens (which decoding drops). */
+function controlTokenIds(tokenizer: GGUFTokenizer, markers: string[]): ReadonlySet<number> | undefined {
+  const ids = new Set<number>();
+  for (const m of markers) {
+    const encoded = tokenizer.encode(m, { addBos: false });
+    if (encoded.length === 1 && tokenizer.decode(encoded) === '') ids.add(encoded[0]!);
+  }
+  return ids.size ? ids : undefined;
+}
+
+/** OpenAI-style call ids: call_ and 24 random letters and digits. */
+function toolCallId(): string {
+  const digits = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  return `call_${Array.from(crypto.getRandomValues(new Uint8Array(24)), (b) => digits[b % 62]).join('')}`;
+}
+
+/**
+ * The seed of choice `index` of an n-choice request: the request's own for the first (so n: 1
+ * and the first of n agree), then a distinct safe integer per choice; random stays random.
+ */
+export function choiceSeed(seed: number | undefined, index: number): number | undefined {
+  return seed === undefined || index === 0 ? seed : seed32(seed) + index * 2 ** 32;
+}
+
+/** Usage over choices: the prompt once, completions summed, latency to the end of the last. */
+function addCompletion(total: Usage, next: Usage, received: number): Usage {
+  const completion = total.completion_tokens + next.completion_tokens;
+  return {
+    ...total, completion_tokens: completion, total_tokens: total.prompt_tokens + completion,
+    extra: { ...total.extra, e2e_latency_s: Math.max((performance.now() - received) / 1000, total.extra.e2e_latency_s) },
+  };
 }
 
 /**

@@ -63,15 +63,42 @@ export interface ChatCompletionContentPartText {
   text: string;
 }
 
-/** A message of a chat request: text content, as a string or as text parts (joined). */
-export interface ChatCompletionMessageParam {
-  role: 'system' | 'developer' | 'user' | 'assistant';
-  content: string | ChatCompletionContentPartText[];
-  name?: string;
-  /** Assistant turns as OpenAI returns them; accepted when empty (no tool calls). */
-  refusal?: null;
-  tool_calls?: [];
+/** A call the assistant made: `arguments` is the JSON text of an object. Ids start with `call_`. */
+export interface ChatCompletionMessageToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
 }
+
+/**
+ * A message of a chat request: text content, as a string or as text parts (joined). Assistant
+ * turns may carry the `tool_calls` they made (content then may be null); `role: 'tool'` turns
+ * answer one call by its `tool_call_id`.
+ */
+export interface ChatCompletionMessageParam {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+  content: string | ChatCompletionContentPartText[] | null;
+  name?: string;
+  /** Assistant turns as OpenAI returns them. */
+  refusal?: null;
+  tool_calls?: ChatCompletionMessageToolCall[] | null;
+  /** Tool turns: the id of the call this is the result of. */
+  tool_call_id?: string;
+  /** Assistant turns: earlier thinking, for templates that render it. */
+  reasoning_content?: string | null;
+}
+
+/** A function the model may call; `parameters` is a JSON Schema object. */
+export interface ChatCompletionTool {
+  type: 'function';
+  function: { name: string; description?: string | null; parameters?: Record<string, unknown> | null; strict?: boolean | null };
+}
+
+/** Which calls the model may make: none, its choice (default), at least one, or this function. */
+export type ChatCompletionToolChoice = 'none' | 'auto' | 'required' | { type: 'function'; function: { name: string } };
+
+/** Why a chat choice ended: generation's reasons, or 'tool_calls' when the reply called tools. */
+export type ChatFinishReason = FinishReason | 'tool_calls';
 
 /** Fields that mean nothing to a local engine, accepted as OpenAI accepts them. */
 interface InformationalFields {
@@ -89,8 +116,6 @@ interface InformationalFields {
 interface SamplingFields {
   temperature?: number | null;
   top_p?: number | null;
-  /** One choice per request: only 1. */
-  n?: 1 | null;
   /** A safe integer; hashed to the sampler's 32-bit seed, so different seeds stay different. */
   seed?: number | null;
   stop?: string | string[] | null;
@@ -116,14 +141,19 @@ interface SamplingFields {
  */
 export interface ChatCompletionRequest extends InformationalFields, SamplingFields {
   messages: ChatCompletionMessageParam[];
+  /** Choices, each sampled on its own (seeds derived per choice); more than 1 only without stream. */
+  n?: number | null;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
   logprobs?: false | null;
   top_logprobs?: null;
   response_format?: { type: 'text' } | null;
-  tools?: [] | null;
-  tool_choice?: 'none' | 'auto' | null;
+  /** Rendered through the model's own chat template (its `tools` variable). */
+  tools?: ChatCompletionTool[] | null;
+  tool_choice?: ChatCompletionToolChoice | null;
   parallel_tool_calls?: boolean | null;
+  /** Extra variables for the chat template, e.g. `{ enable_thinking: false }` (Qwen 3). */
+  chat_template_kwargs?: Record<string, unknown> | null;
   modalities?: ['text'] | null;
   audio?: null;
   prediction?: null;
@@ -137,6 +167,8 @@ export interface ChatCompletionRequest extends InformationalFields, SamplingFiel
 
 /** OpenAI's legacy completion request (`engine.completions.create`). */
 export interface CompletionRequest extends InformationalFields, SamplingFields {
+  /** Choices, each sampled on its own (as in chat); more than 1 only without stream. */
+  n?: number | null;
   /** Text, or token ids; an array of one of either is taken as that one. */
   prompt: string | [string] | number[] | [number[]];
   /** Default 16, as OpenAI's. */
@@ -174,8 +206,37 @@ export interface ChatCompletion {
   object: 'chat.completion';
   created: number;
   model: string;
-  choices: { index: 0; message: { role: 'assistant'; content: string; refusal: null }; finish_reason: FinishReason; logprobs: null }[];
+  choices: ChatCompletionChoice[];
   usage: Usage;
+}
+
+/**
+ * One reply. `content` is '' when the reply only called tools (OpenAI sends null; '' keeps the
+ * field a string for code that reads it as text); `tool_calls` and
+ * `reasoning_content` (the thinking of models that think in <think>) are there only when the reply has them.
+ */
+export interface ChatCompletionChoice {
+  index: number;
+  message: {
+    role: 'assistant';
+    content: string;
+    refusal: null;
+    tool_calls?: ChatCompletionMessageToolCall[];
+    reasoning_content?: string;
+  };
+  finish_reason: ChatFinishReason;
+  logprobs: null;
+}
+
+/**
+ * A streamed piece of a tool call: the first for a call has its `id`, `type` and `function.name`
+ * (with `arguments: ''`), the next ones add `function.arguments` text; `index` says which call.
+ */
+export interface ChatCompletionChunkToolCall {
+  index: number;
+  id?: string;
+  type?: 'function';
+  function: { name?: string; arguments: string };
 }
 
 export interface ChatCompletionChunk {
@@ -184,7 +245,12 @@ export interface ChatCompletionChunk {
   created: number;
   model: string;
   /** Empty in the usage chunk. */
-  choices: { index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
+  choices: {
+    index: 0;
+    delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: ChatCompletionChunkToolCall[] };
+    finish_reason: ChatFinishReason | null;
+    logprobs: null;
+  }[];
   /**
    * Only with `stream_options.include_usage`: null on every chunk but the last, which has
    * `choices: []` and the usage.
@@ -197,7 +263,7 @@ export interface Completion {
   object: 'text_completion';
   created: number;
   model: string;
-  choices: { index: 0; text: string; finish_reason: FinishReason; logprobs: null }[];
+  choices: { index: number; text: string; finish_reason: FinishReason; logprobs: null }[];
   usage: Usage;
 }
 
