@@ -5,7 +5,7 @@
  * The building blocks (GGUF reader, model, tokenizer) are in `webgguf/core`; Node uses `webgguf/node`.
  */
 export { WebGGUFError, isWebGGUFError, type ErrorCode } from './errors.js';
-export { createEngine, type Engine, type EngineOptions } from './engine/engine.js';
+export { createEngine, defaultGpuBudget, type Engine, type EngineOptions } from './engine/engine.js';
 export type * from './engine/types.js';
 export type { ChatMessage } from './chat/messages.js';
 export type { KeyValueStore } from './cache/store.js';

@@ -18,11 +18,13 @@ import { blobSource, bytesSource, type ByteSource } from '../io/byte-source.js';
 import { sha256Source } from '../io/sha256-source.js';
 import { readConfig } from '../model/config.js';
 import { LlamaModel, type LoadOptions } from '../model/llama.js';
+import { fitProblems, planMemory, planTotals } from '../model/memory-plan.js';
+import { predictSpeed, type SpeedEstimate } from '../model/speed-probe.js';
 import { planWeights } from '../model/weights.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import type {
   ChatCompletion, ChatCompletionChoice, ChatCompletionChunk, ChatCompletionMessageToolCall, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, CoreLoadOptions, GenerateParams,
-  LoadProgress, ModelInfo, ModelSource, Usage,
+  EstimateOptions, LoadProgress, ModelEstimate, ModelInfo, ModelSource, Usage,
 } from './types.js';
 
 export interface CoreOptions {
@@ -39,6 +41,8 @@ export interface CoreOptions {
    * 'shift' drops the oldest turns, keeping the system prompt.
    */
   contextPolicy?: 'error' | 'shift';
+  /** The most GPU memory a model may take; larger ones are refused before download (default: no limit). */
+  maxGpuBytes?: number;
 }
 
 interface Loaded {
@@ -64,6 +68,8 @@ export class EngineCore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly controllers = new Map<string, AbortController>();
   private readonly cache: WeightCache | null;
+  /** Speed estimates measured in this session, by adapter and model shape. */
+  private readonly speeds = new Map<string, SpeedEstimate>();
   /** The load running now, so deleting its model can cancel it first. */
   private loading: { id: string; requestId: string; settled: Promise<void> } | undefined;
 
@@ -81,6 +87,59 @@ export class EngineCore {
 
   load(source: ModelSource, requestId: string, options: CoreLoadOptions = {}): Promise<ModelInfo> {
     return this.serial(requestId, (signal) => this.doLoad(source, requestId, signal, options));
+  }
+
+  /**
+   * Will the model run here: its memory from the GGUF header alone (the cached header for a
+   * listed model; otherwise a few range requests), checked against this device's limits and the
+   * budget, and its speed measured on a sample of its layers (see predictSpeed).
+   */
+  estimate(source: ModelSource, requestId: string, options: Omit<EstimateOptions, 'signal' | 'fetch'> & { fetch?: typeof fetch } = {}): Promise<ModelEstimate> {
+    return this.serial(requestId, async (signal) => {
+      const gpu = (this.gpu ??= await this.acquireGpu());
+      const { file, fileBytes, name } = await this.header(source, signal, options);
+      const plan = planMemory(file, { contextLength: options.contextLength ?? this.options.contextLength });
+      const totals = planTotals(plan);
+      const budget = this.options.maxGpuBytes;
+      const reasons = fitProblems(plan, gpu.limits, budget);
+      let speed: ModelEstimate['speed'] = null;
+      if (options.speed !== false && reasons.length === 0) {
+        const { promptTokens, ...rest } = await this.measuredSpeed(gpu, file, plan.contextLength, options.promptTokens);
+        speed = { ...rest, promptTokens };
+      }
+      return {
+        model: name, architecture: plan.config.architecture, contextLength: plan.contextLength, fileBytes,
+        weightBytes: totals.weightBytes, contextBytes: totals.contextBytes, workBytes: totals.workBytes,
+        peakGpuBytes: totals.totalBytes, largestBufferBytes: totals.largest.bytes, budgetBytes: budget ?? null,
+        fits: reasons.length === 0, reasons, speed,
+      };
+    });
+  }
+
+  /** The GGUF header of a source: the stored one for a cached model, else read from the source. */
+  private async header(source: ModelSource, signal: AbortSignal, options: { headers?: Record<string, string>; fetch?: typeof fetch }): Promise<{ file: GGUFFile; fileBytes: number; name: string }> {
+    const id = await sourceId(source);
+    const manifest = id && this.cache ? await this.cache.manifest(id) : undefined;
+    if (manifest) {
+      const header = await this.cache!.header(manifest);
+      return { file: await readGGUF(bytesSource(header, manifest.source), manifest.fileBytes), fileBytes: manifest.fileBytes, name: manifest.source };
+    }
+    if (typeof source === 'object' && 'cached' in source) throw new WebGGUFError('not-found', `no cached model "${source.cached}"`);
+    const fetched = await openModel(typeof source === 'object' && !(source instanceof Blob) && !Array.isArray(source) ? source.url : source, {
+      signal, stallTimeoutMs: this.options.stallTimeoutMs, headers: options.headers, fetch: options.fetch,
+    });
+    return { file: await readGGUF(fetched), fileBytes: fetched.size, name: fetched.name };
+  }
+
+  /** predictSpeed, remembered per adapter and model shape (in the store, where there is one). */
+  private async measuredSpeed(gpu: GpuContext, file: GGUFFile, contextLength: number, promptTokens?: number): Promise<SpeedEstimate> {
+    const key = `speed/v1/${gpu.adapterName}/${speedSignature(file, contextLength, promptTokens)}`;
+    const known = this.speeds.get(key) ?? (await this.options.store?.get<SpeedEstimate>(key).catch(() => undefined));
+    if (known) return known;
+    const measured = await predictSpeed(gpu, file, { contextLength, promptTokens });
+    this.speeds.set(key, measured);
+    await this.options.store?.setMany([[key, measured]]).catch(() => undefined);
+    return measured;
   }
 
   /** Raw completion: tokens and text of the continuation of `prompt`. */
@@ -539,7 +598,7 @@ export class EngineCore {
     const tokenizer = GGUFTokenizer.fromGGUF(file);
     let model: LlamaModel;
     try {
-      model = await LlamaModel.load(gpu, file, { contextLength: this.options.contextLength, weights });
+      model = await LlamaModel.load(gpu, file, { contextLength: this.options.contextLength, maxGpuBytes: this.options.maxGpuBytes, weights });
     } catch (e) {
       // Keep stored chunks for a resume; a failure before the first one leaves nothing behind.
       if (cache && id && !manifest && kept === 0) await cache.delete(id);
@@ -796,4 +855,15 @@ function cursorSource(source: ByteSource, reached: (end: number) => void): ByteS
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && a.every((v, i) => v === b[i]);
+}
+
+/**
+ * What a speed estimate depends on: the architecture, every hyperparameter, the shapes and types of
+ * the tensors the samples hold (the first layers, embedding and head), the context and the prompt.
+ */
+function speedSignature(file: GGUFFile, contextLength: number, promptTokens?: number): string {
+  const arch = String(file.metadata.get('general.architecture'));
+  const params = [...file.metadata].filter(([k, v]) => k.startsWith(`${arch}.`) && typeof v !== 'object').map(([k, v]) => `${k}=${v}`);
+  const tensors = file.tensors.filter((t) => !/^blk\.([4-9]|\d\d+)\./.test(t.name)).map((t) => `${t.name}:${t.dims.join('x')}:${t.type}`);
+  return bytesToHex(sha256(new TextEncoder().encode([arch, contextLength, promptTokens ?? '', ...params, ...tensors].join('\n')))).slice(0, 32);
 }

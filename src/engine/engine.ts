@@ -8,7 +8,7 @@ import { pushStream } from './push-stream.js';
 import { exportFetch, type RemoteFetch } from '../io/remote-fetch.js';
 import type {
   CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, GenerateParams,
-  EngineLoadOptions, ModelInfo, ModelSource,
+  EngineLoadOptions, EstimateOptions, ModelEstimate, ModelInfo, ModelSource,
 } from './types.js';
 
 export interface EngineOptions {
@@ -29,6 +29,13 @@ export interface EngineOptions {
   stallTimeoutMs?: number;
   /** 'error' (default): a chat longer than the context fails; 'shift': the oldest turns are dropped, the system prompt kept. */
   contextPolicy?: 'error' | 'shift';
+  /**
+   * The most GPU memory a model may take (weights, KV cache and work buffers); a larger one is
+   * refused with `insufficient-memory`, saying by how much, before its weights are downloaded.
+   * Default: a conservative share of the device's memory on phones and small machines
+   * (defaultGpuBudget), no limit elsewhere; `Infinity` turns it off.
+   */
+  maxGpuBytes?: number;
   /** In-thread only: the GPU to use and the store for the weight cache. */
   gpu?: () => Promise<GpuContext>;
   store?: KeyValueStore;
@@ -36,6 +43,12 @@ export interface EngineOptions {
 
 export interface Engine {
   load(source: ModelSource, options?: EngineLoadOptions): Promise<ModelInfo>;
+  /**
+   * Will a model run here, and how fast, before downloading it: GPU memory from its header alone
+   * (a few range requests), whether it fits this device and the memory budget (and why not), and
+   * its decode and prefill speed measured on this device over a sample of its layers.
+   */
+  estimate(source: ModelSource, options?: EstimateOptions): Promise<ModelEstimate>;
   generate(prompt: string, options?: GenerateParams & { signal?: AbortSignal }): AsyncIterable<{ token: number; text: string }>;
   chat: {
     completions: {
@@ -106,14 +119,18 @@ function resolveSource(source: ModelSource): ModelSource {
  */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
   const useCache = options.cache ?? typeof indexedDB !== 'undefined';
+  const budget = options.maxGpuBytes ?? defaultGpuBudget(globalThis.navigator);
+  if (!(budget > 0)) throw new WebGGUFError('invalid-argument', `maxGpuBytes must be a positive number of bytes (or Infinity), not ${options.maxGpuBytes}`);
+  // Infinity cannot cross to the worker as a number the same way on every path: none is no limit.
+  const maxGpuBytes = Number.isFinite(budget) ? budget : undefined;
   const host: EngineHost = (options.worker ?? true)
     ? await workerHost(
-      { cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy },
+      { cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy, maxGpuBytes },
       options,
     )
     : await inThreadHost(useCache, {
       store: options.store ?? null,
-      gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy,
+      gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy, maxGpuBytes,
     });
 
   let disposed: Promise<void> | undefined;
@@ -211,6 +228,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
         return info;
       });
     },
+    estimate: (source, o = {}) => {
+      const resolved = resolveSource(source);
+      const fetch = o.fetch && callback(exportFetch(o.fetch));
+      const { signal, fetch: _, ...rest } = o;
+      return withAbort(signal, (id, core) => core.estimate(resolved, id, rest, fetch));
+    },
     generate: (prompt, o) => {
       let checked: ReturnType<typeof validateGenerateRequest>;
       try {
@@ -251,4 +274,20 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
 /** An iterable whose first step throws `error` (a generate call with bad arguments). */
 function failedStream<T>(error: unknown): AsyncIterable<T> {
   return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }) };
+}
+
+/**
+ * The memory budget createEngine uses unless told otherwise, from what the platform says: on a
+ * phone or tablet (a mobile user agent), half of the device's memory (navigator.deviceMemory,
+ * which browsers round and cap at 8 GiB; 4 GiB where it is not given), since the GPU shares it
+ * with the system and the tab is killed rather than told; on other machines that report under
+ * 8 GiB, half of it too; otherwise no limit.
+ */
+export function defaultGpuBudget(nav: { userAgent?: string; deviceMemory?: number; userAgentData?: { mobile?: boolean } } | undefined): number {
+  const gib = 2 ** 30;
+  const memory = typeof nav?.deviceMemory === 'number' && nav.deviceMemory > 0 ? nav.deviceMemory : undefined;
+  const mobile = nav?.userAgentData?.mobile ?? /Android|iPhone|iPad|iPod|Mobile/i.test(nav?.userAgent ?? '');
+  if (mobile) return ((memory ?? 4) * gib) / 2;
+  if (memory !== undefined && memory < 8) return (memory * gib) / 2;
+  return Infinity;
 }

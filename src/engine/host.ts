@@ -2,7 +2,7 @@ import * as Comlink from 'comlink';
 import { WebGGUFError } from '../errors.js';
 import type { EngineCore, CoreOptions } from './core.js';
 import { importFetch, type RemoteFetch } from '../io/remote-fetch.js';
-import type { LoadProgress, ModelInfo, ModelSource } from './types.js';
+import type { EstimateOptions, LoadProgress, ModelEstimate, ModelInfo, ModelSource } from './types.js';
 import { installErrorTransfer } from './errors-transfer.js';
 
 /**
@@ -16,6 +16,7 @@ export type CoreApi = Pick<
   load(
     source: ModelSource, requestId: string, options: { headers?: Record<string, string> }, onProgress?: (p: LoadProgress) => void, fetch?: RemoteFetch,
   ): Promise<ModelInfo>;
+  estimate(source: ModelSource, requestId: string, options: Omit<EstimateOptions, 'signal' | 'fetch'>, fetch?: RemoteFetch): Promise<ModelEstimate>;
 };
 
 /** Options the worker's `init` takes: the core's, less what cannot cross the boundary. */
@@ -153,6 +154,7 @@ export async function inThreadHost(cache: boolean, options: CoreOptions): Promis
     ping: () => core.ping(),
     abort: (id) => core.abort(id),
     load: (source, id, options, onProgress, fetch) => core.load(source, id, { ...options, onProgress, fetch: fetch && importFetch(fetch) }),
+    estimate: (source, id, options, fetch) => core.estimate(source, id, { ...options, fetch: fetch && importFetch(fetch) }),
     generate: (...a) => core.generate(...a),
     chatCompletion: (...a) => core.chatCompletion(...a),
     completion: (...a) => core.completion(...a),

@@ -21,6 +21,54 @@ export interface EngineLoadOptions extends CoreLoadOptions {
   signal?: AbortSignal;
 }
 
+/** engine.estimate's options. */
+export interface EstimateOptions {
+  /** The context the load would use (default: the engine's, else the model's capped at 4096). */
+  contextLength?: number;
+  /** The prompt length the time to first token is predicted for (default 128). */
+  promptTokens?: number;
+  /**
+   * Measure the speed on this device (default true): the model's kernels run over a sample of its
+   * first layers with random weights (a second or so; remembered per device and model shape).
+   */
+  speed?: boolean;
+  /** As for load: sent with every request for the header. */
+  headers?: Record<string, string>;
+  fetch?: typeof fetch;
+  signal?: AbortSignal;
+}
+
+/**
+ * Will a model run here, and how fast: from its GGUF header alone (a few range requests, never
+ * the weights), against this device's limits and the engine's memory budget.
+ */
+export interface ModelEstimate {
+  /** The file's name or URL. */
+  model: string;
+  architecture: string;
+  /** The context the numbers are for. */
+  contextLength: number;
+  /** Bytes of the file (all its parts). */
+  fileBytes: number;
+  /** GPU bytes of the weights as uploaded. */
+  weightBytes: number;
+  /** GPU bytes of the per-sequence state at `contextLength`: the KV cache (and any recurrent state). */
+  contextBytes: number;
+  /** GPU bytes of the work buffers (activations, logits, sampler). */
+  workBytes: number;
+  /** Every buffer at once: what the load allocates. */
+  peakGpuBytes: number;
+  /** The largest single buffer, which the device's binding limit must hold. */
+  largestBufferBytes: number;
+  /** The engine's memory budget (maxGpuBytes), or null for none. */
+  budgetBytes: number | null;
+  /** Whether it fits the device's limits and the budget; `reasons` says why not. */
+  fits: boolean;
+  reasons: string[];
+  /** Predicted speed on this device; null when it does not fit or was not asked for. */
+  speed: { decodeTokS: number; prefillTokS: number; ttftMs: number; promptTokens: number } | null;
+}
+
 /**
  * One shape for the whole load. `loaded` and `total` count bytes over all phases together: the
  * file's bytes (downloaded or read from a File, or stood in for by cached chunks) plus the

@@ -4,7 +4,7 @@ import { indexedDBStore } from '../cache/store.js';
 import { EngineCore, type CoreOptions } from './core.js';
 import { installErrorTransfer } from './errors-transfer.js';
 import { importFetch, type RemoteFetch } from '../io/remote-fetch.js';
-import type { CoreLoadOptions, ModelSource } from './types.js';
+import type { CoreLoadOptions, EstimateOptions, ModelSource } from './types.js';
 
 installErrorTransfer();
 
@@ -31,6 +31,8 @@ const api = {
   // The load options' functions come as proxies of their own (see createEngine).
   load: (source: ModelSource, id: string, options: { headers?: Record<string, string> }, onProgress?: CoreLoadOptions['onProgress'], fetch?: RemoteFetch) =>
     engine.api.load(source, id, { ...options, onProgress, fetch: fetch && importFetch(fetch) }),
+  estimate: (source: ModelSource, id: string, options: Omit<EstimateOptions, 'signal' | 'fetch'>, fetch?: RemoteFetch) =>
+    engine.api.estimate(source, id, { ...options, fetch: fetch && importFetch(fetch) }),
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),
   chatCompletion: (...a: Parameters<EngineCore['chatCompletion']>) => engine.api.chatCompletion(...a),
   completion: (...a: Parameters<EngineCore['completion']>) => engine.api.completion(...a),

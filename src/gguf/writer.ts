@@ -88,6 +88,31 @@ class ByteWriter {
  * Tensor data is laid out in order, each aligned to `alignment`.
  */
 export function writeGGUF(metadata: [string, TypedValue][], tensors: TensorToWrite[], alignment = 32): Uint8Array {
+  for (const t of tensors) {
+    const size = tensorBytes(t);
+    if (size !== undefined && size !== t.data.byteLength) throw new Error(`${t.name}: ${t.data.byteLength} bytes of data, expected ${size}`);
+  }
+  const { header, offsets, fileBytes } = ggufLayout(metadata, tensors.map((t) => ({ ...t, byteSize: t.data.byteLength })), alignment);
+  const out = new Uint8Array(fileBytes);
+  out.set(header);
+  tensors.forEach((t, i) => out.set(t.data, header.byteLength + offsets[i]!));
+  return out;
+}
+
+/** Bytes of a tensor of a known type, from its dims. */
+function tensorBytes(t: { dims: number[]; type: number }): number | undefined {
+  const traits = TYPE_TRAITS[t.type];
+  return traits && Math.ceil(t.dims.reduce((a, b) => a * b, 1) / traits.blockSize) * traits.blockBytes;
+}
+
+/**
+ * A GGUF v3 file's header (padded to where the data starts) and its total size, for tensors of
+ * known types given by shape alone: a model's layout without its data (tests write the header and
+ * leave the rest of a large file sparse).
+ */
+export function ggufLayout(
+  metadata: [string, TypedValue][], tensors: { name: string; dims: number[]; type: number; byteSize?: number }[], alignment = 32,
+): { header: Uint8Array; offsets: number[]; fileBytes: number } {
   const w = new ByteWriter();
   w.u32(0x46554747);
   w.u32(3);
@@ -107,18 +132,14 @@ export function writeGGUF(metadata: [string, TypedValue][], tensors: TensorToWri
   let offset = 0;
   const offsets: number[] = [];
   for (const t of tensors) {
-    const traits = TYPE_TRAITS[t.type];
-    const elements = t.dims.reduce((a, b) => a * b, 1);
-    const size = traits ? Math.ceil(elements / traits.blockSize) * traits.blockBytes : t.data.byteLength;
-    if (traits && size !== t.data.byteLength) throw new Error(`${t.name}: ${t.data.byteLength} bytes of data, expected ${size}`);
+    const size = t.byteSize ?? tensorBytes(t);
+    if (size === undefined) throw new Error(`${t.name}: unknown type ${t.type}`);
     w.tensorInfo(t, offset);
     offsets.push(offset);
-    offset = Math.ceil((offset + t.data.byteLength) / alignment) * alignment;
+    offset = Math.ceil((offset + size) / alignment) * alignment;
   }
   const dataStart = Math.ceil(w.length / alignment) * alignment;
-  const out = w.join(dataStart + offset);
-  tensors.forEach((t, i) => out.set(t.data, dataStart + offsets[i]!));
-  return out;
+  return { header: w.join(dataStart), offsets, fileBytes: dataStart + offset };
 }
 
 /**

@@ -54,6 +54,7 @@ export async function createEngine(options: NodeEngineOptions = {}): Promise<Eng
   return {
     ...engine,
     load: async (source, o) => engine.load(await nodeSource(source), o),
+    estimate: async (source, o) => engine.estimate(await nodeSource(source), o),
     dispose: async () => {
       await engine.dispose();
       made?.device.destroy();

@@ -1,0 +1,160 @@
+import { WebGGUFError } from '../errors.js';
+import { TYPE_TRAITS } from '../gguf/ggml-types.js';
+import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
+import type { GpuContext } from '../gpu/context.js';
+import { readConfig } from './config.js';
+import { GREEDY, LlamaModel } from './llama.js';
+import { DEFAULT_CONTEXT, DEFAULT_MAX_BATCH } from './memory-plan.js';
+import { planWeights, type TensorPlan, type WeightChunk } from './weights.js';
+
+/** Predicted speed of a model on this device, before its weights are downloaded. */
+export interface SpeedEstimate {
+  /** Decode steps per second (batched, as generation runs them) a little past the prompt. */
+  decodeTokS: number;
+  /** Prompt tokens per second over a prompt of `promptTokens`. */
+  prefillTokS: number;
+  /** Time to the first token for that prompt, in milliseconds. */
+  ttftMs: number;
+  promptTokens: number;
+  /** How long the measurement took, in milliseconds. */
+  probeMs: number;
+}
+
+/** Vocabulary rows the samples keep: enough rows that the head's time grows linearly from there. */
+const SAMPLE_VOCAB = 4096;
+/** Layers of the deeper sample (the shallower has one); more layers, less noise per layer. */
+const SAMPLE_LAYERS = 4;
+/** Decode steps per timed batch (generation's batches reach this size). */
+const STEPS = 8;
+
+/**
+ * Predicts decode and prefill speed by running the model's own kernels, on this device, over
+ * samples of the model: copies of its header with its first layer (sample A), its first
+ * SAMPLE_LAYERS layers (B), and the first layer with twice the vocabulary rows (C), every tensor
+ * at its real shape and type, filled with random words instead of downloaded weights. A layer's
+ * time is (B − A) / (SAMPLE_LAYERS − 1) and the head's per vocabulary row (C − A) / rows, both
+ * linear in what they read; the rest of A (embedding, final norm, sampler, submit and readback) is
+ * paid once. So the prediction is a measurement, and it knows the adapter, the quant kinds and
+ * the kernel shapes without a table. The samples take a few layers' memory, one at a time.
+ */
+export async function predictSpeed(gpu: GpuContext, file: GGUFFile, options: { contextLength?: number; promptTokens?: number; maxBatch?: number } = {}): Promise<SpeedEstimate> {
+  const started = performance.now();
+  const config = readConfig(file);
+  const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_CONTEXT);
+  // The prompt and the decode steps after it must fit the context.
+  const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, contextLength - 2 * STEPS - 1));
+  const vocabRows = Math.min(config.vocabSize, SAMPLE_VOCAB);
+  const deep = Math.min(config.nLayers, SAMPLE_LAYERS);
+  const time = async (layers: number, rows: number) => {
+    const sample = sampleFile(file, layers, rows);
+    const plans = planWeights(sample, readConfig(sample));
+    const model = await LlamaModel.load(gpu, sample, { contextLength, maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH, weights: () => randomChunks(plans) });
+    try {
+      return await timeModel(model, promptTokens);
+    } finally {
+      model.dispose();
+    }
+  };
+  const a = await time(1, vocabRows);
+  const b = deep > 1 ? await time(deep, vocabRows) : a;
+  const c = config.vocabSize > vocabRows ? await time(1, Math.min(2 * vocabRows, config.vocabSize)) : a;
+  const extraRows = Math.min(2 * vocabRows, config.vocabSize) - vocabRows;
+  const scale = (pick: (t: Timing) => number) => {
+    const layer = deep > 1 ? Math.max(0, (pick(b) - pick(a)) / (deep - 1)) : 0;
+    const row = extraRows > 0 ? Math.max(0, (pick(c) - pick(a)) / extraRows) : 0;
+    return pick(a) + (config.nLayers - 1) * layer + (config.vocabSize - vocabRows) * row;
+  };
+  const decodeMs = scale((t) => t.decodeMs);
+  const prefillMs = scale((t) => t.prefillMs);
+  return { decodeTokS: 1000 / decodeMs, prefillTokS: (promptTokens * 1000) / prefillMs, ttftMs: prefillMs, promptTokens, probeMs: performance.now() - started };
+}
+
+interface Timing {
+  /** One decode step, in a batch of STEPS. */
+  decodeMs: number;
+  /** The whole prompt, as generate() runs it. */
+  prefillMs: number;
+}
+
+/** Best of three: the prompt's prefill, then a batch of decode steps right after it. */
+async function timeModel(model: LlamaModel, promptTokens: number): Promise<Timing> {
+  const prompt = Array.from({ length: promptTokens }, (_, i) => 1 + (i % (model.config.vocabSize - 1)));
+  model.setSampler(GREEDY, prompt);
+  await model.step(prompt, 0);
+  await model.decode(2, promptTokens);
+  let best: Timing = { decodeMs: Infinity, prefillMs: Infinity };
+  for (let run = 0; run < 3; run++) {
+    model.setSampler(GREEDY, prompt);
+    const t0 = performance.now();
+    await model.step(prompt, 0);
+    const t1 = performance.now();
+    await model.decode(STEPS, promptTokens);
+    const t2 = performance.now();
+    best = { prefillMs: Math.min(best.prefillMs, t1 - t0), decodeMs: Math.min(best.decodeMs, (t2 - t1) / STEPS) };
+  }
+  return best;
+}
+
+const samples = new WeakMap<GGUFFile, Map<string, GGUFFile>>();
+
+/**
+ * The header of `file` cut to its first `layers` layers and `vocabRows` rows of embedding and
+ * output: the same metadata (without the tokenizer, which the GPU never reads) and the same
+ * tensors at their shapes and types. Its data is never read: the weights come from randomChunks.
+ */
+function sampleFile(file: GGUFFile, layers: number, vocabRows: number): GGUFFile {
+  const key = `${layers}/${vocabRows}`;
+  const cached = samples.get(file)?.get(key);
+  if (cached) return cached;
+  const arch = file.metadata.get('general.architecture');
+  const metadata = new Map([...file.metadata].filter(([k]) => !k.startsWith('tokenizer.')));
+  metadata.set(`${arch}.block_count`, layers);
+  const layerOf = (name: string) => /^blk\.(\d+)\./.exec(name)?.[1];
+  let offset = 0;
+  const tensors: TensorInfo[] = [];
+  for (const t of file.tensors) {
+    const layer = layerOf(t.name);
+    if (layer !== undefined && Number(layer) >= layers) continue;
+    const dims = t.name === 'token_embd.weight' || t.name === 'output.weight' ? [t.dims[0]!, vocabRows] : t.dims;
+    const traits = TYPE_TRAITS[t.type];
+    const elements = dims.reduce((x, y) => x * y, 1);
+    const byteSize = traits ? Math.ceil(elements / traits.blockSize) * traits.blockBytes : t.byteSize;
+    tensors.push({ name: t.name, dims, type: t.type, offset, elements, byteSize });
+    offset += Math.ceil(byteSize / file.alignment) * file.alignment;
+  }
+  const sample: GGUFFile = {
+    ...file,
+    metadata,
+    tensors,
+    dataOffset: 0,
+    source: {
+      size: offset,
+      name: `${file.source.name} (sample)`,
+      read: () => Promise.reject(new WebGGUFError('invalid-argument', 'a speed sample has no tensor data')),
+    },
+  };
+  if (!samples.has(file)) samples.set(file, new Map());
+  samples.get(file)!.set(key, sample);
+  return sample;
+}
+
+/**
+ * Random words for every planned buffer, with every 16-bit half's exponent held small, so no
+ * weight, scale or norm is an infinity, a NaN or a denormal that could change a kernel's time.
+ */
+async function* randomChunks(plans: TensorPlan[]): AsyncGenerator<WeightChunk> {
+  let state = 0x9e3779b9;
+  const CHUNK_WORDS = 1 << 20;
+  for (const plan of plans) {
+    for (let at = 0; at < plan.words; at += CHUNK_WORDS) {
+      const words = new Uint32Array(Math.min(CHUNK_WORDS, plan.words - at));
+      for (let i = 0; i < words.length; i++) {
+        state ^= state << 13;
+        state ^= state >>> 17;
+        state ^= state << 5;
+        words[i] = ((state & 0x03ff03ff) | 0x2c002c00) >>> 0;
+      }
+      yield { tensor: plan.name, wordOffset: at, words };
+    }
+  }
+}

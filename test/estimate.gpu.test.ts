@@ -1,0 +1,181 @@
+/**
+ * engine.estimate: will a model run here, before downloading it. Memory from the header alone
+ * (a local server counts the bytes), the device's limits and the engine's budget, each refusal
+ * with its reason, and the budget enforced by load before any weight byte is fetched.
+ */
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { memoryStore } from '../src/cache/store.js';
+import { createEngine as createEngineIn, defaultGpuBudget } from '../src/engine/engine.js';
+import { GGMLType } from '../src/gguf/ggml-types.js';
+import { ggufLayout, type TypedValue } from '../src/gguf/writer.js';
+import { nodeGpuContext } from '../src/node/gpu.js';
+import { SHAPES } from '../scripts/make-model.js';
+import { testGpu } from './helpers/gpu.js';
+import { ModelServer } from './helpers/model-server.js';
+import { HAVE_MODELS, storiesPath } from './helpers/models.js';
+
+const MIB = 2 ** 20;
+
+/**
+ * A TinyLlama-1.1B-shape Q4_0 GGUF of its real size (about 600 MB) whose data is a hole in a
+ * sparse file: written in milliseconds, and any weight byte read would be counted by the server.
+ */
+function sparseTinyLlama(path: string): number {
+  const s = SHAPES['tinyllama-1.1b']!;
+  const u32 = (value: number): TypedValue => ({ type: 'u32', value });
+  const metadata: [string, TypedValue][] = [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['llama.context_length', u32(s.context)], ['llama.embedding_length', u32(s.dim)], ['llama.block_count', u32(s.layers)],
+    ['llama.feed_forward_length', u32(s.ffn)], ['llama.attention.head_count', u32(s.heads)], ['llama.attention.head_count_kv', u32(s.kvHeads)],
+    ['llama.rope.dimension_count', u32(s.dim / s.heads)], ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
+    // A token-sized tokenizer: load builds it from the header before the fit check.
+    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
+    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: ['a', 'b', 'c'] }],
+    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: [] }],
+  ];
+  const kv = (s.kvHeads * s.dim) / s.heads;
+  const q = GGMLType.Q4_0, f32 = GGMLType.F32;
+  const tensors = [
+    { name: 'token_embd.weight', dims: [s.dim, s.vocab], type: q },
+    ...Array.from({ length: s.layers }, (_, l) => [
+      { name: `blk.${l}.attn_norm.weight`, dims: [s.dim], type: f32 },
+      { name: `blk.${l}.attn_q.weight`, dims: [s.dim, s.dim], type: q },
+      { name: `blk.${l}.attn_k.weight`, dims: [s.dim, kv], type: q },
+      { name: `blk.${l}.attn_v.weight`, dims: [s.dim, kv], type: q },
+      { name: `blk.${l}.attn_output.weight`, dims: [s.dim, s.dim], type: q },
+      { name: `blk.${l}.ffn_norm.weight`, dims: [s.dim], type: f32 },
+      { name: `blk.${l}.ffn_gate.weight`, dims: [s.dim, s.ffn], type: q },
+      { name: `blk.${l}.ffn_up.weight`, dims: [s.dim, s.ffn], type: q },
+      { name: `blk.${l}.ffn_down.weight`, dims: [s.ffn, s.dim], type: q },
+    ]).flat(),
+    { name: 'output_norm.weight', dims: [s.dim], type: f32 },
+    { name: 'output.weight', dims: [s.dim, s.vocab], type: q },
+  ];
+  const { header, fileBytes } = ggufLayout(metadata, tensors);
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, header);
+    ftruncateSync(fd, fileBytes);
+  } finally {
+    closeSync(fd);
+  }
+  return fileBytes;
+}
+
+describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webgguf-estimate-'));
+  const server = new ModelServer();
+  let fileBytes = 0;
+  let url = '';
+
+  beforeAll(async () => {
+    await server.start();
+    fileBytes = sparseTinyLlama(join(dir, 'tinyllama.gguf'));
+    server.files.set('tinyllama.gguf', join(dir, 'tinyllama.gguf'));
+    url = `${server.origin}/models/tinyllama.gguf`;
+  });
+  afterAll(async () => {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a 600 MB model: its memory from under 1 MB of header, and how it splits', async () => {
+    expect(fileBytes).toBeGreaterThan(600e6);
+    const engine = await createEngineIn({ worker: false, cache: false, gpu: testGpu, maxGpuBytes: Infinity });
+    try {
+      server.bytes = 0;
+      const e = await engine.estimate(url, { speed: false, contextLength: 1024 });
+      expect(server.bytes).toBeLessThan(MIB);
+      const s = SHAPES['tinyllama-1.1b']!;
+      // f32 keys and values for 22 layers of 1024 positions of 256 values.
+      expect(e).toMatchObject({ architecture: 'llama', contextLength: 1024, fileBytes, contextBytes: 2 * s.layers * 1024 * 256 * 4, fits: true, reasons: [], speed: null, budgetBytes: null });
+      // The weights as uploaded: within 1% of the file's tensor data (Q4_0 keeps its bytes, in words).
+      expect(e.weightBytes / fileBytes).toBeGreaterThan(0.99);
+      expect(e.weightBytes / fileBytes).toBeLessThan(1.01);
+      expect(e.peakGpuBytes).toBe(e.weightBytes + e.contextBytes + e.workBytes);
+      expect(e.largestBufferBytes).toBeLessThanOrEqual(128 * MIB);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('over the budget: the estimate says by how much, and load refuses before fetching a weight byte', async () => {
+    const engine = await createEngineIn({ worker: false, cache: false, gpu: testGpu, maxGpuBytes: 300 * MIB });
+    try {
+      const e = await engine.estimate(url, { speed: true });
+      expect(e.fits).toBe(false);
+      expect(e.speed).toBeNull();
+      expect(e.budgetBytes).toBe(300 * MIB);
+      expect(e.reasons).toEqual([expect.stringMatching(/MiB over this engine's budget of 300\.0 MiB/)]);
+      server.bytes = 0;
+      await expect(engine.load(url)).rejects.toMatchObject({ code: 'insufficient-memory', message: expect.stringMatching(/over this engine's budget/) });
+      expect(server.bytes).toBeLessThan(MIB);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test("over the device's binding limit: the buffer that does not fit is named", async () => {
+    const phone = await nodeGpuContext({ limitOverrides: { maxStorageBufferBindingSize: 32 * MIB, maxBufferSize: 64 * MIB } });
+    const engine = await createEngineIn({ worker: false, cache: false, gpu: async () => phone, maxGpuBytes: Infinity });
+    try {
+      const e = await engine.estimate(url);
+      expect(e.fits).toBe(false);
+      expect(e.reasons).toEqual([expect.stringMatching(/needs [\d.]+ MiB in one buffer, and the GPU allows 32\.0 MiB/)]);
+    } finally {
+      await engine.dispose();
+      phone.device.destroy();
+    }
+  });
+
+  test('a cached model is estimated from its stored header, with no request', async () => {
+    const store = memoryStore();
+    const engine = await createEngineIn({ worker: false, cache: true, store, gpu: testGpu });
+    try {
+      server.files.set('stories.gguf', storiesPath('q8_0'));
+      const storiesUrl = `${server.origin}/models/stories.gguf`;
+      const info = await engine.load(storiesUrl);
+      const requests = server.requests;
+      const e = await engine.estimate({ cached: info.id }, { speed: false });
+      expect(server.requests).toBe(requests);
+      expect(e).toMatchObject({ architecture: 'llama', fits: true, model: storiesUrl });
+      await expect(engine.estimate({ cached: 'nothing-here' })).rejects.toMatchObject({ code: 'not-found' });
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('speed: measured on this device over samples of the model, then remembered in the store', async () => {
+    const store = memoryStore();
+    const engine = await createEngineIn({ worker: false, cache: true, store, gpu: testGpu });
+    try {
+      const e = await engine.estimate(new File([readFileSync(storiesPath('q4_0'))], 'stories260K-q4_0.gguf'), { promptTokens: 100 });
+      expect(e.fits).toBe(true);
+      expect(e.speed).toMatchObject({ promptTokens: 100, decodeTokS: expect.any(Number), prefillTokS: expect.any(Number), ttftMs: expect.any(Number) });
+      expect(e.speed!.decodeTokS).toBeGreaterThan(0);
+      expect(e.speed!.ttftMs).toBeCloseTo((100 * 1000) / e.speed!.prefillTokS, 6);
+      expect((await store.keys()).filter((k) => k.startsWith('speed/'))).toHaveLength(1);
+      const again = await createEngineIn({ worker: false, cache: true, store, gpu: testGpu });
+      try {
+        const second = await again.estimate(new File([readFileSync(storiesPath('q4_0'))], 'stories260K-q4_0.gguf'), { promptTokens: 100 });
+        expect(second.speed).toEqual(e.speed);
+      } finally {
+        await again.dispose();
+      }
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('the default budget: half the memory on phones and small machines, none on others', () => {
+    const gib = 2 ** 30;
+    expect(defaultGpuBudget({ userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile', deviceMemory: 8 })).toBe(4 * gib);
+    expect(defaultGpuBudget({ userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X)' })).toBe(2 * gib);
+    expect(defaultGpuBudget({ userAgent: 'Mozilla/5.0 (X11; Linux x86_64)', deviceMemory: 4 })).toBe(2 * gib);
+    expect(defaultGpuBudget({ userAgent: 'Mozilla/5.0 (X11; Linux x86_64)', deviceMemory: 8 })).toBe(Infinity);
+    expect(defaultGpuBudget(undefined)).toBe(Infinity);
+  });
+});
