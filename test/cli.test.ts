@@ -208,6 +208,18 @@ describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
     expect(JSON.parse(a.stdout).tokens).not.toEqual(JSON.parse(c.stdout).tokens);
   });
 
+  test('estimate: memory, fit and speed as JSON; a budget it exceeds is a "no" with the reason', async () => {
+    const r = await cli(['estimate', '-m', storiesPath('q8_0'), '--prompt-tokens', '32', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const e = JSON.parse(r.stdout);
+    expect(e).toMatchObject({ architecture: 'llama', contextLength: 512, fits: true, reasons: [], speed: { promptTokens: 32 } });
+    expect(e.speed.decodeTokS).toBeGreaterThan(0);
+    const tight = await cli(['estimate', '-m', storiesPath('q8_0'), '--max-gpu-bytes', '100000', '--no-speed']);
+    expect(tight.code, tight.stderr).toBe(0);
+    expect(tight.stdout).toMatch(/fits {5}no: it needs [\d.]+ MiB of GPU memory .* over this engine's budget of 0\.1 MiB/);
+  });
+
   test('tokenize works on a vocab-only GGUF', async () => {
     const vocab = `${MODELS}tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf`;
     const r = await cli(['tokenize', '--model', vocab, '--text', 'Hello world', '--json']);

@@ -13,6 +13,7 @@ const COMMANDS = {
   tokenize: { required: ['model', 'text'], about: 'print the token ids of a text' },
   bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs)' },
   'bench-gemv': { required: [], about: 'time the decode GEMV alone at TinyLlama 1.1B layer shapes, against a read probe' },
+  estimate: { required: ['model'], about: 'will it run here: GPU memory from the header, the fit, and the speed measured on this GPU' },
 } as const;
 type Command = keyof typeof COMMANDS;
 
@@ -37,12 +38,12 @@ interface Flag {
   help: string;
 }
 
-const MODEL_COMMANDS = ['generate', 'tokenize', 'bench'] as const;
+const MODEL_COMMANDS = ['generate', 'tokenize', 'bench', 'estimate'] as const;
 const DEFAULT_KINDS = 'q4_0,q8_0';
 
 /** Every flag: how it parses, what it accepts, which commands take it, and its line of help. */
 const FLAGS = {
-  model: { type: 'string', short: 'm', value: 'FILE', commands: MODEL_COMMANDS, help: 'the GGUF model file' },
+  model: { type: 'string', short: 'm', value: 'FILE', commands: MODEL_COMMANDS, help: 'the GGUF model file (estimate: also an http(s) URL)' },
   prompt: { type: 'string', short: 'p', value: 'TEXT', commands: ['generate'], help: 'the text to continue ("" for the BOS token alone)' },
   'max-tokens': { type: 'string', short: 'n', value: 'N', range: { min: 1, integer: true }, default: 256, commands: ['generate'], help: 'the most tokens to generate' },
   temperature: { type: 'string', value: 'T', range: { min: 0 }, default: DEFAULT_SAMPLING.temperature, commands: ['generate'], help: '0 is greedy: always the likeliest token' },
@@ -53,7 +54,10 @@ const FLAGS = {
   seed: { type: 'string', value: 'S', range: { min: 0, max: 2 ** 32 - 1, integer: true }, commands: ['generate'], help: 'makes sampling reproducible (random by default)' },
   text: { type: 'string', value: 'TEXT', commands: ['tokenize'], help: 'the text to tokenize' },
   'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
-  'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench'], help: 'prompt length' },
+  'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench', 'estimate'], help: 'prompt length' },
+  context: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['estimate'], help: "the context length (default the model's, capped at 4096)" },
+  'max-gpu-bytes': { type: 'string', value: 'B', range: { min: 1, integer: true }, commands: ['estimate'], help: 'a GPU memory budget to check against (default none)' },
+  'no-speed': { type: 'boolean', commands: ['estimate'], help: 'skip the speed measurement (memory and fit only)' },
   'gen-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 64, commands: ['bench'], help: 'tokens decoded per run' },
   runs: { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 3, commands: ['bench'], help: 'timed runs after a warm-up' },
   followup: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench'], help: 'also time a follow-up chat turn after histories of N words' },
@@ -91,7 +95,9 @@ const SYNOPSIS = `usage:
   webgguf tokenize -m FILE --text TEXT [--no-bos] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
                 [--json]
-  webgguf bench-gemv [--kinds K,K,...] [--json]`;
+  webgguf bench-gemv [--kinds K,K,...] [--json]
+  webgguf estimate -m FILE|URL [--context N] [--prompt-tokens N] [--max-gpu-bytes B] [--no-speed]
+                   [--json]`;
 
 const HELP = `${SYNOPSIS}
 
@@ -261,6 +267,29 @@ async function benchGemvCommand({ values, kinds }: Args): Promise<void> {
   }
 }
 
+async function estimateCommand({ values, numbers }: Args): Promise<void> {
+  const { createEngine } = await import('../node/index.js');
+  const engine = await createEngine({ maxGpuBytes: numbers['max-gpu-bytes'] ?? Infinity });
+  try {
+    const e = await engine.estimate(values.model!, { contextLength: numbers.context, promptTokens: numbers['prompt-tokens'], speed: !values['no-speed'] });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(e) + '\n');
+      return;
+    }
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    process.stdout.write(
+      `${e.model} (${e.architecture}, ${mib(e.fileBytes)}) at a context of ${e.contextLength}\n` +
+        `  memory   ${mib(e.peakGpuBytes)} on the GPU: weights ${mib(e.weightBytes)}, context ${mib(e.contextBytes)}, work ${mib(e.workBytes)}; largest buffer ${mib(e.largestBufferBytes)}\n` +
+        `  fits     ${e.fits ? 'yes' : `no: ${e.reasons.join('; ')}`}\n` +
+        (e.speed
+          ? `  speed    about ${e.speed.decodeTokS.toFixed(2)} tok/s decode, ${e.speed.prefillTokS.toFixed(1)} tok/s prefill, first token after ${e.speed.ttftMs.toFixed(0)} ms (${e.speed.promptTokens}-token prompt)\n`
+          : ''),
+    );
+  } finally {
+    await engine.dispose();
+  }
+}
+
 /** Runs the CLI; returns the exit status (0 done, 1 failed, 2 bad command line). */
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
@@ -270,10 +299,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(HELP + '\n');
       return 0;
     }
-    if (args.values.model !== undefined) await checkModelFile(args.values.model);
+    if (args.values.model !== undefined && !(args.command === 'estimate' && /^https?:\/\//i.test(args.values.model))) await checkModelFile(args.values.model);
     if (args.command === 'generate') await generateCommand(args);
     else if (args.command === 'tokenize') await tokenizeCommand(args);
     else if (args.command === 'bench') await benchCommand(args);
+    else if (args.command === 'estimate') await estimateCommand(args);
     else await benchGemvCommand(args);
     return 0;
   } catch (e) {
