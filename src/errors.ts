@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'context-overflow'
   | 'invalid-argument'
   | 'aborted'
+  | 'timeout'
   | 'worker-failed'
   | 'disposed'
   | 'not-found';

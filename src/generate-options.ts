@@ -18,12 +18,18 @@ export interface GenerateOptions {
   seed?: number;
   /** Keep going past end-of-generation tokens until maxTokens (benchmarks want fixed lengths). */
   ignoreEos?: boolean;
+  /**
+   * The longest the prompt may take to process (its time to first token), in milliseconds: a
+   * prefill that will not finish in time fails with `timeout` as soon as its pace shows it,
+   * instead of running on (long prompts on slow phones). Default: no limit.
+   */
+  maxPrefillMs?: number;
   signal?: AbortSignal;
 }
 
 /** The option names of GenerateOptions, for callers that reject unknown fields. */
 export const GENERATE_OPTION_NAMES = [
-  'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'seed', 'ignoreEos', 'signal',
+  'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'seed', 'ignoreEos', 'maxPrefillMs', 'signal',
 ] as const satisfies readonly (keyof GenerateOptions)[];
 
 /**
@@ -46,6 +52,7 @@ export function checkGenerateOptions(o: GenerateOptions, names: Partial<Record<k
   check('frequencyPenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
   check('presencePenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
   check('seed', Number.isSafeInteger, 'a safe integer (|seed| < 2^53)');
+  check('maxPrefillMs', (v) => v > 0, 'a number of milliseconds > 0');
   if (o.ignoreEos !== undefined && typeof o.ignoreEos !== 'boolean') {
     throw new WebGGUFError('invalid-argument', `${names.ignoreEos ?? 'ignoreEos'} must be a boolean, got ${describeValue(o.ignoreEos)}`);
   }

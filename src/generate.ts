@@ -87,7 +87,7 @@ export async function* generate(
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
-  let token = await model.step(prompt.slice(reuse), reuse);
+  let token = await model.step(prompt.slice(reuse), reuse, options.maxPrefillMs);
   // Tokens chosen on the GPU but not yet yielded. Decode runs in batches of steps per readback,
   // growing from 1 (so the first tokens come at once) to DECODE_BATCH; whatever a stop leaves
   // unread was never part of the output, and later steps overwrite its KV entries.

@@ -170,6 +170,31 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
     }
   });
 
+  test('max_prefill_ms: a prompt that would take longer fails fast with timeout; within it, it runs', async () => {
+    const engine = await createEngineIn({ worker: false, cache: false, gpu: testGpu });
+    try {
+      await engine.load(new File([readFileSync(storiesPath('q4_0'))], 'stories260K-q4_0.gguf'));
+      const long = 'Once upon a time there was a little girl who liked to play in the park with her dog. '.repeat(13);
+      const messages = [{ role: 'user' as const, content: long }];
+      const t0 = performance.now();
+      await expect(engine.chat.completions.create({ messages, max_tokens: 4, max_prefill_ms: 0.5 })).rejects.toMatchObject({
+        code: 'timeout', message: expect.stringMatching(/would take about \d+ ms to process here .* over max_prefill_ms 0\.5/),
+      });
+      // Refused after its first chunk or two, not at the end of the prompt.
+      const failedAfter = performance.now() - t0;
+      const t1 = performance.now();
+      const whole = await engine.chat.completions.create({ messages, max_tokens: 4, temperature: 0, max_prefill_ms: 600_000 });
+      expect(whole.choices[0]!.finish_reason).toBe('length');
+      expect(failedAfter).toBeLessThan(performance.now() - t1);
+      // The cut-off prefill left nothing behind: the same request without a limit gives the same reply.
+      const again = await engine.chat.completions.create({ messages, max_tokens: 4, temperature: 0 });
+      expect(again.choices[0]!.message.content).toBe(whole.choices[0]!.message.content);
+      await expect(engine.chat.completions.create({ messages, max_prefill_ms: -1 })).rejects.toMatchObject({ code: 'invalid-argument', message: expect.stringContaining('max_prefill_ms') });
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test('the default budget: half the memory on phones and small machines, none on others', () => {
     const gib = 2 ** 30;
     expect(defaultGpuBudget({ userAgent: 'Mozilla/5.0 (Linux; Android 14; Pixel 8) Mobile', deviceMemory: 8 })).toBe(4 * gib);

@@ -107,6 +107,7 @@ const SAMPLING: Record<string, FieldCheck> = {
   stream: isBoolean,
   stream_options: () => {}, // checked with stream, in streamPlan
   allow_special_tokens: isBoolean,
+  max_prefill_ms: isNumber,
   signal: (v, name) => {
     if (!(v instanceof AbortSignal)) throw invalid(`${name} must be an AbortSignal`);
   },
@@ -115,7 +116,7 @@ const SAMPLING: Record<string, FieldCheck> = {
 /** OpenAI's names for GenerateOptions fields, for error messages. */
 const OPENAI_NAMES = {
   maxTokens: 'max_tokens', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty',
-  frequencyPenalty: 'frequency_penalty', presencePenalty: 'presence_penalty',
+  frequencyPenalty: 'frequency_penalty', presencePenalty: 'presence_penalty', maxPrefillMs: 'max_prefill_ms',
 } as const;
 
 const CHAT_FIELDS: Record<string, FieldCheck> = {
@@ -215,6 +216,7 @@ function samplingParams(r: Record<string, unknown>, maxTokens: number | undefine
     frequencyPenalty: num('frequency_penalty') ?? 0,
     presencePenalty: num('presence_penalty') ?? 0,
     seed: num('seed'),
+    maxPrefillMs: num('max_prefill_ms'),
     stop: opt(r.stop) as string | string[] | undefined,
     allowSpecialTokens: r.allow_special_tokens === true,
   };

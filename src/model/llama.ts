@@ -218,12 +218,27 @@ export class LlamaModel {
    * Runs `tokens` at positions [pos, pos + tokens.length) and returns the sampled next token.
    * The sampler's history must already end with these tokens (see setSampler).
    */
-  async step(tokens: ArrayLike<number>, pos: number): Promise<number> {
+  async step(tokens: ArrayLike<number>, pos: number, deadlineMs?: number): Promise<number> {
     const n = tokens.length;
     this.checkRange(pos, n);
+    const started = performance.now();
     for (let at = 0; at < n; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
       this.encodeStep(chunk, pos + at, at + this.maxBatch >= n, 'state');
+      // With a deadline, chunks go one at a time, so the pace shows early: the ones left take at
+      // least as long each as those done (attention only grows along the prompt).
+      if (deadlineMs !== undefined && at + this.maxBatch < n) {
+        await this.gpu.device.queue.onSubmittedWorkDone();
+        const done = at + this.maxBatch;
+        const elapsed = performance.now() - started;
+        const projected = (elapsed * n) / done;
+        if (projected > deadlineMs) {
+          throw new WebGGUFError(
+            'timeout',
+            `the prompt of ${n} tokens would take about ${Math.round(projected)} ms to process here (${done} took ${Math.round(elapsed)} ms), over max_prefill_ms ${deadlineMs}; shorten it`,
+          );
+        }
+      }
     }
     return (await this.read(SAMPLER_STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
   }
