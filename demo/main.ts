@@ -6,7 +6,7 @@ const PRESETS: CatalogModel[] = Object.values(MODELS);
 const DEFAULT_MODEL = MODELS.stories260k.url;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const ui = {
-  preset: $<HTMLSelectElement>('preset'), presetInfo: $('preset-info'), url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
+  preset: $<HTMLSelectElement>('preset'), presetInfo: $('preset-info'), estimate: $('estimate'), url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
   progress: $('progress'), fill: $('progress-fill'), progressText: $('progress-text'), cancel: $<HTMLButtonElement>('cancel'),
   status: $('model-status'), cacheList: $('cache-list'), storage: $('storage'), device: $('device'),
   system: $<HTMLTextAreaElement>('system'), temperature: $<HTMLInputElement>('temperature'), topP: $<HTMLInputElement>('top-p'),
@@ -24,6 +24,8 @@ let replyAbort: AbortController | undefined;
 let busy = false;
 /** Resolves once the engine exists (or failed to start). */
 let engineStarted: Promise<void> = Promise.resolve();
+/** The URL of the loaded model (undefined for a file or a cached entry), to match it with its estimate. */
+let loadedSource: string | undefined;
 const enabledFeatures = document.createElement('dd');
 
 /** Decimal gigabytes (or megabytes), as download sizes are usually given. */
@@ -101,6 +103,8 @@ function showProgress(p: LoadProgress, started: number): void {
 async function load_(source: ModelSource): Promise<void> {
   await engineStarted; // a file picked or dropped while the engine starts waits for it
   if (!engine || busy) return;
+  // The load goes first: a check still running for the URL field would make it wait.
+  estimateAbort?.abort();
   loadAbort = new AbortController();
   setBusy(true);
   modelLoaded = false;
@@ -110,6 +114,7 @@ async function load_(source: ModelSource): Promise<void> {
   try {
     const info = await engine.load(source, { onProgress: (p) => showProgress(p, started), signal: loadAbort.signal });
     modelLoaded = true;
+    loadedSource = typeof source === 'string' ? source : typeof source === 'object' && 'url' in source ? source.url : undefined;
     // A stored model is worth keeping: ask the browser not to evict it (it may ask the user, or decide itself).
     void engine.cache.persist();
     const name = typeof source === 'string' ? source.split('/').pop() : source instanceof File ? source.name : 'url' in source ? source.url.split('/').pop() : info.id.split('/').pop();
@@ -175,7 +180,8 @@ async function reply(): Promise<void> {
       if (chunk.usage) {
         const seconds = (performance.now() - firstToken) / 1000;
         const u = chunk.usage;
-        stats.textContent = `${u.completion_tokens} tokens · ${(u.completion_tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s · first token ${Math.round(firstToken - started)} ms · context ${u.total_tokens}${finish === 'abort' ? ' · stopped' : ''}`;
+        const predicted = estimated && estimated.source === loadedSource ? ` (predicted ${estimated.decodeTokS.toFixed(1)})` : '';
+        stats.textContent = `${u.completion_tokens} tokens · ${(u.completion_tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s${predicted} · first token ${Math.round(firstToken - started)} ms · context ${u.total_tokens}${finish === 'abort' ? ' · stopped' : ''}`;
       }
     }
     history.push({ role: 'assistant', content: content.trimStart() });
@@ -227,13 +233,49 @@ const showPreset = () => {
   const p = PRESETS.find((x) => x.url === ui.preset.value);
   ui.presetInfo.textContent = p ? `${gb(p.bytes)} download, checked against its SHA-256; needs about ${gb(p.needs.gpuBytes)} of GPU memory at a ${p.needs.contextLength}-token context.` : 'Any Llama-family GGUF with F32, F16, BF16, Q8_0, Q4_0/Q4_1, Q5_0/Q5_1 or Q4_K/Q5_K/Q6_K tensors (Q4_K_M, Q5_K_M, Q6_K files).';
 };
+/** The prompt length the estimate's time to first token is for. */
+const ESTIMATE_PROMPT = 256;
+/** The estimate of the model in the URL field: the prediction shown beside the measured speed. */
+let estimated: { source: string; decodeTokS: number } | undefined;
+let estimateAbort: AbortController | undefined;
+let estimateTimer: ReturnType<typeof setTimeout> | undefined;
+/**
+ * Will the chosen model run here: engine.estimate reads its header (never the weights) and
+ * measures its speed on this GPU, before the Load button does anything.
+ */
+const showEstimate = () => {
+  clearTimeout(estimateTimer);
+  estimateAbort?.abort();
+  ui.estimate.textContent = '';
+  delete ui.estimate.dataset.fits;
+  const url = ui.url.value.trim();
+  if (!url || !engine) return;
+  estimateTimer = setTimeout(async () => {
+    const abort = (estimateAbort = new AbortController());
+    ui.estimate.textContent = 'Checking whether it runs here…';
+    try {
+      const e = await engine!.estimate(PRESETS.find((p) => p.url === url) ?? url, { promptTokens: ESTIMATE_PROMPT, signal: abort.signal });
+      if (abort.signal.aborted) return;
+      ui.estimate.dataset.fits = String(e.fits);
+      if (e.fits && e.speed) estimated = { source: url, decodeTokS: e.speed.decodeTokS };
+      ui.estimate.textContent = e.fits
+        ? `Fits this device: ${mib(e.peakGpuBytes)} of GPU memory at a ${e.contextLength}-token context; about ${e.speed!.decodeTokS.toFixed(1)} tokens/s here, first token after ${(e.speed!.ttftMs / 1000).toFixed(1)} s for a ${ESTIMATE_PROMPT}-token prompt.`
+        : `Does not fit this device: ${e.reasons.join('; ')}.`;
+    } catch (err) {
+      if (abort.signal.aborted) return;
+      ui.estimate.textContent = `Could not check it before loading: ${isWebGGUFError(err) ? err.message : String(err)}`;
+    }
+  }, 400);
+};
 ui.preset.addEventListener('change', () => {
   if (ui.preset.value) ui.url.value = ui.preset.value;
   showPreset();
+  showEstimate();
 });
 ui.url.addEventListener('input', () => {
   ui.preset.value = PRESETS.some((p) => p.url === ui.url.value) ? ui.url.value : '';
   showPreset();
+  showEstimate();
 });
 ui.loadUrl.addEventListener('click', () => {
   const url = ui.url.value.trim();
@@ -282,6 +324,7 @@ async function start(): Promise<void> {
     engine = await createEngine();
     ui.loadUrl.disabled = false;
     document.body.dataset.ready = 'true';
+    showEstimate();
     await refreshCache();
   } catch (e) {
     showError(e);

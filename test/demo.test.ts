@@ -76,11 +76,16 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
 
   test('loads from a URL, then after a reload from the cache with the network blocked', async () => {
     const page = await open();
+    // Before Load does anything: will it run here, and how fast (its header, and a measurement).
+    await page.waitForSelector('#estimate[data-fits]', { timeout: 60_000 });
+    expect(await page.textContent('#estimate')).toMatch(/^Fits this device: [\d.]+ MB of GPU memory at a 512-token context; about [\d.]+ tokens\/s here, first token after [\d.]+ s/);
     const loading = page.waitForSelector('#progress:not([hidden])');
     await page.click('#load-url');
     await loading.then(() => page.screenshot({ path: `${SHOTS}/2-loading.png` })).catch(() => undefined);
     await waitLoaded(page);
     expect((await chat(page, 'The cat')).length).toBeGreaterThan(0);
+    // The measured speed beside the predicted one.
+    expect(await page.textContent('.message.assistant:last-child .stats')).toMatch(/tokens\/s \(predicted [\d.]+\)/);
 
     await page.reload();
     await page.waitForFunction(() => document.body.dataset.ready === 'true' && document.querySelectorAll('#cache-list li button').length > 0);

@@ -180,6 +180,11 @@ interface SamplingFields {
   repetition_penalty?: number | null;
   /** Extension: encode control-token text in messages/prompt as control tokens (default false). */
   allow_special_tokens?: boolean | null;
+  /**
+   * Extension: the longest the prompt may take to process, in ms; a prefill whose pace shows it
+   * will take longer fails at once with `timeout` (see engine.estimate for the time beforehand).
+   */
+  max_prefill_ms?: number | null;
 }
 
 /**
