@@ -233,7 +233,7 @@ describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
     const r = await cli(['bench', '--model', storiesPath('q4_0'), '--prompt-tokens', '8', '--gen-tokens', '8', '--runs', '1', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const b = JSON.parse(r.stdout);
-    for (const key of ['adapter', 'decode_tok_s', 'prefill_tok_s', 'ttft_ms', 'weight_bytes_per_token', 'probe_read_gb_s', 'decode_gb_s', 'roofline_fraction', 'dispatches_per_token', 'peak_gpu_bytes']) {
+    for (const key of ['adapter', 'decode_tok_s', 'prefill_tok_s', 'ttft_ms', 'weight_bytes_per_token', 'probe_read_gb_s', 'decode_gb_s', 'roofline_fraction', 'dispatches_per_token', 'peak_gpu_bytes', 'predicted_decode_tok_s', 'predicted_prefill_tok_s']) {
       expect(b, key).toHaveProperty(key);
     }
     expect(b.decode_tok_s).toBeGreaterThan(0);

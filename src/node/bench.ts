@@ -5,6 +5,7 @@ import { decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel 
 import { DECODE_BATCH } from '../generate.js';
 import { WebGGUFError } from '../errors.js';
 import { readConfig } from '../model/config.js';
+import { predictSpeed } from '../model/speed-probe.js';
 import { nodeGpuContext } from './gpu.js';
 import { loadModelFile, openGGUF } from './load.js';
 
@@ -32,6 +33,9 @@ export interface BenchResult {
   peak_gpu_bytes: number;
   /** Peak GPU bytes over weights + KV cache, minus one (the target is at most 0.10). */
   peak_overhead_fraction: number;
+  /** What engine.estimate predicts for this model and these lengths on this adapter (predictSpeed), beside the measured figures. */
+  predicted_decode_tok_s: number;
+  predicted_prefill_tok_s: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -97,6 +101,7 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
     const decodeRates = results.map((r) => genTokens / (r.decode / 1000));
     const ttft = median(results.map((r) => r.ttft));
     const probe = await probeReadBandwidth(gpu);
+    const predicted = await predictSpeed(gpu, loaded.file, { contextLength: promptTokens + genTokens + 1, promptTokens });
     const decode = median(decodeRates);
     const decodeGbS = (model.weightBytesPerToken * decode) / 1e9;
     return {
@@ -120,6 +125,8 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
       gpu_bytes: model.bytesOnGpu,
       peak_gpu_bytes: model.peakBytesOnGpu,
       peak_overhead_fraction: model.peakBytesOnGpu / (model.weightBytes + model.kvCacheBytes) - 1,
+      predicted_decode_tok_s: predicted.decodeTokS,
+      predicted_prefill_tok_s: predicted.prefillTokS,
     };
   } finally {
     await loaded.dispose();
