@@ -1,0 +1,163 @@
+/**
+ * Constrained decoding: what a request asks the output to be (a ConstraintSpec, plain data that
+ * crosses to the worker) and the Constraint that enforces it token by token. XGrammar (WebAssembly,
+ * loaded on first use) compiles the grammar against the model's vocabulary and gives, at each
+ * step, the packed set of tokens that keep the output a valid prefix; the GPU sampler masks the
+ * rest (LlamaModel.setAllowedTokens).
+ */
+import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
+import { WebGGUFError } from '../errors.js';
+import { BYTE_LEVEL_CHARS, TokenType, type GGUFTokenizer } from '../tokenizer/tokenizer.js';
+import { checkJsonSchema } from './schema.js';
+import { loadXGrammar, compiling } from './xgrammar.js';
+
+/** What the output must be. */
+export type ConstraintSpec =
+  /** Any JSON object (OpenAI's response_format json_object). */
+  | { type: 'json_object' }
+  /** JSON that validates against `schema` (the keywords in grammar/schema.ts). */
+  | { type: 'json_schema'; schema: unknown }
+  /** Text that a GBNF grammar (llama.cpp's format; the rule `root` starts) matches. */
+  | { type: 'grammar'; grammar: string };
+
+/** The most characters of a grammar or schema a request may carry (bounded compile work). */
+export const MAX_CONSTRAINT_CHARS = 1 << 20;
+
+const invalid = (message: string) => new WebGGUFError('invalid-argument', message);
+
+/** Checks a spec's shape and, for a schema, every keyword; throws invalid-argument. Synchronous and cheap. */
+export function checkConstraintSpec(spec: ConstraintSpec, what = 'constraint'): void {
+  if (spec.type === 'json_object') return;
+  if (spec.type === 'json_schema') {
+    if (JSON.stringify(spec.schema ?? null).length > MAX_CONSTRAINT_CHARS) throw invalid(`${what}: the schema is over ${MAX_CONSTRAINT_CHARS} characters`);
+    checkJsonSchema(spec.schema, what);
+    return;
+  }
+  if (spec.type === 'grammar') {
+    if (typeof spec.grammar !== 'string' || !/\S/.test(spec.grammar)) throw invalid(`${what} must be a non-empty GBNF grammar string`);
+    if (spec.grammar.length > MAX_CONSTRAINT_CHARS) throw invalid(`${what}: the grammar is over ${MAX_CONSTRAINT_CHARS} characters`);
+    if (!/(^|\n)\s*root\s*::=/.test(spec.grammar)) throw invalid(`${what}: a GBNF grammar needs a rule named root (root ::= ...)`);
+    return;
+  }
+  throw invalid(`${what}: unknown constraint type ${JSON.stringify((spec as { type?: unknown }).type)}`);
+}
+
+/** Enforces a ConstraintSpec over one generation. */
+export interface Constraint {
+  /** The tokens allowed next, packed: token i is allowed when bit i % 32 of word i / 32 is set. */
+  allowedTokens(): Promise<Uint32Array>;
+  /** Advances past `token`; throws if it was not allowed. */
+  accept(token: number): void;
+  /** The output is complete and its end token taken: generation must stop. */
+  readonly finished: boolean;
+  /** Frees the WebAssembly state; the constraint is unusable afterwards. */
+  dispose(): void;
+}
+
+/**
+ * One model's grammar compiler: the vocabulary as XGrammar sees it (built once, the slow part at
+ * a large vocabulary) and its cache of compiled grammars.
+ */
+export class GrammarEngine {
+  private static readonly engines = new WeakMap<GGUFTokenizer, Promise<GrammarEngine>>();
+
+  private constructor(
+    private readonly compiler: GrammarCompiler,
+    private readonly matcherClass: typeof GrammarMatcher,
+    /** Tokens free of control bytes (U+0000-U+001F), packed like a mask: see withoutControlBytes. */
+    private readonly printable: Uint32Array,
+  ) {}
+
+  /** The engine of `tokenizer` for a model of `vocabSize` logits (the first call loads XGrammar). */
+  static for(tokenizer: GGUFTokenizer, vocabSize: number): Promise<GrammarEngine> {
+    let engine = GrammarEngine.engines.get(tokenizer);
+    if (!engine) {
+      engine = GrammarEngine.create(tokenizer, vocabSize);
+      engine.catch(() => GrammarEngine.engines.delete(tokenizer));
+      GrammarEngine.engines.set(tokenizer, engine);
+    }
+    return engine;
+  }
+
+  private static async create(tokenizer: GGUFTokenizer, vocabSize: number): Promise<GrammarEngine> {
+    const xg = await loadXGrammar();
+    const { model, tokens, tokenTypes } = tokenizer.spec;
+    const stops = [...tokenizer.endOfGeneration];
+    // Tokens that are not text (control, unknown, unused, user-defined) are given as empty
+    // strings, which XGrammar never allows; end-of-generation tokens are allowed through `stops`
+    // where the output is complete.
+    const pieces = tokens.map((t, i) => {
+      const type = tokenTypes?.[i] ?? TokenType.NORMAL;
+      return type === TokenType.NORMAL || type === TokenType.BYTE ? t : '';
+    });
+    const vocabType = model === 'llama' ? 'byte_fallback' : model === 'gpt2' ? 'byte_level' : undefined;
+    if (!vocabType) throw invalid(`constrained decoding does not support the tokenizer model ${JSON.stringify(model)}`);
+    const info = await xg.TokenizerInfo.createTokenizerInfo(pieces, vocabType, false, Math.max(vocabSize, pieces.length), stops);
+    return new GrammarEngine(await xg.GrammarCompiler.createGrammarCompiler(info, true), xg.GrammarMatcher, printableTokens(tokenizer, vocabSize));
+  }
+
+  /** A constraint for one generation; invalid-argument when the grammar or schema does not compile. */
+  async constraint(spec: ConstraintSpec): Promise<Constraint> {
+    checkConstraintSpec(spec);
+    let compiled: CompiledGrammar;
+    if (spec.type === 'json_object') {
+      // Not strict: any properties (OpenAI's JSON mode); the grammar allows objects only.
+      compiled = await compiling('response_format json_object', () => this.compiler.compileJSONSchema('{"type":"object"}', false, -1, undefined, false));
+    } else if (spec.type === 'json_schema') {
+      // Strict: properties a schema does not list are left out (still valid against it, and a
+      // small model cannot wander off into invented keys).
+      compiled = await compiling('json_schema', () => this.compiler.compileJSONSchema(JSON.stringify(spec.schema), false, -1, undefined, true));
+    } else {
+      compiled = await compiling('grammar', () => this.compiler.compileGrammar(spec.grammar, 'root'));
+    }
+    const json = spec.type !== 'grammar';
+    return new XGrammarConstraint(compiled, await this.matcherClass.createGrammarMatcher(compiled), json ? this.printable : undefined);
+  }
+}
+
+class XGrammarConstraint implements Constraint {
+  private disposed = false;
+  constructor(private readonly compiled: CompiledGrammar, private readonly matcher: GrammarMatcher, private readonly only?: Uint32Array) {}
+
+  async allowedTokens(): Promise<Uint32Array> {
+    const mask = await this.matcher.getNextTokenBitmask();
+    const words = new Uint32Array(mask.buffer, mask.byteOffset, mask.length);
+    if (this.only) for (let i = 0; i < words.length; i++) words[i]! &= this.only[i] ?? 0;
+    return words;
+  }
+
+  accept(token: number): void {
+    if (!this.matcher.acceptToken(token)) throw new WebGGUFError('gpu', `the sampler chose token ${token}, which the grammar does not allow`);
+  }
+
+  get finished(): boolean {
+    return this.matcher.isTerminated();
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.matcher.dispose();
+    this.compiled.dispose();
+  }
+}
+
+/**
+ * The tokens whose bytes hold no control character (U+0000-U+001F). XGrammar's JSON grammars let
+ * strings hold raw control characters other than CR and LF, which JSON forbids (they must be
+ * escaped); the compact JSON these grammars print needs none anywhere, so JSON constraints allow
+ * only these tokens.
+ */
+function printableTokens(tokenizer: GGUFTokenizer, vocabSize: number): Uint32Array {
+  const { model, tokens } = tokenizer.spec;
+  const words = new Uint32Array(Math.ceil(Math.max(vocabSize, tokens.length) / 32));
+  const fromByteLevel = new Map(BYTE_LEVEL_CHARS.map((c, b) => [c, b]));
+  for (const [i, t] of tokens.entries()) {
+    let control = false;
+    const byte = /^<0x([0-9A-Fa-f]{2})>$/.exec(t);
+    if (model === 'llama' && byte) control = parseInt(byte[1]!, 16) < 0x20;
+    else for (const ch of t) if ((model === 'gpt2' ? fromByteLevel.get(ch) ?? 0x20 : ch.codePointAt(0)!) < 0x20) control = true;
+    if (!control) words[i >> 5]! |= 1 << (i & 31);
+  }
+  return words;
+}
