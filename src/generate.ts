@@ -1,5 +1,6 @@
 import { WebGGUFError } from './errors.js';
 import { checkGenerateOptions, type GenerateOptions } from './generate-options.js';
+import type { Constraint } from './grammar/constraint.js';
 import type { LlamaModel, SamplingParams } from './model/llama.js';
 import { StreamDecoder } from './tokenizer/stream.js';
 import type { GGUFTokenizer } from './tokenizer/tokenizer.js';
@@ -38,6 +39,7 @@ export function samplingParams(o: GenerateOptions, vocabSize: number): SamplingP
     frequencyPenalty: o.frequencyPenalty ?? 0,
     presencePenalty: o.presencePenalty ?? 0,
     seed: o.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : seed32(o.seed),
+    logitBias: o.logitBias ? new Map(Object.entries(o.logitBias).map(([token, bias]) => [Number(token), bias])) : undefined,
   };
 }
 
@@ -68,13 +70,19 @@ export interface GenerateResult {
  * tokens must already be in the KV cache from an earlier call; only the rest is prefilled. Yields
  * each new token with its text and returns why it stopped. End-of-generation tokens are not
  * yielded.
+ *
+ * With a `constraint`, each token is sampled only among those it allows (the mask goes to the GPU
+ * sampler before each step, so these steps run one per readback), and generation stops ('stop')
+ * when it is finished; end-of-generation tokens come only where it allows them, so `ignoreEos`
+ * does not apply. The caller owns the constraint (and disposes of it).
  */
 export async function* generate(
   model: LlamaModel,
   tokenizer: GGUFTokenizer,
   prompt: number[],
-  options: GenerateOptions & { cachedPrefix?: number } = {},
+  options: GenerateOptions & { cachedPrefix?: number; constraint?: Constraint } = {},
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
+  const constraint = options.constraint;
   const sampling = samplingParams(options, model.config.vocabSize);
   const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
   if (prompt.length === 0) throw new WebGGUFError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
@@ -87,6 +95,12 @@ export async function* generate(
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
+  const constrain = async () => {
+    const allowed = await constraint!.allowedTokens();
+    if (!allowed.some((w) => w !== 0)) throw new WebGGUFError('invalid-argument', 'the grammar allows no token here (it cannot continue and is not complete)');
+    model.setAllowedTokens(allowed);
+  };
+  if (constraint) await constrain();
   let token = await model.step(prompt.slice(reuse), reuse);
   // Tokens chosen on the GPU but not yet yielded. Decode runs in batches of steps per readback,
   // growing from 1 (so the first tokens come at once) to DECODE_BATCH; whatever a stop leaves
@@ -96,12 +110,18 @@ export async function* generate(
   for (let produced = 1; ; produced++) {
     if (options.signal?.aborted) return { finishReason: 'abort', context };
     // Bytes still pending at a stop token never formed a character: they are dropped.
-    if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
+    if (constraint) {
+      constraint.accept(token);
+      if (constraint.finished) return { finishReason: 'stop', context };
+    } else if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
     const last = produced >= maxTokens || context.length >= model.contextLength;
     yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
     if (last) return { finishReason: 'length', context };
     // Feed the token just yielded (the sampler left it on the GPU) and sample the next ones.
-    if (!pending.length) {
+    if (constraint) {
+      await constrain();
+      pending = await model.decode(1, context.length);
+    } else if (!pending.length) {
       pending = await model.decode(Math.min(batch, maxTokens - produced, model.contextLength - context.length), context.length);
       batch = Math.min(2 * batch, DECODE_BATCH);
     }

@@ -5,6 +5,7 @@
  * constrained.gpu.test.ts.
  */
 import { describe, expect, test } from 'vitest';
+import { validateChatRequest, validateCompletionRequest } from '../src/chat/request.js';
 import { GrammarEngine, type ConstraintSpec } from '../src/grammar/constraint.js';
 import { useXGrammarLoader } from '../src/grammar/xgrammar.js';
 import { readGGUF } from '../src/gguf/gguf.js';
@@ -124,5 +125,48 @@ describe.skipIf(!HAVE_MODELS)('constrained decoding masks (XGrammar)', () => {
     }
     await expect(engine.constraint({ type: 'json_schema', schema: { $ref: '#/$defs/missing' } })).rejects.toMatchObject({ code: 'invalid-argument' });
     await expect(engine.constraint({ type: 'json_schema', schema: { type: 'strin' } })).rejects.toMatchObject({ code: 'invalid-argument' });
+  });
+});
+
+describe('structured output and logit_bias request fields', () => {
+  const MESSAGES = [{ role: 'user', content: 'Hi' }];
+  const schema = { type: 'object', properties: { a: { type: 'string' } } };
+  const invalid = (run: () => unknown, message: RegExp) => expect(run).toThrow(expect.objectContaining({ code: 'invalid-argument', message: expect.stringMatching(message) }));
+
+  test('response_format and grammar become the constraint, in chat and legacy completions', () => {
+    const chat = (fields: object) => validateChatRequest({ messages: MESSAGES, ...fields }).params.constraint;
+    expect(chat({ response_format: { type: 'json_object' } })).toEqual({ type: 'json_object' });
+    expect(chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema, strict: true } } })).toEqual({ type: 'json_schema', schema });
+    expect(chat({ response_format: { type: 'json_schema', json_schema: { name: 'x' } } })).toEqual({ type: 'json_object' });
+    expect(chat({ response_format: { type: 'text' } })).toBeUndefined();
+    expect(chat({ grammar: 'root ::= "a"' })).toEqual({ type: 'grammar', grammar: 'root ::= "a"' });
+    const completion = (fields: object) => validateCompletionRequest({ prompt: 'x', ...fields }).params.constraint;
+    expect(completion({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } })).toEqual({ type: 'json_schema', schema });
+    expect(completion({ grammar: 'root ::= "a"' })).toEqual({ type: 'grammar', grammar: 'root ::= "a"' });
+  });
+
+  test('bad constraints are invalid-argument errors naming the problem', () => {
+    const chat = (fields: object) => () => validateChatRequest({ messages: MESSAGES, ...fields });
+    invalid(chat({ response_format: { type: 'yaml' } }), /^response_format type "yaml"/);
+    invalid(chat({ response_format: { type: 'json_schema' } }), /json_schema must be an object/);
+    invalid(chat({ response_format: { type: 'json_schema', json_schema: { schema } } }), /json_schema\.name/);
+    invalid(chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema, strcit: true } } }), /strcit is not a known/);
+    invalid(chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', format: 'date' } } } }), /"format"/);
+    invalid(chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'number', minimum: 0 } } } } } }), /"minimum" \(at \/properties\/a\/minimum\)/);
+    invalid(chat({ response_format: { type: 'json_object' }, grammar: 'root ::= "a"' }), /give one/);
+    invalid(chat({ grammar: 'start ::= "a"' }), /root/);
+    invalid(chat({ grammar: 5 }), /^grammar must be a string/);
+    let deep: object = { type: 'string' };
+    for (let i = 0; i < 100; i++) deep = { type: 'array', items: deep };
+    invalid(chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: deep } } }), /deeper/);
+  });
+
+  test('logit_bias: token ids to [-100, 100]', () => {
+    expect(validateChatRequest({ messages: MESSAGES, logit_bias: { 5: -100, 7: 2.5 } }).params.logitBias).toEqual({ 5: -100, 7: 2.5 });
+    expect(validateChatRequest({ messages: MESSAGES, logit_bias: {} }).params.logitBias).toBeUndefined();
+    for (const bad of [{ 5: 101 }, { x: 1 }, { '-1': 1 }, { 5: 'a' }, { '01': 1 }, []]) {
+      invalid(() => validateCompletionRequest({ prompt: 'x', logit_bias: bad }), /^logit_bias/);
+    }
+    invalid(() => validateChatRequest({ messages: MESSAGES, logit_bias: Object.fromEntries(Array.from({ length: 301 }, (_, i) => [i, 1])) }), /at most 300/);
   });
 });

@@ -8,6 +8,7 @@ import type { ChatMessage } from '../chat/messages.js';
 import { encodeChat } from '../chat/template.js';
 import { WebGGUFError } from '../errors.js';
 import { generate, type FinishReason, type GenerateOptions } from '../generate.js';
+import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
@@ -289,13 +290,16 @@ export class EngineCore {
     while (reuse < this.context.length && reuse < prompt.length && this.context[reuse] === prompt[reuse]) reuse++;
     const stops = typeof params.stop === 'string' ? [params.stop] : params.stop ?? [];
     const matcher = new StopMatcher(stops.filter((s) => s.length > 0));
+    const { constraint: spec, ...rest } = params;
+    // Compiled before the KV cache is touched: a grammar that does not compile changes nothing.
+    const constraint = spec ? await (await GrammarEngine.for(tokenizer, model.config.vocabSize)).constraint(spec) : undefined;
     // A stop string found in the text ends generation through this controller.
     const local = new AbortController();
     const onAbort = () => local.abort();
     signal.addEventListener('abort', onAbort);
     let stoppedByString = false;
     let completion = 0;
-    const options: GenerateOptions & { cachedPrefix: number } = { ...params, signal: local.signal, cachedPrefix: reuse };
+    const options: GenerateOptions & { cachedPrefix: number; constraint?: Constraint } = { ...rest, signal: local.signal, cachedPrefix: reuse, constraint };
     let firstToken: number | undefined;
     const usageNow = (completion: number) => {
       const cached = Math.min(reuse, prompt.length - 1);
@@ -332,6 +336,7 @@ export class EngineCore {
       throw e;
     } finally {
       signal.removeEventListener('abort', onAbort);
+      constraint?.dispose();
     }
   }
 

@@ -1,6 +1,6 @@
 /**
- * Constrained decoding: what a request asks the output to be (a ConstraintSpec, plain data that
- * crosses to the worker) and the Constraint that enforces it token by token. XGrammar (WebAssembly,
+ * Constrained decoding: the Constraint that enforces a ConstraintSpec (grammar/spec.ts) token by
+ * token. XGrammar (WebAssembly,
  * loaded on first use) compiles the grammar against the model's vocabulary and gives, at each
  * step, the packed set of tokens that keep the output a valid prefix; the GPU sampler masks the
  * rest (LlamaModel.setAllowedTokens).
@@ -8,44 +8,15 @@
 import type { CompiledGrammar, GrammarCompiler, GrammarMatcher } from '@mlc-ai/web-xgrammar';
 import { WebGGUFError } from '../errors.js';
 import { BYTE_LEVEL_CHARS, TokenType, type GGUFTokenizer } from '../tokenizer/tokenizer.js';
-import { checkJsonSchema } from './schema.js';
+import { checkConstraintSpec, type ConstraintSpec } from './spec.js';
+
+export type { ConstraintSpec };
 import { loadXGrammar, compiling } from './xgrammar.js';
-
-/** What the output must be. */
-export type ConstraintSpec =
-  /** Any JSON object (OpenAI's response_format json_object). */
-  | { type: 'json_object' }
-  /** JSON that validates against `schema` (the keywords in grammar/schema.ts). */
-  | { type: 'json_schema'; schema: unknown }
-  /** Text that a GBNF grammar (llama.cpp's format; the rule `root` starts) matches. */
-  | { type: 'grammar'; grammar: string };
-
-/** The most characters of a grammar or schema a request may carry (bounded compile work). */
-export const MAX_CONSTRAINT_CHARS = 1 << 20;
-
-const invalid = (message: string) => new WebGGUFError('invalid-argument', message);
-
-/** Checks a spec's shape and, for a schema, every keyword; throws invalid-argument. Synchronous and cheap. */
-export function checkConstraintSpec(spec: ConstraintSpec, what = 'constraint'): void {
-  if (spec.type === 'json_object') return;
-  if (spec.type === 'json_schema') {
-    if (JSON.stringify(spec.schema ?? null).length > MAX_CONSTRAINT_CHARS) throw invalid(`${what}: the schema is over ${MAX_CONSTRAINT_CHARS} characters`);
-    checkJsonSchema(spec.schema, what);
-    return;
-  }
-  if (spec.type === 'grammar') {
-    if (typeof spec.grammar !== 'string' || !/\S/.test(spec.grammar)) throw invalid(`${what} must be a non-empty GBNF grammar string`);
-    if (spec.grammar.length > MAX_CONSTRAINT_CHARS) throw invalid(`${what}: the grammar is over ${MAX_CONSTRAINT_CHARS} characters`);
-    if (!/(^|\n)\s*root\s*::=/.test(spec.grammar)) throw invalid(`${what}: a GBNF grammar needs a rule named root (root ::= ...)`);
-    return;
-  }
-  throw invalid(`${what}: unknown constraint type ${JSON.stringify((spec as { type?: unknown }).type)}`);
-}
 
 /** Enforces a ConstraintSpec over one generation. */
 export interface Constraint {
   /** The tokens allowed next, packed: token i is allowed when bit i % 32 of word i / 32 is set. */
-  allowedTokens(): Promise<Uint32Array>;
+  allowedTokens(): Promise<Uint32Array<ArrayBuffer>>;
   /** Advances past `token`; throws if it was not allowed. */
   accept(token: number): void;
   /** The output is complete and its end token taken: generation must stop. */
@@ -91,7 +62,7 @@ export class GrammarEngine {
       return type === TokenType.NORMAL || type === TokenType.BYTE ? t : '';
     });
     const vocabType = model === 'llama' ? 'byte_fallback' : model === 'gpt2' ? 'byte_level' : undefined;
-    if (!vocabType) throw invalid(`constrained decoding does not support the tokenizer model ${JSON.stringify(model)}`);
+    if (!vocabType) throw new WebGGUFError('invalid-argument', `constrained decoding does not support the tokenizer model ${JSON.stringify(model)}`);
     const info = await xg.TokenizerInfo.createTokenizerInfo(pieces, vocabType, false, Math.max(vocabSize, pieces.length), stops);
     return new GrammarEngine(await xg.GrammarCompiler.createGrammarCompiler(info, true), xg.GrammarMatcher, printableTokens(tokenizer, vocabSize));
   }
@@ -119,9 +90,9 @@ class XGrammarConstraint implements Constraint {
   private disposed = false;
   constructor(private readonly compiled: CompiledGrammar, private readonly matcher: GrammarMatcher, private readonly only?: Uint32Array) {}
 
-  async allowedTokens(): Promise<Uint32Array> {
+  async allowedTokens(): Promise<Uint32Array<ArrayBuffer>> {
     const mask = await this.matcher.getNextTokenBitmask();
-    const words = new Uint32Array(mask.buffer, mask.byteOffset, mask.length);
+    const words = new Uint32Array(mask.buffer as ArrayBuffer, mask.byteOffset, mask.length);
     if (this.only) for (let i = 0; i < words.length; i++) words[i]! &= this.only[i] ?? 0;
     return words;
   }

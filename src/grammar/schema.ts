@@ -21,6 +21,9 @@ const SUBSCHEMA = new Set(['additionalProperties', 'items']);
 const SCHEMA_LISTS = new Set(['anyOf', 'oneOf', 'prefixItems']);
 const SCHEMA_MAPS = new Set(['properties', '$defs', 'definitions']);
 
+/** Deeper schemas are refused (bounded recursion here and in XGrammar's compiler). */
+const MAX_DEPTH = 64;
+
 const invalid = (message: string) => new WebGGUFError('invalid-argument', message);
 
 /**
@@ -31,6 +34,7 @@ export function checkJsonSchema(schema: unknown, what = 'schema'): void {
   const root = schema;
   const visit = (s: unknown, path: string): void => {
     if (typeof s === 'boolean') return;
+    if (path.split('/').length > MAX_DEPTH) throw invalid(`${what}: nested deeper than ${MAX_DEPTH} levels`);
     if (typeof s !== 'object' || s === null || Array.isArray(s)) throw invalid(`${what}${path || ''} must be a JSON Schema object or boolean`);
     for (const [key, value] of Object.entries(s)) {
       const at = `${path}/${key}`;

@@ -20,6 +20,7 @@ let loader: () => Promise<XGrammar> = async () => {
 let loaded: Promise<XGrammar> | undefined;
 
 export function useXGrammarLoader(load: () => Promise<XGrammar>): void {
+  if (load === loader) return;
   loader = load;
   loaded = undefined;
 }
