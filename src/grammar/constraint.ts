@@ -43,7 +43,11 @@ export class GrammarEngine {
   static for(tokenizer: GGUFTokenizer, vocabSize: number): Promise<GrammarEngine> {
     let engine = GrammarEngine.engines.get(tokenizer);
     if (!engine) {
-      engine = GrammarEngine.create(tokenizer, vocabSize);
+      engine = GrammarEngine.create(tokenizer, vocabSize).catch((e: unknown) => {
+        if (e instanceof WebGGUFError) throw e;
+        const reason = e instanceof Error ? e.message : String(e);
+        throw new WebGGUFError('invalid-argument', `constrained decoding could not start XGrammar (WebAssembly): ${reason}; a Content-Security-Policy must allow 'wasm-unsafe-eval' for it`, { cause: e });
+      });
       engine.catch(() => GrammarEngine.engines.delete(tokenizer));
       GrammarEngine.engines.set(tokenizer, engine);
     }

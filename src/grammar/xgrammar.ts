@@ -14,8 +14,9 @@ export type XGrammar = Pick<typeof XGrammarModule, 'GrammarCompiler' | 'GrammarM
  * installs its own loader (node/xgrammar.ts).
  */
 let loader: () => Promise<XGrammar> = async () => {
-  const m = (await import('@mlc-ai/web-xgrammar')) as unknown as { default?: XGrammar } & Partial<XGrammar>;
-  return m.GrammarCompiler ? (m as XGrammar) : m.default ?? (globalThis as unknown as { xgrammar: XGrammar }).xgrammar;
+  // The namespace of a CommonJS module: its exports, or (by bundler) under `default`.
+  const m = (await import('./xgrammar-module.js')).default as unknown as { default?: XGrammar } & Partial<XGrammar>;
+  return m.GrammarCompiler ? (m as XGrammar) : m.default!;
 };
 let loaded: Promise<XGrammar> | undefined;
 
