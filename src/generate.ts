@@ -95,12 +95,15 @@ export async function* generate(
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
+  // The next token's mask goes to the GPU sampler; false when nothing may follow: the output is
+  // complete and the vocabulary has no end token the grammar could take.
   const constrain = async () => {
     const allowed = await constraint!.allowedTokens();
-    if (!allowed.some((w) => w !== 0)) throw new WebGGUFError('invalid-argument', 'the grammar allows no token here (it cannot continue and is not complete)');
+    if (!allowed.some((w) => w !== 0)) return false;
     model.setAllowedTokens(allowed);
+    return true;
   };
-  if (constraint) await constrain();
+  if (constraint && !(await constrain())) return { finishReason: 'stop', context: prompt.slice(0, reuse) };
   let token = await model.step(prompt.slice(reuse), reuse);
   // Tokens chosen on the GPU but not yet yielded. Decode runs in batches of steps per readback,
   // growing from 1 (so the first tokens come at once) to DECODE_BATCH; whatever a stop leaves
@@ -119,7 +122,7 @@ export async function* generate(
     if (last) return { finishReason: 'length', context };
     // Feed the token just yielded (the sampler left it on the GPU) and sample the next ones.
     if (constraint) {
-      await constrain();
+      if (!(await constrain())) return { finishReason: 'stop', context };
       pending = await model.decode(1, context.length);
     } else if (!pending.length) {
       pending = await model.decode(Math.min(batch, maxTokens - produced, model.contextLength - context.length), context.length);

@@ -130,8 +130,8 @@ interface SamplingFields {
 
 /**
  * OpenAI's chat request. Every field is honoured or, where this engine cannot honour it (tools,
- * structured output, log-probs, audio, n > 1), rejected with invalid-argument naming it; unknown
- * fields are rejected too.
+ * log-probs, audio, n > 1), rejected with invalid-argument naming it; unknown fields are rejected
+ * too.
  */
 export interface ChatCompletionRequest extends InformationalFields, SamplingFields {
   messages: ChatCompletionMessageParam[];

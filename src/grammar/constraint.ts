@@ -15,7 +15,10 @@ import { loadXGrammar, compiling } from './xgrammar.js';
 
 /** Enforces a ConstraintSpec over one generation. */
 export interface Constraint {
-  /** The tokens allowed next, packed: token i is allowed when bit i % 32 of word i / 32 is set. */
+  /**
+   * The tokens allowed next, packed: token i is allowed when bit i % 32 of word i / 32 is set.
+   * None set: the output is complete and the vocabulary has no end-of-generation token to take.
+   */
   allowedTokens(): Promise<Uint32Array<ArrayBuffer>>;
   /** Advances past `token`; throws if it was not allowed. */
   accept(token: number): void;
