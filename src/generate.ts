@@ -16,6 +16,23 @@ export interface GeneratedToken {
 /** The most decode steps between readbacks: more saves round trips, fewer stops sooner. */
 export const DECODE_BATCH = 8;
 
+/** The most grammar-forced tokens fed in one step (they are prefilled together). */
+const MAX_FORCED_TOKENS = 64;
+/** onlyToken's answer for a mask with no token set. */
+const NONE = -1;
+
+/** The one token a packed mask allows; NONE if none, undefined if several. */
+function onlyToken(mask: Uint32Array): number | undefined {
+  let found: number = NONE;
+  for (let w = 0; w < mask.length; w++) {
+    const bits = mask[w]!;
+    if (bits === 0) continue;
+    if (found !== NONE || (bits & (bits - 1)) !== 0) return undefined;
+    found = w * 32 + (31 - Math.clz32(bits));
+  }
+  return found;
+}
+
 export type FinishReason = 'stop' | 'length' | 'abort';
 
 /** llama.cpp's defaults, so the same flags mean the same thing. */
@@ -72,8 +89,8 @@ export interface GenerateResult {
  * yielded.
  *
  * With a `constraint`, each token is sampled only among those it allows (the mask goes to the GPU
- * sampler before each step, so these steps run one per readback), and generation stops ('stop')
- * when it is finished; end-of-generation tokens come only where it allows them, so `ignoreEos`
+ * sampler before each step, so these steps run one per readback), tokens it forces (the only
+ * choice) are appended without sampling, and generation stops ('stop') when it is finished; end-of-generation tokens come only where it allows them, so `ignoreEos`
  * does not apply. The caller owns the constraint (and disposes of it).
  */
 export async function* generate(
@@ -95,25 +112,52 @@ export async function* generate(
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
-  // The next token's mask goes to the GPU sampler; false when nothing may follow: the output is
-  // complete and the vocabulary has no end token the grammar could take.
-  const constrain = async () => {
-    const allowed = await constraint!.allowedTokens();
-    if (!allowed.some((w) => w !== 0)) return false;
-    model.setAllowedTokens(allowed);
-    return true;
+  // Constrained: the tokens the grammar forces next (the only one allowed, and not an end token),
+  // accepted, at most `room`; then the mask of the token after them goes to the GPU sampler.
+  // `complete`: nothing may follow them (the output is complete and the vocabulary has no end
+  // token the grammar could take).
+  const forcedRun = async (room: number): Promise<{ forced: number[]; complete: boolean }> => {
+    const forced: number[] = [];
+    for (;;) {
+      const allowed = await constraint!.allowedTokens();
+      const only = onlyToken(allowed);
+      if (only === undefined || only === NONE || forced.length >= room || tokenizer.endOfGeneration.has(only)) {
+        if (only !== NONE) model.setAllowedTokens(allowed);
+        return { forced, complete: only === NONE };
+      }
+      constraint!.accept(only);
+      forced.push(only);
+    }
   };
-  if (constraint && !(await constrain())) return { finishReason: 'stop', context: prompt.slice(0, reuse) };
-  let token = await model.step(prompt.slice(reuse), reuse);
-  // Tokens chosen on the GPU but not yet yielded. Decode runs in batches of steps per readback,
-  // growing from 1 (so the first tokens come at once) to DECODE_BATCH; whatever a stop leaves
-  // unread was never part of the output, and later steps overwrite its KV entries.
+  // Tokens chosen but not yet yielded: by the GPU sampler or, constrained, forced by the grammar.
+  // Decode runs in batches of steps per readback, growing from 1 (so the first tokens come at
+  // once) to DECODE_BATCH; whatever a stop leaves unread was never part of the output, and later
+  // steps overwrite its KV entries. Constrained decoding runs one sampled token per readback
+  // (its mask depends on the token before), with the forced tokens before it fed in the same step.
   let pending: number[] = [];
+  // How many of the tokens from `token` on the constraint has accepted already (forced ones).
+  let ahead = 0;
+  // Constrained: the output ends after the pending tokens.
+  let complete = false;
+  let token: number;
+  if (constraint) {
+    const run = await forcedRun(Math.min(maxTokens - 1, model.contextLength - prompt.length - 2, MAX_FORCED_TOKENS));
+    if (run.complete && !run.forced.length) return { finishReason: 'stop', context: prompt.slice(0, reuse) };
+    model.extendHistory(run.forced, prompt.length);
+    const sampled = await model.step([...prompt.slice(reuse), ...run.forced], reuse);
+    ({ complete } = run);
+    pending = complete ? run.forced : [...run.forced, sampled];
+    ahead = run.forced.length;
+    token = pending.shift()!;
+  } else {
+    token = await model.step(prompt.slice(reuse), reuse);
+  }
   let batch = 1;
   for (let produced = 1; ; produced++) {
     if (options.signal?.aborted) return { finishReason: 'abort', context };
     // Bytes still pending at a stop token never formed a character: they are dropped.
-    if (constraint) {
+    if (ahead > 0) ahead--;
+    else if (constraint) {
       constraint.accept(token);
       if (constraint.finished) return { finishReason: 'stop', context };
     } else if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
@@ -121,9 +165,16 @@ export async function* generate(
     yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
     if (last) return { finishReason: 'length', context };
     // Feed the token just yielded (the sampler left it on the GPU) and sample the next ones.
-    if (constraint) {
-      if (!(await constrain())) return { finishReason: 'stop', context };
-      pending = await model.decode(1, context.length);
+    if (constraint && !pending.length) {
+      if (complete) return { finishReason: 'stop', context };
+      const run = await forcedRun(Math.min(maxTokens - produced - 1, model.contextLength - context.length - 2, MAX_FORCED_TOKENS));
+      if (run.complete && !run.forced.length) return { finishReason: 'stop', context };
+      // The sampler's history holds the context and `token`; the forced tokens follow them.
+      model.extendHistory(run.forced, context.length + 1);
+      const sampled = run.forced.length ? await model.step([token, ...run.forced], context.length) : (await model.decode(1, context.length))[0]!;
+      ({ complete } = run);
+      pending = complete ? run.forced : [...run.forced, sampled];
+      ahead = run.forced.length;
     } else if (!pending.length) {
       pending = await model.decode(Math.min(batch, maxTokens - produced, model.contextLength - context.length), context.length);
       batch = Math.min(2 * batch, DECODE_BATCH);

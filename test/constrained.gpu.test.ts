@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import { generate, type GenerateOptions } from '../src/generate.js';
+import { GrammarEngine } from '../src/grammar/constraint.js';
 import { loadModelFile } from '../src/node/load.js';
 import { testGpu } from './helpers/gpu.js';
 import { validateJson } from './helpers/json-schema.js';
@@ -68,6 +69,33 @@ describe.skipIf(!HAVE_MODELS)('constrained decoding on the GPU', () => {
       expect(g.choices[0]!.text).toMatch(/^The (cat|dog|bird) is [a-z]+\.$/);
     }
   }, 60_000);
+
+  test('tokens the grammar forces are fed without sampling: one GPU step for a whole forced run', async () => {
+    const { model, tokenizer, dispose } = await loadModelFile(storiesPath('q4_0'), { gpu: await testGpu(), contextLength: 128 });
+    try {
+      const engine = await GrammarEngine.for(tokenizer, model.config.vocabSize);
+      const prompt = tokenizer.encode('Once upon a time');
+      const steps = { step: 0, decode: 0 };
+      const step = model.step.bind(model);
+      const decode = model.decode.bind(model);
+      model.step = (...a) => (steps.step++, step(...a));
+      model.decode = (...a) => (steps.decode++, decode(...a));
+      for (const temperature of [0, 1]) {
+        steps.step = steps.decode = 0;
+        // stories260K's 512 tokens have no emoji: each of their UTF-8 bytes is the one byte-fallback token allowed.
+        const constraint = await engine.constraint({ type: 'grammar', grammar: 'root ::= "😀🐈" ("a" | "b")' });
+        const out: number[] = [];
+        for await (const t of generate(model, tokenizer, prompt, { temperature, seed: 2, maxTokens: 60, constraint })) out.push(t.token);
+        constraint.dispose();
+        expect(tokenizer.decode(out)).toMatch(/^😀🐈[ab]$/);
+        expect(out).toHaveLength(9);
+        // The 8 emoji bytes go with the prompt's step, which samples a|b; one more step samples the end token.
+        expect(steps).toEqual({ step: 1, decode: 1 });
+      }
+    } finally {
+      await dispose();
+    }
+  });
 
   test('logit_bias: -100 bans the greedy token, +100 forces one even when sampling; ids outside the vocabulary are refused', async () => {
     const { model, tokenizer, dispose } = await loadModelFile(storiesPath('q4_0'), { gpu: await testGpu(), contextLength: 64 });

@@ -247,6 +247,18 @@ export class LlamaModel {
   }
 
   /**
+   * Puts tokens the host chose (a grammar forced them; the sampler never saw them) into the
+   * sampler's history at `at`, where the penalties look, and continues the history after them.
+   */
+  extendHistory(tokens: readonly number[], at: number): void {
+    this.assertLive();
+    if (!tokens.length) return;
+    const q = this.gpu.device.queue;
+    q.writeBuffer(this.head.history, at * 4, Uint32Array.from(tokens));
+    q.writeBuffer(this.head.samplerState, 0, new Uint32Array([at + tokens.length]));
+  }
+
+  /**
    * Runs `tokens` at positions [pos, pos + tokens.length) and returns the sampled next token.
    * The sampler's history must already end with these tokens (see setSampler).
    */
