@@ -4,6 +4,10 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   root: 'demo',
   base: './',
-  worker: { format: 'es' },
+  worker: {
+    format: 'es',
+    // XGrammar's chunk (loaded only for constrained requests) named for what it is: the CSP test checks it never loads.
+    rollupOptions: { output: { chunkFileNames: (c) => (c.moduleIds.some((id) => id.includes('/@mlc-ai/web-xgrammar/')) ? 'assets/xgrammar-[hash].js' : 'assets/[name]-[hash].js') } },
+  },
   build: { outDir: '../dist-demo', emptyOutDir: true, target: 'es2022' },
 });

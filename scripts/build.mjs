@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const DEPENDENCIES = [/^@huggingface\//, /^@noble\//, 'comlink', 'idb-keyval'];
+const DEPENDENCIES = [/^@huggingface\//, /^@mlc-ai\//, /^@noble\//, 'comlink', 'idb-keyval'];
 const PLACEHOLDER = '__WEBGGUF_WORKER_URL__';
 
 /**
@@ -43,6 +43,11 @@ const INLINED = Object.keys(JSON.parse(readFileSync(`${root}/package.json`, 'utf
 const BANNER = `/*! webgguf (MIT). Inlines ${INLINED.join(', ')}: their licences are in THIRD_PARTY_NOTICES.md in this package. */`;
 
 const common = { root, configFile: false, logLevel: 'warn', base: './' };
+/**
+ * Chunks keep their module's name, except XGrammar's (constrained decoding, imported only when a
+ * request is constrained): its chunk is named for what it is, so a page can tell it never loaded.
+ */
+const chunkFileNames = (chunk) => (chunk.moduleIds.some((id) => id.includes('/@mlc-ai/web-xgrammar/')) ? 'xgrammar-[hash].js' : '[name]-[hash].js');
 /** An ESM build; `inline` (no externals) builds are minified, the others go through the app's bundler. */
 const esm = (outDir, entry, external) => ({
   ...common,
@@ -53,7 +58,7 @@ const esm = (outDir, entry, external) => ({
     rollupOptions: {
       external,
       // Every chunk at the top of its folder, so './worker.js' is relative to whichever holds the engine.
-      output: { entryFileNames: '[name].js', chunkFileNames: '[name]-[hash].js', ...(external.length === 0 ? { banner: BANNER } : {}) },
+      output: { entryFileNames: '[name].js', chunkFileNames, ...(external.length === 0 ? { banner: BANNER } : {}) },
     },
   },
 });
@@ -69,11 +74,20 @@ function thirdPartyNotices() {
   return `# Third-party notices\n\nworker.js and standalone/ in this package inline the following packages.\n\n${parts.join('\n')}`;
 }
 
+/** Copies a built file and, transitively, the chunks it imports (the worker's lazy XGrammar chunk). */
+function copyWithChunks(name, from, to, seen = new Set()) {
+  if (seen.has(name)) return;
+  seen.add(name);
+  copyFileSync(`${from}/${name}`, `${to}/${name}`);
+  const code = readFileSync(`${from}/${name}`, 'utf8');
+  for (const m of code.matchAll(/(?:\bimport\s*\(\s*|\bfrom\s*|\bimport\s*)["']\.\/([\w.-]+\.js)["']/g)) copyWithChunks(m[1], from, to, seen);
+}
+
 rmSync(`${root}/dist`, { recursive: true, force: true });
 await build(esm('dist', { worker: 'src/engine/worker.ts' }, []));
 await build(esm('dist', { index: 'src/index.ts', core: 'src/core.ts' }, [...DEPENDENCIES, /^node:/]));
 await build(esm('dist/standalone', { webgguf: 'src/index.ts' }, []));
-copyFileSync(`${root}/dist/worker.js`, `${root}/dist/standalone/worker.js`);
+copyWithChunks('worker.js', `${root}/dist`, `${root}/dist/standalone`);
 await build({
   ...common,
   build: {

@@ -1,5 +1,5 @@
 // Picks the next token on the GPU from the logits, so only a token id is read back.
-// Order: penalties -> temperature -> top-k -> min-p -> top-p -> draw. Temperature 0 is
+// Order: logit bias and the allowed-token mask -> penalties -> temperature -> top-k -> min-p -> top-p -> draw. Temperature 0 is
 // greedy argmax. One workgroup of 256 threads; thresholds are found by a bitwise search over the
 // order-preserving u32 keys of the logits, so no sort is needed and ties are kept together.
 
@@ -14,7 +14,14 @@ struct SampleParams {
   seed: u32,
   frequency_penalty: f32, // subtracted once per occurrence (OpenAI); 0: off
   presence_penalty: f32,  // subtracted once if present (OpenAI); 0: off
+  filters: u32,           // FILTER_MASK: only tokens set in `allowed`; FILTER_BIAS: add `bias`
 }
+
+const FILTER_MASK = 1u;
+const FILTER_BIAS = 2u;
+// A masked token's logit: below every real one, and still finite after the penalties and the
+// temperature divide it (exp of it minus the max is 0).
+const MASKED = -3.0e38;
 
 struct SampleState {
   n_past: u32,  // tokens in `history`
@@ -30,6 +37,10 @@ struct SampleState {
 @group(0) @binding(5) var<uniform> P: SampleParams;
 // Occurrence counts of the penalty window; all zero between dispatches.
 @group(0) @binding(6) var<storage, read_write> counts: array<atomic<u32>>;
+// Constrained decoding: token i may be chosen when bit i % 32 of allowed[i / 32] is set.
+@group(0) @binding(7) var<storage, read> allowed: array<u32>;
+// logit_bias: added to each logit.
+@group(0) @binding(8) var<storage, read> bias: array<f32>;
 
 const WG = 256u;
 var<workgroup> red_f: array<f32, WG>;
@@ -39,6 +50,14 @@ var<workgroup> red_u: array<u32, WG>;
 fn key(x: f32) -> u32 {
   let b = bitcast<u32>(x);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+// The logit the filters leave: biased, or MASKED where the mask forbids the token.
+fn filtered(i: u32) -> f32 {
+  var l = logits[i];
+  if ((P.filters & FILTER_BIAS) != 0u) { l += bias[i]; }
+  if ((P.filters & FILTER_MASK) != 0u && ((allowed[i >> 5u] >> (i & 31u)) & 1u) == 0u) { l = MASKED; }
+  return l;
 }
 
 fn pcg(v: u32) -> u32 {
@@ -113,11 +132,16 @@ fn mass_key(lid: u32, floor: u32, m: f32, goal: f32) -> u32 {
 @compute @workgroup_size(WG)
 fn sample(@builtin(local_invocation_index) lid: u32) {
   let n_past = state.n_past;
-  // 1. Copy logits; the penalty is computed from the original logit, so repeats apply once.
+  // 1. Copy the filtered logits; the penalty is computed from the filtered logit, so repeats
+  // apply once (and a masked token stays masked).
   // Without penalties every later phase reads work[i] only in the invocation that wrote it (the
   // same i = lid + k * WG stride), so the barriers are needed only with them. (penalize comes
   // from the uniform P, so the branch keeps the barriers in uniform control flow.)
-  for (var i = lid; i < P.vocab; i += WG) { work[i] = logits[i]; }
+  if (P.filters == 0u) {
+    for (var i = lid; i < P.vocab; i += WG) { work[i] = logits[i]; }
+  } else {
+    for (var i = lid; i < P.vocab; i += WG) { work[i] = filtered(i); }
+  }
   let penalize = P.repetition_penalty != 1.0 || P.frequency_penalty != 0.0 || P.presence_penalty != 0.0;
   let window = min(n_past, P.penalty_last_n);
   if (penalize) {
@@ -133,10 +157,10 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
     for (var j = lid; j < window; j += WG) {
       let tok = history[n_past - 1u - j];
       if (tok < P.vocab) {
-        let l = logits[tok];
+        let l = filtered(tok);
         let c = f32(atomicLoad(&counts[tok]));
         let r = select(l * P.repetition_penalty, l / P.repetition_penalty, l > 0.0);
-        work[tok] = r - c * P.frequency_penalty - P.presence_penalty;
+        work[tok] = select(r - c * P.frequency_penalty - P.presence_penalty, MASKED, l == MASKED);
       }
     }
     workgroupBarrier();

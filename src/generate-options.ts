@@ -24,12 +24,15 @@ export interface GenerateOptions {
    * instead of running on (long prompts on slow phones). Default: no limit.
    */
   maxPrefillMs?: number;
+  /** OpenAI's logit_bias: token id -> a bias in [-100, 100] added to its logit before sampling. */
+  logitBias?: Record<string, number>;
   signal?: AbortSignal;
 }
 
 /** The option names of GenerateOptions, for callers that reject unknown fields. */
 export const GENERATE_OPTION_NAMES = [
-  'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'seed', 'ignoreEos', 'maxPrefillMs', 'signal',
+  'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'seed', 'ignoreEos', 'maxPrefillMs', 'logitBias',
+  'signal',
 ] as const satisfies readonly (keyof GenerateOptions)[];
 
 /**
@@ -53,8 +56,23 @@ export function checkGenerateOptions(o: GenerateOptions, names: Partial<Record<k
   check('presencePenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
   check('seed', Number.isSafeInteger, 'a safe integer (|seed| < 2^53)');
   check('maxPrefillMs', (v) => v > 0, 'a number of milliseconds > 0');
+  if (o.logitBias !== undefined) checkLogitBias(o.logitBias, names.logitBias ?? 'logitBias');
   if (o.ignoreEos !== undefined && typeof o.ignoreEos !== 'boolean') {
     throw new WebGGUFError('invalid-argument', `${names.ignoreEos ?? 'ignoreEos'} must be a boolean, got ${describeValue(o.ignoreEos)}`);
+  }
+}
+
+/** The most entries a logit bias may have (OpenAI's limit). */
+export const MAX_LOGIT_BIAS_ENTRIES = 300;
+
+/** Token ids (decimal strings, as JSON keys are) to numbers in [-100, 100], as OpenAI takes them. */
+function checkLogitBias(v: unknown, name: string): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new WebGGUFError('invalid-argument', `${name} must be an object of token id -> bias, got ${describeValue(v)}`);
+  const entries = Object.entries(v);
+  if (entries.length > MAX_LOGIT_BIAS_ENTRIES) throw new WebGGUFError('invalid-argument', `${name} has ${entries.length} entries; at most ${MAX_LOGIT_BIAS_ENTRIES}`);
+  for (const [token, bias] of entries) {
+    if (!/^(0|[1-9][0-9]{0,9})$/.test(token)) throw new WebGGUFError('invalid-argument', `${name}: ${describeValue(token)} is not a token id`);
+    if (typeof bias !== 'number' || !Number.isFinite(bias) || Math.abs(bias) > 100) throw new WebGGUFError('invalid-argument', `${name}[${token}] must be a number in [-100, 100], got ${describeValue(bias)}`);
   }
 }
 

@@ -1,5 +1,6 @@
 import { WebGGUFError } from './errors.js';
 import { checkGenerateOptions, type GenerateOptions } from './generate-options.js';
+import type { Constraint } from './grammar/constraint.js';
 import type { LlamaModel, SamplingParams } from './model/llama.js';
 import { StreamDecoder } from './tokenizer/stream.js';
 import type { GGUFTokenizer } from './tokenizer/tokenizer.js';
@@ -14,6 +15,23 @@ export interface GeneratedToken {
 
 /** The most decode steps between readbacks: more saves round trips, fewer stops sooner. */
 export const DECODE_BATCH = 8;
+
+/** The most grammar-forced tokens fed in one step (they are prefilled together). */
+const MAX_FORCED_TOKENS = 64;
+/** onlyToken's answer for a mask with no token set. */
+const NONE = -1;
+
+/** The one token a packed mask allows; NONE if none, undefined if several. */
+function onlyToken(mask: Uint32Array): number | undefined {
+  let found: number = NONE;
+  for (let w = 0; w < mask.length; w++) {
+    const bits = mask[w]!;
+    if (bits === 0) continue;
+    if (found !== NONE || (bits & (bits - 1)) !== 0) return undefined;
+    found = w * 32 + (31 - Math.clz32(bits));
+  }
+  return found;
+}
 
 export type FinishReason = 'stop' | 'length' | 'abort';
 
@@ -38,6 +56,7 @@ export function samplingParams(o: GenerateOptions, vocabSize: number): SamplingP
     frequencyPenalty: o.frequencyPenalty ?? 0,
     presencePenalty: o.presencePenalty ?? 0,
     seed: o.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : seed32(o.seed),
+    logitBias: o.logitBias ? new Map(Object.entries(o.logitBias).map(([token, bias]) => [Number(token), bias])) : undefined,
   };
 }
 
@@ -68,13 +87,19 @@ export interface GenerateResult {
  * tokens must already be in the KV cache from an earlier call; only the rest is prefilled. Yields
  * each new token with its text and returns why it stopped. End-of-generation tokens are not
  * yielded.
+ *
+ * With a `constraint`, each token is sampled only among those it allows (the mask goes to the GPU
+ * sampler before each step, so these steps run one per readback), tokens it forces (the only
+ * choice) are appended without sampling, and generation stops ('stop') when it is finished; end-of-generation tokens come only where it allows them, so `ignoreEos`
+ * does not apply. The caller owns the constraint (and disposes of it).
  */
 export async function* generate(
   model: LlamaModel,
   tokenizer: GGUFTokenizer,
   prompt: number[],
-  options: GenerateOptions & { cachedPrefix?: number } = {},
+  options: GenerateOptions & { cachedPrefix?: number; constraint?: Constraint } = {},
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
+  const constraint = options.constraint;
   const sampling = samplingParams(options, model.config.vocabSize);
   const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
   if (prompt.length === 0) throw new WebGGUFError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
@@ -87,21 +112,70 @@ export async function* generate(
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
-  let token = await model.step(prompt.slice(reuse), reuse, options.maxPrefillMs);
-  // Tokens chosen on the GPU but not yet yielded. Decode runs in batches of steps per readback,
-  // growing from 1 (so the first tokens come at once) to DECODE_BATCH; whatever a stop leaves
-  // unread was never part of the output, and later steps overwrite its KV entries.
+  // Constrained: the tokens the grammar forces next (the only one allowed, and not an end token),
+  // accepted, at most `room`; then the mask of the token after them goes to the GPU sampler.
+  // `complete`: nothing may follow them (the output is complete and the vocabulary has no end
+  // token the grammar could take).
+  const forcedRun = async (room: number): Promise<{ forced: number[]; complete: boolean }> => {
+    const forced: number[] = [];
+    for (;;) {
+      const allowed = await constraint!.allowedTokens();
+      const only = onlyToken(allowed);
+      if (only === undefined || only === NONE || forced.length >= room || tokenizer.endOfGeneration.has(only)) {
+        if (only !== NONE) model.setAllowedTokens(allowed);
+        return { forced, complete: only === NONE };
+      }
+      constraint!.accept(only);
+      forced.push(only);
+    }
+  };
+  // Tokens chosen but not yet yielded: by the GPU sampler or, constrained, forced by the grammar.
+  // Decode runs in batches of steps per readback, growing from 1 (so the first tokens come at
+  // once) to DECODE_BATCH; whatever a stop leaves unread was never part of the output, and later
+  // steps overwrite its KV entries. Constrained decoding runs one sampled token per readback
+  // (its mask depends on the token before), with the forced tokens before it fed in the same step.
   let pending: number[] = [];
+  // How many of the tokens from `token` on the constraint has accepted already (forced ones).
+  let ahead = 0;
+  // Constrained: the output ends after the pending tokens.
+  let complete = false;
+  let token: number;
+  if (constraint) {
+    const run = await forcedRun(Math.min(maxTokens - 1, model.contextLength - prompt.length - 2, MAX_FORCED_TOKENS));
+    if (run.complete && !run.forced.length) return { finishReason: 'stop', context: prompt.slice(0, reuse) };
+    model.extendHistory(run.forced, prompt.length);
+    const sampled = await model.step([...prompt.slice(reuse), ...run.forced], reuse, options.maxPrefillMs);
+    ({ complete } = run);
+    pending = complete ? run.forced : [...run.forced, sampled];
+    ahead = run.forced.length;
+    token = pending.shift()!;
+  } else {
+    token = await model.step(prompt.slice(reuse), reuse, options.maxPrefillMs);
+  }
   let batch = 1;
   for (let produced = 1; ; produced++) {
     if (options.signal?.aborted) return { finishReason: 'abort', context };
     // Bytes still pending at a stop token never formed a character: they are dropped.
-    if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
+    if (ahead > 0) ahead--;
+    else if (constraint) {
+      constraint.accept(token);
+      if (constraint.finished) return { finishReason: 'stop', context };
+    } else if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
     const last = produced >= maxTokens || context.length >= model.contextLength;
     yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
     if (last) return { finishReason: 'length', context };
     // Feed the token just yielded (the sampler left it on the GPU) and sample the next ones.
-    if (!pending.length) {
+    if (constraint && !pending.length) {
+      if (complete) return { finishReason: 'stop', context };
+      const run = await forcedRun(Math.min(maxTokens - produced - 1, model.contextLength - context.length - 2, MAX_FORCED_TOKENS));
+      if (run.complete && !run.forced.length) return { finishReason: 'stop', context };
+      // The sampler's history holds the context and `token`; the forced tokens follow them.
+      model.extendHistory(run.forced, context.length + 1);
+      const sampled = run.forced.length ? await model.step([token, ...run.forced], context.length) : (await model.decode(1, context.length))[0]!;
+      ({ complete } = run);
+      pending = complete ? run.forced : [...run.forced, sampled];
+      ahead = run.forced.length;
+    } else if (!pending.length) {
       pending = await model.decode(Math.min(batch, maxTokens - produced, model.contextLength - context.length), context.length);
       batch = Math.min(2 * batch, DECODE_BATCH);
     }

@@ -9,6 +9,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, ModelInfo } from '../src/engine/types.js';
 import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
+import { validateJson } from './helpers/json-schema.js';
 import { ModelServer } from './helpers/model-server.js';
 import { HAVE_MODELS, storiesPath } from './helpers/models.js';
 import { splitGGUF, writeParts } from './helpers/split-gguf.js';
@@ -179,5 +180,25 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('engine from dist/ in Chromium',
     // Checked in the worker, where the vocabulary is known.
     const outside = await call<Failure>('completion', { ...request, prompt: [1, 10 ** 6] });
     expect(outside.error).toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/token id 1000000/) });
+  });
+
+  test('constrained completions in the worker: XGrammar loads only with the first constrained request; outputs validate', async () => {
+    const xgrammarRequests: string[] = [];
+    context.on('request', (r) => /\/xgrammar-[\w-]+\.js$/.test(r.url()) && xgrammarRequests.push(r.url()));
+    await open();
+    await call('engineLoad', server.url(MODEL));
+    await call<Completion>('completion', { prompt: PROMPT, max_tokens: 8, temperature: 0 });
+    expect(xgrammarRequests).toEqual([]);
+    const schema = { type: 'object', properties: { name: { type: 'string', maxLength: 8 }, mood: { enum: ['happy', 'sad'] } }, required: ['name', 'mood'], additionalProperties: false };
+    for (const sampling of [{ temperature: 0 }, { temperature: 1, seed: 2 }]) {
+      const r = await call<Completion>('completion', { prompt: PROMPT, max_tokens: 60, ...sampling, response_format: { type: 'json_schema', json_schema: { name: 'x', schema } } });
+      expect(r.choices[0]!.finish_reason, r.choices[0]!.text).toBe('stop');
+      expect(validateJson(schema, JSON.parse(r.choices[0]!.text))).toBeUndefined();
+    }
+    const g = await call<Completion>('completion', { prompt: PROMPT, max_tokens: 20, temperature: 1, seed: 1, grammar: 'root ::= ("yes" | "no") "!"' });
+    expect(g.choices[0]!.text).toMatch(/^(yes|no)!$/);
+    expect(xgrammarRequests).toHaveLength(1);
+    const bad = await call<Failure>('completion', { prompt: PROMPT, grammar: 'root ::= undefined_rule' });
+    expect(bad.error).toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/^grammar does not compile/) });
   });
 });

@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, test, vi } from 'vitest';
 import { main } from '../src/cli/main.js';
+import { validateJson } from './helpers/json-schema.js';
 import { HAVE_MODELS, MODELS, STORIES, storiesPath } from './helpers/models.js';
 
 const BIN = fileURLToPath(new URL('../bin/webgguf.js', import.meta.url));
@@ -49,6 +51,19 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 const ANY_MODEL = storiesPath('q4_0');
+
+/** Files for --json-schema and --grammar. */
+const FILES = mkdtempSync(`${tmpdir()}/webgguf-cli-`);
+function file(name: string, text: string): string {
+  writeFileSync(`${FILES}/${name}`, text);
+  return `${FILES}/${name}`;
+}
+const SCHEMA = {
+  type: 'object',
+  properties: { hero: { type: 'string', maxLength: 12 }, age: { type: 'integer' }, pets: { type: 'array', items: { enum: ['cat', 'dog'] }, maxItems: 2 } },
+  required: ['hero', 'age', 'pets'],
+  additionalProperties: false,
+};
 
 describe('webgguf command line, checked before the GPU starts', () => {
   const generate = ['generate', '-m', ANY_MODEL, '-p', 'x'];
@@ -124,10 +139,30 @@ describe('webgguf command line, checked before the GPU starts', () => {
     expect(r.stdout).toMatch(/-m, --model FILE/);
     expect(r.stdout).toMatch(/-p, --prompt TEXT/);
     expect(r.stdout).toMatch(/-n, --max-tokens N .*an integer ≥ 1; default 256/);
-    for (const flag of ['temperature', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'seed', 'text', 'no-bos', 'prompt-tokens', 'gen-tokens', 'runs', 'followup', 'kinds', 'json', 'verbose']) {
+    for (const flag of ['temperature', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'seed', 'json-schema', 'grammar', 'text', 'no-bos', 'prompt-tokens', 'gen-tokens', 'runs', 'followup', 'kinds', 'json', 'verbose']) {
       expect(r.stdout).toContain(`--${flag}`);
     }
     expect((await run(['generate', '-h'])).stdout).toBe(r.stdout);
+  });
+
+  test('--json-schema and --grammar files are read and checked before the GPU (status 1), and exclude each other (status 2)', async () => {
+    const generate = ['generate', '-m', ANY_MODEL, '-p', 'x'];
+    const missing = await run([...generate, '--json-schema', '/nonexistent/schema.json']);
+    expect([missing.code, missing.gpu]).toEqual([1, false]);
+    expect(missing.stderr).toBe('webgguf: invalid-argument: --json-schema /nonexistent/schema.json: no such file\n');
+    const notJson = await run([...generate, '--json-schema', file('bad.json', '{"type": ')]);
+    expect([notJson.code, notJson.gpu]).toEqual([1, false]);
+    expect(notJson.stderr).toMatch(/^webgguf: invalid-argument: --json-schema .*bad\.json: not JSON/);
+    const unsupported = await run([...generate, '--json-schema', file('unsupported.json', '{"type": "object", "properties": {"a": {"not": {}}}}')]);
+    expect([unsupported.code, unsupported.gpu]).toEqual([1, false]);
+    expect(unsupported.stderr).toMatch(/keyword "not" \(at \/properties\/a\/not\) is not supported/);
+    const noRoot = await run([...generate, '--grammar', file('g.gbnf', 'start ::= "a"')]);
+    expect([noRoot.code, noRoot.gpu]).toEqual([1, false]);
+    expect(noRoot.stderr).toMatch(/--grammar .*g\.gbnf: a GBNF grammar needs a rule named root/);
+    const both = await run([...generate, '--json-schema', file('s.json', '{}'), '--grammar', file('g2.gbnf', 'root ::= "a"')]);
+    expect([both.code, both.gpu]).toEqual([2, false]);
+    expect(both.stderr).toMatch(/give one/);
+    expect((await run([...generate, '--json-schema', file('ok.json', JSON.stringify(SCHEMA))])).stderr).toContain(GPU_REACHED);
   });
 
   test('a missing model file is a typed error naming the path (status 1), before the GPU', async () => {
@@ -218,6 +253,22 @@ describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
     const tight = await cli(['estimate', '-m', storiesPath('q8_0'), '--max-gpu-bytes', '100000', '--no-speed']);
     expect(tight.code, tight.stderr).toBe(0);
     expect(tight.stdout).toMatch(/fits {5}no: it needs [\d.]+ MiB of GPU memory .* over this engine's budget of 0\.1 MiB/);
+  });
+
+  test('--json-schema (sampled) and --grammar (greedy): outputs that end before --max-tokens validate', async () => {
+    const schema = file('story.json', JSON.stringify(SCHEMA));
+    const grammar = file('story.gbnf', 'root ::= "Once " who " was " [a-z]+ "."\nwho ::= "Lily" | "Tom"\n');
+    const runs = await Promise.all([
+      cli(['generate', '-m', ANY_MODEL, '-p', 'Once upon a time', '--temperature', '1', '--seed', '3', '-n', '100', '--json-schema', schema, '--json']),
+      cli(['generate', '-m', ANY_MODEL, '-p', 'Lily', '--temperature', '0', '-n', '40', '--grammar', grammar, '--json']),
+    ]);
+    for (const [i, r] of runs.entries()) {
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { tokens: number[]; text: string };
+      expect(out.tokens.length, out.text).toBeLessThan(i === 0 ? 100 : 40);
+      if (i === 0) expect(validateJson(SCHEMA, JSON.parse(out.text)), out.text).toBeUndefined();
+      else expect(out.text).toMatch(/^Once (Lily|Tom) was [a-z]+\.$/);
+    }
   });
 
   test('tokenize works on a vocab-only GGUF', async () => {

@@ -33,6 +33,9 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('strict Content-Security-Policy'
     await page.addInitScript(() => {
       document.addEventListener('securitypolicyviolation', (e) => console.error(`Refused to (CSP): ${e.violatedDirective} ${e.blockedURI}`));
     });
+    // XGrammar (WebAssembly, which this policy forbids) loads only for constrained requests.
+    const xgrammar: string[] = [];
+    page.on('request', (r) => /\/xgrammar-[\w-]+\.js$/.test(r.url()) && xgrammar.push(r.url()));
     const response = await page.goto(`${server.origin}/repo/dist-demo/`);
     expect(response!.headers()['content-security-policy']).toBe(CSP);
     await page.waitForFunction(() => document.body.dataset.ready === 'true');
@@ -44,6 +47,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('strict Content-Security-Policy'
     await page.waitForFunction(() => (document.querySelector('.message.assistant .stats')?.textContent ?? '').includes('tokens'), null, { timeout: 60_000 });
     expect((await page.textContent('.message.assistant .body'))!.length).toBeGreaterThan(0);
     expect(violations).toEqual([]);
+    expect(xgrammar).toEqual([]);
     // The policy is enforced and violations are seen: an inline script is refused and reported.
     const ran = await page.evaluate(() => {
       const script = document.createElement('script');

@@ -9,6 +9,7 @@ import { uniformData } from '../src/gpu/allocator.js';
 import type { GpuContext } from '../src/gpu/context.js';
 import { Kernels, type KernelName } from '../src/gpu/kernels.js';
 import { barrierWorkgroup, cpuGrid, DECODE_WORKGROUPS, decodeGemv, matmulParams, ROWS_WORKGROUP, ropeAngles, tuneDecodeWorkgroup } from '../src/model/llama.js';
+import { FILTER_BIAS, FILTER_MASK } from '../src/model/blocks/output-head.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
@@ -391,6 +392,10 @@ test('add_bias: every token row, or rows at the step position', async () => {
 for (const constants of [{}, barrierWorkgroup(true, 'sample')]) describe(`sampling ${JSON.stringify(constants)}`, () => {
   interface Sampling {
     temperature?: number; topK?: number; topP?: number; minP?: number; penalty?: number; seed?: number; frequency?: number; presence?: number;
+    /** The tokens that may be chosen (FILTER_MASK); all when absent. */
+    allowed?: number[];
+    /** Added to the logits (FILTER_BIAS). */
+    bias?: Float32Array<ArrayBuffer>;
   }
   /** Runs the sampler `draws` times on the same logits; returns the chosen tokens. */
   async function sample(logits: Float32Array<ArrayBuffer>, s: Sampling, history: number[] = [], draws = 1): Promise<number[]> {
@@ -398,16 +403,42 @@ for (const constants of [{}, barrierWorkgroup(true, 'sample')]) describe(`sampli
     const params = uniform([
       { u: vocab }, { u: s.topK ?? 0 }, { f: s.topP ?? 1 }, { f: s.minP ?? 0 }, { f: s.temperature ?? 0 },
       { f: s.penalty ?? 1 }, { u: 64 }, { u: s.seed ?? 0 }, { f: s.frequency ?? 0 }, { f: s.presence ?? 0 },
+      { u: (s.allowed ? FILTER_MASK : 0) | (s.bias ? FILTER_BIAS : 0) },
     ]);
+    const allowed = new Uint32Array(Math.ceil(vocab / 32));
+    for (const t of s.allowed ?? []) allowed[t >> 5]! |= 1 << (t & 31);
     const hist = buffer(gpu, Uint32Array.from([...history, ...new Array(draws + 1).fill(0)]));
     const state = buffer(gpu, new Uint32Array([history.length, 0, 0, 0]));
     const next = buffer(gpu, 16);
     const counts = buffer(gpu, vocab * 4);
-    const bindings = [buffer(gpu, logits), buffer(gpu, vocab * 4), hist, state, next, params, counts];
+    const bindings = [buffer(gpu, logits), buffer(gpu, vocab * 4), hist, state, next, params, counts, buffer(gpu, allowed), buffer(gpu, s.bias ?? new Float32Array(vocab))];
     for (let i = 0; i < draws; i++) run('sample', undefined, bindings, [1, 1, 1], constants);
     const out = new Uint32Array(await readBack(gpu, hist, (history.length + draws) * 4));
     return Array.from(out.slice(history.length));
   }
+
+  test('the allowed-token mask and the logit bias: greedy and sampled, penalties never unmask a token', async () => {
+    const vocab = 1000;
+    const logits = randomF32(vocab, rng(3), 5);
+    const allowed = [3, 64, 65, 999];
+    for (const seed of [1, 2, 3]) {
+      for (const t of await sample(logits, { temperature: 1.5, seed, allowed }, [], 8)) expect(allowed).toContain(t);
+    }
+    let best = allowed[0]!;
+    for (const t of allowed) if (logits[t]! > logits[best]!) best = t;
+    expect(await sample(logits, { allowed })).toEqual([best]);
+    // Penalties on masked tokens in the history (negative logits grow more negative; positive
+    // ones shrink) never bring them back.
+    const negative = new Float32Array(vocab).fill(-50);
+    negative[7] = -60;
+    expect(await sample(negative, { allowed: [7], penalty: 1.5, frequency: 2, presence: 2 }, [0, 1, 2, 7, 7])).toEqual([7]);
+    const bias = new Float32Array(vocab);
+    bias[500] = 100;
+    expect(await sample(logits, { temperature: 1, seed: 4, bias }, [], 4)).toEqual([500, 500, 500, 500]);
+    bias[500] = -100;
+    bias[best] = 100;
+    expect(await sample(logits, { bias, allowed: [500, best] })).toEqual([best]);
+  });
 
   test('greedy picks the largest logit, the lowest index on ties, any vocabulary size', async () => {
     for (const vocab of [1, 7, 1000, 32001]) {

@@ -105,10 +105,22 @@ describe.skipIf(!HAVE_MODELS)('OpenAI shapes', () => {
     let content = '';
     for await (const c of await engine.chat.completions.create({ messages, tools, temperature: 0, max_tokens: 12, stream: true })) content += c.choices[0]?.delta.content ?? '';
     expect(content).toBe(whole.choices[0]!.message.content);
-    // A named call is prefilled: the reply starts inside it, parsed or not.
-    const named = await engine.chat.completions.create({ messages: MESSAGES, tools, tool_choice: { type: 'function', function: { name: 'get_weather' } }, temperature: 0, max_tokens: 8 });
-    const m = named.choices[0]!.message;
-    expect(m.tool_calls?.length ? m.tool_calls[0]!.function.name : m.content.slice(0, 36)).toMatch(/^(get_weather|<tool_call>\n\{"name": "get_weather", )/);
+    // A named call and 'required' are constrained (XGrammar): a model never tuned for tools still
+    // answers with a call to the function, its arguments valid against the parameters' schema.
+    // (A model that never learnt to stop a string is held to the schema's maxLength.)
+    const short = [{ ...tools[0]!, function: { ...tools[0]!.function, parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 12 } }, required: ['city'] } } }];
+    for (const [tool_choice, seed] of [[{ type: 'function', function: { name: 'get_weather' } }, 1], ['required', 2], ['required', 3]] as const) {
+      const forced = await engine.chat.completions.create({ messages: MESSAGES, tools: short, tool_choice, temperature: 1, seed, max_tokens: 120 });
+      const c = forced.choices[0]!;
+      expect(c.finish_reason, c.message.content).toBe('tool_calls');
+      expect(c.message.tool_calls).toHaveLength(1);
+      expect(c.message.tool_calls![0]!.function.name).toBe('get_weather');
+      const args = JSON.parse(c.message.tool_calls![0]!.function.arguments) as Record<string, unknown>;
+      expect(typeof args).toBe('object');
+      expect(Object.keys(args)).toEqual(['city']);
+      expect(typeof args.city).toBe('string');
+      expect((args.city as string).length).toBeLessThanOrEqual(12);
+    }
     const three = await engine.chat.completions.create({ messages: MESSAGES, n: 3, temperature: 1.5, seed: 7, max_tokens: 10 });
     expect(three.choices.map((c) => c.index)).toEqual([0, 1, 2]);
     expect(three.choices[0]!.message.content).toBe((await engine.chat.completions.create({ messages: MESSAGES, temperature: 1.5, seed: 7, max_tokens: 10 })).choices[0]!.message.content);

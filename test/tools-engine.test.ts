@@ -4,7 +4,7 @@
  * added tokens, control tokens among them) stands where the GPU model would. It shows what
  * the GPU cannot make a tiny model do: real calls come back as tool_calls, streamed chunks
  * reassemble to the whole result, control-token markers ([TOOL_CALLS]) reach the parser, the
- * prefill of a named call is in the prompt, and n choices each get their own seed.
+ * and n choices each get their own seed.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, test } from 'vitest';
@@ -165,14 +165,6 @@ describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (script
     const { core } = engineWith(template('deepseek-r1-distill-qwen'), ['Simple.\n</think>\n\nHello!']);
     const r = await core.chatCompletion({ messages: ASK }, `r${requests++}`);
     expect(r.choices[0]!.message).toMatchObject({ content: 'Hello!', reasoning_content: 'Simple.' });
-  });
-
-  test('a named tool_choice prefills the call opener; the model completes it (Llama 3)', async () => {
-    const { core, tokenizer, seen } = engineWith(template('llama3.3'), ['{"city": "Paris"}}']);
-    const r = await core.chatCompletion({ messages: ASK, tools: [WEATHER], tool_choice: { type: 'function', function: { name: 'get_weather' } } }, `n${requests++}`);
-    expect(tokenizer.decode(seen.prompts[0]!, { keepSpecial: true }).endsWith('<|start_header_id|>assistant<|end_header_id|>\n\n{"name": "get_weather", "parameters": ')).toBe(true);
-    expect(r.choices[0]!.message.tool_calls!.map((c) => c.function)).toEqual([{ name: 'get_weather', arguments: '{"city":"Paris"}' }]);
-    expect(r.choices[0]!.finish_reason).toBe('tool_calls');
   });
 
   test("tool_choice 'none' and a tool result going back in", async () => {

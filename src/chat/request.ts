@@ -7,6 +7,7 @@
 import type { GenerateParams } from '../engine/types.js';
 import { WebGGUFError } from '../errors.js';
 import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate-options.js';
+import { checkConstraintSpec, type ConstraintSpec } from '../grammar/spec.js';
 import { validateMessages, type ChatMessage } from './messages.js';
 import type { FunctionDefinition, ToolChoice } from './tool-format.js';
 
@@ -103,7 +104,9 @@ const SAMPLING: Record<string, FieldCheck> = {
       throw invalid(`${name} must be a string or an array of strings`);
     }
   },
-  logit_bias: only([{}], 'logit_bias is not implemented yet'),
+  logit_bias: () => {}, // checked with the sampling options, in samplingParams
+  response_format: () => {}, // constraintSpec
+  grammar: () => {}, // constraintSpec
   stream: isBoolean,
   stream_options: () => {}, // checked with stream, in streamPlan
   allow_special_tokens: isBoolean,
@@ -115,7 +118,7 @@ const SAMPLING: Record<string, FieldCheck> = {
 
 /** OpenAI's names for GenerateOptions fields, for error messages. */
 const OPENAI_NAMES = {
-  maxTokens: 'max_tokens', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty',
+  maxTokens: 'max_tokens', logitBias: 'logit_bias', topK: 'top_k', topP: 'top_p', minP: 'min_p', repetitionPenalty: 'repetition_penalty',
   frequencyPenalty: 'frequency_penalty', presencePenalty: 'presence_penalty', maxPrefillMs: 'max_prefill_ms',
 } as const;
 
@@ -127,12 +130,6 @@ const CHAT_FIELDS: Record<string, FieldCheck> = {
   max_completion_tokens: isNumber,
   logprobs: only([false], 'log-probs are not implemented yet'),
   top_logprobs: notSupported('log-probs are not implemented yet'),
-  response_format: (v, name) => {
-    const type = (v as { type?: unknown }).type;
-    if (typeof v !== 'object' || v === null || typeof type !== 'string') throw invalid(`${name} must be an object with a type`);
-    if (type === 'json_object' || type === 'json_schema') throw invalid(`${name} {type: '${type}'} is not supported yet (structured output)`);
-    if (type !== 'text' || Object.keys(v).length !== 1) throw invalid(`${name} must be {type: 'text'}, got type ${describeValue(type)}`);
-  },
   tools: () => {}, // validateTools
   tool_choice: () => {}, // validateToolChoice
   parallel_tool_calls: isBoolean,
@@ -155,6 +152,7 @@ const COMPLETION_FIELDS: Record<string, FieldCheck> = {
   ...SAMPLING,
   prompt: () => {}, // completionPrompt
   max_tokens: isNumber,
+  response_format: () => {}, // constraintSpec (an extension here, as llama.cpp's server takes it)
   echo: isBoolean,
   n: () => {}, // choiceCount
   best_of: only([1], 'one candidate per request; only best_of: 1'),
@@ -220,8 +218,48 @@ function samplingParams(r: Record<string, unknown>, maxTokens: number | undefine
     stop: opt(r.stop) as string | string[] | undefined,
     allowSpecialTokens: r.allow_special_tokens === true,
   };
+  const logitBias = opt(r.logit_bias) as Record<string, number> | undefined;
+  // An empty object asks for nothing; anything else is checked with the sampling options.
+  const empty = typeof logitBias === 'object' && !Array.isArray(logitBias) && Object.keys(logitBias).length === 0;
+  if (logitBias !== undefined && !empty) params.logitBias = logitBias;
+  const constraint = constraintSpec(r);
+  if (constraint) params.constraint = constraint;
   checkGenerateOptions(params, OPENAI_NAMES);
   return params;
+}
+
+/**
+ * The constraint of response_format (json_object, json_schema) or of the `grammar` extension
+ * (GBNF), checked (every schema keyword supported); at most one of them.
+ */
+function constraintSpec(r: Record<string, unknown>): ConstraintSpec | undefined {
+  const format = opt(r.response_format);
+  const grammar = opt(r.grammar);
+  let spec: ConstraintSpec | undefined;
+  if (format !== undefined) {
+    const type = (format as { type?: unknown }).type;
+    if (typeof format !== 'object' || typeof type !== 'string') throw invalid('response_format must be an object with a type');
+    const fields = checkFields(format, { type: () => {}, json_schema: () => {} }, 'response_format');
+    if (type === 'json_schema') {
+      const js = checkFields(fields.json_schema, { name: isString, description: isString, schema: () => {}, strict: isBoolean }, 'response_format.json_schema');
+      if (typeof js.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(js.name)) throw invalid('response_format.json_schema.name must be 1 to 64 letters, digits, _ or -');
+      // OpenAI's default when no schema is given: any JSON object.
+      spec = js.schema === undefined || js.schema === null ? { type: 'json_object' } : { type: 'json_schema', schema: js.schema };
+    } else if (fields.json_schema !== undefined) {
+      throw invalid(`response_format.json_schema goes with type 'json_schema', not ${describeValue(type)}`);
+    } else if (type === 'json_object') {
+      spec = { type: 'json_object' };
+    } else if (type !== 'text') {
+      throw invalid(`response_format type ${describeValue(type)} is not supported: 'text', 'json_object' or 'json_schema'`);
+    }
+  }
+  if (grammar !== undefined) {
+    if (spec) throw invalid('grammar and a JSON response_format both constrain the output; give one');
+    isString(grammar, 'grammar');
+    spec = { type: 'grammar', grammar: grammar as string };
+  }
+  if (spec) checkConstraintSpec(spec, spec.type === 'grammar' ? 'grammar' : 'response_format');
+  return spec;
 }
 
 function positiveInteger(r: Record<string, unknown>, name: string): number | undefined {
@@ -362,7 +400,7 @@ function completionPrompt(prompt: unknown): string | number[] {
   throw invalid('prompt must be a string or an array of token ids (non-negative integers)');
 }
 
-const GENERATE_FIELDS = new Set<string>([...GENERATE_OPTION_NAMES, 'stop', 'allowSpecialTokens']);
+const GENERATE_FIELDS = new Set<string>([...GENERATE_OPTION_NAMES, 'stop', 'allowSpecialTokens', 'constraint']);
 
 /** engine.generate's arguments: a string prompt and known options in range. */
 export function validateGenerateRequest(prompt: unknown, options: unknown): GenerateParams & { signal?: AbortSignal } {
@@ -376,6 +414,7 @@ export function validateGenerateRequest(prompt: unknown, options: unknown): Gene
     throw invalid('stop must be a string or an array of strings');
   }
   if (allowSpecialTokens !== undefined) isBoolean(allowSpecialTokens, 'allowSpecialTokens');
+  if (o.constraint !== undefined) checkConstraintSpec(o.constraint);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalid('signal must be an AbortSignal');
   checkGenerateOptions(o as GenerateOptions);
   return o as GenerateParams & { signal?: AbortSignal };

@@ -405,17 +405,6 @@ export function toolCallTrigger(format: ToolFormat, functions: FunctionDefinitio
   return { ...forced, prefix: '', triggers: [...format.openers] };
 }
 
-/**
- * Without the constraint engine: text put at the start of the reply (after the prompt) so the
- * model continues inside a call; for a named function its name is written too. The parser reads
- * it as the reply's first text.
- */
-export function callPrefill(format: ToolFormat, constraint: OutputConstraint, named: string | undefined): string {
-  const key = format.argumentsKey;
-  const open = named ? `{"name": ${JSON.stringify(named)}, "${key}": ` : '{"name": "';
-  return constraint.prefix + (format.list ? '[' : '') + open;
-}
-
 /** A call in the format's own text, for templates that cannot render `tool_calls` themselves. */
 export function callText(format: ToolFormat, call: ParsedCall): string {
   const json = JSON.stringify({ name: call.name, [format.argumentsKey]: call.arguments });

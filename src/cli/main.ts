@@ -1,7 +1,9 @@
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { isWebGGUFError, WebGGUFError } from '../errors.js';
 import { DEFAULT_SAMPLING, generate } from '../generate.js';
+import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
+import { checkConstraintSpec, MAX_CONSTRAINT_CHARS, type ConstraintSpec } from '../grammar/spec.js';
 import { bench, followupBench, gemvBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
@@ -52,6 +54,8 @@ const FLAGS = {
   'min-p': { type: 'string', value: 'P', range: { min: 0, max: 1 }, default: DEFAULT_SAMPLING.minP, commands: ['generate'], help: 'drop tokens less likely than P times the likeliest one' },
   'repeat-penalty': { type: 'string', value: 'R', range: { min: 0, aboveMin: true }, default: DEFAULT_SAMPLING.repetitionPenalty, commands: ['generate'], help: 'penalty on repeating the last 64 tokens; 1 is none' },
   seed: { type: 'string', value: 'S', range: { min: 0, max: 2 ** 32 - 1, integer: true }, commands: ['generate'], help: 'makes sampling reproducible (random by default)' },
+  'json-schema': { type: 'string', value: 'FILE', commands: ['generate'], help: 'the output must be JSON that validates against this JSON Schema file' },
+  grammar: { type: 'string', value: 'FILE', commands: ['generate'], help: "the output must match this GBNF grammar file (llama.cpp's format, rule root)" },
   text: { type: 'string', value: 'TEXT', commands: ['tokenize'], help: 'the text to tokenize' },
   'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
   'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench', 'estimate'], help: 'prompt length' },
@@ -91,7 +95,8 @@ function flagLine(name: FlagName): string {
 
 const SYNOPSIS = `usage:
   webgguf generate -m FILE -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
-                   [--repeat-penalty R] [--seed S] [--no-bos] [--json]
+                   [--repeat-penalty R] [--seed S] [--json-schema FILE | --grammar FILE] [--no-bos]
+                   [--json]
   webgguf tokenize -m FILE --text TEXT [--no-bos] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
                 [--json]
@@ -180,7 +185,33 @@ function parseCommandLine(argv: string[]): Args | 'help' {
     else args.numbers[name] = raw === undefined ? flag.default : parseNumber(name, raw);
   }
   if (cmd === 'bench-gemv') args.kinds = weightKinds(args.values.kinds ?? DEFAULT_KINDS);
+  if (values['json-schema'] !== undefined && values.grammar !== undefined) throw new UsageError('--json-schema and --grammar both constrain the output; give one');
   return args;
+}
+
+/** The constraint of --json-schema or --grammar, read and checked before the GPU starts. */
+async function readConstraint(values: Args['values']): Promise<ConstraintSpec | undefined> {
+  const flag = values['json-schema'] !== undefined ? 'json-schema' : values.grammar !== undefined ? 'grammar' : undefined;
+  if (!flag) return undefined;
+  const path = values[flag]!;
+  const what = `--${flag} ${path}`;
+  const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
+    throw new WebGGUFError('invalid-argument', `${what}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: e });
+  });
+  if (!info.isFile()) throw new WebGGUFError('invalid-argument', `${what}: not a file`);
+  if (info.size > MAX_CONSTRAINT_CHARS * 4) throw new WebGGUFError('invalid-argument', `${what}: over ${MAX_CONSTRAINT_CHARS} characters`);
+  const text = await readFile(path, 'utf8');
+  let spec: ConstraintSpec;
+  if (flag === 'grammar') spec = { type: 'grammar', grammar: text };
+  else {
+    try {
+      spec = { type: 'json_schema', schema: JSON.parse(text) as unknown };
+    } catch (e) {
+      throw new WebGGUFError('invalid-argument', `${what}: not JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    }
+  }
+  checkConstraintSpec(spec, what);
+  return spec;
 }
 
 /** A missing or unreadable model is reported by name before the GPU starts. */
@@ -192,11 +223,15 @@ async function checkModelFile(path: string): Promise<void> {
 }
 
 async function generateCommand({ values, numbers }: Args): Promise<void> {
+  const spec = await readConstraint(values);
   const loaded = await loadModelFile(values.model!);
+  let constraint: Constraint | undefined;
   try {
     const { model, tokenizer } = loaded;
     const prompt = tokenizer.encode(values.prompt!, { addBos: values['no-bos'] ? false : undefined });
+    if (spec) constraint = await (await GrammarEngine.for(tokenizer, model.config.vocabSize)).constraint(spec);
     const stream = generate(model, tokenizer, prompt, {
+      constraint,
       maxTokens: numbers['max-tokens'],
       temperature: numbers.temperature,
       topK: numbers['top-k'],
@@ -215,6 +250,7 @@ async function generateCommand({ values, numbers }: Args): Promise<void> {
     if (values.json) process.stdout.write(JSON.stringify({ prompt_tokens: prompt, tokens, text }) + '\n');
     else process.stdout.write('\n');
   } finally {
+    constraint?.dispose();
     await loaded.dispose();
   }
 }

@@ -7,9 +7,10 @@ import { validateChatRequest, validateCompletionRequest, validateGenerateRequest
 import type { ChatMessage } from '../chat/messages.js';
 import { promptOpensThinking, ReplyParser, type ReplyPart } from '../chat/reply.js';
 import { encodeChat } from '../chat/template.js';
-import { callPrefill, templateFeatures, toolCallConstraint, toolFormat } from '../chat/tool-format.js';
+import { templateFeatures, toolCallConstraint, toolFormat } from '../chat/tool-format.js';
 import { WebGGUFError } from '../errors.js';
 import { generate, seed32, type FinishReason, type GenerateOptions } from '../generate.js';
+import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
@@ -161,11 +162,13 @@ export class EngineCore {
       const template = tokenizer.chatTemplate;
       const features = templateFeatures(template);
       const format = toolFormat(template);
-      // tool_choice 'required' or a named function: the reply starts inside a call. `constraint`
-      // is what the constraint engine enforces (OutputConstraint; toolCallTrigger gives the one
-      // for 'auto'); until it is connected the call's opener and name are prefilled instead.
-      const constraint = tools && toolCallConstraint(format, tools, toolChoice, parallelToolCalls);
-      const prefill = constraint ? callPrefill(format, constraint, typeof toolChoice === 'object' ? toolChoice.function.name : undefined) : '';
+      // tool_choice 'required' or a named function: the reply starts with the call's opener (put
+      // after the prompt, as the model's own text), and the rest is constrained to a call that
+      // validates against the functions' schemas (and the name given), then the closer. This
+      // takes the place of a response_format, which would apply to an answer, not to a call.
+      const call = tools && toolCallConstraint(format, tools, toolChoice, parallelToolCalls);
+      const prefill = call ? call.prefix : '';
+      const callParams: GenerateParams = call ? { ...params, constraint: { type: 'tool_call', schema: call.schema, suffix: call.suffix } } : params;
       // Message text becomes control tokens only on request (a user could forge turns).
       const allowSpecial = (request as { allow_special_tokens?: boolean }).allow_special_tokens === true;
       const encode = (msgs: ChatMessage[]) => encodeChat(tokenizer, msgs, { allowSpecial, tools, kwargs: templateKwargs, prefill });
@@ -225,7 +228,7 @@ export class EngineCore {
         }
         // The prefilled opener is the reply's first text; inside a call, the parser holds it.
         await take(parser.push(prefill));
-        const result = await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl);
+        const result = await this.run(prompt, { ...callParams, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl);
         await take(parser.finish());
         const finishReason = calls.length && result.finishReason === 'stop' ? 'tool_calls' : result.finishReason;
         await emit?.(delta({}, finishReason));
@@ -401,13 +404,16 @@ export class EngineCore {
     while (reuse < this.context.length && reuse < prompt.length && this.context[reuse] === prompt[reuse]) reuse++;
     const stops = typeof params.stop === 'string' ? [params.stop] : params.stop ?? [];
     const matcher = new StopMatcher(stops.filter((s) => s.length > 0));
+    const { constraint: spec, ...rest } = params;
+    // Compiled before the KV cache is touched: a grammar that does not compile changes nothing.
+    const constraint = spec ? await (await GrammarEngine.for(tokenizer, model.config.vocabSize)).constraint(spec) : undefined;
     // A stop string found in the text ends generation through this controller.
     const local = new AbortController();
     const onAbort = () => local.abort();
     signal.addEventListener('abort', onAbort);
     let stoppedByString = false;
     let completion = 0;
-    const options: GenerateOptions & { cachedPrefix: number } = { ...params, signal: local.signal, cachedPrefix: reuse };
+    const options: GenerateOptions & { cachedPrefix: number; constraint?: Constraint } = { ...rest, signal: local.signal, cachedPrefix: reuse, constraint };
     let firstToken: number | undefined;
     const usageNow = (completion: number) => {
       const cached = Math.min(reuse, prompt.length - 1);
@@ -446,6 +452,7 @@ export class EngineCore {
       throw e;
     } finally {
       signal.removeEventListener('abort', onAbort);
+      constraint?.dispose();
     }
   }
 

@@ -1,3 +1,4 @@
+import type { ConstraintSpec } from '../grammar/spec.js';
 import type { FinishReason, GenerateOptions } from '../generate.js';
 
 /**
@@ -103,7 +104,12 @@ export interface ModelInfo {
  * Sampling and length options of a request, plus stop strings and `allowSpecialTokens` (user
  * text that spells a control token is encoded as plain text unless this is true).
  */
-export type GenerateParams = Omit<GenerateOptions, 'signal'> & { stop?: string | string[]; allowSpecialTokens?: boolean };
+export type GenerateParams = Omit<GenerateOptions, 'signal'> & {
+  stop?: string | string[];
+  allowSpecialTokens?: boolean;
+  /** Constrained decoding: the output must match this JSON schema, JSON mode or GBNF grammar. */
+  constraint?: ConstraintSpec;
+};
 
 /** A text content part; the only kind a text model takes. */
 export interface ChatCompletionContentPartText {
@@ -160,6 +166,11 @@ interface InformationalFields {
   safety_identifier?: string | null;
 }
 
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object' }
+  | { type: 'json_schema'; json_schema: { name: string; description?: string; schema?: Record<string, unknown> | boolean; strict?: boolean | null } };
+
 /** The sampling fields shared by chat and legacy completion requests. */
 interface SamplingFields {
   temperature?: number | null;
@@ -169,8 +180,16 @@ interface SamplingFields {
   stop?: string | string[] | null;
   frequency_penalty?: number | null;
   presence_penalty?: number | null;
-  /** Not implemented: only empty. */
-  logit_bias?: Record<string, never> | null;
+  /** Token id (as a string key) -> a bias in [-100, 100] added to its logit; at most 300 entries. */
+  logit_bias?: Record<string, number> | null;
+  /**
+   * Structured output: `json_object` (any JSON object) or `json_schema` (JSON that validates
+   * against `schema`; unsupported keywords are invalid-argument errors naming them). Tokens are
+   * masked on the GPU at each step, so the output cannot be invalid (it can end short, at max_tokens).
+   */
+  response_format?: ResponseFormat | null;
+  /** Extension (llama.cpp's): a GBNF grammar the output must match, rule `root` first. */
+  grammar?: string | null;
   stream?: boolean | null;
   /** With `stream: true` only; include_usage adds a last chunk with `choices: []` and the usage. */
   stream_options?: { include_usage?: boolean | null; include_obfuscation?: false | null } | null;
@@ -189,8 +208,8 @@ interface SamplingFields {
 
 /**
  * OpenAI's chat request. Every field is honoured or, where this engine cannot honour it (tools,
- * structured output, log-probs, audio, n > 1), rejected with invalid-argument naming it; unknown
- * fields are rejected too.
+ * log-probs, audio, n > 1), rejected with invalid-argument naming it; unknown fields are rejected
+ * too.
  */
 export interface ChatCompletionRequest extends InformationalFields, SamplingFields {
   messages: ChatCompletionMessageParam[];
@@ -200,7 +219,6 @@ export interface ChatCompletionRequest extends InformationalFields, SamplingFiel
   max_completion_tokens?: number | null;
   logprobs?: false | null;
   top_logprobs?: null;
-  response_format?: { type: 'text' } | null;
   /** Rendered through the model's own chat template (its `tools` variable). */
   tools?: ChatCompletionTool[] | null;
   tool_choice?: ChatCompletionToolChoice | null;

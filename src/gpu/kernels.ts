@@ -51,7 +51,7 @@ const SPECS = {
   add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
-  sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW] },
+  sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW, R, R] },
 } satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof SPECS;

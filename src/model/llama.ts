@@ -6,7 +6,7 @@ import { Kernels } from '../gpu/kernels.js';
 import { AttentionBlocks } from './blocks/attention.js';
 import { recordEmbedding } from './blocks/embedding.js';
 import { FeedForwardBlocks } from './blocks/feed-forward.js';
-import { recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
+import { FILTER_BIAS, FILTER_MASK, FILTERS_OFFSET, maskBytes, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
 import { layerPlans, ropeFactorTensor, type ModelConfig } from './config.js';
 import { checkFit, planMemory, residualBytes } from './memory-plan.js';
 import { tuneDecodeWorkgroup } from './kernel-shapes.js';
@@ -35,6 +35,8 @@ export interface SamplingParams {
   /** OpenAI-style: subtracted once for tokens in the window. 0 disables. */
   presencePenalty: number;
   seed: number;
+  /** OpenAI's logit_bias: token id -> added to its logit (on the GPU). Empty or absent: none. */
+  logitBias?: ReadonlyMap<number, number>;
 }
 
 export const GREEDY: SamplingParams = {
@@ -89,6 +91,8 @@ export class LlamaModel {
   private tokensBuffer!: GPUBuffer;
   /** The logits and the sampler's buffers. */
   private head!: OutputHead;
+  /** SampleParams.filters as last written (FILTER_MASK, FILTER_BIAS). */
+  private samplerFilters = 0;
   private readback!: GPUBuffer;
   private disposed = false;
 
@@ -202,16 +206,59 @@ export class LlamaModel {
     this.setSampler(GREEDY, []);
   }
 
-  /** Sets the sampling parameters and the tokens in context (for the repetition penalty). */
+  /**
+   * Sets the sampling parameters and the tokens in context (for the repetition penalty). The
+   * allowed-token mask is off until setAllowedTokens.
+   */
   setSampler(s: SamplingParams, history: ArrayLike<number>): void {
     this.assertLive();
     const q = this.gpu.device.queue;
+    this.samplerFilters = 0;
+    if (s.logitBias?.size) {
+      const bias = new Float32Array(this.config.vocabSize);
+      for (const [token, b] of s.logitBias) {
+        if (!Number.isInteger(token) || token < 0 || token >= bias.length) throw new WebGGUFError('invalid-argument', `logit_bias: token ${token} is not in the vocabulary (0 to ${bias.length - 1})`);
+        bias[token] = b;
+      }
+      q.writeBuffer(this.head.bias, 0, bias);
+      this.samplerFilters |= FILTER_BIAS;
+    }
     q.writeBuffer(this.head.samplerParams, 0, uniformData([
       { u: this.config.vocabSize }, { u: s.topK }, { f: s.topP }, { f: s.minP }, { f: s.temperature },
       { f: s.repetitionPenalty }, { u: s.penaltyLastN }, { u: s.seed >>> 0 }, { f: s.frequencyPenalty }, { f: s.presencePenalty },
+      { u: this.samplerFilters },
     ]));
     q.writeBuffer(this.head.samplerState, 0, new Uint32Array([history.length, 0, 0, 0]));
     if (history.length) q.writeBuffer(this.head.history, 0, Uint32Array.from(history));
+  }
+
+  /**
+   * Constrained decoding: the sampler chooses the next token only among those `allowed` sets
+   * (packed: token i is bit i % 32 of word i / 32), until the next call or setSampler; null lifts it.
+   */
+  setAllowedTokens(allowed: Uint32Array<ArrayBuffer> | null): void {
+    this.assertLive();
+    const q = this.gpu.device.queue;
+    if (allowed) {
+      const words = maskBytes(this.config.vocabSize) / 4;
+      if (allowed.length < words) throw new WebGGUFError('invalid-argument', `the allowed-token mask has ${allowed.length} words; the vocabulary needs ${words}`);
+      q.writeBuffer(this.head.allowed, 0, allowed, 0, words);
+    }
+    const filters = allowed ? this.samplerFilters | FILTER_MASK : this.samplerFilters & ~FILTER_MASK;
+    if (filters !== this.samplerFilters) q.writeBuffer(this.head.samplerParams, FILTERS_OFFSET, new Uint32Array([filters]));
+    this.samplerFilters = filters;
+  }
+
+  /**
+   * Puts tokens the host chose (a grammar forced them; the sampler never saw them) into the
+   * sampler's history at `at`, where the penalties look, and continues the history after them.
+   */
+  extendHistory(tokens: readonly number[], at: number): void {
+    this.assertLive();
+    if (!tokens.length) return;
+    const q = this.gpu.device.queue;
+    q.writeBuffer(this.head.history, at * 4, Uint32Array.from(tokens));
+    q.writeBuffer(this.head.samplerState, 0, new Uint32Array([at + tokens.length]));
   }
 
   /**

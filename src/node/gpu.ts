@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { WebGGUFError } from '../errors.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
+import { useXGrammarLoader } from '../grammar/xgrammar.js';
+import { loadXGrammarInNode } from './xgrammar.js';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 /** Instances that found no adapter; Dawn for Node must not free an instance it has used. */
@@ -24,6 +26,8 @@ async function dawn(): Promise<typeof import('webgpu')> {
  * Vulkan) is used instead, unless the caller chose drivers with VK_ICD_FILENAMES/VK_DRIVER_FILES.
  */
 export async function nodeGpuContext(options: Parameters<typeof createGpuContext>[1] = {}): Promise<GpuContext> {
+  // Everything that runs a model in Node starts here; constrained decoding's XGrammar needs Node's loader.
+  useXGrammarLoader(loadXGrammarInNode);
   const { create, globals } = await dawn();
   Object.assign(globalThis, globals);
   // Mesa's device-select layer (an implicit Vulkan layer) asks Wayland for the session's default

@@ -126,7 +126,7 @@ export class GGUFTokenizer {
   private readonly hf: HFTokenizer;
   private plainHf: HFTokenizer | undefined;
 
-  constructor(private readonly spec: VocabSpec) {
+  constructor(readonly spec: VocabSpec) {
     const t = spec.tokens;
     this.vocabSize = t.length;
     this.maxTokenBytes = checkTokenLengths(spec);

@@ -8,6 +8,11 @@ export const SAMPLER_STATE_BYTES = 16;
 export const TOKEN_OFFSET = 8;
 /** The sampler's uniform (shaders/sample.wgsl's SampleParams). */
 const SAMPLER_PARAMS_BYTES = 48;
+/** Where the sampler's uniform holds its filter bits (SampleParams.filters). */
+export const FILTERS_OFFSET = 40;
+/** SampleParams.filters: sample only tokens the allowed-token mask sets; add the logit bias. */
+export const FILTER_MASK = 1;
+export const FILTER_BIAS = 2;
 
 /** The buffers the host writes and reads around the head. */
 export interface OutputHead {
@@ -16,6 +21,10 @@ export interface OutputHead {
   samplerState: GPUBuffer;
   /** The tokens in context, for the penalties. */
   history: GPUBuffer;
+  /** Constrained decoding's allowed tokens, packed 32 per word (used with FILTER_MASK). */
+  allowed: GPUBuffer;
+  /** logit_bias, one f32 per token (used with FILTER_BIAS). */
+  bias: GPUBuffer;
 }
 
 /**
@@ -37,13 +46,20 @@ export function recordOutputHead(r: ForwardRecorder, x: GPUBuffer, tokens: GPUBu
   const samplerState = a.storage('sampler_state', SAMPLER_STATE_BYTES);
   const history = a.storage('history', (contextLength + 1) * 4);
   const work = a.storage('sampler_work', c.vocabSize * 4);
+  const allowed = a.storage('sampler_allowed', maskBytes(c.vocabSize));
+  const bias = a.storage('sampler_bias', c.vocabSize * 4);
   const sample = r.kernels.get('sample', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'sample'));
   r.add({
     kernel: sample,
-    bindGroup: r.kernels.bindGroup(sample, [logits, work, history, samplerState, tokens, samplerParams, counts]),
+    bindGroup: r.kernels.bindGroup(sample, [logits, work, history, samplerState, tokens, samplerParams, counts, allowed, bias]),
     grid: () => [1, 1, 1],
   });
-  return { logits, samplerParams, samplerState, history };
+  return { logits, samplerParams, samplerState, history, allowed, bias };
+}
+
+/** The bytes of a packed allowed-token mask: one bit per token, whole words. */
+export function maskBytes(vocabSize: number): number {
+  return Math.ceil(vocabSize / 32) * 4;
 }
 
 /** The buffers the head makes (for the fit check before loading). */
@@ -52,6 +68,8 @@ export function outputHeadBuffers(c: ModelConfig, contextLength: number): { name
     { name: 'logits', bytes: c.vocabSize * 4 },
     { name: 'sampler_work', bytes: c.vocabSize * 4 },
     { name: 'sampler_counts', bytes: c.vocabSize * 4 },
+    { name: 'sampler_allowed', bytes: maskBytes(c.vocabSize) },
+    { name: 'sampler_bias', bytes: c.vocabSize * 4 },
     { name: 'history', bytes: (contextLength + 1) * 4 },
   ];
 }
