@@ -13,6 +13,8 @@ export { LlamaModel, GREEDY, type LoadOptions, type SamplingParams } from './mod
 export { GGUFTokenizer, vocabFromGGUF, type VocabSpec, type EncodeOptions } from './tokenizer/tokenizer.js';
 export { StreamDecoder } from './tokenizer/stream.js';
 export { generate, DEFAULT_SAMPLING, type GenerateOptions, type GeneratedToken, type FinishReason } from './generate.js';
+export { GrammarEngine, type Constraint } from './grammar/constraint.js';
+export { checkConstraintSpec, type ConstraintSpec } from './grammar/spec.js';
 export { EngineCore, type CoreOptions } from './engine/core.js';
 export { indexedDBStore, memoryStore, type KeyValueStore } from './cache/store.js';
 export type * from './engine/types.js';
