@@ -205,3 +205,26 @@ function idSpellingModel(vocab: GGUFFile, context: number): Uint8Array {
   ];
   return writeGGUF(metadata, tensors);
 }
+
+/**
+ * llama.cpp's pooled, L2-normalized embedding of each text under the model at `ggufPath` (its own
+ * pooling type and tokenizer), with the token count it made: the oracle for the encoder models.
+ * Starts Chromium and llama.cpp for the call (seconds).
+ */
+export async function llamaCppEmbeddings(ggufPath: string, texts: string[], { context = 512 }: { context?: number } = {}): Promise<{ tokens: number; embedding: number[] }[]> {
+  const server = await new ModelServer().start();
+  server.isolated = true;
+  server.files.set('model.gguf', ggufPath);
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e));
+    await page.goto(`${server.origin}/repo/test/browser/llamacpp.html`);
+    await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+    await call(page, 'llamaLoad', `${server.origin}/files/model.gguf`, { threads: 1, context, embeddings: true, pooling: 'unspecified' });
+    return await call<{ tokens: number; embedding: number[] }[]>(page, 'llamaEmbed', texts);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
