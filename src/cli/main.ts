@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { cosineSimilarity } from '../embeddings.js';
 import { isWebGGUFError, WebGGUFError } from '../errors.js';
 import { DEFAULT_SAMPLING, generate } from '../generate.js';
 import { bench, followupBench, gemvBench } from '../node/bench.js';
@@ -11,6 +12,7 @@ import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 const COMMANDS = {
   generate: { required: ['model', 'prompt'], about: 'continue a prompt' },
   tokenize: { required: ['model', 'text'], about: 'print the token ids of a text' },
+  embed: { required: ['model', 'text'], about: 'print the embedding of each text (an embedding model: BERT), and their cosine similarities' },
   bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs)' },
   'bench-gemv': { required: [], about: 'time the decode GEMV alone at TinyLlama 1.1B layer shapes, against a read probe' },
 } as const;
@@ -32,12 +34,14 @@ interface Flag {
   /** Numeric flags: every value (each item, for a list) is checked against it before any work. */
   range?: Range;
   list?: true;
+  /** The flag may be given several times (its values in order). */
+  repeats?: true;
   default?: number;
   commands: readonly Command[];
   help: string;
 }
 
-const MODEL_COMMANDS = ['generate', 'tokenize', 'bench'] as const;
+const MODEL_COMMANDS = ['generate', 'tokenize', 'embed', 'bench'] as const;
 const DEFAULT_KINDS = 'q4_0,q8_0';
 
 /** Every flag: how it parses, what it accepts, which commands take it, and its line of help. */
@@ -51,7 +55,8 @@ const FLAGS = {
   'min-p': { type: 'string', value: 'P', range: { min: 0, max: 1 }, default: DEFAULT_SAMPLING.minP, commands: ['generate'], help: 'drop tokens less likely than P times the likeliest one' },
   'repeat-penalty': { type: 'string', value: 'R', range: { min: 0, aboveMin: true }, default: DEFAULT_SAMPLING.repetitionPenalty, commands: ['generate'], help: 'penalty on repeating the last 64 tokens; 1 is none' },
   seed: { type: 'string', value: 'S', range: { min: 0, max: 2 ** 32 - 1, integer: true }, commands: ['generate'], help: 'makes sampling reproducible (random by default)' },
-  text: { type: 'string', value: 'TEXT', commands: ['tokenize'], help: 'the text to tokenize' },
+  text: { type: 'string', value: 'TEXT', repeats: true, commands: ['tokenize', 'embed'], help: 'the text to tokenize, or (embed; repeatable) to embed' },
+  dimensions: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['embed'], help: "keep the first N values of each vector, renormalized (Matryoshka models)" },
   'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
   'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench'], help: 'prompt length' },
   'gen-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 64, commands: ['bench'], help: 'tokens decoded per run' },
@@ -89,6 +94,7 @@ const SYNOPSIS = `usage:
   webgguf generate -m FILE -p TEXT [-n N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
                    [--repeat-penalty R] [--seed S] [--no-bos] [--json]
   webgguf tokenize -m FILE --text TEXT [--no-bos] [--json]
+  webgguf embed -m FILE --text TEXT [--text TEXT ...] [--dimensions N] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
                 [--json]
   webgguf bench-gemv [--kinds K,K,...] [--json]`;
@@ -113,6 +119,8 @@ class UsageError extends WebGGUFError {
 interface Args {
   command: Command;
   values: { [K in FlagName]?: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+  /** Every value of the flags that repeat, in order. */
+  texts: string[];
   /** Numeric flags, checked, with their defaults. */
   numbers: { [K in NumericFlag]?: number };
   /** List flags ("64,256"), each item checked. */
@@ -145,7 +153,7 @@ function weightKinds(list: string): GpuWeightKind[] {
  * flag's own check; unknown flags and misplaced values are reported here.
  */
 function parseCommandLine(argv: string[]): Args | 'help' {
-  const options = Object.fromEntries(Object.entries(FLAGS).map(([name, f]: [string, Flag]) => [name, f.short ? { type: f.type, short: f.short } : { type: f.type }]));
+  const options = Object.fromEntries(Object.entries(FLAGS).map(([name, f]: [string, Flag]) => [name, { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.repeats ? { multiple: true } : {}) }]));
   const { values, positionals, tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
   if (values.help) return 'help';
   for (const t of tokens) {
@@ -160,7 +168,9 @@ function parseCommandLine(argv: string[]): Args | 'help' {
   if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command "${command}"`);
   const cmd = command as Command;
   if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}" (values that contain spaces need quotes)`);
-  const args: Args = { command: cmd, values: values as Args['values'], numbers: {}, lists: {}, kinds: [] };
+  const texts = (values.text as string[] | undefined) ?? [];
+  if (cmd !== 'embed' && texts.length > 1) throw new UsageError(`${cmd} takes one --text`);
+  const args: Args = { command: cmd, values: { ...values, text: texts[0] } as Args['values'], texts, numbers: {}, lists: {}, kinds: [] };
   for (const name of Object.keys(values) as FlagName[]) {
     if (!(FLAGS[name].commands as readonly Command[]).includes(cmd)) throw new UsageError(`${cmd} takes no --${name}`);
   }
@@ -223,6 +233,27 @@ async function tokenizeCommand({ values }: Args): Promise<void> {
   }
 }
 
+async function embedCommand({ values, numbers, texts }: Args): Promise<void> {
+  const { createEngine } = await import('../node/index.js');
+  const engine = await createEngine();
+  try {
+    await engine.load(values.model!);
+    const response = await engine.embeddings.create({ input: texts, dimensions: numbers.dimensions });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(response) + '\n');
+      return;
+    }
+    const vectors = response.data.map((d) => d.embedding as number[]);
+    vectors.forEach((v, i) => process.stdout.write(`embedding ${i}: ${v.map((x) => x.toFixed(6)).join(' ')}\n`));
+    if (vectors.length > 1) {
+      process.stdout.write('cosine similarities:\n');
+      for (const a of vectors) process.stdout.write(vectors.map((b) => cosineSimilarity(a, b).toFixed(3).padStart(7)).join('') + '\n');
+    }
+  } finally {
+    await engine.dispose();
+  }
+}
+
 async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
   const model = values.model!;
   const result = await bench(model, numbers['prompt-tokens']!, numbers['gen-tokens']!, numbers.runs!);
@@ -273,6 +304,7 @@ export async function main(argv: string[]): Promise<number> {
     if (args.values.model !== undefined) await checkModelFile(args.values.model);
     if (args.command === 'generate') await generateCommand(args);
     else if (args.command === 'tokenize') await tokenizeCommand(args);
+    else if (args.command === 'embed') await embedCommand(args);
     else if (args.command === 'bench') await benchCommand(args);
     else await benchGemvCommand(args);
     return 0;
