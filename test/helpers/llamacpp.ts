@@ -207,22 +207,27 @@ function idSpellingModel(vocab: GGUFFile, context: number): Uint8Array {
 }
 
 /**
- * llama.cpp's pooled, L2-normalized embedding of each text under the model at `ggufPath` (its own
- * pooling type and tokenizer), with the token count it made: the oracle for the encoder models.
- * Starts Chromium and llama.cpp for the call (seconds).
+ * llama.cpp's pooled, L2-normalized embedding of each text under each model of `ggufPaths` (its
+ * own pooling type and tokenizer), with the token count it made: the oracle for the encoder
+ * models. Starts Chromium and llama.cpp once for the call (seconds), and loads the models in turn.
  */
-export async function llamaCppEmbeddings(ggufPath: string, texts: string[], { context = 512 }: { context?: number } = {}): Promise<{ tokens: number; embedding: number[] }[]> {
+export async function llamaCppEmbeddings(ggufPaths: string[], texts: string[], { context = 512 }: { context?: number } = {}): Promise<{ tokens: number; embedding: number[] }[][]> {
   const server = await new ModelServer().start();
   server.isolated = true;
-  server.files.set('model.gguf', ggufPath);
+  ggufPaths.forEach((path, i) => server.files.set(`model-${i}.gguf`, path));
   const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     page.on('pageerror', (e) => console.error('page error:', e));
     await page.goto(`${server.origin}/repo/test/browser/llamacpp.html`);
     await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
-    await call(page, 'llamaLoad', `${server.origin}/files/model.gguf`, { threads: 1, context, embeddings: true, pooling: 'unspecified' });
-    return await call<{ tokens: number; embedding: number[] }[]>(page, 'llamaEmbed', texts);
+    const out = [];
+    for (let i = 0; i < ggufPaths.length; i++) {
+      await call(page, 'llamaLoad', `${server.origin}/files/model-${i}.gguf`, { threads: 1, context, embeddings: true, pooling: 'unspecified' });
+      out.push(await call<{ tokens: number; embedding: number[] }[]>(page, 'llamaEmbed', texts));
+    }
+    await call(page, 'llamaExit');
+    return out;
   } finally {
     await browser.close();
     await server.stop();
