@@ -11,16 +11,28 @@
  * Q4_K_M 1 - 1.0e-3. The bounds leave headroom; causal attention instead of bidirectional, for one,
  * moves the cosines to 0.69-0.81.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BERT_SHAPES, makeBertModel } from '../scripts/make-bert.js';
-import { cosineSimilarity, createEngine, type Engine } from '../src/node/index.js';
+import { cosineSimilarity, createEngine, type EmbeddingResponse, type Engine } from '../src/node/index.js';
 import { HAVE_CHROMIUM } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
 import { llamaCppEmbeddings } from './helpers/llamacpp.js';
 import { HAVE_MODELS } from './helpers/models.js';
+
+const BIN = fileURLToPath(new URL('../bin/webgguf.js', import.meta.url));
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
 
 const TEXTS = [
   'Hello world',
@@ -96,5 +108,21 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     expect(await code(engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] }))).toBe('invalid-argument');
     await engine.load('../shared/models/stories260K/stories260K-f32.gguf');
     expect(await code(engine.embeddings.create({ input: 'hi' }))).toBe('invalid-argument');
+  }, 60_000);
+
+  test('webgguf embed: the same vectors on the command line, as JSON or as text with their similarities', async () => {
+    const texts = ['the cat sat', 'a dog ran'];
+    const expected = await engine.embeddings.create({ input: texts });
+    const json = await cli(['embed', '-m', paths[0]!, '--text', texts[0]!, '--text', texts[1]!, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const out = JSON.parse(json.stdout) as EmbeddingResponse;
+    expect(out.usage).toEqual(expected.usage);
+    out.data.forEach((d, i) => expect(cosineSimilarity(d.embedding as number[], expected.data[i]!.embedding as number[])).toBeGreaterThan(0.99999));
+    const text = await cli(['embed', '-m', paths[0]!, '--text', texts[0]!, '--text', texts[1]!, '--dimensions', '8']);
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^embedding 0:( -?\d\.\d{6}){8}$/);
+    expect(lines[2]).toBe('cosine similarities:');
+    expect(lines[3]!.trim().split(/\s+/)[0]).toBe('1.000');
   }, 60_000);
 });
