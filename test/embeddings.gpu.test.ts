@@ -12,7 +12,7 @@
  * moves the cosines to 0.69-0.81.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -108,6 +108,24 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     expect(await code(engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] }))).toBe('invalid-argument');
     await engine.load('../shared/models/stories260K/stories260K-f32.gguf');
     expect(await code(engine.embeddings.create({ input: 'hi' }))).toBe('invalid-argument');
+  }, 60_000);
+
+  test("README's embeddings example runs as written (test/consumer/node/embed.js, on the built package)", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'webgguf-readme-'));
+    try {
+      copyFileSync(paths[0]!, join(cwd, 'bge-small-en-v1.5-q8_0.gguf'));
+      const script = fileURLToPath(new URL('./consumer/node/embed.js', import.meta.url));
+      const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [script], { cwd }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr })));
+      expect(code, stderr).toBe(0);
+      const lines = stdout.trim().split('\n');
+      expect(lines).toHaveLength(3);
+      const scores = lines.map((l) => Number(l.split(' ')[0]));
+      expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+      for (const l of lines) expect(l).toMatch(/^-?\d\.\d{3} (The|Buy) /);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   }, 60_000);
 
   test('webgguf embed: the same vectors on the command line, as JSON or as text with their similarities', async () => {
