@@ -12,6 +12,7 @@ import { GGMLType } from '../src/gguf/ggml-types.js';
 import { readGGUF } from '../src/gguf/gguf.js';
 import { typed, writeGGUF, type TensorToWrite, type TypedValue } from '../src/gguf/writer.js';
 import { bytesSource } from '../src/io/byte-source.js';
+import { BERT_SHAPES, makeBertModel } from './make-bert.js';
 import { quantize } from './quantize.js';
 
 const MODELS = fileURLToPath(new URL('../../shared/models/', import.meta.url));
@@ -373,7 +374,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const arch = values.arch ?? 'llama';
   // Encoders (embedding models) have their own generator (scripts/make-bert.ts).
   if (arch === 'bert') {
-    const { BERT_SHAPES, makeBertModel } = await import('./make-bert.js');
     if (!values.shape || !values.quant || !values.out) {
       console.error(`usage: npm run make-model -- --arch bert --shape ${Object.keys(BERT_SHAPES).join('|')} --quant f32|f16|q8_0|q4_k_m --out FILE [--seed N]`);
       process.exit(2);
