@@ -7,13 +7,14 @@ import { bench, followupBench, gemvBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
+import { isEncoder } from '../model/encoder.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
 const COMMANDS = {
   generate: { required: ['model', 'prompt'], about: 'continue a prompt' },
   tokenize: { required: ['model', 'text'], about: 'print the token ids of a text' },
   embed: { required: ['model', 'text'], about: 'print the embedding of each text (an embedding model: BERT), and their cosine similarities' },
-  bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs)' },
+  bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs); an embedding model: inputs per second' },
   'bench-gemv': { required: [], about: 'time the decode GEMV alone at TinyLlama 1.1B layer shapes, against a read probe' },
 } as const;
 type Command = keyof typeof COMMANDS;
@@ -60,6 +61,7 @@ const FLAGS = {
   'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
   'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench'], help: 'prompt length' },
   'gen-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 64, commands: ['bench'], help: 'tokens decoded per run' },
+  inputs: { type: 'string', value: 'N', range: { min: 1, max: 256, integer: true }, default: 8, commands: ['bench'], help: 'embedding models: inputs of --prompt-tokens tokens per timed run' },
   runs: { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 3, commands: ['bench'], help: 'timed runs after a warm-up' },
   followup: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench'], help: 'also time a follow-up chat turn after histories of N words' },
   kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
@@ -96,7 +98,7 @@ const SYNOPSIS = `usage:
   webgguf tokenize -m FILE --text TEXT [--no-bos] [--json]
   webgguf embed -m FILE --text TEXT [--text TEXT ...] [--dimensions N] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
-                [--json]
+                [--inputs N] [--json]
   webgguf bench-gemv [--kinds K,K,...] [--json]`;
 
 const HELP = `${SYNOPSIS}
@@ -256,6 +258,12 @@ async function embedCommand({ values, numbers, texts }: Args): Promise<void> {
 
 async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
   const model = values.model!;
+  if (await isEmbeddingModel(model)) {
+    const { embedBench } = await import('../node/embed-bench.js');
+    const r = await embedBench(model, numbers['prompt-tokens']!, numbers.inputs!, numbers.runs!);
+    process.stdout.write(values.json ? JSON.stringify(r) + '\n' : `${r.model} on ${r.adapter}\n  embed    ${r.inputs_per_s.toFixed(2)} inputs/s of ${r.input_tokens} tokens (${r.tokens_per_s.toFixed(1)} tok/s), ${r.inputs} inputs per run; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU\n`);
+    return;
+  }
   const result = await bench(model, numbers['prompt-tokens']!, numbers['gen-tokens']!, numbers.runs!);
   // --followup 64,256: follow-up chat turns after histories of about these many words.
   const followup = lists.followup ? await followupBench(model, lists.followup) : undefined;
@@ -289,6 +297,15 @@ async function benchGemvCommand({ values, kinds }: Args): Promise<void> {
   process.stdout.write(`decode GEMV on ${gpu.adapterName}, TinyLlama 1.1B layer shapes; read probe ${r.probe_read_gb_s.toFixed(2)} GB/s\n`);
   for (const k of r.results) {
     process.stdout.write(`  ${k.kind.padEnd(5)} ${k.kernel}${k.workgroup ? ` (workgroup ${k.workgroup})` : ''}: ${(k.bytes / 1e6).toFixed(1)} MB in ${k.ms.toFixed(1)} ms = ${k.gb_s.toFixed(3)} GB/s, ${(100 * k.fraction_of_probe).toFixed(1)}% of the probe\n`);
+  }
+}
+
+async function isEmbeddingModel(path: string): Promise<boolean> {
+  const { file, close } = await openGGUF(path);
+  try {
+    return isEncoder(file);
+  } finally {
+    await close();
   }
 }
 
