@@ -16,19 +16,25 @@ import { quantize } from './quantize.js';
 const VOCAB = fileURLToPath(new URL('../../shared/models/tokenizers/llamacpp-vocab/ggml-vocab-bert-bge.gguf', import.meta.url));
 
 export interface BertShape {
+  /** bert: absolute positions, biases, GELU; nomic-bert: RoPE, fused qkv, no biases, SwiGLU. */
+  arch: 'bert' | 'nomic-bert';
   dim: number; layers: number; heads: number; ffn: number; context: number;
   /** llama.cpp's pooling type: 1 mean, 2 cls, 3 last. */
   pooling: number;
   eps: number;
+  ropeTheta?: number;
 }
 
 export const BERT_SHAPES: Record<string, BertShape> = {
   // From each model's config.json and sentence-transformers pooling.
-  'bge-small-en-v1.5': { dim: 384, layers: 12, heads: 12, ffn: 1536, context: 512, pooling: 2, eps: 1e-12 },
-  'all-minilm-l6-v2': { dim: 384, layers: 6, heads: 12, ffn: 1536, context: 512, pooling: 1, eps: 1e-12 },
+  'bge-small-en-v1.5': { arch: 'bert', dim: 384, layers: 12, heads: 12, ffn: 1536, context: 512, pooling: 2, eps: 1e-12 },
+  'all-minilm-l6-v2': { arch: 'bert', dim: 384, layers: 6, heads: 12, ffn: 1536, context: 512, pooling: 1, eps: 1e-12 },
   // Tests: rows of 256 so every quant type applies; mean and cls pooling.
-  'tiny-bert': { dim: 256, layers: 2, heads: 4, ffn: 512, context: 128, pooling: 1, eps: 1e-12 },
-  'tiny-bert-cls': { dim: 256, layers: 2, heads: 4, ffn: 512, context: 128, pooling: 2, eps: 1e-12 },
+  'tiny-bert': { arch: 'bert', dim: 256, layers: 2, heads: 4, ffn: 512, context: 128, pooling: 1, eps: 1e-12 },
+  'tiny-bert-cls': { arch: 'bert', dim: 256, layers: 2, heads: 4, ffn: 512, context: 128, pooling: 2, eps: 1e-12 },
+  // nomic-embed-text-v1.5 (its GGUF: 2048 positions, RoPE base 1000, mean pooling; same WordPiece vocabulary).
+  'nomic-embed-text-v1.5': { arch: 'nomic-bert', dim: 768, layers: 12, heads: 12, ffn: 3072, context: 2048, pooling: 1, eps: 1e-12, ropeTheta: 1000 },
+  'tiny-nomic': { arch: 'nomic-bert', dim: 256, layers: 2, heads: 4, ffn: 512, context: 128, pooling: 1, eps: 1e-12, ropeTheta: 1000 },
 };
 
 export async function makeBertModel(options: { shape: string; quant: string; seed?: number }): Promise<Uint8Array> {
@@ -54,35 +60,43 @@ export async function makeBertModel(options: { shape: string; quant: string; see
     f32(`${name}.weight`, [s.dim], () => 1 + 0.1 * random());
     bias(`${name}.bias`, s.dim);
   };
+  const bert = s.arch === 'bert';
   matrix('token_embd.weight', s.dim, vocabSize, 1);
   // Position and type tables stay f32: small, and read a row at a time.
-  f32('position_embd.weight', [s.dim, s.context], () => 0.3 * random());
+  if (bert) f32('position_embd.weight', [s.dim, s.context], () => 0.3 * random());
   f32('token_types.weight', [s.dim, 2], () => 0.3 * random());
   norm('token_embd_norm');
   for (let l = 0; l < s.layers; l++) {
     const p = `blk.${l}.`;
-    for (const t of ['attn_q', 'attn_k', 'attn_v']) {
-      matrix(`${p}${t}.weight`, s.dim, s.dim, 2 / Math.sqrt(s.dim));
-      bias(`${p}${t}.bias`, s.dim);
+    if (bert) {
+      for (const t of ['attn_q', 'attn_k', 'attn_v']) {
+        matrix(`${p}${t}.weight`, s.dim, s.dim, 2 / Math.sqrt(s.dim));
+        bias(`${p}${t}.bias`, s.dim);
+      }
+    } else {
+      matrix(p + 'attn_qkv.weight', s.dim, 3 * s.dim, 2 / Math.sqrt(s.dim));
     }
     matrix(p + 'attn_output.weight', s.dim, s.dim, 1 / Math.sqrt(s.dim));
-    bias(p + 'attn_output.bias', s.dim);
+    if (bert) bias(p + 'attn_output.bias', s.dim);
     norm(p + 'attn_output_norm');
+    if (!bert) matrix(p + 'ffn_gate.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
     matrix(p + 'ffn_up.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
-    bias(p + 'ffn_up.bias', s.ffn);
+    if (bert) bias(p + 'ffn_up.bias', s.ffn);
     matrix(p + 'ffn_down.weight', s.ffn, s.dim, 1 / Math.sqrt(s.ffn));
-    bias(p + 'ffn_down.bias', s.dim);
+    if (bert) bias(p + 'ffn_down.bias', s.dim);
     norm(p + 'layer_output_norm');
   }
   const u32 = (value: number): TypedValue => ({ type: 'u32', value });
+  const a = s.arch;
   const metadata: [string, TypedValue][] = [
-    ['general.architecture', { type: 'string', value: 'bert' }],
+    ['general.architecture', { type: 'string', value: a }],
     ['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }],
-    ['bert.context_length', u32(s.context)], ['bert.embedding_length', u32(s.dim)], ['bert.block_count', u32(s.layers)],
-    ['bert.feed_forward_length', u32(s.ffn)], ['bert.attention.head_count', u32(s.heads)],
-    ['bert.attention.layer_norm_epsilon', { type: 'f32', value: s.eps }],
-    ['bert.attention.causal', { type: 'bool', value: false }],
-    ['bert.pooling_type', u32(s.pooling)],
+    [`${a}.context_length`, u32(s.context)], [`${a}.embedding_length`, u32(s.dim)], [`${a}.block_count`, u32(s.layers)],
+    [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)],
+    [`${a}.attention.layer_norm_epsilon`, { type: 'f32', value: s.eps }],
+    [`${a}.attention.causal`, { type: 'bool', value: false }],
+    [`${a}.pooling_type`, u32(s.pooling)],
+    ...(s.ropeTheta ? ([[`${a}.rope.freq_base`, { type: 'f32', value: s.ropeTheta }]] as [string, TypedValue][]) : []),
     ...[...vocab.metadata].filter(([k]) => k.startsWith('tokenizer.')).map(([k, v]): [string, TypedValue] => [k, typed(v)]),
   ];
   return writeGGUF(metadata, tensors);

@@ -373,9 +373,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
   const arch = values.arch ?? 'llama';
   // Encoders (embedding models) have their own generator (scripts/make-bert.ts).
-  if (arch === 'bert') {
+  if (arch === 'bert' || arch === 'nomic-bert') {
     if (!values.shape || !values.quant || !values.out) {
-      console.error(`usage: npm run make-model -- --arch bert --shape ${Object.keys(BERT_SHAPES).join('|')} --quant f32|f16|q8_0|q4_k_m --out FILE [--seed N]`);
+      console.error(`usage: npm run make-model -- --arch bert|nomic-bert --shape ${Object.keys(BERT_SHAPES).join('|')} --quant f32|f16|q8_0|q4_k_m --out FILE [--seed N]`);
       process.exit(2);
     }
     const bytes = await makeBertModel({ shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });

@@ -4,13 +4,14 @@ import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
 import { tensor, type ModelConfig } from './config.js';
+import { ropeAngles } from './blocks/attention.js';
 import { barrierWorkgroup, weightDesc } from './kernel-shapes.js';
 import { checkFit, type LoadOptions } from './llama.js';
 import { ForwardRecorder, type GpuMatrix, type Op } from './recorder.js';
 import { planWeights, repackWeights, uploadWeights, type TensorPlan } from './weights.js';
 
 /** Architectures that run as encoders: a vector per input, no text generated. */
-export const ENCODER_ARCHITECTURES = ['bert'] as const;
+export const ENCODER_ARCHITECTURES = ['bert', 'nomic-bert'] as const;
 
 /** How a sequence's output rows become one vector: their mean, the first (CLS) or the last. */
 export type Pooling = 'mean' | 'cls' | 'last';
@@ -25,8 +26,14 @@ export interface EncoderConfig extends ModelConfig {
   pooling: Pooling;
   /** Whether a token sees the tokens after it (false for BERT: `attention.causal` false). */
   causal: boolean;
-  /** Rows of token_types (segment embeddings); every token is of type 0, as in llama.cpp. */
+  /** Rows of token_types (segment embeddings; 0: none); every token is of type 0, as in llama.cpp. */
   tokenTypes: number;
+  /**
+   * BERT: learned absolute positions (position_embd), separate q/k/v and every projection with a
+   * bias, GELU feed-forward. nomic-bert: RoPE (NEOX) on q and k instead, fused attn_qkv, no
+   * biases, SwiGLU feed-forward (ffn_gate); otherwise the same post-norm blocks (bert.cpp).
+   */
+  positions: 'absolute' | 'rope';
 }
 
 /** Whether the file is an embedding model this library runs as an encoder. */
@@ -40,6 +47,7 @@ export function isEncoder(file: GGUFFile): boolean {
  * take it: q/k/v biases, GELU, no RoPE, heads as wide as dim / heads.
  */
 export function readEncoderConfig(file: GGUFFile): EncoderConfig {
+  const nomic = metaString(file, 'general.architecture') === 'nomic-bert';
   const name = file.source.name;
   const arch = metaString(file, 'general.architecture') ?? '';
   if (!isEncoder(file)) throw new ModelFormatError('unsupported-architecture', `${name}: architecture "${arch}" is not an embedding model this library runs`);
@@ -62,13 +70,14 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
   const config: EncoderConfig = {
     architecture: arch, dim, nLayers: k('block_count'), nHeads, nKvHeads: k('attention.head_count_kv', nHeads), headDim, ffnDim: k('feed_forward_length'),
     vocabSize: embd.dims[1] ?? 0, contextLength, normEps: k('attention.layer_norm_epsilon'),
-    ropeTheta: 10000, ropeLinearScale: 1, ropeDim: headDim, tiedOutput: true, ropeFactors: undefined, ropeOriginalContext: contextLength, ropeAttnFactor: 1,
+    ropeTheta: k('rope.freq_base', 10000), ropeLinearScale: 1, ropeDim: headDim, tiedOutput: true, ropeFactors: undefined, ropeOriginalContext: contextLength, ropeAttnFactor: 1,
     attnSoftcap: 0, finalSoftcap: 0, attnScale: 1 / Math.sqrt(headDim), slidingWindow: 0, swaPattern: 0,
-    qkvBias: true, ropeStyle: 'neox', fusedQkv: false, fusedGateUp: false, activation: 'gelu', scaleEmbedding: false, postNorms: false, softcapping: false,
+    qkvBias: !nomic, ropeStyle: 'neox', fusedQkv: nomic, fusedGateUp: false, activation: nomic ? 'silu' : 'gelu', scaleEmbedding: false, postNorms: false, softcapping: false,
     qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, window: null,
-    pooling, causal, tokenTypes: tensor(file, 'token_types.weight').dims[1] ?? 1,
+    pooling, causal, positions: nomic ? 'rope' : 'absolute',
+    tokenTypes: file.tensors.find((t) => t.name === 'token_types.weight')?.dims[1] ?? 0,
   };
-  for (const key of ['dim', 'nLayers', 'nHeads', 'ffnDim', 'vocabSize', 'contextLength', 'tokenTypes'] as const) {
+  for (const key of ['dim', 'nLayers', 'nHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const) {
     if (!Number.isInteger(config[key]) || config[key] <= 0 || config[key] > 1 << 24) throw new ModelFormatError('malformed', `${name}: invalid ${key} ${config[key]}`);
   }
   if (!Number.isInteger(headDim) || headDim > 256 || config.nKvHeads !== nHeads) {
@@ -91,21 +100,26 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
 export function encoderTensors(c: EncoderConfig): Map<string, number[]> {
   const m = new Map<string, number[]>([
     ['token_embd.weight', [c.dim, c.vocabSize]],
-    ['token_types.weight', [c.dim, c.tokenTypes]],
-    ['position_embd.weight', [c.dim, c.contextLength]],
     ['token_embd_norm.weight', [c.dim]],
     ['token_embd_norm.bias', [c.dim]],
   ]);
+  if (c.tokenTypes) m.set('token_types.weight', [c.dim, c.tokenTypes]);
+  if (c.positions === 'absolute') m.set('position_embd.weight', [c.dim, c.contextLength]);
+  const bert = c.positions === 'absolute';
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
-    for (const t of ['attn_q', 'attn_k', 'attn_v', 'attn_output']) {
+    if (c.fusedQkv) m.set(p + 'attn_qkv.weight', [c.dim, 3 * c.dim]);
+    for (const t of c.fusedQkv ? ['attn_output'] : ['attn_q', 'attn_k', 'attn_v', 'attn_output']) {
       m.set(`${p}${t}.weight`, [c.dim, c.dim]);
-      m.set(`${p}${t}.bias`, [c.dim]);
+      if (bert) m.set(`${p}${t}.bias`, [c.dim]);
     }
     m.set(p + 'ffn_up.weight', [c.dim, c.ffnDim]);
-    m.set(p + 'ffn_up.bias', [c.ffnDim]);
+    if (!bert) m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);
     m.set(p + 'ffn_down.weight', [c.ffnDim, c.dim]);
-    m.set(p + 'ffn_down.bias', [c.dim]);
+    if (bert) {
+      m.set(p + 'ffn_up.bias', [c.ffnDim]);
+      m.set(p + 'ffn_down.bias', [c.dim]);
+    }
     for (const t of ['attn_output_norm', 'layer_output_norm']) {
       m.set(`${p}${t}.weight`, [c.dim]);
       m.set(`${p}${t}.bias`, [c.dim]);
@@ -250,9 +264,19 @@ export class EncoderModel {
     // Token, position and type embeddings, summed and normed (the position and type rows land in
     // scratch buffers free at this point).
     embed(r.matrix('token_embd.weight'), this.tokensBuffer, x);
-    embed(r.matrix('position_embd.weight'), positions, out);
-    embed(r.matrix('token_types.weight'), types, q);
-    r.add(layerNorm('token_embd_norm', { buffer: out, rows: true }, { buffer: q, rows: true }));
+    const absolute = c.positions === 'absolute';
+    if (absolute) embed(r.matrix('position_embd.weight'), positions, out);
+    if (c.tokenTypes) embed(r.matrix('token_types.weight'), types, q);
+    r.add(layerNorm('token_embd_norm', absolute ? { buffer: out, rows: true } : undefined, c.tokenTypes ? { buffer: q, rows: true } : undefined));
+    // nomic-bert: RoPE's (cos, sin) table, made on the CPU in doubles, as the decoders' is.
+    let rope: Op | undefined;
+    if (c.positions === 'rope') {
+      const table = a.storage('rope_table', T * c.headDim * 4);
+      a.device.queue.writeBuffer(table, 0, ropeAngles(T, c.headDim, c.ropeTheta));
+      const kernel = k.get('rope');
+      const params = a.uniform('rope', uniformData([{ u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.headDim }, { u: 1 }, { u: 0 }]));
+      rope = { kernel, bindGroup: k.bindGroup(kernel, [q, keys, table, params, step]), grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.headDim) / 2 / 64), n, 1] };
+    }
 
     const attention = k.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(this.gpu.cpuEmulated, 'attention') });
     const attentionParams = a.uniform('attention', uniformData([
@@ -262,23 +286,32 @@ export class EncoderModel {
       const p = `blk.${l}.`;
       // Attention: q, k, v with their biases, every query over every key, the output projection
       // added to x with its bias, then the post-norm.
+      const projection = (name: string, into: GPUBuffer) => [...r.matmul(r.matrix(`${p}${name}.weight`), x, into), ...(absolute ? [addBias(into, `${p}${name}.bias`, c.dim)] : [])];
       r.add(
-        ...r.matmul(r.matrix(p + 'attn_q.weight'), x, q), addBias(q, p + 'attn_q.bias', c.dim),
-        ...r.matmul(r.matrix(p + 'attn_k.weight'), x, keys), addBias(keys, p + 'attn_k.bias', c.dim),
-        ...r.matmul(r.matrix(p + 'attn_v.weight'), x, values), addBias(values, p + 'attn_v.bias', c.dim),
+        ...projection('attn_q', q), ...projection('attn_k', keys), ...projection('attn_v', values), ...(rope ? [rope] : []),
         { kernel: attention, bindGroup: k.bindGroup(attention, [q, keys, values, partial, out, attentionParams, step]), grid: (n) => [c.nHeads, n, 1] },
         ...r.matmul(r.matrix(p + 'attn_output.weight'), out, x, { mode: 'accumulate' }),
-        layerNorm(p + 'attn_output_norm', { buffer: r.vector(p + 'attn_output.bias'), rows: false }),
+        layerNorm(p + 'attn_output_norm', absolute ? { buffer: r.vector(p + 'attn_output.bias'), rows: false } : undefined),
       );
-      // Feed-forward: GELU(up + bias), down added to x with its bias, then the post-norm.
-      const gelu = k.get('bias_gelu');
-      const geluParams = a.uniform('bias_gelu', uniformData([{ u: c.ffnDim }, { u: 0 }]));
-      r.add(
-        ...r.matmul(r.matrix(p + 'ffn_up.weight'), x, hidden),
-        { kernel: gelu, bindGroup: k.bindGroup(gelu, [hidden, r.vector(p + 'ffn_up.bias'), geluParams, step]), grid: (n) => [Math.ceil(c.ffnDim / 64), n, 1] },
-        ...r.matmul(r.matrix(p + 'ffn_down.weight'), hidden, x, { mode: 'accumulate' }),
-        layerNorm(p + 'layer_output_norm', { buffer: r.vector(p + 'ffn_down.bias'), rows: false }),
-      );
+      if (absolute) {
+        // Feed-forward: GELU(up + bias), down added to x with its bias, then the post-norm.
+        const gelu = k.get('bias_gelu');
+        const geluParams = a.uniform('bias_gelu', uniformData([{ u: c.ffnDim }, { u: 0 }]));
+        r.add(
+          ...r.matmul(r.matrix(p + 'ffn_up.weight'), x, hidden),
+          { kernel: gelu, bindGroup: k.bindGroup(gelu, [hidden, r.vector(p + 'ffn_up.bias'), geluParams, step]), grid: (n) => [Math.ceil(c.ffnDim / 64), n, 1] },
+          ...r.matmul(r.matrix(p + 'ffn_down.weight'), hidden, x, { mode: 'accumulate' }),
+          layerNorm(p + 'layer_output_norm', { buffer: r.vector(p + 'ffn_down.bias'), rows: false }),
+        );
+      } else {
+        // SwiGLU: silu(gate) * up (the up projection's output mode), down added to x, the post-norm.
+        r.add(
+          ...r.matmul(r.matrix(p + 'ffn_gate.weight'), x, hidden),
+          ...r.matmul(r.matrix(p + 'ffn_up.weight'), x, hidden, { mode: 'swiglu' }),
+          ...r.matmul(r.matrix(p + 'ffn_down.weight'), hidden, x, { mode: 'accumulate' }),
+          layerNorm(p + 'layer_output_norm'),
+        );
+      }
     }
     const pool = k.get('pool');
     const poolParams = a.uniform('pool', uniformData([{ u: c.dim }, { u: POOL_MODES[c.pooling] }]));
