@@ -133,6 +133,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
 
   test('webgguf embed: the same vectors on the command line, as JSON or as text with their similarities', async () => {
     const texts = ['the cat sat', 'a dog ran'];
+    await engine.load(paths[0]!);
     const expected = await engine.embeddings.create({ input: texts });
     const json = await cli(['embed', '-m', paths[0]!, '--text', texts[0]!, '--text', texts[1]!, '--json']);
     expect(json.code, json.stderr).toBe(0);

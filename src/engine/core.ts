@@ -189,11 +189,14 @@ export class EngineCore {
       if (dimensions !== undefined && dimensions > model.dimensions) {
         throw new WebGGUFError('invalid-argument', `dimensions ${dimensions} is more than the model's ${model.dimensions}`);
       }
+      const tooLong = (i: number, tokens: string) =>
+        new WebGGUFError('context-overflow', `input[${i}] has ${tokens} tokens but the model takes at most ${model.contextLength}; shorten or split it`);
       const ids = inputs.map((text, i) => {
-        const tokens = encodePrompt(tokenizer, model.contextLength + 1, text);
-        if (tokens.length > model.contextLength) {
-          throw new WebGGUFError('context-overflow', `input[${i}] has ${tokens.length} tokens but the model takes at most ${model.contextLength}; shorten or split it`);
-        }
+        // A cheap floor first: megabytes of text are refused before they are tokenized.
+        const floor = tokenizer.minTokens(text);
+        if (floor > model.contextLength) throw tooLong(i, `at least ${floor}`);
+        const tokens = tokenizer.encode(text);
+        if (tokens.length > model.contextLength) throw tooLong(i, String(tokens.length));
         return tokens;
       });
       const pooled = await model.embed(ids, signal);
