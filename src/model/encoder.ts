@@ -135,6 +135,8 @@ export function planEncoderWeights(file: GGUFFile, c: EncoderConfig, maxPartByte
 
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
 const ATTENTION_CHUNKS = 16;
+/** The longest input by default (LoadOptions.contextLength sets another). */
+const DEFAULT_MAX_TOKENS = 2048;
 /** Inputs whose pooled vectors are read back at once (bounds the readback buffer). */
 const READBACK_INPUTS = 256;
 
@@ -190,7 +192,9 @@ export class EncoderModel {
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<EncoderModel> {
     const config = readEncoderConfig(file);
-    const model = new EncoderModel(gpu, config, Math.min(config.contextLength, options.contextLength ?? config.contextLength));
+    // An input runs whole, so its scratch (attention's above all) grows with the longest input:
+    // 2048 tokens unless asked (nomic-embed's 8192 would need 400 MiB of attention scratch).
+    const model = new EncoderModel(gpu, config, Math.min(config.contextLength, options.contextLength ?? DEFAULT_MAX_TOKENS));
     const plans = planEncoderWeights(file, config, options.maxPartBytes);
     checkFit([...plans.map((p) => ({ name: p.name, bytes: p.words * 4 })), ...encoderBuffers(config, model.contextLength)], gpu.limits);
     gpu.device.pushErrorScope('out-of-memory');
