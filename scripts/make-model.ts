@@ -12,6 +12,7 @@ import { GGMLType } from '../src/gguf/ggml-types.js';
 import { readGGUF } from '../src/gguf/gguf.js';
 import { typed, writeGGUF, type TensorToWrite, type TypedValue } from '../src/gguf/writer.js';
 import { bytesSource } from '../src/io/byte-source.js';
+import { BERT_SHAPES, makeBertModel } from './make-bert.js';
 import { quantize } from './quantize.js';
 
 const MODELS = fileURLToPath(new URL('../../shared/models/', import.meta.url));
@@ -72,7 +73,7 @@ export const TINY_SHAPES: Record<Architecture, string> = {
 };
 
 /** What each quant preset stores per tensor (llama.cpp's mixes, simplified). */
-const QUANTS: Record<string, (name: string) => number> = {
+export const QUANTS: Record<string, (name: string) => number> = {
   f32: () => GGMLType.F32,
   f16: () => GGMLType.F16,
   q8_0: () => GGMLType.Q8_0,
@@ -137,7 +138,7 @@ function pad(meta: [string, TypedValue][], size: number): [string, TypedValue][]
 }
 
 /** A seeded normal generator (Box–Muller over mulberry32). */
-function normal(seed: number): () => number {
+export function normal(seed: number): () => number {
   let a = seed >>> 0;
   const uniform = () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -371,6 +372,17 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
   const arch = values.arch ?? 'llama';
+  // Encoders (embedding models) have their own generator (scripts/make-bert.ts).
+  if (arch === 'bert' || arch === 'nomic-bert') {
+    if (!values.shape || !values.quant || !values.out) {
+      console.error(`usage: npm run make-model -- --arch bert|nomic-bert --shape ${Object.keys(BERT_SHAPES).join('|')} --quant f32|f16|q8_0|q4_k_m --out FILE [--seed N]`);
+      process.exit(2);
+    }
+    const bytes = await makeBertModel({ shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });
+    writeFileSync(values.out, bytes);
+    console.log(`wrote ${values.out}: ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB`);
+    process.exit(0);
+  }
   if (!(ARCHITECTURES as string[]).includes(arch)) {
     console.error(`unknown --arch ${arch} (known: ${ARCHITECTURES.join(', ')})`);
     process.exit(2);

@@ -1,4 +1,4 @@
-// Causal attention over the KV cache, split along the keys ("flash decoding"): one workgroup per
+// Causal (or, for encoders, bidirectional) attention over the KV cache, split along the keys ("flash decoding"): one workgroup per
 // (token, head), whose CHUNKS invocations each take a contiguous run of the keys and keep an
 // online softmax over it (running max m, sum l, weighted values acc). After one barrier, the same
 // invocations rescale the chunks to a common max and combine them, each for a share of the output
@@ -14,6 +14,9 @@ struct AttnParams {
   softcap: f32,
   // A query sees only the last `window` positions, itself included (sliding window); 0: all.
   window: u32,
+  // 1: every query sees every key of the step (encoders); 0, the padding's zero when a model
+  // writes no such field: causal.
+  bidirectional: u32,
 }
 
 const CHUNKS = 16u;
@@ -39,7 +42,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   let q_off = (t * P.n_heads + head) * hd;
   let kv_stride = P.n_kv_heads * hd;
   let kv_off = (head / (P.n_heads / P.n_kv_heads)) * hd;
-  let n_keys = S.pos + t + 1u;
+  let n_keys = select(S.pos + t + 1u, S.pos + S.n_tokens, P.bidirectional == 1u);
   let first = select(0u, n_keys - P.window, P.window > 0u && n_keys > P.window);
   let len = (n_keys - first + CHUNKS - 1u) / CHUNKS;
   let begin = first + chunk * len;

@@ -3,10 +3,14 @@
  * responsive main thread. `npm test` builds dist/ first.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
+import { makeBertModel } from '../scripts/make-bert.js';
+import type { EmbeddingResponse } from '../src/embeddings.js';
 import type { ChatCompletion, ChatCompletionChunk, Completion, CompletionChunk, ModelInfo } from '../src/engine/types.js';
 import { HAVE_CHROMIUM, launchChromium } from './helpers/browser.js';
 import { validateJson } from './helpers/json-schema.js';
@@ -200,5 +204,23 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('engine from dist/ in Chromium',
     expect(xgrammarRequests).toHaveLength(1);
     const bad = await call<Failure>('completion', { prompt: PROMPT, grammar: 'root ::= undefined_rule' });
     expect(bad.error).toMatchObject({ code: 'invalid-argument', message: expect.stringMatching(/^grammar does not compile/) });
+  });
+
+  test('embeddings through the worker: a BERT, OpenAI\'s shape, unit vectors; typed errors across the boundary', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'webgguf-bert-'));
+    try {
+      writeFileSync(join(dir, 'bert.gguf'), await makeBertModel({ shape: 'tiny-bert', quant: 'q8_0' }));
+      server.files.set('tiny-bert.gguf', join(dir, 'bert.gguf'));
+      await open();
+      await call('engineLoad', `${server.origin}/files/tiny-bert.gguf`);
+      const r = await call<EmbeddingResponse>('embed', { input: ['one text', 'another'], dimensions: 64 });
+      expect(r).toMatchObject({ object: 'list', usage: { prompt_tokens: 7, total_tokens: 7 } });
+      expect(r.data.map((d) => [d.object, d.index, (d.embedding as number[]).length])).toEqual([['embedding', 0, 64], ['embedding', 1, 64]]);
+      expect(Math.hypot(...(r.data[1]!.embedding as number[]))).toBeCloseTo(1, 5);
+      expect((await call<Failure>('embed', { input: [] })).error.code).toBe('invalid-argument');
+      expect((await call<Failure>('chat', { messages: MESSAGES })).error.code).toBe('invalid-argument');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -95,6 +95,7 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [[...bench, '--gen-tokens', '-1'], 'gen-tokens', /an integer ≥ 1/],
     [[...bench, '--followup', '64,0'], 'followup', /an integer ≥ 1, got "0"/],
     [[...bench, '--followup', '64,x'], 'followup', /an integer ≥ 1, got "x"/],
+    [['embed', '-m', ANY_MODEL, '--text', 'x', '--dimensions', '0'], 'dimensions', /an integer ≥ 1, got "0"/],
   ];
   test.each(bad)('%j: a usage error naming --%s and its range', async (args, flag, range) => {
     const r = await run(args);
@@ -114,6 +115,10 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [['generate', '-m', ANY_MODEL], /generate needs --prompt/],
     [['generate', '-p', 'x'], /generate needs --model/],
     [['tokenize', '-m', ANY_MODEL], /tokenize needs --text/],
+    [['embed', '-m', ANY_MODEL], /embed needs --text/],
+    [['embed', '--text', 'x'], /embed needs --model/],
+    [['tokenize', '-m', ANY_MODEL, '--text', 'a', '--text', 'b'], /tokenize takes one --text/],
+    [['embed', '-m', ANY_MODEL, '--text', 'x', '-n', '3'], /embed takes no --max-tokens/],
     [['bench'], /bench needs --model/],
     [['generate', '-m', ANY_MODEL, '-p'], /-p needs a value/],
     [['generate', '-m', ANY_MODEL, '-p', 'Once', 'upon'], /unexpected argument "upon"/],

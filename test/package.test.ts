@@ -76,7 +76,7 @@ describe.skipIf(!existsSync(join(DIST, 'index.js')) && !process.env.CI)('package
     const app = (path: string) => readFileSync(join(ROOT, 'test/consumer', path), 'utf8');
     const html = app('standalone/index.html');
     const script = html.slice(html.indexOf('<script type="module">'), html.indexOf('</script>') + '</script>'.length);
-    for (const [name, code] of [['main.js', app('main.js')], ['node/generate.js', app('node/generate.js')], ['standalone/index.html', script]] as const) {
+    for (const [name, code] of [['main.js', app('main.js')], ['node/generate.js', app('node/generate.js')], ['node/embed.js', app('node/embed.js')], ['standalone/index.html', script]] as const) {
       expect(readme.includes(code), `README.md does not show test/consumer/${name} as it is`).toBe(true);
     }
   });

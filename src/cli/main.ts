@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { cosineSimilarity } from '../embeddings.js';
 import { isWebGGUFError, WebGGUFError } from '../errors.js';
 import { DEFAULT_SAMPLING, generate } from '../generate.js';
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
@@ -8,12 +9,14 @@ import { bench, followupBench, gemvBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
+import { isEncoder } from '../model/encoder.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 
 const COMMANDS = {
   generate: { required: ['model', 'prompt'], about: 'continue a prompt' },
   tokenize: { required: ['model', 'text'], about: 'print the token ids of a text' },
-  bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs)' },
+  embed: { required: ['model', 'text'], about: 'print the embedding of each text (an embedding model: BERT), and their cosine similarities' },
+  bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs); an embedding model: inputs per second' },
   'bench-gemv': { required: [], about: 'time the decode GEMV alone at TinyLlama 1.1B layer shapes, against a read probe' },
   estimate: { required: ['model'], about: 'will it run here: GPU memory from the header, the fit, and the speed measured on this GPU' },
 } as const;
@@ -35,12 +38,14 @@ interface Flag {
   /** Numeric flags: every value (each item, for a list) is checked against it before any work. */
   range?: Range;
   list?: true;
+  /** The flag may be given several times (its values in order). */
+  repeats?: true;
   default?: number;
   commands: readonly Command[];
   help: string;
 }
 
-const MODEL_COMMANDS = ['generate', 'tokenize', 'bench', 'estimate'] as const;
+const MODEL_COMMANDS = ['generate', 'tokenize', 'embed', 'bench', 'estimate'] as const;
 const DEFAULT_KINDS = 'q4_0,q8_0';
 
 /** Every flag: how it parses, what it accepts, which commands take it, and its line of help. */
@@ -56,13 +61,15 @@ const FLAGS = {
   seed: { type: 'string', value: 'S', range: { min: 0, max: 2 ** 32 - 1, integer: true }, commands: ['generate'], help: 'makes sampling reproducible (random by default)' },
   'json-schema': { type: 'string', value: 'FILE', commands: ['generate'], help: 'the output must be JSON that validates against this JSON Schema file' },
   grammar: { type: 'string', value: 'FILE', commands: ['generate'], help: "the output must match this GBNF grammar file (llama.cpp's format, rule root)" },
-  text: { type: 'string', value: 'TEXT', commands: ['tokenize'], help: 'the text to tokenize' },
+  text: { type: 'string', value: 'TEXT', repeats: true, commands: ['tokenize', 'embed'], help: 'the text to tokenize, or (embed; repeatable) to embed' },
+  dimensions: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['embed'], help: "keep the first N values of each vector, renormalized (Matryoshka models)" },
   'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
   'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench', 'estimate'], help: 'prompt length' },
   context: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['estimate'], help: "the context length (default the model's, capped at 4096)" },
   'max-gpu-bytes': { type: 'string', value: 'B', range: { min: 1, integer: true }, commands: ['estimate'], help: 'a GPU memory budget to check against (default none)' },
   'no-speed': { type: 'boolean', commands: ['estimate'], help: 'skip the speed measurement (memory and fit only)' },
   'gen-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 64, commands: ['bench'], help: 'tokens decoded per run' },
+  inputs: { type: 'string', value: 'N', range: { min: 1, max: 256, integer: true }, default: 8, commands: ['bench'], help: 'embedding models: inputs of --prompt-tokens tokens per timed run' },
   runs: { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 3, commands: ['bench'], help: 'timed runs after a warm-up' },
   followup: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench'], help: 'also time a follow-up chat turn after histories of N words' },
   kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
@@ -98,8 +105,9 @@ const SYNOPSIS = `usage:
                    [--repeat-penalty R] [--seed S] [--json-schema FILE | --grammar FILE] [--no-bos]
                    [--json]
   webgguf tokenize -m FILE --text TEXT [--no-bos] [--json]
+  webgguf embed -m FILE --text TEXT [--text TEXT ...] [--dimensions N] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
-                [--json]
+                [--inputs N] [--json]
   webgguf bench-gemv [--kinds K,K,...] [--json]
   webgguf estimate -m FILE|URL [--context N] [--prompt-tokens N] [--max-gpu-bytes B] [--no-speed]
                    [--json]`;
@@ -124,6 +132,8 @@ class UsageError extends WebGGUFError {
 interface Args {
   command: Command;
   values: { [K in FlagName]?: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean : string };
+  /** Every value of the flags that repeat, in order. */
+  texts: string[];
   /** Numeric flags, checked, with their defaults. */
   numbers: { [K in NumericFlag]?: number };
   /** List flags ("64,256"), each item checked. */
@@ -156,7 +166,7 @@ function weightKinds(list: string): GpuWeightKind[] {
  * flag's own check; unknown flags and misplaced values are reported here.
  */
 function parseCommandLine(argv: string[]): Args | 'help' {
-  const options = Object.fromEntries(Object.entries(FLAGS).map(([name, f]: [string, Flag]) => [name, f.short ? { type: f.type, short: f.short } : { type: f.type }]));
+  const options = Object.fromEntries(Object.entries(FLAGS).map(([name, f]: [string, Flag]) => [name, { type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.repeats ? { multiple: true } : {}) }]));
   const { values, positionals, tokens } = parseArgs({ args: argv, options, allowPositionals: true, strict: false, tokens: true });
   if (values.help) return 'help';
   for (const t of tokens) {
@@ -171,7 +181,9 @@ function parseCommandLine(argv: string[]): Args | 'help' {
   if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command "${command}"`);
   const cmd = command as Command;
   if (extra.length) throw new UsageError(`unexpected argument "${extra[0]}" (values that contain spaces need quotes)`);
-  const args: Args = { command: cmd, values: values as Args['values'], numbers: {}, lists: {}, kinds: [] };
+  const texts = (values.text as string[] | undefined) ?? [];
+  if (cmd !== 'embed' && texts.length > 1) throw new UsageError(`${cmd} takes one --text`);
+  const args: Args = { command: cmd, values: { ...values, text: texts[0] } as Args['values'], texts, numbers: {}, lists: {}, kinds: [] };
   for (const name of Object.keys(values) as FlagName[]) {
     if (!(FLAGS[name].commands as readonly Command[]).includes(cmd)) throw new UsageError(`${cmd} takes no --${name}`);
   }
@@ -265,8 +277,35 @@ async function tokenizeCommand({ values }: Args): Promise<void> {
   }
 }
 
+async function embedCommand({ values, numbers, texts }: Args): Promise<void> {
+  const { createEngine } = await import('../node/index.js');
+  const engine = await createEngine();
+  try {
+    await engine.load(values.model!);
+    const response = await engine.embeddings.create({ input: texts, dimensions: numbers.dimensions });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(response) + '\n');
+      return;
+    }
+    const vectors = response.data.map((d) => d.embedding as number[]);
+    vectors.forEach((v, i) => process.stdout.write(`embedding ${i}: ${v.map((x) => x.toFixed(6)).join(' ')}\n`));
+    if (vectors.length > 1) {
+      process.stdout.write('cosine similarities:\n');
+      for (const a of vectors) process.stdout.write(vectors.map((b) => cosineSimilarity(a, b).toFixed(3).padStart(7)).join('') + '\n');
+    }
+  } finally {
+    await engine.dispose();
+  }
+}
+
 async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
   const model = values.model!;
+  if (await isEmbeddingModel(model)) {
+    const { embedBench } = await import('../node/embed-bench.js');
+    const r = await embedBench(model, numbers['prompt-tokens']!, numbers.inputs!, numbers.runs!);
+    process.stdout.write(values.json ? JSON.stringify(r) + '\n' : `${r.model} on ${r.adapter}\n  embed    ${r.inputs_per_s.toFixed(2)} inputs/s of ${r.input_tokens} tokens (${r.tokens_per_s.toFixed(1)} tok/s), ${r.inputs} inputs per run; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU\n`);
+    return;
+  }
   const result = await bench(model, numbers['prompt-tokens']!, numbers['gen-tokens']!, numbers.runs!);
   // --followup 64,256: follow-up chat turns after histories of about these many words.
   const followup = lists.followup ? await followupBench(model, lists.followup) : undefined;
@@ -326,6 +365,15 @@ async function estimateCommand({ values, numbers }: Args): Promise<void> {
   }
 }
 
+async function isEmbeddingModel(path: string): Promise<boolean> {
+  const { file, close } = await openGGUF(path);
+  try {
+    return isEncoder(file);
+  } finally {
+    await close();
+  }
+}
+
 /** Runs the CLI; returns the exit status (0 done, 1 failed, 2 bad command line). */
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
@@ -338,6 +386,7 @@ export async function main(argv: string[]): Promise<number> {
     if (args.values.model !== undefined && !(args.command === 'estimate' && /^https?:\/\//i.test(args.values.model))) await checkModelFile(args.values.model);
     if (args.command === 'generate') await generateCommand(args);
     else if (args.command === 'tokenize') await tokenizeCommand(args);
+    else if (args.command === 'embed') await embedCommand(args);
     else if (args.command === 'bench') await benchCommand(args);
     else if (args.command === 'estimate') await estimateCommand(args);
     else await benchGemvCommand(args);

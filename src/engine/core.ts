@@ -8,6 +8,7 @@ import type { ChatMessage } from '../chat/messages.js';
 import { promptOpensThinking, ReplyParser, type ReplyPart } from '../chat/reply.js';
 import { encodeChat } from '../chat/template.js';
 import { templateFeatures, toolCallConstraint, toolFormat } from '../chat/tool-format.js';
+import { finishEmbedding, embeddingToBase64, validateEmbeddingRequest, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 import { WebGGUFError } from '../errors.js';
 import { generate, seed32, type FinishReason, type GenerateOptions } from '../generate.js';
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
@@ -18,6 +19,7 @@ import { openModel } from '../gguf/split.js';
 import { blobSource, bytesSource, type ByteSource } from '../io/byte-source.js';
 import { sha256Source } from '../io/sha256-source.js';
 import { readConfig } from '../model/config.js';
+import { EncoderModel, isEncoder, planEncoderWeights, readEncoderConfig } from '../model/encoder.js';
 import { LlamaModel, type LoadOptions } from '../model/llama.js';
 import { fitProblems, planMemory, planTotals } from '../model/memory-plan.js';
 import { predictSpeed, type SpeedEstimate } from '../model/speed-probe.js';
@@ -47,7 +49,8 @@ export interface CoreOptions {
 }
 
 interface Loaded {
-  model: LlamaModel;
+  /** A text model, or an embedding model (encoder). */
+  model: LlamaModel | EncoderModel;
   tokenizer: GGUFTokenizer;
   info: ModelInfo;
 }
@@ -289,6 +292,37 @@ export class EngineCore {
     });
   }
 
+  /** OpenAI's embeddings: one pooled, unit-length vector per input, from an embedding model. */
+  async embeddings(request: Omit<EmbeddingRequest, 'signal'>, requestId: string): Promise<EmbeddingResponse> {
+    const { inputs, dimensions, encoding } = validateEmbeddingRequest(request);
+    return this.serial(requestId, async (signal) => {
+      const { tokenizer, info, model } = this.requireLoaded();
+      if (!(model instanceof EncoderModel)) {
+        throw new WebGGUFError('invalid-argument', `the loaded model (${info.architecture}) generates text, not embeddings; load an embedding model (such as a BERT GGUF) for embeddings.create`);
+      }
+      if (dimensions !== undefined && dimensions > model.dimensions) {
+        throw new WebGGUFError('invalid-argument', `dimensions ${dimensions} is more than the model's ${model.dimensions}`);
+      }
+      const tooLong = (i: number, tokens: string) =>
+        new WebGGUFError('context-overflow', `input[${i}] has ${tokens} tokens but the model takes at most ${model.contextLength}; shorten or split it`);
+      const ids = inputs.map((text, i) => {
+        // A cheap floor first: megabytes of text are refused before they are tokenized.
+        const floor = tokenizer.minTokens(text);
+        if (floor > model.contextLength) throw tooLong(i, `at least ${floor}`);
+        const tokens = tokenizer.encode(text);
+        if (tokens.length > model.contextLength) throw tooLong(i, String(tokens.length));
+        return tokens;
+      });
+      const pooled = await model.embed(ids, signal);
+      const data = pooled.map((v, index) => {
+        const vector = finishEmbedding(v, dimensions);
+        return { object: 'embedding' as const, index, embedding: encoding === 'base64' ? embeddingToBase64(vector) : Array.from(vector) };
+      });
+      const tokens = ids.reduce((n, t) => n + t.length, 0);
+      return { object: 'list', data, model: info.id, usage: { prompt_tokens: tokens, total_tokens: tokens } };
+    });
+  }
+
   async cacheList() {
     return this.cache ? this.cache.list() : [];
   }
@@ -360,7 +394,16 @@ export class EngineCore {
     this.context = [];
   }
 
-  private require(): Loaded {
+  /** The loaded text model (generation, chat). */
+  private require(): Loaded & { model: LlamaModel } {
+    const loaded = this.requireLoaded();
+    if (loaded.model instanceof EncoderModel) {
+      throw new WebGGUFError('invalid-argument', `the loaded model (${loaded.info.architecture}) is an embedding model: it makes vectors, not text; use embeddings.create`);
+    }
+    return loaded as Loaded & { model: LlamaModel };
+  }
+
+  private requireLoaded(): Loaded {
     if (this.uncaptured) {
       const message = this.uncaptured;
       this.uncaptured = undefined;
@@ -603,9 +646,10 @@ export class EngineCore {
     }
 
     const tokenizer = GGUFTokenizer.fromGGUF(file);
-    let model: LlamaModel;
+    let model: LlamaModel | EncoderModel;
     try {
-      model = await LlamaModel.load(gpu, file, { contextLength: this.options.contextLength, maxGpuBytes: this.options.maxGpuBytes, weights });
+      const loadOptions = { contextLength: this.options.contextLength, maxGpuBytes: this.options.maxGpuBytes, weights };
+      model = isEncoder(file) ? await EncoderModel.load(gpu, file, loadOptions) : await LlamaModel.load(gpu, file, loadOptions);
     } catch (e) {
       // Keep stored chunks for a resume; a failure before the first one leaves nothing behind.
       if (cache && id && !manifest && kept === 0) await cache.delete(id);
@@ -800,7 +844,8 @@ function resumeProof(source: ModelSource, fetched: ByteSource, id: string): stri
 
 /** Bytes of repacked weights the model uploads (what LlamaModel.load plans). */
 function uploadBytes(file: GGUFFile): number {
-  return planWeights(file, readConfig(file)).reduce((s, p) => s + p.words * 4, 0);
+  const plans = isEncoder(file) ? planEncoderWeights(file, readEncoderConfig(file)) : planWeights(file, readConfig(file));
+  return plans.reduce((s, p) => s + p.words * 4, 0);
 }
 
 /**

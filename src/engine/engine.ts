@@ -2,6 +2,7 @@ import * as Comlink from 'comlink';
 import type { KeyValueStore } from '../cache/store.js';
 import { WebGGUFError } from '../errors.js';
 import type { GpuContext } from '../gpu/context.js';
+import { validateEmbeddingRequest, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 import { validateChatRequest, validateCompletionRequest, validateGenerateRequest } from '../chat/request.js';
 import { inThreadHost, workerHost, type CoreApi, type EngineHost } from './host.js';
 import { pushStream } from './push-stream.js';
@@ -62,6 +63,10 @@ export interface Engine {
     create(request: CompletionRequest & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<CompletionChunk>>;
     create(request: CompletionRequest & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<Completion>;
     create(request: CompletionRequest, options?: { signal?: AbortSignal }): Promise<Completion | AsyncIterable<CompletionChunk>>;
+  };
+  /** OpenAI's embeddings, from an embedding model (BERT): a unit-length vector per input. */
+  embeddings: {
+    create(request: EmbeddingRequest, options?: { signal?: AbortSignal }): Promise<EmbeddingResponse>;
   };
   cache: {
     list(): Promise<CacheEntry[]>;
@@ -246,6 +251,13 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
     },
     chat: { completions: { create: create as Engine['chat']['completions']['create'] } },
     completions: { create: createCompletion as Engine['completions']['create'] },
+    embeddings: {
+      create: async (request, o = {}) => {
+        validateEmbeddingRequest(request);
+        const { signal, ...rest } = request;
+        return withAbort(o.signal ?? signal, (id, core) => core.embeddings(rest, id));
+      },
+    },
     cache: {
       list: () => call((core) => core.cacheList()),
       delete: (id) => call((core) => core.cacheDelete(id)),

@@ -11,7 +11,7 @@ import { installErrorTransfer } from './errors-transfer.js';
  */
 export type CoreApi = Pick<
   EngineCore,
-  'ping' | 'abort' | 'generate' | 'chatCompletion' | 'completion' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'
+  'ping' | 'abort' | 'generate' | 'chatCompletion' | 'completion' | 'embeddings' | 'cacheList' | 'cacheDelete' | 'cacheUsage' | 'bytesOnGpu' | 'unload' | 'dispose'
 > & {
   load(
     source: ModelSource, requestId: string, options: { headers?: Record<string, string> }, onProgress?: (p: LoadProgress) => void, fetch?: RemoteFetch,
@@ -158,6 +158,7 @@ export async function inThreadHost(cache: boolean, options: CoreOptions): Promis
     generate: (...a) => core.generate(...a),
     chatCompletion: (...a) => core.chatCompletion(...a),
     completion: (...a) => core.completion(...a),
+    embeddings: (...a) => core.embeddings(...a),
     cacheList: () => core.cacheList(),
     cacheDelete: (id) => core.cacheDelete(id),
     cacheUsage: () => core.cacheUsage(),

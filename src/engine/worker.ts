@@ -36,6 +36,7 @@ const api = {
   generate: (...a: Parameters<EngineCore['generate']>) => engine.api.generate(...a),
   chatCompletion: (...a: Parameters<EngineCore['chatCompletion']>) => engine.api.chatCompletion(...a),
   completion: (...a: Parameters<EngineCore['completion']>) => engine.api.completion(...a),
+  embeddings: (...a: Parameters<EngineCore['embeddings']>) => engine.api.embeddings(...a),
   cacheList: () => engine.api.cacheList(),
   cacheDelete: (id: string) => engine.api.cacheDelete(id),
   cacheUsage: () => engine.api.cacheUsage(),

@@ -3,6 +3,8 @@ import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import biasWgsl from '../../shaders/bias.wgsl?raw';
 import commonWgsl from '../../shaders/common.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
+import encoderWgsl from '../../shaders/encoder.wgsl?raw';
+import encoderOpsWgsl from '../../shaders/encoder_ops.wgsl?raw';
 import gemvQkvWgsl from '../../shaders/gemv_qkv.wgsl?raw';
 import gemvSwigluWgsl from '../../shaders/gemv_swiglu.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
@@ -50,6 +52,9 @@ const SPECS = {
   qk_norm_rope: { source: qkNormRopeWgsl, entry: 'qk_norm_rope', bindings: [RW, RW, R, R, R, U, U] },
   add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, RW, U, U] },
+  layernorm: { source: encoderWgsl, entry: 'layernorm', bindings: [RW, R, R, R, R, U, U] },
+  bias_gelu: { source: encoderOpsWgsl, entry: 'bias_gelu', bindings: [RW, R, U, U] },
+  pool: { source: encoderOpsWgsl, entry: 'pool', bindings: [RW, R, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW, R, R] },
 } satisfies Record<string, KernelSpec>;

@@ -60,7 +60,7 @@ export function residualBytes(c: ModelConfig, maxBatch: number): number {
 }
 
 /** Bytes of a plan's buffers by role, their sum (all live at once: the peak) and the largest one. */
-export function planTotals(plan: MemoryPlan): { weightBytes: number; contextBytes: number; workBytes: number; totalBytes: number; largest: PlannedBuffer } {
+export function planTotals(plan: Pick<MemoryPlan, 'buffers'>): { weightBytes: number; contextBytes: number; workBytes: number; totalBytes: number; largest: PlannedBuffer } {
   const sum = (role: PlannedBuffer['role']) => plan.buffers.reduce((s, b) => s + (b.role === role ? b.bytes : 0), 0);
   const weightBytes = sum('weights');
   const contextBytes = sum('context');
@@ -75,7 +75,7 @@ const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
  * Why a plan cannot load here, one sentence each (none when it fits): a buffer over the device's
  * binding or buffer size limit, or the total over the engine's memory budget.
  */
-export function fitProblems(plan: MemoryPlan, limits: GpuContext['limits'], budgetBytes = Infinity): string[] {
+export function fitProblems(plan: Pick<MemoryPlan, 'buffers' | 'contextLength'>, limits: GpuContext['limits'], budgetBytes = Infinity): string[] {
   const { totalBytes, largest } = planTotals(plan);
   const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   const problems: string[] = [];
@@ -91,7 +91,7 @@ export function fitProblems(plan: MemoryPlan, limits: GpuContext['limits'], budg
 }
 
 /** Refuses a plan that cannot load here (fitProblems), before anything is downloaded or allocated. */
-export function checkFit(plan: MemoryPlan, limits: GpuContext['limits'], budgetBytes?: number): void {
+export function checkFit(plan: Pick<MemoryPlan, 'buffers' | 'contextLength'>, limits: GpuContext['limits'], budgetBytes?: number): void {
   const problems = fitProblems(plan, limits, budgetBytes);
   if (problems.length) throw new WebGGUFError('insufficient-memory', `this model does not fit this device: ${problems.join('; ')}`);
 }

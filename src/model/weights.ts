@@ -55,9 +55,11 @@ function rowGranule(type: number, cols: number, tensorName: string): number {
   return ((g0 * cols) / bs) % 2 === 0 ? g0 : 2 * g0;
 }
 
-/** The tensors the model reads, in file order (so a sequential download never seeks back). */
-export function planWeights(file: GGUFFile, config: ModelConfig, maxPartBytes = MAX_PART_BYTES): TensorPlan[] {
-  const wanted = expectedTensors(config);
+/**
+ * The tensors the model reads, in file order (so a sequential download never seeks back): by
+ * default those of a decoder (expectedTensors); an encoder names its own.
+ */
+export function planWeights(file: GGUFFile, config: ModelConfig, maxPartBytes = MAX_PART_BYTES, wanted: Map<string, number[]> = expectedTensors(config)): TensorPlan[] {
   const views = matrixViews(config);
   return file.tensors
     .filter((t) => wanted.has(t.name))

@@ -18,6 +18,7 @@ export { WebGGUFError, isWebGGUFError, type ErrorCode } from '../errors.js';
 export type { Engine } from '../engine/engine.js';
 export type * from '../engine/types.js';
 export type { ChatMessage } from '../chat/messages.js';
+export { cosineSimilarity, type Embedding, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 export { nodeGpuContext };
 
 /** createEngine's options in Node: in-thread always; no weight cache unless a store is given. */

@@ -51,6 +51,7 @@ window.completion = guard(async (request) => {
   for await (const c of await engine.completions.create(request)) chunks.push(c);
   return chunks;
 });
+window.embed = guard(async (request) => engine.embeddings.create(request));
 window.cacheList = guard(async () => engine.cache.list());
 window.cacheDelete = guard(async (id) => engine.cache.delete(id));
 window.cacheUsage = guard(async () => engine.cache.usage());

@@ -16,14 +16,14 @@ let llama;
  * on WebGPU, SwiftShader here, and the differential tests' bounds are about the CPU kernels).
  * Threads need cross-origin isolation (the test server sends COOP/COEP).
  */
-window.llamaLoad = guard(async (url, { threads = 1, context = 512, embeddings = false } = {}) => {
+window.llamaLoad = guard(async (url, { threads = 1, context = 512, embeddings = false, pooling = 'last' } = {}) => {
   await llama?.exit();
   llama = undefined;
   const instance = new Wllama({ default: WASM }, { suppressNativeLog: !window.llamaVerbose });
   const blob = await (await fetch(url)).blob();
   await instance.loadModel([blob], {
     n_ctx: context, n_batch: context, n_ubatch: context, n_threads: threads, n_gpu_layers: 0, n_parallel: 1,
-    ...(embeddings ? { embeddings: true, pooling_type: 'last' } : {}),
+    ...(embeddings ? { embeddings: true, pooling_type: pooling } : {}),
   });
   llama = instance;
   const info = llama.getLoadedContextInfo();
@@ -111,3 +111,17 @@ function idOf(v, base) {
   }
   return id;
 }
+
+/**
+ * llama.cpp's embedding of each text (tokenized by llama.cpp, special tokens added), pooled as the
+ * model was loaded ('unspecified': the file's own pooling_type) and L2-normalized (embd_normalize 2,
+ * llama-server's default), with its token count.
+ */
+window.llamaEmbed = guard(async (texts) => {
+  const out = [];
+  for (const text of texts) {
+    const response = await llama.createEmbedding({ input: text, embd_normalize: 2 });
+    out.push({ tokens: response.usage.prompt_tokens, embedding: Array.from(response.data[0].embedding) });
+  }
+  return out;
+});

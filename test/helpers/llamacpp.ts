@@ -205,3 +205,31 @@ function idSpellingModel(vocab: GGUFFile, context: number): Uint8Array {
   ];
   return writeGGUF(metadata, tensors);
 }
+
+/**
+ * llama.cpp's pooled, L2-normalized embedding of each text under each model of `ggufPaths` (its
+ * own pooling type and tokenizer), with the token count it made: the oracle for the encoder
+ * models. Starts Chromium and llama.cpp once for the call (seconds), and loads the models in turn.
+ */
+export async function llamaCppEmbeddings(ggufPaths: string[], texts: string[], { context = 512 }: { context?: number } = {}): Promise<{ tokens: number; embedding: number[] }[][]> {
+  const server = await new ModelServer().start();
+  server.isolated = true;
+  ggufPaths.forEach((path, i) => server.files.set(`model-${i}.gguf`, path));
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => console.error('page error:', e));
+    await page.goto(`${server.origin}/repo/test/browser/llamacpp.html`);
+    await page.waitForFunction(() => (window as unknown as { ready?: boolean }).ready === true);
+    const out = [];
+    for (let i = 0; i < ggufPaths.length; i++) {
+      await call(page, 'llamaLoad', `${server.origin}/files/model-${i}.gguf`, { threads: 1, context, embeddings: true, pooling: 'unspecified' });
+      out.push(await call<{ tokens: number; embedding: number[] }[]>(page, 'llamaEmbed', texts));
+    }
+    await call(page, 'llamaExit');
+    return out;
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}

@@ -1,0 +1,150 @@
+/**
+ * Embeddings from encoder models (BERT, nomic-bert) against llama.cpp (@wllama/wllama 3.13.0's wasm build, CPU
+ * backend, in Chromium): generated BERTs (scripts/make-bert.ts) with the real BERT uncased
+ * WordPiece vocabulary, mean and CLS pooling, at F32, F16, Q8_0 and Q4_K_M. llama.cpp tokenizes
+ * each text itself, runs the model with the file's own pooling and L2-normalizes; our engine does
+ * the same through engine.embeddings.create, and the two vectors must point the same way.
+ *
+ * Bounds: llama.cpp's CPU path rounds activations to f16 for F16 weights and to 8 bits for the
+ * quantized types (and its GELU reads an f16 table), where we keep f32. Measured with wllama
+ * 3.13.0 on these models (worst cosine over the texts): F16 1 - 1.3e-6, Q8_0 1 - 9.2e-5,
+ * Q4_K_M 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4. The bounds leave headroom; causal attention instead
+ * of bidirectional moves the cosines to 0.69-0.81, adjacent-pair RoPE instead of NEOX (nomic) to
+ * 0.78-0.87.
+ */
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { BERT_SHAPES, makeBertModel } from '../scripts/make-bert.js';
+import { cosineSimilarity, createEngine, type EmbeddingResponse, type Engine } from '../src/node/index.js';
+import { HAVE_CHROMIUM } from './helpers/browser.js';
+import { testGpu } from './helpers/gpu.js';
+import { llamaCppEmbeddings } from './helpers/llamacpp.js';
+import { HAVE_MODELS } from './helpers/models.js';
+
+const BIN = fileURLToPath(new URL('../bin/webgguf.js', import.meta.url));
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+const TEXTS = [
+  'Hello world',
+  'The quick brown fox jumps over the lazy dog.',
+  'Café déjà vu: naïve résumés, 42 times!',
+  'a',
+  'Search over a user\'s own notes, without sending them anywhere, is the other thing people run local models for. ' +
+    'The embedding models people use are small and published as GGUF.',
+];
+/** Per model: [shape, quant, the least cosine against llama.cpp]. */
+const CASES = [
+  ['tiny-bert', 'f32', 0.9999], ['tiny-bert-cls', 'f16', 0.9999], ['tiny-bert', 'q8_0', 0.999], ['tiny-bert-cls', 'q4_k_m', 0.995],
+  // nomic-bert: RoPE, fused qkv (row views of one quantized tensor), SwiGLU.
+  ['tiny-nomic', 'q8_0', 0.999],
+] as const;
+
+describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama 3.13.0)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'webgguf-embed-'));
+  const paths = CASES.map(([shape, quant]) => join(dir, `${shape}-${quant}.gguf`));
+  let oracle: { tokens: number; embedding: number[] }[][];
+  let engine: Engine;
+
+  beforeAll(async () => {
+    for (const [i, [shape, quant]] of CASES.entries()) writeFileSync(paths[i]!, await makeBertModel({ shape, quant }));
+    oracle = await llamaCppEmbeddings(paths, TEXTS, { context: BERT_SHAPES['tiny-bert']!.context });
+    const gpu = await testGpu();
+    engine = await createEngine({ gpu: async () => gpu });
+  }, 120_000);
+
+  afterAll(async () => {
+    await engine?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test.each(CASES.map((c, i) => [...c, i] as const))('%s %s: cosine with llama.cpp at least %s per text', async (_shape, _quant, bound, i) => {
+    await engine.load(paths[i]!);
+    const response = await engine.embeddings.create({ input: TEXTS });
+    const cosines = response.data.map((d, t) => cosineSimilarity(d.embedding as number[], oracle[i]![t]!.embedding));
+    // Same tokens as llama.cpp's WordPiece, CLS and SEP included.
+    expect(response.usage.prompt_tokens).toBe(oracle[i]!.reduce((n, o) => n + o.tokens, 0));
+    console.log(`${_shape} ${_quant}: cosines with llama.cpp ${cosines.map((c) => c.toFixed(7)).join(' ')}`);
+    expect(Math.min(...cosines), `cosines ${cosines.map((c) => c.toFixed(6)).join(' ')}`).toBeGreaterThanOrEqual(bound);
+  }, 60_000);
+
+  test('the OpenAI response shape; dimensions and base64; typed errors', async () => {
+    await engine.load(paths[0]!);
+    const r = await engine.embeddings.create({ input: ['one text', 'another'], model: 'ignored' });
+    expect(r.object).toBe('list');
+    expect(r.data.map((d) => [d.object, d.index])).toEqual([['embedding', 0], ['embedding', 1]]);
+    const v = r.data[0]!.embedding as number[];
+    expect(v).toHaveLength(BERT_SHAPES['tiny-bert']!.dim);
+    expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+    expect(r.usage.total_tokens).toBe(r.usage.prompt_tokens);
+    expect(r.usage.prompt_tokens).toBe(4 + 3); // [CLS] one text [SEP], [CLS] another [SEP]
+
+    // Matryoshka: the first 32 values, renormalized; base64 carries the same floats.
+    const short = await engine.embeddings.create({ input: 'one text', dimensions: 32 });
+    const s = short.data[0]!.embedding as number[];
+    expect(s).toHaveLength(32);
+    expect(Math.hypot(...s)).toBeCloseTo(1, 5);
+    const norm32 = Math.hypot(...v.slice(0, 32));
+    s.forEach((x, k) => expect(x).toBeCloseTo(v[k]! / norm32, 5));
+    const b64 = await engine.embeddings.create({ input: 'one text', encoding_format: 'base64' });
+    const bytes = Uint8Array.from(atob(b64.data[0]!.embedding as string), (c) => c.charCodeAt(0));
+    expect(Array.from(new Float32Array(bytes.buffer))).toEqual(Array.from(Float32Array.from(v)));
+
+    const code = (p: Promise<unknown>) => p.then(() => 'resolved', (e: { code?: string }) => e.code);
+    expect(await code(engine.embeddings.create({ input: '' }))).toBe('invalid-argument');
+    expect(await code(engine.embeddings.create({ input: [] }))).toBe('invalid-argument');
+    expect(await code(engine.embeddings.create({ input: 'x', dimensions: 0 }))).toBe('invalid-argument');
+    expect(await code(engine.embeddings.create({ input: 'x', dimensions: 10_000 }))).toBe('invalid-argument');
+    expect(await code(engine.embeddings.create({ input: 'x', encoding_format: 'hex' as 'float' }))).toBe('invalid-argument');
+    expect(await code(engine.embeddings.create({ input: ['fits', 'word '.repeat(200)] }))).toBe('context-overflow');
+    // An embedding model makes no text, and a text model no embeddings.
+    expect(await code(engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] }))).toBe('invalid-argument');
+    await engine.load('../shared/models/stories260K/stories260K-f32.gguf');
+    expect(await code(engine.embeddings.create({ input: 'hi' }))).toBe('invalid-argument');
+  }, 60_000);
+
+  test("README's embeddings example runs as written (test/consumer/node/embed.js, on the built package)", async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'webgguf-readme-'));
+    try {
+      copyFileSync(paths[0]!, join(cwd, 'bge-small-en-v1.5-q8_0.gguf'));
+      const script = fileURLToPath(new URL('./consumer/node/embed.js', import.meta.url));
+      const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, [script], { cwd }, (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr })));
+      expect(code, stderr).toBe(0);
+      const lines = stdout.trim().split('\n');
+      expect(lines).toHaveLength(3);
+      const scores = lines.map((l) => Number(l.split(' ')[0]));
+      expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+      for (const l of lines) expect(l).toMatch(/^-?\d\.\d{3} (The|Buy) /);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  test('webgguf embed: the same vectors on the command line, as JSON or as text with their similarities', async () => {
+    const texts = ['the cat sat', 'a dog ran'];
+    await engine.load(paths[0]!);
+    const expected = await engine.embeddings.create({ input: texts });
+    const json = await cli(['embed', '-m', paths[0]!, '--text', texts[0]!, '--text', texts[1]!, '--json']);
+    expect(json.code, json.stderr).toBe(0);
+    const out = JSON.parse(json.stdout) as EmbeddingResponse;
+    expect(out.usage).toEqual(expected.usage);
+    out.data.forEach((d, i) => expect(cosineSimilarity(d.embedding as number[], expected.data[i]!.embedding as number[])).toBeGreaterThan(0.99999));
+    const text = await cli(['embed', '-m', paths[0]!, '--text', texts[0]!, '--text', texts[1]!, '--dimensions', '8']);
+    expect(text.code, text.stderr).toBe(0);
+    const lines = text.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^embedding 0:( -?\d\.\d{6}){8}$/);
+    expect(lines[2]).toBe('cosine similarities:');
+    expect(lines[3]!.trim().split(/\s+/)[0]).toBe('1.000');
+  }, 60_000);
+});
