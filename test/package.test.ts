@@ -38,7 +38,9 @@ describe.skipIf(!existsSync(join(DIST, 'index.js')) && !process.env.CI)('package
     const files = staticGraph('index.js');
     const gzip = files.reduce((s, f) => s + gzipSync(read(f)).byteLength, 0);
     console.log(`dist/index.js and its static imports: ${files.join(', ')}; ${gzip} bytes gzip`);
-    expect(gzip).toBeLessThan(16_000);
+    // The request checks (chat, tools, JSON schemas, embeddings) run here too, so a bad streamed
+    // request rejects create() itself: about 20 kB unminified, well under the engine's 94 kB.
+    expect(gzip).toBeLessThan(24_000);
     const bare = files.flatMap((f) => imports(read(f)).static.filter((s) => !s.startsWith('.')));
     expect(new Set(bare)).toEqual(new Set(['comlink']));
     const code = files.map(read).join('\n');
