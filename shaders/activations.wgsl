@@ -43,5 +43,5 @@ fn x32_at(start: u32, cols: u32, b: u32, whole: bool) -> X32 {
     e = x8_at(start, cols, b * 4u + 2u);
     g = x8_at(start, cols, b * 4u + 3u);
   }
-  return X32(a.lo, a.hi, c.lo, c.hi, e.lo, e.hi, g.lo, g.hi, 0.0);
+  return X32(a.lo, a.hi, c.lo, c.hi, e.lo, e.hi, g.lo, g.hi, 0.0, 0.0);
 }

@@ -72,11 +72,13 @@ fn load_w8_q4_0(d: WeightDesc, row: u32, k8: u32) -> W8 {
 // their kernels compile without the partial-block code.
 
 // The 32 activations of one block of columns, in the form the kind's dot32 wants (prep32_<kind>;
-// plain where a kind has none), and, where the prep sets it, their plain sum.
+// plain where a kind has none), and, where the prep sets them, their plain sum and the plain sum of
+// the last 16 (sum_hi, for Q6_K's scales per 16 columns).
 struct X32 {
   v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>,
   v4: vec4<f32>, v5: vec4<f32>, v6: vec4<f32>, v7: vec4<f32>,
   sum: f32,
+  sum_hi: f32,
 }
 
 // The four nibbles of a 16-bit group left in place: n_k * 16^k, exact in f32 and below 2^16, so
@@ -89,7 +91,7 @@ fn nibbles_in_place(w: u32) -> vec4<f32> {
 // carry an offset).
 fn scaled32(x: X32, k: vec4<f32>) -> X32 {
   let sum = dot(x.v0 + x.v1 + x.v2 + x.v3 + x.v4 + x.v5 + x.v6 + x.v7, vec4<f32>(1.0));
-  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, sum);
+  return X32(x.v0 * k, x.v1 * k, x.v2 * k, x.v3 * k, x.v4 * k, x.v5 * k, x.v6 * k, x.v7 * k, sum, 0.0);
 }
 
 fn prep32_q4_0(x: X32) -> X32 {
@@ -145,12 +147,7 @@ fn dot32_generic(d: WeightDesc, row: u32, b: u32, x: X32, whole: bool) -> f32 {
 }
 
 // ---- Kinds kept in ggml's block order (src/quant/formats.ts BLOCK_KINDS), words per block:
-// q4_1 5, q5_0 6, q5_1 6, q4_k 36, q5_k 44, q6_k 53.
-
-// Byte i of the little-endian u32 stream starting at word `base`.
-fn byte_at(base: u32, i: u32) -> u32 {
-  return (W[base + (i >> 2u)] >> ((i & 3u) * 8u)) & 255u;
-}
+// q4_1 5, q5_0 6, q5_1 6.
 
 // Eight 4-bit values from eight consecutive bytes (words w0, w1): low or high nibbles.
 fn nibbles8(w0: u32, w1: u32, high: bool) -> array<vec4<f32>, 2> {
@@ -196,64 +193,146 @@ fn load_w8_q5_1(d: WeightDesc, row: u32, k8: u32) -> W8 {
   return W8((q[0] + h[0]) * dm.x + dm.y, (q[1] + h[1]) * dm.x + dm.y);
 }
 
-// ggml's get_scale_min_k4 over the 12 scale bytes at word base + 1.
-fn scale_min_k4(base: u32, j: u32) -> vec2<f32> {
-  if (j < 4u) {
-    return vec2<f32>(f32(byte_at(base + 1u, j) & 63u), f32(byte_at(base + 1u, j + 4u) & 63u));
-  }
-  let sc = (byte_at(base + 1u, j + 4u) & 15u) | ((byte_at(base + 1u, j - 4u) >> 6u) << 4u);
-  let m = (byte_at(base + 1u, j + 4u) >> 4u) | ((byte_at(base + 1u, j) >> 6u) << 4u);
-  return vec2<f32>(f32(sc), f32(m));
+// ---- K-quants, repacked at load (src/quant/formats.ts K_KINDS): each 32-column sub-block sb
+// (row * cols / 32 + b) is 4 words of nibbles in column order as Q4_0's, then Q5_K's word of fifth
+// bits or Q6_K's two words of top bit pairs (Q4_K 4, Q5_K 5, Q6_K 6 words a sub-block); after the
+// quants, a record of 5 words per 256-column super-block holds its scales, decoded. The four high
+// bits of each group of four columns sit 4 apart (formats.ts kHighBit), so one shift and mask put
+// them just above the group's nibbles.
+
+// Word `i` of the scale record of sub-block sb's super-block.
+fn k_record(d: WeightDesc, sb: u32, i: u32) -> u32 {
+  return W[d.scale_offset + (sb >> 3u) * 5u + i];
 }
 
-// Q4_K/Q5_K: 256 per super-block; each 64 take 32 quant bytes, low nibbles then high nibbles.
-fn load_k(d: WeightDesc, row: u32, k8: u32, words: u32, qs: u32, qh: u32) -> W8 {
-  let base = (row * (d.cols >> 8u) + (k8 >> 5u)) * words;
-  let e = (k8 & 31u) * 8u;
-  let chunk = e >> 6u;
-  let high = (e & 63u) >= 32u;
-  let l = e & 31u;
-  let w = base + qs + (32u * chunk + l) / 4u;
-  var q = nibbles8(W[w], W[w + 1u], high);
-  if (qh != 0u) {
-    // Fifth bits: bit (2 * chunk + high) of qh bytes l..l+7.
-    let bit = 2u * chunk + select(0u, 1u, high);
-    let hw0 = W[base + qh + l / 4u];
-    let hw1 = W[base + qh + l / 4u + 1u];
-    let s = vec4<u32>(0u, 8u, 16u, 24u) + bit;
-    q[0] += vec4<f32>(((vec4<u32>(hw0) >> s) & vec4<u32>(1u)) * 16u);
-    q[1] += vec4<f32>(((vec4<u32>(hw1) >> s) & vec4<u32>(1u)) * 16u);
-  }
-  let dm = unpack2x16float(W[base]);
-  let sm = scale_min_k4(base, 2u * chunk + select(0u, 1u, high));
-  let scale = dm.x * sm.x;
-  let offset = dm.y * sm.y;
-  return W8(q[0] * scale - offset, q[1] * scale - offset);
+// Q4_K/Q5_K: sub-block sb's (d * scale, dmin * min), in f32 as ggml's dequantize_row_q4_K.
+fn k_scale_min(d: WeightDesc, sb: u32) -> vec2<f32> {
+  let sm = k_record(d, sb, 1u + ((sb >> 1u) & 3u)) >> ((sb & 1u) * 16u);
+  return unpack2x16float(k_record(d, sb, 0u)) * vec2<f32>(f32(sm & 255u), f32((sm >> 8u) & 255u));
+}
+
+// Q6_K: the scales (d * int8 scale) of sub-block sb's two halves of 16 columns.
+fn q6_k_scales(d: WeightDesc, sb: u32) -> vec2<f32> {
+  let s = k_record(d, sb, 1u + ((sb >> 1u) & 3u)) >> ((sb & 1u) * 16u);
+  return bitcast<f32>(k_record(d, sb, 0u)) * vec2<f32>(f32(i32(s << 24u) >> 24u), f32(i32(s << 16u) >> 24u));
+}
+
+// The eight nibbles of word w, in column order.
+fn nibbles_of(w: u32) -> array<vec4<u32>, 2> {
+  let s = vec4<u32>(0u, 4u, 8u, 12u);
+  return array<vec4<u32>, 2>((vec4<u32>(w) >> s) & vec4<u32>(15u), (vec4<u32>(w >> 16u) >> s) & vec4<u32>(15u));
 }
 
 fn load_w8_q4_k(d: WeightDesc, row: u32, k8: u32) -> W8 {
-  return load_k(d, row, k8, 36u, 4u, 0u);
+  let sb = row * (d.cols >> 5u) + (k8 >> 2u);
+  let q = nibbles_of(W[sb * 4u + (k8 & 3u)]);
+  let sm = k_scale_min(d, sb);
+  return W8(vec4<f32>(q[0]) * sm.x - sm.y, vec4<f32>(q[1]) * sm.x - sm.y);
 }
 
+// Columns 8p .. 8p+7 of a sub-block are groups 2p and 2p+1; Q5_K's fifth bit of column 4g + k is
+// bit 4k + (g & 3) + 16 (g >> 2) of the sub-block's fifth word.
 fn load_w8_q5_k(d: WeightDesc, row: u32, k8: u32) -> W8 {
-  return load_k(d, row, k8, 44u, 12u, 4u);
+  let sb = row * (d.cols >> 5u) + (k8 >> 2u);
+  let p = k8 & 3u;
+  let q = nibbles_of(W[sb * 5u + p]);
+  let h = W[sb * 5u + 4u] >> (2u * (p & 1u) + 16u * (p >> 1u));
+  let s = vec4<u32>(0u, 4u, 8u, 12u);
+  let sm = k_scale_min(d, sb);
+  let lo = q[0] | (((vec4<u32>(h) >> s) & vec4<u32>(1u)) << vec4<u32>(4u));
+  let hi = q[1] | (((vec4<u32>(h >> 1u) >> s) & vec4<u32>(1u)) << vec4<u32>(4u));
+  return W8(vec4<f32>(lo) * sm.x - sm.y, vec4<f32>(hi) * sm.x - sm.y);
 }
 
-// Q6_K: per 128 elements (n), quarter q of 32: low (q < 2) or high nibbles of ql[64n + 32(q & 1) + l],
-// bits 2q..2q+1 of qh[32n + l]; one int8 scale per 16 at byte 8n + l/16 + 2q; d in word 52.
+// Q6_K: the top bit pair of column 4g + k is in high word g >> 2 at bit 4k + 2 (g & 1) + 16 ((g >> 1) & 1).
 fn load_w8_q6_k(d: WeightDesc, row: u32, k8: u32) -> W8 {
-  let base = (row * (d.cols >> 8u) + (k8 >> 5u)) * 53u;
-  let e = (k8 & 31u) * 8u;
-  let n = e >> 7u;
-  let quarter = (e & 127u) >> 5u;
-  let l = e & 31u;
-  let w = base + (64u * n + 32u * (quarter & 1u) + l) / 4u;
-  let q = nibbles8(W[w], W[w + 1u], quarter >= 2u);
-  let hw = base + 32u + (32u * n + l) / 4u;
-  let s = vec4<u32>(0u, 8u, 16u, 24u) + 2u * quarter;
-  let h0 = vec4<f32>(((vec4<u32>(W[hw]) >> s) & vec4<u32>(3u)) * 16u);
-  let h1 = vec4<f32>(((vec4<u32>(W[hw + 1u]) >> s) & vec4<u32>(3u)) * 16u);
-  let sb = byte_at(base + 48u, 8u * n + (l >> 4u) + 2u * quarter);
-  let scale = unpack2x16float(W[base + 52u]).x * f32(i32(sb << 24u) >> 24u);
-  return W8((q[0] + h0 - 32.0) * scale, (q[1] + h1 - 32.0) * scale);
+  let sb = row * (d.cols >> 5u) + (k8 >> 2u);
+  let p = k8 & 3u;
+  let q = nibbles_of(W[sb * 6u + p]);
+  let h = W[sb * 6u + 4u + (p >> 1u)] >> (16u * (p & 1u));
+  let s = vec4<u32>(0u, 4u, 8u, 12u);
+  let lo = q[0] | (((vec4<u32>(h) >> s) & vec4<u32>(3u)) << vec4<u32>(4u));
+  let hi = q[1] | (((vec4<u32>(h >> 2u) >> s) & vec4<u32>(3u)) << vec4<u32>(4u));
+  let scale = q6_k_scales(d, sb)[p >> 1u];
+  return W8((vec4<f32>(lo) - 32.0) * scale, (vec4<f32>(hi) - 32.0) * scale);
+}
+
+// Whole sub-blocks for gemv_rows, the way dot32_q4_0 reads Q4_0 (activations scaled by
+// prep32_q4_0's 16^-k, nibbles masked in place). The high bits of a group are shifted to just
+// above its nibbles and or-ed in before the one conversion. (No module-scope constants here:
+// multi-weight kernels include this file once per binding, renaming only functions.)
+
+fn prep32_q4_k(x: X32) -> X32 {
+  return prep32_q4_0(x);
+}
+
+// sum (d sc q - dmin m) x = d sc (sum q x) - dmin m (sum x).
+fn dot32_q4_k(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+  let sb = row * (d.cols >> 5u) + b;
+  let w0 = W[sb * 4u];
+  let w1 = W[sb * 4u + 1u];
+  let w2 = W[sb * 4u + 2u];
+  let w3 = W[sb * 4u + 3u];
+  let s = dot(nibbles_in_place(w0), x.v0) + dot(nibbles_in_place(w0 >> 16u), x.v1)
+        + dot(nibbles_in_place(w1), x.v2) + dot(nibbles_in_place(w1 >> 16u), x.v3)
+        + dot(nibbles_in_place(w2), x.v4) + dot(nibbles_in_place(w2 >> 16u), x.v5)
+        + dot(nibbles_in_place(w3), x.v6) + dot(nibbles_in_place(w3 >> 16u), x.v7);
+  let sm = k_scale_min(d, sb);
+  return sm.x * s - sm.y * x.sum;
+}
+
+// A group's four nibbles (low 16 bits of w) in place with its fifth bits, already at bits
+// 4, 8, 12, 16 of h, above them: (n + 16 h) * 16^k.
+fn q5_in_place(w: u32, h: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(w) & vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)) | (vec4<u32>(h) & vec4<u32>(0x10u, 0x100u, 0x1000u, 0x10000u))));
+}
+
+fn prep32_q5_k(x: X32) -> X32 {
+  return prep32_q4_0(x);
+}
+
+fn dot32_q5_k(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+  let sb = row * (d.cols >> 5u) + b;
+  let w0 = W[sb * 5u];
+  let w1 = W[sb * 5u + 1u];
+  let w2 = W[sb * 5u + 2u];
+  let w3 = W[sb * 5u + 3u];
+  let h = W[sb * 5u + 4u];
+  let h4 = h << 4u;
+  let s = dot(q5_in_place(w0, h4), x.v0) + dot(q5_in_place(w0 >> 16u, h4 >> 1u), x.v1)
+        + dot(q5_in_place(w1, h4 >> 2u), x.v2) + dot(q5_in_place(w1 >> 16u, h4 >> 3u), x.v3)
+        + dot(q5_in_place(w2, h >> 12u), x.v4) + dot(q5_in_place(w2 >> 16u, h >> 13u), x.v5)
+        + dot(q5_in_place(w3, h >> 14u), x.v6) + dot(q5_in_place(w3 >> 16u, h >> 15u), x.v7);
+  let sm = k_scale_min(d, sb);
+  return sm.x * s - sm.y * x.sum;
+}
+
+// Q6_K: the same with two high bits at 4-5, 8-9, 12-13, 16-17 of h: (n + 16 h) * 16^k, below 2^18.
+fn q6_in_place(w: u32, h: u32) -> vec4<f32> {
+  return vec4<f32>(bitcast<vec4<i32>>((vec4<u32>(w) & vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u)) | (vec4<u32>(h) & vec4<u32>(0x30u, 0x300u, 0x3000u, 0x30000u))));
+}
+
+// Q6_K's scales cover 16 columns: the offset of 32 comes off each half's sum, so the prep also
+// keeps the sum of the second half.
+fn prep32_q6_k(x: X32) -> X32 {
+  var p = prep32_q4_0(x);
+  p.sum_hi = dot(x.v4 + x.v5 + x.v6 + x.v7, vec4<f32>(1.0));
+  return p;
+}
+
+// sum d sc_h (q - 32) x over each half h = d sc_h (sum q x - 32 sum x).
+fn dot32_q6_k(d: WeightDesc, row: u32, b: u32, x: X32) -> f32 {
+  let sb = row * (d.cols >> 5u) + b;
+  let w0 = W[sb * 6u];
+  let w1 = W[sb * 6u + 1u];
+  let w2 = W[sb * 6u + 2u];
+  let w3 = W[sb * 6u + 3u];
+  let h0 = W[sb * 6u + 4u];
+  let h1 = W[sb * 6u + 5u];
+  let s0 = dot(q6_in_place(w0, h0 << 4u), x.v0) + dot(q6_in_place(w0 >> 16u, h0 << 2u), x.v1)
+         + dot(q6_in_place(w1, h0 >> 12u), x.v2) + dot(q6_in_place(w1 >> 16u, h0 >> 14u), x.v3);
+  let s1 = dot(q6_in_place(w2, h1 << 4u), x.v4) + dot(q6_in_place(w2 >> 16u, h1 << 2u), x.v5)
+         + dot(q6_in_place(w3, h1 >> 12u), x.v6) + dot(q6_in_place(w3 >> 16u, h1 >> 14u), x.v7);
+  let sc = q6_k_scales(d, sb);
+  return sc.x * (s0 - 32.0 * (x.sum - x.sum_hi)) + sc.y * (s1 - 32.0 * x.sum_hi);
 }

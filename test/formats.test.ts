@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { GGMLType } from '../src/gguf/ggml-types.js';
 import { f16ToF32, f32ToF16 } from '../src/quant/f16.js';
-import { formatFor, gpuLayout } from '../src/quant/formats.js';
+import { formatFor, gpuLayout, kHighBit } from '../src/quant/formats.js';
 import { encodeRandom } from './helpers/encode.js';
 import { rng } from './helpers/gpu.js';
 
@@ -91,11 +91,36 @@ function loadW8(kind: string, words: Uint32Array, l: ReturnType<typeof gpuLayout
     const w = words[block * 4 + (k8 & 3)]!;
     for (let n = 0; n < 8; n++) out.push((((w >>> (4 * n)) & 15) - 8) * scale(block));
   }
+  if (kind === 'q4_k' || kind === 'q5_k' || kind === 'q6_k') {
+    // Sub-block sb: 4 words of nibbles in column order, then the high-bit words; a 5-word record per super-block.
+    const subWords = { q4_k: 4, q5_k: 5, q6_k: 6 }[kind];
+    const sb = row * (l.cols / 32) + (k8 >> 2);
+    const p = k8 & 3;
+    const record = l.scaleOffset + (sb >> 3) * 5;
+    const pair = words[record + 1 + ((sb >> 1) & 3)]! >>> ((sb & 1) * 16);
+    const w = words[sb * subWords + p]!;
+    for (let i = 0; i < 8; i++) {
+      const g = 2 * p + (i >> 2), k = i & 3;
+      let q = (w >>> (4 * i)) & 15;
+      if (kind === 'q5_k') q |= ((words[sb * 5 + 4]! >>> kHighBit(1, g, k)) & 1) << 4;
+      if (kind === 'q6_k') q |= ((words[sb * 6 + 4 + (g >> 2)]! >>> kHighBit(2, g & 3, k)) & 3) << 4;
+      if (kind === 'q6_k') {
+        const sc = ((pair >>> (8 * (p >> 1))) << 24) >> 24;
+        out.push(Math.fround((q - 32) * (bits(words[record]!) * sc)));
+      } else {
+        const dm = words[record]!;
+        out.push(Math.fround(q * (half(dm) * (pair & 255)) - half(dm >>> 16) * ((pair >>> 8) & 255)));
+      }
+    }
+  }
   return out;
 }
 
 test('every GPU layout reads back exactly what the CPU reference dequantizes', () => {
-  for (const [kind, type, cols] of [['f32', GGMLType.F32, 13], ['f16', GGMLType.F16, 21], ['bf16', GGMLType.BF16, 9], ['q8_0', GGMLType.Q8_0, 96], ['q4_0', GGMLType.Q4_0, 64]] as const) {
+  for (const [kind, type, cols] of [
+    ['f32', GGMLType.F32, 13], ['f16', GGMLType.F16, 21], ['bf16', GGMLType.BF16, 9], ['q8_0', GGMLType.Q8_0, 96], ['q4_0', GGMLType.Q4_0, 64],
+    ['q4_k', GGMLType.Q4_K, 512], ['q5_k', GGMLType.Q5_K, 256], ['q6_k', GGMLType.Q6_K, 512],
+  ] as const) {
     const rows = 5;
     const bytes = encodeRandom(type, rows, cols, rng(3));
     const format = formatFor(type);

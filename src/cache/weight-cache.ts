@@ -44,9 +44,10 @@ export interface PartialLoad {
 
 /**
  * Bumped whenever the stored layout changes, so stale caches are never uploaded. 4: checksums on
- * chunks, header and manifest; ids encoded in keys.
+ * chunks, header and manifest; ids encoded in keys. 5: K-quants repacked (nibbles in column order,
+ * scales decoded; src/quant/formats.ts K_KINDS).
  */
-const LAYOUT_VERSION = 4;
+const LAYOUT_VERSION = 5;
 const PREFIX = `v${LAYOUT_VERSION}/`;
 // Ids are URI-encoded, so they contain no '/': no key of one model is a prefix of another's.
 const enc = encodeURIComponent;

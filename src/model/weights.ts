@@ -1,7 +1,7 @@
 import { ModelFormatError, WebGGUFError } from '../errors.js';
 import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
 import type { GpuAllocator } from '../gpu/allocator.js';
-import { gpuLayout, planTensor, type GpuLayout } from '../quant/formats.js';
+import { gpuLayout, hasScaleRegion, planTensor, scaleWords, type GpuLayout } from '../quant/formats.js';
 import { expectedTensors, matrixViews, type ModelConfig } from './config.js';
 
 /**
@@ -109,7 +109,7 @@ export async function* repackWeights(file: GGUFFile, plans: TensorPlan[], skip =
     const granule = rowGranule(t.type, cols, t.name);
     const bytesPerGranule = ((granule * cols) / bs) * format.blockBytes;
     const rowsPerChunk = granule * Math.max(1, Math.floor(CHUNK_BYTES / bytesPerGranule));
-    const perRowChunk = kind === 'q8_0' || kind === 'q4_0' ? 2 : 1;
+    const perRowChunk = hasScaleRegion(kind) ? 2 : 1;
     for (let row0 = 0; row0 < rows; row0 += rowsPerChunk) {
       const first = n;
       n += perRowChunk;
@@ -131,7 +131,7 @@ export async function* repackWeights(file: GGUFFile, plans: TensorPlan[], skip =
         yield { tensor: plan.name, wordOffset: row0 * plan.layout.rowWords, words: local.scaleOffset ? dst.slice(0, local.scaleOffset) : dst };
       }
       if (local.scaleOffset) {
-        yield { tensor: plan.name, wordOffset: plan.layout.scaleOffset + (row0 * cols) / bs / 2, words: dst.slice(local.scaleOffset) };
+        yield { tensor: plan.name, wordOffset: plan.layout.scaleOffset + scaleWords(kind, row0, cols), words: dst.slice(local.scaleOffset) };
       }
     }
   }

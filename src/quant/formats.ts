@@ -8,21 +8,45 @@ import { bf16ToF32, f16ToF32 } from './f16.js';
  * Quantized kinds keep their quants in one region and their f16 scales, packed in pairs, in a
  * second region after it, so both are read as aligned u32 words.
  */
-export type GpuWeightKind = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | BlockKind;
+export type GpuWeightKind = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | BlockKind | KQuantKind;
 
 /**
  * Kinds kept block by block in ggml's own byte order, each block padded to whole u32 words
- * (Q5_0's scale gets a word of its own; Q6_K's block grows from 210 to 212 bytes).
+ * (Q5_0's scale gets a word of its own).
  */
-export type BlockKind = 'q4_1' | 'q5_0' | 'q5_1' | 'q4_k' | 'q5_k' | 'q6_k';
+export type BlockKind = 'q4_1' | 'q5_0' | 'q5_1';
 const BLOCK_KINDS: Record<BlockKind, { blockSize: number; words: number }> = {
   q4_1: { blockSize: 32, words: 5 },
   q5_0: { blockSize: 32, words: 6 },
   q5_1: { blockSize: 32, words: 6 },
-  q4_k: { blockSize: 256, words: 36 },
-  q5_k: { blockSize: 256, words: 44 },
-  q6_k: { blockSize: 256, words: 53 },
 };
+
+/**
+ * K-quants, repacked so the GEMVs read them as Q4_0: each 32-column sub-block is `subWords`
+ * words in the quant region, four words of nibbles in column order (word i holds columns
+ * 8i..8i+7, low nibble first), then Q5_K's word of fifth bits or Q6_K's two words of top bit
+ * pairs, placed so that one shift and mask put a group of four columns' bits above their nibbles
+ * (see `kHighBit`). After the quant region, each 256-column super-block has a record of
+ * K_RECORD_WORDS words, its scales decoded from ggml's packing: Q4_K/Q5_K d and dmin (an f16
+ * pair), then each sub-block's 6-bit scale and min as bytes (two sub-blocks a word); Q6_K d (as
+ * f32), then its 16 int8 scales (one per 16 columns). Kernels multiply d by a scale in f32 as
+ * ggml's dequantization does, so the values are exactly ggml's.
+ */
+export type KQuantKind = 'q4_k' | 'q5_k' | 'q6_k';
+const K_KINDS: Record<KQuantKind, { subWords: number }> = { q4_k: { subWords: 4 }, q5_k: { subWords: 5 }, q6_k: { subWords: 6 } };
+const K_RECORD_WORDS = 5;
+
+/**
+ * Bit of a sub-block's high-bit word holding the lowest high bit of column 4g + k (group g of four
+ * columns, k = 0..3), for high bits of `width` 1 (Q5_K: groups 0..7 in one word) or 2 (Q6_K: groups
+ * 0..3 in the first word, 4..7 in the second; call with g & 3): 4k + width·(g mod 4/width) + 16·⌊…⌋.
+ * The four bits of a group sit 4 apart, as its nibbles do in a quant word, so a kernel shifts the
+ * word once to put them just above the nibbles (shaders/weights.wgsl).
+ */
+export function kHighBit(width: 1 | 2, g: number, k: number): number {
+  const perHalf = 4 / width; // groups per 16 bits
+  return 4 * k + width * (g % perHalf) + 16 * Math.floor(g / perHalf);
+}
 
 export interface GpuLayout {
   kind: GpuWeightKind;
@@ -246,15 +270,90 @@ function kValues(b: Uint8Array, out: Float32Array, qhAt: number | null): void {
     }
   }
 }
-const q4_kFormat = blockFormat(GGMLType.Q4_K, 'q4_k', 144, (b, out) => kValues(b, out, null));
-const q5_kFormat = blockFormat(GGMLType.Q5_K, 'q5_k', 176, (b, out) => kValues(b, out, 16));
+
+/**
+ * A K-quant format (see K_KINDS for the GPU layout). `quants` gives sub-block j's 32 values of a
+ * source super-block (the nibble in bits 0-3, high bits above); `record` writes the super-block's
+ * scale record.
+ */
+function kFormat(
+  type: number, kind: KQuantKind, blockBytes: number,
+  dequantizeBlock: (b: Uint8Array, out: Float32Array) => void,
+  quants: (b: Uint8Array, j: number, out: Uint8Array) => void,
+  record: (b: Uint8Array, out: Uint32Array, at: number) => void,
+): WeightFormat {
+  const { subWords } = K_KINDS[kind];
+  return {
+    type, kind, blockSize: 256, blockBytes,
+    dequantize(bytes, count, out = new Float32Array(count)) {
+      const block = new Float32Array(256);
+      for (let b = 0; b * 256 < count; b++) {
+        dequantizeBlock(bytes.subarray(b * blockBytes, (b + 1) * blockBytes), block);
+        out.set(block.subarray(0, Math.min(256, count - b * 256)), b * 256);
+      }
+      return out;
+    },
+    repack(bytes, l, dst) {
+      const q = new Uint8Array(32);
+      const superBlocks = (l.rows * l.cols) / 256;
+      for (let s = 0; s < superBlocks; s++) {
+        const b = bytes.subarray(s * blockBytes, (s + 1) * blockBytes);
+        for (let j = 0; j < 8; j++) {
+          quants(b, j, q);
+          const at = (s * 8 + j) * subWords;
+          for (let w = 0; w < 4; w++) {
+            let word = 0;
+            for (let k = 0; k < 8; k++) word |= (q[8 * w + k]! & 15) << (4 * k);
+            dst[at + w] = word >>> 0;
+          }
+          if (kind === 'q5_k') {
+            let word = 0;
+            for (let i = 0; i < 32; i++) word |= (q[i]! >> 4) << kHighBit(1, i >> 2, i & 3);
+            dst[at + 4] = word >>> 0;
+          }
+          if (kind === 'q6_k') {
+            for (let h = 0; h < 2; h++) {
+              let word = 0;
+              for (let i = 0; i < 16; i++) word |= (q[16 * h + i]! >> 4) << kHighBit(2, i >> 2, i & 3);
+              dst[at + 4 + h] = word >>> 0;
+            }
+          }
+        }
+        record(b, dst, l.scaleOffset + s * K_RECORD_WORDS);
+      }
+    },
+  };
+}
+
+/** Q4_K/Q5_K sub-block j's values: 32 bytes of nibbles per 64 columns, low nibbles first; Q5_K's fifth bit j of qh[i]. */
+function kQuants(b: Uint8Array, j: number, out: Uint8Array, qhAt: number | null): void {
+  const qs = qhAt === null ? 16 : 48;
+  for (let i = 0; i < 32; i++) {
+    const byte = b[qs + 32 * (j >> 1) + i]!;
+    const high = qhAt === null ? 0 : (b[qhAt + i]! >> j) & 1;
+    out[i] = (j & 1 ? byte >> 4 : byte & 15) | (high << 4);
+  }
+}
+
+/** Q4_K/Q5_K record: d and dmin as they are, then (scale, min) bytes per sub-block. */
+function kRecord(b: Uint8Array, out: Uint32Array, at: number): void {
+  out[at] = u32At(b, 0);
+  for (let p = 0; p < 4; p++) {
+    const [sc0, m0] = scaleMinK4(2 * p, b, 4);
+    const [sc1, m1] = scaleMinK4(2 * p + 1, b, 4);
+    out[at + 1 + p] = (sc0 | (m0 << 8) | (sc1 << 16) | (m1 << 24)) >>> 0;
+  }
+}
+
+const q4_kFormat = kFormat(GGMLType.Q4_K, 'q4_k', 144, (b, out) => kValues(b, out, null), (b, j, out) => kQuants(b, j, out, null), kRecord);
+const q5_kFormat = kFormat(GGMLType.Q5_K, 'q5_k', 176, (b, out) => kValues(b, out, 16), (b, j, out) => kQuants(b, j, out, 16), kRecord);
 
 /**
  * Q6_K super-blocks of 256: 128 bytes of low nibbles, 64 bytes of high bit pairs, 16 int8 scales
  * (one per 16 elements) and f16 d. Per 128 elements, four quarters of 32: quarters 0/1 use the low
  * nibbles of ql[0..31]/ql[32..63], quarters 2/3 their high nibbles; qh bits 2q..2q+1. x = d*sc*(q-32).
  */
-const q6_kFormat = blockFormat(GGMLType.Q6_K, 'q6_k', 210, (b, out) => {
+function q6_kValues(b: Uint8Array, out: Float32Array): void {
   const d = half(b, 208);
   for (let n = 0; n < 2; n++) {
     for (let l = 0; l < 32; l++) {
@@ -267,7 +366,24 @@ const q6_kFormat = blockFormat(GGMLType.Q6_K, 'q6_k', 210, (b, out) => {
       }
     }
   }
-});
+}
+
+/** Q6_K sub-block j = 4n + q's values (quarter q of half n), 6 bits each. */
+function q6_kQuants(b: Uint8Array, j: number, out: Uint8Array): void {
+  const n = j >> 2, q = j & 3;
+  for (let l = 0; l < 32; l++) {
+    const byte = b[64 * n + (q & 1) * 32 + l]!;
+    out[l] = (q < 2 ? byte & 15 : byte >> 4) | (((b[128 + 32 * n + l]! >> (2 * q)) & 3) << 4);
+  }
+}
+
+/** Q6_K record: d as f32, then the 16 int8 scales as they are (scale i covers columns 16i..16i+15). */
+function q6_kRecord(b: Uint8Array, out: Uint32Array, at: number): void {
+  out[at] = new Uint32Array(Float32Array.of(half(b, 208)).buffer)[0]!;
+  for (let w = 0; w < 4; w++) out[at + 1 + w] = u32At(b, 192 + 4 * w);
+}
+
+const q6_kFormat = kFormat(GGMLType.Q6_K, 'q6_k', 210, q6_kValues, q6_kQuants, q6_kRecord);
 
 function setHalf(dst: Uint32Array, scaleOffset: number, index: number, half: number): void {
   const w = scaleOffset + (index >> 1);
@@ -304,10 +420,27 @@ export function formatFor(type: number, tensorName = 'tensor'): WeightFormat {
 /** Words per 8 elements in the quant/plain region of each kind. */
 const WORDS_PER_8: Record<string, number> = { f32: 8, f16: 4, bf16: 4, q8_0: 2, q4_0: 1 };
 
-/** Every GPU weight kind: the repacked ones, then those kept in ggml's blocks. */
-export const GPU_WEIGHT_KINDS = [...Object.keys(WORDS_PER_8), ...Object.keys(BLOCK_KINDS)] as readonly GpuWeightKind[];
+/** Every GPU weight kind: the repacked ones, those kept in ggml's blocks, the K-quants. */
+export const GPU_WEIGHT_KINDS = [...Object.keys(WORDS_PER_8), ...Object.keys(BLOCK_KINDS), ...Object.keys(K_KINDS)] as readonly GpuWeightKind[];
+
+/** Whether a kind's layout has a scale region after its quants (so chunks of it come in two parts). */
+export function hasScaleRegion(kind: GpuWeightKind): boolean {
+  return kind === 'q8_0' || kind === 'q4_0' || kind in K_KINDS;
+}
+
+/** Words of the scale region of `rows` rows of `cols` columns (0 for kinds without one). */
+export function scaleWords(kind: GpuWeightKind, rows: number, cols: number): number {
+  const l = gpuLayout(kind, rows, cols);
+  return l.scaleOffset ? l.totalWords - l.scaleOffset : 0;
+}
 
 export function gpuLayout(kind: GpuWeightKind, rows: number, cols: number): GpuLayout {
+  if (kind in K_KINDS) {
+    if (cols % 256 !== 0) throw new Error(`internal: ${kind} rows must be a multiple of 256`);
+    const rowWords = (cols / 32) * K_KINDS[kind as KQuantKind].subWords;
+    const quantWords = rows * rowWords;
+    return { kind, rows, cols, rowWords, scaleOffset: quantWords, totalWords: quantWords + ((rows * cols) / 256) * K_RECORD_WORDS };
+  }
   if (kind in BLOCK_KINDS) {
     const { blockSize, words } = BLOCK_KINDS[kind as BlockKind];
     if (cols % blockSize !== 0) throw new Error(`internal: ${kind} rows must be a multiple of ${blockSize}`);
