@@ -216,6 +216,7 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
   const step = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   device.queue.writeBuffer(step, 0, new Uint32Array([0, 1, 0, 0]));
   const name = decodeGemv(gpu.cpuEmulated, 1, 1).name;
+  const setups = [];
   for (const kind of kinds) {
     const made = matrices.map(([rows, cols]) => {
       const layout = gpuLayout(kind, rows, cols);
@@ -235,8 +236,12 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
     const dispatches = made.map((d) => ({ ...d, bindGroup: kernels.bindGroup(kernel, [d.w, x, y, d.params, step]) }));
     const run = () => timedPass(device, kernel, dispatches.map((d) => [d.bindGroup, d.grid]));
     await run();
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) times.push(await run());
+    setups.push({ kind, workgroup, dispatches, run, times: [] as number[] });
+  }
+  // The kinds take turns, five rounds, so a machine whose load changes during the run (a shared
+  // one) slows each kind alike and their ratios hold.
+  for (let round = 0; round < 5; round++) for (const s of setups) s.times.push(await s.run());
+  for (const { kind, workgroup, dispatches, times } of setups) {
     const ms = median(times);
     const bytes = dispatches.reduce((s, d) => s + d.bytes, 0);
     const gbS = bytes / (ms / 1000) / 1e9;
