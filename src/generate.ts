@@ -65,7 +65,8 @@ export interface GenerateResult {
 
 /**
  * Generates from `prompt` (token ids, BOS included if wanted). The first `cachedPrefix` prompt
- * tokens must already be in the KV cache from an earlier call; only the rest is prefilled. Yields
+ * tokens must already be in the KV cache from an earlier call; only the rest is prefilled. A model
+ * with a recurrent state (LlamaModel.recurrentState) saves a checkpoint at `checkpointAt`. Yields
  * each new token with its text and returns why it stopped. End-of-generation tokens are not
  * yielded.
  */
@@ -73,7 +74,7 @@ export async function* generate(
   model: LlamaModel,
   tokenizer: GGUFTokenizer,
   prompt: number[],
-  options: GenerateOptions & { cachedPrefix?: number } = {},
+  options: GenerateOptions & { cachedPrefix?: number; checkpointAt?: number } = {},
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
   const sampling = samplingParams(options, model.config.vocabSize);
   const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
@@ -87,7 +88,17 @@ export async function* generate(
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
-  let token = await model.step(prompt.slice(reuse), reuse);
+  // A recurrent state cannot be rolled back: keep a copy where a follow-up turn can resume,
+  // `checkpointAt` (where the conversation before the generation prompt ends) or the prompt's end.
+  const at = options.checkpointAt;
+  let from = reuse;
+  if (model.recurrentState && at !== undefined && at > reuse && at < prompt.length) {
+    model.prefill(prompt.slice(reuse, at), reuse);
+    model.saveCheckpoint();
+    from = at;
+  }
+  let token = await model.step(prompt.slice(from), from);
+  if (model.recurrentState && from === reuse) model.saveCheckpoint();
   // Tokens chosen on the GPU but not yet yielded. Decode runs in batches of steps per readback,
   // growing from 1 (so the first tokens come at once) to DECODE_BATCH; whatever a stop leaves
   // unread was never part of the output, and later steps overwrite its KV entries.

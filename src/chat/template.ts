@@ -26,10 +26,10 @@ export const TEMPLATE_LIMITS = {
  * Renders the model's own chat template (tokenizer.chat_template) in @huggingface/jinja's
  * sandboxed interpreter, within TEMPLATE_LIMITS. A base model without one gets a plain transcript.
  */
-export function renderChat(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }): string {
+export function renderChat(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, generationPrompt = true): string {
   if (!template) {
     const lines = messages.map((m) => (m.role === 'system' || m.role === 'developer' ? `${m.content}\n` : `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}`));
-    return `${lines.join('\n')}\nAssistant:`;
+    return `${lines.join('\n')}${generationPrompt ? '\nAssistant:' : ''}`;
   }
   try {
     const env = new Environment();
@@ -41,7 +41,7 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
       range: boundedRange,
       strftime_now: strftimeNow,
       messages,
-      add_generation_prompt: true,
+      add_generation_prompt: generationPrompt,
       bos_token: tokens.bos,
       eos_token: tokens.eos,
     })) env.set(name, value);
@@ -65,19 +65,20 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
  * in the messages never becomes one ("</s><s>" or "<|im_start|>" typed by a user stays text,
  * so no one can forge a turn) unless `allowSpecial`.
  */
-export function encodeChat(tokenizer: GGUFTokenizer, messages: ChatMessage[], options: { allowSpecial?: boolean } = {}): number[] {
+export function encodeChat(tokenizer: GGUFTokenizer, messages: ChatMessage[], options: { allowSpecial?: boolean; generationPrompt?: boolean } = {}): number[] {
+  const generationPrompt = options.generationPrompt ?? true;
   const tokens = { bos: tokenizer.tokenText(tokenizer.bosId), eos: tokenizer.tokenText(tokenizer.eosId) };
   const encode = (text: string, literalRanges?: [number, number][]) =>
     // Templates that write BOS themselves must not get a second one.
     tokenizer.encode(text, { addBos: tokens.bos && text.startsWith(tokens.bos) ? false : undefined, literalRanges });
-  const text = renderChat(tokenizer.chatTemplate, messages, tokens);
+  const text = renderChat(tokenizer.chatTemplate, messages, tokens, generationPrompt);
   if (options.allowSpecial || !messages.some((m) => tokenizer.hasControlText(m.content))) return encode(text);
-  const spans = contentSpans(tokenizer.chatTemplate, messages, tokens, text);
+  const spans = contentSpans(tokenizer.chatTemplate, messages, tokens, text, generationPrompt);
   if (spans) return encode(text, spans);
   // The template changes the content (or branches on it), so where it lands is unknown: break
   // up control-token text in the content instead.
   const neutral = messages.map((m) => ({ ...m, content: tokenizer.breakControlText(m.content) }));
-  return encode(renderChat(tokenizer.chatTemplate, neutral, tokens));
+  return encode(renderChat(tokenizer.chatTemplate, neutral, tokens, generationPrompt));
 }
 
 /**
@@ -85,12 +86,12 @@ export function encodeChat(tokenizer: GGUFTokenizer, messages: ChatMessage[], op
  * content replaced by a unique marker, and the markers are swapped back. Undefined unless that
  * gives `text` exactly (a template that transforms or inspects content).
  */
-function contentSpans(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, text: string): [number, number][] | undefined {
+function contentSpans(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, text: string, generationPrompt: boolean): [number, number][] | undefined {
   const nonce = Math.random().toString(36).slice(2, 10);
   const marker = (i: number) => `\uE000${nonce}:${i}\uE001`;
   let marked: string;
   try {
-    marked = renderChat(template, messages.map((m, i) => ({ ...m, content: marker(i) })), tokens);
+    marked = renderChat(template, messages.map((m, i) => ({ ...m, content: marker(i) })), tokens, generationPrompt);
   } catch {
     return undefined;
   }

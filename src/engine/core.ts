@@ -124,10 +124,18 @@ export class EngineCore {
       const emit = plan.stream ? onChunk : undefined;
       await emit?.(delta({ role: 'assistant', content: '' }, null));
       let content = '';
+      // A recurrent state (Qwen3.5) is kept where the conversation so far ends, before the
+      // generation prompt: a follow-up turn's prompt extends that part (its rendering of this
+      // reply need not repeat the generation prompt), so it can resume there.
+      let checkpointAt: number | undefined;
+      if (model.recurrentState) {
+        const history = encodeChat(tokenizer, messages, { allowSpecial, generationPrompt: false });
+        if (history.length < prompt.length && history.every((t, i) => t === prompt[i])) checkpointAt = history.length;
+      }
       const result = await this.run(prompt, params, signal, async ({ text: piece }) => {
         content += piece;
         if (piece) await emit?.(delta({ content: piece }, null));
-      }, received);
+      }, received, checkpointAt);
       await emit?.(delta({}, result.finishReason));
       if (plan.includeUsage) await emit?.(chunk([], result.usage));
       return {
@@ -278,7 +286,7 @@ export class EngineCore {
    * applies stop strings to the text stream.
    */
   private async run(
-    prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: { token: number; text: string }) => unknown, received: number,
+    prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: { token: number; text: string }) => unknown, received: number, checkpointAt?: number,
   ): Promise<{ finishReason: FinishReason; usage: Usage }> {
     const started = performance.now();
     const { model, tokenizer } = this.require();
@@ -287,6 +295,9 @@ export class EngineCore {
     }
     let reuse = 0;
     while (reuse < this.context.length && reuse < prompt.length && this.context[reuse] === prompt[reuse]) reuse++;
+    // At least the last prompt token runs; a recurrent state (Qwen3.5) resumes only where it is
+    // or was saved, not at any position the KV cache could.
+    reuse = model.resumablePrefix(Math.max(0, Math.min(reuse, prompt.length - 1)));
     const stops = typeof params.stop === 'string' ? [params.stop] : params.stop ?? [];
     const matcher = new StopMatcher(stops.filter((s) => s.length > 0));
     // A stop string found in the text ends generation through this controller.
@@ -295,7 +306,7 @@ export class EngineCore {
     signal.addEventListener('abort', onAbort);
     let stoppedByString = false;
     let completion = 0;
-    const options: GenerateOptions & { cachedPrefix: number } = { ...params, signal: local.signal, cachedPrefix: reuse };
+    const options: GenerateOptions & { cachedPrefix: number; checkpointAt?: number } = { ...params, signal: local.signal, cachedPrefix: reuse, checkpointAt };
     let firstToken: number | undefined;
     const usageNow = (completion: number) => {
       const cached = Math.min(reuse, prompt.length - 1);
