@@ -82,8 +82,9 @@ export async function* generate(
   if (prompt.length >= model.contextLength) {
     throw new WebGGUFError('context-overflow', `the prompt has ${prompt.length} tokens; the context holds ${model.contextLength}`);
   }
-  // At least one prompt token must run, to produce logits.
-  const reuse = Math.max(0, Math.min(options.cachedPrefix ?? 0, prompt.length - 1));
+  // At least one prompt token must run, to produce logits; a recurrent state resumes only where
+  // it is or was saved (LlamaModel.resumablePrefix).
+  const reuse = model.resumablePrefix(Math.max(0, Math.min(options.cachedPrefix ?? 0, prompt.length - 1)));
   model.setSampler(sampling, prompt);
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };

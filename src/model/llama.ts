@@ -300,14 +300,13 @@ export class LlamaModel {
   /**
    * Where a step may start, given that the first `cached` tokens of the sequence are the ones run
    * before: `cached` itself for attention-only models (the KV cache keeps every position); with a
-   * recurrent state, the latest of the live state and the checkpoint that is not past `cached`,
+   * recurrent state, the later of the live state and the checkpoint that is not past `cached`,
    * else 0 (run from the start).
    */
   resumablePrefix(cached: number): number {
     if (!this.recurrentState) return cached;
-    if (this.stateTokens <= cached) return this.stateTokens;
-    if (this.checkpoint && this.checkpoint.tokens >= 0 && this.checkpoint.tokens <= cached) return this.checkpoint.tokens;
-    return 0;
+    const at = [this.stateTokens, this.checkpoint?.tokens ?? -1].filter((t) => t >= 0 && t <= cached);
+    return Math.max(0, ...at);
   }
 
   /** Copies the recurrent state aside, as it is after the tokens run so far (restored by a step at that position). */
