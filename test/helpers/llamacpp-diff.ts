@@ -79,12 +79,14 @@ export class LlamaCppPage {
  * Feeds llama.cpp's token sequence through our engine (teacher-forced, in Node on Dawn) and checks,
  * at each step: llama.cpp's token is in our top 3; our log-probabilities of its top-5 agree with
  * its own within TOLERANCE (`quantizedBound` for quantized weights); for F32 and F16, our greedy
- * token is llama.cpp's. `tag` names the run in the log line.
+ * token is llama.cpp's. `tag` names the run in the log line; `model`, if given, is the file loaded
+ * (and left loaded).
  */
 export async function expectTeacherForcedMatch(
-  file: GGUFFile, quant: string, run: { prompt: number[]; steps: Step[] }, tag: string, quantizedBound = TOLERANCE.quantized,
+  file: GGUFFile, quant: string, run: { prompt: number[]; steps: Step[] }, tag: string,
+  options: { quantizedBound?: { worst: number; mean: number }; model?: LlamaModel } = {},
 ): Promise<void> {
-  const model = await LlamaModel.load(await testGpu(), file);
+  const model = options.model ?? await LlamaModel.load(await testGpu(), file);
   const differences: number[] = [];
   let topProbability = 0;
   const n = run.steps.length;
@@ -102,9 +104,9 @@ export async function expectTeacherForcedMatch(
       sequence.push(run.steps[step]!.sampled);
     }
   } finally {
-    model.dispose();
+    if (!options.model) model.dispose();
   }
-  const bound = quant === 'f32' || quant === 'f16' || quant === 'bf16' ? TOLERANCE[quant] : quantizedBound;
+  const bound = quant === 'f32' || quant === 'f16' || quant === 'bf16' ? TOLERANCE[quant] : options.quantizedBound ?? TOLERANCE.quantized;
   const worst = Math.max(...differences);
   const mean = differences.reduce((a, b) => a + b, 0) / differences.length;
   console.log(`${tag}: |Δ logprob| worst ${worst.toFixed(4)}, mean ${mean.toFixed(4)}; llama.cpp's mean top-1 p ${topProbability.toFixed(2)}`);
