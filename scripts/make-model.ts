@@ -246,6 +246,10 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
   const small = style.specials.some((t) => t.id >= size);
   const ids = new Map(style.specials.map((t, i) => [t.text, small ? size - style.specials.length + i : t.id]));
   for (const t of style.specials) {
+    // The base vocabulary may hold the same text elsewhere (GPT-2's <|endoftext|> at 50256):
+    // token texts must be unique (llama.cpp asserts it), so that one is renamed.
+    const elsewhere = tokens.indexOf(t.text);
+    if (elsewhere >= 0 && elsewhere !== ids.get(t.text)) tokens[elsewhere] = `<|unused_moved_${elsewhere}|>`;
     tokens[ids.get(t.text)!] = t.text;
     types[ids.get(t.text)!] = t.type ?? 3;
   }
