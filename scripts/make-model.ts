@@ -35,6 +35,13 @@ export interface Shape {
   ropeScalingFactor?: number;
   /** Phi-3-style LongRoPE: the context the short factors cover. */
   originalContext?: number;
+  /**
+   * Qwen3.5's Gated DeltaNet layers: every `interval`-th layer is full attention, the others
+   * linear attention with `kHeads` q/k heads and `vHeads` value heads of `state` dims each and a
+   * causal conv of `convKernel` taps. ropeSections: its (interleaved) M-RoPE sections.
+   */
+  deltaNet?: { interval: number; convKernel: number; state: number; kHeads: number; vHeads: number };
+  ropeSections?: number[];
 }
 
 export const SHAPES: Record<string, Shape> = {
@@ -50,6 +57,11 @@ export const SHAPES: Record<string, Shape> = {
   'gemma-3-1b': { dim: 1152, layers: 26, heads: 4, kvHeads: 1, headDim: 256, ffn: 6912, vocab: 262144, context: 32768, vocabFrom: 'llama-spm', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000 },
   'smollm3-3b': { dim: 2048, layers: 36, heads: 16, kvHeads: 4, ffn: 11008, vocab: 128256, context: 65536, vocabFrom: 'llama3', tied: true, ropeTheta: 5000000, eps: 1e-6 },
   'phi-4-mini': { dim: 3072, layers: 32, heads: 24, kvHeads: 8, ffn: 8192, vocab: 200064, context: 131072, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000, ropeDims: 96, originalContext: 4096 },
+  // Issue 16: Qwen3.5-0.8B (text config of Qwen/Qwen3.5-0.8B: partial rotary 0.25 of 256, mrope_section [11, 11, 10]).
+  'qwen3.5-0.8b': {
+    dim: 1024, layers: 24, heads: 8, kvHeads: 2, headDim: 256, ffn: 3584, vocab: 248320, context: 262144, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000000, eps: 1e-6,
+    ropeDims: 64, ropeSections: [11, 11, 10, 0], deltaNet: { interval: 4, convKernel: 4, state: 128, kHeads: 16, vHeads: 16 },
+  },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
@@ -64,12 +76,19 @@ export const SHAPES: Record<string, Shape> = {
   'tiny-256-smollm3': { dim: 256, layers: 4, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 5000000, eps: 1e-6 },
   // Phi-4-mini: GQA in the fused qkv, tied output, 48 of 64 dimensions rotated, LongRoPE factors.
   'tiny-256-phi4': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000, ropeDims: 48, originalContext: 64 },
+  // Qwen3.5: layers 0-2 Gated DeltaNet, 3 gated attention; twice as many value heads as q/k
+  // heads (as the 4B and 9B), so the head mapping shows; 16 of 64 dimensions rotated.
+  'tiny-256-qwen35': {
+    dim: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000000, eps: 1e-6,
+    ropeDims: 16, ropeSections: [3, 3, 2, 0], deltaNet: { interval: 4, convKernel: 4, state: 64, kHeads: 2, vHeads: 4 },
+  },
 };
 
 /** The small shape each architecture's tests use. */
 export const TINY_SHAPES: Record<Architecture, string> = {
   llama: 'tiny-256', qwen2: 'tiny-256', phi3: 'tiny-256', gemma: 'tiny-256-gemma', gemma2: 'tiny-256-gemma',
   qwen3: 'tiny-256-qwen3', gemma3: 'tiny-256-gemma3', smollm3: 'tiny-256-smollm3', 'phi4-mini': 'tiny-256-phi4',
+  qwen35: 'tiny-256-qwen35',
 };
 
 /** What each quant preset stores per tensor (llama.cpp's mixes, simplified). */
@@ -84,7 +103,7 @@ export const QUANTS: Record<string, (name: string) => number> = {
   q5_1: () => GGMLType.Q5_1,
   q6_k: () => GGMLType.Q6_K,
   // Q4_K_M: Q4_K, with Q6_K for the output head, attn_v and ffn_down.
-  q4_k_m: (name) => (/output\.weight|attn_v|ffn_down/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K),
+  q4_k_m: (name) => (/output\.weight|attn_v|ffn_down|ssm_out/.test(name) ? GGMLType.Q6_K : GGMLType.Q4_K),
   // Q5_K_M: Q5_K, with Q6_K in the same places.
   q5_k_m: (name) => (/output\.weight|attn_v|ffn_down/.test(name) ? GGMLType.Q6_K : GGMLType.Q5_K),
 };
@@ -149,12 +168,12 @@ export function normal(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2' | 'qwen3' | 'gemma3' | 'smollm3' | 'phi4-mini';
-export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'gemma3', 'smollm3', 'phi4-mini'];
+export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2' | 'qwen3' | 'gemma3' | 'smollm3' | 'phi4-mini' | 'qwen35';
+export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'gemma3', 'smollm3', 'phi4-mini', 'qwen35'];
 
 /** The GGUF general.architecture of each generator architecture (Phi-4-mini is llama.cpp's phi3). */
 const GGUF_ARCH: Record<Architecture, string> = {
-  llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3',
+  llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3', qwen35: 'qwen35',
 };
 
 interface SpecialToken { text: string; id: number; type?: number }
@@ -181,6 +200,17 @@ const TOKENIZER_STYLES: Partial<Record<Architecture, TokenizerStyle>> = {
     model: 'gpt2', pre: 'qwen2',
     specials: [{ text: '<|endoftext|>', id: 151643 }, { text: '<|im_start|>', id: 151644 }, { text: '<|im_end|>', id: 151645 }, { text: '<think>', id: 151667, type: 4 }, { text: '</think>', id: 151668, type: 4 }],
     bos: '<|endoftext|>', eos: '<|im_end|>', pad: '<|endoftext|>', addBos: false, chatTemplate: CHATML(true),
+  },
+  // Qwen3.5: its own BPE (pre "qwen35", 248320 rows), ChatML; thinking is on unless switched off
+  // (the generation prompt then opens an empty think block).
+  qwen35: {
+    model: 'gpt2', pre: 'qwen35',
+    specials: [{ text: '<|endoftext|>', id: 248044 }, { text: '<|im_start|>', id: 248045 }, { text: '<|im_end|>', id: 248046 }, { text: '<think>', id: 248068, type: 4 }, { text: '</think>', id: 248069, type: 4 }],
+    eos: '<|im_end|>', pad: '<|endoftext|>', addBos: false,
+    chatTemplate:
+      "{%- for message in messages %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endfor %}" +
+      "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}" +
+      "{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- else %}{{- '<think>\\n' }}{%- endif %}{%- endif %}",
   },
   // Gemma 3: SentencePiece (model "llama", pre "default"), no space prefix, BOS added; turns in
   // <start_of_turn>/<end_of_turn>, the assistant's role is "model".
@@ -217,6 +247,10 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
   const small = style.specials.some((t) => t.id >= size);
   const ids = new Map(style.specials.map((t, i) => [t.text, small ? size - style.specials.length + i : t.id]));
   for (const t of style.specials) {
+    // The base vocabulary may hold the same text elsewhere (GPT-2's <|endoftext|> at 50256):
+    // token texts must be unique (llama.cpp asserts it), so that one is renamed.
+    const elsewhere = tokens.indexOf(t.text);
+    if (elsewhere >= 0 && elsewhere !== ids.get(t.text)) tokens[elsewhere] = `<|unused_moved_${elsewhere}|>`;
     tokens[ids.get(t.text)!] = t.text;
     types[ids.get(t.text)!] = t.type ?? 3;
   }
@@ -275,6 +309,25 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
   const vector = (name: string, n: number, value: (i: number) => number) =>
     tensors.push({ name, dims: [n], type: GGMLType.F32, data: new Uint8Array(Float32Array.from({ length: n }, (_, i) => value(i)).buffer) });
 
+  /**
+   * A Gated DeltaNet layer's tensors (llama.cpp's names; ssm_a holds -exp(A_log) and has no
+   * .weight suffix). Decays exp(softplus(alpha + dt) * a) land between about 0.7 and 0.97, so the
+   * state remembers over a short test sequence; the conv kernel stays f32, as llama.cpp keeps it.
+   */
+  function deltaNetLayer(p: string, d: NonNullable<Shape['deltaNet']>): void {
+    const keyDim = d.kHeads * d.state, valueDim = d.vHeads * d.state;
+    matrix(p + 'attn_qkv.weight', s.dim, 2 * keyDim + valueDim, 1 / Math.sqrt(s.dim));
+    matrix(p + 'attn_gate.weight', s.dim, valueDim, 1 / Math.sqrt(s.dim));
+    const conv = Float32Array.from({ length: d.convKernel * (2 * keyDim + valueDim) }, () => 0.5 * random());
+    tensors.push({ name: p + 'ssm_conv1d.weight', dims: [d.convKernel, 2 * keyDim + valueDim], type: GGMLType.F32, data: new Uint8Array(conv.buffer) });
+    vector(p + 'ssm_dt.bias', d.vHeads, () => -1 + 0.5 * random());
+    vector(p + 'ssm_a', d.vHeads, () => -Math.exp(Math.log(0.1) + 2.3 * Math.abs(random()) / 3));
+    matrix(p + 'ssm_beta.weight', s.dim, d.vHeads, 1 / Math.sqrt(s.dim));
+    matrix(p + 'ssm_alpha.weight', s.dim, d.vHeads, 1 / Math.sqrt(s.dim));
+    vector(p + 'ssm_norm.weight', d.state, () => 1 + 0.2 * random());
+    matrix(p + 'ssm_out.weight', valueDim, s.dim, 1 / Math.sqrt(valueDim));
+  }
+
   // Tied: the embedding is the output head too, scaled like one so logits stay peaked, not extreme.
   matrix('token_embd.weight', s.dim, s.vocab, s.tied ? 4 / Math.sqrt(s.dim) : 1);
   // Gemma's scaled-up embedding would otherwise drown the blocks' outputs in the residual stream
@@ -284,9 +337,30 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
   const postNorms = arch === 'gemma2' || arch === 'gemma3';
   // Qwen 3 and Gemma 3 RMS-norm each head of q and k (weights of one head's width, shared by all heads).
   const qkNorms = arch === 'qwen3' || arch === 'gemma3';
+  const dn = arch === 'qwen35' ? s.deltaNet : undefined;
+  if (arch === 'qwen35' && (!dn || !s.ropeSections)) throw new Error(`qwen35 needs a shape with deltaNet and ropeSections; ${options.shape} has none`);
   for (let l = 0; l < s.layers; l++) {
     const p = `blk.${l}.`;
     vector(p + 'attn_norm.weight', s.dim, () => 1);
+    if (dn) {
+      if ((l + 1) % dn.interval) {
+        deltaNetLayer(p, dn);
+      } else {
+        // Gated attention: per head, head width rows of q then as many of its output gate.
+        matrix(p + 'attn_q.weight', s.dim, 2 * qDim, 1 / Math.sqrt(s.dim));
+        matrix(p + 'attn_k.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
+        matrix(p + 'attn_v.weight', s.dim, kv, 1 / Math.sqrt(s.dim));
+        vector(p + 'attn_q_norm.weight', headDim, () => 1 + 0.2 * random());
+        vector(p + 'attn_k_norm.weight', headDim, () => 1 + 0.2 * random());
+        matrix(p + 'attn_output.weight', qDim, s.dim, 1 / Math.sqrt(qDim));
+      }
+      // Qwen3.5 names the feed-forward's input norm post_attention_norm.
+      vector(p + 'post_attention_norm.weight', s.dim, () => 1);
+      matrix(p + 'ffn_gate.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
+      matrix(p + 'ffn_up.weight', s.dim, s.ffn, 1 / Math.sqrt(s.dim));
+      matrix(p + 'ffn_down.weight', s.ffn, s.dim, 1 / Math.sqrt(s.ffn));
+      continue;
+    }
     if (phi3) {
       // Phi-3 fuses q, k and v into one tensor, and gate and up into ffn_up (gate rows first).
       matrix(p + 'attn_qkv.weight', s.dim, qDim + 2 * kv, 1 / Math.sqrt(s.dim));
@@ -336,7 +410,7 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
   const when = (cond: boolean, kvs: [string, TypedValue][]) => (cond ? kvs : []);
   // Qwen 3 and Gemma 3 GGUFs give the head width as key_length/value_length and no
   // rope.dimension_count (llama.cpp then rotates the whole head).
-  const headWidthKeys = gemma || arch === 'qwen3';
+  const headWidthKeys = gemma || arch === 'qwen3' || arch === 'qwen35';
   const metadata: [string, TypedValue][] = [
     ['general.architecture', { type: 'string', value: a }],
     ['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }],
@@ -358,6 +432,12 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
     // one global, and the sliding layers' RoPE base, 10000; the converter writes neither).
     ...when(arch === 'gemma3', [[`${a}.attention.sliding_window`, u32(s.slidingWindow ?? 0)]]),
     ...when(!!s.ropeScalingFactor, [[`${a}.rope.scaling.type`, { type: 'string', value: 'linear' }], [`${a}.rope.scaling.factor`, f32(s.ropeScalingFactor ?? 1)]]),
+    ...when(!!dn, [
+      [`${a}.rope.dimension_sections`, { type: 'array', itemType: 'i32', value: s.ropeSections ?? [] }],
+      [`${a}.ssm.conv_kernel`, u32(dn?.convKernel ?? 0)], [`${a}.ssm.state_size`, u32(dn?.state ?? 0)],
+      [`${a}.ssm.group_count`, u32(dn?.kHeads ?? 0)], [`${a}.ssm.time_step_rank`, u32(dn?.vHeads ?? 0)],
+      [`${a}.ssm.inner_size`, u32((dn?.vHeads ?? 0) * (dn?.state ?? 0))], [`${a}.full_attention_interval`, u32(dn?.interval ?? 0)],
+    ]),
     ...when(phi3, [
       [`${a}.rope.scaling.original_context_length`, u32(originalContext)],
       [`${a}.rope.scaling.attn_factor`, f32(1.1)],

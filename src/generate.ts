@@ -84,7 +84,8 @@ export interface GenerateResult {
 
 /**
  * Generates from `prompt` (token ids, BOS included if wanted). The first `cachedPrefix` prompt
- * tokens must already be in the KV cache from an earlier call; only the rest is prefilled. Yields
+ * tokens must already be in the KV cache from an earlier call; only the rest is prefilled. A model
+ * with a recurrent state (LlamaModel.recurrentState) saves a checkpoint at `checkpointAt`. Yields
  * each new token with its text and returns why it stopped. End-of-generation tokens are not
  * yielded.
  *
@@ -97,7 +98,7 @@ export async function* generate(
   model: LlamaModel,
   tokenizer: GGUFTokenizer,
   prompt: number[],
-  options: GenerateOptions & { cachedPrefix?: number; constraint?: Constraint } = {},
+  options: GenerateOptions & { cachedPrefix?: number; checkpointAt?: number; constraint?: Constraint } = {},
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
   const constraint = options.constraint;
   const sampling = samplingParams(options, model.config.vocabSize);
@@ -106,8 +107,9 @@ export async function* generate(
   if (prompt.length >= model.contextLength) {
     throw new WebGGUFError('context-overflow', `the prompt has ${prompt.length} tokens; the context holds ${model.contextLength}`);
   }
-  // At least one prompt token must run, to produce logits.
-  const reuse = Math.max(0, Math.min(options.cachedPrefix ?? 0, prompt.length - 1));
+  // At least one prompt token must run, to produce logits; a recurrent state resumes only where
+  // it is or was saved (LlamaModel.resumablePrefix).
+  const reuse = model.resumablePrefix(Math.max(0, Math.min(options.cachedPrefix ?? 0, prompt.length - 1)));
   model.setSampler(sampling, prompt);
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
@@ -140,18 +142,28 @@ export async function* generate(
   // Constrained: the output ends after the pending tokens.
   let complete = false;
   let token: number;
+  // A recurrent state cannot be rolled back: keep a copy where a follow-up turn can resume,
+  // `checkpointAt` (where the conversation before the generation prompt ends) or the prompt's end.
+  const at = options.checkpointAt;
+  let from = reuse;
+  if (model.recurrentState && at !== undefined && at > reuse && at < prompt.length) {
+    model.prefill(prompt.slice(reuse, at), reuse);
+    model.saveCheckpoint();
+    from = at;
+  }
   if (constraint) {
     const run = await forcedRun(Math.min(maxTokens - 1, model.contextLength - prompt.length - 2, MAX_FORCED_TOKENS));
     if (run.complete && !run.forced.length) return { finishReason: 'stop', context: prompt.slice(0, reuse) };
     model.extendHistory(run.forced, prompt.length);
-    const sampled = await model.step([...prompt.slice(reuse), ...run.forced], reuse, options.maxPrefillMs);
+    const sampled = await model.step([...prompt.slice(from), ...run.forced], from, options.maxPrefillMs);
     ({ complete } = run);
     pending = complete ? run.forced : [...run.forced, sampled];
     ahead = run.forced.length;
     token = pending.shift()!;
   } else {
-    token = await model.step(prompt.slice(reuse), reuse, options.maxPrefillMs);
+    token = await model.step(prompt.slice(from), from, options.maxPrefillMs);
   }
+  if (model.recurrentState && from === reuse) model.saveCheckpoint();
   let batch = 1;
   for (let produced = 1; ; produced++) {
     if (options.signal?.aborted) return { finishReason: 'abort', context };

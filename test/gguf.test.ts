@@ -122,6 +122,24 @@ describe.skipIf(!HAVE_MODELS)('GGUF reader', () => {
       expect(e.message).toMatch(/sliding_window/);
       await expectCode(validate(await edited('qwen3', (_, t) => t.filter((x) => x.name !== 'blk.1.attn_k_norm.weight'))), 'missing-tensor');
     });
+    test("Qwen3.5: its MoE variant is refused by name; its DeltaNet keys and tensors are required and checked", async () => {
+      const file = await readGGUF(bytesSource(await makeModel({ arch: 'qwen35', shape: TINY_SHAPES.qwen35, quant: 'f32' })));
+      const edited = async (edit: (meta: Map<string, unknown>, tensors: TensorToWrite[]) => TensorToWrite[] | void) => {
+        const meta = new Map<string, unknown>(file.metadata);
+        let tensors = await tensorsOf(file);
+        tensors = edit(meta, tensors) ?? tensors;
+        return writeGGUF([...meta].map(([k, v]) => [k, typed(v as never)]), tensors);
+      };
+      await validate(await edited(() => undefined));
+      const moe = await expectCode(validate(await edited((m) => void m.set('general.architecture', 'qwen35moe'))), 'unsupported-architecture');
+      expect(moe.message).toMatch(/qwen35moe.*mixture-of-experts.*not supported/);
+      await expectCode(validate(await edited((m) => void m.delete('qwen35.ssm.state_size'))), 'malformed');
+      await expectCode(validate(await edited((_, t) => t.filter((x) => x.name !== 'blk.0.ssm_a'))), 'missing-tensor');
+      // Layer 3 is the full-attention one (interval 4): its q projection holds the output gate too.
+      await expectCode(validate(await edited((_, t) => t.filter((x) => x.name !== 'blk.3.attn_q_norm.weight'))), 'missing-tensor');
+      await expectCode(validate(await edited((m) => void m.set('qwen35.full_attention_interval', 2))), 'missing-tensor');
+      await expectCode(validate(await edited((m) => void m.set('qwen35.ssm.inner_size', 128))), 'shape-mismatch');
+    });
     test('missing tensor', async () => {
       await expectCode(validate(await mutate((_, t) => t.filter((x) => x.name !== 'blk.3.ffn_up.weight'))), 'missing-tensor');
     });

@@ -10,6 +10,11 @@ export interface RenderOptions {
   tools?: FunctionDefinition[];
   /** chat_template_kwargs: extra variables for the template (enable_thinking, ...). */
   kwargs?: Record<string, unknown>;
+  /**
+   * End with the template's generation prompt (default true); false renders the conversation
+   * alone, where a model with a recurrent state keeps its checkpoint for the next turn.
+   */
+  generationPrompt?: boolean;
 }
 
 /** A message as the template sees it. */
@@ -111,10 +116,11 @@ export const TEMPLATE_LIMITS = {
  * sandboxed interpreter, within TEMPLATE_LIMITS. A base model without one gets a plain transcript.
  */
 export function renderChat(template: string | undefined, messages: ChatMessage[], tokens: { bos: string; eos: string }, options: RenderOptions = {}): string {
+  const generationPrompt = options.generationPrompt ?? true;
   const shaped = templateMessages(template, messages, options.tools);
   if (!template) {
     const lines = shaped.map((m) => (m.role === 'system' || m.role === 'developer' ? `${m.content}\n` : `${m.role === 'user' ? 'User' : 'Assistant'}: ${m.content}`));
-    return `${lines.join('\n')}\nAssistant:`;
+    return `${lines.join('\n')}${generationPrompt ? '\nAssistant:' : ''}`;
   }
   try {
     const env = new Environment();
@@ -129,7 +135,7 @@ export function renderChat(template: string | undefined, messages: ChatMessage[]
       range: boundedRange,
       strftime_now: strftimeNow,
       messages: shaped,
-      add_generation_prompt: true,
+      add_generation_prompt: generationPrompt,
       bos_token: tokens.bos,
       eos_token: tokens.eos,
     })) env.set(name, value);
@@ -161,8 +167,8 @@ export function encodeChat(
   const prefill = options.prefill ?? '';
   const encode = (text: string, literalRanges?: [number, number][]) =>
     // Templates that write BOS themselves must not get a second one.
-    tokenizer.encode(text + prefill, { addBos: tokens.bos && text.startsWith(tokens.bos) ? false : undefined, literalRanges });
-  const render = { tools: options.tools, kwargs: options.kwargs };
+    tokenizer.encode(text + (options.generationPrompt === false ? '' : prefill), { addBos: tokens.bos && text.startsWith(tokens.bos) ? false : undefined, literalRanges });
+  const render: RenderOptions = { tools: options.tools, kwargs: options.kwargs, generationPrompt: options.generationPrompt };
   if (!options.allowSpecial) {
     // Tool definitions and call arguments are rendered as JSON, out of reach of content spans.
     const neutral = (v: unknown) => neutralized(tokenizer, v);

@@ -206,6 +206,14 @@ export class EngineCore {
       const emit = plan.stream ? onChunk : undefined;
       await emit?.(delta({ role: 'assistant', content: '' }, null));
 
+      // A recurrent state (Qwen3.5) is kept where the conversation so far ends, before the
+      // generation prompt: a follow-up turn's prompt extends that part (its rendering of this
+      // reply need not repeat the generation prompt), so it can resume there.
+      let checkpointAt: number | undefined;
+      if (model.recurrentState) {
+        const history = encodeChat(tokenizer, messages, { allowSpecial, tools, kwargs: templateKwargs, generationPrompt: false });
+        if (history.length < prompt.length && history.every((t, i) => t === prompt[i])) checkpointAt = history.length;
+      }
       const choices: ChatCompletionChoice[] = [];
       let total: Usage | undefined;
       for (let index = 0; index < n; index++) {
@@ -231,7 +239,7 @@ export class EngineCore {
         }
         // The prefilled opener is the reply's first text; inside a call, the parser holds it.
         await take(parser.push(prefill));
-        const result = await this.run(prompt, { ...callParams, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl);
+        const result = await this.run(prompt, { ...callParams, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl, checkpointAt);
         await take(parser.finish());
         const finishReason = calls.length && result.finishReason === 'stop' ? 'tool_calls' : result.finishReason;
         await emit?.(delta({}, finishReason));
@@ -436,7 +444,7 @@ export class EngineCore {
    */
   private async run(
     prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: { token: number; text: string }) => unknown, received: number,
-    keepControl?: ReadonlySet<number>,
+    keepControl?: ReadonlySet<number>, checkpointAt?: number,
   ): Promise<{ finishReason: FinishReason; usage: Usage }> {
     const started = performance.now();
     const { model, tokenizer } = this.require();
@@ -445,6 +453,9 @@ export class EngineCore {
     }
     let reuse = 0;
     while (reuse < this.context.length && reuse < prompt.length && this.context[reuse] === prompt[reuse]) reuse++;
+    // At least the last prompt token runs; a recurrent state (Qwen3.5) resumes only where it is
+    // or was saved, not at any position the KV cache could.
+    reuse = model.resumablePrefix(Math.max(0, Math.min(reuse, prompt.length - 1)));
     const stops = typeof params.stop === 'string' ? [params.stop] : params.stop ?? [];
     const matcher = new StopMatcher(stops.filter((s) => s.length > 0));
     const { constraint: spec, ...rest } = params;
@@ -456,7 +467,7 @@ export class EngineCore {
     signal.addEventListener('abort', onAbort);
     let stoppedByString = false;
     let completion = 0;
-    const options: GenerateOptions & { cachedPrefix: number; constraint?: Constraint } = { ...rest, signal: local.signal, cachedPrefix: reuse, constraint };
+    const options: GenerateOptions & { cachedPrefix: number; checkpointAt?: number; constraint?: Constraint } = { ...rest, signal: local.signal, cachedPrefix: reuse, checkpointAt, constraint };
     let firstToken: number | undefined;
     const usageNow = (completion: number) => {
       const cached = Math.min(reuse, prompt.length - 1);

@@ -2,6 +2,8 @@ import activationsWgsl from '../../shaders/activations.wgsl?raw';
 import attentionWgsl from '../../shaders/attention.wgsl?raw';
 import biasWgsl from '../../shaders/bias.wgsl?raw';
 import commonWgsl from '../../shaders/common.wgsl?raw';
+import deltaNetWgsl from '../../shaders/delta_net.wgsl?raw';
+import deltaNetRecurrenceWgsl from '../../shaders/delta_net_recurrence.wgsl?raw';
 import embeddingWgsl from '../../shaders/embedding.wgsl?raw';
 import encoderWgsl from '../../shaders/encoder.wgsl?raw';
 import encoderOpsWgsl from '../../shaders/encoder_ops.wgsl?raw';
@@ -9,6 +11,7 @@ import gemvQkvWgsl from '../../shaders/gemv_qkv.wgsl?raw';
 import gemvSwigluWgsl from '../../shaders/gemv_swiglu.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import normWgsl from '../../shaders/norm.wgsl?raw';
+import outputGateWgsl from '../../shaders/output_gate.wgsl?raw';
 import probeWgsl from '../../shaders/probe.wgsl?raw';
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import reduceSubgroupsWgsl from '../../shaders/reduce_subgroups.wgsl?raw';
@@ -55,6 +58,10 @@ const SPECS = {
   layernorm: { source: encoderWgsl, entry: 'layernorm', bindings: [RW, R, R, R, R, U, U] },
   bias_gelu: { source: encoderOpsWgsl, entry: 'bias_gelu', bindings: [RW, R, U, U] },
   pool: { source: encoderOpsWgsl, entry: 'pool', bindings: [RW, R, U, U] },
+  split_query_gate: { source: outputGateWgsl, entry: 'split_query_gate', bindings: [R, RW, U, U] },
+  apply_output_gate: { source: outputGateWgsl, entry: 'apply_output_gate', bindings: [R, RW, U, U] },
+  delta_net_conv: { source: deltaNetWgsl, entry: 'delta_net_conv', bindings: [R, RW, RW, RW, RW, R, R, U, U] },
+  delta_net_recurrence: { source: deltaNetRecurrenceWgsl, entry: 'delta_net_recurrence', bindings: [R, R, R, R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW, R, R] },
 } satisfies Record<string, KernelSpec>;

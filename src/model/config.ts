@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
-import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
+import { metaArray, metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'qwen35'] as const;
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -40,6 +40,12 @@ interface ArchitectureTraits {
    * ignored, as llama.cpp ignores it (Qwen2, Phi-3).
    */
   window: { pattern: number; fallback: number | undefined } | null;
+  /**
+   * Qwen3.5's hybrid: Gated DeltaNet layers (linear attention with a recurrent state, `ssm.*`
+   * keys) between gated full-attention layers (q and a sigmoid output gate from one projection),
+   * and the feed-forward's input norm named post_attention_norm. See DeltaNetConfig.
+   */
+  hybridDeltaNet: boolean;
 }
 
 /**
@@ -52,7 +58,7 @@ interface ArchitectureTraits {
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
-  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0,
+  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, hybridDeltaNet: false,
   // Mistral's window, when a file has one, applies to every layer.
   window: { pattern: 0, fallback: 0 },
 };
@@ -72,7 +78,24 @@ const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], Arch
   gemma3: {
     ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 6, fallback: undefined }, windowRopeTheta: 10000,
   },
+  // Qwen3.5 (dense): Gated DeltaNet layers and, every full_attention_interval-th layer, Qwen 3's
+  // attention (NEOX RoPE on part of each head, q/k norms) with an output gate.
+  qwen35: { ...LLAMA, ropeStyle: 'neox', qkNorm: true, window: null, hybridDeltaNet: true },
 };
+
+/**
+ * A Gated DeltaNet layer's sizes (llama.cpp's ssm_* hparams): q and k have `kHeads` heads, v and
+ * the recurrent state `vHeads`, all `state` wide (value head v reads q/k head v % kHeads, as
+ * ggml_repeat tiles them); the causal conv over q/k/v has `convKernel` taps.
+ */
+export interface DeltaNetConfig {
+  convKernel: number;
+  state: number;
+  kHeads: number;
+  vHeads: number;
+  /** Which layers are linear attention (the rest are full attention). */
+  recurrent: boolean[];
+}
 
 /** Hyperparameters of a Llama-family model, read from `llama.*` GGUF metadata. */
 export interface ModelConfig extends ArchitectureTraits {
@@ -117,12 +140,22 @@ export interface ModelConfig extends ArchitectureTraits {
    */
   slidingWindow: number;
   swaPattern: number;
+  /** Qwen3.5's linear-attention layers; undefined for the other architectures. */
+  deltaNet: DeltaNetConfig | undefined;
+  /**
+   * Rotated pairs that text tokens leave unrotated: with M-RoPE sections (Qwen3.5), text positions
+   * are (p, p, p, 0), so pairs of the fourth section (or past the three) turn by position 0.
+   */
+  ropeUnrotatedPairs: number[];
 }
 
 export function readConfig(file: GGUFFile): ModelConfig {
   const name = file.source.name;
   const arch = metaString(file, 'general.architecture');
   if (arch === undefined) throw new ModelFormatError('malformed', `${name}: missing general.architecture`);
+  if (arch === 'qwen35moe') {
+    throw new ModelFormatError('unsupported-architecture', `${name}: architecture "qwen35moe" (Qwen3.5's mixture-of-experts variant) is not supported; the dense Qwen3.5 models (qwen35) are`);
+  }
   if (!(SUPPORTED_ARCHITECTURES as readonly string[]).includes(arch)) {
     throw new ModelFormatError(
       'unsupported-architecture',
@@ -162,6 +195,8 @@ export function readConfig(file: GGUFFile): ModelConfig {
     attnScale: arch === 'gemma3' && k('block_count') === 62 ? 1 / Math.sqrt(dim / nHeads) : 1 / Math.sqrt(headDim),
     slidingWindow: traits.window ? k('attention.sliding_window', traits.window.fallback) : 0,
     swaPattern: traits.window?.pattern ?? 0,
+    deltaNet: traits.hybridDeltaNet ? readDeltaNet(file, arch, k('block_count')) : undefined,
+    ropeUnrotatedPairs: unrotatedPairs(file, arch, k('rope.dimension_count', headDim) / 2),
     ...traits,
   };
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
@@ -188,6 +223,53 @@ export function readConfig(file: GGUFFile): ModelConfig {
   return config;
 }
 
+function readDeltaNet(file: GGUFFile, arch: string, nLayers: number): DeltaNetConfig {
+  const name = file.source.name;
+  const k = (key: string, fallback?: number) => metaNumber(file, `${arch}.${key}`, fallback);
+  const d = { convKernel: k('ssm.conv_kernel'), state: k('ssm.state_size'), kHeads: k('ssm.group_count'), vHeads: k('ssm.time_step_rank') };
+  for (const [key, v] of Object.entries(d)) {
+    if (!Number.isInteger(v) || v <= 0 || v > 1 << 16) throw new ModelFormatError('malformed', `${name}: invalid ssm ${key} ${v}`);
+  }
+  if (d.vHeads % d.kHeads) throw new ModelFormatError('shape-mismatch', `${name}: ${d.vHeads} value heads do not split over ${d.kHeads} key heads`);
+  if (k('ssm.inner_size') !== d.vHeads * d.state) throw new ModelFormatError('shape-mismatch', `${name}: ssm.inner_size ${k('ssm.inner_size')} is not ${d.vHeads} value heads x ${d.state}`);
+  // The state kernel keeps a column of a head's state per invocation (shaders/delta_net.wgsl).
+  if (d.state > 256 || d.state % 4) throw new ModelFormatError('shape-mismatch', `${name}: ssm.state_size ${d.state} is not a multiple of 4 up to 256`);
+  if (d.convKernel > 8) throw new ModelFormatError('shape-mismatch', `${name}: ssm.conv_kernel ${d.convKernel} is above the supported 8`);
+  // llama.cpp: attention.recurrent_layers (newer files) or every full_attention_interval-th layer
+  // is full attention (default 4).
+  const listed = metaArray(file, `${arch}.attention.recurrent_layers`);
+  let recurrent: boolean[];
+  if (listed && listed.length === nLayers) {
+    recurrent = Array.from(listed as ArrayLike<unknown>, (v) => Boolean(v));
+  } else {
+    const interval = k('full_attention_interval', 4);
+    if (!Number.isInteger(interval) || interval < 1) throw new ModelFormatError('malformed', `${name}: invalid full_attention_interval ${interval}`);
+    recurrent = Array.from({ length: nLayers }, (_, i) => (i + 1) % interval !== 0);
+  }
+  return { ...d, recurrent };
+}
+
+/**
+ * ggml's interleaved M-RoPE (LLAMA_ROPE_TYPE_IMROPE) for text tokens, whose positions are
+ * (p, p, p, 0): pair i lies in sector i % sum(sections), taken by the first three sections in turn
+ * (sector % 3 == 0, 1, 2, while below 3 x that section); any other sector is the fourth's and turns
+ * by position 0. Without sections every pair turns by p.
+ */
+function unrotatedPairs(file: GGUFFile, arch: string, pairs: number): number[] {
+  const sections = metaArray(file, `${arch}.rope.dimension_sections`);
+  if (!sections || sections.length < 3) return [];
+  const s = Array.from(sections as ArrayLike<unknown>, Number);
+  const total = s.reduce((a, b) => a + b, 0);
+  if (!(total > 0)) return [];
+  const out: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const sector = i % total;
+    const mod = sector % 3;
+    if (!(sector < 3 * s[mod]!)) out.push(i);
+  }
+  return out;
+}
+
 /**
  * What one layer runs, top to bottom: a block that mixes the tokens (attention over the KV cache),
  * then a feed-forward block. What varies from layer to layer (Gemma 2's alternating window,
@@ -198,9 +280,23 @@ export interface LayerPlan {
   index: number;
   /** The prefix of the layer's tensor names. */
   prefix: string;
-  mixer: AttentionPlan;
+  mixer: AttentionPlan | DeltaNetPlan;
   /** A gated feed-forward (act(gate) * up, then down); the activation is the model's. */
   feedForward: 'glu';
+  /** The feed-forward's input norm (Qwen3.5 names it post_attention_norm). */
+  feedForwardNorm: string;
+}
+
+/** A layer whose mixer is attention. */
+export type AttentionLayer = LayerPlan & { mixer: AttentionPlan };
+
+export function isAttentionLayer(layer: LayerPlan): layer is AttentionLayer {
+  return layer.mixer.kind === 'attention';
+}
+
+/** A Gated DeltaNet layer (Qwen3.5's linear attention, blocks/delta-net.ts). */
+export interface DeltaNetPlan {
+  kind: 'delta-net';
 }
 
 export interface AttentionPlan {
@@ -211,6 +307,8 @@ export interface AttentionPlan {
   rope: boolean;
   /** RoPE by the windowed layers' own base (`windowRopeTheta`, Gemma 3), not the model's. */
   windowRope: boolean;
+  /** q's projection also makes a gate per output value: out *= sigmoid(gate) (Qwen3.5). */
+  outputGate: boolean;
 }
 
 /** The layers of the model, in order. */
@@ -218,7 +316,11 @@ export function layerPlans(c: ModelConfig): LayerPlan[] {
   return Array.from({ length: c.nLayers }, (_, index) => {
     const window = layerWindow(c, index);
     const rope = !(c.noRopeLayerStep && (index + 1) % c.noRopeLayerStep === 0);
-    return { index, prefix: `blk.${index}.`, mixer: { kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0 }, feedForward: 'glu' };
+    const prefix = `blk.${index}.`;
+    const feedForwardNorm = prefix + (c.hybridDeltaNet ? 'post_attention_norm.weight' : 'ffn_norm.weight');
+    if (c.deltaNet?.recurrent[index]) return { index, prefix, mixer: { kind: 'delta-net' }, feedForward: 'glu', feedForwardNorm };
+    const mixer: AttentionPlan = { kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0, outputGate: c.hybridDeltaNet };
+    return { index, prefix, mixer, feedForward: 'glu', feedForwardNorm };
   });
 }
 
@@ -279,13 +381,21 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
   ]);
   if (!c.tiedOutput) m.set('output.weight', [c.dim, c.vocabSize]);
   for (const factors of [c.ropeFactors?.short, c.ropeFactors?.long]) if (factors) m.set(factors, [c.ropeDim / 2]);
-  for (let l = 0; l < c.nLayers; l++) {
-    const p = `blk.${l}.`;
+  for (const layer of layerPlans(c)) {
+    const p = layer.prefix;
     m.set(p + 'attn_norm.weight', [c.dim]);
+    m.set(layer.feedForwardNorm, [c.dim]);
+    if (!c.fusedGateUp) m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);
+    m.set(p + 'ffn_up.weight', [c.dim, c.fusedGateUp ? 2 * c.ffnDim : c.ffnDim]);
+    m.set(p + 'ffn_down.weight', [c.ffnDim, c.dim]);
+    if (layer.mixer.kind === 'delta-net') {
+      for (const [n, shape] of deltaNetTensors(c, c.deltaNet!)) m.set(p + n, shape);
+      continue;
+    }
     if (c.fusedQkv) {
       m.set(p + 'attn_qkv.weight', [c.dim, q + 2 * kv]);
     } else {
-      m.set(p + 'attn_q.weight', [c.dim, q]);
+      m.set(p + 'attn_q.weight', [c.dim, layer.mixer.outputGate ? 2 * q : q]);
       m.set(p + 'attn_k.weight', [c.dim, kv]);
       m.set(p + 'attn_v.weight', [c.dim, kv]);
     }
@@ -300,13 +410,25 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
     }
     m.set(p + 'attn_output.weight', [q, c.dim]);
     if (c.postNorms) m.set(p + 'post_attention_norm.weight', [c.dim]);
-    m.set(p + 'ffn_norm.weight', [c.dim]);
     if (c.postNorms) m.set(p + 'post_ffw_norm.weight', [c.dim]);
-    if (!c.fusedGateUp) m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);
-    m.set(p + 'ffn_up.weight', [c.dim, c.fusedGateUp ? 2 * c.ffnDim : c.ffnDim]);
-    m.set(p + 'ffn_down.weight', [c.ffnDim, c.dim]);
   }
   return m;
+}
+
+/** A Gated DeltaNet layer's tensors, by name within the layer (llama.cpp's; ssm_a has no .weight). */
+export function deltaNetTensors(c: ModelConfig, d: DeltaNetConfig): [string, number[]][] {
+  const keyDim = d.kHeads * d.state, valueDim = d.vHeads * d.state;
+  return [
+    ['attn_qkv.weight', [c.dim, 2 * keyDim + valueDim]], ['attn_gate.weight', [c.dim, valueDim]],
+    ['ssm_conv1d.weight', [d.convKernel, 2 * keyDim + valueDim]], ['ssm_dt.bias', [d.vHeads]], ['ssm_a', [d.vHeads]],
+    ['ssm_beta.weight', [c.dim, d.vHeads]], ['ssm_alpha.weight', [c.dim, d.vHeads]], ['ssm_norm.weight', [d.state]],
+    ['ssm_out.weight', [valueDim, c.dim]],
+  ];
+}
+
+/** Tensors read as flat f32 arrays whatever their shape: 1-D ones, and the conv taps of a DeltaNet layer. */
+export function isVectorTensor(t: TensorInfo): boolean {
+  return t.dims.length === 1 || t.name.endsWith('.ssm_conv1d.weight');
 }
 
 function checkShapes(file: GGUFFile, c: ModelConfig): void {

@@ -74,7 +74,7 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
     ropeTheta: k('rope.freq_base', 10000), ropeLinearScale: 1, ropeDim: headDim, tiedOutput: true, ropeFactors: undefined, ropeOriginalContext: contextLength, ropeAttnFactor: 1,
     attnSoftcap: 0, finalSoftcap: 0, attnScale: 1 / Math.sqrt(headDim), slidingWindow: 0, swaPattern: 0,
     qkvBias: !nomic, ropeStyle: 'neox', fusedQkv: nomic, fusedGateUp: false, activation: nomic ? 'silu' : 'gelu', scaleEmbedding: false, postNorms: false, softcapping: false,
-    qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, window: null,
+    qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, window: null, hybridDeltaNet: false, deltaNet: undefined, ropeUnrotatedPairs: [],
     pooling, causal, positions: nomic ? 'rope' : 'absolute',
     tokenTypes: file.tensors.find((t) => t.name === 'token_types.weight')?.dims[1] ?? 0,
   };

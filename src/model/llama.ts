@@ -4,10 +4,11 @@ import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
 import { AttentionBlocks } from './blocks/attention.js';
+import { DeltaNetBlocks, type RecurrentState } from './blocks/delta-net.js';
 import { recordEmbedding } from './blocks/embedding.js';
 import { FeedForwardBlocks } from './blocks/feed-forward.js';
 import { FILTER_BIAS, FILTER_MASK, FILTERS_OFFSET, maskBytes, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
-import { layerPlans, ropeFactorTensor, type ModelConfig } from './config.js';
+import { isAttentionLayer, layerPlans, ropeFactorTensor, type ModelConfig } from './config.js';
 import { checkFit, planMemory, residualBytes } from './memory-plan.js';
 import { tuneDecodeWorkgroup } from './kernel-shapes.js';
 import { ForwardRecorder, type Op, type ResidualStream } from './recorder.js';
@@ -95,6 +96,14 @@ export class LlamaModel {
   private samplerFilters = 0;
   private readback!: GPUBuffer;
   private disposed = false;
+  /**
+   * Qwen3.5's recurrent state (each DeltaNet layer's conv and delta-rule state), empty for other
+   * models. Unlike the KV cache it cannot be rolled back to an earlier position: it holds the
+   * first `stateTokens` tokens run, and `checkpoint` a copy of it at an earlier position.
+   */
+  private recurrent: RecurrentState[] = [];
+  private stateTokens = 0;
+  private checkpoint: { tokens: number; state: RecurrentState[] } | undefined;
 
   private constructor(
     readonly gpu: GpuContext,
@@ -131,6 +140,8 @@ export class LlamaModel {
   /** Bytes of the weights and of the KV cache on the GPU (what the memory target is measured against). */
   weightBytes = 0;
   kvCacheBytes = 0;
+  /** Bytes of the recurrent state (and its checkpoint) on the GPU (Qwen3.5). */
+  recurrentStateBytes = 0;
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<LlamaModel> {
     // Before a single weight byte is read: does every buffer fit this device's limits and the budget?
@@ -170,7 +181,9 @@ export class LlamaModel {
     const { buffers, cpuValues: freqFactors } = await uploadWeights(a, plans, chunks, options.onProgress, factorTensor);
     if (factorTensor && freqFactors?.length !== c.ropeDim / 2) throw new WebGGUFError('malformed', `${factorTensor} did not arrive whole`);
     this.weightBytes = plans.reduce((sum, p) => sum + p.words * 4, 0);
-    this.kvCacheBytes = 2 * c.nLayers * this.contextLength * c.nKvHeads * c.headDim * 4;
+    const plansOfLayers = layerPlans(c);
+    const attentionLayers = plansOfLayers.filter(isAttentionLayer).length;
+    this.kvCacheBytes = 2 * attentionLayers * this.contextLength * c.nKvHeads * c.headDim * 4;
     for (const p of plans) {
       const embeddingOnly = p.matrix === 'token_embd.weight' && !c.tiedOutput;
       this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
@@ -183,6 +196,7 @@ export class LlamaModel {
     const residual: ResidualStream = { x: a.storage('x', residualBytes(c, B)), normed: a.storage('xb', residualBytes(c, B)) };
     const attention = new AttentionBlocks(r, this.contextLength, B, freqFactors);
     const feedForward = new FeedForwardBlocks(r, B);
+    const deltaNet = c.deltaNet ? new DeltaNetBlocks(r, B) : undefined;
     // GPUs: the decode GEMVs' workgroup size, timed on a feed-forward matrix of this model.
     if (!this.gpu.cpuEmulated) {
       this.decodeWorkgroup = await tuneDecodeWorkgroup(this.gpu, this.kernels, r.matrix('blk.0.ffn_up.weight')[0]!, residual.normed, feedForward.hidden, this.stepBuffer);
@@ -192,9 +206,18 @@ export class LlamaModel {
     // The forward pass (llama2.c's forward()): embed the tokens, run each layer's blocks on the
     // residual stream, then the head (skipped for all but a prompt's last chunk).
     recordEmbedding(r, this.tokensBuffer, residual.x);
-    for (const layer of layerPlans(c)) {
-      attention.record(layer, residual);
+    for (const layer of plansOfLayers) {
+      if (isAttentionLayer(layer)) attention.record(layer, residual);
+      else deltaNet!.record(layer, residual);
       feedForward.record(layer, residual);
+    }
+    if (deltaNet) {
+      this.recurrent = deltaNet.states;
+      this.checkpoint = {
+        tokens: -1,
+        state: this.recurrent.map((s, i) => ({ conv: a.storage(`conv_checkpoint.${i}`, s.conv.size), matrix: a.storage(`delta_checkpoint.${i}`, s.matrix.size) })),
+      };
+      this.recurrentStateBytes = 2 * this.recurrent.reduce((sum, s) => sum + s.conv.size + s.matrix.size, 0);
     }
     attention.finish();
     const opsBeforeHead = r.decode.length;
@@ -269,6 +292,7 @@ export class LlamaModel {
     const n = tokens.length;
     this.checkRange(pos, n);
     const started = performance.now();
+    this.resumeState(pos, n);
     for (let at = 0; at < n; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
       this.encodeStep(chunk, pos + at, at + this.maxBatch >= n, 'state');
@@ -301,6 +325,7 @@ export class LlamaModel {
   async decode(count: number, pos: number): Promise<number[]> {
     if (!Number.isInteger(count) || count < 1 || count > MAX_DECODE_STEPS) throw new WebGGUFError('invalid-argument', `decode takes 1 to ${MAX_DECODE_STEPS} steps, not ${count}`);
     this.checkRange(pos, count);
+    this.resumeState(pos, count);
     const device = this.gpu.device;
     const steps = new Uint32Array((count * STEP_BYTES) / 4);
     for (let i = 0; i < count; i++) steps.set([pos + i, 1], (i * STEP_BYTES) / 4);
@@ -315,14 +340,79 @@ export class LlamaModel {
     return this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
   }
 
+  /** Runs `tokens` at positions [pos, pos + tokens.length) without choosing a next token (a prompt's first part). */
+  prefill(tokens: ArrayLike<number>, pos: number): void {
+    const n = tokens.length;
+    this.checkRange(pos, n);
+    this.resumeState(pos, n);
+    for (let at = 0; at < n; at += this.maxBatch) this.encodeStep(Array.from(tokens).slice(at, at + this.maxBatch), pos + at, false, 'state');
+  }
+
   /** Like step, but returns the last token's logits (tests and tools; decode never needs them). */
   async logits(tokens: ArrayLike<number>, pos: number): Promise<Float32Array> {
     this.checkRange(pos, tokens.length);
+    this.resumeState(pos, tokens.length);
     for (let at = 0; at < tokens.length; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
       this.encodeStep(chunk, pos + at, at + this.maxBatch >= tokens.length, 'logits');
     }
     return this.read(this.config.vocabSize * 4, (b) => new Float32Array(b).slice());
+  }
+
+  /** Whether the model keeps a recurrent state (Qwen3.5), which steps must continue in order. */
+  get recurrentState(): boolean {
+    return this.recurrent.length > 0;
+  }
+
+  /**
+   * Where a step may start, given that the first `cached` tokens of the sequence are the ones run
+   * before: `cached` itself for attention-only models (the KV cache keeps every position); with a
+   * recurrent state, the later of the live state and the checkpoint that is not past `cached`,
+   * else 0 (run from the start).
+   */
+  resumablePrefix(cached: number): number {
+    if (!this.recurrentState) return cached;
+    const at = [this.stateTokens, this.checkpoint?.tokens ?? -1].filter((t) => t >= 0 && t <= cached);
+    return Math.max(0, ...at);
+  }
+
+  /** Copies the recurrent state aside, as it is after the tokens run so far (restored by a step at that position). */
+  saveCheckpoint(): void {
+    this.assertLive();
+    if (!this.checkpoint) return;
+    this.copyState(this.recurrent, this.checkpoint.state);
+    this.checkpoint.tokens = this.stateTokens;
+  }
+
+  /**
+   * Brings the recurrent state to position `pos` before a step of `n` tokens: zeros at 0, the live
+   * state where it already is, the checkpoint where it was saved; anything else cannot be had.
+   */
+  private resumeState(pos: number, n: number): void {
+    if (!this.recurrentState) return;
+    if (pos === 0) {
+      const encoder = this.gpu.device.createCommandEncoder();
+      for (const s of this.recurrent) {
+        encoder.clearBuffer(s.conv);
+        encoder.clearBuffer(s.matrix);
+      }
+      this.gpu.device.queue.submit([encoder.finish()]);
+    } else if (pos !== this.stateTokens) {
+      if (this.checkpoint?.tokens !== pos) {
+        throw new WebGGUFError('invalid-argument', `this model's recurrent state holds ${this.stateTokens} tokens and cannot resume at position ${pos}`);
+      }
+      this.copyState(this.checkpoint.state, this.recurrent);
+    }
+    this.stateTokens = pos + n;
+  }
+
+  private copyState(from: RecurrentState[], to: RecurrentState[]): void {
+    const encoder = this.gpu.device.createCommandEncoder();
+    from.forEach((s, i) => {
+      encoder.copyBufferToBuffer(s.conv, 0, to[i]!.conv, 0, s.conv.size);
+      encoder.copyBufferToBuffer(s.matrix, 0, to[i]!.matrix, 0, s.matrix.size);
+    });
+    this.gpu.device.queue.submit([encoder.finish()]);
   }
 
   /** Submits one step of `tokens`; with `head`, what the host reads afterwards lands in the readback buffer. */

@@ -2,9 +2,10 @@ import { WebGGUFError } from '../errors.js';
 import type { GGUFFile } from '../gguf/gguf.js';
 import type { GpuContext } from '../gpu/context.js';
 import { attentionBuffers } from './blocks/attention.js';
+import { deltaNetBuffers } from './blocks/delta-net.js';
 import { feedForwardBuffers } from './blocks/feed-forward.js';
 import { outputHeadBuffers } from './blocks/output-head.js';
-import { readConfig, type ModelConfig } from './config.js';
+import { layerPlans, readConfig, type ModelConfig } from './config.js';
 import { planWeights, type TensorPlan } from './weights.js';
 
 /** LoadOptions.contextLength's default cap. */
@@ -40,13 +41,14 @@ export function planMemory(file: GGUFFile, options: { contextLength?: number; ma
   const weights = planWeights(file, config, options.maxPartBytes);
   const residual = residualBytes(config, maxBatch);
   // Per-sequence state is named for what it is (k_cache.3, v_cache.3, and the like).
-  const role = (name: string): PlannedBuffer['role'] => (/(^|_)(cache|state)\b/.test(name) ? 'context' : 'work');
+  const role = (name: string): PlannedBuffer['role'] => (/(^|_)(cache|state|checkpoint)\b/.test(name) ? 'context' : 'work');
   const buffers: PlannedBuffer[] = [
     ...weights.map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
     ...[
       { name: 'x', bytes: residual },
       { name: 'xb', bytes: residual },
       ...attentionBuffers(config, contextLength, maxBatch),
+      ...deltaNetBuffers(config, layerPlans(config).filter((l) => l.mixer.kind === 'delta-net').map((l) => l.index), maxBatch),
       ...feedForwardBuffers(config, maxBatch),
       ...outputHeadBuffers(config, contextLength),
     ].map((b) => ({ ...b, role: role(b.name) })),

@@ -2,7 +2,7 @@ import { ModelFormatError, WebGGUFError } from '../errors.js';
 import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
 import type { GpuAllocator } from '../gpu/allocator.js';
 import { gpuLayout, hasScaleRegion, planTensor, scaleWords, type GpuLayout } from '../quant/formats.js';
-import { expectedTensors, matrixViews, type ModelConfig } from './config.js';
+import { expectedTensors, isVectorTensor, matrixViews, type ModelConfig } from './config.js';
 
 /**
  * One GPU buffer of weights: matrices in their repacked layout, vectors (norm weights) as f32.
@@ -65,7 +65,7 @@ export function planWeights(file: GGUFFile, config: ModelConfig, maxPartBytes = 
     .filter((t) => wanted.has(t.name))
     .sort((a, b) => a.offset - b.offset)
     .flatMap((t): TensorPlan[] => {
-      if (t.dims.length === 1) return [{ name: t.name, tensor: t.name, fileRow: 0, matrix: t.name, rowStart: 0, layout: null, words: t.elements }];
+      if (isVectorTensor(t)) return [{ name: t.name, tensor: t.name, fileRow: 0, matrix: t.name, rowStart: 0, layout: null, words: t.elements }];
       const cols = t.dims[0]!;
       const kind = planTensor(t.type, cols, t.name).kind;
       const granule = rowGranule(t.type, cols, t.name);

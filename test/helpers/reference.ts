@@ -4,7 +4,7 @@
  * checks the kernels and the repacked layouts, not just the arithmetic.
  */
 import { readTensorChunks, type GGUFFile } from '../../src/gguf/gguf.js';
-import { layerPlans, layerWindow, matrixViews, readConfig, ropeFactorTensor, tensor, type ModelConfig } from '../../src/model/config.js';
+import { layerPlans, layerWindow, matrixViews, readConfig, ropeFactorTensor, tensor, type AttentionPlan, type ModelConfig } from '../../src/model/config.js';
 import { formatFor } from '../../src/quant/formats.js';
 
 export async function dequantizeTensor(file: GGUFFile, name: string): Promise<Float32Array> {
@@ -26,11 +26,22 @@ interface Layer {
   qNorm?: Float32Array; kNorm?: Float32Array;
   /** Norms on the attention and FFN outputs (Gemma 2). */
   postAttnNorm?: Float32Array; postFfnNorm?: Float32Array;
+  /** A Gated DeltaNet layer (Qwen3.5): the attention fields above are then empty. */
+  deltaNet?: DeltaNetWeights;
 }
+
+interface DeltaNetWeights {
+  wqkv: Float32Array; wz: Float32Array; conv: Float32Array; dtBias: Float32Array; a: Float32Array;
+  wBeta: Float32Array; wAlpha: Float32Array; norm: Float32Array; wOut: Float32Array;
+}
+
+/** A DeltaNet layer's recurrent state: the last convKernel - 1 q/k/v rows, and a state matrix per value head. */
+interface DeltaNetState { conv: Float32Array; matrix: Float32Array }
 
 export class ReferenceModel {
   private keyCache: Float32Array[];
   private valueCache: Float32Array[];
+  private deltaNetState: (DeltaNetState | undefined)[];
   private constructor(
     readonly config: ModelConfig,
     private readonly embedding: Float32Array,
@@ -42,6 +53,11 @@ export class ReferenceModel {
     const kvDim = config.nKvHeads * config.headDim;
     this.keyCache = layers.map(() => new Float32Array(config.contextLength * kvDim));
     this.valueCache = layers.map(() => new Float32Array(config.contextLength * kvDim));
+    const d = config.deltaNet;
+    this.deltaNetState = layers.map((L) => (L.deltaNet && d ? {
+      conv: new Float32Array((d.convKernel - 1) * (2 * d.kHeads + d.vHeads) * d.state),
+      matrix: new Float32Array(d.vHeads * d.state * d.state),
+    } : undefined));
   }
 
   static async load(file: GGUFFile): Promise<ReferenceModel> {
@@ -55,12 +71,25 @@ export class ReferenceModel {
       return (await dequantizeTensor(file, view.tensor)).slice(view.rowStart * cols, (view.rowStart + view.rows) * cols);
     };
     const layers: Layer[] = [];
-    for (let l = 0; l < c.nLayers; l++) {
-      const p = `blk.${l}.`;
+    const none = new Float32Array(0);
+    for (const plan of layerPlans(c)) {
+      const p = plan.prefix;
+      if (plan.mixer.kind === 'delta-net') {
+        layers.push({
+          attnNorm: await get(p + 'attn_norm.weight'), wq: none, wk: none, wv: none, wo: none,
+          ffnNorm: await get(plan.feedForwardNorm), wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'), wDown: await get(p + 'ffn_down.weight'),
+          deltaNet: {
+            wqkv: await get(p + 'attn_qkv.weight'), wz: await get(p + 'attn_gate.weight'), conv: await get(p + 'ssm_conv1d.weight'),
+            dtBias: await get(p + 'ssm_dt.bias'), a: await get(p + 'ssm_a'), wBeta: await get(p + 'ssm_beta.weight'),
+            wAlpha: await get(p + 'ssm_alpha.weight'), norm: await get(p + 'ssm_norm.weight'), wOut: await get(p + 'ssm_out.weight'),
+          },
+        });
+        continue;
+      }
       layers.push({
         attnNorm: await get(p + 'attn_norm.weight'), wq: await get(p + 'attn_q.weight'),
         wk: await get(p + 'attn_k.weight'), wv: await get(p + 'attn_v.weight'),
-        wo: await get(p + 'attn_output.weight'), ffnNorm: await get(p + 'ffn_norm.weight'),
+        wo: await get(p + 'attn_output.weight'), ffnNorm: await get(plan.feedForwardNorm),
         wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'),
         wDown: await get(p + 'ffn_down.weight'),
         ...(c.qkvBias ? { bq: await get(p + 'attn_q.bias'), bk: await get(p + 'attn_k.bias'), bv: await get(p + 'attn_v.bias') } : {}),
@@ -88,6 +117,9 @@ export class ReferenceModel {
       if (postNorm) rmsnorm(out, out, postNorm, c.normEps);
       for (let i = 0; i < c.dim; i++) x[i]! += out[i]!;
     };
+    const gated = c.hybridDeltaNet;
+    // With an output gate (Qwen3.5), q's projection makes per head hd values of q, then hd of gate.
+    const qg = new Float32Array((gated ? 2 : 1) * c.nHeads * hd);
     const q = new Float32Array(c.nHeads * hd);
     const att = new Float32Array(pos + 1);
     const attOut = new Float32Array(c.nHeads * hd);
@@ -96,9 +128,17 @@ export class ReferenceModel {
 
     for (let l = 0; l < c.nLayers; l++) {
       const L = this.layers[l]!;
+      if (L.deltaNet) {
+        rmsnorm(xb, x, L.attnNorm, c.normEps);
+        const out = deltaNetStep(c, L.deltaNet, this.deltaNetState[l]!, xb);
+        for (let i = 0; i < c.dim; i++) x[i]! += out[i]!;
+        this.feedForward(L, x, xb, gate, up);
+        continue;
+      }
       // Attention: norm, project, (Qwen 3) norm q and k per head, rotate (but SmolLM3's NoPE layers), cache, attend, project back, residual.
       rmsnorm(xb, x, L.attnNorm, c.normEps);
-      matmul(q, xb, L.wq);
+      matmul(qg, xb, L.wq);
+      for (let h = 0; h < c.nHeads; h++) q.set(qg.subarray(h * (gated ? 2 : 1) * hd, (h * (gated ? 2 : 1) + 1) * hd), h * hd);
       const k = this.keyCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
       const v = this.valueCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
       matmul(k, xb, L.wk);
@@ -113,13 +153,14 @@ export class ReferenceModel {
         for (let h = 0; h < c.nKvHeads; h++) rmsnorm(k.subarray(h * hd, (h + 1) * hd), k.subarray(h * hd, (h + 1) * hd), L.kNorm, c.normEps);
       }
       const neox = c.ropeStyle === 'neox';
-      const mixer = layerPlans(c)[l]!.mixer;
+      const mixer = layerPlans(c)[l]!.mixer as AttentionPlan;
       if (mixer.windowRope) {
         // Gemma 3's windowed layers: their own base, no factors, no scaling.
         rope(q, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
         rope(k, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
       } else if (mixer.rope) {
-        const factors = Array.from({ length: c.ropeDim / 2 }, (_, i) => (this.freqFactors?.[i] ?? 1) * c.ropeLinearScale);
+        // A pair that text tokens leave unrotated (M-RoPE's fourth section) turns by angle 0.
+        const factors = Array.from({ length: c.ropeDim / 2 }, (_, i) => (c.ropeUnrotatedPairs.includes(i) ? Infinity : (this.freqFactors?.[i] ?? 1) * c.ropeLinearScale));
         rope(q, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
         rope(k, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
       }
@@ -137,18 +178,12 @@ export class ReferenceModel {
         for (let i = 0; i < hd; i++) {
           let s = 0;
           for (let t = 0; t <= pos; t++) s += att[t]! * this.valueCache[l]![t * kvDim + kvh * hd + i]!;
-          attOut[h * hd + i] = s;
+          attOut[h * hd + i] = gated ? s * sigmoid(qg[(2 * h + 1) * hd + i]!) : s;
         }
       }
       matmul(xb, attOut, L.wo);
       residual(xb, L.postAttnNorm);
-      // Feed-forward: norm, SwiGLU (GeGLU for Gemma), project back, residual.
-      rmsnorm(xb, x, L.ffnNorm, c.normEps);
-      matmul(gate, xb, L.wGate);
-      matmul(up, xb, L.wUp);
-      for (let i = 0; i < c.ffnDim; i++) gate[i] = (c.activation === 'gelu' ? gelu(gate[i]!) : gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
-      matmul(xb, gate, L.wDown);
-      residual(xb, L.postFfnNorm);
+      this.feedForward(L, x, xb, gate, up);
     }
     rmsnorm(x, x, this.outputNorm, c.normEps);
     const logits = new Float32Array(c.vocabSize);
@@ -156,6 +191,86 @@ export class ReferenceModel {
     if (c.finalSoftcap) logits.forEach((v, i) => (logits[i] = c.finalSoftcap * Math.tanh(v / c.finalSoftcap)));
     return logits;
   }
+
+  /** Feed-forward: norm, SwiGLU (GeGLU for Gemma), project back, residual (through Gemma 2's post-norm). */
+  private feedForward(L: Layer, x: Float32Array, xb: Float32Array, gate: Float32Array, up: Float32Array): void {
+    const c = this.config;
+    rmsnorm(xb, x, L.ffnNorm, c.normEps);
+    matmul(gate, xb, L.wGate);
+    matmul(up, xb, L.wUp);
+    for (let i = 0; i < c.ffnDim; i++) gate[i] = (c.activation === 'gelu' ? gelu(gate[i]!) : gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
+    matmul(xb, gate, L.wDown);
+    if (L.postFfnNorm) rmsnorm(xb, xb, L.postFfnNorm, c.normEps);
+    for (let i = 0; i < c.dim; i++) x[i]! += xb[i]!;
+  }
+}
+
+export function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/** ggml's softplus: log(1 + e^x), x itself above 20. */
+export function softplus(x: number): number {
+  return x > 20 ? x : Math.log(1 + Math.exp(x));
+}
+
+/**
+ * One token through a Gated DeltaNet layer (llama.cpp's qwen35 build_layer_attn_linear and
+ * delta-net-base's autoregressive form), from the normalized input `h`; returns what it adds to
+ * the residual stream and advances `state`.
+ */
+export function deltaNetStep(c: ModelConfig, w: DeltaNetWeights, state: DeltaNetState, h: Float32Array): Float32Array {
+  const d = c.deltaNet!;
+  const S = d.state, keyDim = d.kHeads * S, valueDim = d.vHeads * S, convDim = 2 * keyDim + valueDim, K = d.convKernel;
+  const qkv = new Float32Array(convDim), z = new Float32Array(valueDim), beta = new Float32Array(d.vHeads), alpha = new Float32Array(d.vHeads);
+  matmul(qkv, h, w.wqkv);
+  matmul(z, h, w.wz);
+  matmul(beta, h, w.wBeta);
+  matmul(alpha, h, w.wAlpha);
+  // Causal conv over the last K inputs (the K-1 in the state, oldest first, then this one), SiLU.
+  const conv = new Float32Array(convDim);
+  for (let ch = 0; ch < convDim; ch++) {
+    let s = 0;
+    for (let k = 0; k < K - 1; k++) s += state.conv[k * convDim + ch]! * w.conv[ch * K + k]!;
+    s += qkv[ch]! * w.conv[ch * K + K - 1]!;
+    conv[ch] = s / (1 + Math.exp(-s));
+  }
+  state.conv.copyWithin(0, convDim);
+  state.conv.set(qkv, (K - 2) * convDim);
+  const l2 = (v: Float32Array) => {
+    let ss = 0;
+    for (const x of v) ss += x * x;
+    const scale = 1 / Math.max(Math.sqrt(ss), c.normEps);
+    return v.map((x) => x * scale);
+  };
+  const y = new Float32Array(valueDim);
+  for (let hv = 0; hv < d.vHeads; hv++) {
+    const kh = hv % d.kHeads;
+    const q = l2(conv.slice(kh * S, (kh + 1) * S)).map((x) => x / Math.sqrt(S));
+    const k = l2(conv.slice(keyDim + kh * S, keyDim + (kh + 1) * S));
+    const v = conv.subarray(2 * keyDim + hv * S, 2 * keyDim + (hv + 1) * S);
+    const b = sigmoid(beta[hv]!);
+    const decay = Math.exp(softplus(alpha[hv]! + w.dtBias[hv]!) * w.a[hv]!);
+    const M = state.matrix.subarray(hv * S * S, (hv + 1) * S * S); // M[i * S + j]: i key dim, j value dim
+    const o = new Float32Array(S);
+    for (let j = 0; j < S; j++) {
+      let sk = 0;
+      for (let i = 0; i < S; i++) sk += (M[i * S + j]! *= decay) * k[i]!;
+      const delta = (v[j]! - sk) * b;
+      let out = 0;
+      for (let i = 0; i < S; i++) out += (M[i * S + j]! += k[i]! * delta) * q[i]!;
+      o[j] = out;
+    }
+    // Gated RMSNorm per head: rms(o) * norm * silu(z).
+    rmsnorm(o, o, w.norm, c.normEps);
+    for (let j = 0; j < S; j++) {
+      const zj = z[hv * S + j]!;
+      y[hv * S + j] = o[j]! * (zj / (1 + Math.exp(-zj)));
+    }
+  }
+  const out = new Float32Array(c.dim);
+  matmul(out, y, w.wOut);
+  return out;
 }
 
 /** GELU, tanh approximation (as ggml_gelu). */

@@ -1,5 +1,5 @@
 import { uniformData } from '../../gpu/allocator.js';
-import type { LayerPlan, ModelConfig } from '../config.js';
+import { layerPlans, type AttentionLayer, type ModelConfig } from '../config.js';
 import { barrierWorkgroup, cpuGrid, rowsGrid, weightDesc } from '../kernel-shapes.js';
 import { fusable, type ForwardRecorder, type GpuMatrix, type Op, type ResidualStream } from '../recorder.js';
 
@@ -18,6 +18,8 @@ type KvCache = { keys: GPUBuffer; values: GPUBuffer };
 export class AttentionBlocks {
   /** A step's queries, then the heads' outputs (a row per token). */
   private readonly q: GPUBuffer;
+  /** With output gates (Qwen3.5): q's projection, per head its queries then its gates (a row per token). */
+  private readonly queryGate: GPUBuffer | undefined;
   private readonly out: GPUBuffer;
   /** Scratch of the split attention (attentionPartialBytes), shared by every layer. */
   private readonly partial: GPUBuffer;
@@ -43,10 +45,14 @@ export class AttentionBlocks {
     const a = r.alloc;
     this.q = a.storage('q', maxBatch * qDim(c) * 4);
     this.out = a.storage('attn_out', maxBatch * qDim(c) * 4);
+    this.queryGate = c.hybridDeltaNet ? a.storage('q_gate', maxBatch * 2 * qDim(c) * 4) : undefined;
     this.partial = a.storage('attention_partial', attentionPartialBytes(c, maxBatch));
     this.constants = a.storage('constants', constantsBytes(c, contextLength));
     // Linear scaling divides every angle, as the freq factors do.
-    const factors = c.ropeLinearScale === 1 ? freqFactors : Array.from({ length: c.ropeDim / 2 }, (_, i) => (freqFactors?.[i] ?? 1) * c.ropeLinearScale);
+    // A pair that text tokens leave unrotated (M-RoPE's fourth section) turns by angle 0.
+    const factors = c.ropeLinearScale === 1 && !c.ropeUnrotatedPairs.length
+      ? freqFactors
+      : Array.from({ length: c.ropeDim / 2 }, (_, i) => (c.ropeUnrotatedPairs.includes(i) ? Infinity : (freqFactors?.[i] ?? 1) * c.ropeLinearScale));
     a.device.queue.writeBuffer(this.constants, 0, ropeAngles(contextLength, c.ropeDim, c.ropeTheta, factors, c.ropeAttnFactor));
     if (c.windowRopeTheta) a.device.queue.writeBuffer(this.constants, ropeTableBytes(c, contextLength), ropeAngles(contextLength, c.ropeDim, c.windowRopeTheta));
     this.biasCopies = a.device.createCommandEncoder();
@@ -58,7 +64,7 @@ export class AttentionBlocks {
   }
 
   /** Records layer `layer`'s attention block and makes its KV cache. */
-  record(layer: LayerPlan, residual: ResidualStream): void {
+  record(layer: AttentionLayer, residual: ResidualStream): void {
     const { r } = this;
     const c = r.config;
     const p = layer.prefix;
@@ -68,7 +74,7 @@ export class AttentionBlocks {
     };
     const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
     // The fused kernel rotates by the model's table only.
-    const fused = !(layer.mixer.windowRope && !c.qkNorm) && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
+    const fused = !layer.mixer.outputGate && !(layer.mixer.windowRope && !c.qkNorm) && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
     r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
@@ -76,6 +82,7 @@ export class AttentionBlocks {
     // unrotated, and one dispatch normalizes and rotates them.
     if (c.qkNorm) r.add(this.qkNormRope(layer, cache));
     r.add(this.attend(layer, cache));
+    if (layer.mixer.outputGate) r.add(this.outputGate('apply_output_gate'));
     const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
     r.add(...r.residualAdd(residual, r.matrix(p + 'attn_output.weight'), this.out, postNorm));
   }
@@ -85,11 +92,13 @@ export class AttentionBlocks {
    * and Wv·input at the step's rows, biases, then RoPE of q and k unless the layer has none or
    * (q/k norms) qkNormRope rotates them.
    */
-  private projection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
+  private projection(layer: AttentionLayer, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
     const { r, q } = this;
     const c = r.config;
     const p = layer.prefix;
-    const ops = [...r.matmul(w.q, input, q), ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
+    // With an output gate, q's projection lands beside its gates and the queries are copied out.
+    const queries = layer.mixer.outputGate ? [...r.matmul(w.q, input, this.queryGate!), this.outputGate('split_query_gate')] : r.matmul(w.q, input, q);
+    const ops = [...queries, ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
     if (c.qkvBias) {
       ops.push(
         this.addBias(q, r.vector(p + 'attn_q.bias'), qDim(c), false),
@@ -108,7 +117,7 @@ export class AttentionBlocks {
   }
 
   /** Per-head RMSNorms of the step's q and k, then their RoPE (unless the layer has none), in place (shaders/qk_norm_rope.wgsl). */
-  private qkNormRope(layer: LayerPlan, cache: KvCache): Op {
+  private qkNormRope(layer: AttentionLayer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
     const kernel = r.kernels.get('qk_norm_rope', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'qk_norm_rope'));
@@ -125,7 +134,7 @@ export class AttentionBlocks {
   }
 
   /** Causal attention of the step's queries over the layer's KV cache (within its window), into `out`. */
-  private attend(layer: LayerPlan, cache: KvCache): Op {
+  private attend(layer: AttentionLayer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
     const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
@@ -139,13 +148,27 @@ export class AttentionBlocks {
     };
   }
 
+  /**
+   * Qwen3.5's output gate, over a step's tokens: `split_query_gate` copies the queries out of q's
+   * projection (per head: head_dim queries, then head_dim gates); `apply_output_gate` multiplies
+   * the heads' outputs by the sigmoid of their gates (shaders/output_gate.wgsl).
+   */
+  private outputGate(entry: 'split_query_gate' | 'apply_output_gate'): Op {
+    const { r } = this;
+    const c = r.config;
+    const kernel = r.kernels.get(entry);
+    const params = r.alloc.uniform('output_gate', uniformData([{ u: c.nHeads }, { u: c.headDim }]));
+    const target = entry === 'split_query_gate' ? this.q : this.out;
+    return { kernel, bindGroup: r.kernels.bindGroup(kernel, [this.queryGate!, target, params, r.step]), grid: (n) => [Math.ceil(qDim(c) / 64), n, 1] };
+  }
+
   /** Sends the biases into the constants buffer; call once every layer is recorded. */
   finish(): void {
     this.r.alloc.device.queue.submit([this.biasCopies.finish()]);
   }
 
   /** Decode's q/k/v projections, biases, RoPE and KV-cache write in one dispatch (shaders/gemv_qkv.wgsl). */
-  private fusedProjection(layer: LayerPlan, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op {
+  private fusedProjection(layer: AttentionLayer, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
     const p = layer.prefix;
@@ -214,9 +237,11 @@ function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
 
 /** The buffers the attention blocks make (for the fit check before loading). */
 export function attentionBuffers(c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
+  const cached = layerPlans(c).filter((l) => l.mixer.kind === 'attention');
   return [
-    ...Array.from({ length: c.nLayers * 2 }, (_, i) => ({ name: `${i % 2 ? 'v' : 'k'}_cache.${i >> 1}`, bytes: contextLength * kvDim(c) * 4 })),
+    ...cached.flatMap((l) => ['k', 'v'].map((kv) => ({ name: `${kv}_cache.${l.index}`, bytes: contextLength * kvDim(c) * 4 }))),
     { name: 'q', bytes: maxBatch * qDim(c) * 4 },
+    ...(c.hybridDeltaNet ? [{ name: 'q_gate', bytes: maxBatch * 2 * qDim(c) * 4 }] : []),
     { name: 'attn_out', bytes: maxBatch * qDim(c) * 4 },
     { name: 'attention_partial', bytes: attentionPartialBytes(c, maxBatch) },
     { name: 'constants', bytes: constantsBytes(c, contextLength) },

@@ -24,7 +24,7 @@ export class FeedForwardBlocks {
     const { r, hidden } = this;
     const c = r.config;
     const p = layer.prefix;
-    r.add(r.rmsnorm(residual.x, r.vector(p + 'ffn_norm.weight'), residual.normed));
+    r.add(r.rmsnorm(residual.x, r.vector(layer.feedForwardNorm), residual.normed));
     const [wGate, wUp] = [r.matrix(p + 'ffn_gate.weight'), r.matrix(p + 'ffn_up.weight')];
     const plain = [...r.matmul(wGate, residual.normed, hidden), ...r.matmul(wUp, residual.normed, hidden, { mode: c.activation === 'gelu' ? 'geglu' : 'swiglu' })];
     r.stage(plain, fusable(wGate, wUp) ? this.fusedGateUp(wGate, wUp, residual.normed) : undefined);
