@@ -52,6 +52,9 @@ function scripted(tokenizer: GGUFTokenizer, replies: string[]) {
     },
     step: async () => pop(),
     decode: async (k: number) => Array.from({ length: k }, pop),
+    // No recurrent state: any prefix of the KV cache can be reused.
+    recurrentState: false,
+    resumablePrefix: (cached: number) => cached,
     dispose() {},
   };
   return { model, seen };
