@@ -453,8 +453,10 @@ function gemma4Tensors(
     matrix(p + 'attn_q.weight', s.dim, s.heads * hd, 1 / Math.sqrt(s.dim));
     matrix(p + 'attn_k.weight', s.dim, s.kvHeads * hd, 1 / Math.sqrt(s.dim));
     matrix(p + 'attn_v.weight', s.dim, s.kvHeads * hd, 1 / Math.sqrt(s.dim));
-    // Away from 1 so a missing or misplaced norm shows.
-    vector(p + 'attn_q_norm.weight', hd, () => 1 + 0.2 * random());
+    // Away from 1 so a missing or misplaced norm shows. Attention is unscaled (q and k are normed
+    // instead), so q's norm is small: scores of a few units, not sqrt(head width), keep softmax
+    // from being so sharp that rounding (llama.cpp's f16 KV cache) flips it.
+    vector(p + 'attn_q_norm.weight', hd, () => 0.25 * (1 + 0.2 * random()));
     vector(p + 'attn_k_norm.weight', hd, () => 1 + 0.2 * random());
     matrix(p + 'attn_output.weight', s.heads * hd, s.dim, 1 / Math.sqrt(s.heads * hd));
     // Post-norms large enough that the blocks' outputs hold their own against the scaled

@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'gemma4'] as const;
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -40,6 +40,15 @@ interface ArchitectureTraits {
    * ignored, as llama.cpp ignores it (Qwen2, Phi-3).
    */
   window: { pattern: number; fallback: number | undefined } | null;
+  /**
+   * Gemma 4: V is RMS-normalized per head (no weight); the attention scale is 1 (q and k are
+   * normed); the windowed layers' RoPE base, head width and rotary width come from the *_swa keys,
+   * which layers are windowed from attention.sliding_window_pattern (a bool per layer); the last
+   * attention.shared_kv_layers layers reuse earlier layers' KV caches; per-layer embeddings
+   * (embedding_length_per_layer_input) and per-layer output scales; the final soft-cap from
+   * final_logit_softcapping when the file has it.
+   */
+  gemma4: boolean;
 }
 
 /**
@@ -52,7 +61,7 @@ interface ArchitectureTraits {
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
-  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0,
+  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, gemma4: false,
   // Mistral's window, when a file has one, applies to every layer.
   window: { pattern: 0, fallback: 0 },
 };
@@ -71,6 +80,10 @@ const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], Arch
   // (RoPE base 10000) to each global one.
   gemma3: {
     ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 6, fallback: undefined }, windowRopeTheta: 10000,
+  },
+  // Gemma 4: Gemma 3's blocks plus what the gemma4 trait says (windowRopeTheta read from the file).
+  gemma4: {
+    ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 0, fallback: undefined }, gemma4: true,
   },
 };
 
@@ -117,6 +130,33 @@ export interface ModelConfig extends ArchitectureTraits {
    */
   slidingWindow: number;
   swaPattern: number;
+  /**
+   * What varies by layer (Gemma 4: head counts and widths, rotary widths, FFN widths, which layers
+   * are windowed); the model-wide fields above are the largest (head widths, FFN widths) or the
+   * full-attention layers' (rotary width). Uniform for the other architectures.
+   */
+  layers: LayerShape[];
+  /** RoPE dimensions of the windowed layers' table (Gemma 4's rope.dimension_count_swa; else ropeDim). */
+  windowRopeDim: number;
+  /** Layers from this one on reuse an earlier layer's KV cache (Gemma 4's shared KV); nLayers: none do. */
+  kvSharedFrom: number;
+  /** Width of the per-layer embeddings (Gemma 4); 0: none. */
+  perLayerInput: number;
+  /** Each layer's output is scaled by its blk.N.layer_output_scale (Gemma 4). */
+  layerOutputScale: boolean;
+  /** No attn_v: values are the key projection (Gemma 4's attention_k_eq_v). */
+  valueFromKey: boolean;
+}
+
+/** One layer's attention and feed-forward shape. */
+export interface LayerShape {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  ropeDim: number;
+  ffnDim: number;
+  /** Whether the layer attends within the sliding window. */
+  windowed: boolean;
 }
 
 export function readConfig(file: GGUFFile): ModelConfig {
@@ -129,8 +169,12 @@ export function readConfig(file: GGUFFile): ModelConfig {
       `${name}: architecture "${arch}" is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`,
     );
   }
-  const k = (key: string, fallback?: number) => metaNumber(file, `${arch}.${key}`, fallback);
   const traits = ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS];
+  // Gemma 4 may give head counts and FFN widths per layer (readGemma4); the model-wide value is the largest.
+  const k = (key: string, fallback?: number) => {
+    const v = file.metadata.get(`${arch}.${key}`);
+    return traits.gemma4 && typeof v === 'object' && v !== null && 'length' in v && v.length ? Math.max(...Array.from(v as ArrayLike<number>, Number)) : metaNumber(file, `${arch}.${key}`, fallback);
+  };
   const dim = k('embedding_length');
   const nHeads = k('attention.head_count');
   const nKvHeads = k('attention.head_count_kv', nHeads);
@@ -162,8 +206,18 @@ export function readConfig(file: GGUFFile): ModelConfig {
     attnScale: arch === 'gemma3' && k('block_count') === 62 ? 1 / Math.sqrt(dim / nHeads) : 1 / Math.sqrt(headDim),
     slidingWindow: traits.window ? k('attention.sliding_window', traits.window.fallback) : 0,
     swaPattern: traits.window?.pattern ?? 0,
+    layers: [],
+    windowRopeDim: k('rope.dimension_count', headDim),
+    kvSharedFrom: k('block_count'),
+    perLayerInput: 0,
+    layerOutputScale: false,
+    valueFromKey: false,
     ...traits,
   };
+  config.layers = Array.from({ length: config.nLayers }, (_, l) => ({
+    nHeads, nKvHeads, headDim, ropeDim: config.ropeDim, ffnDim: config.ffnDim, windowed: layerWindow(config, l) > 0,
+  }));
+  if (traits.gemma4) readGemma4(file, config);
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
   for (const key of positive) {
     if (!Number.isInteger(config[key]) || config[key] <= 0 || config[key] > 1 << 24) {
@@ -176,7 +230,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
   if (k('attention.value_length', config.headDim) !== config.headDim) {
     throw new ModelFormatError('shape-mismatch', `${name}: value heads of ${k('attention.value_length')} differ from key heads of ${config.headDim}`);
   }
-  if (config.headDim > 256) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported 256`);
+  if (config.headDim > MAX_HEAD_DIM) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported ${MAX_HEAD_DIM}`);
   if (!(config.ropeLinearScale > 0)) throw new ModelFormatError('malformed', `${name}: invalid rope.scaling.factor ${config.ropeLinearScale}`);
   if (config.ropeDim > config.headDim || config.ropeDim % 2) throw new ModelFormatError('malformed', `${name}: invalid rope.dimension_count ${config.ropeDim}`);
   // A token without an embedding row would read past the matrix (llama.cpp refuses it too).
@@ -187,6 +241,71 @@ export function readConfig(file: GGUFFile): ModelConfig {
   checkShapes(file, config);
   return config;
 }
+
+/** Gemma 4's per-layer shapes and extras (see the gemma4 trait); llama.cpp's gemma4.cpp load_arch_hparams. */
+function readGemma4(file: GGUFFile, c: ModelConfig): void {
+  const name = file.source.name;
+  const k = (key: string, fallback?: number) => metaNumber(file, `gemma4.${key}`, fallback);
+  // The 26B-A4B mixture of experts is the same architecture name with experts in its FFNs.
+  if (k('expert_count', 0) > 0 || file.tensors.some((t) => t.name.includes('ffn_gate_inp'))) {
+    throw new ModelFormatError('unsupported-architecture', `${name}: Gemma 4's mixture-of-experts variant (gemma4 with expert_count > 0) is not supported; its dense models (E2B, E4B) are`);
+  }
+  // A per-layer key may be one value for every layer or an array of one per layer.
+  const perLayer = (key: string, fallback?: number): number[] => {
+    const v = file.metadata.get(`gemma4.${key}`);
+    if (v === undefined || typeof v === 'number') return new Array<number>(c.nLayers).fill(k(key, fallback));
+    const values = Array.from(v as ArrayLike<number | boolean>, Number);
+    if (values.length !== c.nLayers || values.some((x) => !Number.isFinite(x))) throw new ModelFormatError('malformed', `${name}: gemma4.${key} has ${values.length} values for ${c.nLayers} layers`);
+    return values;
+  };
+  const windowed = perLayer('attention.sliding_window_pattern').map((x) => x !== 0);
+  const heads = perLayer('attention.head_count');
+  const kvHeads = perLayer('attention.head_count_kv', c.nKvHeads);
+  const ffn = perLayer('feed_forward_length');
+  const headSwa = k('attention.key_length_swa');
+  if (k('attention.value_length_swa', headSwa) !== headSwa) throw new ModelFormatError('shape-mismatch', `${name}: value heads of the windowed layers differ from their key heads`);
+  c.windowRopeDim = k('rope.dimension_count_swa', headSwa);
+  c.windowRopeTheta = k('rope.freq_base_swa', c.ropeTheta);
+  c.layers = windowed.map((w, l) => ({
+    nHeads: heads[l]!, nKvHeads: kvHeads[l]!, headDim: w ? headSwa : c.headDim, ropeDim: w ? c.windowRopeDim : c.ropeDim, ffnDim: ffn[l]!, windowed: w,
+  }));
+  c.nHeads = Math.max(...heads);
+  c.nKvHeads = Math.max(...kvHeads);
+  c.ffnDim = Math.max(...ffn);
+  c.attnScale = 1;
+  c.finalSoftcap = k('final_logit_softcapping', 0);
+  c.kvSharedFrom = c.nLayers - k('attention.shared_kv_layers', 0);
+  c.perLayerInput = k('embedding_length_per_layer_input', 0);
+  const has = (n: string) => file.tensors.some((t) => t.name === n);
+  c.layerOutputScale = has('blk.0.layer_output_scale.weight');
+  c.valueFromKey = !has('blk.0.attn_v.weight');
+  for (const [l, s] of c.layers.entries()) {
+    if (!Number.isInteger(s.nHeads) || s.nHeads <= 0 || !Number.isInteger(s.nKvHeads) || s.nKvHeads <= 0 || s.nHeads % s.nKvHeads || !(s.ffnDim > 0) || !Number.isInteger(s.ffnDim)) {
+      throw new ModelFormatError('shape-mismatch', `${name}: layer ${l} has ${s.nHeads} heads over ${s.nKvHeads} KV heads and an FFN of ${s.ffnDim}`);
+    }
+    if (!Number.isInteger(s.headDim) || s.headDim % 2 || s.headDim > MAX_HEAD_DIM || s.ropeDim > s.headDim || s.ropeDim % 2) {
+      throw new ModelFormatError('shape-mismatch', `${name}: layer ${l}'s heads of ${s.headDim} (rotary ${s.ropeDim}) are not supported`);
+    }
+    const donor = kvDonor(c, l);
+    const d = c.layers[donor];
+    if (!d || (donor !== l && (donor >= c.kvSharedFrom || d.windowed !== s.windowed || d.headDim !== s.headDim || d.nKvHeads !== s.nKvHeads))) {
+      throw new ModelFormatError('shape-mismatch', `${name}: layer ${l} cannot share the KV cache of layer ${donor}`);
+    }
+  }
+}
+
+/**
+ * The layer whose KV cache layer `layer` attends over: its own, or for Gemma 4's shared layers the
+ * last layer with its own cache of the same kind (llama.cpp: n_layer_kv_from_start - 2 for a
+ * windowed layer, - 1 for a full one).
+ */
+export function kvDonor(c: ModelConfig, layer: number): number {
+  if (layer < c.kvSharedFrom) return layer;
+  return c.kvSharedFrom - (c.layers[layer]!.windowed ? 2 : 1);
+}
+
+/** The widest head the attention kernels take (their private arrays are sized to it). */
+const MAX_HEAD_DIM = 512;
 
 /**
  * What one layer runs, top to bottom: a block that mixes the tokens (attention over the KV cache),
@@ -201,6 +320,10 @@ export interface LayerPlan {
   mixer: AttentionPlan;
   /** A gated feed-forward (act(gate) * up, then down); the activation is the model's. */
   feedForward: 'glu';
+  ffnDim: number;
+  /** After the feed-forward: the per-layer embedding block (Gemma 4), then the output scale. */
+  perLayerEmbedding: boolean;
+  outputScale: boolean;
 }
 
 export interface AttentionPlan {
@@ -211,6 +334,14 @@ export interface AttentionPlan {
   rope: boolean;
   /** RoPE by the windowed layers' own base (`windowRopeTheta`, Gemma 3), not the model's. */
   windowRope: boolean;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  ropeDim: number;
+  /** The layer whose KV cache this one reads: itself, or (Gemma 4) an earlier one, and then it writes none. */
+  kvFrom: number;
+  /** V is RMS-normalized per head (Gemma 4). */
+  vNorm: boolean;
 }
 
 /** The layers of the model, in order. */
@@ -218,13 +349,21 @@ export function layerPlans(c: ModelConfig): LayerPlan[] {
   return Array.from({ length: c.nLayers }, (_, index) => {
     const window = layerWindow(c, index);
     const rope = !(c.noRopeLayerStep && (index + 1) % c.noRopeLayerStep === 0);
-    return { index, prefix: `blk.${index}.`, mixer: { kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0 }, feedForward: 'glu' };
+    const s = c.layers[index]!;
+    return {
+      index, prefix: `blk.${index}.`, feedForward: 'glu', ffnDim: s.ffnDim, perLayerEmbedding: c.perLayerInput > 0, outputScale: c.layerOutputScale,
+      mixer: {
+        kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0,
+        nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, ropeDim: s.ropeDim, kvFrom: kvDonor(c, index), vNorm: c.gemma4,
+      },
+    };
   });
 }
 
 /** The sliding window layer `layer` attends within, or 0 for the whole context. */
 export function layerWindow(c: ModelConfig, layer: number): number {
   if (!c.slidingWindow) return 0;
+  if (c.gemma4 && c.layers.length) return c.layers[layer]!.windowed ? c.slidingWindow : 0;
   return c.swaPattern === 0 || layer % c.swaPattern < c.swaPattern - 1 ? c.slidingWindow : 0;
 }
 
@@ -279,8 +418,17 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
   ]);
   if (!c.tiedOutput) m.set('output.weight', [c.dim, c.vocabSize]);
   for (const factors of [c.ropeFactors?.short, c.ropeFactors?.long]) if (factors) m.set(factors, [c.ropeDim / 2]);
+  if (c.perLayerInput) {
+    m.set(PER_LAYER_TABLE, [c.perLayerInput * c.nLayers, c.vocabSize]);
+    m.set('per_layer_model_proj.weight', [c.dim, c.perLayerInput * c.nLayers]);
+    m.set('per_layer_proj_norm.weight', [c.perLayerInput]);
+  }
   for (let l = 0; l < c.nLayers; l++) {
     const p = `blk.${l}.`;
+    if (c.gemma4) {
+      gemma4LayerTensors(c, l, m);
+      continue;
+    }
     m.set(p + 'attn_norm.weight', [c.dim]);
     if (c.fusedQkv) {
       m.set(p + 'attn_qkv.weight', [c.dim, q + 2 * kv]);
@@ -307,6 +455,41 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
     m.set(p + 'ffn_down.weight', [c.ffnDim, c.dim]);
   }
   return m;
+}
+
+/**
+ * The per-layer embedding table (Gemma 4): it stays on the CPU (see TensorPlan.host); a step uploads
+ * the rows of its tokens.
+ */
+export const PER_LAYER_TABLE = 'per_layer_token_embd.weight';
+
+/** Gemma 4's layer tensors: per-layer widths; none of K's and V's on layers that share another's KV. */
+function gemma4LayerTensors(c: ModelConfig, l: number, m: Map<string, number[]>): void {
+  const p = `blk.${l}.`;
+  const s = c.layers[l]!;
+  const q = s.nHeads * s.headDim;
+  const kv = s.nKvHeads * s.headDim;
+  m.set(p + 'attn_norm.weight', [c.dim]);
+  m.set(p + 'attn_q.weight', [c.dim, q]);
+  m.set(p + 'attn_q_norm.weight', [s.headDim]);
+  if (kvDonor(c, l) === l) {
+    m.set(p + 'attn_k.weight', [c.dim, kv]);
+    if (!c.valueFromKey) m.set(p + 'attn_v.weight', [c.dim, kv]);
+    m.set(p + 'attn_k_norm.weight', [s.headDim]);
+  }
+  m.set(p + 'attn_output.weight', [q, c.dim]);
+  m.set(p + 'post_attention_norm.weight', [c.dim]);
+  m.set(p + 'ffn_norm.weight', [c.dim]);
+  m.set(p + 'ffn_gate.weight', [c.dim, s.ffnDim]);
+  m.set(p + 'ffn_up.weight', [c.dim, s.ffnDim]);
+  m.set(p + 'ffn_down.weight', [s.ffnDim, c.dim]);
+  m.set(p + 'post_ffw_norm.weight', [c.dim]);
+  if (c.perLayerInput) {
+    m.set(p + 'inp_gate.weight', [c.dim, c.perLayerInput]);
+    m.set(p + 'proj.weight', [c.perLayerInput, c.dim]);
+    m.set(p + 'post_norm.weight', [c.dim]);
+  }
+  if (c.layerOutputScale) m.set(p + 'layer_output_scale.weight', [1]);
 }
 
 function checkShapes(file: GGUFFile, c: ModelConfig): void {
