@@ -7,7 +7,8 @@ import { AttentionBlocks, attentionBuffers } from './blocks/attention.js';
 import { recordEmbedding } from './blocks/embedding.js';
 import { FeedForwardBlocks, feedForwardBuffers } from './blocks/feed-forward.js';
 import { outputHeadBuffers, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
-import { layerPlans, readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
+import { PerLayerEmbeddingBlocks, perLayerEmbeddingBuffers, recordOutputScale } from './blocks/per-layer-embedding.js';
+import { layerPlans, PER_LAYER_TABLE, readConfig, ropeFactorTensor, type ModelConfig } from './config.js';
 import { tuneDecodeWorkgroup } from './kernel-shapes.js';
 import { ForwardRecorder, type Op, type ResidualStream } from './recorder.js';
 import { planWeights, repackWeights, uploadWeights, type TensorPlan, type WeightChunk } from './weights.js';
@@ -84,6 +85,10 @@ export class LlamaModel {
   /** The logits and the sampler's buffers. */
   private head!: OutputHead;
   private readback!: GPUBuffer;
+  /** Gemma 4's per-layer embeddings, whose rows each step uploads. */
+  private perLayer: PerLayerEmbeddingBlocks | undefined;
+  /** The last token the sampler chose, as far as the host knows (per-layer embedding rows are picked on the host). */
+  private lastSampled: number | undefined;
   private disposed = false;
 
   private constructor(
@@ -121,6 +126,8 @@ export class LlamaModel {
   /** Bytes of the weights and of the KV cache on the GPU (what the memory target is measured against). */
   weightBytes = 0;
   kvCacheBytes = 0;
+  /** Bytes of weights kept in CPU memory instead (Gemma 4's per-layer embedding table), not on the GPU. */
+  bytesOnCpu = 0;
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<LlamaModel> {
     const config = readConfig(file);
@@ -158,11 +165,13 @@ export class LlamaModel {
     const factorTensor = ropeFactorTensor(c, this.contextLength);
     const repack = (skip: number) => repackWeights(file, plans, skip);
     const chunks = options.weights ? options.weights(repack) : repack(0);
-    const { buffers, cpuValues: freqFactors } = await uploadWeights(a, plans, chunks, options.onProgress, factorTensor);
+    const { buffers, cpuValues: freqFactors, host } = await uploadWeights(a, plans, chunks, options.onProgress, factorTensor);
     if (factorTensor && freqFactors?.length !== c.ropeDim / 2) throw new WebGGUFError('malformed', `${factorTensor} did not arrive whole`);
-    this.weightBytes = plans.reduce((sum, p) => sum + p.words * 4, 0);
-    this.kvCacheBytes = 2 * c.nLayers * this.contextLength * c.nKvHeads * c.headDim * 4;
-    for (const p of plans) {
+    this.weightBytes = plans.reduce((sum, p) => sum + (p.host ? 0 : p.words * 4), 0);
+    this.bytesOnCpu = plans.reduce((sum, p) => sum + (p.host ? p.words * 4 : 0), 0);
+    // Layers that read another's KV cache (Gemma 4) have none.
+    this.kvCacheBytes = layerPlans(c).reduce((sum, l) => sum + (l.mixer.kvFrom === l.index ? 2 * this.contextLength * l.mixer.nKvHeads * l.mixer.headDim * 4 : 0), 0);
+    for (const p of plans.filter((plan) => !plan.host)) {
       const embeddingOnly = p.matrix === 'token_embd.weight' && !c.tiedOutput;
       this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
     }
@@ -174,6 +183,8 @@ export class LlamaModel {
     const residual: ResidualStream = { x: a.storage('x', residualBytes(c, B)), normed: a.storage('xb', residualBytes(c, B)) };
     const attention = new AttentionBlocks(r, this.contextLength, B, freqFactors);
     const feedForward = new FeedForwardBlocks(r, B);
+    const table = host.get(PER_LAYER_TABLE);
+    if (table) this.perLayer = new PerLayerEmbeddingBlocks(r, B, table, file.tensors.find((t) => t.name === PER_LAYER_TABLE)!.type);
     // GPUs: the decode GEMVs' workgroup size, timed on a feed-forward matrix of this model.
     if (!this.gpu.cpuEmulated) {
       this.decodeWorkgroup = await tuneDecodeWorkgroup(this.gpu, this.kernels, r.matrix('blk.0.ffn_up.weight')[0]!, residual.normed, feedForward.hidden, this.stepBuffer);
@@ -183,9 +194,12 @@ export class LlamaModel {
     // The forward pass (llama2.c's forward()): embed the tokens, run each layer's blocks on the
     // residual stream, then the head (skipped for all but a prompt's last chunk).
     recordEmbedding(r, this.tokensBuffer, residual.x);
+    this.perLayer?.recordInputs(residual);
     for (const layer of layerPlans(c)) {
       attention.record(layer, residual);
       feedForward.record(layer, residual);
+      if (layer.perLayerEmbedding) this.perLayer!.record(layer, residual);
+      if (layer.outputScale) recordOutputScale(r, layer, residual);
     }
     attention.finish();
     const opsBeforeHead = r.decode.length;
@@ -220,7 +234,8 @@ export class LlamaModel {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
       this.encodeStep(chunk, pos + at, at + this.maxBatch >= n, 'state');
     }
-    return (await this.read(SAMPLER_STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
+    this.lastSampled = (await this.read(SAMPLER_STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
+    return this.lastSampled;
   }
 
   /**
@@ -234,6 +249,7 @@ export class LlamaModel {
   async decode(count: number, pos: number): Promise<number[]> {
     if (!Number.isInteger(count) || count < 1 || count > MAX_DECODE_STEPS) throw new WebGGUFError('invalid-argument', `decode takes 1 to ${MAX_DECODE_STEPS} steps, not ${count}`);
     this.checkRange(pos, count);
+    if (this.perLayer) return this.decodeWithPerLayerRows(count, pos);
     const device = this.gpu.device;
     const steps = new Uint32Array((count * STEP_BYTES) / 4);
     for (let i = 0; i < count; i++) steps.set([pos + i, 1], (i * STEP_BYTES) / 4);
@@ -245,12 +261,45 @@ export class LlamaModel {
       encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, i * 4, 4);
     }
     device.queue.submit([encoder.finish()]);
-    return this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
+    const tokens = await this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
+    this.lastSampled = tokens.at(-1);
+    return tokens;
+  }
+
+  /**
+   * decode() for a model with per-layer embeddings: each step needs its token's table rows, which
+   * the host uploads, so every token comes back to the host before the next step.
+   */
+  private async decodeWithPerLayerRows(count: number, pos: number): Promise<number[]> {
+    const device = this.gpu.device;
+    let token = this.lastSampled ?? (await this.readSampledToken());
+    const tokens: number[] = [];
+    for (let i = 0; i < count; i++) {
+      this.perLayer!.upload([token]);
+      device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos + i, 1, 0, 0]));
+      const encoder = device.createCommandEncoder();
+      this.recordPass(encoder, this.decodeOps, 1);
+      encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, 0, 4);
+      device.queue.submit([encoder.finish()]);
+      token = await this.read(4, (b) => new Uint32Array(b)[0]!);
+      tokens.push(token);
+    }
+    this.lastSampled = token;
+    return tokens;
+  }
+
+  /** The token the sampler chose last, read from the GPU. */
+  private async readSampledToken(): Promise<number> {
+    const encoder = this.gpu.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, 0, 4);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    return this.read(4, (b) => new Uint32Array(b)[0]!);
   }
 
   /** Like step, but returns the last token's logits (tests and tools; decode never needs them). */
   async logits(tokens: ArrayLike<number>, pos: number): Promise<Float32Array> {
     this.checkRange(pos, tokens.length);
+    this.lastSampled = undefined;
     for (let at = 0; at < tokens.length; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
       this.encodeStep(chunk, pos + at, at + this.maxBatch >= tokens.length, 'logits');
@@ -264,6 +313,7 @@ export class LlamaModel {
     const n = tokens.length;
     device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos, n, 0, 0]));
     device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(tokens));
+    this.perLayer?.upload(tokens);
     const encoder = device.createCommandEncoder();
     const list = n === 1 ? this.decodeOps : this.prefillOps;
     this.recordPass(encoder, head ? list : list.slice(0, list.length - this.headOps), n);
@@ -326,11 +376,12 @@ function residualBytes(c: ModelConfig, maxBatch: number): number {
 export function planBuffers(weights: TensorPlan[], c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
   // The buffers build() creates, each on its own (binding limits are per buffer).
   return [
-    ...weights.map((p) => ({ name: p.name, bytes: p.words * 4 })),
+    ...weights.filter((p) => !p.host).map((p) => ({ name: p.name, bytes: p.words * 4 })),
     { name: 'x', bytes: residualBytes(c, maxBatch) },
     { name: 'xb', bytes: residualBytes(c, maxBatch) },
     ...attentionBuffers(c, contextLength, maxBatch),
     ...feedForwardBuffers(c, maxBatch),
+    ...perLayerEmbeddingBuffers(c, maxBatch),
     ...outputHeadBuffers(c, contextLength),
   ];
 }
