@@ -454,9 +454,9 @@ function gemma4Tensors(
     matrix(p + 'attn_k.weight', s.dim, s.kvHeads * hd, 1 / Math.sqrt(s.dim));
     matrix(p + 'attn_v.weight', s.dim, s.kvHeads * hd, 1 / Math.sqrt(s.dim));
     // Away from 1 so a missing or misplaced norm shows. Attention is unscaled (q and k are normed
-    // instead), so q's norm is small: scores of a few units, not sqrt(head width), keep softmax
-    // from being so sharp that rounding (llama.cpp's f16 KV cache) flips it.
-    vector(p + 'attn_q_norm.weight', hd, () => 0.25 * (1 + 0.2 * random()));
+    // instead), so q's norm is small: scores of about one unit, not sqrt(head width), keep softmax
+    // from being so sharp that rounding (llama.cpp's f16 KV cache and 8-bit activations) flips it.
+    vector(p + 'attn_q_norm.weight', hd, () => 0.1 * (1 + 0.2 * random()));
     vector(p + 'attn_k_norm.weight', hd, () => 1 + 0.2 * random());
     matrix(p + 'attn_output.weight', s.heads * hd, s.dim, 1 / Math.sqrt(s.heads * hd));
     // Post-norms large enough that the blocks' outputs hold their own against the scaled
@@ -473,7 +473,7 @@ function gemma4Tensors(
     vector(p + 'layer_output_scale.weight', 1, () => 0.8 + 0.1 * random());
   }
   // A large final norm makes next-token distributions peaked, and the soft-cap bite.
-  vector('output_norm.weight', s.dim, () => 4);
+  vector('output_norm.weight', s.dim, () => 2.5);
   const a = 'gemma4';
   const u32 = (value: number): TypedValue => ({ type: 'u32', value });
   const f32 = (value: number): TypedValue => ({ type: 'f32', value });

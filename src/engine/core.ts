@@ -506,6 +506,7 @@ export class EngineCore {
       quantTypes: [...new Set(matrices.map((t) => typeName(t.type)))],
       contextLength: model.contextLength,
       bytesOnGpu: model.bytesOnGpu,
+      bytesOnCpu: model.bytesOnCpu,
       adapter: gpu.adapterName,
       features: gpu.features,
       fromCache: Boolean(manifest),

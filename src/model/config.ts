@@ -146,6 +146,8 @@ export interface ModelConfig extends ArchitectureTraits {
   layerOutputScale: boolean;
   /** No attn_v: values are the key projection (Gemma 4's attention_k_eq_v). */
   valueFromKey: boolean;
+  /** V is RMS-normalized per head, without a weight (Gemma 4). */
+  valueNorm: boolean;
 }
 
 /** One layer's attention and feed-forward shape. */
@@ -170,6 +172,10 @@ export function readConfig(file: GGUFFile): ModelConfig {
     );
   }
   const traits = ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS];
+  // Gemma 4's 26B-A4B mixture of experts is the same architecture name with experts in its FFNs.
+  if (traits.gemma4 && (metaNumber(file, 'gemma4.expert_count', 0) > 0 || file.tensors.some((t) => t.name.includes('ffn_gate_inp')))) {
+    throw new ModelFormatError('unsupported-architecture', `${name}: Gemma 4's mixture-of-experts variant (gemma4 with expert_count > 0) is not supported; its dense models (E2B, E4B) are`);
+  }
   // Gemma 4 may give head counts and FFN widths per layer (readGemma4); the model-wide value is the largest.
   const k = (key: string, fallback?: number) => {
     const v = file.metadata.get(`${arch}.${key}`);
@@ -212,6 +218,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
     perLayerInput: 0,
     layerOutputScale: false,
     valueFromKey: false,
+    valueNorm: false,
     ...traits,
   };
   config.layers = Array.from({ length: config.nLayers }, (_, l) => ({
@@ -246,10 +253,6 @@ export function readConfig(file: GGUFFile): ModelConfig {
 function readGemma4(file: GGUFFile, c: ModelConfig): void {
   const name = file.source.name;
   const k = (key: string, fallback?: number) => metaNumber(file, `gemma4.${key}`, fallback);
-  // The 26B-A4B mixture of experts is the same architecture name with experts in its FFNs.
-  if (k('expert_count', 0) > 0 || file.tensors.some((t) => t.name.includes('ffn_gate_inp'))) {
-    throw new ModelFormatError('unsupported-architecture', `${name}: Gemma 4's mixture-of-experts variant (gemma4 with expert_count > 0) is not supported; its dense models (E2B, E4B) are`);
-  }
   // A per-layer key may be one value for every layer or an array of one per layer.
   const perLayer = (key: string, fallback?: number): number[] => {
     const v = file.metadata.get(`gemma4.${key}`);
@@ -279,6 +282,7 @@ function readGemma4(file: GGUFFile, c: ModelConfig): void {
   const has = (n: string) => file.tensors.some((t) => t.name === n);
   c.layerOutputScale = has('blk.0.layer_output_scale.weight');
   c.valueFromKey = !has('blk.0.attn_v.weight');
+  c.valueNorm = true;
   for (const [l, s] of c.layers.entries()) {
     if (!Number.isInteger(s.nHeads) || s.nHeads <= 0 || !Number.isInteger(s.nKvHeads) || s.nKvHeads <= 0 || s.nHeads % s.nKvHeads || !(s.ffnDim > 0) || !Number.isInteger(s.ffnDim)) {
       throw new ModelFormatError('shape-mismatch', `${name}: layer ${l} has ${s.nHeads} heads over ${s.nKvHeads} KV heads and an FFN of ${s.ffnDim}`);
@@ -354,7 +358,7 @@ export function layerPlans(c: ModelConfig): LayerPlan[] {
       index, prefix: `blk.${index}.`, feedForward: 'glu', ffnDim: s.ffnDim, perLayerEmbedding: c.perLayerInput > 0, outputScale: c.layerOutputScale,
       mixer: {
         kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0,
-        nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, ropeDim: s.ropeDim, kvFrom: kvDonor(c, index), vNorm: c.gemma4,
+        nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, ropeDim: s.ropeDim, kvFrom: kvDonor(c, index), vNorm: c.valueNorm,
       },
     };
   });

@@ -68,14 +68,18 @@ export class LlamaCppPage {
 /**
  * Loads `bytes` in llama.cpp and in our engine and runs the teacher-forced comparison on `prompt`
  * (see test/llamacpp.gpu.test.ts): llama.cpp's token in our top 3 at every step, with `greedy`
- * our top 1, and our log-probabilities of its top-5 within `bound`. `load` makes our model (by
- * default LlamaModel.load on the test GPU). Returns the worst and mean difference.
+ * our top 1, and our log-probabilities of its top-5 within `bound`. Returns the worst and mean
+ * difference.
  */
 export async function compareWithLlamaCpp(
   llama: LlamaCppPage,
   bytes: Uint8Array,
   name: string,
-  how: { prompt: string; steps: number; greedy: boolean; bound: Bound; load?: (file: GGUFFile) => Promise<LlamaModel> },
+  how: {
+    prompt: string; steps: number; greedy: boolean; bound: Bound;
+    /** Runs on our model after the comparison, with llama.cpp's run (more checks on one load). */
+    after?: (model: LlamaModel, prompt: number[], reference: Step[]) => Promise<void>;
+  },
 ): Promise<{ worst: number; mean: number }> {
   const file = await readGGUF(bytesSource(bytes, name));
   const loaded = await llama.load(bytes, file, name);
@@ -92,7 +96,7 @@ export async function compareWithLlamaCpp(
   const reference = run.steps;
   expect(reference).toHaveLength(how.steps);
 
-  const model = await (how.load ?? (async (f: GGUFFile) => LlamaModel.load(await testGpu(), f)))(file);
+  const model = await LlamaModel.load(await testGpu(), file);
   const differences: number[] = [];
   let topProbability = 0;
   try {
@@ -108,6 +112,7 @@ export async function compareWithLlamaCpp(
       topProbability += Math.exp(theirs[0]!.logprob) / how.steps;
       sequence.push(reference[step]!.sampled);
     }
+    await how.after?.(model, prompt, reference);
   } finally {
     model.dispose();
   }
