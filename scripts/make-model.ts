@@ -20,7 +20,7 @@ export interface Shape {
   dim: number; layers: number; heads: number; kvHeads: number; ffn: number; vocab: number; context: number;
   /** Per-head width when it is not dim / heads (Gemma). */
   headDim?: number;
-  vocabFrom: 'stories' | 'llama-spm' | 'gpt2' | 'llama3';
+  vocabFrom: 'stories' | 'llama-spm' | 'gpt2' | 'llama3' | 'gemma4';
   tied: boolean;
   ropeTheta: number;
   /** Rotated dimensions per head when fewer than headDim (Phi-4-mini's partial rotary factor 0.75). */
@@ -63,9 +63,9 @@ export const SHAPES: Record<string, Shape> = {
   'smollm3-3b': { dim: 2048, layers: 36, heads: 16, kvHeads: 4, ffn: 11008, vocab: 128256, context: 65536, vocabFrom: 'llama3', tied: true, ropeTheta: 5000000, eps: 1e-6 },
   'phi-4-mini': { dim: 3072, layers: 32, heads: 24, kvHeads: 8, ffn: 8192, vocab: 200064, context: 131072, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000, ropeDims: 96, originalContext: 4096 },
   // Gemma 4 E2B (config.json's text_config): 4 sliding layers then a full one, the last 20
-  // sharing KV, per-layer embeddings of 256. Its vocabulary is stood in for by SentencePiece's.
+  // sharing KV, per-layer embeddings of 256. Its vocabulary is stood in for by GPT-2's in Gemma 4's form.
   'gemma-4-e2b': {
-    dim: 1536, layers: 35, heads: 8, kvHeads: 1, headDim: 512, ffn: 6144, vocab: 262144, context: 131072, vocabFrom: 'llama-spm', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000,
+    dim: 1536, layers: 35, heads: 8, kvHeads: 1, headDim: 512, ffn: 6144, vocab: 262144, context: 131072, vocabFrom: 'gemma4', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000,
     gemma4: { headDimSwa: 256, swaPeriod: 5, sharedKvLayers: 20, perLayerInput: 256, partialRotary: 0.25, doubleWideMlp: true, finalSoftcap: 30 },
   },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
@@ -83,7 +83,7 @@ export const SHAPES: Record<string, Shape> = {
   // Gemma 4: sliding, sliding, full, twice; the last three layers share the KV of layers 1
   // (sliding) and 2 (full); full heads twice as wide as sliding ones, a quarter of them rotated.
   'tiny-256-gemma4': {
-    dim: 256, layers: 6, heads: 4, kvHeads: 2, headDim: 128, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 6, ropeThetaLocal: 10000,
+    dim: 256, layers: 6, heads: 4, kvHeads: 2, headDim: 128, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gemma4', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 6, ropeThetaLocal: 10000,
     gemma4: { headDimSwa: 64, swaPeriod: 3, sharedKvLayers: 3, perLayerInput: 256, partialRotary: 0.25, doubleWideMlp: true, finalSoftcap: 30 },
   },
   // Phi-4-mini: GQA in the fused qkv, tied output, 48 of 64 dimensions rotated, LongRoPE factors.
@@ -116,6 +116,7 @@ const QUANTS: Record<string, (name: string) => number> = {
 
 /** Tokenizer metadata from ../shared/models, padded to the shape's vocabulary size. */
 async function vocabulary(source: Shape['vocabFrom'], size: number): Promise<[string, TypedValue][]> {
+  if (source === 'gemma4') return gemma4Vocabulary(await vocabulary('gpt2', size));
   if (source === 'llama3') {
     const encoder = JSON.parse(readFileSync(`${MODELS}tokenizers/llama3/encoder.json`, 'utf8')) as Record<string, number>;
     const tokens: string[] = [];
@@ -130,6 +131,44 @@ async function vocabulary(source: Shape['vocabFrom'], size: number): Promise<[st
   const file = { stories: 'stories260K/stories260K-f32.gguf', 'llama-spm': 'tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf', gpt2: 'tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf' }[source];
   const gguf = await readGGUF(bytesSource(new Uint8Array(readFileSync(MODELS + file))));
   return pad([...gguf.metadata].filter(([k]) => k.startsWith('tokenizer.')).map(([k, v]) => [k, typed(v)]), size);
+}
+
+/**
+ * A vocabulary in Gemma 4's form (tokenizer.ggml.model gemma4: BPE with merges over raw text,
+ * U+2581 for a space, <0xXX> tokens for bytes) made from GPT-2's: its byte-level characters
+ * turned back into text, the bytes that are not printable ASCII into <0xXX> tokens; tokens that
+ * would hold other bytes become unused ones, and the merges that need them go.
+ */
+function gemma4Vocabulary(meta: [string, TypedValue][]): [string, TypedValue][] {
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+  const byteOf = new Map<string, number>();
+  for (let b = 0, n = 0; b < 256; b++) byteOf.set(String.fromCodePoint(printable(b) ? b : 256 + n++), b);
+  const get = (k: string) => meta.find(([key]) => key === k)?.[1];
+  const gpt2 = get('tokenizer.ggml.tokens')!.value as string[];
+  const types = Array.from((get('tokenizer.ggml.token_type')?.value ?? new Array(gpt2.length).fill(1)) as ArrayLike<number>);
+  const text = (t: string): string | undefined => {
+    const bytes = [...t].map((ch) => byteOf.get(ch));
+    if (bytes.some((b) => b === undefined)) return t;
+    if (bytes.length === 1 && bytes[0] !== 0x20 && !(bytes[0]! >= 0x21 && bytes[0]! <= 0x7e)) return `<0x${bytes[0]!.toString(16).toUpperCase().padStart(2, '0')}>`;
+    return bytes.every((b) => b! >= 0x20 && b! <= 0x7e) ? String.fromCharCode(...(bytes as number[])).replaceAll(' ', '▁') : undefined;
+  };
+  const tokens = gpt2.map((t, i) => {
+    const converted = text(t);
+    if (converted?.startsWith('<0x')) types[i] = 6;
+    if (converted === undefined) types[i] = 3;
+    return converted ?? `<unused_byte_piece_${i}>`;
+  });
+  const kept = new Set(tokens);
+  const merges = (get('tokenizer.ggml.merges')!.value as string[]).flatMap((m) => {
+    const [a, b] = m.split(' ').map(text);
+    return a && b && !a.startsWith('<0x') && !b.startsWith('<0x') && kept.has(a) && kept.has(b) && kept.has(a + b) ? [`${a} ${b}`] : [];
+  });
+  return [
+    ...meta.filter(([k]) => !/^tokenizer\.ggml\.(tokens|token_type|merges|scores)$/.test(k)),
+    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tokens }],
+    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: types }],
+    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: merges }],
+  ];
 }
 
 /**
@@ -232,10 +271,10 @@ const TOKENIZER_STYLES: Partial<Record<Architecture, TokenizerStyle>> = {
     chatTemplate: "{% for message in messages %}{{ '<|' + message.role + '|>' + message.content + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}",
   },
   // Gemma 4: Gemma's special ids, turns in <|turn>/<turn|> (the system role is its own turn), the
-  // assistant's role "model". Real files carry tokenizer.ggml.model "gemma4" (BPE with merges,
-  // SentencePiece-style spaces); the tiny file keeps a SentencePiece vocabulary ("llama").
+  // assistant's role "model"; tokenizer.ggml.model "gemma4" (BPE with merges over raw text,
+  // SentencePiece-style spaces and byte tokens).
   gemma4: {
-    model: 'llama', pre: 'default',
+    model: 'gemma4', pre: 'gemma4',
     specials: [{ text: '<pad>', id: 0 }, { text: '<eos>', id: 1 }, { text: '<bos>', id: 2 }, { text: '<unk>', id: 3, type: 2 }, { text: '<|turn>', id: 105 }, { text: '<turn|>', id: 106 }],
     bos: '<bos>', eos: '<eos>', pad: '<pad>', unk: '<unk>', eot: '<turn|>', addBos: true, addSpacePrefix: false,
     chatTemplate:

@@ -4,12 +4,15 @@
  * widths, the last three layers on earlier layers' KV caches, per-layer embeddings, proportional
  * RoPE, per-layer output scales, a final soft-cap): the teacher-forced differential test of
  * test/llamacpp.gpu.test.ts at six quants, greedy decoding token for token at F32, each feature
- * shown to matter (without it the F32 bound fails), and the per-layer embedding table kept off the
- * GPU, through the weight cache too.
+ * shown to matter (without it the F32 bound fails), the gemma4 tokenizer against llama.cpp's, and
+ * the per-layer embedding table kept off the GPU, through the weight cache too.
  *
  * Measured here (16 steps x top 5; the CPU reference gives the same numbers as the GPU): F32
  * worst 0.011, mean 0.003; the 8-bit-activation types worst 0.48 (Q6_K), means up to 0.11.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { memoryStore } from '../src/cache/store.js';
 import { createEngine } from '../src/engine/engine.js';
@@ -23,6 +26,7 @@ import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
 import { HAVE_CHROMIUM } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
+import { LlamaCppTokenizer } from './helpers/llamacpp.js';
 import { compareWithLlamaCpp, LlamaCppPage, logSoftmax, TOLERANCE, type Step } from './helpers/llamacpp-diff.js';
 import { HAVE_MODELS } from './helpers/models.js';
 import { ReferenceModel } from './helpers/reference.js';
@@ -113,6 +117,27 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('gemma4: llama.cpp (wllama 3.13.
       const worst = await worstDifference(off);
       console.log(`gemma4 without ${feature}: worst |Δ logprob| ${worst.toFixed(3)}`);
       expect(worst, feature).toBeGreaterThan(3 * TOLERANCE.f32.worst);
+    }
+  });
+});
+
+describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('gemma4 tokenizer (tokenizer.ggml.model gemma4)', () => {
+  test('splits text as llama.cpp does: token counts and last ids', async () => {
+    const bytes = await model('f32');
+    const dir = mkdtempSync(join(tmpdir(), 'webgguf-gemma4-vocab-'));
+    writeFileSync(join(dir, 'g.gguf'), bytes);
+    const oracle = await LlamaCppTokenizer.open(join(dir, 'g.gguf'), { context: 512 });
+    try {
+      const ours = GGUFTokenizer.fromGGUF(await readGGUF(bytesSource(bytes)));
+      const texts = ['Lily had a little', 'Hello world', '  two leading spaces', 'line one\nline two\n\n', 'tabs\tand  double  spaces ', 'the then there', 'é, ü and 🙂', '<|turn>user\nhi<turn|>\n<|turn>model\n', ''];
+      const stats = await oracle.tokenStats(texts);
+      expect(texts.map((t) => {
+        const ids = ours.encode(t);
+        return { count: ids.length, last: ids.at(-1) };
+      })).toEqual(stats);
+    } finally {
+      await oracle.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
