@@ -495,7 +495,7 @@ function gemma4Tensors(
     // Away from 1 so a missing or misplaced norm shows. Attention is unscaled (q and k are normed
     // instead), so q's norm is small: scores of about one unit, not sqrt(head width), keep softmax
     // from being so sharp that rounding (llama.cpp's f16 KV cache and 8-bit activations) flips it.
-    vector(p + 'attn_q_norm.weight', hd, () => 0.1 * (1 + 0.2 * random()));
+    vector(p + 'attn_q_norm.weight', hd, () => 0.07 * (1 + 0.2 * random()));
     vector(p + 'attn_k_norm.weight', hd, () => 1 + 0.2 * random());
     matrix(p + 'attn_output.weight', s.heads * hd, s.dim, 1 / Math.sqrt(s.heads * hd));
     // Post-norms large enough that the blocks' outputs hold their own against the scaled
