@@ -21,7 +21,7 @@ export interface Shape {
   dim: number; layers: number; heads: number; kvHeads: number; ffn: number; vocab: number; context: number;
   /** Per-head width when it is not dim / heads (Gemma). */
   headDim?: number;
-  vocabFrom: 'stories' | 'llama-spm' | 'gpt2' | 'llama3';
+  vocabFrom: 'stories' | 'llama-spm' | 'gpt2' | 'llama3' | 'gemma4';
   tied: boolean;
   ropeTheta: number;
   /** Rotated dimensions per head when fewer than headDim (Phi-4-mini's partial rotary factor 0.75). */
@@ -42,6 +42,19 @@ export interface Shape {
    */
   deltaNet?: { interval: number; convKernel: number; state: number; kHeads: number; vHeads: number };
   ropeSections?: number[];
+  /** Gemma 4 (see gemma4Tensors): the layer shape of its sliding and full-attention layers. */
+  gemma4?: Gemma4Shape;
+}
+
+/**
+ * Gemma 4's extras: `headDim` above is the full-attention layers' head width (global_head_dim),
+ * `headDimSwa` the sliding layers'; each `swaPeriod` layers end in a full one; the last
+ * `sharedKvLayers` layers reuse earlier layers' KV caches; `perLayerInput` is the width of the
+ * per-layer embeddings; with `doubleWideMlp` the shared layers' FFNs are twice as wide.
+ */
+export interface Gemma4Shape {
+  headDimSwa: number; swaPeriod: number; sharedKvLayers: number; perLayerInput: number;
+  partialRotary: number; doubleWideMlp: boolean; finalSoftcap: number;
 }
 
 export const SHAPES: Record<string, Shape> = {
@@ -62,6 +75,12 @@ export const SHAPES: Record<string, Shape> = {
     dim: 1024, layers: 24, heads: 8, kvHeads: 2, headDim: 256, ffn: 3584, vocab: 248320, context: 262144, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000000, eps: 1e-6,
     ropeDims: 64, ropeSections: [11, 11, 10, 0], deltaNet: { interval: 4, convKernel: 4, state: 128, kHeads: 16, vHeads: 16 },
   },
+  // Gemma 4 E2B (config.json's text_config): 4 sliding layers then a full one, the last 20
+  // sharing KV, per-layer embeddings of 256. Its vocabulary is stood in for by GPT-2's in Gemma 4's form.
+  'gemma-4-e2b': {
+    dim: 1536, layers: 35, heads: 8, kvHeads: 1, headDim: 512, ffn: 6144, vocab: 262144, context: 131072, vocabFrom: 'gemma4', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000,
+    gemma4: { headDimSwa: 256, swaPeriod: 5, sharedKvLayers: 20, perLayerInput: 256, partialRotary: 0.25, doubleWideMlp: true, finalSoftcap: 30 },
+  },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
@@ -74,6 +93,12 @@ export const SHAPES: Record<string, Shape> = {
   'tiny-256-gemma3': { dim: 256, layers: 6, heads: 4, kvHeads: 2, headDim: 128, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 6, ropeThetaLocal: 10000 },
   // SmolLM 3: four layers, so layer 3 is the no-RoPE one.
   'tiny-256-smollm3': { dim: 256, layers: 4, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 5000000, eps: 1e-6 },
+  // Gemma 4: sliding, sliding, full, twice; the last three layers share the KV of layers 1
+  // (sliding) and 2 (full); full heads twice as wide as sliding ones, a quarter of them rotated.
+  'tiny-256-gemma4': {
+    dim: 256, layers: 6, heads: 4, kvHeads: 2, headDim: 128, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gemma4', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 6, ropeThetaLocal: 10000,
+    gemma4: { headDimSwa: 64, swaPeriod: 3, sharedKvLayers: 3, perLayerInput: 256, partialRotary: 0.25, doubleWideMlp: true, finalSoftcap: 30 },
+  },
   // Phi-4-mini: GQA in the fused qkv, tied output, 48 of 64 dimensions rotated, LongRoPE factors.
   'tiny-256-phi4': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000, ropeDims: 48, originalContext: 64 },
   // Qwen3.5: layers 0-2 Gated DeltaNet, 3 gated attention; twice as many value heads as q/k
@@ -89,6 +114,7 @@ export const TINY_SHAPES: Record<Architecture, string> = {
   llama: 'tiny-256', qwen2: 'tiny-256', phi3: 'tiny-256', gemma: 'tiny-256-gemma', gemma2: 'tiny-256-gemma',
   qwen3: 'tiny-256-qwen3', gemma3: 'tiny-256-gemma3', smollm3: 'tiny-256-smollm3', 'phi4-mini': 'tiny-256-phi4',
   qwen35: 'tiny-256-qwen35',
+  gemma4: 'tiny-256-gemma4',
 };
 
 /** What each quant preset stores per tensor (llama.cpp's mixes, simplified). */
@@ -110,6 +136,7 @@ export const QUANTS: Record<string, (name: string) => number> = {
 
 /** Tokenizer metadata from ../shared/models, padded to the shape's vocabulary size. */
 async function vocabulary(source: Shape['vocabFrom'], size: number): Promise<[string, TypedValue][]> {
+  if (source === 'gemma4') return gemma4Vocabulary(await vocabulary('gpt2', size));
   if (source === 'llama3') {
     const encoder = JSON.parse(readFileSync(`${MODELS}tokenizers/llama3/encoder.json`, 'utf8')) as Record<string, number>;
     const tokens: string[] = [];
@@ -124,6 +151,44 @@ async function vocabulary(source: Shape['vocabFrom'], size: number): Promise<[st
   const file = { stories: 'stories260K/stories260K-f32.gguf', 'llama-spm': 'tokenizers/llamacpp-vocab/ggml-vocab-llama-spm.gguf', gpt2: 'tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf' }[source];
   const gguf = await readGGUF(bytesSource(new Uint8Array(readFileSync(MODELS + file))));
   return pad([...gguf.metadata].filter(([k]) => k.startsWith('tokenizer.')).map(([k, v]) => [k, typed(v)]), size);
+}
+
+/**
+ * A vocabulary in Gemma 4's form (tokenizer.ggml.model gemma4: BPE with merges over raw text,
+ * U+2581 for a space, <0xXX> tokens for bytes) made from GPT-2's: its byte-level characters
+ * turned back into text, the bytes that are not printable ASCII into <0xXX> tokens; tokens that
+ * would hold other bytes become unused ones, and the merges that need them go.
+ */
+function gemma4Vocabulary(meta: [string, TypedValue][]): [string, TypedValue][] {
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174;
+  const byteOf = new Map<string, number>();
+  for (let b = 0, n = 0; b < 256; b++) byteOf.set(String.fromCodePoint(printable(b) ? b : 256 + n++), b);
+  const get = (k: string) => meta.find(([key]) => key === k)?.[1];
+  const gpt2 = get('tokenizer.ggml.tokens')!.value as string[];
+  const types = Array.from((get('tokenizer.ggml.token_type')?.value ?? new Array(gpt2.length).fill(1)) as ArrayLike<number>);
+  const text = (t: string): string | undefined => {
+    const bytes = [...t].map((ch) => byteOf.get(ch));
+    if (bytes.some((b) => b === undefined)) return t;
+    if (bytes.length === 1 && bytes[0] !== 0x20 && !(bytes[0]! >= 0x21 && bytes[0]! <= 0x7e)) return `<0x${bytes[0]!.toString(16).toUpperCase().padStart(2, '0')}>`;
+    return bytes.every((b) => b! >= 0x20 && b! <= 0x7e) ? String.fromCharCode(...(bytes as number[])).replaceAll(' ', '▁') : undefined;
+  };
+  const tokens = gpt2.map((t, i) => {
+    const converted = text(t);
+    if (converted?.startsWith('<0x')) types[i] = 6;
+    if (converted === undefined) types[i] = 3;
+    return converted ?? `<unused_byte_piece_${i}>`;
+  });
+  const kept = new Set(tokens);
+  const merges = (get('tokenizer.ggml.merges')!.value as string[]).flatMap((m) => {
+    const [a, b] = m.split(' ').map(text);
+    return a && b && !a.startsWith('<0x') && !b.startsWith('<0x') && kept.has(a) && kept.has(b) && kept.has(a + b) ? [`${a} ${b}`] : [];
+  });
+  return [
+    ...meta.filter(([k]) => !/^tokenizer\.ggml\.(tokens|token_type|merges|scores)$/.test(k)),
+    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: tokens }],
+    ['tokenizer.ggml.token_type', { type: 'array', itemType: 'i32', value: types }],
+    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: merges }],
+  ];
 }
 
 /**
@@ -168,12 +233,12 @@ export function normal(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2' | 'qwen3' | 'gemma3' | 'smollm3' | 'phi4-mini' | 'qwen35';
-export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'gemma3', 'smollm3', 'phi4-mini', 'qwen35'];
+export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2' | 'qwen3' | 'gemma3' | 'smollm3' | 'phi4-mini' | 'qwen35' | 'gemma4';
+export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'gemma3', 'smollm3', 'phi4-mini', 'qwen35', 'gemma4'];
 
 /** The GGUF general.architecture of each generator architecture (Phi-4-mini is llama.cpp's phi3). */
 const GGUF_ARCH: Record<Architecture, string> = {
-  llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3', qwen35: 'qwen35',
+  llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3', qwen35: 'qwen35', gemma4: 'gemma4',
 };
 
 interface SpecialToken { text: string; id: number; type?: number }
@@ -235,6 +300,18 @@ const TOKENIZER_STYLES: Partial<Record<Architecture, TokenizerStyle>> = {
     specials: [{ text: '<|endoftext|>', id: 199999 }, { text: '<|assistant|>', id: 200019 }, { text: '<|end|>', id: 200020 }, { text: '<|system|>', id: 200022 }, { text: '<|user|>', id: 200021 }],
     bos: '<|endoftext|>', eos: '<|endoftext|>', pad: '<|endoftext|>', eot: '<|end|>', addBos: false,
     chatTemplate: "{% for message in messages %}{{ '<|' + message.role + '|>' + message.content + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}",
+  },
+  // Gemma 4: Gemma's special ids, turns in <|turn>/<turn|> (the system role is its own turn), the
+  // assistant's role "model"; tokenizer.ggml.model "gemma4" (BPE with merges over raw text,
+  // SentencePiece-style spaces and byte tokens).
+  gemma4: {
+    model: 'gemma4', pre: 'gemma4',
+    specials: [{ text: '<pad>', id: 0 }, { text: '<eos>', id: 1 }, { text: '<bos>', id: 2 }, { text: '<unk>', id: 3, type: 2 }, { text: '<|turn>', id: 105 }, { text: '<turn|>', id: 106 }],
+    bos: '<bos>', eos: '<eos>', pad: '<pad>', unk: '<unk>', eot: '<turn|>', addBos: true, addSpacePrefix: false,
+    chatTemplate:
+      "{{ bos_token }}{%- for message in messages %}{%- set role = 'model' if message.role == 'assistant' else message.role %}" +
+      "{{ '<|turn>' + role + '\\n' + message.content | trim + '<turn|>\\n' }}{%- endfor %}" +
+      "{%- if add_generation_prompt %}{{ '<|turn>model\\n' }}{%- endif %}",
   },
 };
 
@@ -299,12 +376,24 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
   // llama.cpp's Phi-3 has an n_embd x n_embd attn_output: query width must be the model width.
   if (phi3 && qDim !== s.dim) throw new Error(`${arch} needs heads x head width = width; shape ${options.shape} has ${qDim} != ${s.dim}`);
   if (arch === 'gemma3' && !s.slidingWindow) throw new Error(`gemma3 needs a shape with a sliding window; ${options.shape} has none`);
+  if ((arch === 'gemma4') !== !!s.gemma4) throw new Error(`${arch} and shape ${options.shape} do not go together (gemma4 shapes: ${Object.keys(SHAPES).filter((k) => SHAPES[k]!.gemma4).join(', ')})`);
   const tensors: TensorToWrite[] = [];
+  // In runs of rows (quantization is per row), so a real shape's largest tensor (Gemma 4's
+  // per-layer embeddings) never needs its f32 values whole.
   const matrix = (name: string, cols: number, rows: number, scale: number) => {
-    const x = new Float32Array(cols * rows);
-    for (let i = 0; i < x.length; i++) x[i] = random() * scale;
-    const q = quantize(x, cols, typeOf(name));
-    tensors.push({ name, dims: [cols, rows], type: q.type, data: q.data });
+    const runRows = Math.max(1, Math.floor(2 ** 22 / cols));
+    const parts: Uint8Array[] = [];
+    let type = 0;
+    for (let r0 = 0; r0 < rows; r0 += runRows) {
+      const x = new Float32Array(cols * Math.min(runRows, rows - r0));
+      for (let i = 0; i < x.length; i++) x[i] = random() * scale;
+      const q = quantize(x, cols, typeOf(name));
+      type = q.type;
+      parts.push(q.data);
+    }
+    const data = parts.length === 1 ? parts[0]! : new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    if (parts.length > 1) parts.reduce((at, p) => (data.set(p, at), at + p.byteLength), 0);
+    tensors.push({ name, dims: [cols, rows], type, data });
   };
   const vector = (name: string, n: number, value: (i: number) => number) =>
     tensors.push({ name, dims: [n], type: GGMLType.F32, data: new Uint8Array(Float32Array.from({ length: n }, (_, i) => value(i)).buffer) });
@@ -326,6 +415,14 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
     matrix(p + 'ssm_alpha.weight', s.dim, d.vHeads, 1 / Math.sqrt(s.dim));
     vector(p + 'ssm_norm.weight', d.state, () => 1 + 0.2 * random());
     matrix(p + 'ssm_out.weight', valueDim, s.dim, 1 / Math.sqrt(valueDim));
+  }
+
+  const style = TOKENIZER_STYLES[arch];
+  if (s.gemma4) {
+    const metadata = gemma4Tensors(s, s.gemma4, matrix, vector, random);
+    metadata.unshift(['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }]);
+    metadata.push(...applyTokenizerStyle(await vocabulary(s.vocabFrom, s.vocab), style!, s.vocab));
+    return writeGGUF(metadata, tensors);
   }
 
   // Tied: the embedding is the output head too, scaled like one so logits stay peaked, not extreme.
@@ -443,10 +540,83 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
       [`${a}.rope.scaling.attn_factor`, f32(1.1)],
     ]),
   ];
-  const style = TOKENIZER_STYLES[arch];
   const vocab = await vocabulary(s.vocabFrom, s.vocab);
   metadata.push(...(style ? applyTokenizerStyle(vocab, style, s.vocab) : vocab));
   return writeGGUF(metadata, tensors);
+}
+
+/**
+ * Gemma 4's tensors (in llama.cpp's names, the converter's order) and its architecture metadata.
+ * Shared-KV layers still carry attn_k/attn_v/attn_k_norm, as converted checkpoints do (llama.cpp
+ * loads them as optional and never reads them).
+ */
+function gemma4Tensors(
+  s: Shape, g: Gemma4Shape,
+  matrix: (name: string, cols: number, rows: number, scale: number) => void,
+  vector: (name: string, n: number, value: (i: number) => number) => void,
+  random: () => number,
+): [string, TypedValue][] {
+  const swa = Array.from({ length: s.layers }, (_, l) => l % g.swaPeriod !== g.swaPeriod - 1);
+  const headDim = (l: number) => (swa[l] ? g.headDimSwa : s.headDim!);
+  const firstShared = s.layers - g.sharedKvLayers;
+  const ffn = (l: number) => (g.doubleWideMlp && l >= firstShared ? 2 * s.ffn : s.ffn);
+  const perLayer = g.perLayerInput * s.layers;
+  matrix('token_embd.weight', s.dim, s.vocab, 2 / Math.sqrt(s.dim));
+  // The per-layer embeddings and their projection from the residual stream.
+  matrix('per_layer_token_embd.weight', perLayer, s.vocab, 1);
+  matrix('per_layer_model_proj.weight', s.dim, perLayer, 1);
+  vector('per_layer_proj_norm.weight', g.perLayerInput, () => 1 + 0.2 * random());
+  // Proportional RoPE of the full layers: the first partialRotary of each head's pairs rotate at
+  // the whole head's frequencies, the rest (factor 1e30) never turn.
+  const rotated = (s.headDim! * g.partialRotary) / 2;
+  vector('rope_freqs.weight', s.headDim! / 2, (i) => (i < rotated ? 1 : 1e30));
+  for (let l = 0; l < s.layers; l++) {
+    const p = `blk.${l}.`;
+    const hd = headDim(l);
+    vector(p + 'attn_norm.weight', s.dim, () => 1);
+    matrix(p + 'attn_q.weight', s.dim, s.heads * hd, 1 / Math.sqrt(s.dim));
+    matrix(p + 'attn_k.weight', s.dim, s.kvHeads * hd, 1 / Math.sqrt(s.dim));
+    matrix(p + 'attn_v.weight', s.dim, s.kvHeads * hd, 1 / Math.sqrt(s.dim));
+    // Away from 1 so a missing or misplaced norm shows. Attention is unscaled (q and k are normed
+    // instead), so q's norm is small: scores of about one unit, not sqrt(head width), keep softmax
+    // from being so sharp that rounding (llama.cpp's f16 KV cache and 8-bit activations) flips it.
+    vector(p + 'attn_q_norm.weight', hd, () => 0.07 * (1 + 0.2 * random()));
+    vector(p + 'attn_k_norm.weight', hd, () => 1 + 0.2 * random());
+    matrix(p + 'attn_output.weight', s.heads * hd, s.dim, 1 / Math.sqrt(s.heads * hd));
+    // Post-norms large enough that the blocks' outputs hold their own against the scaled
+    // embedding in the residual stream (else the model only repeats its input token).
+    vector(p + 'post_attention_norm.weight', s.dim, () => 3 + 0.3 * random());
+    vector(p + 'ffn_norm.weight', s.dim, () => 1);
+    matrix(p + 'ffn_gate.weight', s.dim, ffn(l), 1 / Math.sqrt(s.dim));
+    matrix(p + 'ffn_up.weight', s.dim, ffn(l), 1 / Math.sqrt(s.dim));
+    matrix(p + 'ffn_down.weight', ffn(l), s.dim, 1 / Math.sqrt(ffn(l)));
+    vector(p + 'post_ffw_norm.weight', s.dim, () => 3 + 0.3 * random());
+    matrix(p + 'inp_gate.weight', s.dim, g.perLayerInput, 1 / Math.sqrt(s.dim));
+    matrix(p + 'proj.weight', g.perLayerInput, s.dim, 1 / Math.sqrt(g.perLayerInput));
+    vector(p + 'post_norm.weight', s.dim, () => 3 + 0.3 * random());
+    vector(p + 'layer_output_scale.weight', 1, () => 0.8 + 0.1 * random());
+  }
+  // A large final norm makes next-token distributions peaked, and the soft-cap bite.
+  vector('output_norm.weight', s.dim, () => 2.5);
+  const a = 'gemma4';
+  const u32 = (value: number): TypedValue => ({ type: 'u32', value });
+  const f32 = (value: number): TypedValue => ({ type: 'f32', value });
+  return [
+    ['general.architecture', { type: 'string', value: a }],
+    [`${a}.context_length`, u32(s.context)], [`${a}.embedding_length`, u32(s.dim)], [`${a}.block_count`, u32(s.layers)],
+    [`${a}.feed_forward_length`, g.doubleWideMlp ? { type: 'array', itemType: 'i32', value: Array.from({ length: s.layers }, (_, l) => ffn(l)) } : u32(s.ffn)],
+    [`${a}.attention.head_count`, u32(s.heads)], [`${a}.attention.head_count_kv`, u32(s.kvHeads)],
+    [`${a}.attention.layer_norm_rms_epsilon`, f32(s.eps ?? 1e-6)],
+    [`${a}.rope.freq_base`, f32(s.ropeTheta)], [`${a}.rope.freq_base_swa`, f32(s.ropeThetaLocal ?? s.ropeTheta)],
+    [`${a}.attention.sliding_window`, u32(s.slidingWindow ?? 0)],
+    [`${a}.attention.sliding_window_pattern`, { type: 'array', itemType: 'bool', value: swa }],
+    [`${a}.attention.key_length`, u32(s.headDim!)], [`${a}.attention.value_length`, u32(s.headDim!)],
+    [`${a}.attention.key_length_swa`, u32(g.headDimSwa)], [`${a}.attention.value_length_swa`, u32(g.headDimSwa)],
+    [`${a}.rope.dimension_count`, u32(s.headDim!)], [`${a}.rope.dimension_count_swa`, u32(g.headDimSwa)],
+    [`${a}.attention.shared_kv_layers`, u32(g.sharedKvLayers)],
+    [`${a}.embedding_length_per_layer_input`, u32(g.perLayerInput)],
+    [`${a}.final_logit_softcapping`, f32(g.finalSoftcap)],
+  ];
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -80,7 +80,33 @@ describe.skipIf(!HAVE_MODELS)('make-model: issue 15 architectures at the tiny sh
     expect(qt[q.metadata.get('tokenizer.ggml.eos_token_id') as number]).toBe('<|im_end|>');
   });
 
+  test('gemma4: per-layer sliding pattern, head widths, FFN widths, shared KV and per-layer embeddings', async () => {
+    const file = await readGGUF(bytesSource(await makeModel({ arch: 'gemma4', shape: TINY_SHAPES.gemma4, quant: 'q8_0', seed: 1 }), 'g4.gguf'));
+    const meta = file.metadata;
+    expect(meta.get('general.architecture')).toBe('gemma4');
+    expect(meta.get('gemma4.attention.sliding_window_pattern')).toEqual([true, true, false, true, true, false]);
+    expect(Array.from(meta.get('gemma4.feed_forward_length') as ArrayLike<number>)).toEqual([512, 512, 512, 1024, 1024, 1024]);
+    for (const [k, v] of Object.entries({ 'key_length': 128, 'key_length_swa': 64, 'value_length_swa': 64, 'shared_kv_layers': 3 })) expect(meta.get(`gemma4.attention.${k}`), k).toBe(v);
+    expect(meta.get('gemma4.embedding_length_per_layer_input')).toBe(256);
+    expect(meta.get('gemma4.rope.dimension_count_swa')).toBe(64);
+    expect(meta.get('gemma4.rope.freq_base_swa')).toBe(10000);
+    const dims = new Map(file.tensors.map((t) => [t.name, t.dims.map(Number)]));
+    expect(dims.get('per_layer_token_embd.weight')).toEqual([256 * 6, V]);
+    expect(dims.get('per_layer_model_proj.weight')).toEqual([D, 256 * 6]);
+    expect(dims.get('rope_freqs.weight')).toEqual([64]);
+    expect(dims.get('blk.0.attn_q.weight')).toEqual([D, 4 * 64]);
+    expect(dims.get('blk.2.attn_q.weight')).toEqual([D, 4 * 128]);
+    expect(dims.get('blk.5.attn_output.weight')).toEqual([4 * 128, D]);
+    expect(dims.get('blk.5.ffn_down.weight')).toEqual([1024, D]);
+    expect(dims.get('blk.3.inp_gate.weight')).toEqual([D, 256]);
+    expect(dims.get('blk.3.proj.weight')).toEqual([256, D]);
+    expect(dims.get('blk.3.layer_output_scale.weight')).toEqual([1]);
+    expect(dims.has('output.weight')).toBe(false);
+    expect(String(meta.get('tokenizer.chat_template'))).toContain('<|turn>model');
+  });
+
   test('an architecture at a shape it cannot take is refused', async () => {
+    await expect(makeModel({ arch: 'gemma4', shape: 'tiny-256-gemma3', quant: 'f32' })).rejects.toThrow(/do not go together/);
     await expect(makeModel({ arch: 'gemma3', shape: 'tiny-256-tied', quant: 'f32' })).rejects.toThrow(/sliding window/);
     await expect(makeModel({ arch: 'phi4-mini', shape: 'tiny-256-qwen3', quant: 'f32' })).rejects.toThrow(/width/);
   });

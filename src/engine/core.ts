@@ -682,6 +682,7 @@ export class EngineCore {
       quantTypes: [...new Set(matrices.map((t) => typeName(t.type)))],
       contextLength: model.contextLength,
       bytesOnGpu: model.bytesOnGpu,
+      bytesOnCpu: model instanceof LlamaModel ? model.bytesOnCpu : 0,
       adapter: gpu.adapterName,
       features: gpu.features,
       fromCache: Boolean(manifest),

@@ -95,6 +95,11 @@ export interface ModelInfo {
   quantTypes: string[];
   contextLength: number;
   bytesOnGpu: number;
+  /**
+   * Weight bytes kept in CPU memory instead (Gemma 4's per-layer embedding table, of which a step
+   * uploads only its tokens' rows); 0 for other models.
+   */
+  bytesOnCpu: number;
   adapter: string;
   features: string[];
   fromCache: boolean;

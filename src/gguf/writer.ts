@@ -4,7 +4,7 @@ import { TYPE_TRAITS } from './ggml-types.js';
 /** A metadata value with its GGUF type spelled out where a JS value alone is ambiguous. */
 export type TypedValue =
   | { type: 'u16' | 'u32' | 'i32' | 'f32' | 'u64' | 'bool' | 'string'; value: number | bigint | boolean | string }
-  | { type: 'array'; itemType: 'u32' | 'i32' | 'f32' | 'string'; value: ArrayLike<number> | string[] };
+  | { type: 'array'; itemType: 'u32' | 'i32' | 'f32' | 'bool' | 'string'; value: ArrayLike<number> | string[] | boolean[] };
 
 export interface TensorToWrite {
   name: string;
@@ -124,7 +124,7 @@ export function ggufLayout(
     if (tv.type === 'array') {
       w.u32(VT[tv.itemType]);
       w.u64(tv.value.length);
-      for (const x of Array.from(tv.value as ArrayLike<number | string>)) w.item(tv.itemType, x);
+      for (const x of Array.from(tv.value as ArrayLike<number | string | boolean>)) w.item(tv.itemType, x);
     } else {
       w.item(tv.type, tv.value);
     }

@@ -12,12 +12,15 @@ import gemvSwigluWgsl from '../../shaders/gemv_swiglu.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import normWgsl from '../../shaders/norm.wgsl?raw';
 import outputGateWgsl from '../../shaders/output_gate.wgsl?raw';
+import perLayerEmbeddingWgsl from '../../shaders/per_layer_embedding.wgsl?raw';
+import perLayerGateWgsl from '../../shaders/per_layer_gate.wgsl?raw';
 import probeWgsl from '../../shaders/probe.wgsl?raw';
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import reduceSubgroupsWgsl from '../../shaders/reduce_subgroups.wgsl?raw';
 import qkNormRopeWgsl from '../../shaders/qk_norm_rope.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
+import scaleRowsWgsl from '../../shaders/scale_rows.wgsl?raw';
 import weightsWgsl from '../../shaders/weights.wgsl?raw';
 import { WebGGUFError } from '../errors.js';
 import type { GpuWeightKind } from '../quant/formats.js';
@@ -53,6 +56,9 @@ const SPECS = {
   rmsnorm: { source: normWgsl, entry: 'rmsnorm', bindings: [R, R, RW, U, U] },
   rope: { source: ropeWgsl, entry: 'rope', bindings: [RW, RW, R, U, U] },
   qk_norm_rope: { source: qkNormRopeWgsl, entry: 'qk_norm_rope', bindings: [RW, RW, R, R, R, U, U] },
+  ple_inputs: { source: perLayerEmbeddingWgsl, entry: 'ple_inputs', bindings: [RW, R, R, U, U] },
+  ple_gate: { source: perLayerGateWgsl, entry: 'ple_gate', bindings: [RW, R, U, U] },
+  scale_rows: { source: scaleRowsWgsl, entry: 'scale_rows', bindings: [RW, R, U, U] },
   add_bias: { source: biasWgsl, entry: 'add_bias', bindings: [RW, R, U, U] },
   attention: { source: attentionWgsl, entry: 'attention', bindings: [R, R, R, RW, RW, U, U] },
   layernorm: { source: encoderWgsl, entry: 'layernorm', bindings: [RW, R, R, R, R, U, U] },

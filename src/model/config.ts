@@ -1,7 +1,7 @@
 import { ModelFormatError } from '../errors.js';
 import { metaArray, metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'qwen35'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'qwen35', 'gemma4'] as const;
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -46,6 +46,15 @@ interface ArchitectureTraits {
    * and the feed-forward's input norm named post_attention_norm. See DeltaNetConfig.
    */
   hybridDeltaNet: boolean;
+  /**
+   * Gemma 4: V is RMS-normalized per head (no weight); the attention scale is 1 (q and k are
+   * normed); the windowed layers' RoPE base, head width and rotary width come from the *_swa keys,
+   * which layers are windowed from attention.sliding_window_pattern (a bool per layer); the last
+   * attention.shared_kv_layers layers reuse earlier layers' KV caches; per-layer embeddings
+   * (embedding_length_per_layer_input) and per-layer output scales; the final soft-cap from
+   * final_logit_softcapping when the file has it.
+   */
+  gemma4: boolean;
 }
 
 /**
@@ -58,7 +67,7 @@ interface ArchitectureTraits {
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
-  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, hybridDeltaNet: false,
+  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, hybridDeltaNet: false, gemma4: false,
   // Mistral's window, when a file has one, applies to every layer.
   window: { pattern: 0, fallback: 0 },
 };
@@ -81,6 +90,10 @@ const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], Arch
   // Qwen3.5 (dense): Gated DeltaNet layers and, every full_attention_interval-th layer, Qwen 3's
   // attention (NEOX RoPE on part of each head, q/k norms) with an output gate.
   qwen35: { ...LLAMA, ropeStyle: 'neox', qkNorm: true, window: null, hybridDeltaNet: true },
+  // Gemma 4: Gemma 3's blocks plus what the gemma4 trait says (windowRopeTheta read from the file).
+  gemma4: {
+    ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 0, fallback: undefined }, gemma4: true,
+  },
 };
 
 /**
@@ -147,6 +160,35 @@ export interface ModelConfig extends ArchitectureTraits {
    * are (p, p, p, 0), so pairs of the fourth section (or past the three) turn by position 0.
    */
   ropeUnrotatedPairs: number[];
+  /**
+   * What varies by layer (Gemma 4: head counts and widths, rotary widths, FFN widths, which layers
+   * are windowed); the model-wide fields above are the largest (head widths, FFN widths) or the
+   * full-attention layers' (rotary width). Uniform for the other architectures.
+   */
+  layers: LayerShape[];
+  /** RoPE dimensions of the windowed layers' table (Gemma 4's rope.dimension_count_swa; else ropeDim). */
+  windowRopeDim: number;
+  /** Layers from this one on reuse an earlier layer's KV cache (Gemma 4's shared KV); nLayers: none do. */
+  kvSharedFrom: number;
+  /** Width of the per-layer embeddings (Gemma 4); 0: none. */
+  perLayerInput: number;
+  /** Each layer's output is scaled by its blk.N.layer_output_scale (Gemma 4). */
+  layerOutputScale: boolean;
+  /** No attn_v: values are the key projection (Gemma 4's attention_k_eq_v). */
+  valueFromKey: boolean;
+  /** V is RMS-normalized per head, without a weight (Gemma 4). */
+  valueNorm: boolean;
+}
+
+/** One layer's attention and feed-forward shape. */
+export interface LayerShape {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  ropeDim: number;
+  ffnDim: number;
+  /** Whether the layer attends within the sliding window. */
+  windowed: boolean;
 }
 
 export function readConfig(file: GGUFFile): ModelConfig {
@@ -162,8 +204,16 @@ export function readConfig(file: GGUFFile): ModelConfig {
       `${name}: architecture "${arch}" is not supported (supported: ${SUPPORTED_ARCHITECTURES.join(', ')})`,
     );
   }
-  const k = (key: string, fallback?: number) => metaNumber(file, `${arch}.${key}`, fallback);
   const traits = ARCHITECTURE_TRAITS[arch as keyof typeof ARCHITECTURE_TRAITS];
+  // Gemma 4's 26B-A4B mixture of experts is the same architecture name with experts in its FFNs.
+  if (traits.gemma4 && (metaNumber(file, 'gemma4.expert_count', 0) > 0 || file.tensors.some((t) => t.name.includes('ffn_gate_inp')))) {
+    throw new ModelFormatError('unsupported-architecture', `${name}: Gemma 4's mixture-of-experts variant (gemma4 with expert_count > 0) is not supported; its dense models (E2B, E4B) are`);
+  }
+  // Gemma 4 may give head counts and FFN widths per layer (readGemma4); the model-wide value is the largest.
+  const k = (key: string, fallback?: number) => {
+    const v = file.metadata.get(`${arch}.${key}`);
+    return traits.gemma4 && typeof v === 'object' && v !== null && 'length' in v && v.length ? Math.max(...Array.from(v as ArrayLike<number>, Number)) : metaNumber(file, `${arch}.${key}`, fallback);
+  };
   const dim = k('embedding_length');
   const nHeads = k('attention.head_count');
   const nKvHeads = k('attention.head_count_kv', nHeads);
@@ -197,8 +247,19 @@ export function readConfig(file: GGUFFile): ModelConfig {
     swaPattern: traits.window?.pattern ?? 0,
     deltaNet: traits.hybridDeltaNet ? readDeltaNet(file, arch, k('block_count')) : undefined,
     ropeUnrotatedPairs: unrotatedPairs(file, arch, k('rope.dimension_count', headDim) / 2),
+    layers: [],
+    windowRopeDim: k('rope.dimension_count', headDim),
+    kvSharedFrom: k('block_count'),
+    perLayerInput: 0,
+    layerOutputScale: false,
+    valueFromKey: false,
+    valueNorm: false,
     ...traits,
   };
+  config.layers = Array.from({ length: config.nLayers }, (_, l) => ({
+    nHeads, nKvHeads, headDim, ropeDim: config.ropeDim, ffnDim: config.ffnDim, windowed: layerWindow(config, l) > 0,
+  }));
+  if (traits.gemma4) readGemma4(file, config);
   const positive = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize', 'contextLength'] as const;
   for (const key of positive) {
     if (!Number.isInteger(config[key]) || config[key] <= 0 || config[key] > 1 << 24) {
@@ -211,7 +272,7 @@ export function readConfig(file: GGUFFile): ModelConfig {
   if (k('attention.value_length', config.headDim) !== config.headDim) {
     throw new ModelFormatError('shape-mismatch', `${name}: value heads of ${k('attention.value_length')} differ from key heads of ${config.headDim}`);
   }
-  if (config.headDim > 256) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported 256`);
+  if (config.headDim > MAX_HEAD_DIM) throw new ModelFormatError('shape-mismatch', `${name}: head size ${config.headDim} is above the supported ${MAX_HEAD_DIM}`);
   if (!(config.ropeLinearScale > 0)) throw new ModelFormatError('malformed', `${name}: invalid rope.scaling.factor ${config.ropeLinearScale}`);
   if (config.ropeDim > config.headDim || config.ropeDim % 2) throw new ModelFormatError('malformed', `${name}: invalid rope.dimension_count ${config.ropeDim}`);
   // A token without an embedding row would read past the matrix (llama.cpp refuses it too).
@@ -270,6 +331,68 @@ function unrotatedPairs(file: GGUFFile, arch: string, pairs: number): number[] {
   return out;
 }
 
+/** Gemma 4's per-layer shapes and extras (see the gemma4 trait); llama.cpp's gemma4.cpp load_arch_hparams. */
+function readGemma4(file: GGUFFile, c: ModelConfig): void {
+  const name = file.source.name;
+  const k = (key: string, fallback?: number) => metaNumber(file, `gemma4.${key}`, fallback);
+  // A per-layer key may be one value for every layer or an array of one per layer.
+  const perLayer = (key: string, fallback?: number): number[] => {
+    const v = file.metadata.get(`gemma4.${key}`);
+    if (v === undefined || typeof v === 'number') return new Array<number>(c.nLayers).fill(k(key, fallback));
+    const values = Array.from(v as ArrayLike<number | boolean>, Number);
+    if (values.length !== c.nLayers || values.some((x) => !Number.isFinite(x))) throw new ModelFormatError('malformed', `${name}: gemma4.${key} has ${values.length} values for ${c.nLayers} layers`);
+    return values;
+  };
+  const windowed = perLayer('attention.sliding_window_pattern').map((x) => x !== 0);
+  const heads = perLayer('attention.head_count');
+  const kvHeads = perLayer('attention.head_count_kv', c.nKvHeads);
+  const ffn = perLayer('feed_forward_length');
+  const headSwa = k('attention.key_length_swa');
+  if (k('attention.value_length_swa', headSwa) !== headSwa) throw new ModelFormatError('shape-mismatch', `${name}: value heads of the windowed layers differ from their key heads`);
+  c.windowRopeDim = k('rope.dimension_count_swa', headSwa);
+  c.windowRopeTheta = k('rope.freq_base_swa', c.ropeTheta);
+  c.layers = windowed.map((w, l) => ({
+    nHeads: heads[l]!, nKvHeads: kvHeads[l]!, headDim: w ? headSwa : c.headDim, ropeDim: w ? c.windowRopeDim : c.ropeDim, ffnDim: ffn[l]!, windowed: w,
+  }));
+  c.nHeads = Math.max(...heads);
+  c.nKvHeads = Math.max(...kvHeads);
+  c.ffnDim = Math.max(...ffn);
+  c.attnScale = 1;
+  c.finalSoftcap = k('final_logit_softcapping', 0);
+  c.kvSharedFrom = c.nLayers - k('attention.shared_kv_layers', 0);
+  c.perLayerInput = k('embedding_length_per_layer_input', 0);
+  const has = (n: string) => file.tensors.some((t) => t.name === n);
+  c.layerOutputScale = has('blk.0.layer_output_scale.weight');
+  c.valueFromKey = !has('blk.0.attn_v.weight');
+  c.valueNorm = true;
+  for (const [l, s] of c.layers.entries()) {
+    if (!Number.isInteger(s.nHeads) || s.nHeads <= 0 || !Number.isInteger(s.nKvHeads) || s.nKvHeads <= 0 || s.nHeads % s.nKvHeads || !(s.ffnDim > 0) || !Number.isInteger(s.ffnDim)) {
+      throw new ModelFormatError('shape-mismatch', `${name}: layer ${l} has ${s.nHeads} heads over ${s.nKvHeads} KV heads and an FFN of ${s.ffnDim}`);
+    }
+    if (!Number.isInteger(s.headDim) || s.headDim % 2 || s.headDim > MAX_HEAD_DIM || s.ropeDim > s.headDim || s.ropeDim % 2) {
+      throw new ModelFormatError('shape-mismatch', `${name}: layer ${l}'s heads of ${s.headDim} (rotary ${s.ropeDim}) are not supported`);
+    }
+    const donor = kvDonor(c, l);
+    const d = c.layers[donor];
+    if (!d || (donor !== l && (donor >= c.kvSharedFrom || d.windowed !== s.windowed || d.headDim !== s.headDim || d.nKvHeads !== s.nKvHeads))) {
+      throw new ModelFormatError('shape-mismatch', `${name}: layer ${l} cannot share the KV cache of layer ${donor}`);
+    }
+  }
+}
+
+/**
+ * The layer whose KV cache layer `layer` attends over: its own, or for Gemma 4's shared layers the
+ * last layer with its own cache of the same kind (llama.cpp: n_layer_kv_from_start - 2 for a
+ * windowed layer, - 1 for a full one).
+ */
+export function kvDonor(c: ModelConfig, layer: number): number {
+  if (layer < c.kvSharedFrom) return layer;
+  return c.kvSharedFrom - (c.layers[layer]!.windowed ? 2 : 1);
+}
+
+/** The widest head the attention kernels take (their private arrays are sized to it). */
+const MAX_HEAD_DIM = 512;
+
 /**
  * What one layer runs, top to bottom: a block that mixes the tokens (attention over the KV cache),
  * then a feed-forward block. What varies from layer to layer (Gemma 2's alternating window,
@@ -283,6 +406,10 @@ export interface LayerPlan {
   mixer: AttentionPlan | DeltaNetPlan;
   /** A gated feed-forward (act(gate) * up, then down); the activation is the model's. */
   feedForward: 'glu';
+  ffnDim: number;
+  /** After the feed-forward: the per-layer embedding block (Gemma 4), then the output scale. */
+  perLayerEmbedding: boolean;
+  outputScale: boolean;
   /** The feed-forward's input norm (Qwen3.5 names it post_attention_norm). */
   feedForwardNorm: string;
 }
@@ -309,6 +436,14 @@ export interface AttentionPlan {
   windowRope: boolean;
   /** q's projection also makes a gate per output value: out *= sigmoid(gate) (Qwen3.5). */
   outputGate: boolean;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  ropeDim: number;
+  /** The layer whose KV cache this one reads: itself, or (Gemma 4) an earlier one, and then it writes none. */
+  kvFrom: number;
+  /** V is RMS-normalized per head (Gemma 4). */
+  vNorm: boolean;
 }
 
 /** The layers of the model, in order. */
@@ -317,16 +452,22 @@ export function layerPlans(c: ModelConfig): LayerPlan[] {
     const window = layerWindow(c, index);
     const rope = !(c.noRopeLayerStep && (index + 1) % c.noRopeLayerStep === 0);
     const prefix = `blk.${index}.`;
+    const s = c.layers[index]!;
     const feedForwardNorm = prefix + (c.hybridDeltaNet ? 'post_attention_norm.weight' : 'ffn_norm.weight');
-    if (c.deltaNet?.recurrent[index]) return { index, prefix, mixer: { kind: 'delta-net' }, feedForward: 'glu', feedForwardNorm };
-    const mixer: AttentionPlan = { kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0, outputGate: c.hybridDeltaNet };
-    return { index, prefix, mixer, feedForward: 'glu', feedForwardNorm };
+    const common = { index, prefix, feedForward: 'glu' as const, feedForwardNorm, ffnDim: s.ffnDim, perLayerEmbedding: c.perLayerInput > 0, outputScale: c.layerOutputScale };
+    if (c.deltaNet?.recurrent[index]) return { ...common, mixer: { kind: 'delta-net' as const } };
+    const mixer: AttentionPlan = {
+      kind: 'attention', window, rope, windowRope: window > 0 && c.windowRopeTheta > 0, outputGate: c.hybridDeltaNet,
+      nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, ropeDim: s.ropeDim, kvFrom: kvDonor(c, index), vNorm: c.valueNorm,
+    };
+    return { ...common, mixer };
   });
 }
 
 /** The sliding window layer `layer` attends within, or 0 for the whole context. */
 export function layerWindow(c: ModelConfig, layer: number): number {
   if (!c.slidingWindow) return 0;
+  if (c.gemma4 && c.layers.length) return c.layers[layer]!.windowed ? c.slidingWindow : 0;
   return c.swaPattern === 0 || layer % c.swaPattern < c.swaPattern - 1 ? c.slidingWindow : 0;
 }
 
@@ -381,8 +522,17 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
   ]);
   if (!c.tiedOutput) m.set('output.weight', [c.dim, c.vocabSize]);
   for (const factors of [c.ropeFactors?.short, c.ropeFactors?.long]) if (factors) m.set(factors, [c.ropeDim / 2]);
+  if (c.perLayerInput) {
+    m.set(PER_LAYER_TABLE, [c.perLayerInput * c.nLayers, c.vocabSize]);
+    m.set('per_layer_model_proj.weight', [c.dim, c.perLayerInput * c.nLayers]);
+    m.set('per_layer_proj_norm.weight', [c.perLayerInput]);
+  }
   for (const layer of layerPlans(c)) {
     const p = layer.prefix;
+    if (c.gemma4) {
+      gemma4LayerTensors(c, layer.index, m);
+      continue;
+    }
     m.set(p + 'attn_norm.weight', [c.dim]);
     m.set(layer.feedForwardNorm, [c.dim]);
     if (!c.fusedGateUp) m.set(p + 'ffn_gate.weight', [c.dim, c.ffnDim]);
@@ -429,6 +579,41 @@ export function deltaNetTensors(c: ModelConfig, d: DeltaNetConfig): [string, num
 /** Tensors read as flat f32 arrays whatever their shape: 1-D ones, and the conv taps of a DeltaNet layer. */
 export function isVectorTensor(t: TensorInfo): boolean {
   return t.dims.length === 1 || t.name.endsWith('.ssm_conv1d.weight');
+}
+
+/**
+ * The per-layer embedding table (Gemma 4): it stays on the CPU (see TensorPlan.host); a step uploads
+ * the rows of its tokens.
+ */
+export const PER_LAYER_TABLE = 'per_layer_token_embd.weight';
+
+/** Gemma 4's layer tensors: per-layer widths; none of K's and V's on layers that share another's KV. */
+function gemma4LayerTensors(c: ModelConfig, l: number, m: Map<string, number[]>): void {
+  const p = `blk.${l}.`;
+  const s = c.layers[l]!;
+  const q = s.nHeads * s.headDim;
+  const kv = s.nKvHeads * s.headDim;
+  m.set(p + 'attn_norm.weight', [c.dim]);
+  m.set(p + 'attn_q.weight', [c.dim, q]);
+  m.set(p + 'attn_q_norm.weight', [s.headDim]);
+  if (kvDonor(c, l) === l) {
+    m.set(p + 'attn_k.weight', [c.dim, kv]);
+    if (!c.valueFromKey) m.set(p + 'attn_v.weight', [c.dim, kv]);
+    m.set(p + 'attn_k_norm.weight', [s.headDim]);
+  }
+  m.set(p + 'attn_output.weight', [q, c.dim]);
+  m.set(p + 'post_attention_norm.weight', [c.dim]);
+  m.set(p + 'ffn_norm.weight', [c.dim]);
+  m.set(p + 'ffn_gate.weight', [c.dim, s.ffnDim]);
+  m.set(p + 'ffn_up.weight', [c.dim, s.ffnDim]);
+  m.set(p + 'ffn_down.weight', [s.ffnDim, c.dim]);
+  m.set(p + 'post_ffw_norm.weight', [c.dim]);
+  if (c.perLayerInput) {
+    m.set(p + 'inp_gate.weight', [c.dim, c.perLayerInput]);
+    m.set(p + 'proj.weight', [c.perLayerInput, c.dim]);
+    m.set(p + 'post_norm.weight', [c.dim]);
+  }
+  if (c.layerOutputScale) m.set(p + 'layer_output_scale.weight', [1]);
 }
 
 function checkShapes(file: GGUFFile, c: ModelConfig): void {

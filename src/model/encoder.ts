@@ -75,6 +75,8 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
     attnSoftcap: 0, finalSoftcap: 0, attnScale: 1 / Math.sqrt(headDim), slidingWindow: 0, swaPattern: 0,
     qkvBias: !nomic, ropeStyle: 'neox', fusedQkv: nomic, fusedGateUp: false, activation: nomic ? 'silu' : 'gelu', scaleEmbedding: false, postNorms: false, softcapping: false,
     qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, window: null, hybridDeltaNet: false, deltaNet: undefined, ropeUnrotatedPairs: [],
+    layers: Array.from({ length: k('block_count') }, () => ({ nHeads, nKvHeads: k('attention.head_count_kv', nHeads), headDim, ropeDim: headDim, ffnDim: k('feed_forward_length'), windowed: false })),
+    gemma4: false, windowRopeDim: headDim, kvSharedFrom: k('block_count'), perLayerInput: 0, layerOutputScale: false, valueFromKey: false, valueNorm: false,
     pooling, causal, positions: nomic ? 'rope' : 'absolute',
     tokenTypes: file.tensors.find((t) => t.name === 'token_types.weight')?.dims[1] ?? 0,
   };

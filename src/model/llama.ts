@@ -8,7 +8,8 @@ import { DeltaNetBlocks, type RecurrentState } from './blocks/delta-net.js';
 import { recordEmbedding } from './blocks/embedding.js';
 import { FeedForwardBlocks } from './blocks/feed-forward.js';
 import { FILTER_BIAS, FILTER_MASK, FILTERS_OFFSET, maskBytes, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
-import { isAttentionLayer, layerPlans, ropeFactorTensor, type ModelConfig } from './config.js';
+import { PerLayerEmbeddingBlocks, recordOutputScale } from './blocks/per-layer-embedding.js';
+import { isAttentionLayer, layerPlans, PER_LAYER_TABLE, ropeFactorTensor, type ModelConfig } from './config.js';
 import { checkFit, planMemory, residualBytes } from './memory-plan.js';
 import { tuneDecodeWorkgroup } from './kernel-shapes.js';
 import { ForwardRecorder, type Op, type ResidualStream } from './recorder.js';
@@ -95,6 +96,10 @@ export class LlamaModel {
   /** SampleParams.filters as last written (FILTER_MASK, FILTER_BIAS). */
   private samplerFilters = 0;
   private readback!: GPUBuffer;
+  /** Gemma 4's per-layer embeddings, whose rows each step uploads. */
+  private perLayer: PerLayerEmbeddingBlocks | undefined;
+  /** The last token the sampler chose, as far as the host knows (per-layer embedding rows are picked on the host). */
+  private lastSampled: number | undefined;
   private disposed = false;
   /**
    * Qwen3.5's recurrent state (each DeltaNet layer's conv and delta-rule state), empty for other
@@ -142,6 +147,8 @@ export class LlamaModel {
   kvCacheBytes = 0;
   /** Bytes of the recurrent state (and its checkpoint) on the GPU (Qwen3.5). */
   recurrentStateBytes = 0;
+  /** Bytes of weights kept in CPU memory instead (Gemma 4's per-layer embedding table), not on the GPU. */
+  bytesOnCpu = 0;
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<LlamaModel> {
     // Before a single weight byte is read: does every buffer fit this device's limits and the budget?
@@ -178,13 +185,15 @@ export class LlamaModel {
     const factorTensor = ropeFactorTensor(c, this.contextLength);
     const repack = (skip: number) => repackWeights(file, plans, skip);
     const chunks = options.weights ? options.weights(repack) : repack(0);
-    const { buffers, cpuValues: freqFactors } = await uploadWeights(a, plans, chunks, options.onProgress, factorTensor);
+    const { buffers, cpuValues: freqFactors, host } = await uploadWeights(a, plans, chunks, options.onProgress, factorTensor);
     if (factorTensor && freqFactors?.length !== c.ropeDim / 2) throw new WebGGUFError('malformed', `${factorTensor} did not arrive whole`);
-    this.weightBytes = plans.reduce((sum, p) => sum + p.words * 4, 0);
+    this.weightBytes = plans.reduce((sum, p) => sum + (p.host ? 0 : p.words * 4), 0);
+    this.bytesOnCpu = plans.reduce((sum, p) => sum + (p.host ? p.words * 4 : 0), 0);
     const plansOfLayers = layerPlans(c);
-    const attentionLayers = plansOfLayers.filter(isAttentionLayer).length;
-    this.kvCacheBytes = 2 * attentionLayers * this.contextLength * c.nKvHeads * c.headDim * 4;
-    for (const p of plans) {
+    // Only attention layers with a KV cache of their own: not DeltaNet layers (Qwen3.5), nor
+    // layers that read another's cache (Gemma 4).
+    this.kvCacheBytes = plansOfLayers.filter(isAttentionLayer).reduce((sum, l) => sum + (l.mixer.kvFrom === l.index ? 2 * this.contextLength * l.mixer.nKvHeads * l.mixer.headDim * 4 : 0), 0);
+    for (const p of plans.filter((plan) => !plan.host)) {
       const embeddingOnly = p.matrix === 'token_embd.weight' && !c.tiedOutput;
       this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
     }
@@ -197,6 +206,8 @@ export class LlamaModel {
     const attention = new AttentionBlocks(r, this.contextLength, B, freqFactors);
     const feedForward = new FeedForwardBlocks(r, B);
     const deltaNet = c.deltaNet ? new DeltaNetBlocks(r, B) : undefined;
+    const table = host.get(PER_LAYER_TABLE);
+    if (table) this.perLayer = new PerLayerEmbeddingBlocks(r, B, table, file.tensors.find((t) => t.name === PER_LAYER_TABLE)!.type);
     // GPUs: the decode GEMVs' workgroup size, timed on a feed-forward matrix of this model.
     if (!this.gpu.cpuEmulated) {
       this.decodeWorkgroup = await tuneDecodeWorkgroup(this.gpu, this.kernels, r.matrix('blk.0.ffn_up.weight')[0]!, residual.normed, feedForward.hidden, this.stepBuffer);
@@ -206,10 +217,13 @@ export class LlamaModel {
     // The forward pass (llama2.c's forward()): embed the tokens, run each layer's blocks on the
     // residual stream, then the head (skipped for all but a prompt's last chunk).
     recordEmbedding(r, this.tokensBuffer, residual.x);
+    this.perLayer?.recordInputs(residual);
     for (const layer of plansOfLayers) {
       if (isAttentionLayer(layer)) attention.record(layer, residual);
       else deltaNet!.record(layer, residual);
       feedForward.record(layer, residual);
+      if (layer.perLayerEmbedding) this.perLayer!.record(layer, residual);
+      if (layer.outputScale) recordOutputScale(r, layer, residual);
     }
     if (deltaNet) {
       this.recurrent = deltaNet.states;
@@ -311,7 +325,8 @@ export class LlamaModel {
         }
       }
     }
-    return (await this.read(SAMPLER_STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
+    this.lastSampled = (await this.read(SAMPLER_STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
+    return this.lastSampled;
   }
 
   /**
@@ -326,6 +341,7 @@ export class LlamaModel {
     if (!Number.isInteger(count) || count < 1 || count > MAX_DECODE_STEPS) throw new WebGGUFError('invalid-argument', `decode takes 1 to ${MAX_DECODE_STEPS} steps, not ${count}`);
     this.checkRange(pos, count);
     this.resumeState(pos, count);
+    if (this.perLayer) return this.decodeWithPerLayerRows(count, pos);
     const device = this.gpu.device;
     const steps = new Uint32Array((count * STEP_BYTES) / 4);
     for (let i = 0; i < count; i++) steps.set([pos + i, 1], (i * STEP_BYTES) / 4);
@@ -337,7 +353,39 @@ export class LlamaModel {
       encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, i * 4, 4);
     }
     device.queue.submit([encoder.finish()]);
-    return this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
+    const tokens = await this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
+    this.lastSampled = tokens.at(-1);
+    return tokens;
+  }
+
+  /**
+   * decode() for a model with per-layer embeddings: each step needs its token's table rows, which
+   * the host uploads, so every token comes back to the host before the next step.
+   */
+  private async decodeWithPerLayerRows(count: number, pos: number): Promise<number[]> {
+    const device = this.gpu.device;
+    let token = this.lastSampled ?? (await this.readSampledToken());
+    const tokens: number[] = [];
+    for (let i = 0; i < count; i++) {
+      this.perLayer!.upload([token]);
+      device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos + i, 1, 0, 0]));
+      const encoder = device.createCommandEncoder();
+      this.recordPass(encoder, this.decodeOps, 1);
+      encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, 0, 4);
+      device.queue.submit([encoder.finish()]);
+      token = await this.read(4, (b) => new Uint32Array(b)[0]!);
+      tokens.push(token);
+    }
+    this.lastSampled = token;
+    return tokens;
+  }
+
+  /** The token the sampler chose last, read from the GPU. */
+  private async readSampledToken(): Promise<number> {
+    const encoder = this.gpu.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, 0, 4);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    return this.read(4, (b) => new Uint32Array(b)[0]!);
   }
 
   /** Runs `tokens` at positions [pos, pos + tokens.length) without choosing a next token (a prompt's first part). */
@@ -352,6 +400,7 @@ export class LlamaModel {
   async logits(tokens: ArrayLike<number>, pos: number): Promise<Float32Array> {
     this.checkRange(pos, tokens.length);
     this.resumeState(pos, tokens.length);
+    this.lastSampled = undefined;
     for (let at = 0; at < tokens.length; at += this.maxBatch) {
       const chunk = Array.from(tokens).slice(at, at + this.maxBatch);
       this.encodeStep(chunk, pos + at, at + this.maxBatch >= tokens.length, 'logits');
@@ -421,6 +470,7 @@ export class LlamaModel {
     const n = tokens.length;
     device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos, n, 0, 0]));
     device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(tokens));
+    this.perLayer?.upload(tokens);
     const encoder = device.createCommandEncoder();
     const list = n === 1 ? this.decodeOps : this.prefillOps;
     this.recordPass(encoder, head ? list : list.slice(0, list.length - this.headOps), n);

@@ -4,6 +4,7 @@ import type { GpuContext } from '../gpu/context.js';
 import { attentionBuffers } from './blocks/attention.js';
 import { deltaNetBuffers } from './blocks/delta-net.js';
 import { feedForwardBuffers } from './blocks/feed-forward.js';
+import { perLayerEmbeddingBuffers } from './blocks/per-layer-embedding.js';
 import { outputHeadBuffers } from './blocks/output-head.js';
 import { layerPlans, readConfig, type ModelConfig } from './config.js';
 import { planWeights, type TensorPlan } from './weights.js';
@@ -43,13 +44,15 @@ export function planMemory(file: GGUFFile, options: { contextLength?: number; ma
   // Per-sequence state is named for what it is (k_cache.3, v_cache.3, and the like).
   const role = (name: string): PlannedBuffer['role'] => (/(^|_)(cache|state|checkpoint)\b/.test(name) ? 'context' : 'work');
   const buffers: PlannedBuffer[] = [
-    ...weights.map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
+    // Tables kept in CPU memory (Gemma 4's per-layer embeddings: TensorPlan.host) take no GPU buffer.
+    ...weights.filter((p) => !p.host).map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
     ...[
       { name: 'x', bytes: residual },
       { name: 'xb', bytes: residual },
       ...attentionBuffers(config, contextLength, maxBatch),
       ...deltaNetBuffers(config, layerPlans(config).filter((l) => l.mixer.kind === 'delta-net').map((l) => l.index), maxBatch),
       ...feedForwardBuffers(config, maxBatch),
+      ...perLayerEmbeddingBuffers(config, maxBatch),
       ...outputHeadBuffers(config, contextLength),
     ].map((b) => ({ ...b, role: role(b.name) })),
   ];

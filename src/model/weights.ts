@@ -2,7 +2,7 @@ import { ModelFormatError, WebGGUFError } from '../errors.js';
 import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
 import type { GpuAllocator } from '../gpu/allocator.js';
 import { gpuLayout, hasScaleRegion, planTensor, scaleWords, type GpuLayout } from '../quant/formats.js';
-import { expectedTensors, isVectorTensor, matrixViews, type ModelConfig } from './config.js';
+import { expectedTensors, isVectorTensor, matrixViews, PER_LAYER_TABLE, type ModelConfig } from './config.js';
 
 /**
  * One GPU buffer of weights: matrices in their repacked layout, vectors (norm weights) as f32.
@@ -23,6 +23,11 @@ export interface TensorPlan {
   /** null for vectors. */
   layout: GpuLayout | null;
   words: number;
+  /**
+   * Kept on the CPU, in the file's own bytes (padded to whole words), never uploaded: Gemma 4's
+   * per-layer embedding table, of which a step needs only its tokens' rows.
+   */
+  host?: true;
 }
 
 /**
@@ -65,6 +70,7 @@ export function planWeights(file: GGUFFile, config: ModelConfig, maxPartBytes = 
     .filter((t) => wanted.has(t.name))
     .sort((a, b) => a.offset - b.offset)
     .flatMap((t): TensorPlan[] => {
+      if (t.name === PER_LAYER_TABLE) return [{ name: t.name, tensor: t.name, fileRow: 0, matrix: t.name, rowStart: 0, layout: null, words: Math.ceil(t.byteSize / 4), host: true }];
       if (isVectorTensor(t)) return [{ name: t.name, tensor: t.name, fileRow: 0, matrix: t.name, rowStart: 0, layout: null, words: t.elements }];
       const cols = t.dims[0]!;
       const kind = planTensor(t.type, cols, t.name).kind;
@@ -97,6 +103,17 @@ export async function* repackWeights(file: GGUFFile, plans: TensorPlan[], skip =
   let n = 0;
   for (const plan of plans) {
     const t = file.tensors.find((x) => x.name === plan.tensor)!;
+    if (plan.host) {
+      // The file's bytes as they are, in word-aligned runs.
+      for (let start = 0; start < t.byteSize; start += CHUNK_BYTES) {
+        if (n++ < skip) continue;
+        const length = Math.min(CHUNK_BYTES, t.byteSize - start);
+        const words = new Uint32Array(Math.ceil(length / 4));
+        new Uint8Array(words.buffer).set(await readRange(file, t, start, length));
+        yield { tensor: plan.name, wordOffset: start / 4, words };
+      }
+      continue;
+    }
     const { format, kind } = planTensor(t.type, t.dims[0]!, t.name);
     if (!plan.layout) {
       if (n++ < skip) continue;
@@ -154,21 +171,24 @@ export async function uploadWeights(
   chunks: AsyncIterable<WeightChunk>,
   onProgress?: (loaded: number, total: number) => void,
   cpuTensor?: string,
-): Promise<{ buffers: Map<string, GPUBuffer>; cpuValues: Float32Array | undefined }> {
-  const buffers = new Map(plans.map((p) => [p.name, alloc.storage(p.name, p.words * 4)]));
+): Promise<{ buffers: Map<string, GPUBuffer>; cpuValues: Float32Array | undefined; host: Map<string, Uint32Array> }> {
+  const buffers = new Map(plans.filter((p) => !p.host).map((p) => [p.name, alloc.storage(p.name, p.words * 4)]));
+  const host = new Map(plans.filter((p) => p.host).map((p) => [p.name, new Uint32Array(p.words)]));
   const total = plans.reduce((s, p) => s + p.words, 0);
   let loaded = 0;
   let cpuValues: Float32Array | undefined;
   for await (const chunk of chunks) {
     if (chunk.tensor === cpuTensor) cpuValues = new Float32Array(chunk.words.slice().buffer);
     const target = buffers.get(chunk.tensor);
+    const hostTarget = host.get(chunk.tensor);
     const plan = plans.find((p) => p.name === chunk.tensor);
-    if (!target || !plan || chunk.wordOffset + chunk.words.length > plan.words) {
+    if ((!target && !hostTarget) || !plan || chunk.wordOffset + chunk.words.length > plan.words) {
       throw new WebGGUFError('malformed', `weight chunk for ${chunk.tensor} does not fit its tensor`);
     }
-    alloc.device.queue.writeBuffer(target, chunk.wordOffset * 4, chunk.words);
+    if (hostTarget) hostTarget.set(chunk.words, chunk.wordOffset);
+    else alloc.device.queue.writeBuffer(target!, chunk.wordOffset * 4, chunk.words);
     loaded += chunk.words.length;
     onProgress?.(loaded, total);
   }
-  return { buffers, cpuValues };
+  return { buffers, cpuValues, host };
 }

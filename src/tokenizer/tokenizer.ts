@@ -14,7 +14,10 @@ export const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, U
 
 /** What a GGUF's tokenizer.* metadata says, independent of where it was read from. */
 export interface VocabSpec {
-  /** tokenizer.ggml.model: 'llama' (SentencePiece with scores), 'gpt2' (byte-level BPE) or 'bert' (WordPiece). */
+  /**
+   * tokenizer.ggml.model: 'llama' (SentencePiece with scores), 'gpt2' (byte-level BPE), 'gemma4'
+   * (SentencePiece-style BPE with its merges given) or 'bert' (WordPiece).
+   */
   model: string;
   /** tokenizer.ggml.pre: which pre-tokenizer splits text before BPE. */
   pre?: string;
@@ -137,7 +140,7 @@ export class GGUFTokenizer {
     this.eosId = valid(spec.eosId);
     this.sepId = wordPiece && (spec.addSep ?? true) ? valid(spec.sepId ?? 102) : undefined;
     // Without tokenizer.ggml.add_bos_token, llama.cpp's defaults: SentencePiece, WordPiece and some pre-tokenizers add BOS.
-    const bosByDefault = spec.model === 'llama' || wordPiece || (spec.model === 'gpt2' && preTokenizerFor(spec.pre).addBos === true);
+    const bosByDefault = spec.model === 'llama' || spec.model === 'gemma4' || wordPiece || (spec.model === 'gpt2' && preTokenizerFor(spec.pre).addBos === true);
     this.addBos = (spec.addBos ?? bosByDefault) && this.bosId !== undefined;
     this.chatTemplate = spec.chatTemplate;
     const types = spec.tokenTypes;
@@ -260,9 +263,9 @@ export class GGUFTokenizer {
         normalized: false, special: a.type === TokenType.CONTROL,
       }));
     const vocab = Object.fromEntries(s.tokens.map((tok, i) => [tok, i]));
-    const json = s.model === 'llama' ? this.sentencePiece(vocab, added) : s.model === 'gpt2' ? this.byteLevelBpe(vocab, added) : s.model === 'bert' ? this.wordPiece(added) : null;
+    const json = s.model === 'llama' || s.model === 'gemma4' ? this.sentencePiece(vocab, added) : s.model === 'gpt2' ? this.byteLevelBpe(vocab, added) : s.model === 'bert' ? this.wordPiece(added) : null;
     if (!json) {
-      throw new ModelFormatError('unsupported-architecture', `tokenizer model "${s.model}" is not supported (supported: llama, gpt2, bert)`);
+      throw new ModelFormatError('unsupported-architecture', `tokenizer model "${s.model}" is not supported (supported: llama, gpt2, gemma4, bert)`);
     }
     return new HFTokenizer(json, { clean_up_tokenization_spaces: false });
   }
@@ -270,10 +273,13 @@ export class GGUFTokenizer {
   /**
    * SentencePiece BPE (tokenizer.ggml.model = llama): merges are derived from the scores, a
    * pair ranking by the score of the piece it makes (as HF's converters do), bytes fall back to
-   * <0xXX> tokens, and spaces become U+2581 with one prepended.
+   * <0xXX> tokens, and spaces become U+2581 with one prepended. Gemma 4's (gemma4) is the same
+   * with its merges in tokenizer.ggml.merges (pieces never hold a plain space) and, as its files
+   * say, no space prepended.
    */
   private sentencePiece(vocab: Record<string, number>, added: object[]): object {
     const s = this.spec;
+    if (s.model === 'gemma4' && !s.merges) throw new ModelFormatError('malformed', 'a gemma4 tokenizer needs tokenizer.ggml.merges');
     const scores = s.scores;
     const types = s.tokenTypes;
     const candidates: { left: string; right: string; score: number; l: number; r: number }[] = [];
@@ -282,7 +288,7 @@ export class GGUFTokenizer {
     const ids = new Map<string, number>();
     for (const [id, piece] of s.tokens.entries()) ids.set(piece, id);
     const isPiece = (id: number) => mergeable(id) && ids.get(s.tokens[id]!) === id;
-    for (const { piece, id, split } of pieceSplits(s.tokens, mergeable, isPiece)) {
+    for (const { piece, id, split } of s.model === 'gemma4' ? [] : pieceSplits(s.tokens, mergeable, isPiece)) {
       const left = piece.slice(0, split);
       const right = piece.slice(split);
       const l = ids.get(left);
@@ -316,7 +322,7 @@ export class GGUFTokenizer {
       model: {
         type: 'BPE', dropout: null, unk_token: unk >= 0 ? s.tokens[unk] : null, continuing_subword_prefix: null,
         end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false,
-        vocab, merges: candidates.map((c) => [c.left, c.right]),
+        vocab, merges: s.model === 'gemma4' ? s.merges!.map((m) => splitMerge(m)) : candidates.map((c) => [c.left, c.right]),
       },
     };
   }
@@ -406,7 +412,10 @@ function baseLetters(text: string): string {
 /** WordPiece's mark of a piece that continues a word (GGUF marks the other kind instead). */
 const CONTINUATION = '##';
 
-/** "a b" -> ["a", "b"]; byte-level tokens never contain a plain space, so the first one splits. */
+/**
+ * "a b" -> ["a", "b"]; byte-level and gemma4 tokens never contain a plain space, so the first one
+ * (after the first character) splits.
+ */
 function splitMerge(m: string): [string, string] {
   const i = m.indexOf(' ', 1);
   return i < 0 ? [m, ''] : [m.slice(0, i), m.slice(i + 1)];
@@ -426,7 +435,7 @@ function checkTokenLengths(spec: VocabSpec): number {
   // Without a token for every byte, unknown text may fuse into one <unk> or be dropped.
   const types = spec.tokenTypes;
   let byteTokens = 0;
-  if (spec.model === 'llama') {
+  if (spec.model === 'llama' || spec.model === 'gemma4') {
     for (let i = 0; i < spec.tokens.length; i++) if (types?.[i] === TokenType.BYTE) byteTokens++;
   } else {
     const present = new Set(spec.tokens);

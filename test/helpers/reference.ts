@@ -4,7 +4,7 @@
  * checks the kernels and the repacked layouts, not just the arithmetic.
  */
 import { readTensorChunks, type GGUFFile } from '../../src/gguf/gguf.js';
-import { layerPlans, layerWindow, matrixViews, readConfig, ropeFactorTensor, tensor, type AttentionPlan, type ModelConfig } from '../../src/model/config.js';
+import { isAttentionLayer, layerPlans, layerWindow, matrixViews, PER_LAYER_TABLE, readConfig, ropeFactorTensor, tensor, type AttentionLayer, type ModelConfig } from '../../src/model/config.js';
 import { formatFor } from '../../src/quant/formats.js';
 
 export async function dequantizeTensor(file: GGUFFile, name: string): Promise<Float32Array> {
@@ -28,7 +28,12 @@ interface Layer {
   postAttnNorm?: Float32Array; postFfnNorm?: Float32Array;
   /** A Gated DeltaNet layer (Qwen3.5): the attention fields above are then empty. */
   deltaNet?: DeltaNetWeights;
+  /** Gemma 4's per-layer embedding block (gate, projection, post-norm) and output scale. */
+  pleGate?: Float32Array; pleProj?: Float32Array; plePostNorm?: Float32Array; outScale?: number;
 }
+
+/** Gemma 4's per-layer embeddings: the table, and the projection of the residual stream. */
+interface PerLayerEmbeddings { table: Float32Array; modelProj: Float32Array; projNorm: Float32Array }
 
 interface DeltaNetWeights {
   wqkv: Float32Array; wz: Float32Array; conv: Float32Array; dtBias: Float32Array; a: Float32Array;
@@ -49,10 +54,17 @@ export class ReferenceModel {
     private readonly outputNorm: Float32Array,
     private readonly output: Float32Array,
     private readonly freqFactors?: Float32Array,
+    private readonly perLayer?: PerLayerEmbeddings,
   ) {
-    const kvDim = config.nKvHeads * config.headDim;
-    this.keyCache = layers.map(() => new Float32Array(config.contextLength * kvDim));
-    this.valueCache = layers.map(() => new Float32Array(config.contextLength * kvDim));
+    // A layer that shares another's KV (Gemma 4) has none of its own: it reads its donor's.
+    // DeltaNet layers (Qwen3.5) have a recurrent state instead.
+    const plans = layerPlans(config);
+    const size = (l: number) => {
+      const plan = plans[l]!;
+      return isAttentionLayer(plan) && plan.mixer.kvFrom === l ? config.contextLength * plan.mixer.nKvHeads * plan.mixer.headDim : 0;
+    };
+    this.keyCache = layers.map((_, l) => new Float32Array(size(l)));
+    this.valueCache = layers.map((_, l) => new Float32Array(size(l)));
     const d = config.deltaNet;
     this.deltaNetState = layers.map((L) => (L.deltaNet && d ? {
       conv: new Float32Array((d.convKernel - 1) * (2 * d.kHeads + d.vHeads) * d.state),
@@ -73,8 +85,9 @@ export class ReferenceModel {
     const layers: Layer[] = [];
     const none = new Float32Array(0);
     for (const plan of layerPlans(c)) {
+      const l = plan.index;
       const p = plan.prefix;
-      if (plan.mixer.kind === 'delta-net') {
+      if (!isAttentionLayer(plan)) {
         layers.push({
           attnNorm: await get(p + 'attn_norm.weight'), wq: none, wk: none, wv: none, wo: none,
           ffnNorm: await get(plan.feedForwardNorm), wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'), wDown: await get(p + 'ffn_down.weight'),
@@ -86,14 +99,19 @@ export class ReferenceModel {
         });
         continue;
       }
+      // Gemma 4: layers that share an earlier layer's KV project no k or v; without attn_v, v is k's projection.
+      const ownKv = plan.mixer.kvFrom === l;
+      const wk = ownKv ? await get(p + 'attn_k.weight') : new Float32Array(0);
       layers.push({
         attnNorm: await get(p + 'attn_norm.weight'), wq: await get(p + 'attn_q.weight'),
-        wk: await get(p + 'attn_k.weight'), wv: await get(p + 'attn_v.weight'),
+        wk, wv: ownKv && !c.valueFromKey ? await get(p + 'attn_v.weight') : wk,
         wo: await get(p + 'attn_output.weight'), ffnNorm: await get(plan.feedForwardNorm),
         wGate: await get(p + 'ffn_gate.weight'), wUp: await get(p + 'ffn_up.weight'),
         wDown: await get(p + 'ffn_down.weight'),
         ...(c.qkvBias ? { bq: await get(p + 'attn_q.bias'), bk: await get(p + 'attn_k.bias'), bv: await get(p + 'attn_v.bias') } : {}),
-        ...(c.qkNorm ? { qNorm: await get(p + 'attn_q_norm.weight'), kNorm: await get(p + 'attn_k_norm.weight') } : {}),
+        ...(c.qkNorm ? { qNorm: await get(p + 'attn_q_norm.weight'), kNorm: ownKv ? await get(p + 'attn_k_norm.weight') : new Float32Array(0) } : {}),
+        ...(c.perLayerInput ? { pleGate: await get(p + 'inp_gate.weight'), pleProj: await get(p + 'proj.weight'), plePostNorm: await get(p + 'post_norm.weight') } : {}),
+        ...(c.layerOutputScale ? { outScale: (await get(p + 'layer_output_scale.weight'))[0]! } : {}),
         ...(c.postNorms ? { postAttnNorm: await get(p + 'post_attention_norm.weight'), postFfnNorm: await get(p + 'post_ffw_norm.weight') } : {}),
       });
     }
@@ -101,75 +119,90 @@ export class ReferenceModel {
     const output = c.tiedOutput ? embedding : await get('output.weight');
     const factorTensor = ropeFactorTensor(c, c.contextLength);
     const factors = factorTensor ? await get(factorTensor) : undefined;
-    return new ReferenceModel(c, embedding, layers, await get('output_norm.weight'), output, factors);
+    const perLayer = c.perLayerInput
+      ? { table: await get(PER_LAYER_TABLE), modelProj: await get('per_layer_model_proj.weight'), projNorm: await get('per_layer_proj_norm.weight') }
+      : undefined;
+    return new ReferenceModel(c, embedding, layers, await get('output_norm.weight'), output, factors, perLayer);
   }
 
   /** Runs one token at position `pos` and returns the logits. */
   forward(token: number, pos: number): Float32Array {
     const c = this.config;
-    const hd = c.headDim;
-    const kvDim = c.nKvHeads * hd;
-    const group = c.nHeads / c.nKvHeads;
+    const plans = layerPlans(c);
     const x = this.embedding.slice(token * c.dim, (token + 1) * c.dim).map((v) => (c.scaleEmbedding ? v * Math.sqrt(c.dim) : v));
+    const pleInputs = this.perLayer ? perLayerInputs(c, this.perLayer, token, x) : undefined;
     const xb = new Float32Array(c.dim);
     // Adds a block's output to the residual stream, through Gemma 2's post-norm if there is one.
     const residual = (out: Float32Array, postNorm: Float32Array | undefined) => {
       if (postNorm) rmsnorm(out, out, postNorm, c.normEps);
       for (let i = 0; i < c.dim; i++) x[i]! += out[i]!;
     };
+    // Sized for the widest layer.
+    const qWidth = Math.max(0, ...plans.filter(isAttentionLayer).map((p) => p.mixer.nHeads * p.mixer.headDim));
     const gated = c.hybridDeltaNet;
     // With an output gate (Qwen3.5), q's projection makes per head hd values of q, then hd of gate.
-    const qg = new Float32Array((gated ? 2 : 1) * c.nHeads * hd);
-    const q = new Float32Array(c.nHeads * hd);
+    const qg = new Float32Array((gated ? 2 : 1) * qWidth);
+    const q = new Float32Array(qWidth);
     const att = new Float32Array(pos + 1);
-    const attOut = new Float32Array(c.nHeads * hd);
-    const gate = new Float32Array(c.ffnDim);
-    const up = new Float32Array(c.ffnDim);
-
+    const attOut = new Float32Array(qWidth);
     for (let l = 0; l < c.nLayers; l++) {
       const L = this.layers[l]!;
+      const plan = plans[l]!;
+      const ffnDim = plan.ffnDim;
+      const gate = new Float32Array(ffnDim);
+      const up = new Float32Array(ffnDim);
       if (L.deltaNet) {
+        // Qwen3.5's linear attention: norm, the DeltaNet step on its recurrent state, residual.
         rmsnorm(xb, x, L.attnNorm, c.normEps);
         const out = deltaNetStep(c, L.deltaNet, this.deltaNetState[l]!, xb);
         for (let i = 0; i < c.dim; i++) x[i]! += out[i]!;
-        this.feedForward(L, x, xb, gate, up);
-        continue;
-      }
+      } else {
+      // This layer's shape (Gemma 4's vary), and the layer whose KV cache it uses.
+      const mixer = (plan as AttentionLayer).mixer;
+      const hd = mixer.headDim;
+      const kvDim = mixer.nKvHeads * hd;
+      const group = mixer.nHeads / mixer.nKvHeads;
+      const kvFrom = mixer.kvFrom;
       // Attention: norm, project, (Qwen 3) norm q and k per head, rotate (but SmolLM3's NoPE layers), cache, attend, project back, residual.
       rmsnorm(xb, x, L.attnNorm, c.normEps);
-      matmul(qg, xb, L.wq);
-      for (let h = 0; h < c.nHeads; h++) q.set(qg.subarray(h * (gated ? 2 : 1) * hd, (h * (gated ? 2 : 1) + 1) * hd), h * hd);
-      const k = this.keyCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
-      const v = this.valueCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim);
-      matmul(k, xb, L.wk);
-      matmul(v, xb, L.wv);
+      matmul(qg.subarray(0, (gated ? 2 : 1) * mixer.nHeads * hd), xb, L.wq);
+      for (let h = 0; h < mixer.nHeads; h++) q.set(qg.subarray(h * (gated ? 2 : 1) * hd, (h * (gated ? 2 : 1) + 1) * hd), h * hd);
+      const ownKv = kvFrom === l;
+      const k = ownKv ? this.keyCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim) : new Float32Array(0);
+      const v = ownKv ? this.valueCache[l]!.subarray(pos * kvDim, (pos + 1) * kvDim) : new Float32Array(0);
+      if (ownKv) {
+        matmul(k, xb, L.wk);
+        matmul(v, xb, L.wv);
+      }
+      // Gemma 4: V normed per head, no weight.
+      if (mixer.vNorm) for (let h = 0; h < v.length / hd; h++) rmsnorm(v.subarray(h * hd, (h + 1) * hd), v.subarray(h * hd, (h + 1) * hd), new Float32Array(hd).fill(1), c.normEps);
       if (L.bq && L.bk && L.bv) {
         for (let i = 0; i < q.length; i++) q[i]! += L.bq[i]!;
         for (let i = 0; i < k.length; i++) k[i]! += L.bk[i]!;
         for (let i = 0; i < v.length; i++) v[i]! += L.bv[i]!;
       }
       if (L.qNorm && L.kNorm) {
-        for (let h = 0; h < c.nHeads; h++) rmsnorm(q.subarray(h * hd, (h + 1) * hd), q.subarray(h * hd, (h + 1) * hd), L.qNorm, c.normEps);
-        for (let h = 0; h < c.nKvHeads; h++) rmsnorm(k.subarray(h * hd, (h + 1) * hd), k.subarray(h * hd, (h + 1) * hd), L.kNorm, c.normEps);
+        for (let h = 0; h < mixer.nHeads; h++) rmsnorm(q.subarray(h * hd, (h + 1) * hd), q.subarray(h * hd, (h + 1) * hd), L.qNorm, c.normEps);
+        for (let h = 0; h < k.length / hd; h++) rmsnorm(k.subarray(h * hd, (h + 1) * hd), k.subarray(h * hd, (h + 1) * hd), L.kNorm, c.normEps);
       }
       const neox = c.ropeStyle === 'neox';
-      const mixer = layerPlans(c)[l]!.mixer as AttentionPlan;
+      const qh = q.subarray(0, mixer.nHeads * hd);
       if (mixer.windowRope) {
         // Gemma 3's windowed layers: their own base, no factors, no scaling.
-        rope(q, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
-        rope(k, pos, hd, c.ropeDim, c.windowRopeTheta, undefined, neox);
+        rope(qh, pos, hd, mixer.ropeDim, c.windowRopeTheta, undefined, neox);
+        rope(k, pos, hd, mixer.ropeDim, c.windowRopeTheta, undefined, neox);
       } else if (mixer.rope) {
         // A pair that text tokens leave unrotated (M-RoPE's fourth section) turns by angle 0.
-        const factors = Array.from({ length: c.ropeDim / 2 }, (_, i) => (c.ropeUnrotatedPairs.includes(i) ? Infinity : (this.freqFactors?.[i] ?? 1) * c.ropeLinearScale));
-        rope(q, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
-        rope(k, pos, hd, c.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
+        const factors = Array.from({ length: mixer.ropeDim / 2 }, (_, i) => (c.ropeUnrotatedPairs.includes(i) ? Infinity : (this.freqFactors?.[i] ?? 1) * c.ropeLinearScale));
+        rope(qh, pos, hd, mixer.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
+        rope(k, pos, hd, mixer.ropeDim, c.ropeTheta, factors, neox, c.ropeAttnFactor);
       }
       const window = layerWindow(c, l);
-      for (let h = 0; h < c.nHeads; h++) {
+      for (let h = 0; h < mixer.nHeads; h++) {
         const kvh = Math.floor(h / group);
         for (let t = 0; t <= pos; t++) {
           let s = 0;
-          for (let i = 0; i < hd; i++) s += q[h * hd + i]! * this.keyCache[l]![t * kvDim + kvh * hd + i]!;
+          for (let i = 0; i < hd; i++) s += q[h * hd + i]! * this.keyCache[kvFrom]![t * kvDim + kvh * hd + i]!;
           s *= c.attnScale;
           if (c.attnSoftcap) s = c.attnSoftcap * Math.tanh(s / c.attnSoftcap);
           att[t] = window && pos - t >= window ? -Infinity : s;
@@ -177,13 +210,30 @@ export class ReferenceModel {
         softmax(att);
         for (let i = 0; i < hd; i++) {
           let s = 0;
-          for (let t = 0; t <= pos; t++) s += att[t]! * this.valueCache[l]![t * kvDim + kvh * hd + i]!;
+          for (let t = 0; t <= pos; t++) s += att[t]! * this.valueCache[kvFrom]![t * kvDim + kvh * hd + i]!;
           attOut[h * hd + i] = gated ? s * sigmoid(qg[(2 * h + 1) * hd + i]!) : s;
         }
       }
-      matmul(xb, attOut, L.wo);
+      matmul(xb, attOut.subarray(0, mixer.nHeads * hd), L.wo);
       residual(xb, L.postAttnNorm);
-      this.feedForward(L, x, xb, gate, up);
+      }
+      // Feed-forward: norm, SwiGLU (GeGLU for Gemma), project back, residual.
+      rmsnorm(xb, x, L.ffnNorm, c.normEps);
+      matmul(gate, xb, L.wGate);
+      matmul(up, xb, L.wUp);
+      for (let i = 0; i < ffnDim; i++) gate[i] = (c.activation === 'gelu' ? gelu(gate[i]!) : gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
+      matmul(xb, gate, L.wDown);
+      residual(xb, L.postFfnNorm);
+      // Gemma 4: the layer's per-layer input, gated by the residual stream, projected back.
+      if (L.pleGate && L.pleProj && L.plePostNorm && pleInputs) {
+        const n = c.perLayerInput;
+        const g = new Float32Array(n);
+        matmul(g, x, L.pleGate);
+        for (let i = 0; i < n; i++) g[i] = gelu(g[i]!) * pleInputs[l * n + i]!;
+        matmul(xb, g, L.pleProj);
+        residual(xb, L.plePostNorm);
+      }
+      if (L.outScale !== undefined) for (let i = 0; i < c.dim; i++) x[i]! *= L.outScale;
     }
     rmsnorm(x, x, this.outputNorm, c.normEps);
     const logits = new Float32Array(c.vocabSize);
@@ -191,18 +241,24 @@ export class ReferenceModel {
     if (c.finalSoftcap) logits.forEach((v, i) => (logits[i] = c.finalSoftcap * Math.tanh(v / c.finalSoftcap)));
     return logits;
   }
+}
 
-  /** Feed-forward: norm, SwiGLU (GeGLU for Gemma), project back, residual (through Gemma 2's post-norm). */
-  private feedForward(L: Layer, x: Float32Array, xb: Float32Array, gate: Float32Array, up: Float32Array): void {
-    const c = this.config;
-    rmsnorm(xb, x, L.ffnNorm, c.normEps);
-    matmul(gate, xb, L.wGate);
-    matmul(up, xb, L.wUp);
-    for (let i = 0; i < c.ffnDim; i++) gate[i] = (c.activation === 'gelu' ? gelu(gate[i]!) : gate[i]! / (1 + Math.exp(-gate[i]!))) * up[i]!;
-    matmul(xb, gate, L.wDown);
-    if (L.postFfnNorm) rmsnorm(xb, xb, L.postFfnNorm, c.normEps);
-    for (let i = 0; i < c.dim; i++) x[i]! += xb[i]!;
+/**
+ * Gemma 4's per-layer inputs of one token, all layers: (rmsnorm(W · x / sqrt(dim)) per layer's
+ * slice + table row * sqrt(width)) / sqrt(2), x the scaled token embedding.
+ */
+function perLayerInputs(c: ModelConfig, e: PerLayerEmbeddings, token: number, x: Float32Array): Float32Array {
+  const n = c.perLayerInput;
+  const all = n * c.nLayers;
+  const proj = new Float32Array(all);
+  matmul(proj, x, e.modelProj);
+  const out = new Float32Array(all);
+  for (let l = 0; l < c.nLayers; l++) {
+    const slice = proj.subarray(l * n, (l + 1) * n).map((v) => v / Math.sqrt(c.dim));
+    rmsnorm(slice, slice, e.projNorm, c.normEps);
+    for (let i = 0; i < n; i++) out[l * n + i] = (slice[i]! + e.table[token * all + l * n + i]! * Math.sqrt(n)) / Math.SQRT2;
   }
+  return out;
 }
 
 export function sigmoid(x: number): number {

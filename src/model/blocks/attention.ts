@@ -1,5 +1,5 @@
 import { uniformData } from '../../gpu/allocator.js';
-import { layerPlans, type AttentionLayer, type ModelConfig } from '../config.js';
+import { isAttentionLayer, layerPlans, type AttentionLayer, type ModelConfig } from '../config.js';
 import { barrierWorkgroup, cpuGrid, rowsGrid, weightDesc } from '../kernel-shapes.js';
 import { fusable, type ForwardRecorder, type GpuMatrix, type Op, type ResidualStream } from '../recorder.js';
 
@@ -33,6 +33,10 @@ export class AttentionBlocks {
   private readonly windowRopeParams: GPUBuffer;
   /** The biases' copies into `constants`, sent by finish() once every layer is recorded. */
   private readonly biasCopies: GPUCommandEncoder;
+  /** Each layer's KV cache, by layer: Gemma 4's shared layers read an earlier layer's. */
+  private readonly caches = new Map<number, KvCache>();
+  /** A head's width of ones: the weight of Gemma 4's V norm, which has none. */
+  private readonly ones: GPUBuffer | undefined;
 
   constructor(
     private readonly r: ForwardRecorder,
@@ -54,7 +58,11 @@ export class AttentionBlocks {
       ? freqFactors
       : Array.from({ length: c.ropeDim / 2 }, (_, i) => (c.ropeUnrotatedPairs.includes(i) ? Infinity : (freqFactors?.[i] ?? 1) * c.ropeLinearScale));
     a.device.queue.writeBuffer(this.constants, 0, ropeAngles(contextLength, c.ropeDim, c.ropeTheta, factors, c.ropeAttnFactor));
-    if (c.windowRopeTheta) a.device.queue.writeBuffer(this.constants, ropeTableBytes(c, contextLength), ropeAngles(contextLength, c.ropeDim, c.windowRopeTheta));
+    if (c.windowRopeTheta) a.device.queue.writeBuffer(this.constants, ropeTableBytes(c, contextLength), ropeAngles(contextLength, c.windowRopeDim, c.windowRopeTheta));
+    if (layerPlans(c).filter(isAttentionLayer).some((l) => l.mixer.vNorm)) {
+      this.ones = a.storage('ones', c.headDim * 4);
+      a.device.queue.writeBuffer(this.ones, 0, new Float32Array(c.headDim).fill(1));
+    }
     this.biasCopies = a.device.createCommandEncoder();
     const ropeParams = (tableAt: number) => uniformData([
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: tableAt },
@@ -63,24 +71,31 @@ export class AttentionBlocks {
     this.windowRopeParams = a.uniform('rope', ropeParams(ropeTableBytes(c, contextLength) / 8));
   }
 
-  /** Records layer `layer`'s attention block and makes its KV cache. */
+  /**
+   * Records layer `layer`'s attention block and makes its KV cache, unless it reads an earlier
+   * layer's (Gemma 4's shared KV): then it projects only q.
+   */
   record(layer: AttentionLayer, residual: ResidualStream): void {
     const { r } = this;
     const c = r.config;
     const p = layer.prefix;
-    const cache = {
-      keys: r.alloc.storage(`k_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
-      values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * kvDim(c) * 4),
-    };
-    const w = { q: r.matrix(p + 'attn_q.weight'), k: r.matrix(p + 'attn_k.weight'), v: r.matrix(p + 'attn_v.weight') };
+    const m = layer.mixer;
+    const own = m.kvFrom === layer.index;
+    const cache = own
+      ? { keys: r.alloc.storage(`k_cache.${layer.index}`, this.contextLength * layerKvDim(layer) * 4), values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * layerKvDim(layer) * 4) }
+      : this.caches.get(m.kvFrom)!;
+    this.caches.set(layer.index, cache);
+    // Without attn_v (Gemma 4's attention_k_eq_v), v is the key projection.
+    const w = { q: r.matrix(p + 'attn_q.weight'), k: own ? r.matrix(p + 'attn_k.weight') : [], v: own ? r.matrix(p + (c.valueFromKey ? 'attn_k.weight' : 'attn_v.weight')) : [] };
     // The fused kernel rotates by the model's table only.
-    const fused = !layer.mixer.outputGate && !(layer.mixer.windowRope && !c.qkNorm) && fusable(w.q, w.k, w.v) && c.headDim % 2 === 0 && (c.headDim - c.ropeDim) % 2 === 0;
+    const fused = own && !m.outputGate && !(m.windowRope && !c.qkNorm) && fusable(w.q, w.k, w.v) && m.headDim % 2 === 0 && (m.headDim - m.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
     r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
     // Q/k norms come between the projections and RoPE: the projections above leave q and k
     // unrotated, and one dispatch normalizes and rotates them.
     if (c.qkNorm) r.add(this.qkNormRope(layer, cache));
+    if (own && m.vNorm) r.add(this.valueNorm(layer, cache));
     r.add(this.attend(layer, cache));
     if (layer.mixer.outputGate) r.add(this.outputGate('apply_output_gate'));
     const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
@@ -97,6 +112,7 @@ export class AttentionBlocks {
     const c = r.config;
     const p = layer.prefix;
     // With an output gate, q's projection lands beside its gates and the queries are copied out.
+    // (A layer reading another's KV cache has no k and v matrices: w.k and w.v are empty.)
     const queries = layer.mixer.outputGate ? [...r.matmul(w.q, input, this.queryGate!), this.outputGate('split_query_gate')] : r.matmul(w.q, input, q);
     const ops = [...queries, ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
     if (c.qkvBias) {
@@ -116,20 +132,44 @@ export class AttentionBlocks {
     return ops;
   }
 
-  /** Per-head RMSNorms of the step's q and k, then their RoPE (unless the layer has none), in place (shaders/qk_norm_rope.wgsl). */
+  /**
+   * Per-head RMSNorms of the step's q and k, then their RoPE (unless the layer has none), in place
+   * (shaders/qk_norm_rope.wgsl); only q where the layer reads another's KV cache.
+   */
   private qkNormRope(layer: AttentionLayer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
+    const m = layer.mixer;
+    const kvHeads = m.kvFrom === layer.index ? m.nKvHeads : 0;
     const kernel = r.kernels.get('qk_norm_rope', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'qk_norm_rope'));
     const params = r.alloc.uniform('qk_norm_rope', uniformData([
-      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
-      { u: layer.mixer.windowRope ? ropeTableBytes(c, this.contextLength) / 8 : 0 }, { f: c.normEps }, { u: layer.mixer.rope ? 1 : 0 },
+      { u: m.nHeads }, { u: kvHeads }, { u: m.headDim }, { u: m.ropeDim }, { u: c.ropeStyle === 'neox' ? 1 : 0 },
+      { u: m.windowRope ? ropeTableBytes(c, this.contextLength) / 8 : 0 }, { f: c.normEps }, { u: m.rope ? 1 : 0 },
     ]));
-    const weights = [r.vector(layer.prefix + 'attn_q_norm.weight'), r.vector(layer.prefix + 'attn_k_norm.weight')];
+    const qNorm = r.vector(layer.prefix + 'attn_q_norm.weight');
+    const weights = [qNorm, kvHeads ? r.vector(layer.prefix + 'attn_k_norm.weight') : qNorm];
     return {
       kernel,
       bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, this.constants, ...weights, params, r.step]),
-      grid: (n) => [c.nHeads + c.nKvHeads, n, 1],
+      grid: (n) => [m.nHeads + kvHeads, n, 1],
+    };
+  }
+
+  /**
+   * Gemma 4's per-head RMSNorm of the step's values in the KV cache, without a weight: qk_norm_rope
+   * on the value rows as its "keys", no queries, weight one, no RoPE.
+   */
+  private valueNorm(layer: AttentionLayer, cache: KvCache): Op {
+    const { r } = this;
+    const m = layer.mixer;
+    const kernel = r.kernels.get('qk_norm_rope', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'qk_norm_rope'));
+    const params = r.alloc.uniform('v_norm', uniformData([
+      { u: 0 }, { u: m.nKvHeads }, { u: m.headDim }, { u: 0 }, { u: 0 }, { u: 0 }, { f: r.config.normEps }, { u: 0 },
+    ]));
+    return {
+      kernel,
+      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.values, this.constants, this.ones!, this.ones!, params, r.step]),
+      grid: (n) => [m.nKvHeads, n, 1],
     };
   }
 
@@ -137,14 +177,15 @@ export class AttentionBlocks {
   private attend(layer: AttentionLayer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
-    const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
+    const m = layer.mixer;
+    const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: m.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
     const params = r.alloc.uniform('attention', uniformData([
-      { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: layer.mixer.window },
+      { u: m.nHeads }, { u: m.nKvHeads }, { u: m.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: m.window },
     ]));
     return {
       kernel,
       bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, cache.values, this.partial, this.out, params, r.step]),
-      grid: (n) => [c.nHeads, n, 1],
+      grid: (n) => [m.nHeads, n, 1],
     };
   }
 
@@ -172,6 +213,7 @@ export class AttentionBlocks {
     const { r } = this;
     const c = r.config;
     const p = layer.prefix;
+    const m = layer.mixer;
     const f32 = 4;
     const [wq, wk, wv] = [w.q[0]!, w.k[0]!, w.v[0]!];
     const biasAt = constantsBytes(c, this.contextLength, layer.index) / f32;
@@ -185,11 +227,12 @@ export class AttentionBlocks {
       ...[wq, wk, wv].flatMap((m) => weightDesc(m.layout)),
       // A rotary width of 0 leaves every pair unrotated (SmolLM3's layers without RoPE; q/k norms,
       // which come before RoPE: qkNormRope rotates).
-      { u: c.headDim }, { u: layer.mixer.rope && !c.qkNorm ? c.ropeDim : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
+      { u: m.headDim }, { u: m.rope && !c.qkNorm ? m.ropeDim : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
     ]));
-    const pairs = (qDim(c) + 2 * kvDim(c)) / 2;
+    const [qRows, kvRows] = [m.nHeads * m.headDim, layerKvDim(layer)];
+    const pairs = (qRows + 2 * kvRows) / 2;
     // CPU adapters: a thread takes two pairs of one matrix at a time.
-    const pairGroups = Math.ceil(qDim(c) / 4) + 2 * Math.ceil(kvDim(c) / 4);
+    const pairGroups = Math.ceil(qRows / 4) + 2 * Math.ceil(kvRows / 4);
     return {
       kernel,
       bindGroup: r.kernels.bindGroup(kernel, [wq.buffer, wk.buffer, wv.buffer, input, this.q, cache.keys, cache.values, this.constants, params, r.step]),
@@ -214,7 +257,12 @@ function kvDim(c: ModelConfig): number {
   return c.nKvHeads * c.headDim;
 }
 
-/** Bytes of one RoPE table: a (cos, sin) pair per position and rotated pair. */
+/** A row of the layer's KV cache (Gemma 4's layers differ). */
+function layerKvDim(layer: AttentionLayer): number {
+  return layer.mixer.nKvHeads * layer.mixer.headDim;
+}
+
+/** Bytes of the model's RoPE table: a (cos, sin) pair per position and rotated pair. */
 function ropeTableBytes(c: ModelConfig, contextLength: number): number {
   return contextLength * c.ropeDim * 4;
 }
@@ -224,7 +272,8 @@ function ropeTableBytes(c: ModelConfig, contextLength: number): number {
  * q, k and v biases per layer. With `beforeLayer`, the bytes before that layer's biases.
  */
 function constantsBytes(c: ModelConfig, contextLength: number, beforeLayer = c.qkvBias ? c.nLayers : 0): number {
-  return (c.windowRopeTheta ? 2 : 1) * ropeTableBytes(c, contextLength) + beforeLayer * (qDim(c) + 2 * kvDim(c)) * 4;
+  const windowTable = c.windowRopeTheta ? contextLength * c.windowRopeDim * 4 : 0;
+  return ropeTableBytes(c, contextLength) + windowTable + beforeLayer * (qDim(c) + 2 * kvDim(c)) * 4;
 }
 
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
@@ -237,9 +286,11 @@ function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
 
 /** The buffers the attention blocks make (for the fit check before loading). */
 export function attentionBuffers(c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
-  const cached = layerPlans(c).filter((l) => l.mixer.kind === 'attention');
+  // Only the layers with a KV cache of their own (Gemma 4's shared layers have none).
+  const own = layerPlans(c).filter(isAttentionLayer).filter((l) => l.mixer.kvFrom === l.index);
   return [
-    ...cached.flatMap((l) => ['k', 'v'].map((kv) => ({ name: `${kv}_cache.${l.index}`, bytes: contextLength * kvDim(c) * 4 }))),
+    ...own.flatMap((l) => ['k', 'v'].map((kv) => ({ name: `${kv}_cache.${l.index}`, bytes: contextLength * layerKvDim(l) * 4 }))),
+    ...(own.some((l) => l.mixer.vNorm) ? [{ name: 'ones', bytes: c.headDim * 4 }] : []),
     { name: 'q', bytes: maxBatch * qDim(c) * 4 },
     ...(c.hybridDeltaNet ? [{ name: 'q_gate', bytes: maxBatch * 2 * qDim(c) * 4 }] : []),
     { name: 'attn_out', bytes: maxBatch * qDim(c) * 4 },

@@ -27,13 +27,13 @@ export class FeedForwardBlocks {
     r.add(r.rmsnorm(residual.x, r.vector(layer.feedForwardNorm), residual.normed));
     const [wGate, wUp] = [r.matrix(p + 'ffn_gate.weight'), r.matrix(p + 'ffn_up.weight')];
     const plain = [...r.matmul(wGate, residual.normed, hidden), ...r.matmul(wUp, residual.normed, hidden, { mode: c.activation === 'gelu' ? 'geglu' : 'swiglu' })];
-    r.stage(plain, fusable(wGate, wUp) ? this.fusedGateUp(wGate, wUp, residual.normed) : undefined);
+    r.stage(plain, fusable(wGate, wUp) ? this.fusedGateUp(layer, wGate, wUp, residual.normed) : undefined);
     const postNorm = c.postNorms ? r.vector(p + 'post_ffw_norm.weight') : undefined;
     r.add(...r.residualAdd(residual, r.matrix(p + 'ffn_down.weight'), hidden, postNorm));
   }
 
   /** Decode's gate and up projections and the GLU in one dispatch. */
-  private fusedGateUp(gate: GpuMatrix, up: GpuMatrix, input: GPUBuffer): Op {
+  private fusedGateUp(layer: LayerPlan, gate: GpuMatrix, up: GpuMatrix, input: GPUBuffer): Op {
     const { r } = this;
     const c = r.config;
     const [wGate, wUp] = [gate[0]!, up[0]!];
@@ -42,12 +42,12 @@ export class FeedForwardBlocks {
     return {
       kernel,
       bindGroup: r.kernels.bindGroup(kernel, [wGate.buffer, wUp.buffer, input, this.hidden, params, r.step]),
-      grid: () => (r.gpu.cpuEmulated ? cpuGrid(Math.ceil(c.ffnDim / 4), 8 * c.dim) : rowsGrid(Math.ceil(c.ffnDim / 2))),
+      grid: () => (r.gpu.cpuEmulated ? cpuGrid(Math.ceil(layer.ffnDim / 4), 8 * c.dim) : rowsGrid(Math.ceil(layer.ffnDim / 2))),
     };
   }
 }
 
-/** The buffers the feed-forward blocks make (for the fit check before loading). */
+/** The buffers the feed-forward blocks make (for the fit check before loading); ffnDim is the widest layer's. */
 export function feedForwardBuffers(c: ModelConfig, maxBatch: number): { name: string; bytes: number }[] {
   return [{ name: 'gate', bytes: maxBatch * c.ffnDim * 4 }];
 }
