@@ -11,6 +11,7 @@ import { memoryStore } from '../src/cache/store.js';
 import { createEngine as createEngineIn, defaultGpuBudget } from '../src/engine/engine.js';
 import { GGMLType } from '../src/gguf/ggml-types.js';
 import { ggufLayout, type TypedValue } from '../src/gguf/writer.js';
+import { bench } from '../src/node/bench.js';
 import { nodeGpuContext } from '../src/node/gpu.js';
 import { SHAPES } from '../scripts/make-model.js';
 import { testGpu } from './helpers/gpu.js';
@@ -194,6 +195,18 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
       await engine.dispose();
     }
   });
+
+  // Issue 22's check: the prediction against the measurement, on this machine, same lengths as
+  // bench (docs/PERFORMANCE.md has the figures for the larger shapes). A prediction that does not
+  // scale its samples right (layers, vocabulary rows, medians) is off by far more than 35%.
+  for (const quant of ['q4_0', 'q8_0'] as const) {
+    test(`predicted decode and prefill speed within 35% of the measured: stories260K ${quant}`, { timeout: 300_000 }, async () => {
+      const r = await bench(storiesPath(quant), 128, 64, 3);
+      console.log(`stories260K ${quant}: decode ${r.decode_tok_s.toFixed(1)} (predicted ${r.predicted_decode_tok_s.toFixed(1)}), prefill ${r.prefill_tok_s.toFixed(1)} (predicted ${r.predicted_prefill_tok_s.toFixed(1)}) tok/s`);
+      expect(Math.abs(r.predicted_decode_tok_s / r.decode_tok_s - 1)).toBeLessThan(0.35);
+      expect(Math.abs(r.predicted_prefill_tok_s / r.prefill_tok_s - 1)).toBeLessThan(0.35);
+    });
+  }
 
   test('the default budget: half the memory on phones and small machines, none on others', () => {
     const gib = 2 ** 30;

@@ -24,8 +24,9 @@ export interface SpeedEstimate {
 const SAMPLE_VOCAB = 4096;
 /** Layers of the deeper sample (the shallower has one); more layers, less noise per layer. */
 const SAMPLE_LAYERS = 4;
-/** Decode steps per timed batch (generation's batches reach this size). */
+/** Decode steps per timed batch (generation's batches reach this size), and batches timed. */
 const STEPS = 8;
+const BATCHES = 4;
 
 /**
  * Predicts decode and prefill speed by running the model's own kernels, on this device, over
@@ -42,7 +43,7 @@ export async function predictSpeed(gpu: GpuContext, file: GGUFFile, options: { c
   const config = readConfig(file);
   const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_CONTEXT);
   // The prompt and the decode steps after it must fit the context.
-  const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, contextLength - 2 * STEPS - 1));
+  const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, contextLength - BATCHES * STEPS - 1));
   const vocabRows = Math.min(config.vocabSize, SAMPLE_VOCAB);
   const deep = Math.min(config.nLayers, SAMPLE_LAYERS);
   const time = async (layers: number, rows: number) => {
@@ -76,23 +77,28 @@ interface Timing {
   prefillMs: number;
 }
 
-/** Best of three: the prompt's prefill, then a batch of decode steps right after it. */
+/**
+ * The median of three runs (as `webgguf bench` reports, so the two compare): the prompt's prefill,
+ * then a batch of decode steps right after it.
+ */
 async function timeModel(model: LlamaModel, promptTokens: number): Promise<Timing> {
   const prompt = Array.from({ length: promptTokens }, (_, i) => 1 + (i % (model.config.vocabSize - 1)));
   model.setSampler(GREEDY, prompt);
   await model.step(prompt, 0);
   await model.decode(2, promptTokens);
-  let best: Timing = { decodeMs: Infinity, prefillMs: Infinity };
+  const runs: Timing[] = [];
   for (let run = 0; run < 3; run++) {
     model.setSampler(GREEDY, prompt);
     const t0 = performance.now();
     await model.step(prompt, 0);
     const t1 = performance.now();
-    await model.decode(STEPS, promptTokens);
+    // Batches as generation runs them, over the first tokens of a reply (attention grows with them).
+    for (let b = 0; b < BATCHES; b++) await model.decode(STEPS, promptTokens + b * STEPS);
     const t2 = performance.now();
-    best = { prefillMs: Math.min(best.prefillMs, t1 - t0), decodeMs: Math.min(best.decodeMs, (t2 - t1) / STEPS) };
+    runs.push({ prefillMs: t1 - t0, decodeMs: (t2 - t1) / (BATCHES * STEPS) });
   }
-  return best;
+  const median = (pick: (t: Timing) => number) => runs.map(pick).sort((a, b) => a - b)[1]!;
+  return { prefillMs: median((t) => t.prefillMs), decodeMs: median((t) => t.decodeMs) };
 }
 
 const samples = new WeakMap<GGUFFile, Map<string, GGUFFile>>();
