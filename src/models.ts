@@ -152,6 +152,22 @@ const CATALOG = {
     license: 'Apache-2.0',
     shape: { dim: 896, nLayers: 24, nHeads: 14, nKvHeads: 2, headDim: 64, ffnDim: 4864, vocabSize: 151_936, contextLength: 32_768 },
   },
+  'qwen3.5-0.8b-q4_k_m': {
+    // Records that agree on commit, hash and size: a Go model list, a shell fetch script with a
+    // shasum check, an evaluation note of the publisher's blob metadata, a visual-candidate note;
+    // an Android model list pins the URL at this commit with this size. Only 6 of its 24 layers
+    // keep a KV cache (the rest are Gated DeltaNet with a small recurrent state), so the estimate,
+    // which counts a KV cache for every layer, is an upper bound.
+    name: 'Qwen3.5 0.8B, Q4_K_M',
+    url: hf('unsloth/Qwen3.5-0.8B-GGUF', '6ab461498e2023f6e3c1baea90a8f0fe38ab64d0', 'Qwen3.5-0.8B-Q4_K_M.gguf'),
+    sha256: 'bd258782e35f7f458f8aced1adc053e6e92e89bc735ba3be89d38a06121dc517',
+    bytes: 532_517_120,
+    architecture: 'qwen35',
+    quantization: 'Q4_K_M',
+    parameters: 800_000_000,
+    license: 'Apache-2.0',
+    shape: { dim: 1024, nLayers: 24, nHeads: 8, nKvHeads: 2, headDim: 256, ffnDim: 3584, vocabSize: 248_320, contextLength: 262_144 },
+  },
   'google_gemma-3-1b-it-q4_k_m': {
     // Records that agree on commit, hash and size: two Swift apps' LocalLLMModelSpec, a Python
     // dictation app's LLM list, a JVM validation-case table, a download script, a Flutter app's
@@ -239,6 +255,22 @@ const CATALOG = {
     parameters: 3_840_000_000,
     license: 'MIT',
     shape: { dim: 3072, nLayers: 32, nHeads: 24, nKvHeads: 8, headDim: 128, ffnDim: 8192, vocabSize: 200_064, contextLength: 131_072 },
+  },
+  'gemma-4-e2b-it-q4_k_m': {
+    // Records that agree on commit and hash (three also on size): a TypeScript model recipe, a C#
+    // model list, an install script's tier table, an embedded-AI document linking this revision.
+    // Its widths vary by layer (heads of 256 and 512, FFNs of 6144 and 12288; 20 of its 35 layers
+    // share an earlier layer's KV cache) and its per-layer embedding table (about 1.3 GB) stays
+    // in CPU memory: the shape gives the largest values, so the GPU estimate is an upper bound.
+    name: 'Gemma 4 E2B Instruct, Q4_K_M',
+    url: hf('unsloth/gemma-4-E2B-it-GGUF', '0314792d7f1f7e229411f620751375812bb9faf2', 'gemma-4-E2B-it-Q4_K_M.gguf'),
+    sha256: '740185b21d22ceb83a11c3aa62ad5842ef32c70f6096d756bbee85a1e4ec34b8',
+    bytes: 3_106_738_272,
+    architecture: 'gemma4',
+    quantization: 'Q4_K_M',
+    parameters: 5_100_000_000,
+    license: 'Apache-2.0',
+    shape: { dim: 1536, nLayers: 35, nHeads: 8, nKvHeads: 1, headDim: 512, ffnDim: 12_288, vocabSize: 262_144, contextLength: 131_072 },
   },
 } satisfies Record<string, Entry>;
 

@@ -16,9 +16,9 @@ const DEFAULT_BINDING = 128 * 2 ** 20;
 describe('MODELS', () => {
   test('has the demo presets, each with every field', () => {
     expect(entries.map(([id]) => id)).toEqual([
-      'stories260k', 'qwen3-0.6b-q4_k_m', 'qwen2.5-0.5b-instruct-q4_k_m', 'google_gemma-3-1b-it-q4_k_m',
+      'stories260k', 'qwen3-0.6b-q4_k_m', 'qwen2.5-0.5b-instruct-q4_k_m', 'qwen3.5-0.8b-q4_k_m', 'google_gemma-3-1b-it-q4_k_m',
       'llama-3.2-1b-instruct-q4_k_m', 'tinyllama-1.1b-chat-v1.0.q8_0', 'gemma-2-2b-it-q4_k_m', 'smollm3-q4_k_m',
-      'phi-3.5-mini-instruct-q4_k_m', 'microsoft_phi-4-mini-instruct-q4_k_m',
+      'phi-3.5-mini-instruct-q4_k_m', 'microsoft_phi-4-mini-instruct-q4_k_m', 'gemma-4-e2b-it-q4_k_m',
     ]);
     for (const [key, m] of entries) {
       expect(m.id).toBe(key);
@@ -53,7 +53,7 @@ describe('MODELS', () => {
 
   test("shapes agree with make-model's copies of the same config.json", () => {
     const sameModel: Partial<Record<string, string>> = {
-      'qwen3-0.6b-q4_k_m': 'qwen3-0.6b', 'qwen2.5-0.5b-instruct-q4_k_m': 'qwen2.5-0.5b',
+      'qwen3-0.6b-q4_k_m': 'qwen3-0.6b', 'qwen2.5-0.5b-instruct-q4_k_m': 'qwen2.5-0.5b', 'qwen3.5-0.8b-q4_k_m': 'qwen3.5-0.8b',
       'google_gemma-3-1b-it-q4_k_m': 'gemma-3-1b', 'llama-3.2-1b-instruct-q4_k_m': 'llama-3.2-1b',
       'tinyllama-1.1b-chat-v1.0.q8_0': 'tinyllama-1.1b', 'gemma-2-2b-it-q4_k_m': 'gemma-2-2b', 'smollm3-q4_k_m': 'smollm3-3b',
       'phi-3.5-mini-instruct-q4_k_m': 'phi-3.5-mini', 'microsoft_phi-4-mini-instruct-q4_k_m': 'phi-4-mini',
