@@ -49,9 +49,9 @@ const common = { root, configFile: false, logLevel: 'warn', base: './' };
  */
 const chunkFileNames = (chunk) => (chunk.moduleIds.some((id) => id.includes('/@mlc-ai/web-xgrammar/')) ? 'xgrammar-[hash].js' : '[name]-[hash].js');
 /** An ESM build; `inline` (no externals) builds are minified, the others go through the app's bundler. */
-const esm = (outDir, entry, external) => ({
+const esm = (outDir, entry, external, plugins = []) => ({
   ...common,
-  plugins: [publishedWorkerUrl],
+  plugins: [publishedWorkerUrl, ...plugins],
   build: {
     outDir, emptyOutDir: false, target: 'es2022', minify: external.length === 0,
     lib: { entry, formats: ['es'] },
@@ -89,7 +89,19 @@ function copyWithChunks(name, from, to, seen = new Set()) {
 
 rmSync(`${root}/dist`, { recursive: true, force: true });
 await build(esm('dist', { worker: 'src/engine/worker.ts' }, []));
-await build(esm('dist', { index: 'src/index.ts', core: 'src/core.ts' }, [...DEPENDENCIES, /^node:/]));
+// The engine in the page's thread (createEngine({ worker: false })) takes XGrammar from the worker
+// build's own chunk (self-contained, its Node-only branches stubbed), not from the package, whose
+// UMD file names Node's built-ins that esbuild and webpack refuse to bundle for a browser.
+const workerXGrammar = readdirSync(`${root}/dist`).find((f) => /^xgrammar-[\w-]+\.js$/.test(f));
+if (!workerXGrammar) throw new Error('the worker build made no xgrammar-*.js chunk');
+const sharedXGrammar = {
+  name: 'shared-xgrammar',
+  enforce: 'pre',
+  resolveId: (id) => (/\/xgrammar-module\.js$/.test(id) ? { id: `${root}/dist/${workerXGrammar}`, external: true } : null),
+};
+const indexBuild = esm('dist', { index: 'src/index.ts', core: 'src/core.ts' }, [...DEPENDENCIES, /^node:/], [sharedXGrammar]);
+indexBuild.build.rollupOptions.output.paths = { [`${root}/dist/${workerXGrammar}`]: `./${workerXGrammar}` };
+await build(indexBuild);
 await build(esm('dist/standalone', { webgguf: 'src/index.ts' }, []));
 copyWithChunks('worker.js', `${root}/dist`, `${root}/dist/standalone`);
 await build({

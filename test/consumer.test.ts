@@ -237,7 +237,9 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
     visit(join(dist, entry));
     const gzip = [...page].reduce((sum, f) => sum + gzipSync(readFileSync(f)).byteLength, 0);
     console.log(`Vite build: the page loads ${page.size} script(s), ${gzip} bytes gzip (minified: app code, webgguf's client, comlink)`);
-    expect(gzip, `page scripts: ${[...page].join(', ')}`).toBeLessThan(12_000);
+    // The request checks (chat, tools, JSON schemas, embeddings) run in the page, so a bad request
+    // is refused before it crosses to the worker: about 15 kB with the app and comlink.
+    expect(gzip, `page scripts: ${[...page].join(', ')}`).toBeLessThan(18_000);
     expectReply('Vite build', await serveAndOpen('Vite build', join(web, 'vite/dist')));
   });
 
@@ -308,7 +310,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MODELS)('the packed package in fresh app
     await timed('webpack', () => run('webpack build', dir, '../node_modules/.bin/webpack', [], 180_000));
     // The bundle names no path of the machine that built it (webpack inlines import.meta.url it cannot follow).
     for (const file of files(join(dir, 'dist'), (n) => n.endsWith('.js'))) {
-      const code = readFileSync(file, 'utf8');
+      // Emscripten's own URL check (startsWith("file://"), in the lazy XGrammar chunk) is no builder path.
+      const code = readFileSync(file, 'utf8').replaceAll('startsWith("file://")', '');
       expect(code, `${file} holds a file:// URL`).not.toContain('file://');
       expect(code, `${file} holds the build folder's path`).not.toContain(work);
     }
