@@ -41,9 +41,10 @@ const BATCHES = 4;
 export async function predictSpeed(gpu: GpuContext, file: GGUFFile, options: { contextLength?: number; promptTokens?: number; maxBatch?: number } = {}): Promise<SpeedEstimate> {
   const started = performance.now();
   const config = readConfig(file);
-  const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_CONTEXT);
-  // The prompt and the decode steps after it must fit the context.
-  const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, contextLength - BATCHES * STEPS - 1));
+  // The prompt and the decode steps timed after it must fit the samples' context, which may be
+  // longer than the one asked about (a KV cache's length changes no step's time, only its memory).
+  const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, config.contextLength - BATCHES * STEPS - 1));
+  const contextLength = Math.min(config.contextLength, Math.max(options.contextLength ?? DEFAULT_CONTEXT, promptTokens + BATCHES * STEPS + 1));
   const vocabRows = Math.min(config.vocabSize, SAMPLE_VOCAB);
   const deep = Math.min(config.nLayers, SAMPLE_LAYERS);
   const time = async (layers: number, rows: number) => {
