@@ -1,6 +1,6 @@
 /**
  * Real model shapes on a phone-sized device: bindings of at most 128 MiB and buffers of at most
- * 256 MiB, in Q4_K_M: Qwen2.5-0.5B, Llama-3.2-1B and Gemma-3-1B. Their embeddings (151,936 × 896,
+ * 256 MiB, in Q4_K_M: Qwen2.5-0.5B, Llama-3.2-1B, Gemma-3-1B and Qwen3.5-0.8B. Their embeddings (151,936 × 896,
  * 128,256 × 2,048 and 262,144 × 1,152, also the output heads) only fit split across two or three
  * buffers. Each model's greedy tokens and final logits must equal those of the same file on the
  * unlimited adapter with no matrix split at all. Random weights from the generator; a few tokens
@@ -26,7 +26,11 @@ const PHONE = { maxStorageBufferBindingSize: 128 * 2 ** 20, maxBufferSize: 256 *
 // to Q8_0 there: its 151,936 × 896 embedding takes 145 MB and needs two parts as well.
 // Gemma 3's rows of 1,152 are 4.5 Q4_K blocks: its 262,144-row embedding is Q8_0 as well
 // (320 MB), so three parts.
-const CASES = [['qwen2', 'qwen2.5-0.5b', 2, 2], ['llama', 'llama-3.2-1b', 2, 2], ['gemma3', 'gemma-3-1b', 6, 3]] as const;
+// Qwen3.5-0.8B: its first four layers are three Gated DeltaNet layers (with their recurrent state)
+// and one gated-attention layer; its 248,320 × 1,024 embedding is the split one.
+const CASES = [
+  ['qwen2', 'qwen2.5-0.5b', 2, 2], ['llama', 'llama-3.2-1b', 2, 2], ['gemma3', 'gemma-3-1b', 6, 3], ['qwen35', 'qwen3.5-0.8b', 4, 2],
+] as const;
 
 describe.skipIf(!HAVE_MODELS)('phone-sized limits (128 MiB bindings, 256 MiB buffers)', () => {
   for (const [arch, shape, layers, embeddingParts] of CASES) {
