@@ -62,3 +62,27 @@ export async function createGpuContext(
   const subgroups = features.includes('subgroups') && Boolean(gpu.wgslLanguageFeatures?.has('subgroup_id'));
   return { instance: gpu, device, adapterName, cpuEmulated, features, subgroups, limits };
 }
+
+/**
+ * Runs a model's setup (`build`) with WebGPU's out-of-memory and validation errors caught: the
+ * first failure, thrown or reported by the device, is thrown as a typed error once `cleanUp` has
+ * freed what the setup made.
+ */
+export async function buildChecked(device: GPUDevice, build: () => Promise<void>, cleanUp: () => void): Promise<void> {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let failure: unknown;
+  try {
+    await build();
+  } catch (e) {
+    failure = e;
+  }
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  if (!failure && oom) failure = new WebGGUFError('gpu', `Out of GPU memory while loading: ${oom.message}`);
+  if (!failure && validation) failure = new WebGGUFError('gpu', `WebGPU rejected the model's setup: ${validation.message}`);
+  if (failure) {
+    cleanUp();
+    throw failure;
+  }
+}

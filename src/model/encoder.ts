@@ -1,7 +1,7 @@
 import { ModelFormatError, WebGGUFError } from '../errors.js';
 import { metaNumber, metaString, type GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
-import type { GpuContext } from '../gpu/context.js';
+import { buildChecked, type GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
 import { tensor, type ModelConfig } from './config.js';
 import { ropeAngles } from './blocks/attention.js';
@@ -204,22 +204,7 @@ export class EncoderModel {
       ...encoderBuffers(config, model.contextLength).map((b) => ({ ...b, role: 'work' as const })),
     ];
     checkFit({ buffers, contextLength: model.contextLength }, gpu.limits, options.maxGpuBytes);
-    gpu.device.pushErrorScope('out-of-memory');
-    gpu.device.pushErrorScope('validation');
-    let failure: unknown;
-    try {
-      await model.build(file, plans, options);
-    } catch (e) {
-      failure = e;
-    }
-    const validation = await gpu.device.popErrorScope();
-    const oom = await gpu.device.popErrorScope();
-    if (!failure && oom) failure = new WebGGUFError('gpu', `Out of GPU memory while loading: ${oom.message}`);
-    if (!failure && validation) failure = new WebGGUFError('gpu', `WebGPU rejected the model's setup: ${validation.message}`);
-    if (failure) {
-      model.dispose();
-      throw failure;
-    }
+    await buildChecked(gpu.device, () => model.build(file, plans, options), () => model.dispose());
     return model;
   }
 

@@ -1,7 +1,7 @@
 import { WebGGUFError } from '../errors.js';
 import type { GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
-import type { GpuContext } from '../gpu/context.js';
+import { buildChecked, type GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
 import { AttentionBlocks } from './blocks/attention.js';
 import { DeltaNetBlocks, type RecurrentState } from './blocks/delta-net.js';
@@ -156,22 +156,7 @@ export class LlamaModel {
     checkFit(memory, gpu.limits, options.maxGpuBytes);
     const { config, contextLength, weights: plans } = memory;
     const model = new LlamaModel(gpu, config, contextLength, memory.maxBatch);
-    gpu.device.pushErrorScope('out-of-memory');
-    gpu.device.pushErrorScope('validation');
-    let failure: unknown;
-    try {
-      await model.build(file, plans, options);
-    } catch (e) {
-      failure = e;
-    }
-    const validation = await gpu.device.popErrorScope();
-    const oom = await gpu.device.popErrorScope();
-    if (!failure && oom) failure = new WebGGUFError('gpu', `Out of GPU memory while loading: ${oom.message}`);
-    if (!failure && validation) failure = new WebGGUFError('gpu', `WebGPU rejected the model's setup: ${validation.message}`);
-    if (failure) {
-      model.dispose();
-      throw failure;
-    }
+    await buildChecked(gpu.device, () => model.build(file, plans, options), () => model.dispose());
     return model;
   }
 
