@@ -270,6 +270,12 @@ export class GGUFTokenizer {
     return new HFTokenizer(json, { clean_up_tokenization_spaces: false });
   }
 
+  /** The unknown token: the one the metadata names, else the first typed UNKNOWN (-1: none). */
+  private unknownId(): number {
+    const types = this.spec.tokenTypes;
+    return this.spec.unkId ?? (types ? Array.from(types).indexOf(TokenType.UNKNOWN) : -1);
+  }
+
   /**
    * SentencePiece BPE (tokenizer.ggml.model = llama): merges are derived from the scores, a
    * pair ranking by the score of the piece it makes (as HF's converters do), bytes fall back to
@@ -296,7 +302,7 @@ export class GGUFTokenizer {
       if (mergeable(l) && mergeable(r)) candidates.push({ left, right, score: scores?.[id] ?? -id, l: l!, r: r! });
     }
     candidates.sort((a, b) => b.score - a.score || a.l - b.l || a.r - b.r);
-    const unk = s.unkId ?? (types ? Array.from(types).indexOf(TokenType.UNKNOWN) : -1);
+    const unk = this.unknownId();
     const addPrefix = s.addSpacePrefix ?? true;
     return {
       version: '1.0',
@@ -371,7 +377,7 @@ export class GGUFTokenizer {
       const piece = type === TokenType.CONTROL || type === TokenType.UNKNOWN ? token : token.startsWith('▁') ? token.slice(1) : CONTINUATION + token;
       if (!(piece in vocab)) vocab[piece] = id;
     }
-    const unk = s.unkId ?? (types ? Array.from(types).indexOf(TokenType.UNKNOWN) : -1);
+    const unk = this.unknownId();
     return {
       version: '1.0',
       added_tokens: added,
