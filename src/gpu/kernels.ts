@@ -114,6 +114,8 @@ function kindAliases(kind: GpuWeightKind, names: { load: string; dot: string; pr
   ].join('\n');
 }
 
+const sharedKernels = new WeakMap<GPUDevice, Map<boolean, Kernels>>();
+
 export interface Kernel {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
@@ -128,6 +130,19 @@ export class Kernels {
   private readonly cache = new Map<string, Kernel>();
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   constructor(private readonly device: GPUDevice, private readonly subgroups: boolean) {}
+
+  /**
+   * The device's shared kernels: every model loaded on a device (a second model, a reload, the
+   * speed probe's samples) reuses the pipelines the first compiled, since compiling is most of a
+   * small model's load time (seconds on SwiftShader).
+   */
+  static forDevice(device: GPUDevice, subgroups: boolean): Kernels {
+    let bySubgroups = sharedKernels.get(device);
+    if (!bySubgroups) sharedKernels.set(device, (bySubgroups = new Map()));
+    let kernels = bySubgroups.get(subgroups);
+    if (!kernels) bySubgroups.set(subgroups, (kernels = new Kernels(device, subgroups)));
+    return kernels;
+  }
 
   /**
    * `constants` replaces the values of the source's `const NAME = ...u;` declarations: sizes

@@ -180,7 +180,7 @@ export class EncoderModel {
     /** The most tokens one input may have (the position table's rows, or less if asked). */
     readonly contextLength: number,
   ) {
-    this.kernels = new Kernels(gpu.device, gpu.subgroups);
+    this.kernels = Kernels.forDevice(gpu.device, gpu.subgroups);
     this.alloc = new GpuAllocator(gpu.device, gpu.limits.maxStorageBufferBindingSize);
   }
 

@@ -116,7 +116,7 @@ export class LlamaModel {
     readonly contextLength: number,
     readonly maxBatch: number,
   ) {
-    this.kernels = new Kernels(gpu.device, gpu.subgroups);
+    this.kernels = Kernels.forDevice(gpu.device, gpu.subgroups);
     this.alloc = new GpuAllocator(gpu.device, gpu.limits.maxStorageBufferBindingSize);
   }
 
