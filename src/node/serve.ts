@@ -158,9 +158,7 @@ export async function serve(options: ServeOptions): Promise<ModelServer> {
     throw e;
   }
 
-  /** Aborts every request at close(). */
-  const shutdown = new AbortController();
-  const app = buildApp(slots, { ...options, maxPending }, shutdown.signal);
+  const app = buildApp(slots, { ...options, maxPending });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = listen({ fetch: app.fetch, hostname: host, port: options.port ?? DEFAULT_PORT }, () => resolve(s));
     s.once('error', reject);
@@ -178,17 +176,17 @@ export async function serve(options: ServeOptions): Promise<ModelServer> {
     close: () =>
       (closed ??= (async () => {
         const stopped = new Promise<void>((r) => server.close(() => r()));
-        shutdown.abort();
-        // Aborted requests end within a step; connections left open after that are cut.
+        // Disposing the engines ends the requests in flight (with `disposed`); connections still
+        // open after that are cut.
+        await disposeAll();
         const timer = setTimeout(() => (server as { closeAllConnections?: () => void }).closeAllConnections?.(), 2_000);
         await stopped;
         clearTimeout(timer);
-        await disposeAll();
       })()),
   };
 }
 
-function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number }, shutdown: AbortSignal): Hono<Env> {
+function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number }): Hono<Env> {
   const app = new Hono<Env>();
   const fail = (c: Context, e: unknown, body?: unknown) => {
     const { status, body: error } = openAIError(e, body);
@@ -210,7 +208,7 @@ function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number },
   app.use('*', cors({ origin: '*', allowMethods: ['GET', 'POST'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
   // The client's connection, before any middleware replaces the request: it aborts when the client goes away.
   app.use('*', async (c, next) => {
-    c.set('gone', AbortSignal.any([c.req.raw.signal, shutdown]));
+    c.set('gone', c.req.raw.signal);
     await next();
   });
   app.get('/health', (c) => c.json({ status: 'ok', models: slots.map(({ id, kind, pending }) => ({ id, kind, pending })) }));
