@@ -56,6 +56,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
     const models = await client.models.list();
     expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([[TEXT_ID, 'model', 'webgguf'], [BERT_ID, 'model', 'webgguf']]);
     expect((await client.models.retrieve(BERT_ID)).id).toBe(BERT_ID);
+    expect((await fetch(`${server.url}/v1/models/`, { headers: { Authorization: `Bearer ${KEY}` } })).status).toBe(200);
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', models: [{ id: TEXT_ID, kind: 'text', pending: 0 }, { id: BERT_ID, kind: 'embedding', pending: 0 }] });
@@ -161,11 +162,13 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
 
   test('queued requests run in arrival order; past maxPending, 429', async () => {
     const order: string[] = [];
-    const first = await client.chat.completions.create(chat({ max_tokens: 40, stream: true, ...ENDLESS }) as OpenAI.ChatCompletionCreateParamsStreaming);
+    // A long request holds the queue until B and C wait behind it, then its client leaves.
+    const holder = new AbortController();
+    const first = await client.chat.completions.create(chat({ max_tokens: 400, stream: true, ...ENDLESS }) as OpenAI.ChatCompletionCreateParamsStreaming, { signal: holder.signal });
+    // (The client's stream ends quietly on abort.)
     const running = (async () => {
       for await (const _ of first);
-      order.push('A');
-    })();
+    })().catch(() => undefined).then(() => order.push('A'));
     await waitFor(async () => (await pending()) === 1);
     const second = client.chat.completions.create(chat({ max_tokens: 3 })).then(() => order.push('B'));
     await waitFor(async () => (await pending()) === 2);
@@ -176,6 +179,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
     expect(full.status).toBe(429);
     expect(full.headers.get('retry-after')).toBe('1');
     expect(await full.json()).toMatchObject({ error: { type: 'rate_limit_error', code: 'rate_limit_exceeded' } });
+    holder.abort();
     await Promise.all([running, second, third]);
     expect(order).toEqual(['A', 'B', 'C']);
     expect(await pending()).toBe(0);

@@ -122,8 +122,14 @@ type Env = { Variables: { gone: AbortSignal } };
 /** The id a model file is served under: its name without the .gguf extension. */
 const modelId = (path: string) => basename(path).replace(/\.gguf$/i, '');
 
+/** What a bearer token may hold (RFC 6750's b64token); the key is checked against it at start. */
+const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
+
 /** Loads the model(s), then listens; resolves once requests are accepted. */
 export async function serve(options: ServeOptions): Promise<ModelServer> {
+  if (options.apiKey !== undefined && !BEARER_TOKEN.test(options.apiKey)) {
+    throw new WebGGUFError('invalid-argument', 'the API key must be a bearer token: letters, digits and - . _ ~ + / (then = padding), at least one character');
+  }
   const host = options.host ?? DEFAULT_HOST;
   const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
   let madeGpu: Promise<GpuContext> | undefined;
@@ -187,7 +193,8 @@ export async function serve(options: ServeOptions): Promise<ModelServer> {
 }
 
 function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number }): Hono<Env> {
-  const app = new Hono<Env>();
+  // strict: false also routes "/v1/models/" and the like.
+  const app = new Hono<Env>({ strict: false });
   const fail = (c: Context, e: unknown, body?: unknown) => {
     const { status, body: error } = openAIError(e, body);
     // A full queue: the remote engine (and OpenAI's clients) wait this long before retrying.
