@@ -248,6 +248,10 @@ describe.skipIf(!HAVE_MODELS)('webgguf serve, the command', () => {
       expect(models.data.map((d) => d.id)).toEqual([TEXT_ID]);
       const reply = (await (await fetch(`${m![1]}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'Once', max_tokens: 3 }) })).json()) as { choices: { text: string }[] };
       expect(reply.choices[0]!.text.length).toBeGreaterThan(0);
+      // No embedding model here: an OpenAI error saying so.
+      const embeddings = await fetch(`${m![1]}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ input: 'x' }) });
+      expect(embeddings.status).toBe(404);
+      expect(await embeddings.json()).toMatchObject({ error: { code: 'model_not_found', message: expect.stringMatching(/no embedding model/) } });
     } finally {
       child.kill('SIGTERM');
     }

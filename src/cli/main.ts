@@ -387,11 +387,17 @@ async function serveCommand({ values, numbers }: Args): Promise<void> {
   });
   process.stdout.write(`webgguf serve: listening on ${server.url}\n`);
   process.stderr.write(`webgguf serve: ${server.models.map((m) => `${m.id} (${m.kind}, ${m.architecture})`).join(', ')}; Ctrl-C stops\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await server.close();
+  // Listening through close(): a terminal's Ctrl-C reaches this process twice (bin/webgguf.js
+  // forwards it too), and the second must not end it mid-close.
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  process.on('SIGINT', stop).on('SIGTERM', stop);
+  try {
+    await stopped;
+    await server.close();
+  } finally {
+    process.off('SIGINT', stop).off('SIGTERM', stop);
+  }
 }
 
 async function isEmbeddingModel(path: string): Promise<boolean> {
