@@ -95,8 +95,9 @@ const ERROR_STATUS: Partial<Record<ErrorCode, [ContentfulStatusCode, string]>> =
   'invalid-argument': [400, 'invalid_request_error'],
   'context-overflow': [400, 'invalid_request_error'],
   'not-found': [404, 'invalid_request_error'],
-  // max_prefill_ms: the prompt would take longer than the client allowed.
-  timeout: [408, 'timeout_error'],
+  // max_prefill_ms: the prompt would take longer than the client allowed; shorter, it may not.
+  // Not 408, which clients retry as it is.
+  timeout: [400, 'invalid_request_error'],
 };
 
 /** The request field an engine message starts with ("messages[0].content must be ..."), if the body has it. */
@@ -106,7 +107,7 @@ function paramOf(message: string, body: unknown): string | null {
 }
 
 /** Any thrown value as an HTTP status and an OpenAI error body. */
-export function openAIError(e: unknown, body?: unknown): { status: ContentfulStatusCode; body: OpenAIErrorBody } {
+function openAIError(e: unknown, body?: unknown): { status: ContentfulStatusCode; body: OpenAIErrorBody } {
   if (e instanceof ApiError) return { status: e.status, body: { error: { message: e.message, type: e.type, param: e.param, code: e.code } } };
   if (isWebGGUFError(e)) {
     const [status, type] = ERROR_STATUS[e.code] ?? [500, 'server_error'];
