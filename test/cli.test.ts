@@ -132,6 +132,7 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [['serve'], /serve needs --model/],
     [['serve', '-m', ANY_MODEL, '--api-key'], /--api-key needs a value/],
     [[...generate, '--port', '8080'], /generate takes no --port/],
+    [['serve', '-m', ANY_MODEL, '--json'], /serve takes no --json/],
   ];
   test.each(usage)('%j: exit status 2 with the usage', async (args, message) => {
     const r = await run(args);

@@ -80,7 +80,7 @@ const FLAGS = {
   'api-key': { type: 'string', value: 'K', commands: ['serve'], help: 'requests to /v1 must send "Authorization: Bearer K"' },
   'max-pending': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: DEFAULT_MAX_PENDING, commands: ['serve'], help: 'requests a model may hold, running and queued; more get 429' },
   kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
-  json: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: 'print the result as one line of JSON' },
+  json: { type: 'boolean', commands: (Object.keys(COMMANDS) as Command[]).filter((c) => c !== 'serve'), help: 'print the result as one line of JSON' },
   verbose: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: "print errors' stacks and every message of Dawn" },
   help: { type: 'boolean', short: 'h', commands: Object.keys(COMMANDS) as Command[], help: 'print this help' },
 } as const satisfies Record<string, Flag>;
