@@ -252,6 +252,8 @@ describe.skipIf(!HAVE_MODELS)('webgguf serve, the command', () => {
       const embeddings = await fetch(`${m![1]}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ input: 'x' }) });
       expect(embeddings.status).toBe(404);
       expect(await embeddings.json()).toMatchObject({ error: { code: 'model_not_found', message: expect.stringMatching(/no embedding model/) } });
+      // A line per request on stderr, none on stdout.
+      expect(stderr).toMatch(/--> POST \/v1\/completions \S*200\S* \d+m?s/);
     } finally {
       child.kill('SIGTERM');
     }
