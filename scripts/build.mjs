@@ -38,7 +38,9 @@ const publishedWorkerUrl = {
   },
 };
 
-const INLINED = Object.keys(JSON.parse(readFileSync(`${root}/package.json`, 'utf8')).dependencies).filter((d) => d !== '@webgpu/types');
+/** Dependencies only the Node CLI imports (`webgguf serve`), never inlined into a browser build. */
+const NODE_ONLY = new Set(['hono', '@hono/node-server']);
+const INLINED = Object.keys(JSON.parse(readFileSync(`${root}/package.json`, 'utf8')).dependencies).filter((d) => d !== '@webgpu/types' && !NODE_ONLY.has(d));
 /** Files that inline the dependencies carry their names, and their licences ship beside them. */
 const BANNER = `/*! webgguf (MIT). Inlines ${INLINED.join(', ')}: their licences are in THIRD_PARTY_NOTICES.md in this package. */`;
 
