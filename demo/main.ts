@@ -106,7 +106,8 @@ function updateControls(): void {
   ui.send.disabled = !ready || !!replying || settingsProblems.size > 0;
   ui.stop.disabled = !replying;
   ui.cancel.disabled = !loading;
-  ui.regenerate.disabled = !ready || !!replying || !current.messages.some((m) => m.role === 'assistant');
+  // Regenerate redoes the last reply, or retries one that failed (the last message is then the user's).
+  ui.regenerate.disabled = !ready || !!replying || current.messages.length === 0;
   ui.loadUrl.disabled = !engine || !!loading || !!replying;
   ui.file.disabled = !engine || !!loading || !!replying;
   ui.composerHint.textContent = settingsProblems.size ? 'Fix the settings to send.' : '';
@@ -241,7 +242,7 @@ function statsText(m: StoredMessage): string {
   const ctx = loaded?.info.contextLength;
   return [
     `${u.completion} tokens`,
-    `${u.decodeTokS.toFixed(1)} tok/s`,
+    `${u.decodeTokS.toFixed(1)} tok/s${u.predictedTokS ? ` (predicted ${u.predictedTokS.toFixed(1)})` : ''}`,
     `prefill ${Math.round(u.prefillTokS)} tok/s`,
     `first token ${Math.round(u.ttftMs)} ms`,
     // The last sampled token is not in the context yet: the count never passes its size.
@@ -377,6 +378,7 @@ async function reply(): Promise<void> {
   const conv = current;
   const abort = new AbortController();
   replying = { conv, abort };
+  hideError();
   updateControls();
   const m: StoredMessage = { role: 'assistant', content: '' };
   const view = messageView(m);
@@ -422,6 +424,7 @@ async function reply(): Promise<void> {
           prompt: u.prompt_tokens, completion: u.completion_tokens, total: u.total_tokens,
           ttftMs: firstToken ? firstToken - started : u.extra.time_to_first_token_s * 1000,
           prefillTokS: u.extra.prefill_tokens_per_s, decodeTokS: u.extra.decode_tokens_per_s,
+          ...(estimated && estimated.url === loaded?.url ? { predictedTokS: estimated.decodeTokS } : {}),
         };
         // The prompt holds every earlier turn: shorter than the last total, some were dropped (contextPolicy 'shift').
         m.shifted = u.prompt_tokens < previousTotal;
@@ -483,9 +486,8 @@ document.addEventListener('keydown', (ev) => {
 ui.stop.addEventListener('click', () => replying?.abort.abort());
 ui.cancel.addEventListener('click', () => loading?.abort());
 ui.regenerate.addEventListener('click', () => {
-  const i = current.messages.map((m) => m.role).lastIndexOf('assistant');
-  if (i < 0 || replying) return;
-  current.messages.splice(i);
+  if (replying || !current.messages.length) return;
+  if (current.messages.at(-1)!.role === 'assistant') current.messages.pop();
   openConversation(current);
   void reply();
 });
@@ -698,6 +700,8 @@ const showPreset = () => {
 /** The prompt length the estimate's time to first token is for. */
 const ESTIMATE_PROMPT = 256;
 let estimateAbort: AbortController | undefined;
+/** The speed engine.estimate measured for a URL, shown beside the measured speed once it is loaded. */
+let estimated: { url: string; decodeTokS: number } | undefined;
 let estimateTimer: ReturnType<typeof setTimeout> | undefined;
 /**
  * Will the chosen model run here: engine.estimate reads its header (never the weights) and
@@ -718,6 +722,7 @@ const showEstimate = () => {
       const e = await engine!.estimate(PRESETS.find((p) => p.url === url) ?? url, { promptTokens: ESTIMATE_PROMPT, signal: abort.signal });
       if (abort.signal.aborted) return;
       ui.estimate.dataset.fits = String(e.fits);
+      if (e.speed) estimated = { url, decodeTokS: e.speed.decodeTokS };
       ui.estimate.textContent = e.fits
         ? `Fits this device: ${mib(e.peakGpuBytes)} of GPU memory at a ${e.contextLength}-token context; about ${e.speed!.decodeTokS.toFixed(1)} tokens/s here, first token after ${(e.speed!.ttftMs / 1000).toFixed(1)} s for a ${ESTIMATE_PROMPT}-token prompt.`
         : `Does not fit this device: ${e.reasons.join('; ')}.`;

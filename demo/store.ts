@@ -33,7 +33,8 @@ export interface StoredMessage {
   toolCalls?: ToolCallView[];
   /** Assistant replies: why it ended, and its numbers. */
   finish?: string;
-  usage?: { prompt: number; completion: number; total: number; ttftMs: number; prefillTokS: number; decodeTokS: number };
+  /** predictedTokS: engine.estimate's decode speed for the model, measured before it was loaded. */
+  usage?: { prompt: number; completion: number; total: number; ttftMs: number; prefillTokS: number; decodeTokS: number; predictedTokS?: number };
   /** Earlier turns the engine left out to fit the context when this reply was made. */
   shifted?: boolean;
 }
