@@ -312,8 +312,13 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
     expect(await reply.locator('.finish').textContent()).toBe('Ended with a tool call.');
     await page.screenshot({ path: `${SHOTS}/desktop-markdown.png` });
 
+    // Each chat has its own settings.
+    expect(await page.inputValue('#max-tokens')).toBe('4');
+    expect(await page.inputValue('#system')).toBe('');
     await page.getByRole('button', { name: 'Once', exact: true }).click();
     expect(await page.textContent('#chat-title')).toBe('Once');
+    expect(await page.inputValue('#system')).toBe('You tell stories.');
+    expect(await page.inputValue('#max-tokens')).toBe('200');
     const replies = (await page.$$('.message.assistant')).length;
     await send(page, 'The end');
     expect(await page.$$('.message.assistant')).toHaveLength(replies + 1);
@@ -362,6 +367,9 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
     await page.screenshot({ path: `${SHOTS}/phone-model.png` });
     await page.keyboard.press('Escape');
     expect(await page.isVisible('#settings-panel')).toBe(false);
+    // The keyboard's focus is visible.
+    await page.keyboard.press('Shift+Tab');
+    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).toBe('solid');
 
     // A new chat from the chats drawer; the input at the bottom; Shift+Enter adds a line, Enter sends, Escape stops.
     await page.click('#open-chats');
