@@ -239,7 +239,7 @@ const FINISH_TEXT: Record<string, string> = {
 function statsText(m: StoredMessage): string {
   const u = m.usage;
   if (!u) return '';
-  const ctx = loaded?.info.contextLength;
+  const ctx = u.context ?? loaded?.info.contextLength;
   return [
     `${u.completion} tokens`,
     `${u.decodeTokS.toFixed(1)} tok/s${u.predictedTokS ? ` (predicted ${u.predictedTokS.toFixed(1)})` : ''}`,
@@ -425,6 +425,7 @@ async function reply(): Promise<void> {
           ttftMs: firstToken ? firstToken - started : u.extra.time_to_first_token_s * 1000,
           prefillTokS: u.extra.prefill_tokens_per_s, decodeTokS: u.extra.decode_tokens_per_s,
           ...(estimated && estimated.url === loaded?.url ? { predictedTokS: estimated.decodeTokS } : {}),
+          ...(loaded ? { context: loaded.info.contextLength } : {}),
         };
         // The prompt holds every earlier turn: shorter than the last total, some were dropped (contextPolicy 'shift').
         m.shifted = u.prompt_tokens < previousTotal;

@@ -33,8 +33,11 @@ export interface StoredMessage {
   toolCalls?: ToolCallView[];
   /** Assistant replies: why it ended, and its numbers. */
   finish?: string;
-  /** predictedTokS: engine.estimate's decode speed for the model, measured before it was loaded. */
-  usage?: { prompt: number; completion: number; total: number; ttftMs: number; prefillTokS: number; decodeTokS: number; predictedTokS?: number };
+  /**
+   * predictedTokS: engine.estimate's decode speed for the model, measured before it was loaded;
+   * context: the model's context length then.
+   */
+  usage?: { prompt: number; completion: number; total: number; ttftMs: number; prefillTokS: number; decodeTokS: number; predictedTokS?: number; context?: number };
   /** Earlier turns the engine left out to fit the context when this reply was made. */
   shifted?: boolean;
 }

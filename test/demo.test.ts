@@ -271,6 +271,8 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
           messages: [
             { role: 'user', content: 'Show me' },
             {
+              // A reply that filled the context: its last token is counted in total_tokens but takes no place in it.
+              usage: { prompt: 500, completion: 13, total: 513, ttftMs: 120, prefillTokS: 900, decodeTokS: 80, context: 512 },
               role: 'assistant', finish: 'tool_calls', reasoning: 'The user wants an example.', toolCalls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }],
               content: '# Title\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n```js\nlet x = 1 < 2;\n```\n\n[site](https://example.com) [bad](javascript:alert(1)) <img src=x onerror="window.pwned=1"> <script>window.pwned=1</script>',
             },
@@ -310,6 +312,8 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
     expect(await reply.locator('details.reasoning').textContent()).toBe('ReasoningThe user wants an example.');
     expect(await reply.locator('details.tool-call').textContent()).toBe('Tool call: get_weather{"city":"Paris"}');
     expect(await reply.locator('.finish').textContent()).toBe('Ended with a tool call.');
+    expect(await reply.locator('.stats').textContent()).toMatch(/ · context 512 \/ 512$/);
+    expect(await page.textContent('#context-text')).toBe('512 / 512 tokens');
     await page.screenshot({ path: `${SHOTS}/desktop-markdown.png` });
 
     // Each chat has its own settings.
