@@ -216,6 +216,13 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
     expect(await page.textContent('#banner-text')).toMatch(/404/);
     expect(await page.textContent('#model-status')).toMatch(/^stories260K-q4_0\.gguf: llama/);
     expect(await page.isDisabled('#send')).toBe(false);
+    // A host that answers with a web page: said so, and the model stays too.
+    site.html = true;
+    await page.fill('#model-url', site.url('stories260K/other.gguf'));
+    await page.click('#load-url');
+    await waitModel(page);
+    site.html = false;
+    expect(await page.textContent('#banner-text')).toMatch(/answered with a web page, not a model file/);
     await page.click('#banner-close');
 
     // A file: the fields say so, and from the cache it shows its file name, not its cache id.
@@ -437,6 +444,9 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
       const head = await fetch(new URL(config.defaultModel, url), { headers: { Range: 'bytes=0-3' } });
       expect(head.status).toBe(206);
       expect(Buffer.from(await head.arrayBuffer()).toString()).toBe('GGUF');
+      // The page and its TypeScript entry, as Vite serves them in development.
+      expect(await (await fetch(url)).text()).toContain('<script type="module" src="./main.ts">');
+      expect((await fetch(`${url}main.ts`)).status).toBe(200);
     } finally {
       child.kill();
     }
