@@ -233,6 +233,7 @@ interface MessageView { root: HTMLElement; body: HTMLElement; extras: HTMLElemen
 const FINISH_TEXT: Record<string, string> = {
   length: 'Cut off: it reached the max tokens limit (Settings › Max tokens).',
   abort: 'Stopped.',
+  error: 'Cut short by an error (above).',
   tool_calls: 'Ended with a tool call.',
 };
 
@@ -439,18 +440,21 @@ async function reply(): Promise<void> {
     ui.liveStats.textContent = '';
   }
   const nothing = !m.content && !m.reasoning && !m.toolCalls?.length;
-  if (failed || (nothing && m.finish === 'abort')) {
-    // A failed reply leaves no bubble; the message it answered goes back to the input to retry.
+  if (failed && conv === current) showError(failed);
+  if (nothing && (failed || m.finish === 'abort')) {
+    // A reply that failed or was stopped before any text leaves no bubble. A message too long
+    // for the context goes back to the input, to shorten and send again.
     view.root.remove();
-    if (failed && !m.content && conv.messages.at(-1)?.role === 'user' && isWebGGUFError(failed) && failed.code === 'context-overflow') {
+    if (failed && conv.messages.at(-1)?.role === 'user' && isWebGGUFError(failed) && failed.code === 'context-overflow') {
       const asked = conv.messages.pop()!;
       if (conv === current) {
-        ui.messages.querySelector('.message.user:last-of-type')?.remove();
+        [...ui.messages.querySelectorAll('.message.user')].at(-1)?.remove();
         if (!ui.input.value) ui.input.value = asked.content;
       }
     }
-    if (failed && conv === current) showError(failed);
   } else {
+    // What came before an error is kept, marked as cut short by it.
+    if (failed) m.finish = 'error';
     m.finish ??= 'stop';
     conv.messages.push(m);
     view.update();
