@@ -243,11 +243,12 @@ function statsText(m: StoredMessage): string {
   const ctx = u.context ?? loaded?.info.contextLength;
   return [
     `${u.completion} tokens`,
-    `${u.decodeTokS.toFixed(1)} tok/s${u.predictedTokS ? ` (predicted ${u.predictedTokS.toFixed(1)})` : ''}`,
-    `prefill ${Math.round(u.prefillTokS)} tok/s`,
+    `${u.decodeTokS.toFixed(1)} tokens/s${u.predictedTokS ? ` (predicted ${u.predictedTokS.toFixed(1)})` : ''}`,
+    `prefill ${Math.round(u.prefillTokS)} tokens/s`,
     `first token ${Math.round(u.ttftMs)} ms`,
     // The last sampled token is not in the context yet: the count never passes its size.
     `context ${ctx ? `${Math.min(u.total, ctx)} / ${ctx}` : u.total}`,
+    ...(m.finish === 'abort' ? ['stopped'] : []),
   ].join(' · ');
 }
 
@@ -316,7 +317,8 @@ function messageView(m: StoredMessage): MessageView {
       }
       meta.replaceChildren();
       if (m.shifted) meta.append(el('p', { className: 'note shift', textContent: 'Earlier messages no longer fit the model’s context: the oldest turns were left out of this reply.' }));
-      if (m.finish && FINISH_TEXT[m.finish]) meta.append(el('p', { className: `finish finish-${m.finish}`, textContent: FINISH_TEXT[m.finish]! }));
+      // A stopped reply with its numbers says so in them.
+      if (m.finish && FINISH_TEXT[m.finish] && !(m.finish === 'abort' && m.usage)) meta.append(el('p', { className: `finish finish-${m.finish}`, textContent: FINISH_TEXT[m.finish]! }));
       if (m.usage) meta.append(el('p', { className: 'stats', textContent: statsText(m) }));
     },
   };
@@ -414,7 +416,7 @@ async function reply(): Promise<void> {
         if (choice.finish_reason) m.finish = choice.finish_reason;
         if (firstToken && conv === current) {
           const seconds = (performance.now() - firstToken) / 1000;
-          ui.liveStats.textContent = `${pieces} tokens · ${seconds > 0.05 ? (pieces / seconds).toFixed(1) : '…'} tok/s`;
+          ui.liveStats.textContent = `${pieces} tokens · ${seconds > 0.05 ? (pieces / seconds).toFixed(1) : '…'} tokens/s`;
         }
         view.update();
         if (conv === current) ui.messages.scrollTop = ui.messages.scrollHeight;
@@ -573,8 +575,8 @@ async function refreshCache(): Promise<void> {
     const isLoaded = loaded?.info.id === m.id;
     const li = el('li', { className: isLoaded ? 'loaded' : '' });
     if (isLoaded) li.setAttribute('aria-current', 'true');
-    const title = el('span', { className: 'name', textContent: name, title: m.source });
-    const details = [quantOf(name), m.architecture, mib(m.storedBytes), fromFile ? 'from a file' : ''].filter(Boolean).join(' · ');
+    const title = el('span', { className: 'name', textContent: `${name}${fromFile ? ' (file)' : ''}`, title: m.source });
+    const details = [quantOf(name), m.architecture, mib(m.storedBytes)].filter(Boolean).join(' · ');
     const info = el('span', { className: 'size', textContent: details });
     const badge = isLoaded ? [el('span', { className: 'badge', textContent: 'loaded' })] : [];
     const load = el('button', { type: 'button', className: 'ghost small', textContent: 'Load', disabled: !!loading || !!replying });
