@@ -18,7 +18,7 @@ const ui = {
   status: $('model-status'), cacheList: $('cache-list'), storage: $('storage'), device: $('device'),
   settings: $<HTMLFormElement>('settings'), settingsErrors: $('settings-errors'), resetSettings: $<HTMLButtonElement>('reset-settings'),
   system: $<HTMLTextAreaElement>('system'), stopStrings: $<HTMLTextAreaElement>('stop-strings'), jsonMode: $<HTMLInputElement>('json-mode'), jsonSchema: $<HTMLTextAreaElement>('json-schema'),
-  messages: $('messages'), empty: $('empty'), emptyTitle: $('empty-title'), emptyText: $('empty-text'), composer: $<HTMLFormElement>('composer'),
+  messages: $('messages'), empty: $('empty'), emptyTitle: $('empty-title'), emptyText: $('empty-text'), emptyLoad: $<HTMLButtonElement>('empty-load'), composer: $<HTMLFormElement>('composer'),
   input: $<HTMLTextAreaElement>('input'), send: $<HTMLButtonElement>('send'), stop: $<HTMLButtonElement>('stop'), liveStats: $('live-stats'), composerHint: $('composer-hint'),
   regenerate: $<HTMLButtonElement>('regenerate'), newChat: $<HTMLButtonElement>('new-chat'), chatSearch: $<HTMLInputElement>('chat-search'), chatList: $('chat-list'),
   chatTitle: $('chat-title'), contextMeter: $<HTMLMeterElement>('context-meter'), contextText: $('context-text'),
@@ -116,6 +116,7 @@ function updateControls(): void {
 
 function renderEmpty(): void {
   ui.empty.hidden = current.messages.length > 0 || ui.messages.querySelector('.message') !== null;
+  ui.emptyLoad.hidden = !!loaded || !!loading;
   if (loaded) {
     ui.emptyTitle.textContent = `${loaded.name} is ready. Say hello.`;
     ui.emptyText.textContent = `Context ${loaded.info.contextLength} tokens. Replies are made on this device; nothing is sent anywhere.`;
@@ -797,6 +798,11 @@ function closeDrawers(): void {
 ui.openChats.addEventListener('click', () => openDrawer(ui.chatsPanel, ui.openChats));
 ui.openSettings.addEventListener('click', () => openDrawer(ui.settingsPanel, ui.openSettings));
 ui.closeSettings.addEventListener('click', closeDrawers);
+// The empty chat's way to the model: the drawer on a phone, the Load button beside it elsewhere.
+ui.emptyLoad.addEventListener('click', () => {
+  if (getComputedStyle(ui.openSettings).display !== 'none') openDrawer(ui.settingsPanel, ui.openSettings);
+  ui.loadUrl.focus();
+});
 ui.scrim.addEventListener('click', closeDrawers);
 
 // ---- Start -----------------------------------------------------------------------------------

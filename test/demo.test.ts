@@ -69,6 +69,8 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
     await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: site.origin });
     page = await open(ctx, pageUrl(site));
     expect(await page.textContent('#empty-title')).toMatch(/Load a model/);
+    await page.click('#empty-load');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('load-url');
     // The catalogue as presets; ?model= preselects a URL that is no preset.
     const presets = await page.$$eval('#preset option', (os) => os.map((o) => o.textContent ?? ''));
     expect(presets[0]).toMatch(/^stories260K \(tiny story model\) · [\d.]+ MB · \d+k? context$/);
