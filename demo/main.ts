@@ -1,5 +1,12 @@
-import { createEngine, isWebGGUFError, MODELS, type CatalogModel, type ChatMessage, type Engine, type LoadProgress, type ModelSource } from '../src/index.js';
+import {
+  createEngine, isWebGGUFError, MODELS,
+  type CacheEntry, type CatalogModel, type ChatCompletionMessageParam, type ChatCompletionRequest, type Engine, type LoadProgress, type ModelInfo, type ModelSource,
+} from '../src/index.js';
 import { renderMarkdown } from './markdown.js';
+import {
+  DEFAULT_SETTINGS, deleteConversation, lastConversation, lastModel, listConversations, saveConversation, setLastConversation, setLastModel,
+  type ChatSettings, type Conversation, type StoredMessage,
+} from './store.js';
 
 /** The presets: the library's catalogue of known-good models, each verified by its SHA-256 on download. */
 const PRESETS: CatalogModel[] = Object.values(MODELS);
@@ -9,39 +16,76 @@ const ui = {
   preset: $<HTMLSelectElement>('preset'), presetInfo: $('preset-info'), estimate: $('estimate'), url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
   progress: $('progress'), fill: $('progress-fill'), progressText: $('progress-text'), cancel: $<HTMLButtonElement>('cancel'),
   status: $('model-status'), cacheList: $('cache-list'), storage: $('storage'), device: $('device'),
-  system: $<HTMLTextAreaElement>('system'), temperature: $<HTMLInputElement>('temperature'), topP: $<HTMLInputElement>('top-p'),
-  maxTokens: $<HTMLInputElement>('max-tokens'), messages: $('messages'), empty: $('empty'), composer: $<HTMLFormElement>('composer'),
-  input: $<HTMLTextAreaElement>('input'), send: $<HTMLButtonElement>('send'), stop: $<HTMLButtonElement>('stop'),
-  regenerate: $<HTMLButtonElement>('regenerate'), newChat: $<HTMLButtonElement>('new-chat'),
+  settings: $<HTMLFormElement>('settings'), settingsErrors: $('settings-errors'), resetSettings: $<HTMLButtonElement>('reset-settings'),
+  system: $<HTMLTextAreaElement>('system'), stopStrings: $<HTMLTextAreaElement>('stop-strings'), jsonMode: $<HTMLInputElement>('json-mode'), jsonSchema: $<HTMLTextAreaElement>('json-schema'),
+  messages: $('messages'), empty: $('empty'), emptyTitle: $('empty-title'), emptyText: $('empty-text'), emptyLoad: $<HTMLButtonElement>('empty-load'), composer: $<HTMLFormElement>('composer'),
+  input: $<HTMLTextAreaElement>('input'), send: $<HTMLButtonElement>('send'), stop: $<HTMLButtonElement>('stop'), liveStats: $('live-stats'), composerHint: $('composer-hint'),
+  regenerate: $<HTMLButtonElement>('regenerate'), newChat: $<HTMLButtonElement>('new-chat'), chatSearch: $<HTMLInputElement>('chat-search'), chatList: $('chat-list'),
+  chatTitle: $('chat-title'), contextMeter: $<HTMLMeterElement>('context-meter'), contextText: $('context-text'),
+  openChats: $<HTMLButtonElement>('open-chats'), openSettings: $<HTMLButtonElement>('open-settings'), closeSettings: $<HTMLButtonElement>('close-settings'), scrim: $('scrim'),
+  chatsPanel: $('chats-panel'), settingsPanel: $('settings-panel'),
   banner: $('banner'), bannerText: $('banner-text'), bannerClose: $<HTMLButtonElement>('banner-close'),
 };
 
+/** The numeric settings: their field, and what a valid value is. */
+const NUMBER_FIELDS: { key: keyof ChatSettings; id: string; label: string; ok: (v: number) => boolean; what: string }[] = [
+  { key: 'temperature', id: 'temperature', label: 'Temperature', ok: (v) => v >= 0 && v <= 2, what: 'a number from 0 to 2' },
+  { key: 'top_p', id: 'top-p', label: 'Top-p', ok: (v) => v > 0 && v <= 1, what: 'a number above 0, at most 1' },
+  { key: 'top_k', id: 'top-k', label: 'Top-k', ok: (v) => Number.isInteger(v) && v >= 0, what: 'a whole number ≥ 0 (0: no limit)' },
+  { key: 'min_p', id: 'min-p', label: 'Min-p', ok: (v) => v >= 0 && v <= 1, what: 'a number from 0 to 1' },
+  { key: 'repetition_penalty', id: 'repetition-penalty', label: 'Repeat penalty', ok: (v) => v > 0 && v <= 2, what: 'a number above 0, at most 2' },
+  { key: 'frequency_penalty', id: 'frequency-penalty', label: 'Frequency penalty', ok: (v) => Math.abs(v) <= 2, what: 'a number from -2 to 2' },
+  { key: 'presence_penalty', id: 'presence-penalty', label: 'Presence penalty', ok: (v) => Math.abs(v) <= 2, what: 'a number from -2 to 2' },
+  { key: 'max_tokens', id: 'max-tokens', label: 'Max tokens', ok: (v) => Number.isInteger(v) && v >= 1 && v <= maxTokensLimit(), what: '' },
+];
+const maxTokensLimit = () => loaded?.info.contextLength ?? 32768;
+
+interface LoadedModel { info: ModelInfo; name: string; url?: string }
 let engine: Engine | undefined;
-let history: ChatMessage[] = [];
-let modelLoaded = false;
-let loadAbort: AbortController | undefined;
-let replyAbort: AbortController | undefined;
-let busy = false;
+let loaded: LoadedModel | undefined;
+let loading: AbortController | undefined;
+let replying: { conv: Conversation; abort: AbortController } | undefined;
+let conversations: Conversation[] = [];
+let current: Conversation = newConversation();
+/** Field id → what is wrong with it. */
+let settingsProblems = new Map<string, string>();
 /** Resolves once the engine exists (or failed to start). */
-let engineStarted: Promise<void> = Promise.resolve();
-/** The URL of the loaded model (undefined for a file or a cached entry), to match it with its estimate. */
-let loadedSource: string | undefined;
+let engineStarted!: () => void;
+const engineReady = new Promise<void>((resolve) => (engineStarted = resolve));
+let cacheEntries: CacheEntry[] = [];
+/** Replies ended (done, stopped or failed), on the body for tests: data-replies. */
+let repliesEnded = 0;
 const enabledFeatures = document.createElement('dd');
 
 /** Decimal gigabytes (or megabytes), as download sizes are usually given. */
 const gb = (b: number) => (b >= 1e8 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+/** 260K, 135M, 1.5B: parameter counts as model cards give them. */
+const count = (n: number) => (n >= 1e9 ? `${+(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${Math.round(n / 1e6)}M` : `${Math.round(n / 1e3)}K`);
 const mib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GB` : `${(b / 2 ** 20).toFixed(1)} MB`);
+const el = <K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] => {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children);
+  return e;
+};
+const baseName = (s: string) => decodeURIComponent(s.split(/[/\\]/).pop() || s);
+/** The quantization in a GGUF file's name (Q4_K_M, Q8_0, F16…), or ''. */
+const quantOf = (name: string) => /(?:^|[-_.])(I?Q\d(?:_[A-Z0-9]+)*|BF16|F16|F32)(?=\.gguf$|[-_.])/i.exec(name)?.[1]?.toUpperCase() ?? '';
+
+function newConversation(): Conversation {
+  return { id: crypto.randomUUID(), title: 'New chat', named: false, updatedAt: Date.now(), messages: [], settings: { ...DEFAULT_SETTINGS } };
+}
+
+// ---- Errors ----------------------------------------------------------------------------------
 
 function showError(e: unknown, next = ''): void {
   const message = isWebGGUFError(e) ? e.message : e instanceof Error ? e.message : String(e);
   const advice: Record<string, string> = {
-    network: 'Check the URL and your connection; a retry resumes where the download stopped.',
-    'quota-exceeded': 'Delete a cached model below, or free disk space, then try again.',
-    'unsupported-architecture': 'Pick a Llama-family (Llama, TinyLlama, SmolLM, Mistral) or Qwen2 GGUF.',
+    'quota-exceeded': 'Delete a cached model, or free disk space, then try again.',
+    'unsupported-architecture': 'Pick a Llama-family (Llama, TinyLlama, SmolLM, Mistral), Qwen, Gemma or Phi-3 GGUF.',
     'unsupported-tensor-type': 'Pick a file quantized as Q4_K_M, Q5_K_M, Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, F16 or F32.',
     'device-lost': 'The GPU was reset. Load the model again; it comes from the cache.',
     'no-webgpu': 'Use a current Chrome or Edge, or enable WebGPU in your browser flags.',
-    'context-overflow': 'Start a new chat: this conversation no longer fits the model’s context.',
+    'context-overflow': 'Shorten the message, or start a new chat: it does not fit the model’s context.',
     'insufficient-memory': 'Nothing was downloaded. Pick a smaller model or a smaller quantization.',
     integrity: 'The file did not match its checksum and was discarded. Try again, or check the source.',
   };
@@ -50,40 +94,516 @@ function showError(e: unknown, next = ''): void {
   ui.bannerText.textContent = `${sentence} ${next || advice[code] || ''}`.trim();
   ui.banner.hidden = false;
 }
-ui.bannerClose.addEventListener('click', () => (ui.banner.hidden = true));
+const hideError = () => (ui.banner.hidden = true);
+ui.bannerClose.addEventListener('click', hideError);
 
-function setBusy(value: boolean): void {
-  busy = value;
-  ui.send.disabled = !modelLoaded || value;
-  ui.input.disabled = !modelLoaded;
-  ui.stop.disabled = !value;
-  ui.regenerate.disabled = !modelLoaded || value || !history.some((m) => m.role === 'assistant');
-  ui.loadUrl.disabled = value || !engine;
+// ---- Controls --------------------------------------------------------------------------------
+
+/** Every button's state from the app's state: one place, so Stop and Cancel never both apply. */
+function updateControls(): void {
+  const ready = !!loaded && !loading;
+  ui.input.disabled = !loaded && !loading;
+  ui.send.disabled = !ready || !!replying || settingsProblems.size > 0;
+  ui.stop.disabled = !replying;
+  ui.cancel.disabled = !loading;
+  // Regenerate redoes the last reply, or retries one that failed (the last message is then the user's).
+  ui.regenerate.disabled = !ready || !!replying || current.messages.length === 0;
+  ui.loadUrl.disabled = !engine || !!loading || !!replying;
+  ui.file.disabled = !engine || !!loading || !!replying;
+  ui.composerHint.textContent = settingsProblems.size ? 'Fix the settings to send.' : '';
+  renderEmpty();
 }
+
+function renderEmpty(): void {
+  ui.empty.hidden = current.messages.length > 0 || ui.messages.querySelector('.message') !== null;
+  ui.emptyLoad.hidden = !!loaded || !!loading;
+  if (loaded) {
+    ui.emptyTitle.textContent = `${loaded.name} is ready. Say hello.`;
+    ui.emptyText.textContent = `Context ${loaded.info.contextLength} tokens. Replies are made on this device; nothing is sent anywhere.`;
+  } else if (loading) {
+    ui.emptyTitle.textContent = 'Loading the model…';
+    ui.emptyText.textContent = 'You can type while it loads.';
+  } else {
+    ui.emptyTitle.textContent = 'Load a model, then say hello.';
+    ui.emptyText.textContent = 'The default is stories260K, a 1 MB model that writes tiny stories, so you can see text streaming in seconds.';
+  }
+}
+
+function renderContextMeter(): void {
+  const ctx = loaded?.info.contextLength;
+  const last = [...current.messages].reverse().find((m) => m.usage);
+  const used = last?.usage && ctx ? Math.min(last.usage.total, ctx) : 0;
+  ui.contextMeter.max = ctx ?? 1;
+  ui.contextMeter.value = used;
+  ui.contextMeter.high = (ctx ?? 1) * 0.8;
+  ui.contextText.textContent = ctx ? `${used} / ${ctx} tokens` : '';
+}
+
+// ---- Conversations ---------------------------------------------------------------------------
+
+async function persist(conv: Conversation): Promise<void> {
+  conv.updatedAt = Date.now();
+  if (!conv.named) {
+    const first = conv.messages.find((m) => m.role === 'user');
+    conv.title = first ? first.content.replace(/\s+/g, ' ').slice(0, 48) : 'New chat';
+  }
+  if (!conversations.includes(conv)) conversations.unshift(conv);
+  conversations.sort((a, b) => b.updatedAt - a.updatedAt);
+  renderChatList();
+  if (conv === current) ui.chatTitle.textContent = conv.title;
+  await saveConversation(conv).catch(() => undefined);
+}
+
+function renderChatList(): void {
+  const query = ui.chatSearch.value.trim().toLowerCase();
+  const shown = conversations.filter((c) => !query || c.title.toLowerCase().includes(query) || c.messages.some((m) => m.content.toLowerCase().includes(query)));
+  ui.chatList.replaceChildren(...shown.map((c) => {
+    const open = el('button', { type: 'button', className: 'chat-open', textContent: c.title });
+    if (c === current) open.setAttribute('aria-current', 'true');
+    open.addEventListener('click', () => openConversation(c));
+    const rename = el('button', { type: 'button', className: 'ghost small icon', textContent: '✎', title: 'Rename' });
+    rename.setAttribute('aria-label', `Rename “${c.title}”`);
+    const remove = el('button', { type: 'button', className: 'ghost small icon', textContent: '✕', title: 'Delete' });
+    remove.setAttribute('aria-label', `Delete “${c.title}”`);
+    const li = el('li', {}, open, rename, remove);
+    rename.addEventListener('click', () => {
+      const input = el('input', { type: 'text', value: c.title, className: 'rename' });
+      input.setAttribute('aria-label', 'New name of the conversation');
+      const done = async (keep: boolean) => {
+        const title = input.value.trim();
+        if (keep && title) Object.assign(c, { title, named: true });
+        await persist(c);
+      };
+      input.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Enter') void done(true);
+        if (ev.key === 'Escape') renderChatList();
+      });
+      input.addEventListener('blur', () => void done(true));
+      li.replaceChildren(input);
+      input.select();
+    });
+    remove.addEventListener('click', () => {
+      const yes = el('button', { type: 'button', className: 'danger small', textContent: 'Delete' });
+      yes.setAttribute('aria-label', `Yes, delete “${c.title}”`);
+      const no = el('button', { type: 'button', className: 'ghost small', textContent: 'Keep' });
+      li.replaceChildren(el('span', { className: 'confirm', textContent: 'Delete this chat?' }), yes, no);
+      no.addEventListener('click', renderChatList);
+      yes.addEventListener('click', async () => {
+        if (replying?.conv === c) replying.abort.abort();
+        conversations = conversations.filter((x) => x !== c);
+        await deleteConversation(c.id).catch(() => undefined);
+        if (c === current) openConversation(conversations[0] ?? newConversation());
+        else renderChatList();
+      });
+      yes.focus();
+    });
+    return li;
+  }));
+  if (!shown.length) ui.chatList.replaceChildren(el('li', { className: 'hint', textContent: query ? 'No chat matches.' : 'No saved chats yet.' }));
+}
+ui.chatSearch.addEventListener('input', renderChatList);
+
+function openConversation(conv: Conversation): void {
+  current = conv;
+  void setLastConversation(conv.id).catch(() => undefined);
+  ui.chatTitle.textContent = conv.title;
+  ui.messages.replaceChildren(ui.empty, ...conv.messages.map((m) => messageView(m).root));
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  fillSettings(conv.settings);
+  renderChatList();
+  renderContextMeter();
+  updateControls();
+  closeDrawers();
+}
+
+ui.newChat.addEventListener('click', () => {
+  // A reply still streaming stops and stays in its own conversation.
+  replying?.abort.abort();
+  hideError();
+  const fresh = newConversation();
+  // The new chat starts with the settings of the one before (its system prompt, sampling).
+  fresh.settings = { ...current.settings };
+  openConversation(fresh);
+  ui.input.focus();
+});
+
+// ---- Messages --------------------------------------------------------------------------------
+
+interface MessageView { root: HTMLElement; body: HTMLElement; extras: HTMLElement; meta: HTMLElement; update(): void }
+
+const FINISH_TEXT: Record<string, string> = {
+  length: 'Cut off: it reached the max tokens limit (Settings › Max tokens).',
+  abort: 'Stopped.',
+  error: 'Cut short by an error (above).',
+  tool_calls: 'Ended with a tool call.',
+};
+
+function statsText(m: StoredMessage): string {
+  const u = m.usage;
+  if (!u) return '';
+  const ctx = u.context ?? loaded?.info.contextLength;
+  return [
+    `${u.completion} tokens`,
+    `${u.decodeTokS.toFixed(1)} tokens/s${u.predictedTokS ? ` (predicted ${u.predictedTokS.toFixed(1)})` : ''}`,
+    `prefill ${Math.round(u.prefillTokS)} tokens/s`,
+    `first token ${Math.round(u.ttftMs)} ms`,
+    // The last sampled token is not in the context yet: the count never passes its size.
+    `context ${ctx ? `${Math.min(u.total, ctx)} / ${ctx}` : u.total}`,
+    ...(m.finish === 'abort' ? ['stopped'] : []),
+  ].join(' · ');
+}
+
+function messageView(m: StoredMessage): MessageView {
+  const root = el('article', { className: `message ${m.role}` });
+  const who = el('div', { className: 'who', textContent: m.role === 'user' ? 'You' : 'Model' });
+  const extras = el('div', { className: 'extras' });
+  const body = el('div', { className: 'body' });
+  const meta = el('div', { className: 'meta' });
+  const actions = el('div', { className: 'actions' });
+  const button = (text: string, label: string, onClick: () => void) => {
+    const b = el('button', { type: 'button', className: 'ghost small', textContent: text });
+    b.setAttribute('aria-label', label);
+    b.addEventListener('click', onClick);
+    actions.append(b);
+    return b;
+  };
+  const copy = button('Copy', m.role === 'user' ? 'Copy your message' : 'Copy the reply', () => {
+    void navigator.clipboard?.writeText(m.content).then(() => (copy.textContent = 'Copied'), () => (copy.textContent = 'Copy failed'));
+    setTimeout(() => (copy.textContent = 'Copy'), 1500);
+  });
+  if (m.role === 'user') {
+    button('Edit', 'Edit and resend this message', () => editMessage(m, view));
+  } else {
+    button('Regenerate', 'Regenerate this reply', () => {
+      if (replying || !loaded || loading) return;
+      const i = current.messages.indexOf(m);
+      if (i < 0) return;
+      current.messages.splice(i);
+      root.remove();
+      void reply();
+    });
+    button('Delete', 'Delete this reply', () => {
+      const i = current.messages.indexOf(m);
+      if (i < 0 || replying?.conv === current) return;
+      current.messages.splice(i, 1);
+      root.remove();
+      void persist(current);
+      renderContextMeter();
+      updateControls();
+    });
+  }
+  root.append(who, extras, body, meta, actions);
+  const view: MessageView = {
+    root, body, extras, meta,
+    update() {
+      root.dataset.finish = m.finish ?? '';
+      if (m.usage) root.dataset.promptTokens = String(m.usage.prompt);
+      if (m.role === 'user') body.textContent = m.content;
+      else {
+        body.innerHTML = renderMarkdown(m.content.trimStart());
+        for (const pre of body.querySelectorAll('pre')) {
+          const b = el('button', { type: 'button', className: 'ghost small copy-code', textContent: 'Copy code' });
+          b.addEventListener('click', () => void navigator.clipboard?.writeText(pre.textContent ?? '').then(() => (b.textContent = 'Copied')));
+          pre.before(b);
+        }
+        if (!m.content && !m.reasoning && !m.toolCalls?.length && m.finish) body.replaceChildren(el('p', { className: 'hint', textContent: '(no text)' }));
+      }
+      extras.replaceChildren();
+      if (m.reasoning) {
+        const d = el('details', { className: 'reasoning', open: !m.finish }, el('summary', { textContent: 'Reasoning' }), el('div', { className: 'reasoning-text', textContent: m.reasoning }));
+        extras.append(d);
+      }
+      for (const call of m.toolCalls ?? []) {
+        extras.append(el('details', { className: 'tool-call', open: true }, el('summary', { textContent: `Tool call: ${call.name}` }), el('pre', {}, el('code', { textContent: call.arguments }))));
+      }
+      meta.replaceChildren();
+      if (m.shifted) meta.append(el('p', { className: 'note shift', textContent: 'Earlier messages no longer fit the model’s context: the oldest turns were left out of this reply.' }));
+      // A stopped reply with its numbers says so in them.
+      if (m.finish && FINISH_TEXT[m.finish] && !(m.finish === 'abort' && m.usage)) meta.append(el('p', { className: `finish finish-${m.finish}`, textContent: FINISH_TEXT[m.finish]! }));
+      if (m.usage) meta.append(el('p', { className: 'stats', textContent: statsText(m) }));
+    },
+  };
+  view.update();
+  return view;
+}
+
+function editMessage(m: StoredMessage, view: MessageView): void {
+  if (replying) return;
+  const box = el('textarea', { value: m.content, rows: Math.min(8, m.content.split('\n').length + 1) });
+  box.setAttribute('aria-label', 'Edit your message');
+  const send = el('button', { type: 'button', textContent: 'Save and send' });
+  const cancel = el('button', { type: 'button', className: 'secondary', textContent: 'Cancel' });
+  const form = el('div', { className: 'edit' }, box, el('div', { className: 'buttons' }, send, cancel));
+  view.body.replaceChildren(form);
+  box.focus();
+  const resend = () => {
+    const text = box.value.trim();
+    const i = current.messages.indexOf(m);
+    if (!text || i < 0 || replying || !loaded || loading) return;
+    m.content = text;
+    // Everything after the edited message was an answer to the old text.
+    current.messages.splice(i + 1);
+    openConversation(current);
+    void persist(current);
+    void reply();
+  };
+  send.addEventListener('click', resend);
+  cancel.addEventListener('click', () => view.update());
+  box.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+      ev.preventDefault();
+      resend();
+    }
+    if (ev.key === 'Escape') view.update();
+  });
+}
+
+function requestMessages(conv: Conversation): ChatCompletionMessageParam[] {
+  const system = conv.settings.system.trim();
+  return [
+    ...(system ? [{ role: 'system' as const, content: system }] : []),
+    ...conv.messages.map((m) => ({ role: m.role, content: m.content })),
+  ];
+}
+
+function samplingFields(s: ChatSettings): Partial<ChatCompletionRequest> {
+  return {
+    temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, min_p: s.min_p, repetition_penalty: s.repetition_penalty,
+    frequency_penalty: s.frequency_penalty, presence_penalty: s.presence_penalty, max_tokens: s.max_tokens,
+    ...(s.seed !== null ? { seed: s.seed } : {}),
+    ...(s.stop.length ? { stop: s.stop } : {}),
+    ...(s.json_schema !== null ? { response_format: { type: 'json_schema', json_schema: { name: 'reply', schema: JSON.parse(s.json_schema) as Record<string, unknown>, strict: true } } } : {}),
+  };
+}
+
+/** The model's reply to the conversation as it stands (its last message is the user's). */
+async function reply(): Promise<void> {
+  if (!engine || !loaded || loading || replying) return;
+  const conv = current;
+  const abort = new AbortController();
+  replying = { conv, abort };
+  hideError();
+  updateControls();
+  const m: StoredMessage = { role: 'assistant', content: '' };
+  const view = messageView(m);
+  ui.messages.append(view.root);
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+  const previousTotal = [...conv.messages].reverse().find((x) => x.usage)?.usage?.total ?? 0;
+  const started = performance.now();
+  let firstToken = 0;
+  let pieces = 0;
+  let failed: unknown;
+  try {
+    const stream = await engine.chat.completions.create({
+      messages: requestMessages(conv), ...samplingFields(conv.settings), stream: true, stream_options: { include_usage: true },
+    }, { signal: abort.signal });
+    const calls: { name: string; arguments: string }[] = [];
+    for await (const chunk of stream) {
+      const choice = chunk.choices[0];
+      if (choice) {
+        const d = choice.delta;
+        if (d.content || d.reasoning_content) {
+          firstToken ||= performance.now();
+          pieces++;
+        }
+        if (d.content) m.content += d.content;
+        if (d.reasoning_content) m.reasoning = (m.reasoning ?? '') + d.reasoning_content;
+        for (const c of d.tool_calls ?? []) {
+          const call = (calls[c.index] ??= { name: '', arguments: '' });
+          call.name += c.function.name ?? '';
+          call.arguments += c.function.arguments;
+          m.toolCalls = calls;
+        }
+        if (choice.finish_reason) m.finish = choice.finish_reason;
+        if (firstToken && conv === current) {
+          const seconds = (performance.now() - firstToken) / 1000;
+          ui.liveStats.textContent = `${pieces} tokens · ${seconds > 0.05 ? (pieces / seconds).toFixed(1) : '…'} tokens/s`;
+        }
+        view.update();
+        if (conv === current) ui.messages.scrollTop = ui.messages.scrollHeight;
+      }
+      if (chunk.usage) {
+        const u = chunk.usage;
+        m.usage = {
+          prompt: u.prompt_tokens, completion: u.completion_tokens, total: u.total_tokens,
+          ttftMs: firstToken ? firstToken - started : u.extra.time_to_first_token_s * 1000,
+          prefillTokS: u.extra.prefill_tokens_per_s, decodeTokS: u.extra.decode_tokens_per_s,
+          ...(estimated && estimated.url === loaded?.url ? { predictedTokS: estimated.decodeTokS } : {}),
+          ...(loaded ? { context: loaded.info.contextLength } : {}),
+        };
+        // The prompt holds every earlier turn: shorter than the last total, some were dropped (contextPolicy 'shift').
+        m.shifted = u.prompt_tokens < previousTotal;
+      }
+    }
+  } catch (e) {
+    if (!abort.signal.aborted) failed = e;
+    else m.finish ??= 'abort';
+  } finally {
+    replying = undefined;
+    ui.liveStats.textContent = '';
+  }
+  const nothing = !m.content && !m.reasoning && !m.toolCalls?.length;
+  if (failed && conv === current) showError(failed);
+  if (nothing && (failed || m.finish === 'abort')) {
+    // A reply that failed or was stopped before any text leaves no bubble. A message too long
+    // for the context goes back to the input, to shorten and send again.
+    view.root.remove();
+    if (failed && conv.messages.at(-1)?.role === 'user' && isWebGGUFError(failed) && failed.code === 'context-overflow') {
+      const asked = conv.messages.pop()!;
+      if (conv === current) {
+        [...ui.messages.querySelectorAll('.message.user')].at(-1)?.remove();
+        if (!ui.input.value) ui.input.value = asked.content;
+      }
+    }
+  } else {
+    // What came before an error is kept, marked as cut short by it.
+    if (failed) m.finish = 'error';
+    m.finish ??= 'stop';
+    conv.messages.push(m);
+    view.update();
+  }
+  await persist(conv);
+  if (conv === current) renderContextMeter();
+  updateControls();
+  document.body.dataset.replies = String(++repliesEnded);
+}
+
+ui.composer.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const text = ui.input.value.trim();
+  if (!text || replying || !loaded || loading || settingsProblems.size) return;
+  ui.input.value = '';
+  hideError();
+  const m: StoredMessage = { role: 'user', content: text };
+  current.messages.push(m);
+  ui.messages.append(messageView(m).root);
+  void persist(current);
+  void reply();
+});
+ui.input.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+    ev.preventDefault();
+    ui.composer.requestSubmit();
+  }
+});
+document.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Escape') return;
+  if (replying) replying.abort.abort();
+  else if (document.body.classList.contains('drawer-open')) closeDrawers();
+});
+ui.stop.addEventListener('click', () => replying?.abort.abort());
+ui.cancel.addEventListener('click', () => loading?.abort());
+ui.regenerate.addEventListener('click', () => {
+  if (replying || !current.messages.length) return;
+  if (current.messages.at(-1)!.role === 'assistant') current.messages.pop();
+  openConversation(current);
+  void reply();
+});
+
+// ---- Settings --------------------------------------------------------------------------------
+
+function fillSettings(s: ChatSettings): void {
+  ui.system.value = s.system;
+  for (const f of NUMBER_FIELDS) ($<HTMLInputElement>(f.id)).value = String(s[f.key]);
+  $<HTMLInputElement>('seed').value = s.seed === null ? '' : String(s.seed);
+  ui.stopStrings.value = s.stop.join('\n');
+  ui.jsonMode.checked = s.json_schema !== null;
+  ui.jsonSchema.hidden = s.json_schema === null;
+  ui.jsonSchema.value = s.json_schema ?? JSON.stringify({ type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] }, null, 2);
+  readSettings();
+}
+
+/** Reads and checks every field; valid settings are kept for this conversation, problems shown beside their fields. */
+function readSettings(): void {
+  const problems = new Map<string, string>();
+  const next: ChatSettings = { ...current.settings, system: ui.system.value };
+  for (const f of NUMBER_FIELDS) {
+    const raw = $<HTMLInputElement>(f.id).value.trim();
+    const v = Number(raw);
+    const what = f.key === 'max_tokens' ? `a whole number from 1 to ${maxTokensLimit()}` : f.what;
+    if (raw === '' || !Number.isFinite(v) || !f.ok(v)) problems.set(f.id, `${f.label} must be ${what}${raw === '' ? ' (it is empty)' : `, not ${raw}`}.`);
+    else (next[f.key] as number) = v;
+  }
+  const seedRaw = $<HTMLInputElement>('seed').value.trim();
+  if (seedRaw === '') next.seed = null;
+  else if (/^-?\d+$/.test(seedRaw) && Number.isSafeInteger(Number(seedRaw))) next.seed = Number(seedRaw);
+  else problems.set('seed', `Seed must be a whole number, or empty for a random one, not ${seedRaw}.`);
+  next.stop = ui.stopStrings.value.split('\n').filter((s) => s !== '');
+  if (next.stop.length > 4) problems.set('stop-strings', `At most 4 stop strings, not ${next.stop.length}.`);
+  ui.jsonSchema.hidden = !ui.jsonMode.checked;
+  if (ui.jsonMode.checked) {
+    try {
+      const schema: unknown = JSON.parse(ui.jsonSchema.value);
+      if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new Error('not an object');
+      next.json_schema = ui.jsonSchema.value;
+    } catch {
+      problems.set('json-schema', 'The JSON schema must be a JSON object, e.g. {"type": "object"}.');
+    }
+  } else next.json_schema = null;
+  for (const id of ['system', 'seed', 'stop-strings', 'json-schema', ...NUMBER_FIELDS.map((f) => f.id)]) {
+    const input = $(id);
+    const problem = problems.get(id);
+    if (problem) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  }
+  ui.settingsErrors.replaceChildren(...[...problems.values()].map((p) => el('li', { textContent: p })));
+  settingsProblems = problems;
+  if (!problems.size) current.settings = next;
+  updateControls();
+}
+ui.settings.addEventListener('input', () => {
+  readSettings();
+  if (!settingsProblems.size && current.messages.length) void persist(current);
+});
+ui.settings.addEventListener('submit', (ev) => ev.preventDefault());
+ui.resetSettings.addEventListener('click', () => {
+  current.settings = { ...DEFAULT_SETTINGS };
+  fillSettings(current.settings);
+  if (current.messages.length) void persist(current);
+});
+
+// ---- Models ----------------------------------------------------------------------------------
+
+const cachedName = (entry: CacheEntry) => baseName(entry.source);
 
 async function refreshCache(): Promise<void> {
   if (!engine) return;
-  const [models, usage] = await Promise.all([engine.cache.list(), engine.cache.usage()]);
+  const [models, usage] = await Promise.all([engine.cache.list(), engine.cache.usage()]).catch(() => [[], undefined] as const);
+  cacheEntries = [...models];
   ui.cacheList.replaceChildren(...models.map((m) => {
-    const li = document.createElement('li');
+    const name = cachedName(m);
     const fromFile = m.id.startsWith('file:');
-    const label = `${m.source.split('/').pop() ?? m.id}${fromFile ? ' (file)' : ''}`;
-    const name = Object.assign(document.createElement('span'), { className: 'name', textContent: label, title: m.source });
-    const size = Object.assign(document.createElement('span'), { className: 'size', textContent: mib(m.storedBytes) });
-    const load = Object.assign(document.createElement('button'), { className: 'ghost small', textContent: 'Load' });
-    load.setAttribute('aria-label', `Load ${name.textContent}`);
-    load.addEventListener('click', () => void load_({ cached: m.id }));
-    const del = Object.assign(document.createElement('button'), { className: 'ghost small', textContent: 'Delete' });
-    del.setAttribute('aria-label', `Delete ${name.textContent} from the cache`);
-    del.addEventListener('click', async () => {
-      await engine!.cache.delete(m.id);
-      await refreshCache();
+    const isLoaded = loaded?.info.id === m.id;
+    const li = el('li', { className: isLoaded ? 'loaded' : '' });
+    if (isLoaded) li.setAttribute('aria-current', 'true');
+    const title = el('span', { className: 'name', textContent: `${name}${fromFile ? ' (file)' : ''}`, title: m.source });
+    const details = [quantOf(name), m.architecture, mib(m.storedBytes)].filter(Boolean).join(' · ');
+    const info = el('span', { className: 'size', textContent: details });
+    const badge = isLoaded ? [el('span', { className: 'badge', textContent: 'loaded' })] : [];
+    const load = el('button', { type: 'button', className: 'ghost small', textContent: 'Load', disabled: !!loading || !!replying });
+    load.setAttribute('aria-label', `Load ${name}`);
+    load.addEventListener('click', () => void loadModel({ cached: m.id }, { name }));
+    const del = el('button', { type: 'button', className: 'ghost small', textContent: 'Delete' });
+    del.setAttribute('aria-label', `Delete ${name} from the cache`);
+    const row = el('div', { className: 'row' }, ...badge, load, del);
+    del.addEventListener('click', () => {
+      const yes = el('button', { type: 'button', className: 'danger small', textContent: 'Delete' });
+      yes.setAttribute('aria-label', `Yes, delete ${name} (${mib(m.storedBytes)})`);
+      const no = el('button', { type: 'button', className: 'ghost small', textContent: 'Keep' });
+      no.setAttribute('aria-label', `Keep ${name}`);
+      row.replaceChildren(el('span', { className: 'confirm', textContent: `Delete ${mib(m.storedBytes)}?` }), yes, no);
+      yes.focus();
+      no.addEventListener('click', () => void refreshCache());
+      yes.addEventListener('click', async () => {
+        await engine!.cache.delete(m.id).catch(showError);
+        await refreshCache();
+      });
     });
-    li.append(name, size, load, del);
+    li.append(el('div', { className: 'title' }, title), info, row);
     return li;
   }));
-  if (!models.length) ui.cacheList.replaceChildren(Object.assign(document.createElement('li'), { textContent: 'None yet.', className: 'hint' }));
-  ui.storage.textContent = usage.quota
+  if (!models.length) ui.cacheList.replaceChildren(el('li', { textContent: 'None yet.', className: 'hint' }));
+  ui.storage.textContent = usage?.quota
     ? `Storage: ${mib(usage.usage ?? 0)} used of ${mib(usage.quota)}${usage.persisted ? ', persisted' : ', may be evicted under pressure'}.`
     : '';
 }
@@ -95,149 +615,101 @@ function showProgress(p: LoadProgress, started: number): void {
   // One count for the whole load (bytes fetched or read, then uploaded), so the bar never goes back.
   const seconds = (performance.now() - started) / 1000;
   const rate = p.loaded / Math.max(seconds, 0.001);
-  const eta = rate > 0 && p.phase !== 'compile' ? ` · ${Math.ceil((p.total - p.loaded) / rate)} s left` : '';
+  const eta = rate > 0 && p.phase !== 'compile' ? ` · ${mib(rate)}/s · ${Math.ceil((p.total - p.loaded) / rate)} s left` : '';
   const label = { download: 'Downloading', cache: 'Reading from cache', upload: 'Uploading to the GPU', compile: 'Compiling kernels' }[p.phase];
   ui.progressText.textContent = `${label} · ${Math.round(100 * fraction)}% of ${mib(p.total)}${eta}`;
 }
 
-async function load_(source: ModelSource): Promise<void> {
-  await engineStarted; // a file picked or dropped while the engine starts waits for it
-  if (!engine || busy) return;
-  // The load goes first: a check still running for the URL field would make it wait.
+/** The loaded model's fields: the preset and URL say what is loaded, not what was typed before. */
+function followLoadedModel(): void {
+  if (!loaded) return;
+  ui.url.value = loaded.url ?? '';
+  ui.url.placeholder = loaded.url ? '' : `${loaded.name} (loaded from ${loaded.info.id.startsWith('file:') ? 'a file' : 'the cache'})`;
+  ui.preset.value = PRESETS.find((p) => p.url === loaded!.url)?.url ?? '';
+  showPreset();
+}
+
+async function loadModel(source: ModelSource, label: { name: string; url?: string }): Promise<void> {
+  await engineReady; // a file picked or dropped while the engine starts waits for it
+  if (!engine || loading || replying) return;
+  // The load goes first: a check of the URL field, pending or running, would make it wait.
+  clearTimeout(estimateTimer);
   estimateAbort?.abort();
-  loadAbort = new AbortController();
-  setBusy(true);
-  modelLoaded = false;
-  ui.banner.hidden = true;
-  ui.status.textContent = 'Loading…';
+  const abort = (loading = new AbortController());
+  const previous = loaded;
+  loaded = undefined;
+  hideError();
+  ui.status.textContent = `Loading ${label.name}…`;
+  updateControls();
   const started = performance.now();
+  let downloaded = 0;
   try {
-    const info = await engine.load(source, { onProgress: (p) => showProgress(p, started), signal: loadAbort.signal });
-    modelLoaded = true;
-    loadedSource = typeof source === 'string' ? source : typeof source === 'object' && 'url' in source ? source.url : undefined;
+    const info = await engine.load(source, {
+      signal: abort.signal,
+      onProgress: (p) => {
+        if (p.phase === 'download') downloaded = p.loaded;
+        showProgress(p, started);
+      },
+    });
+    loaded = { info, ...label };
+    void setLastModel(info.id).catch(() => undefined);
     // A stored model is worth keeping: ask the browser not to evict it (it may ask the user, or decide itself).
-    void engine.cache.persist();
-    const name = typeof source === 'string' ? source.split('/').pop() : source instanceof File ? source.name : 'url' in source ? source.url.split('/').pop() : info.id.split('/').pop();
-    ui.status.textContent = `${name}: ${info.architecture}, ${(info.parameters / 1e6).toFixed(1)}M parameters, ${info.quantTypes.join('/')}, context ${info.contextLength}, ${mib(info.bytesOnGpu)} on the GPU${info.fromCache ? ' (from cache)' : ''}.`;
+    void engine.cache.persist().catch(() => undefined);
     enabledFeatures.textContent = info.features.length ? info.features.join(', ') : 'no optional features';
     ui.input.focus();
   } catch (e) {
-    ui.status.textContent = 'No model loaded.';
-    showError(e);
-  } finally {
-    ui.progress.hidden = true;
-    setBusy(false);
-    await refreshCache();
-  }
-}
-
-function dl(entries: Record<string, string>): HTMLElement[] {
-  return Object.entries(entries).flatMap(([k, v]) => [
-    Object.assign(document.createElement('dt'), { textContent: k }),
-    Object.assign(document.createElement('dd'), { textContent: v }),
-  ]);
-}
-
-function addMessage(role: 'user' | 'assistant', text: string): { body: HTMLElement; stats: HTMLElement } {
-  ui.empty.hidden = true;
-  const el = Object.assign(document.createElement('div'), { className: `message ${role}` });
-  const who = Object.assign(document.createElement('div'), { className: 'who', textContent: role === 'user' ? 'You' : 'Model' });
-  const body = Object.assign(document.createElement('div'), { className: 'body' });
-  const stats = Object.assign(document.createElement('div'), { className: 'stats' });
-  if (role === 'user') body.textContent = text;
-  else body.innerHTML = renderMarkdown(text);
-  el.append(who, body, stats);
-  ui.messages.append(el);
-  ui.messages.scrollTop = ui.messages.scrollHeight;
-  return { body, stats };
-}
-
-async function reply(): Promise<void> {
-  if (!engine) return;
-  replyAbort = new AbortController();
-  setBusy(true);
-  const { body, stats } = addMessage('assistant', '');
-  const system = ui.system.value.trim();
-  const messages: ChatMessage[] = system ? [{ role: 'system', content: system }, ...history] : history;
-  const started = performance.now();
-  let firstToken = 0;
-  let content = '';
-  try {
-    const stream = await engine.chat.completions.create({
-      messages, stream: true, stream_options: { include_usage: true },
-      temperature: Number(ui.temperature.value), top_p: Number(ui.topP.value), max_tokens: Number(ui.maxTokens.value),
-    }, { signal: replyAbort.signal });
-    let finish: string | null = null;
-    for await (const chunk of stream) {
-      finish = chunk.choices[0]?.finish_reason ?? finish;
-      const delta = chunk.choices[0]?.delta.content;
-      if (delta) {
-        firstToken ||= performance.now();
-        content += delta;
-        body.innerHTML = renderMarkdown(content.trimStart());
-        ui.messages.scrollTop = ui.messages.scrollHeight;
-      }
-      if (chunk.usage) {
-        const seconds = (performance.now() - firstToken) / 1000;
-        const u = chunk.usage;
-        const predicted = estimated && estimated.source === loadedSource ? ` (predicted ${estimated.decodeTokS.toFixed(1)})` : '';
-        stats.textContent = `${u.completion_tokens} tokens · ${(u.completion_tokens / Math.max(seconds, 1e-3)).toFixed(1)} tokens/s${predicted} · first token ${Math.round(firstToken - started)} ms · context ${u.total_tokens}${finish === 'abort' ? ' · stopped' : ''}`;
+    if (!abort.signal.aborted) {
+      const network = isWebGGUFError(e) && e.code === 'network';
+      showError(e, network
+        ? downloaded > 0
+          ? 'Check your connection; a retry resumes where the download stopped.'
+          : 'Nothing was downloaded. Check the address and your connection (the presets come from Hugging Face, which needs the internet), or open a .gguf file from this device.'
+        : '');
+    }
+    // The model that worked before stays: the engine let it go to load this one, so it comes back from the cache.
+    if (previous) {
+      try {
+        loaded = { ...previous, info: await engine.load({ cached: previous.info.id }) };
+      } catch {
+        loaded = undefined;
       }
     }
-    history.push({ role: 'assistant', content: content.trimStart() });
-  } catch (e) {
-    showError(e);
   } finally {
-    setBusy(false);
+    loading = undefined;
+    ui.progress.hidden = true;
+  }
+  ui.status.textContent = loaded
+    ? `${loaded.name}: ${loaded.info.architecture}, ${count(loaded.info.parameters)} parameters, ${loaded.info.quantTypes.join('/')}, context ${loaded.info.contextLength}, ${mib(loaded.info.bytesOnGpu)} on the GPU${loaded.info.fromCache ? ' (from cache)' : ''}.`
+    : 'No model loaded.';
+  document.body.dataset.model = loaded ? 'loaded' : 'none';
+  followLoadedModel();
+  readSettings(); // max tokens is checked against the new context
+  renderContextMeter();
+  updateControls();
+  await refreshCache();
+}
+
+/** An absolute http(s) URL, or undefined: anything else would be fetched as a path of this page. */
+function modelUrl(text: string): string | undefined {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : undefined;
+  } catch {
+    return undefined;
   }
 }
 
-ui.composer.addEventListener('submit', (ev) => {
-  ev.preventDefault();
-  const text = ui.input.value.trim();
-  if (!text || busy || !modelLoaded) return;
-  ui.input.value = '';
-  history.push({ role: 'user', content: text });
-  addMessage('user', text);
-  void reply();
-});
-ui.input.addEventListener('keydown', (ev) => {
-  if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
-    ev.preventDefault();
-    ui.composer.requestSubmit();
-  }
-});
-ui.stop.addEventListener('click', () => {
-  replyAbort?.abort();
-  loadAbort?.abort();
-});
-ui.cancel.addEventListener('click', () => loadAbort?.abort());
-ui.regenerate.addEventListener('click', () => {
-  if (history.at(-1)?.role !== 'assistant') return;
-  history.pop();
-  ui.messages.lastElementChild?.remove();
-  void reply();
-});
-ui.newChat.addEventListener('click', () => {
-  replyAbort?.abort();
-  history = [];
-  ui.messages.replaceChildren(ui.empty);
-  ui.empty.hidden = false;
-  ui.input.focus();
-});
-ui.preset.replaceChildren(
-  ...PRESETS.map((p) => Object.assign(document.createElement('option'), { value: p.url, textContent: `${p.name} · ${gb(p.bytes)}` })),
-  Object.assign(document.createElement('option'), { value: '', textContent: 'Custom URL' }),
-);
 const showPreset = () => {
   const p = PRESETS.find((x) => x.url === ui.preset.value);
-  ui.presetInfo.textContent = p ? `${gb(p.bytes)} download, checked against its SHA-256; needs about ${gb(p.needs.gpuBytes)} of GPU memory at a ${p.needs.contextLength}-token context.` : 'Any Llama-family GGUF with F32, F16, BF16, Q8_0, Q4_0/Q4_1, Q5_0/Q5_1 or Q4_K/Q5_K/Q6_K tensors (Q4_K_M, Q5_K_M, Q6_K files).';
+  ui.presetInfo.textContent = p
+    ? `${p.name}: ${count(p.parameters)} parameters, ${p.quantization}, ${gb(p.bytes)} download, checked against its SHA-256; context ${p.contextLength} tokens; needs about ${gb(p.needs.gpuBytes)} of GPU memory at a ${p.needs.contextLength}-token context. Licence: ${p.license}.`
+    : 'Any GGUF of a supported architecture (Llama, Qwen, Gemma, Phi-3, SmolLM…) with F32, F16, BF16, Q8_0, Q4_0/Q4_1, Q5_0/Q5_1 or Q4_K/Q5_K/Q6_K tensors.';
 };
 /** The prompt length the estimate's time to first token is for. */
 const ESTIMATE_PROMPT = 256;
-/** The estimate of the model in the URL field: the prediction shown beside the measured speed. */
-let estimated: { source: string; decodeTokS: number } | undefined;
 let estimateAbort: AbortController | undefined;
+/** The speed engine.estimate measured for a URL, shown beside the measured speed once it is loaded. */
+let estimated: { url: string; decodeTokS: number } | undefined;
 let estimateTimer: ReturnType<typeof setTimeout> | undefined;
 /**
  * Will the chosen model run here: engine.estimate reads its header (never the weights) and
@@ -248,16 +720,17 @@ const showEstimate = () => {
   estimateAbort?.abort();
   ui.estimate.textContent = '';
   delete ui.estimate.dataset.fits;
-  const url = ui.url.value.trim();
-  if (!url || !engine) return;
+  const url = modelUrl(ui.url.value.trim());
+  if (!url || !engine || loading) return;
   estimateTimer = setTimeout(async () => {
+    if (loading) return;
     const abort = (estimateAbort = new AbortController());
     ui.estimate.textContent = 'Checking whether it runs here…';
     try {
       const e = await engine!.estimate(PRESETS.find((p) => p.url === url) ?? url, { promptTokens: ESTIMATE_PROMPT, signal: abort.signal });
       if (abort.signal.aborted) return;
       ui.estimate.dataset.fits = String(e.fits);
-      if (e.fits && e.speed) estimated = { source: url, decodeTokS: e.speed.decodeTokS };
+      if (e.speed) estimated = { url, decodeTokS: e.speed.decodeTokS };
       ui.estimate.textContent = e.fits
         ? `Fits this device: ${mib(e.peakGpuBytes)} of GPU memory at a ${e.contextLength}-token context; about ${e.speed!.decodeTokS.toFixed(1)} tokens/s here, first token after ${(e.speed!.ttftMs / 1000).toFixed(1)} s for a ${ESTIMATE_PROMPT}-token prompt.`
         : `Does not fit this device: ${e.reasons.join('; ')}.`;
@@ -278,12 +751,19 @@ ui.url.addEventListener('input', () => {
   showEstimate();
 });
 ui.loadUrl.addEventListener('click', () => {
-  const url = ui.url.value.trim();
-  void load_(PRESETS.find((p) => p.url === url) ?? url);
+  const text = ui.url.value.trim();
+  const url = modelUrl(text);
+  if (!url) {
+    showError(new Error(text ? `“${text}” is not a web address` : 'No URL was given'), 'Give the http(s) URL of a .gguf file, pick a preset, or open a file from this device.');
+    return;
+  }
+  const preset = PRESETS.find((p) => p.url === url);
+  void loadModel(preset ?? url, { name: preset?.name ?? baseName(new URL(url).pathname), url });
 });
 ui.file.addEventListener('change', () => {
   const f = ui.file.files?.[0];
-  if (f) void load_(f);
+  if (f) void loadModel(f, { name: f.name });
+  ui.file.value = '';
 });
 document.addEventListener('dragover', (ev) => {
   ev.preventDefault();
@@ -294,17 +774,62 @@ document.addEventListener('drop', (ev) => {
   ev.preventDefault();
   document.body.classList.remove('dragging');
   const f = ev.dataTransfer?.files[0];
-  if (f) void load_(f);
+  if (f) void loadModel(f, { name: f.name });
 });
 
+// ---- Phone drawers ---------------------------------------------------------------------------
+
+function openDrawer(panel: HTMLElement, button: HTMLButtonElement): void {
+  closeDrawers();
+  panel.classList.add('open');
+  document.body.classList.add('drawer-open');
+  button.setAttribute('aria-expanded', 'true');
+  ui.scrim.hidden = false;
+  panel.querySelector<HTMLElement>('button, input, select, textarea')?.focus();
+}
+function closeDrawers(): void {
+  const wasOpen = document.body.classList.contains('drawer-open');
+  for (const p of [ui.chatsPanel, ui.settingsPanel]) p.classList.remove('open');
+  for (const b of [ui.openChats, ui.openSettings]) b.setAttribute('aria-expanded', 'false');
+  document.body.classList.remove('drawer-open');
+  ui.scrim.hidden = true;
+  if (wasOpen && !ui.input.disabled) ui.input.focus();
+}
+ui.openChats.addEventListener('click', () => openDrawer(ui.chatsPanel, ui.openChats));
+ui.openSettings.addEventListener('click', () => openDrawer(ui.settingsPanel, ui.openSettings));
+ui.closeSettings.addEventListener('click', closeDrawers);
+// The empty chat's way to the model: the drawer on a phone, the Load button beside it elsewhere.
+ui.emptyLoad.addEventListener('click', () => {
+  if (getComputedStyle(ui.openSettings).display !== 'none') openDrawer(ui.settingsPanel, ui.openSettings);
+  ui.loadUrl.focus();
+});
+ui.scrim.addEventListener('click', closeDrawers);
+
+// ---- Start -----------------------------------------------------------------------------------
+
+function dl(entries: Record<string, string>): HTMLElement[] {
+  return Object.entries(entries).flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })]);
+}
+
+ui.preset.replaceChildren(
+  ...PRESETS.map((p) => el('option', { value: p.url, textContent: `${p.name} · ${gb(p.bytes)} · ${p.contextLength >= 1024 ? `${Math.round(p.contextLength / 1024)}k` : p.contextLength} context` })),
+  el('option', { value: '', textContent: 'Custom URL' }),
+);
+
 async function start(): Promise<void> {
+  // The app shell works offline after the first visit (the model itself is in IndexedDB).
+  if (import.meta.env.PROD && 'serviceWorker' in navigator) void navigator.serviceWorker.register('./sw.js').catch(() => undefined);
   const config = await fetch('./demo-config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({})) as { defaultModel?: string | null };
   ui.url.value = new URLSearchParams(location.search).get('model') ?? (config.defaultModel ? new URL(config.defaultModel, location.href).href : DEFAULT_MODEL);
   ui.url.dispatchEvent(new Event('input'));
+  const [saved, lastId] = await Promise.all([listConversations().catch(() => []), lastConversation().catch(() => undefined)]);
+  conversations = saved;
+  openConversation(conversations.find((c) => c.id === lastId) ?? newConversation());
   if (!navigator.gpu) {
     ui.device.append(...dl({ WebGPU: 'not available' }));
     showError(new Error('This browser has no WebGPU, which webgguf needs to run models on your GPU.'), 'Use a current Chrome or Edge (113+), or enable WebGPU in your browser’s flags (chrome://flags/#enable-unsafe-webgpu).');
     ui.loadUrl.disabled = true;
+    engineStarted();
     return;
   }
   const adapter = await navigator.gpu.requestAdapter();
@@ -317,17 +842,25 @@ async function start(): Promise<void> {
       'Max binding': mib(adapter.limits.maxStorageBufferBindingSize),
       'Max buffer': mib(adapter.limits.maxBufferSize),
     }));
-    ui.device.append(Object.assign(document.createElement('dt'), { textContent: 'Enabled' }), enabledFeatures);
+    ui.device.append(el('dt', { textContent: 'Enabled' }), enabledFeatures);
     enabledFeatures.textContent = '(after a model loads)';
   }
   try {
-    engine = await createEngine();
-    ui.loadUrl.disabled = false;
+    // A long chat keeps going: the oldest turns drop out of the context (the reply says so).
+    engine = await createEngine({ contextPolicy: 'shift' });
+    engineStarted();
+    updateControls();
     document.body.dataset.ready = 'true';
-    showEstimate();
     await refreshCache();
+    // The model used last comes back from the cache, as the conversations do.
+    const last = await lastModel().catch(() => undefined);
+    const entry = cacheEntries.find((e) => e.id === last);
+    if (entry) await loadModel({ cached: entry.id }, { name: cachedName(entry), ...(modelUrl(entry.source) ? { url: entry.source } : {}) });
+    else showEstimate();
   } catch (e) {
     showError(e);
+  } finally {
+    engineStarted();
   }
 }
-engineStarted = start();
+void start();

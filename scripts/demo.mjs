@@ -38,8 +38,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
   const { values } = parseArgs({ options: { model: { type: 'string' }, port: { type: 'string' }, host: { type: 'boolean' } } });
   try {
     const { server, localUrl } = await startDemo({ model: values.model, port: values.port ? Number(values.port) : 5173, host: values.host });
-    server.printUrls();
-    if (localUrl) console.log(`  serving ${resolve(values.model)} at ${localUrl}`);
+    // Vite's own printUrls is silent at logLevel 'warn': the address is printed here, always.
+    const urls = server.resolvedUrls ?? { local: [`http://localhost:${server.httpServer.address().port}/`], network: [] };
+    console.log(`webgguf demo: open ${urls.local[0]} in Chrome or Edge (WebGPU)`);
+    for (const url of urls.network) console.log(`  on your network: ${url}`);
+    if (localUrl) console.log(`  serving ${resolve(values.model)} at ${localUrl}, preselected`);
+    console.log('  press Ctrl+C to stop');
   } catch (e) {
     console.error(e.message);
     process.exit(1);
