@@ -1,16 +1,18 @@
 import { WebGGUFError } from './errors.js';
 import { checkGenerateOptions, type GenerateOptions } from './generate-options.js';
 import type { Constraint } from './grammar/constraint.js';
-import type { LlamaModel, SamplingParams } from './model/llama.js';
+import type { LlamaModel, SampledLogprobs, SamplingParams } from './model/llama.js';
 import { StreamDecoder } from './tokenizer/stream.js';
 import type { GGUFTokenizer } from './tokenizer/tokenizer.js';
 
-export type { GenerateOptions };
+export type { GenerateOptions, SampledLogprobs };
 
 export interface GeneratedToken {
   token: number;
   /** The text this token completes; empty while a multi-byte character is still incomplete. */
   text: string;
+  /** With the `logprobs` option: this token's log-prob and the most likely tokens' at its step. */
+  logprobs?: SampledLogprobs;
 }
 
 /** The most decode steps between readbacks: more saves round trips, fewer stops sooner. */
@@ -57,6 +59,7 @@ export function samplingParams(o: GenerateOptions, vocabSize: number): SamplingP
     presencePenalty: o.presencePenalty ?? 0,
     seed: o.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : seed32(o.seed),
     logitBias: o.logitBias ? new Map(Object.entries(o.logitBias).map(([token, bias]) => [Number(token), bias])) : undefined,
+    ...(o.logprobs !== undefined ? { topLogprobs: Math.min(o.logprobs, vocabSize) } : {}),
   };
 }
 
@@ -92,7 +95,9 @@ export interface GenerateResult {
  * With a `constraint`, each token is sampled only among those it allows (the mask goes to the GPU
  * sampler before each step, so these steps run one per readback), tokens it forces (the only
  * choice) are appended without sampling, and generation stops ('stop') when it is finished; end-of-generation tokens come only where it allows them, so `ignoreEos`
- * does not apply. The caller owns the constraint (and disposes of it).
+ * does not apply. The caller owns the constraint (and disposes of it). With `logprobs`, forced
+ * tokens go through the sampler too (their mask allows only them), so each has its step's
+ * log-probs.
  */
 export async function* generate(
   model: LlamaModel,
@@ -114,6 +119,10 @@ export async function* generate(
   const context = prompt.slice();
   if (maxTokens === 0) return { finishReason: 'length', context: prompt.slice(0, reuse) };
   const decoder = new StreamDecoder(tokenizer, prompt);
+  // Log-probs come with each step's tokens; none are read (nor computed) unless asked for.
+  const withLogprobs = sampling.topLogprobs !== undefined;
+  const logprobsRead = (): SampledLogprobs[] => (withLogprobs ? model.takeLogprobs() : []);
+  const forcedRoom = (room: number) => (withLogprobs ? 0 : Math.min(room, MAX_FORCED_TOKENS));
   // Constrained: the tokens the grammar forces next (the only one allowed, and not an end token),
   // accepted, at most `room`; then the mask of the token after them goes to the GPU sampler.
   // `complete`: nothing may follow them (the output is complete and the vocabulary has no end
@@ -137,6 +146,8 @@ export async function* generate(
   // steps overwrite its KV entries. Constrained decoding runs one sampled token per readback
   // (its mask depends on the token before), with the forced tokens before it fed in the same step.
   let pending: number[] = [];
+  // The log-probs of `token` and of the pending tokens (with the logprobs option).
+  let pendingLogprobs: SampledLogprobs[] = [];
   // How many of the tokens from `token` on the constraint has accepted already (forced ones).
   let ahead = 0;
   // Constrained: the output ends after the pending tokens.
@@ -152,16 +163,18 @@ export async function* generate(
     from = at;
   }
   if (constraint) {
-    const run = await forcedRun(Math.min(maxTokens - 1, model.contextLength - prompt.length - 2, MAX_FORCED_TOKENS));
+    const run = await forcedRun(forcedRoom(Math.min(maxTokens - 1, model.contextLength - prompt.length - 2)));
     if (run.complete && !run.forced.length) return { finishReason: 'stop', context: prompt.slice(0, reuse) };
     model.extendHistory(run.forced, prompt.length);
     const sampled = await model.step([...prompt.slice(from), ...run.forced], from, options.maxPrefillMs);
     ({ complete } = run);
     pending = complete ? run.forced : [...run.forced, sampled];
+    pendingLogprobs = logprobsRead();
     ahead = run.forced.length;
     token = pending.shift()!;
   } else {
     token = await model.step(prompt.slice(from), from, options.maxPrefillMs);
+    pendingLogprobs = logprobsRead();
   }
   if (model.recurrentState && from === reuse) model.saveCheckpoint();
   let batch = 1;
@@ -174,21 +187,25 @@ export async function* generate(
       if (constraint.finished) return { finishReason: 'stop', context };
     } else if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
     const last = produced >= maxTokens || context.length >= model.contextLength;
-    yield { token, text: decoder.push(token) + (last ? decoder.flush() : '') };
+    const text = decoder.push(token) + (last ? decoder.flush() : '');
+    const logprobs = pendingLogprobs.shift();
+    yield logprobs ? { token, text, logprobs } : { token, text };
     if (last) return { finishReason: 'length', context };
     // Feed the token just yielded (the sampler left it on the GPU) and sample the next ones.
     if (constraint && !pending.length) {
       if (complete) return { finishReason: 'stop', context };
-      const run = await forcedRun(Math.min(maxTokens - produced - 1, model.contextLength - context.length - 2, MAX_FORCED_TOKENS));
+      const run = await forcedRun(forcedRoom(Math.min(maxTokens - produced - 1, model.contextLength - context.length - 2)));
       if (run.complete && !run.forced.length) return { finishReason: 'stop', context };
       // The sampler's history holds the context and `token`; the forced tokens follow them.
       model.extendHistory(run.forced, context.length + 1);
       const sampled = run.forced.length ? await model.step([token, ...run.forced], context.length) : (await model.decode(1, context.length))[0]!;
       ({ complete } = run);
       pending = complete ? run.forced : [...run.forced, sampled];
+      pendingLogprobs = logprobsRead();
       ahead = run.forced.length;
     } else if (!pending.length) {
       pending = await model.decode(Math.min(batch, maxTokens - produced, model.contextLength - context.length), context.length);
+      pendingLogprobs = logprobsRead();
       batch = Math.min(2 * batch, DECODE_BATCH);
     }
     context.push(token);
