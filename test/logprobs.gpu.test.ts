@@ -121,7 +121,7 @@ describe.skipIf(!HAVE_MODELS)('log-probs in OpenAI shapes', () => {
       expect(e.top_logprobs[0]).toEqual({ token: e.token, logprob: e.logprob, bytes: e.bytes });
       expect(new TextDecoder().decode(new Uint8Array(e.bytes!))).toBe(e.token);
     }
-    expect(content.map((e) => e.token).join('').trim()).toBe(whole.choices[0]!.message.content.trim());
+    expect(content.map((e) => e.token).join('').trim()).toBe(whole.choices[0]!.message.content!.trim());
     const streamed: ChatCompletionTokenLogprob[] = [];
     for await (const c of await engine.chat.completions.create({ ...request, stream: true })) streamed.push(...(c.choices[0]?.logprobs?.content ?? []));
     // The same entries (the stream's prompt comes from the KV cache, so its last token runs

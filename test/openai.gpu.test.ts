@@ -112,7 +112,7 @@ describe.skipIf(!HAVE_MODELS)('OpenAI shapes', () => {
     for (const [tool_choice, seed] of [[{ type: 'function', function: { name: 'get_weather' } }, 1], ['required', 2], ['required', 3]] as const) {
       const forced = await engine.chat.completions.create({ messages: MESSAGES, tools: short, tool_choice, temperature: 1, seed, max_tokens: 120 });
       const c = forced.choices[0]!;
-      expect(c.finish_reason, c.message.content).toBe('tool_calls');
+      expect(c.finish_reason, c.message.content ?? '').toBe('tool_calls');
       expect(c.message.tool_calls).toHaveLength(1);
       expect(c.message.tool_calls![0]!.function.name).toBe('get_weather');
       const args = JSON.parse(c.message.tool_calls![0]!.function.arguments) as Record<string, unknown>;

@@ -108,7 +108,7 @@ function comparable(whole: ChatCompletion, chunks: ChatCompletionChunk[]) {
   const s = reassemble(chunks);
   for (const c of [...(m.tool_calls ?? []), ...s.calls]) expect(c.id).toMatch(/^call_[A-Za-z0-9]{24}$/);
   return [
-    { content: m.content, reasoning: m.reasoning_content ?? '', calls: strip(m.tool_calls), finish: whole.choices[0]!.finish_reason },
+    { content: m.content ?? '', reasoning: m.reasoning_content ?? '', calls: strip(m.tool_calls), finish: whole.choices[0]!.finish_reason },
     { content: s.content, reasoning: s.reasoning, calls: strip(s.calls), finish: s.finish },
   ];
 }
@@ -140,8 +140,9 @@ describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (script
     });
     expect(s).toEqual(w);
     expect(whole.choices[0]!.message.tool_calls![0]!.type).toBe('function');
-    // No chunk carries any of the call's text as content.
+    // No chunk carries any of the call's text as content; the role comes first, with content ''.
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Checking.');
+    expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
   });
 
   test('Mistral: [TOOL_CALLS] is a control token, kept for the parser', async () => {
@@ -150,6 +151,11 @@ describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (script
     const [w, s] = comparable(whole, chunks);
     expect(w).toEqual({ content: '', reasoning: '', finish: 'tool_calls', calls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }] });
     expect(s).toEqual(w);
+    // A reply that only calls tools has content null (OpenAI's shape); streamed, the role comes
+    // with the first call and content null, as OpenAI streams it.
+    expect(whole.choices[0]!.message.content).toBeNull();
+    expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: null, tool_calls: [expect.objectContaining({ index: 0, function: { name: 'get_weather', arguments: '' } })] });
+    expect(chunks.filter((c) => c.choices[0]?.delta.role)).toHaveLength(1);
     // Without tools the reply is text, and the control token is not (it is dropped as before).
     const plain = await core.chatCompletion({ messages: ASK }, `p${requests++}`);
     expect(plain.choices[0]!.message).toEqual({ role: 'assistant', content: '[{"name": "get_weather", "arguments": {"city": "Paris"}}]', refusal: null });

@@ -210,8 +210,18 @@ export class EngineCore {
         unsent = [];
         return chunk([{ index: 0, delta: d, finish_reason: finish, logprobs }]);
       };
-      const emit = plan.stream ? onChunk : undefined;
-      await emit?.(delta({ role: 'assistant', content: '' }, null));
+      // The role goes with the first delta, as OpenAI streams it: with `content: null` and the
+      // call when the reply starts with a tool call, else in a chunk of its own with `content: ''`.
+      let roleSent = false;
+      const emit = plan.stream && onChunk ? async (c: ChatCompletionChunk) => {
+        const first = c.choices[0];
+        if (!roleSent && first) {
+          roleSent = true;
+          if (first.delta.tool_calls) first.delta = { role: 'assistant', content: null, ...first.delta };
+          else await onChunk(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }]));
+        }
+        await onChunk(c);
+      } : undefined;
 
       // A recurrent state (Qwen3.5) is kept where the conversation so far ends, before the
       // generation prompt: a follow-up turn's prompt extends that part (its rendering of this
@@ -259,7 +269,7 @@ export class EngineCore {
         await take(parser.finish());
         const finishReason = calls.length && result.finishReason === 'stop' ? 'tool_calls' : result.finishReason;
         await emit?.(delta({}, finishReason));
-        const message: ChatCompletionChoice['message'] = { role: 'assistant', content, refusal: null };
+        const message: ChatCompletionChoice['message'] = { role: 'assistant', content: calls.length && !content ? null : content, refusal: null };
         if (calls.length) message.tool_calls = calls;
         if (reasoning) message.reasoning_content = reasoning;
         choices.push({ index, message, finish_reason: finishReason, logprobs: withLogprobs ? { content: logprobs, refusal: null } : null });

@@ -325,15 +325,14 @@ export interface CompletionLogprobs {
 }
 
 /**
- * One reply. `content` is '' when the reply only called tools (OpenAI sends null; '' keeps the
- * field a string for code that reads it as text); `tool_calls` and
+ * One reply. `content` is null when the reply only called tools (as OpenAI sends it); `tool_calls` and
  * `reasoning_content` (the thinking of models that think in <think>) are there only when the reply has them.
  */
 export interface ChatCompletionChoice {
   index: number;
   message: {
     role: 'assistant';
-    content: string;
+    content: string | null;
     refusal: null;
     tool_calls?: ChatCompletionMessageToolCall[];
     reasoning_content?: string;
@@ -361,7 +360,11 @@ export interface ChatCompletionChunk {
   /** Empty in the usage chunk. */
   choices: {
     index: 0;
-    delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: ChatCompletionChunkToolCall[] };
+    /**
+     * The first chunk has the role: with `content: ''`, or, when the reply starts with a tool
+     * call, with `content: null` and that call (as OpenAI streams them).
+     */
+    delta: { role?: 'assistant'; content?: string | null; reasoning_content?: string; tool_calls?: ChatCompletionChunkToolCall[] };
     finish_reason: ChatFinishReason | null;
     /** With logprobs: the tokens generated since the last chunk (whose text this chunk may hold only part of). */
     logprobs: ChatCompletionLogprobs | null;
