@@ -241,7 +241,7 @@ const GGUF_ARCH: Record<Architecture, string> = {
   llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3', qwen35: 'qwen35', gemma4: 'gemma4',
 };
 
-interface SpecialToken { text: string; id: number; type?: number }
+export interface SpecialToken { text: string; id: number; type?: number }
 /**
  * The tokenizer metadata the real GGUFs of issue 15's models carry: tokenizer.ggml.model and pre,
  * their special tokens at their real ids (or, in a vocabulary too small for those, at its end),
@@ -358,10 +358,19 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
  * `layers` keeps only the first layers of the shape: every tensor keeps its real size, for tests
  * about one tensor (a split embedding) that need not pay for the whole depth.
  */
-export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number; layers?: number }): Promise<Uint8Array> {
+export async function makeModel(options: {
+  arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number; layers?: number;
+  /** A longer context than the shape's (a tiny model under a long prompt: tools in a chat template). */
+  context?: number;
+  /** More special tokens than the architecture's style has, and another chat template (tool-call tests). */
+  tokenizer?: { specials?: SpecialToken[]; chatTemplate?: string };
+}): Promise<Uint8Array> {
   const shape = SHAPES[options.shape];
   if (!shape) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
-  const s = { ...shape, ...(options.ropeScalingFactor ? { ropeScalingFactor: options.ropeScalingFactor } : {}), ...(options.layers ? { layers: options.layers } : {}) };
+  const s = {
+    ...shape, ...(options.ropeScalingFactor ? { ropeScalingFactor: options.ropeScalingFactor } : {}), ...(options.layers ? { layers: options.layers } : {}),
+    ...(options.context ? { context: options.context } : {}),
+  };
   const typeOf = QUANTS[options.quant];
   if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
   const random = normal(options.seed ?? 1);
@@ -417,7 +426,10 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
     matrix(p + 'ssm_out.weight', valueDim, s.dim, 1 / Math.sqrt(valueDim));
   }
 
-  const style = TOKENIZER_STYLES[arch];
+  const baseStyle = TOKENIZER_STYLES[arch];
+  const extra = options.tokenizer;
+  if (extra && !baseStyle) throw new Error(`${arch} has no tokenizer style to add special tokens or a chat template to`);
+  const style = baseStyle && extra ? { ...baseStyle, specials: [...baseStyle.specials, ...(extra.specials ?? [])], chatTemplate: extra.chatTemplate ?? baseStyle.chatTemplate } : baseStyle;
   if (s.gemma4) {
     const metadata = gemma4Tensors(s, s.gemma4, matrix, vector, random);
     metadata.unshift(['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }]);

@@ -3,7 +3,7 @@ import { checkGenerateOptions, type GenerateOptions } from './generate-options.j
 import type { Constraint } from './grammar/constraint.js';
 import type { LlamaModel, SampledLogprobs, SamplingParams } from './model/llama.js';
 import { StreamDecoder } from './tokenizer/stream.js';
-import type { GGUFTokenizer } from './tokenizer/tokenizer.js';
+import { TokenType, type GGUFTokenizer } from './tokenizer/tokenizer.js';
 
 export type { GenerateOptions, SampledLogprobs };
 
@@ -36,6 +36,29 @@ function onlyToken(mask: Uint32Array): number | undefined {
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
+
+/**
+ * A constraint that starts mid-output (tool_choice 'auto'): the output is free until it writes one
+ * of `texts`; from there on it is held to `constraint(rest)`, where `rest` is what the output
+ * must still write of that text first ('' when the text ended at a token's end).
+ */
+export interface ConstraintTrigger {
+  texts: string[];
+  constraint(rest: string): Promise<Constraint>;
+}
+
+/** The first of `texts` to end inside `piece` (continuing `tail`), and where in `piece` it ends (`at`). */
+export function findTrigger(tail: string, piece: string, texts: string[]): { text: string; at: number } | undefined {
+  const all = tail + piece;
+  let best: { text: string; at: number } | undefined;
+  for (const text of texts) {
+    const start = all.indexOf(text, Math.max(0, tail.length - text.length + 1));
+    if (start < 0) continue;
+    const at = start + text.length - tail.length;
+    if (!best || at < best.at) best = { text, at };
+  }
+  return best;
+}
 
 /** llama.cpp's defaults, so the same flags mean the same thing. */
 export const DEFAULT_SAMPLING = { temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05, repetitionPenalty: 1 } as const;
@@ -103,9 +126,41 @@ export async function* generate(
   model: LlamaModel,
   tokenizer: GGUFTokenizer,
   prompt: number[],
-  options: GenerateOptions & { cachedPrefix?: number; checkpointAt?: number; constraint?: Constraint } = {},
+  options: GenerateOptions & { cachedPrefix?: number; checkpointAt?: number; constraint?: Constraint; trigger?: ConstraintTrigger } = {},
 ): AsyncGenerator<GeneratedToken, GenerateResult> {
-  const constraint = options.constraint;
+  // The constraints of calls opened by a trigger, which this call owns.
+  const triggered: Constraint[] = [];
+  try {
+    return yield* generateTokens(model, tokenizer, prompt, options, (c) => triggered.push(c));
+  } finally {
+    for (const c of triggered) c.dispose();
+  }
+}
+
+async function* generateTokens(
+  model: LlamaModel,
+  tokenizer: GGUFTokenizer,
+  prompt: number[],
+  options: GenerateOptions & { cachedPrefix?: number; checkpointAt?: number; constraint?: Constraint; trigger?: ConstraintTrigger },
+  own: (c: Constraint) => unknown,
+): AsyncGenerator<GeneratedToken, GenerateResult> {
+  let constraint = options.constraint;
+  const trigger = constraint ? undefined : options.trigger;
+  // A triggered call's constraint is finished when the call is complete: the output goes on
+  // free (no mask) and may open another call.
+  const endCall = () => {
+    constraint = undefined;
+    complete = false;
+    tail = '';
+    model.setAllowedTokens(null);
+  };
+  // The output's last characters (control tokens as their text), where a trigger may begin.
+  let tail = '';
+  const tailLength = Math.max(0, ...(trigger?.texts.map((t) => t.length - 1) ?? []));
+  // The sampled token the GPU holds is not the one to feed next (a trigger dropped tokens after it).
+  let feedFromHost = false;
+  // Constrained: the output ends after the pending tokens.
+  let complete = false;
   const sampling = samplingParams(options, model.config.vocabSize);
   const maxTokens = options.maxTokens ?? model.contextLength - prompt.length;
   if (prompt.length === 0) throw new WebGGUFError('invalid-argument', 'the prompt has no tokens (and the model adds no BOS)');
@@ -130,6 +185,11 @@ export async function* generate(
   const forcedRun = async (room: number): Promise<{ forced: number[]; complete: boolean }> => {
     const forced: number[] = [];
     for (;;) {
+      // A triggered call complete in its forced tokens: the step samples the token after it free.
+      if (constraint!.finished) {
+        endCall();
+        return { forced, complete: false };
+      }
       const allowed = await constraint!.allowedTokens();
       const only = onlyToken(allowed);
       if (only === undefined || only === NONE || forced.length >= room || tokenizer.endOfGeneration.has(only)) {
@@ -150,8 +210,6 @@ export async function* generate(
   let pendingLogprobs: SampledLogprobs[] = [];
   // How many of the tokens from `token` on the constraint has accepted already (forced ones).
   let ahead = 0;
-  // Constrained: the output ends after the pending tokens.
-  let complete = false;
   let token: number;
   // A recurrent state cannot be rolled back: keep a copy where a follow-up turn can resume,
   // `checkpointAt` (where the conversation before the generation prompt ends) or the prompt's end.
@@ -184,8 +242,49 @@ export async function* generate(
     if (ahead > 0) ahead--;
     else if (constraint) {
       constraint.accept(token);
-      if (constraint.finished) return { finishReason: 'stop', context };
+      if (constraint.finished) {
+        // The end token of the output (not yielded), or the last token of a triggered call
+        // whose constraint lets the output go on.
+        if (constraint === options.constraint || tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
+        endCall();
+      }
     } else if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
+    if (trigger && !constraint) {
+      const piece = tokenizer.spec.tokenTypes?.[token] === TokenType.CONTROL ? tokenizer.tokenText(token) : tokenizer.decode([token]);
+      let found = findTrigger(tail, piece, trigger.texts);
+      // Mid-token, the token is sampled again under the constraint: a recurrent state cannot
+      // step back to do that, so there the output stays free.
+      if (found && found.at < piece.length && model.recurrentState) found = undefined;
+      tail = tailLength ? (tail + piece).slice(-tailLength) : '';
+      if (found) {
+        // Tokens decoded after this one (in the same batch) are dropped, never yielded.
+        pending = [];
+        pendingLogprobs = pendingLogprobs.slice(0, 1);
+        if (found.at === piece.length) {
+          // The text ends with this token: it is output, and the constraint takes the next one.
+          own((constraint = await trigger.constraint('')));
+          model.extendHistory([token], context.length);
+          feedFromHost = true;
+        } else {
+          // The text ends inside this token: the token is drawn again, from the same logits,
+          // under a constraint that begins with the token's text up to the trigger's end.
+          own((constraint = await trigger.constraint(piece.slice(0, found.at))));
+          const lastFed = context.at(-1)!;
+          model.extendHistory([lastFed], context.length - 1);
+          const run = await forcedRun(forcedRoom(Math.min(maxTokens - produced, model.contextLength - context.length - 1)));
+          if (run.complete && !run.forced.length) return { finishReason: 'stop', context };
+          model.extendHistory(run.forced, context.length);
+          const sampled = await model.step([lastFed, ...run.forced], context.length - 1);
+          ({ complete } = run);
+          pending = complete ? run.forced : [...run.forced, sampled];
+          pendingLogprobs = logprobsRead();
+          ahead = run.forced.length;
+          token = pending.shift()!;
+          produced--;
+          continue;
+        }
+      }
+    }
     const last = produced >= maxTokens || context.length >= model.contextLength;
     const text = decoder.push(token) + (last ? decoder.flush() : '');
     const logprobs = pendingLogprobs.shift();
@@ -198,7 +297,8 @@ export async function* generate(
       if (run.complete && !run.forced.length) return { finishReason: 'stop', context };
       // The sampler's history holds the context and `token`; the forced tokens follow them.
       model.extendHistory(run.forced, context.length + 1);
-      const sampled = run.forced.length ? await model.step([token, ...run.forced], context.length) : (await model.decode(1, context.length))[0]!;
+      const sampled = run.forced.length || feedFromHost ? await model.step([token, ...run.forced], context.length) : (await model.decode(1, context.length))[0]!;
+      feedFromHost = false;
       ({ complete } = run);
       pending = complete ? run.forced : [...run.forced, sampled];
       pendingLogprobs = logprobsRead();
@@ -206,7 +306,8 @@ export async function* generate(
     } else if (!pending.length) {
       pending = await model.decode(Math.min(batch, maxTokens - produced, model.contextLength - context.length), context.length);
       pendingLogprobs = logprobsRead();
-      batch = Math.min(2 * batch, DECODE_BATCH);
+      // A recurrent state cannot take back tokens decoded past a trigger: one at a time there.
+      if (!(trigger && model.recurrentState)) batch = Math.min(2 * batch, DECODE_BATCH);
     }
     context.push(token);
     token = pending.shift()!;

@@ -13,6 +13,8 @@ import { EngineCore } from '../src/engine/core.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../src/engine/types.js';
 import { seed32 } from '../src/generate.js';
 import { readGGUF } from '../src/gguf/gguf.js';
+import { useXGrammarLoader } from '../src/grammar/xgrammar.js';
+import { loadXGrammarInNode } from '../src/node/xgrammar.js';
 import type { SamplingParams } from '../src/model/llama.js';
 import { fileSource } from '../src/node/file-source.js';
 import { GGUFTokenizer, TokenType, vocabFromGGUF, type VocabSpec } from '../src/tokenizer/tokenizer.js';
@@ -33,13 +35,17 @@ function tokenizerWith(chatTemplate: string): GGUFTokenizer {
   return new GGUFTokenizer({ ...base, tokens, tokenTypes: types, eosId: base.tokens.length + 1, chatTemplate, addBos: false });
 }
 
-/** A stand-in for LlamaModel: each generation (one setSampler) replies with the next scripted text, then EOS. */
+/**
+ * A stand-in for LlamaModel: each generation (one setSampler) replies with the next scripted text,
+ * then EOS. The token sampled after position p is the script's token p + 1 - (prompt length), so
+ * tokens dropped and sampled again (a tool call's trigger) come out the same.
+ */
 function scripted(tokenizer: GGUFTokenizer, replies: string[]) {
   const seen = { prompts: [] as number[][], seeds: [] as number[] };
   let script: number[] = [];
-  let at = 0;
+  let promptLength = 0;
   let next = 0;
-  const pop = () => script[at++] ?? tokenizer.eosId!;
+  const at = (pos: number) => script[pos + 1 - promptLength] ?? tokenizer.eosId!;
   const model = {
     config: { vocabSize: tokenizer.vocabSize, architecture: 'llama' },
     contextLength: 4096,
@@ -48,10 +54,13 @@ function scripted(tokenizer: GGUFTokenizer, replies: string[]) {
       seen.seeds.push(s.seed);
       seen.prompts.push(Array.from(history));
       script = [...tokenizer.encode(replies[next++ % replies.length]!, { addBos: false }), tokenizer.eosId!];
-      at = 0;
+      promptLength = history.length;
     },
-    step: async () => pop(),
-    decode: async (k: number) => Array.from({ length: k }, pop),
+    step: async (tokens: ArrayLike<number>, pos: number) => at(pos + tokens.length - 1),
+    decode: async (k: number, pos: number) => Array.from({ length: k }, (_, i) => at(pos + i)),
+    // The scripted replies are what a constrained model can write: masks change nothing here.
+    setAllowedTokens() {},
+    extendHistory() {},
     // No recurrent state: any prefix of the KV cache can be reused.
     recurrentState: false,
     resumablePrefix: (cached: number) => cached,
@@ -121,6 +130,8 @@ const ASK = [{ role: 'user' as const, content: 'Weather in Paris?' }];
 
 describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (scripted model)', () => {
   beforeAll(async () => {
+    // tool_choice 'auto' constrains a call once the reply opens it (XGrammar, Node's loader).
+    useXGrammarLoader(loadXGrammarInNode);
     const source = await fileSource(`${MODELS}tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf`);
     try {
       base = vocabFromGGUF(await readGGUF(source));

@@ -8,11 +8,12 @@ import type { ChatMessage } from '../chat/messages.js';
 import { chatTokenLogprob, CompletionLogprobsBuilder } from '../chat/logprobs.js';
 import { promptOpensThinking, ReplyParser, type ReplyPart } from '../chat/reply.js';
 import { encodeChat } from '../chat/template.js';
-import { templateFeatures, toolCallConstraint, toolFormat } from '../chat/tool-format.js';
+import { templateFeatures, toolCallConstraint, toolCallTrigger, toolFormat, type OutputConstraint } from '../chat/tool-format.js';
 import { finishEmbedding, embeddingToBase64, validateEmbeddingRequest, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 import { WebGGUFError } from '../errors.js';
-import { generate, seed32, type FinishReason, type GenerateOptions, type GeneratedToken } from '../generate.js';
+import { generate, seed32, type ConstraintTrigger, type FinishReason, type GenerateOptions, type GeneratedToken } from '../generate.js';
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
+import { checkConstraintSpec } from '../grammar/spec.js';
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
@@ -172,6 +173,11 @@ export class EngineCore {
       // takes the place of a response_format, which would apply to an answer, not to a call.
       const call = tools && toolCallConstraint(format, tools, toolChoice, parallelToolCalls);
       const prefill = call ? call.prefix : '';
+      // tool_choice 'auto': free text until the reply opens a call; the rest of the call is then
+      // constrained the same way (see generate's trigger). A call schema with keywords constrained
+      // decoding does not support leaves the call free, as it was before.
+      const opened = tools && toolChoice === 'auto' ? toolCallTrigger(format, tools) : undefined;
+      const auto = opened && supportedCall(opened) ? opened : undefined;
       const callParams: GenerateParams = call ? { ...params, constraint: { type: 'tool_call', schema: call.schema, suffix: call.suffix } } : params;
       // Message text becomes control tokens only on request (a user could forge turns).
       const allowSpecial = (request as { allow_special_tokens?: boolean }).allow_special_tokens === true;
@@ -265,7 +271,7 @@ export class EngineCore {
           }
           await take(parser.push(text));
         };
-        const result = await this.run(prompt, { ...callParams, seed: choiceSeed(params.seed, index) }, signal, onToken, received, keepControl, checkpointAt);
+        const result = await this.run(prompt, { ...callParams, seed: choiceSeed(params.seed, index) }, signal, onToken, received, keepControl, checkpointAt, auto && { ...auto, parallel: parallelToolCalls });
         await take(parser.finish());
         const finishReason = calls.length && result.finishReason === 'stop' ? 'tool_calls' : result.finishReason;
         await emit?.(delta({}, finishReason));
@@ -473,7 +479,7 @@ export class EngineCore {
    */
   private async run(
     prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: GeneratedToken) => unknown, received: number,
-    keepControl?: ReadonlySet<number>, checkpointAt?: number,
+    keepControl?: ReadonlySet<number>, checkpointAt?: number, call?: OutputConstraint & { parallel: boolean },
   ): Promise<{ finishReason: FinishReason; usage: Usage }> {
     const started = performance.now();
     const { model, tokenizer } = this.require();
@@ -496,7 +502,15 @@ export class EngineCore {
     signal.addEventListener('abort', onAbort);
     let stoppedByString = false;
     let completion = 0;
-    const options: GenerateOptions & { cachedPrefix: number; checkpointAt?: number; constraint?: Constraint } = { ...rest, signal: local.signal, cachedPrefix: reuse, checkpointAt, constraint };
+    // A call opened in free text: XGrammar is loaded and the call compiled only then. After the
+    // call the reply goes on free (parallel_tool_calls), or ends.
+    const trigger: ConstraintTrigger | undefined = call?.triggers && {
+      texts: call.triggers,
+      constraint: async (prefix) => (await GrammarEngine.for(tokenizer, model.config.vocabSize)).constraint({ type: 'tool_call', schema: call.schema, suffix: call.suffix, prefix }, { untilComplete: call.parallel }),
+    };
+    const options: GenerateOptions & { cachedPrefix: number; checkpointAt?: number; constraint?: Constraint; trigger?: ConstraintTrigger } = {
+      ...rest, signal: local.signal, cachedPrefix: reuse, checkpointAt, constraint, trigger,
+    };
     let firstToken: number | undefined;
     const usageNow = (completion: number) => {
       const cached = Math.min(reuse, prompt.length - 1);
@@ -731,6 +745,16 @@ function encodePrompt(tokenizer: GGUFTokenizer, contextLength: number, text: str
     throw new WebGGUFError('context-overflow', `the prompt has at least ${floor} tokens but the context holds ${contextLength}; shorten it`);
   }
   return tokenizer.encode(text, options);
+}
+
+/** Whether constrained decoding supports every keyword of a call's schema. */
+function supportedCall(call: OutputConstraint): boolean {
+  try {
+    checkConstraintSpec({ type: 'tool_call', schema: call.schema, suffix: call.suffix });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The ids of those `markers` that are control tokens (which decoding drops). */
