@@ -154,7 +154,7 @@ describe.skipIf(!HAVE_MODELS)("tool_choice 'auto' on a generated Qwen 2.5-templa
   let opener: number;
   beforeAll(async () => {
     const bytes = await makeModel({
-      arch: 'qwen3', shape: 'tiny-256-qwen3', quant: 'f32', seed: 4, context: 2048,
+      arch: 'qwen3', shape: 'tiny-256-qwen3', quant: 'f32', seed: 4, context: 1024,
       tokenizer: {
         specials: [{ text: '<tool_call>', id: 151657, type: 4 }, { text: '</tool_call>', id: 151658, type: 4 }],
         chatTemplate: readFileSync(new URL('./fixtures/chat-templates/qwen2.5.jinja', import.meta.url), 'utf8'),
@@ -162,7 +162,7 @@ describe.skipIf(!HAVE_MODELS)("tool_choice 'auto' on a generated Qwen 2.5-templa
     });
     const tokens = (await readGGUF(bytesSource(bytes, 'qwen-tools.gguf'))).metadata.get('tokenizer.ggml.tokens') as string[];
     opener = tokens.indexOf('<tool_call>');
-    engine = await createEngine({ worker: false, cache: false, gpu: testGpu, contextLength: 2048 });
+    engine = await createEngine({ worker: false, cache: false, gpu: testGpu, contextLength: 1024 });
     await engine.load(new Blob([bytes as Uint8Array<ArrayBuffer>]));
   });
   afterAll(async () => engine?.unload());
