@@ -239,6 +239,8 @@ async function* generateTokens(
   for (let produced = 1; ; produced++) {
     if (options.signal?.aborted) return { finishReason: 'abort', context };
     // Bytes still pending at a stop token never formed a character: they are dropped.
+    // Tokens a grammar forced belong to its output (a call), where no trigger is looked for.
+    const forcedToken = ahead > 0;
     if (ahead > 0) ahead--;
     else if (constraint) {
       constraint.accept(token);
@@ -249,7 +251,7 @@ async function* generateTokens(
         endCall();
       }
     } else if (!options.ignoreEos && tokenizer.endOfGeneration.has(token)) return { finishReason: 'stop', context };
-    if (trigger && !constraint) {
+    if (trigger && !constraint && !forcedToken) {
       const piece = tokenizer.spec.tokenTypes?.[token] === TokenType.CONTROL ? tokenizer.tokenText(token) : tokenizer.decode([token]);
       let found = findTrigger(tail, piece, trigger.texts);
       // Mid-token, the token is sampled again under the constraint: a recurrent state cannot
