@@ -3,9 +3,9 @@
  * one-time vocabulary setup, the schema compile, and the time to compute one token's mask, at
  * 32k (Llama 2), 128k (Llama 3) and ~152k (Llama 3's vocabulary extended to Qwen2's size) tokens,
  * over random walks through a JSON schema. (2) Decode tok/s on the GPU with and without a schema,
- * and the time XGrammar takes for each decoded token's mask, on generated models with one layer at
- * 32k (TinyLlama's shape) and 151,936 (Qwen2.5-0.5B's) vocabularies, where the mask and the
- * logits are most of a step (--model FILE instead: that model alone).
+ * and the time XGrammar takes for each decoded token's mask, on generated models of width 64 and
+ * one layer with 32k and 151,936-token vocabularies, so the mask is not hidden behind the logits
+ * (--model FILE instead: that model alone).
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -161,15 +161,15 @@ if (run('baseline')) {
 const n = Number(values.tokens ?? 64);
 if (!run('decode')) process.exit(0);
 const generated = [
-  { label: '32,000 (TinyLlama 1.1B shape, 1 layer, q4_0)', arch: 'llama', shape: 'tinyllama-1.1b' },
-  { label: '151,936 (Qwen2.5 0.5B shape, 1 layer, q4_0)', arch: 'qwen2', shape: 'qwen2.5-0.5b' },
+  { label: '32,000 (Llama 2 SentencePiece; width 64, 1 layer, q4_0)', arch: 'llama', shape: 'tiny-64-32k' },
+  { label: '151,936 (GPT-2 BPE padded to Qwen2\'s size; width 64, 1 layer, q4_0)', arch: 'qwen2', shape: 'tiny-64-152k' },
 ] as const;
 for (const m of values.model ? [{ label: values.model, path: values.model }] : generated) {
   let path: string;
   if ('path' in m) path = m.path;
   else {
     path = `${tmpdir()}/constraint-bench-${m.shape}.gguf`;
-    writeFileSync(path, await makeModel({ arch: m.arch, shape: m.shape, quant: 'q4_0', layers: 1 }));
+    writeFileSync(path, await makeModel({ arch: m.arch, shape: m.shape, quant: 'q4_0' }));
   }
   await decodeRates(m.label, path);
   if (!('path' in m)) rmSync(path);

@@ -82,6 +82,10 @@ export const SHAPES: Record<string, Shape> = {
     gemma4: { headDimSwa: 256, swaPeriod: 5, sharedKvLayers: 20, perLayerInput: 256, partialRotary: 0.25, doubleWideMlp: true, finalSoftcap: 30 },
   },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
+  // A real vocabulary on a minimal model, for bench/constraint.ts: the logits stay cheap beside
+  // the grammar's mask (q4_0 and the 32-wide quants only).
+  'tiny-64-32k': { dim: 64, layers: 1, heads: 2, kvHeads: 1, ffn: 128, vocab: 32000, context: 512, vocabFrom: 'llama-spm', tied: true, ropeTheta: 10000 },
+  'tiny-64-152k': { dim: 64, layers: 1, heads: 2, kvHeads: 1, ffn: 128, vocab: 151936, context: 512, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
   // Gemma's shape in small: tied output, heads wider than dim / heads.
