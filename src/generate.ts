@@ -39,8 +39,9 @@ export type FinishReason = 'stop' | 'length' | 'abort';
 
 /**
  * A constraint that starts mid-output (tool_choice 'auto'): the output is free until it writes one
- * of `texts`; from there on it is held to `constraint(rest)`, where `rest` is what the output
- * must still write of that text first ('' when the text ended at a token's end).
+ * of `texts`; from there on it is held to `constraint(rest)`. `rest` is '' when the text ended at
+ * a token's end; when it ended inside a token, that token is drawn again and `rest` is its text
+ * up to the text's end, which the constrained output writes first.
  */
 export interface ConstraintTrigger {
   texts: string[];
