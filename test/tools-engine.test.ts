@@ -29,9 +29,9 @@ const ADDED: [string, number][] = [
 let base: VocabSpec;
 
 /** GPT-2's vocabulary plus the added tokens, ending turns with <|im_end|>, with `chatTemplate`. */
-function tokenizerWith(chatTemplate: string): GGUFTokenizer {
-  const tokens = [...base.tokens, ...ADDED.map(([t]) => t)];
-  const types = [...Array.from(base.tokenTypes ?? base.tokens.map(() => TokenType.NORMAL)), ...ADDED.map(([, t]) => t)];
+function tokenizerWith(chatTemplate: string, added = ADDED): GGUFTokenizer {
+  const tokens = [...base.tokens, ...added.map(([t]) => t)];
+  const types = [...Array.from(base.tokenTypes ?? base.tokens.map(() => TokenType.NORMAL)), ...added.map(([, t]) => t)];
   return new GGUFTokenizer({ ...base, tokens, tokenTypes: types, eosId: base.tokens.length + 1, chatTemplate, addBos: false });
 }
 
@@ -69,8 +69,8 @@ function scripted(tokenizer: GGUFTokenizer, replies: string[]) {
   return { model, seen };
 }
 
-function engineWith(chatTemplate: string, replies: string[]) {
-  const tokenizer = tokenizerWith(chatTemplate);
+function engineWith(chatTemplate: string, replies: string[], added = ADDED) {
+  const tokenizer = tokenizerWith(chatTemplate, added);
   const { model, seen } = scripted(tokenizer, replies);
   const core = new EngineCore({ store: null, gpu: () => Promise.reject(new Error('no GPU here')) });
   (core as unknown as { loaded: unknown }).loaded = { model, tokenizer, info: { id: 'scripted' } };
@@ -154,6 +154,18 @@ describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (script
     // No chunk carries any of the call's text as content; the role comes first, with content ''.
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Checking.');
     expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
+  });
+
+  test("'auto': an opener that ends inside a token has that token drawn again under the call's constraint", async () => {
+    // No <tool_call> token here, and an added '>\n': the opener's last token runs past it.
+    const added = ADDED.filter(([t]) => t !== '<tool_call>').concat([['>\n', TokenType.USER_DEFINED]]);
+    const reply = 'On it. <tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+    const { core, tokenizer } = engineWith(template('qwen2.5'), [reply], added);
+    expect(tokenizer.encode(reply, { addBos: false }).map((t) => tokenizer.decode([t]))).toContain('>\n');
+    const { whole, chunks } = await both(core, { messages: ASK, tools: [WEATHER] });
+    const [w, s] = comparable(whole, chunks);
+    expect(w).toEqual({ content: 'On it.', reasoning: '', finish: 'tool_calls', calls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }] });
+    expect(s).toEqual(w);
   });
 
   test('Mistral: [TOOL_CALLS] is a control token, kept for the parser', async () => {
