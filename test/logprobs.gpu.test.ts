@@ -2,16 +2,17 @@
  * Log-probs computed on the GPU after each draw, against the f32 CPU reference on stories260K:
  * each step's chosen token's log-prob and its top 20 equal the log-softmax of the reference's
  * logits (plus logit_bias) within 1e-4, greedy, sampled with penalties, and constrained by a
- * grammar (where forced tokens still get their own step). Then the OpenAI shapes on the engine:
- * chat's `logprobs.content` whole and streamed, legacy completions' lists.
+ * grammar (where forced tokens still get their own step), through engine.generate; then the
+ * OpenAI shapes: chat's `logprobs.content` whole and streamed, legacy completions' lists.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createEngine, type Engine } from '../src/engine/engine.js';
 import type { ChatCompletionTokenLogprob } from '../src/engine/types.js';
-import { generate, type GenerateOptions, type SampledLogprobs } from '../src/generate.js';
-import { GrammarEngine, type Constraint } from '../src/grammar/constraint.js';
-import { loadModelFile, openGGUF, type LoadedModel } from '../src/node/load.js';
+import type { GenerateParams } from '../src/engine/types.js';
+import type { SampledLogprobs } from '../src/generate.js';
+import { openGGUF } from '../src/node/load.js';
+import { GGUFTokenizer } from '../src/tokenizer/tokenizer.js';
 import { ReferenceModel } from './helpers/reference.js';
 import { testGpu } from './helpers/gpu.js';
 import { HAVE_MODELS, storiesPath } from './helpers/models.js';
@@ -26,22 +27,24 @@ function logSoftmax(logits: Float32Array, bias: Record<string, number> = {}): Fl
 }
 
 describe.skipIf(!HAVE_MODELS)('log-probs on the GPU vs the CPU reference (stories260K f32)', () => {
-  let loaded: LoadedModel;
+  let engine: Engine;
   let ref: ReferenceModel;
+  let tokenizer: GGUFTokenizer;
   beforeAll(async () => {
-    loaded = await loadModelFile(storiesPath('f32'), { gpu: await testGpu(), contextLength: 128 });
+    engine = await createEngine({ worker: false, cache: false, gpu: testGpu, contextLength: 128 });
+    await engine.load(new Blob([readFileSync(storiesPath('f32'))]));
     const { file, close } = await openGGUF(storiesPath('f32'));
     ref = await ReferenceModel.load(file);
+    tokenizer = GGUFTokenizer.fromGGUF(file);
     await close();
   });
-  afterAll(() => loaded?.dispose());
+  afterAll(async () => engine?.unload());
 
   /** Generates with log-probs, then checks every step against the reference run over the same tokens. */
-  async function expectReferenceLogprobs(options: GenerateOptions & { constraint?: Constraint }) {
-    const { model, tokenizer } = loaded;
+  async function expectReferenceLogprobs(options: GenerateParams) {
     const prompt = tokenizer.encode('Once upon a time');
     const steps: { token: number; logprobs: SampledLogprobs }[] = [];
-    for await (const t of generate(model, tokenizer, prompt, { maxTokens: 24, ...options })) {
+    for await (const t of engine.generate('Once upon a time', { maxTokens: 24, ...options })) {
       expect(t.logprobs, `token ${steps.length}`).toBeDefined();
       steps.push({ token: t.token, logprobs: t.logprobs! });
     }
@@ -75,41 +78,23 @@ describe.skipIf(!HAVE_MODELS)('log-probs on the GPU vs the CPU reference (storie
   });
 
   test('sampled with penalties and logit_bias: log-softmax of the logits plus the bias (not the penalized, tempered draw)', async () => {
-    const { tokenizer } = loaded;
     const bias = { [tokenizer.encode('Once upon a time', { addBos: false })[0]!]: 3, 300: -2.5 };
     await expectReferenceLogprobs({ temperature: 1.3, seed: 5, repetitionPenalty: 1.3, frequencyPenalty: 0.5, logitBias: bias, logprobs: 5 });
   });
 
   // stories260K has no emoji: its four UTF-8 bytes are byte-fallback tokens the grammar forces.
   test('constrained: the model\'s log-probs, and grammar-forced tokens get a step each', async () => {
-    const grammar = await GrammarEngine.for(loaded.tokenizer, loaded.model.config.vocabSize);
-    const constraint = await grammar.constraint({ type: 'grammar', grammar: 'root ::= "😀" [a-z ]{2,30} "."' });
-    try {
-      const steps = await expectReferenceLogprobs({ temperature: 1, seed: 3, logprobs: 3, constraint });
-      expect(loaded.tokenizer.decode(steps.map((s) => s.token)).trimStart()).toMatch(/^😀[a-z ]+\.$/);
-    } finally {
-      constraint.dispose();
-    }
+    const steps = await expectReferenceLogprobs({ temperature: 1, seed: 3, logprobs: 3, constraint: { type: 'grammar', grammar: 'root ::= "😀" [a-z ]{2,30} "."' } });
+    expect(tokenizer.decode(steps.map((s) => s.token)).trimStart()).toMatch(/^😀[a-z ]+\.$/);
   });
 
   test('0 top entries: only the chosen token; without the option no log-probs at all', async () => {
-    const { model, tokenizer } = loaded;
-    const prompt = tokenizer.encode('Lily');
-    for await (const t of generate(model, tokenizer, prompt, { maxTokens: 3, temperature: 0, logprobs: 0 })) {
+    for await (const t of engine.generate('Lily', { maxTokens: 3, temperature: 0, logprobs: 0 })) {
       expect(t.logprobs!.top).toEqual([]);
       expect(t.logprobs!.logprob).toBeLessThanOrEqual(0);
     }
-    for await (const t of generate(model, tokenizer, prompt, { maxTokens: 3, temperature: 0 })) expect(t.logprobs).toBeUndefined();
+    for await (const t of engine.generate('Lily', { maxTokens: 3, temperature: 0 })) expect(t.logprobs).toBeUndefined();
   });
-});
-
-describe.skipIf(!HAVE_MODELS)('log-probs in OpenAI shapes', () => {
-  let engine: Engine;
-  beforeAll(async () => {
-    engine = await createEngine({ worker: false, cache: false, gpu: testGpu, contextLength: 128 });
-    await engine.load(new Blob([readFileSync(storiesPath('q4_0'))]));
-  });
-  afterAll(async () => engine?.unload());
 
   test('chat: logprobs.content per token, streamed chunks carry the same entries; legacy completions lists', async () => {
     const request = { messages: [{ role: 'user' as const, content: 'Once upon a time' }], temperature: 0, max_tokens: 10, logprobs: true, top_logprobs: 2 };
