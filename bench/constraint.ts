@@ -2,10 +2,14 @@
  * `npx tsx --import ./scripts/register-wgsl.mjs bench/constraint.ts`: constrained decoding's costs. (1) XGrammar on the CPU: the
  * one-time vocabulary setup, the schema compile, and the time to compute one token's mask, at
  * 32k (Llama 2), 128k (Llama 3) and ~152k (Llama 3's vocabulary extended to Qwen2's size) tokens,
- * over random walks through a JSON schema. (2) Decode tok/s on the GPU with and without a schema
- * (--model FILE; default llama-2-tiny-random, the 32k vocabulary).
+ * over random walks through a JSON schema. (2) Decode tok/s on the GPU with and without a schema,
+ * and the time XGrammar takes for each decoded token's mask, on generated models of width 64 and
+ * one layer with 32k and 151,936-token vocabularies, so the mask is not hidden behind the logits
+ * (--model FILE instead: that model alone).
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { makeModel } from '../scripts/make-model.js';
 import { parseArgs } from 'node:util';
 import { generate } from '../src/generate.js';
 import { GrammarEngine } from '../src/grammar/constraint.js';
@@ -154,26 +158,58 @@ if (run('baseline')) {
   trieBaseline('Llama 3 extended to 151,936', llama3(151_936));
 }
 
-const modelPath = values.model ?? `${MODELS}llama-2-tiny-random/llama-2-tiny-random.gguf`;
 const n = Number(values.tokens ?? 64);
-const { model, tokenizer, gpu, dispose } = run('decode') ? await loadModelFile(modelPath, { contextLength: 512 }) : process.exit(0);
-try {
-  const prompt = tokenizer.encode('Once upon a time');
-  const engine = await GrammarEngine.for(tokenizer, model.config.vocabSize);
-  const rate = async (constrained: boolean) => {
-    const constraint = constrained ? await engine.constraint({ type: 'json_schema', schema: { type: 'object', properties: { text: { type: 'string', maxLength: 4000 } }, required: ['text'] } }) : undefined;
-    let count = 0;
-    let t0 = 0;
-    for await (const _ of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: n, ignoreEos: true, constraint })) if (count++ === 0) t0 = performance.now();
-    constraint?.dispose();
-    return (count - 1) / (ms(t0) / 1000);
-  };
-  await rate(false);
-  await rate(true);
-  const plain = await rate(false);
-  const constrained = await rate(true);
-  console.log(`decode on ${gpu.adapterName}, ${modelPath.split('/').pop()}: ${plain.toFixed(1)} tok/s unconstrained, ${constrained.toFixed(1)} tok/s with a JSON schema (${n} tokens, greedy)`);
-} finally {
-  await dispose();
+if (!run('decode')) process.exit(0);
+const generated = [
+  { label: '32,000 (Llama 2 SentencePiece; width 64, 1 layer, q4_0)', arch: 'llama', shape: 'tiny-64-32k' },
+  { label: '151,936 (GPT-2 BPE padded to Qwen2\'s size; width 64, 1 layer, q4_0)', arch: 'qwen2', shape: 'tiny-64-152k' },
+] as const;
+for (const m of values.model ? [{ label: values.model, path: values.model }] : generated) {
+  let path: string;
+  if ('path' in m) path = m.path;
+  else {
+    path = `${tmpdir()}/constraint-bench-${m.shape}.gguf`;
+    writeFileSync(path, await makeModel({ arch: m.arch, shape: m.shape, quant: 'q4_0' }));
+  }
+  await decodeRates(m.label, path);
+  if (!('path' in m)) rmSync(path);
 }
 process.exit(0);
+
+/** Decode tok/s with and without a JSON schema (greedy, the schema's string never ends), and the mask time per token. */
+async function decodeRates(label: string, path: string) {
+  const { model, tokenizer, gpu, dispose } = await loadModelFile(path, { contextLength: 512 });
+  try {
+    const prompt = tokenizer.encode('Once upon a time');
+    const engine = await GrammarEngine.for(tokenizer, model.config.vocabSize);
+    const maskTimes: number[] = [];
+    const rate = async (constrained: boolean) => {
+      const constraint = constrained ? await engine.constraint({ type: 'json_schema', schema: { type: 'object', properties: { text: { type: 'string', maxLength: 4000 } }, required: ['text'] } }) : undefined;
+      if (constraint) {
+        const allowed = constraint.allowedTokens.bind(constraint);
+        constraint.allowedTokens = async () => {
+          const t = performance.now();
+          const mask = await allowed();
+          maskTimes.push(ms(t));
+          return mask;
+        };
+      }
+      let count = 0;
+      let t0 = 0;
+      for await (const _ of generate(model, tokenizer, prompt, { temperature: 0, maxTokens: n, ignoreEos: true, constraint })) if (count++ === 0) t0 = performance.now();
+      constraint?.dispose();
+      return (count - 1) / (ms(t0) / 1000);
+    };
+    await rate(false);
+    await rate(true);
+    maskTimes.length = 0;
+    const plain = await rate(false);
+    const constrained = await rate(true);
+    console.log(
+      `decode on ${gpu.adapterName}, ${label}: ${plain.toFixed(1)} tok/s unconstrained, ${constrained.toFixed(1)} tok/s with a JSON schema (${n} tokens, greedy); ` +
+        `mask per token median ${quantile(maskTimes, 0.5).toFixed(3)} ms, p90 ${quantile(maskTimes, 0.9).toFixed(3)} ms, max ${Math.max(...maskTimes).toFixed(2)} ms`,
+    );
+  } finally {
+    await dispose();
+  }
+}

@@ -82,6 +82,10 @@ export const SHAPES: Record<string, Shape> = {
     gemma4: { headDimSwa: 256, swaPeriod: 5, sharedKvLayers: 20, perLayerInput: 256, partialRotary: 0.25, doubleWideMlp: true, finalSoftcap: 30 },
   },
   'tinyllama-1.1b': { dim: 2048, layers: 22, heads: 32, kvHeads: 4, ffn: 5632, vocab: 32000, context: 2048, vocabFrom: 'llama-spm', tied: false, ropeTheta: 10000 },
+  // A real vocabulary on a minimal model, for bench/constraint.ts: the logits stay cheap beside
+  // the grammar's mask (q4_0 and the 32-wide quants only).
+  'tiny-64-32k': { dim: 64, layers: 1, heads: 2, kvHeads: 1, ffn: 128, vocab: 32000, context: 512, vocabFrom: 'llama-spm', tied: true, ropeTheta: 10000 },
+  'tiny-64-152k': { dim: 64, layers: 1, heads: 2, kvHeads: 1, ffn: 128, vocab: 151936, context: 512, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000 },
   // Small shapes for tests: rows are multiples of 256 so every quant type applies.
   'tiny-256': { dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, context: 256, vocabFrom: 'stories', tied: false, ropeTheta: 10000 },
   // Gemma's shape in small: tied output, heads wider than dim / heads.
@@ -241,7 +245,7 @@ const GGUF_ARCH: Record<Architecture, string> = {
   llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3', qwen35: 'qwen35', gemma4: 'gemma4',
 };
 
-interface SpecialToken { text: string; id: number; type?: number }
+export interface SpecialToken { text: string; id: number; type?: number }
 /**
  * The tokenizer metadata the real GGUFs of issue 15's models carry: tokenizer.ggml.model and pre,
  * their special tokens at their real ids (or, in a vocabulary too small for those, at its end),
@@ -358,10 +362,19 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
  * `layers` keeps only the first layers of the shape: every tensor keeps its real size, for tests
  * about one tensor (a split embedding) that need not pay for the whole depth.
  */
-export async function makeModel(options: { arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number; layers?: number }): Promise<Uint8Array> {
+export async function makeModel(options: {
+  arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number; layers?: number;
+  /** A longer context than the shape's (a tiny model under a long prompt: tools in a chat template). */
+  context?: number;
+  /** More special tokens than the architecture's style has, and another chat template (tool-call tests). */
+  tokenizer?: { specials?: SpecialToken[]; chatTemplate?: string };
+}): Promise<Uint8Array> {
   const shape = SHAPES[options.shape];
   if (!shape) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
-  const s = { ...shape, ...(options.ropeScalingFactor ? { ropeScalingFactor: options.ropeScalingFactor } : {}), ...(options.layers ? { layers: options.layers } : {}) };
+  const s = {
+    ...shape, ...(options.ropeScalingFactor ? { ropeScalingFactor: options.ropeScalingFactor } : {}), ...(options.layers ? { layers: options.layers } : {}),
+    ...(options.context ? { context: options.context } : {}),
+  };
   const typeOf = QUANTS[options.quant];
   if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
   const random = normal(options.seed ?? 1);
@@ -417,7 +430,10 @@ export async function makeModel(options: { arch: Architecture; shape: string; qu
     matrix(p + 'ssm_out.weight', valueDim, s.dim, 1 / Math.sqrt(valueDim));
   }
 
-  const style = TOKENIZER_STYLES[arch];
+  const baseStyle = TOKENIZER_STYLES[arch];
+  const extra = options.tokenizer;
+  if (extra && !baseStyle) throw new Error(`${arch} has no tokenizer style to add special tokens or a chat template to`);
+  const style = baseStyle && extra ? { ...baseStyle, specials: [...baseStyle.specials, ...(extra.specials ?? [])], chatTemplate: extra.chatTemplate ?? baseStyle.chatTemplate } : baseStyle;
   if (s.gemma4) {
     const metadata = gemma4Tensors(s, s.gemma4, matrix, vector, random);
     metadata.unshift(['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }]);

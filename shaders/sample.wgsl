@@ -15,6 +15,7 @@ struct SampleParams {
   frequency_penalty: f32, // subtracted once per occurrence (OpenAI); 0: off
   presence_penalty: f32,  // subtracted once if present (OpenAI); 0: off
   filters: u32,           // FILTER_MASK: only tokens set in `allowed`; FILTER_BIAS: add `bias`
+  top_logprobs: u32,      // read by shaders/logprobs.wgsl, which runs after this when log-probs are asked for
 }
 
 const FILTER_MASK = 1u;

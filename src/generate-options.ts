@@ -26,13 +26,22 @@ export interface GenerateOptions {
   maxPrefillMs?: number;
   /** OpenAI's logit_bias: token id -> a bias in [-100, 100] added to its logit before sampling. */
   logitBias?: Record<string, number>;
+  /**
+   * Report each generated token's log-probability and those of this many most likely tokens
+   * (0 to 20): log-softmax of the model's logits plus logitBias, computed on the GPU. Absent: none
+   * (and no cost).
+   */
+  logprobs?: number;
   signal?: AbortSignal;
 }
+
+/** The most alternatives a token's log-probs may list (OpenAI's top_logprobs limit). */
+export const MAX_TOP_LOGPROBS = 20;
 
 /** The option names of GenerateOptions, for callers that reject unknown fields. */
 export const GENERATE_OPTION_NAMES = [
   'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repetitionPenalty', 'frequencyPenalty', 'presencePenalty', 'seed', 'ignoreEos', 'maxPrefillMs', 'logitBias',
-  'signal',
+  'logprobs', 'signal',
 ] as const satisfies readonly (keyof GenerateOptions)[];
 
 /**
@@ -56,6 +65,7 @@ export function checkGenerateOptions(o: GenerateOptions, names: Partial<Record<k
   check('presencePenalty', (v) => finite(v) && Math.abs(v) <= 2, 'a number in [-2, 2]');
   check('seed', Number.isSafeInteger, 'a safe integer (|seed| < 2^53)');
   check('maxPrefillMs', (v) => v > 0, 'a number of milliseconds > 0');
+  check('logprobs', (v) => Number.isSafeInteger(v) && v >= 0 && v <= MAX_TOP_LOGPROBS, `an integer from 0 to ${MAX_TOP_LOGPROBS}`);
   if (o.logitBias !== undefined) checkLogitBias(o.logitBias, names.logitBias ?? 'logitBias');
   if (o.ignoreEos !== undefined && typeof o.ignoreEos !== 'boolean') {
     throw new WebGGUFError('invalid-argument', `${names.ignoreEos ?? 'ignoreEos'} must be a boolean, got ${describeValue(o.ignoreEos)}`);

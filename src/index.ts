@@ -8,6 +8,7 @@ export { WebGGUFError, isWebGGUFError, type ErrorCode } from './errors.js';
 export { createEngine, defaultGpuBudget, type Engine, type EngineOptions } from './engine/engine.js';
 export type * from './engine/types.js';
 export type { ChatMessage } from './chat/messages.js';
+export type { GeneratedToken, SampledLogprobs } from './generate.js';
 export { cosineSimilarity, type Embedding, type EmbeddingRequest, type EmbeddingResponse } from './embeddings.js';
 export type { KeyValueStore } from './cache/store.js';
 export type { GpuContext } from './gpu/context.js';

@@ -69,7 +69,7 @@ describe.skipIf(!HAVE_MODELS)('weight cache integrity (engine)', () => {
   let expected: string;
 
   const make = (store: KeyValueStore | null) => createEngine({ worker: false, cache: store !== null, store: store ?? undefined, gpu: testGpu });
-  const reply = async (e: Engine) => (await e.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 16 })).choices[0]!.message.content;
+  const reply = async (e: Engine) => (await e.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 16 })).choices[0]!.message.content!;
   const failure = async (p: Promise<unknown>) => {
     const e = await p.then(() => null, (x: unknown) => x);
     expect(e).toBeInstanceOf(WebGGUFError);

@@ -18,7 +18,7 @@ describe.skipIf(!HAVE_MODELS)('broken downloads', () => {
   let server: ModelServer;
   let expected: string;
   const engine = (stallTimeoutMs?: number) => createEngine({ worker: false, cache: true, store: memoryStore(), gpu: testGpu, stallTimeoutMs });
-  const reply = async (e: Engine) => (await e.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 24 })).choices[0]!.message.content;
+  const reply = async (e: Engine) => (await e.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 24 })).choices[0]!.message.content!;
   const failure = async (p: Promise<unknown>) => {
     const e = await p.then(() => null, (x: unknown) => x);
     expect(e).toBeInstanceOf(WebGGUFError);

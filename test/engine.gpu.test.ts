@@ -92,13 +92,13 @@ describe.skipIf(!HAVE_MODELS)('engine (in-thread)', () => {
   test('concurrent requests queue and each equals its sequential result', async () => {
     const prompts = ['The cat', 'A big dog', 'Lily had a', 'One day, Tom', 'The sun was'];
     const sequential: string[] = [];
-    for (const p of prompts) sequential.push((await engine.chat.completions.create({ messages: [{ role: 'user', content: p }], temperature: 0, max_tokens: 15 })).choices[0]!.message.content);
+    for (const p of prompts) sequential.push((await engine.chat.completions.create({ messages: [{ role: 'user', content: p }], temperature: 0, max_tokens: 15 })).choices[0]!.message.content!);
     const concurrent = await Promise.all(prompts.map((p) => engine.chat.completions.create({ messages: [{ role: 'user', content: p }], temperature: 0, max_tokens: 15 })));
     expect(concurrent.map((c) => c.choices[0]!.message.content)).toEqual(sequential);
   });
 
   test('stop strings end the reply before the stop text', async () => {
-    const full = (await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 60 })).choices[0]!.message.content;
+    const full = (await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 60 })).choices[0]!.message.content!;
     const word = full.split(' ').filter((w) => w.length > 3)[3]!;
     const stopped = await engine.chat.completions.create({ messages: MESSAGES, temperature: 0, max_tokens: 60, stop: [word] });
     expect(stopped.choices[0]!.finish_reason).toBe('stop');

@@ -1,9 +1,16 @@
-/** OpenAI response shapes on a real model (stories260K, in-thread engine on Dawn). */
+/**
+ * OpenAI response shapes on a real model (stories260K, in-thread engine on Dawn), and
+ * tool_choice 'auto' on a generated model with Qwen 2.5's chat template.
+ */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { makeModel } from '../scripts/make-model.js';
 import { createEngine, type Engine } from '../src/engine/engine.js';
-import type { ChatCompletionChunk, CompletionChunk, Usage } from '../src/engine/types.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, CompletionChunk, Usage } from '../src/engine/types.js';
+import { readGGUF } from '../src/gguf/gguf.js';
+import { bytesSource } from '../src/io/byte-source.js';
 import { testGpu } from './helpers/gpu.js';
+import { validateJson } from './helpers/json-schema.js';
 import { HAVE_MODELS, storiesPath } from './helpers/models.js';
 
 const MESSAGES = [{ role: 'user' as const, content: 'Once upon a time, a little girl' }];
@@ -112,7 +119,7 @@ describe.skipIf(!HAVE_MODELS)('OpenAI shapes', () => {
     for (const [tool_choice, seed] of [[{ type: 'function', function: { name: 'get_weather' } }, 1], ['required', 2], ['required', 3]] as const) {
       const forced = await engine.chat.completions.create({ messages: MESSAGES, tools: short, tool_choice, temperature: 1, seed, max_tokens: 120 });
       const c = forced.choices[0]!;
-      expect(c.finish_reason, c.message.content).toBe('tool_calls');
+      expect(c.finish_reason, c.message.content ?? '').toBe('tool_calls');
       expect(c.message.tool_calls).toHaveLength(1);
       expect(c.message.tool_calls![0]!.function.name).toBe('get_weather');
       const args = JSON.parse(c.message.tool_calls![0]!.function.arguments) as Record<string, unknown>;
@@ -126,4 +133,69 @@ describe.skipIf(!HAVE_MODELS)('OpenAI shapes', () => {
     expect(three.choices[0]!.message.content).toBe((await engine.chat.completions.create({ messages: MESSAGES, temperature: 1.5, seed: 7, max_tokens: 10 })).choices[0]!.message.content);
     expect(new Set(three.choices.map((c) => c.message.content)).size).toBeGreaterThan(1);
   });
+});
+
+/**
+ * tool_choice 'auto': free text until the reply opens a call; from the opener on, the call is
+ * constrained to the offered functions' schemas. A random-weight model with Qwen 2.5's template
+ * (its <tool_call> tokens as Qwen's added tokens) is steered to open a call with logit_bias on the
+ * opener; the call that follows always parses and validates, which random weights alone never write.
+ */
+describe.skipIf(!HAVE_MODELS)("tool_choice 'auto' on a generated Qwen 2.5-template model", () => {
+  const PARAMETERS = {
+    type: 'object',
+    properties: { city: { enum: ['Paris', 'Lyon'] }, metric: { type: 'boolean' } },
+    required: ['city'],
+    additionalProperties: false,
+  };
+  const tools = [{ type: 'function' as const, function: { name: 'weather', description: 'Weather in a city', parameters: PARAMETERS } }];
+  const ASK = [{ role: 'user' as const, content: 'Weather in Paris?' }];
+  let engine: Engine;
+  let opener: number;
+  beforeAll(async () => {
+    const bytes = await makeModel({
+      arch: 'qwen3', shape: 'tiny-256-qwen3', quant: 'f32', seed: 4, context: 1024,
+      tokenizer: {
+        specials: [{ text: '<tool_call>', id: 151657, type: 4 }, { text: '</tool_call>', id: 151658, type: 4 }],
+        chatTemplate: readFileSync(new URL('./fixtures/chat-templates/qwen2.5.jinja', import.meta.url), 'utf8'),
+      },
+    });
+    const tokens = (await readGGUF(bytesSource(bytes, 'qwen-tools.gguf'))).metadata.get('tokenizer.ggml.tokens') as string[];
+    opener = tokens.indexOf('<tool_call>');
+    engine = await createEngine({ worker: false, cache: false, gpu: testGpu, contextLength: 1024 });
+    await engine.load(new Blob([bytes as Uint8Array<ArrayBuffer>]));
+  });
+  afterAll(async () => engine?.unload());
+
+  test('an opened call always parses and validates, greedy and sampled; streamed alike; a tool result goes back in for a text answer', async () => {
+    const steered = { messages: ASK, tools, logit_bias: { [opener]: 100 }, parallel_tool_calls: false, max_tokens: 160 } satisfies ChatCompletionRequest;
+    // (The 512-token vocabulary spells the call's JSON in about 40 tokens.)
+    let whole: ChatCompletion | undefined;
+    for (const sampling of [{ temperature: 0 }, { temperature: 1.5, seed: 2 }]) {
+      const r = await engine.chat.completions.create({ ...steered, ...sampling });
+      whole ??= r;
+      const c = r.choices[0]!;
+      expect(c.finish_reason, JSON.stringify(c.message)).toBe('tool_calls');
+      expect(c.message.content).toBeNull();
+      expect(c.message.tool_calls).toHaveLength(1);
+      expect(c.message.tool_calls![0]!.function.name).toBe('weather');
+      expect(validateJson(PARAMETERS, JSON.parse(c.message.tool_calls![0]!.function.arguments))).toBeUndefined();
+    }
+    const calls: string[] = [];
+    for await (const chunk of await engine.chat.completions.create({ ...steered, temperature: 0, stream: true })) {
+      for (const t of chunk.choices[0]?.delta.tool_calls ?? []) calls.push(t.function.arguments);
+    }
+    expect(calls.join('')).toBe(whole!.choices[0]!.message.tool_calls![0]!.function.arguments);
+
+    // The call and its result go back in; steered away from another call, the model answers in text.
+    const call = whole!.choices[0]!.message.tool_calls![0]!;
+    const answer = await engine.chat.completions.create({
+      messages: [...ASK, { role: 'assistant', content: null, tool_calls: [call] }, { role: 'tool', content: 'Sunny, 21 C', tool_call_id: call.id }],
+      tools, logit_bias: { [opener]: -100 }, temperature: 0, max_tokens: 8,
+    });
+    expect(answer.usage.prompt_tokens).toBeGreaterThan(whole!.usage.prompt_tokens + 10);
+    expect(answer.choices[0]!.message.tool_calls).toBeUndefined();
+    expect(typeof answer.choices[0]!.message.content).toBe('string');
+    expect(answer.choices[0]!.finish_reason).not.toBe('tool_calls');
+  }, 120_000);
 });

@@ -38,8 +38,6 @@ describe('chat request fields', () => {
 
   test('fields this engine cannot honour are rejected by name', async () => {
     await rejects({ n: 2, stream: true }, /^n 2 is not supported with stream/);
-    await rejects({ logprobs: true }, /^logprobs/);
-    await rejects({ top_logprobs: 3 }, /^top_logprobs/);
     await rejects({ response_format: { type: 'yaml' } }, /^response_format/);
     await rejects({ tools: [{ type: 'code_interpreter' }] }, /^tools\[0\]\.type .*not supported/);
     await rejects({ tool_choice: 'required' }, /^tool_choice/);
@@ -89,11 +87,19 @@ describe('chat request fields', () => {
       [{ repetition_penalty: 0 }, /^repetition_penalty/], [{ max_tokens: 0 }, /^max_tokens/], [{ max_tokens: 1.5 }, /^max_tokens/],
       [{ max_completion_tokens: -3 }, /^max_completion_tokens/], [{ max_tokens: 5, max_completion_tokens: 6 }, /disagree/],
       [{ stop: [1] }, /^stop/],
+      [{ logprobs: 'yes' }, /^logprobs must be a boolean/], [{ logprobs: true, top_logprobs: 21 }, /^top_logprobs must be an integer from 0 to 20/],
+      [{ logprobs: true, top_logprobs: -1 }, /^top_logprobs/], [{ logprobs: true, top_logprobs: 1.5 }, /^top_logprobs/],
+      [{ logprobs: true, top_logprobs: '3' }, /^top_logprobs/], [{ top_logprobs: 3 }, /top_logprobs needs logprobs: true/],
+      [{ logprobs: false, top_logprobs: 3 }, /top_logprobs needs logprobs: true/],
     ];
     for (const [fields, named] of cases) await rejects(fields, named);
     // OpenAI's seeds are any integer: negative and large ones are fine.
     expect(validateChatRequest({ messages: MESSAGES, seed: -5 }).params.seed).toBe(-5);
     expect(validateChatRequest({ messages: MESSAGES, seed: 2 ** 40, top_k: 2 ** 32 }).params).toMatchObject({ seed: 2 ** 40, topK: 2 ** 32 });
+    // logprobs: true alone reports the chosen tokens (0 alternatives); top_logprobs adds up to 20.
+    expect(validateChatRequest({ messages: MESSAGES, logprobs: true }).params.logprobs).toBe(0);
+    expect(validateChatRequest({ messages: MESSAGES, logprobs: true, top_logprobs: 20 }).params.logprobs).toBe(20);
+    expect(validateChatRequest({ messages: MESSAGES, logprobs: false }).params.logprobs).toBeUndefined();
   });
 
   test('messages: text only, other parts and tool turns named', async () => {
@@ -122,7 +128,10 @@ describe('legacy completion request fields', () => {
   test('unsupported legacy fields are rejected by name', async () => {
     await rejects({ suffix: 'end' }, /^suffix/);
     await rejects({ best_of: 2 }, /^best_of/);
-    await rejects({ logprobs: 2 }, /^logprobs/);
+    await rejects({ logprobs: 21 }, /^logprobs must be an integer from 0 to 20/);
+    await rejects({ logprobs: -1 }, /^logprobs/);
+    await rejects({ logprobs: true }, /^logprobs/);
+    await rejects({ logprobs: 2, echo: true }, /logprobs with echo/);
     await rejects({ echo: 'yes' }, /^echo/);
     await rejects({ n: 3, stream: true }, /^n 3 is not supported with stream/);
     await rejects({ n: 0 }, /^n must be a positive integer/);
@@ -138,6 +147,7 @@ describe('legacy completion request fields', () => {
     expect(validateCompletionRequest({ prompt: ['x'] })).toMatchObject({ prompt: 'x', echo: false, params: { maxTokens: 16 } });
     expect(validateCompletionRequest({ prompt: [[1, 2]], echo: true, best_of: 1, suffix: null, logprobs: null })).toMatchObject({ prompt: [1, 2], echo: true });
     expect(validateCompletionRequest({ prompt: [3, 4], max_tokens: 3 })).toMatchObject({ prompt: [3, 4], params: { maxTokens: 3 } });
+    expect(validateCompletionRequest({ prompt: 'x', logprobs: 5 }).params.logprobs).toBe(5);
   });
 });
 
@@ -175,6 +185,7 @@ describe('engine entry points check their arguments before any model is needed',
     expect((await failure(() => firstStep(engine.generate('x', { topK: -1 })))).message).toMatch(/^topK/);
     expect((await failure(() => firstStep(engine.generate('x', { seed: 2 ** 53 })))).message).toMatch(/^seed/);
     expect((await failure(() => firstStep(engine.generate('x', { maxTokens: 1.5 })))).message).toMatch(/^maxTokens/);
+    expect((await failure(() => firstStep(engine.generate('x', { logprobs: 21 })))).message).toMatch(/^logprobs must be an integer from 0 to 20/);
     expect((await failure(() => firstStep(engine.generate('x', { temprature: 1 } as never)))).message).toMatch(/temprature.*did you mean temperature/);
     expect((await failure(() => firstStep(engine.generate('x', { stop: 3 } as never)))).message).toMatch(/^stop/);
     // for await sees the same typed error.

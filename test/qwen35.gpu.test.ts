@@ -133,7 +133,7 @@ describe.skipIf(!HAVE_MODELS)('qwen35: the recurrent state', () => {
           expect(expected.usage.prompt_tokens_details.cached_tokens).toBe(0);
           expect(reply.choices[0]!.message.content).toBe(expected.choices[0]!.message.content);
           cached += reply.usage.prompt_tokens_details.cached_tokens;
-          messages.push({ role: 'assistant', content: reply.choices[0]!.message.content });
+          messages.push({ role: 'assistant', content: reply.choices[0]!.message.content! });
         }
         expect(cached).toBeGreaterThan(0);
       } finally {

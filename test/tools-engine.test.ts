@@ -13,6 +13,8 @@ import { EngineCore } from '../src/engine/core.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../src/engine/types.js';
 import { seed32 } from '../src/generate.js';
 import { readGGUF } from '../src/gguf/gguf.js';
+import { useXGrammarLoader } from '../src/grammar/xgrammar.js';
+import { loadXGrammarInNode } from '../src/node/xgrammar.js';
 import type { SamplingParams } from '../src/model/llama.js';
 import { fileSource } from '../src/node/file-source.js';
 import { GGUFTokenizer, TokenType, vocabFromGGUF, type VocabSpec } from '../src/tokenizer/tokenizer.js';
@@ -27,19 +29,23 @@ const ADDED: [string, number][] = [
 let base: VocabSpec;
 
 /** GPT-2's vocabulary plus the added tokens, ending turns with <|im_end|>, with `chatTemplate`. */
-function tokenizerWith(chatTemplate: string): GGUFTokenizer {
-  const tokens = [...base.tokens, ...ADDED.map(([t]) => t)];
-  const types = [...Array.from(base.tokenTypes ?? base.tokens.map(() => TokenType.NORMAL)), ...ADDED.map(([, t]) => t)];
+function tokenizerWith(chatTemplate: string, added = ADDED): GGUFTokenizer {
+  const tokens = [...base.tokens, ...added.map(([t]) => t)];
+  const types = [...Array.from(base.tokenTypes ?? base.tokens.map(() => TokenType.NORMAL)), ...added.map(([, t]) => t)];
   return new GGUFTokenizer({ ...base, tokens, tokenTypes: types, eosId: base.tokens.length + 1, chatTemplate, addBos: false });
 }
 
-/** A stand-in for LlamaModel: each generation (one setSampler) replies with the next scripted text, then EOS. */
+/**
+ * A stand-in for LlamaModel: each generation (one setSampler) replies with the next scripted text,
+ * then EOS. The token sampled after position p is the script's token p + 1 - (prompt length), so
+ * tokens dropped and sampled again (a tool call's trigger) come out the same.
+ */
 function scripted(tokenizer: GGUFTokenizer, replies: string[]) {
   const seen = { prompts: [] as number[][], seeds: [] as number[] };
   let script: number[] = [];
-  let at = 0;
+  let promptLength = 0;
   let next = 0;
-  const pop = () => script[at++] ?? tokenizer.eosId!;
+  const at = (pos: number) => script[pos + 1 - promptLength] ?? tokenizer.eosId!;
   const model = {
     config: { vocabSize: tokenizer.vocabSize, architecture: 'llama' },
     contextLength: 4096,
@@ -48,10 +54,13 @@ function scripted(tokenizer: GGUFTokenizer, replies: string[]) {
       seen.seeds.push(s.seed);
       seen.prompts.push(Array.from(history));
       script = [...tokenizer.encode(replies[next++ % replies.length]!, { addBos: false }), tokenizer.eosId!];
-      at = 0;
+      promptLength = history.length;
     },
-    step: async () => pop(),
-    decode: async (k: number) => Array.from({ length: k }, pop),
+    step: async (tokens: ArrayLike<number>, pos: number) => at(pos + tokens.length - 1),
+    decode: async (k: number, pos: number) => Array.from({ length: k }, (_, i) => at(pos + i)),
+    // The scripted replies are what a constrained model can write: masks change nothing here.
+    setAllowedTokens() {},
+    extendHistory() {},
     // No recurrent state: any prefix of the KV cache can be reused.
     recurrentState: false,
     resumablePrefix: (cached: number) => cached,
@@ -60,8 +69,8 @@ function scripted(tokenizer: GGUFTokenizer, replies: string[]) {
   return { model, seen };
 }
 
-function engineWith(chatTemplate: string, replies: string[]) {
-  const tokenizer = tokenizerWith(chatTemplate);
+function engineWith(chatTemplate: string, replies: string[], added = ADDED) {
+  const tokenizer = tokenizerWith(chatTemplate, added);
   const { model, seen } = scripted(tokenizer, replies);
   const core = new EngineCore({ store: null, gpu: () => Promise.reject(new Error('no GPU here')) });
   (core as unknown as { loaded: unknown }).loaded = { model, tokenizer, info: { id: 'scripted' } };
@@ -108,7 +117,7 @@ function comparable(whole: ChatCompletion, chunks: ChatCompletionChunk[]) {
   const s = reassemble(chunks);
   for (const c of [...(m.tool_calls ?? []), ...s.calls]) expect(c.id).toMatch(/^call_[A-Za-z0-9]{24}$/);
   return [
-    { content: m.content, reasoning: m.reasoning_content ?? '', calls: strip(m.tool_calls), finish: whole.choices[0]!.finish_reason },
+    { content: m.content ?? '', reasoning: m.reasoning_content ?? '', calls: strip(m.tool_calls), finish: whole.choices[0]!.finish_reason },
     { content: s.content, reasoning: s.reasoning, calls: strip(s.calls), finish: s.finish },
   ];
 }
@@ -121,6 +130,8 @@ const ASK = [{ role: 'user' as const, content: 'Weather in Paris?' }];
 
 describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (scripted model)', () => {
   beforeAll(async () => {
+    // tool_choice 'auto' constrains a call once the reply opens it (XGrammar, Node's loader).
+    useXGrammarLoader(loadXGrammarInNode);
     const source = await fileSource(`${MODELS}tokenizers/llamacpp-vocab/ggml-vocab-gpt-2.gguf`);
     try {
       base = vocabFromGGUF(await readGGUF(source));
@@ -140,8 +151,21 @@ describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (script
     });
     expect(s).toEqual(w);
     expect(whole.choices[0]!.message.tool_calls![0]!.type).toBe('function');
-    // No chunk carries any of the call's text as content.
+    // No chunk carries any of the call's text as content; the role comes first, with content ''.
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe('Checking.');
+    expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: '' });
+  });
+
+  test("'auto': an opener that ends inside a token has that token drawn again under the call's constraint", async () => {
+    // No <tool_call> token here, and an added '>\n': the opener's last token runs past it.
+    const added = ADDED.filter(([t]) => t !== '<tool_call>').concat([['>\n', TokenType.USER_DEFINED]]);
+    const reply = 'On it. <tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
+    const { core, tokenizer } = engineWith(template('qwen2.5'), [reply], added);
+    expect(tokenizer.encode(reply, { addBos: false }).map((t) => tokenizer.decode([t]))).toContain('>\n');
+    const { whole, chunks } = await both(core, { messages: ASK, tools: [WEATHER] });
+    const [w, s] = comparable(whole, chunks);
+    expect(w).toEqual({ content: 'On it.', reasoning: '', finish: 'tool_calls', calls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }] });
+    expect(s).toEqual(w);
   });
 
   test('Mistral: [TOOL_CALLS] is a control token, kept for the parser', async () => {
@@ -150,6 +174,11 @@ describe.skipIf(!HAVE_MODELS)('chat completions with tools and reasoning (script
     const [w, s] = comparable(whole, chunks);
     expect(w).toEqual({ content: '', reasoning: '', finish: 'tool_calls', calls: [{ name: 'get_weather', arguments: '{"city":"Paris"}' }] });
     expect(s).toEqual(w);
+    // A reply that only calls tools has content null (OpenAI's shape); streamed, the role comes
+    // with the first call and content null, as OpenAI streams it.
+    expect(whole.choices[0]!.message.content).toBeNull();
+    expect(chunks[0]!.choices[0]!.delta).toEqual({ role: 'assistant', content: null, tool_calls: [expect.objectContaining({ index: 0, function: { name: 'get_weather', arguments: '' } })] });
+    expect(chunks.filter((c) => c.choices[0]?.delta.role)).toHaveLength(1);
     // Without tools the reply is text, and the control token is not (it is dropped as before).
     const plain = await core.chatCompletion({ messages: ASK }, `p${requests++}`);
     expect(plain.choices[0]!.message).toEqual({ role: 'assistant', content: '[{"name": "get_weather", "arguments": {"city": "Paris"}}]', refusal: null });

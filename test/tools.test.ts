@@ -13,6 +13,7 @@ import {
   templateFeatures, toolCallConstraint, toolCallTrigger, toolFormat, type FunctionDefinition, type ParsedCall, type ToolFormat,
 } from '../src/chat/tool-format.js';
 import { WebGGUFError } from '../src/errors.js';
+import { findTrigger } from '../src/generate.js';
 import type { ChatMessage } from '../src/chat/messages.js';
 
 const template = (name: string) => readFileSync(new URL(`./fixtures/chat-templates/${name}.jinja`, import.meta.url), 'utf8');
@@ -258,6 +259,18 @@ describe("tool_choice 'required' and named: what the constraint engine needs", (
       expect(wholeParse(withTools(format), `Sure. ${auto.triggers![0]}${JSON.stringify(value)}${auto.suffix}`).calls).toEqual([PARIS]);
     });
   }
+});
+
+test("tool_choice 'auto': where an opener ends in the streamed text (generate's trigger)", () => {
+  const openers = ['<tool_call>'];
+  // Whole in one token, across tokens, inside a token with text after it, and not yet.
+  expect(findTrigger('Sure. ', '<tool_call>', openers)).toEqual({ text: '<tool_call>', at: 11 });
+  expect(findTrigger('Sure. <tool', '_call>', openers)).toEqual({ text: '<tool_call>', at: 6 });
+  expect(findTrigger('<to', 'ol_call>\n{', openers)).toEqual({ text: '<tool_call>', at: 8 });
+  expect(findTrigger('Sure. <tool', '_ca', openers)).toBeUndefined();
+  // An opener that ended before this piece is not found again.
+  expect(findTrigger('<tool_call>', '{', openers)).toBeUndefined();
+  expect(findTrigger('', 'x[TOOL_CALLS]', ['[TOOL_CALLS]', '<tool_call>'])).toEqual({ text: '[TOOL_CALLS]', at: 13 });
 });
 
 describe('request fields', () => {

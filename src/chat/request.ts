@@ -6,7 +6,7 @@
  */
 import type { GenerateParams } from '../engine/types.js';
 import { WebGGUFError } from '../errors.js';
-import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, type GenerateOptions } from '../generate-options.js';
+import { checkGenerateOptions, describeValue, GENERATE_OPTION_NAMES, MAX_TOP_LOGPROBS, type GenerateOptions } from '../generate-options.js';
 import { checkConstraintSpec, type ConstraintSpec } from '../grammar/spec.js';
 import { validateMessages, type ChatMessage } from './messages.js';
 import type { FunctionDefinition, ToolChoice } from './tool-format.js';
@@ -128,8 +128,8 @@ const CHAT_FIELDS: Record<string, FieldCheck> = {
   messages: () => {}, // validateMessages
   max_tokens: isNumber,
   max_completion_tokens: isNumber,
-  logprobs: only([false], 'log-probs are not implemented yet'),
-  top_logprobs: notSupported('log-probs are not implemented yet'),
+  logprobs: isBoolean,
+  top_logprobs: () => {}, // logprobsOption
   tools: () => {}, // validateTools
   tool_choice: () => {}, // validateToolChoice
   parallel_tool_calls: isBoolean,
@@ -156,7 +156,7 @@ const COMPLETION_FIELDS: Record<string, FieldCheck> = {
   echo: isBoolean,
   n: () => {}, // choiceCount
   best_of: only([1], 'one candidate per request; only best_of: 1'),
-  logprobs: notSupported('log-probs are not implemented yet'),
+  logprobs: () => {}, // logprobsOption
   suffix: only([''], 'insertion (suffix) is not supported'),
 };
 
@@ -200,8 +200,20 @@ function streamPlan(r: Record<string, unknown>): StreamPlan {
   return { stream, includeUsage: o.include_usage === true };
 }
 
+/**
+ * GenerateOptions.logprobs from a request's field `name` (chat's top_logprobs, completions'
+ * logprobs): an integer from 0 to 20, or undefined for none.
+ */
+function logprobsOption(r: Record<string, unknown>, name: string): number | undefined {
+  const v = opt(r[name]);
+  if (v !== undefined && (!Number.isSafeInteger(v) || (v as number) < 0 || (v as number) > MAX_TOP_LOGPROBS)) {
+    throw invalid(`${name} must be an integer from 0 to ${MAX_TOP_LOGPROBS}, got ${describeValue(v)}`);
+  }
+  return v as number | undefined;
+}
+
 /** The GenerateParams of an OpenAI request, range-checked under OpenAI's field names. */
-function samplingParams(r: Record<string, unknown>, maxTokens: number | undefined): GenerateParams {
+function samplingParams(r: Record<string, unknown>, maxTokens: number | undefined, logprobs?: number): GenerateParams {
   const num = (k: string) => opt(r[k]) as number | undefined;
   const params: GenerateParams = {
     maxTokens,
@@ -224,6 +236,7 @@ function samplingParams(r: Record<string, unknown>, maxTokens: number | undefine
   if (logitBias !== undefined && !empty) params.logitBias = logitBias;
   const constraint = constraintSpec(r);
   if (constraint) params.constraint = constraint;
+  if (logprobs !== undefined) params.logprobs = logprobs;
   checkGenerateOptions(params, OPENAI_NAMES);
   return params;
 }
@@ -281,8 +294,12 @@ export function validateChatRequest(request: unknown): ChatPlan {
   const tools = validateTools(opt(r.tools));
   const toolChoice = validateToolChoice(opt(r.tool_choice), tools);
   const templateKwargs = validateTemplateKwargs(opt(r.chat_template_kwargs));
+  // OpenAI's pairing: top_logprobs only with logprobs: true (which alone lists no alternatives).
+  const topLogprobs = logprobsOption(r, 'top_logprobs');
+  if (topLogprobs !== undefined && r.logprobs !== true) throw invalid('top_logprobs needs logprobs: true');
+  const logprobs = r.logprobs === true ? topLogprobs ?? 0 : undefined;
   return {
-    ...plan, messages, params: samplingParams(r, maxCompletionTokens ?? maxTokens),
+    ...plan, messages, params: samplingParams(r, maxCompletionTokens ?? maxTokens, logprobs),
     ...(tools.length && toolChoice !== 'none' ? { tools } : {}),
     toolChoice, parallelToolCalls: r.parallel_tool_calls !== false, n,
     ...(templateKwargs ? { templateKwargs } : {}),
@@ -380,12 +397,15 @@ export const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 export function validateCompletionRequest(request: unknown): CompletionPlan {
   const r = checkFields(request, COMPLETION_FIELDS, 'completion request');
   const plan = streamPlan(r);
+  const logprobs = logprobsOption(r, 'logprobs');
+  // Echo with log-probs would list the prompt's tokens too, which no step samples.
+  if (logprobs !== undefined && r.echo === true) throw invalid('logprobs with echo is not supported: the prompt has no log-probs here; leave out echo');
   return {
     ...plan,
     n: choiceCount(r, plan),
     prompt: completionPrompt(r.prompt),
     echo: r.echo === true,
-    params: samplingParams(r, positiveInteger(r, 'max_tokens') ?? COMPLETION_DEFAULT_MAX_TOKENS),
+    params: samplingParams(r, positiveInteger(r, 'max_tokens') ?? COMPLETION_DEFAULT_MAX_TOKENS, logprobs),
   };
 }
 

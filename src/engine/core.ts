@@ -5,13 +5,15 @@ import type { KeyValueStore } from '../cache/store.js';
 import { StopMatcher } from '../chat/stop.js';
 import { validateChatRequest, validateCompletionRequest, validateGenerateRequest, type StreamPlan } from '../chat/request.js';
 import type { ChatMessage } from '../chat/messages.js';
+import { chatTokenLogprob, CompletionLogprobsBuilder } from '../chat/logprobs.js';
 import { promptOpensThinking, ReplyParser, type ReplyPart } from '../chat/reply.js';
 import { encodeChat } from '../chat/template.js';
-import { templateFeatures, toolCallConstraint, toolFormat } from '../chat/tool-format.js';
+import { templateFeatures, toolCallConstraint, toolCallTrigger, toolFormat, type OutputConstraint } from '../chat/tool-format.js';
 import { finishEmbedding, embeddingToBase64, validateEmbeddingRequest, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 import { WebGGUFError } from '../errors.js';
-import { generate, seed32, type FinishReason, type GenerateOptions } from '../generate.js';
+import { generate, seed32, type ConstraintTrigger, type FinishReason, type GenerateOptions, type GeneratedToken } from '../generate.js';
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
+import { checkConstraintSpec } from '../grammar/spec.js';
 import { typeName } from '../gguf/ggml-types.js';
 import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
@@ -26,7 +28,7 @@ import { predictSpeed, type SpeedEstimate } from '../model/speed-probe.js';
 import { planWeights } from '../model/weights.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import type {
-  ChatCompletion, ChatCompletionChoice, ChatCompletionChunk, ChatCompletionMessageToolCall, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, CoreLoadOptions, GenerateParams,
+  ChatCompletion, ChatCompletionChoice, ChatCompletionChunk, ChatCompletionMessageToolCall, ChatCompletionTokenLogprob, ChatCompletionRequest, Completion, CompletionChunk, CompletionLogprobs, CompletionRequest, CoreLoadOptions, GenerateParams,
   EstimateOptions, LoadProgress, ModelEstimate, ModelInfo, ModelSource, Usage,
 } from './types.js';
 
@@ -147,7 +149,7 @@ export class EngineCore {
   }
 
   /** Raw completion: tokens and text of the continuation of `prompt`. */
-  async generate(prompt: string, params: GenerateParams, requestId: string, onToken: (t: { token: number; text: string }) => unknown): Promise<{ finishReason: FinishReason; usage: Usage }> {
+  async generate(prompt: string, params: GenerateParams, requestId: string, onToken: (t: GeneratedToken) => unknown): Promise<{ finishReason: FinishReason; usage: Usage }> {
     const received = performance.now();
     const checked = validateGenerateRequest(prompt, params);
     return this.serial(requestId, async (signal) => {
@@ -171,6 +173,11 @@ export class EngineCore {
       // takes the place of a response_format, which would apply to an answer, not to a call.
       const call = tools && toolCallConstraint(format, tools, toolChoice, parallelToolCalls);
       const prefill = call ? call.prefix : '';
+      // tool_choice 'auto': free text until the reply opens a call; the rest of the call is then
+      // constrained the same way (see generate's trigger). A call schema with keywords constrained
+      // decoding does not support leaves the call free, as it was before.
+      const opened = tools && toolChoice === 'auto' ? toolCallTrigger(format, tools) : undefined;
+      const auto = opened && supportedCall(opened) ? opened : undefined;
       const callParams: GenerateParams = call ? { ...params, constraint: { type: 'tool_call', schema: call.schema, suffix: call.suffix } } : params;
       // Message text becomes control tokens only on request (a user could forge turns).
       const allowSpecial = (request as { allow_special_tokens?: boolean }).allow_special_tokens === true;
@@ -201,10 +208,26 @@ export class EngineCore {
       const chunk = (choices: ChatCompletionChunk['choices'], usage?: Usage): ChatCompletionChunk => ({
         id, object: 'chat.completion.chunk', created, model: info.id, choices, ...usageField(plan, usage),
       });
-      const delta = (d: ChatCompletionChunk['choices'][0]['delta'], finish: ChatCompletionChunk['choices'][0]['finish_reason']) =>
-        chunk([{ index: 0, delta: d, finish_reason: finish, logprobs: null }]);
-      const emit = plan.stream ? onChunk : undefined;
-      await emit?.(delta({ role: 'assistant', content: '' }, null));
+      // With logprobs, each chunk carries the entries of the tokens generated since the last one.
+      const withLogprobs = params.logprobs !== undefined;
+      let unsent: ChatCompletionTokenLogprob[] = [];
+      const delta = (d: ChatCompletionChunk['choices'][0]['delta'], finish: ChatCompletionChunk['choices'][0]['finish_reason']) => {
+        const logprobs = withLogprobs && (unsent.length || finish) ? { content: unsent, refusal: null } : null;
+        unsent = [];
+        return chunk([{ index: 0, delta: d, finish_reason: finish, logprobs }]);
+      };
+      // The role goes with the first delta, as OpenAI streams it: with `content: null` and the
+      // call when the reply starts with a tool call, else in a chunk of its own with `content: ''`.
+      let roleSent = false;
+      const emit = plan.stream && onChunk ? async (c: ChatCompletionChunk) => {
+        const first = c.choices[0];
+        if (!roleSent && first) {
+          roleSent = true;
+          if (first.delta.tool_calls) first.delta = { role: 'assistant', content: null, ...first.delta };
+          else await onChunk(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }]));
+        }
+        await onChunk(c);
+      } : undefined;
 
       // A recurrent state (Qwen3.5) is kept where the conversation so far ends, before the
       // generation prompt: a follow-up turn's prompt extends that part (its rendering of this
@@ -221,6 +244,7 @@ export class EngineCore {
         let reasoning = '';
         let content = '';
         const calls: ChatCompletionMessageToolCall[] = [];
+        const logprobs: ChatCompletionTokenLogprob[] = [];
         const take = async (part: ReplyPart) => {
           reasoning += part.reasoning;
           content += part.content;
@@ -234,19 +258,27 @@ export class EngineCore {
           }
         };
         if (signal.aborted && index > 0) {
-          choices.push({ index, message: { role: 'assistant', content: '', refusal: null }, finish_reason: 'abort', logprobs: null });
+          choices.push({ index, message: { role: 'assistant', content: '', refusal: null }, finish_reason: 'abort', logprobs: withLogprobs ? { content: [], refusal: null } : null });
           continue;
         }
         // The prefilled opener is the reply's first text; inside a call, the parser holds it.
         await take(parser.push(prefill));
-        const result = await this.run(prompt, { ...callParams, seed: choiceSeed(params.seed, index) }, signal, async ({ text }) => take(parser.push(text)), received, keepControl, checkpointAt);
+        const onToken = async ({ text, logprobs: step }: GeneratedToken) => {
+          if (step) {
+            const entry = chatTokenLogprob(tokenizer, step);
+            logprobs.push(entry);
+            if (emit) unsent.push(entry);
+          }
+          await take(parser.push(text));
+        };
+        const result = await this.run(prompt, { ...callParams, seed: choiceSeed(params.seed, index) }, signal, onToken, received, keepControl, checkpointAt, auto && { ...auto, parallel: parallelToolCalls });
         await take(parser.finish());
         const finishReason = calls.length && result.finishReason === 'stop' ? 'tool_calls' : result.finishReason;
         await emit?.(delta({}, finishReason));
-        const message: ChatCompletionChoice['message'] = { role: 'assistant', content, refusal: null };
+        const message: ChatCompletionChoice['message'] = { role: 'assistant', content: calls.length && !content ? null : content, refusal: null };
         if (calls.length) message.tool_calls = calls;
         if (reasoning) message.reasoning_content = reasoning;
-        choices.push({ index, message, finish_reason: finishReason, logprobs: null });
+        choices.push({ index, message, finish_reason: finishReason, logprobs: withLogprobs ? { content: logprobs, refusal: null } : null });
         total = total ? addCompletion(total, result.usage, received) : result.usage;
       }
       const usage = total!;
@@ -274,24 +306,27 @@ export class EngineCore {
       const chunk = (choices: CompletionChunk['choices'], usage?: Usage): CompletionChunk => ({
         id, object: 'text_completion', created, model: info.id, choices, ...usageField(plan, usage),
       });
-      const piece = (text: string, finish: FinishReason | null) => chunk([{ index: 0, text, finish_reason: finish, logprobs: null }]);
+      const withLogprobs = params.logprobs !== undefined;
+      const piece = (text: string, finish: FinishReason | null, logprobs: CompletionLogprobs | null = null) => chunk([{ index: 0, text, finish_reason: finish, logprobs }]);
       const emit = plan.stream ? onChunk : undefined;
       const echoed = echo ? (typeof given === 'string' ? given : tokenizer.decode(given)) : '';
       const choices: Completion['choices'] = [];
       let total: Usage | undefined;
       for (let index = 0; index < n; index++) {
+        const logprobs = withLogprobs ? new CompletionLogprobsBuilder(tokenizer) : undefined;
         if (signal.aborted && index > 0) {
-          choices.push({ index, text: echoed, finish_reason: 'abort', logprobs: null });
+          choices.push({ index, text: echoed, finish_reason: 'abort', logprobs: logprobs?.logprobs ?? null });
           continue;
         }
         let text = echoed;
         if (text) await emit?.(piece(text, null));
-        const result = await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text: t }) => {
+        const result = await this.run(prompt, { ...params, seed: choiceSeed(params.seed, index) }, signal, async ({ text: t, logprobs: step }) => {
+          const added = step && logprobs?.add(step, text.length);
           text += t;
-          if (t) await emit?.(piece(t, null));
+          if (t || added) await emit?.(piece(t, null, added ?? null));
         }, received);
         await emit?.(piece('', result.finishReason));
-        choices.push({ index, text, finish_reason: result.finishReason, logprobs: null });
+        choices.push({ index, text, finish_reason: result.finishReason, logprobs: logprobs?.logprobs ?? null });
         total = total ? addCompletion(total, result.usage, received) : result.usage;
       }
       const usage = total!;
@@ -443,8 +478,8 @@ export class EngineCore {
    * applies stop strings to the text stream.
    */
   private async run(
-    prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: { token: number; text: string }) => unknown, received: number,
-    keepControl?: ReadonlySet<number>, checkpointAt?: number,
+    prompt: number[], params: GenerateParams, signal: AbortSignal, emit: (t: GeneratedToken) => unknown, received: number,
+    keepControl?: ReadonlySet<number>, checkpointAt?: number, call?: OutputConstraint & { parallel: boolean },
   ): Promise<{ finishReason: FinishReason; usage: Usage }> {
     const started = performance.now();
     const { model, tokenizer } = this.require();
@@ -467,7 +502,15 @@ export class EngineCore {
     signal.addEventListener('abort', onAbort);
     let stoppedByString = false;
     let completion = 0;
-    const options: GenerateOptions & { cachedPrefix: number; checkpointAt?: number; constraint?: Constraint } = { ...rest, signal: local.signal, cachedPrefix: reuse, checkpointAt, constraint };
+    // A call opened in free text: XGrammar is loaded and the call compiled only then. After the
+    // call the reply goes on free (parallel_tool_calls), or ends.
+    const trigger: ConstraintTrigger | undefined = call?.triggers && {
+      texts: call.triggers,
+      constraint: async (prefix) => (await GrammarEngine.for(tokenizer, model.config.vocabSize)).constraint({ type: 'tool_call', schema: call.schema, suffix: call.suffix, prefix }, { untilComplete: call.parallel }),
+    };
+    const options: GenerateOptions & { cachedPrefix: number; checkpointAt?: number; constraint?: Constraint; trigger?: ConstraintTrigger } = {
+      ...rest, signal: local.signal, cachedPrefix: reuse, checkpointAt, constraint, trigger,
+    };
     let firstToken: number | undefined;
     const usageNow = (completion: number) => {
       const cached = Math.min(reuse, prompt.length - 1);
@@ -493,7 +536,7 @@ export class EngineCore {
         // Control tokens a chat reply is parsed at (tool-call and thinking markers) stay in its text.
         const piece = keepControl?.has(r.value.token) ? r.value.text + tokenizer.tokenText(r.value.token) : r.value.text;
         const { text, stopped } = matcher.push(piece);
-        if (text || !stopped) await emit({ token: r.value.token, text });
+        if (text || !stopped || r.value.logprobs) await emit({ ...r.value, text });
         if (stopped) {
           stoppedByString = true;
           local.abort();
@@ -702,6 +745,16 @@ function encodePrompt(tokenizer: GGUFTokenizer, contextLength: number, text: str
     throw new WebGGUFError('context-overflow', `the prompt has at least ${floor} tokens but the context holds ${contextLength}; shorten it`);
   }
   return tokenizer.encode(text, options);
+}
+
+/** Whether constrained decoding supports every keyword of a call's schema. */
+function supportedCall(call: OutputConstraint): boolean {
+  try {
+    checkConstraintSpec({ type: 'tool_call', schema: call.schema, suffix: call.suffix });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The ids of those `markers` that are control tokens (which decoding drops). */

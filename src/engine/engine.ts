@@ -2,6 +2,7 @@ import * as Comlink from 'comlink';
 import type { KeyValueStore } from '../cache/store.js';
 import { WebGGUFError } from '../errors.js';
 import type { GpuContext } from '../gpu/context.js';
+import type { GeneratedToken } from '../generate.js';
 import { validateEmbeddingRequest, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 import { validateChatRequest, validateCompletionRequest, validateGenerateRequest } from '../chat/request.js';
 import { inThreadHost, workerHost, type CoreApi, type EngineHost } from './host.js';
@@ -50,7 +51,7 @@ export interface Engine {
    * its decode and prefill speed measured on this device over a sample of its layers.
    */
   estimate(source: ModelSource, options?: EstimateOptions): Promise<ModelEstimate>;
-  generate(prompt: string, options?: GenerateParams & { signal?: AbortSignal }): AsyncIterable<{ token: number; text: string }>;
+  generate(prompt: string, options?: GenerateParams & { signal?: AbortSignal }): AsyncIterable<GeneratedToken>;
   chat: {
     completions: {
       create(request: ChatCompletionRequest & { stream: true }, options?: { signal?: AbortSignal }): Promise<AsyncIterable<ChatCompletionChunk>>;
@@ -247,7 +248,7 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
         return failedStream(e);
       }
       const { signal, ...params } = checked;
-      return stream<{ token: number; text: string }>(signal, (id, core, push) => core.generate(prompt, params, id, push));
+      return stream<GeneratedToken>(signal, (id, core, push) => core.generate(prompt, params, id, push));
     },
     chat: { completions: { create: create as Engine['chat']['completions']['create'] } },
     completions: { create: createCompletion as Engine['completions']['create'] },

@@ -212,9 +212,9 @@ interface SamplingFields {
 }
 
 /**
- * OpenAI's chat request. Every field is honoured or, where this engine cannot honour it (tools,
- * log-probs, audio, n > 1), rejected with invalid-argument naming it; unknown fields are rejected
- * too.
+ * OpenAI's chat request. Every field is honoured or, where this engine cannot honour it (audio,
+ * predicted outputs, n > 1 with stream), rejected with invalid-argument naming it; unknown fields
+ * are rejected too.
  */
 export interface ChatCompletionRequest extends InformationalFields, SamplingFields {
   messages: ChatCompletionMessageParam[];
@@ -222,8 +222,15 @@ export interface ChatCompletionRequest extends InformationalFields, SamplingFiel
   n?: number | null;
   max_tokens?: number | null;
   max_completion_tokens?: number | null;
-  logprobs?: false | null;
-  top_logprobs?: null;
+  /**
+   * Each generated token's log-probability in `choices[i].logprobs.content` (and in stream chunks):
+   * log-softmax of the model's logits plus logit_bias, before temperature, penalties, truncation
+   * and any grammar mask (as OpenAI and llama.cpp report them). Every generated token is listed,
+   * reasoning and tool-call text included.
+   */
+  logprobs?: boolean | null;
+  /** With logprobs: this many most likely tokens at each step too (0 to 20). */
+  top_logprobs?: number | null;
   /** Rendered through the model's own chat template (its `tools` variable). */
   tools?: ChatCompletionTool[] | null;
   tool_choice?: ChatCompletionToolChoice | null;
@@ -252,7 +259,11 @@ export interface CompletionRequest extends InformationalFields, SamplingFields {
   /** The reply starts with the prompt's text. */
   echo?: boolean | null;
   best_of?: 1 | null;
-  logprobs?: null;
+  /**
+   * Log-probs of each generated token and of the N most likely (0 to 20), in OpenAI's legacy
+   * shape (see ChatCompletionRequest.logprobs for what they are); not with echo.
+   */
+  logprobs?: number | null;
   suffix?: null;
   signal?: AbortSignal;
 }
@@ -286,22 +297,48 @@ export interface ChatCompletion {
   usage: Usage;
 }
 
+/** A token in a log-prob list: its text (`bytes:\xNN…` for part of a character), log-prob and UTF-8 bytes. */
+export interface ChatCompletionTopLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[] | null;
+}
+
+/** A generated token's log-prob and its step's most likely tokens, most likely first. */
+export interface ChatCompletionTokenLogprob extends ChatCompletionTopLogprob {
+  top_logprobs: ChatCompletionTopLogprob[];
+}
+
+/** `choices[i].logprobs` of a request with `logprobs: true`; null otherwise. */
+export interface ChatCompletionLogprobs {
+  content: ChatCompletionTokenLogprob[] | null;
+  refusal: null;
+}
+
+/** Legacy completions' log-probs: one entry per token in each list; top_logprobs maps token text to log-prob. */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  /** Where each token's text starts in the choice's text (UTF-16 code units). */
+  text_offset: number[];
+}
+
 /**
- * One reply. `content` is '' when the reply only called tools (OpenAI sends null; '' keeps the
- * field a string for code that reads it as text); `tool_calls` and
+ * One reply. `content` is null when the reply only called tools (as OpenAI sends it); `tool_calls` and
  * `reasoning_content` (the thinking of models that think in <think>) are there only when the reply has them.
  */
 export interface ChatCompletionChoice {
   index: number;
   message: {
     role: 'assistant';
-    content: string;
+    content: string | null;
     refusal: null;
     tool_calls?: ChatCompletionMessageToolCall[];
     reasoning_content?: string;
   };
   finish_reason: ChatFinishReason;
-  logprobs: null;
+  logprobs: ChatCompletionLogprobs | null;
 }
 
 /**
@@ -323,9 +360,14 @@ export interface ChatCompletionChunk {
   /** Empty in the usage chunk. */
   choices: {
     index: 0;
-    delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: ChatCompletionChunkToolCall[] };
+    /**
+     * The first chunk has the role: with `content: ''`, or, when the reply starts with a tool
+     * call, with `content: null` and that call (as OpenAI streams them).
+     */
+    delta: { role?: 'assistant'; content?: string | null; reasoning_content?: string; tool_calls?: ChatCompletionChunkToolCall[] };
     finish_reason: ChatFinishReason | null;
-    logprobs: null;
+    /** With logprobs: the tokens generated since the last chunk (whose text this chunk may hold only part of). */
+    logprobs: ChatCompletionLogprobs | null;
   }[];
   /**
    * Only with `stream_options.include_usage`: null on every chunk but the last, which has
@@ -339,7 +381,7 @@ export interface Completion {
   object: 'text_completion';
   created: number;
   model: string;
-  choices: { index: number; text: string; finish_reason: FinishReason; logprobs: null }[];
+  choices: { index: number; text: string; finish_reason: FinishReason; logprobs: CompletionLogprobs | null }[];
   usage: Usage;
 }
 
@@ -349,7 +391,7 @@ export interface CompletionChunk {
   object: 'text_completion';
   created: number;
   model: string;
-  choices: { index: 0; text: string; finish_reason: FinishReason | null; logprobs: null }[];
+  choices: { index: 0; text: string; finish_reason: FinishReason | null; logprobs: CompletionLogprobs | null }[];
   usage?: Usage | null;
 }
 

@@ -19,6 +19,7 @@ import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import reduceSubgroupsWgsl from '../../shaders/reduce_subgroups.wgsl?raw';
 import qkNormRopeWgsl from '../../shaders/qk_norm_rope.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
+import logprobsWgsl from '../../shaders/logprobs.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
 import scaleRowsWgsl from '../../shaders/scale_rows.wgsl?raw';
 import weightsWgsl from '../../shaders/weights.wgsl?raw';
@@ -70,6 +71,7 @@ const SPECS = {
   delta_net_recurrence: { source: deltaNetRecurrenceWgsl, entry: 'delta_net_recurrence', bindings: [R, R, R, R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW, R, R] },
+  logprobs: { source: logprobsWgsl, entry: 'logprobs', bindings: [R, R, R, RW, U] },
 } satisfies Record<string, KernelSpec>;
 
 export type KernelName = keyof typeof SPECS;

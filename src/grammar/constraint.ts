@@ -22,7 +22,10 @@ export interface Constraint {
   allowedTokens(): Promise<Uint32Array<ArrayBuffer>>;
   /** Advances past `token`; throws if it was not allowed. */
   accept(token: number): void;
-  /** The output is complete and its end token taken: generation must stop. */
+  /**
+   * The output is complete and its end token taken: generation must stop (or, made
+   * `untilComplete`, the output is complete and goes on free).
+   */
   readonly finished: boolean;
   /** Frees the WebAssembly state; the constraint is unusable afterwards. */
   dispose(): void;
@@ -62,11 +65,14 @@ export class GrammarEngine {
     const xg = await loadXGrammar();
     const { model, tokens, tokenTypes } = tokenizer.spec;
     const stops = [...tokenizer.endOfGeneration];
-    // Tokens that are not text (control, unknown, unused, user-defined) are given as empty
-    // strings, which XGrammar never allows; end-of-generation tokens are allowed through `stops`
-    // where the output is complete.
+    // Tokens that are not text (control, unknown, unused) are given as empty strings, which
+    // XGrammar never allows; end-of-generation tokens are allowed through `stops` where the
+    // output is complete. User-defined tokens are text (`<tool_call>`, `</think>`: a tool call's
+    // closer can be the model's own token): those spelled in printable ASCII without spaces,
+    // which both vocabulary types read as themselves.
     const pieces = tokens.map((t, i) => {
       const type = tokenTypes?.[i] ?? TokenType.NORMAL;
+      if (type === TokenType.USER_DEFINED) return /^[\x21-\x7e]+$/.test(t) ? t : '';
       return type === TokenType.NORMAL || type === TokenType.BYTE ? t : '';
     });
     const vocabType = model === 'llama' ? 'byte_fallback' : model === 'gpt2' ? 'byte_level' : undefined;
@@ -75,8 +81,12 @@ export class GrammarEngine {
     return new GrammarEngine(xg.Grammar, await xg.GrammarCompiler.createGrammarCompiler(info, true), xg.GrammarMatcher, printableTokens(tokenizer, vocabSize));
   }
 
-  /** A constraint for one generation; invalid-argument when the grammar or schema does not compile. */
-  async constraint(spec: ConstraintSpec): Promise<Constraint> {
+  /**
+   * A constraint for one generation; invalid-argument when the grammar or schema does not
+   * compile. With `untilComplete`, it is finished as soon as the output matches, without an end
+   * token: the output goes on past it (a tool call inside a free reply).
+   */
+  async constraint(spec: ConstraintSpec, options: { untilComplete?: boolean } = {}): Promise<Constraint> {
     checkConstraintSpec(spec);
     let compiled: CompiledGrammar;
     if (spec.type === 'json_object') {
@@ -87,19 +97,24 @@ export class GrammarEngine {
       // small model cannot wander off into invented keys).
       compiled = await compiling('json_schema', () => this.compiler.compileJSONSchema(JSON.stringify(spec.schema), false, -1, undefined, true));
     } else if (spec.type === 'tool_call') {
-      // The call's JSON (compact and strict, as for json_schema) as a rule of its own, then the
-      // closing text, which may hold a newline.
-      const grammar = await compiling('the tool call schema', () => this.grammar.fromJSONSchema(JSON.stringify(spec.schema), false, -1, undefined, true));
+      // The rest of the opener, a newline if the model writes one (as the templates write calls),
+      // the call's JSON (strict, as for json_schema) as a rule of its own, then the closing text,
+      // which may hold a newline.
+      // Spaced as the chat templates write calls (`tojson`, Python's json.dumps: ", " and ": "),
+      // the form models were trained on.
+      const grammar = await compiling('the tool call schema', () => this.grammar.fromJSONSchema(JSON.stringify(spec.schema), false, -1, [', ', ': '], true));
       const json = grammar.toString();
       grammar.dispose();
-      const ebnf = `${json.replace(/^root ::=/m, 'tool_call_json ::=')}\nroot ::= tool_call_json ${JSON.stringify(spec.suffix)}\n`;
+      const prefix = spec.prefix ? `${JSON.stringify(spec.prefix)} ` : '';
+      const ebnf = `${json.replace(/^root ::=/m, 'tool_call_json ::=')}\nroot ::= ${prefix}"\\n"? tool_call_json ${JSON.stringify(spec.suffix)}\n`;
       compiled = await compiling('the tool call schema', () => this.compiler.compileGrammar(ebnf, 'root'));
     } else {
       compiled = await compiling('grammar', () => this.compiler.compileGrammar(spec.grammar, 'root'));
     }
     // JSON alone never needs a control character; a tool call's closing text may (a newline).
     const json = spec.type === 'json_object' || spec.type === 'json_schema';
-    return new XGrammarConstraint(compiled, await this.matcherClass.createGrammarMatcher(compiled), json ? this.printable : undefined);
+    const matcher = await this.matcherClass.createGrammarMatcher(compiled, undefined, options.untilComplete === true);
+    return new XGrammarConstraint(compiled, matcher, json ? this.printable : undefined);
   }
 }
 

@@ -14,10 +14,11 @@ export type ConstraintSpec =
   /** Text that a GBNF grammar (llama.cpp's format; the rule `root` starts) matches. */
   | { type: 'grammar'; grammar: string }
   /**
-   * JSON that validates against `schema`, then the text `suffix`: a tool call's arguments and its
-   * closing tag (the engine makes these from `tools`; requests cannot give one).
+   * The text `prefix` (if any: the rest of an opener the output had begun), an optional newline,
+   * JSON that validates against `schema`, then the text `suffix`: a tool call and its closing tag
+   * (the engine makes these from `tools`; requests cannot give one).
    */
-  | { type: 'tool_call'; schema: unknown; suffix: string };
+  | { type: 'tool_call'; schema: unknown; suffix: string; prefix?: string };
 
 /** The most characters of a grammar or schema a request may carry (bounded compile work). */
 export const MAX_CONSTRAINT_CHARS = 1 << 20;
@@ -30,7 +31,9 @@ export function checkConstraintSpec(given: unknown, what = 'constraint'): assert
   const spec = given as ConstraintSpec;
   if (spec.type === 'json_object') return;
   if (spec.type === 'json_schema' || spec.type === 'tool_call') {
-    if (spec.type === 'tool_call' && typeof spec.suffix !== 'string') throw invalid(`${what}: a tool call's suffix must be a string`);
+    if (spec.type === 'tool_call' && (typeof spec.suffix !== 'string' || (spec.prefix !== undefined && typeof spec.prefix !== 'string'))) {
+      throw invalid(`${what}: a tool call's prefix and suffix must be strings`);
+    }
     let text: string;
     try {
       text = JSON.stringify(spec.schema ?? null);

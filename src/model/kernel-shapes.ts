@@ -18,7 +18,7 @@ export const ROWS_WORKGROUP = 8;
  * 2 µs at 8 invocations, 20 µs at 64, 280 µs at 256), and the work of these kernels is small
  * enough for few invocations. The names are the shaders' own constants.
  */
-export function barrierWorkgroup(cpuEmulated: boolean, kernel: 'rmsnorm' | 'qk_norm_rope' | 'sample' | 'attention'): Record<string, number> {
+export function barrierWorkgroup(cpuEmulated: boolean, kernel: 'rmsnorm' | 'qk_norm_rope' | 'sample' | 'logprobs' | 'attention'): Record<string, number> {
   if (!cpuEmulated) return {};
   return kernel === 'attention' ? { CHUNKS: 4 } : { WG: 16 };
 }

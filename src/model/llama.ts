@@ -1,4 +1,5 @@
 import { WebGGUFError } from '../errors.js';
+import { MAX_TOP_LOGPROBS } from '../generate-options.js';
 import type { GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import { buildChecked, type GpuContext } from '../gpu/context.js';
@@ -7,7 +8,9 @@ import { AttentionBlocks } from './blocks/attention.js';
 import { DeltaNetBlocks, type RecurrentState } from './blocks/delta-net.js';
 import { recordEmbedding } from './blocks/embedding.js';
 import { FeedForwardBlocks } from './blocks/feed-forward.js';
-import { FILTER_BIAS, FILTER_MASK, FILTERS_OFFSET, maskBytes, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead } from './blocks/output-head.js';
+import {
+  FILTER_BIAS, FILTER_MASK, FILTERS_OFFSET, LOGPROB_RECORD_BYTES, maskBytes, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead,
+} from './blocks/output-head.js';
 import { PerLayerEmbeddingBlocks, recordOutputScale } from './blocks/per-layer-embedding.js';
 import { isAttentionLayer, layerPlans, PER_LAYER_TABLE, ropeFactorTensor, type ModelConfig } from './config.js';
 import { checkFit, planMemory, residualBytes } from './memory-plan.js';
@@ -39,6 +42,22 @@ export interface SamplingParams {
   seed: number;
   /** OpenAI's logit_bias: token id -> added to its logit (on the GPU). Empty or absent: none. */
   logitBias?: ReadonlyMap<number, number>;
+  /**
+   * Log-probs of each chosen token and of this many most likely ones (0 to 20), computed on the
+   * GPU after each draw (see takeLogprobs). Absent: none, and no work for them.
+   */
+  topLogprobs?: number;
+}
+
+/**
+ * A step's log-probs: log-softmax of the logits plus the logit bias (not the temperature,
+ * penalties, truncation or allowed-token mask the draw used), as OpenAI and llama.cpp report them.
+ */
+export interface SampledLogprobs {
+  token: number;
+  logprob: number;
+  /** The most likely tokens, most likely first (lower id first on ties). */
+  top: { token: number; logprob: number }[];
 }
 
 export const GREEDY: SamplingParams = {
@@ -74,6 +93,8 @@ export interface LoadOptions {
 const STEP_BYTES = 16;
 /** The most decode steps recorded before one readback. */
 export const MAX_DECODE_STEPS = 16;
+/** Where the readback buffer holds the steps' log-prob records, after the sampled tokens (or sampler state). */
+const LOGPROBS_AT = MAX_DECODE_STEPS * 4;
 
 /**
  * A Llama-family model on the GPU. All buffers, bind groups and the list of dispatches are made
@@ -95,6 +116,10 @@ export class LlamaModel {
   private head!: OutputHead;
   /** SampleParams.filters as last written (FILTER_MASK, FILTER_BIAS). */
   private samplerFilters = 0;
+  /** SamplingParams.topLogprobs of the current sampler: the log-prob dispatch runs after each draw. */
+  private topLogprobs: number | undefined;
+  /** The log-probs of the tokens the last step or decode chose (see takeLogprobs). */
+  private logprobs: SampledLogprobs[] = [];
   private readback!: GPUBuffer;
   /** Gemma 4's per-layer embeddings, whose rows each step uploads. */
   private perLayer: PerLayerEmbeddingBlocks | undefined;
@@ -224,7 +249,7 @@ export class LlamaModel {
     this.headOps = r.decode.length - opsBeforeHead;
     this.decodeOps = r.decode;
     this.prefillOps = r.prefill;
-    this.readback = a.create('readback', Math.max(SAMPLER_STATE_BYTES, MAX_DECODE_STEPS * 4, c.vocabSize * 4), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.readback = a.create('readback', Math.max(LOGPROBS_AT + MAX_DECODE_STEPS * LOGPROB_RECORD_BYTES, c.vocabSize * 4), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     this.setSampler(GREEDY, []);
   }
 
@@ -236,6 +261,12 @@ export class LlamaModel {
     this.assertLive();
     const q = this.gpu.device.queue;
     this.samplerFilters = 0;
+    const top = s.topLogprobs;
+    if (top !== undefined && (!Number.isInteger(top) || top < 0 || top > Math.min(MAX_TOP_LOGPROBS, this.config.vocabSize))) {
+      throw new WebGGUFError('invalid-argument', `top log-probs must be an integer from 0 to ${Math.min(MAX_TOP_LOGPROBS, this.config.vocabSize)}, not ${top}`);
+    }
+    this.topLogprobs = top;
+    this.logprobs = [];
     if (s.logitBias?.size) {
       const bias = new Float32Array(this.config.vocabSize);
       for (const [token, b] of s.logitBias) {
@@ -248,7 +279,7 @@ export class LlamaModel {
     q.writeBuffer(this.head.samplerParams, 0, uniformData([
       { u: this.config.vocabSize }, { u: s.topK }, { f: s.topP }, { f: s.minP }, { f: s.temperature },
       { f: s.repetitionPenalty }, { u: s.penaltyLastN }, { u: s.seed >>> 0 }, { f: s.frequencyPenalty }, { f: s.presencePenalty },
-      { u: this.samplerFilters },
+      { u: this.samplerFilters }, { u: top ?? 0 },
     ]));
     q.writeBuffer(this.head.samplerState, 0, new Uint32Array([history.length, 0, 0, 0]));
     if (history.length) q.writeBuffer(this.head.history, 0, Uint32Array.from(history));
@@ -310,7 +341,10 @@ export class LlamaModel {
         }
       }
     }
-    this.lastSampled = (await this.read(SAMPLER_STATE_BYTES, (b) => new Uint32Array(b)[2]!))!;
+    this.lastSampled = (await this.read(this.readBytes(1), (b) => {
+      this.logprobs = this.records(b, 1);
+      return new Uint32Array(b)[2]!;
+    }))!;
     return this.lastSampled;
   }
 
@@ -334,11 +368,15 @@ export class LlamaModel {
     const encoder = device.createCommandEncoder();
     for (let i = 0; i < count; i++) {
       encoder.copyBufferToBuffer(this.decodeStepsBuffer, i * STEP_BYTES, this.stepBuffer, 0, STEP_BYTES);
-      this.recordPass(encoder, this.decodeOps, 1);
+      this.recordPass(encoder, this.withLogprobs(this.decodeOps), 1);
       encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, i * 4, 4);
+      this.copyLogprobs(encoder, i);
     }
     device.queue.submit([encoder.finish()]);
-    const tokens = await this.read(count * 4, (b) => Array.from(new Uint32Array(b)));
+    const tokens = await this.read(this.readBytes(count), (b) => {
+      this.logprobs = this.records(b, count);
+      return Array.from(new Uint32Array(b, 0, count));
+    });
     this.lastSampled = tokens.at(-1);
     return tokens;
   }
@@ -351,16 +389,22 @@ export class LlamaModel {
     const device = this.gpu.device;
     let token = this.lastSampled ?? (await this.readSampledToken());
     const tokens: number[] = [];
+    const logprobs: SampledLogprobs[] = [];
     for (let i = 0; i < count; i++) {
       this.perLayer!.upload([token]);
       device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([pos + i, 1, 0, 0]));
       const encoder = device.createCommandEncoder();
-      this.recordPass(encoder, this.decodeOps, 1);
+      this.recordPass(encoder, this.withLogprobs(this.decodeOps), 1);
       encoder.copyBufferToBuffer(this.head.samplerState, TOKEN_OFFSET, this.readback, 0, 4);
+      this.copyLogprobs(encoder, 0);
       device.queue.submit([encoder.finish()]);
-      token = await this.read(4, (b) => new Uint32Array(b)[0]!);
+      token = await this.read(this.readBytes(1), (b) => {
+        logprobs.push(...this.records(b, 1));
+        return new Uint32Array(b)[0]!;
+      });
       tokens.push(token);
     }
+    this.logprobs = logprobs;
     this.lastSampled = token;
     return tokens;
   }
@@ -458,12 +502,54 @@ export class LlamaModel {
     this.perLayer?.upload(tokens);
     const encoder = device.createCommandEncoder();
     const list = n === 1 ? this.decodeOps : this.prefillOps;
-    this.recordPass(encoder, head ? list : list.slice(0, list.length - this.headOps), n);
+    this.recordPass(encoder, !head ? list.slice(0, list.length - this.headOps) : read === 'state' ? this.withLogprobs(list) : list, n);
     if (head) {
       if (read === 'logits') encoder.copyBufferToBuffer(this.head.logits, 0, this.readback, 0, this.config.vocabSize * 4);
-      else encoder.copyBufferToBuffer(this.head.samplerState, 0, this.readback, 0, SAMPLER_STATE_BYTES);
+      else {
+        encoder.copyBufferToBuffer(this.head.samplerState, 0, this.readback, 0, SAMPLER_STATE_BYTES);
+        this.copyLogprobs(encoder, 0);
+      }
     }
     device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * The log-probs of the tokens chosen by the last step or decode, in order (empty unless the
+   * sampler was set with topLogprobs); each call hands them over once.
+   */
+  takeLogprobs(): SampledLogprobs[] {
+    const taken = this.logprobs;
+    this.logprobs = [];
+    return taken;
+  }
+
+  /** A step's ops, with the log-prob dispatch after the sampler when log-probs are asked for. */
+  private withLogprobs(ops: Op[]): Op[] {
+    return this.topLogprobs === undefined ? ops : [...ops, this.head.logprobs];
+  }
+
+  /** Copies the step's log-prob record into the readback, as record `i` of the batch (when asked for). */
+  private copyLogprobs(encoder: GPUCommandEncoder, i: number): void {
+    if (this.topLogprobs !== undefined) encoder.copyBufferToBuffer(this.head.logprobRecord, 0, this.readback, LOGPROBS_AT + i * LOGPROB_RECORD_BYTES, LOGPROB_RECORD_BYTES);
+  }
+
+  /** The readback bytes of `steps` sampled steps: their tokens (or the sampler state), and their log-prob records if asked for. */
+  private readBytes(steps: number): number {
+    return this.topLogprobs === undefined ? Math.max(steps * 4, SAMPLER_STATE_BYTES) : LOGPROBS_AT + steps * LOGPROB_RECORD_BYTES;
+  }
+
+  /** The log-prob records of `steps` steps in the readback's bytes (none unless asked for). */
+  private records(b: ArrayBuffer, steps: number): SampledLogprobs[] {
+    const top = this.topLogprobs;
+    if (top === undefined) return [];
+    const words = LOGPROB_RECORD_BYTES / 4;
+    const u = new Uint32Array(b, LOGPROBS_AT, steps * words);
+    const f = new Float32Array(b, LOGPROBS_AT, steps * words);
+    return Array.from({ length: steps }, (_, i) => ({
+      token: u[i * words + 1]!,
+      logprob: f[i * words]!,
+      top: Array.from({ length: top }, (_, j) => ({ token: u[i * words + 2 + 2 * j]!, logprob: f[i * words + 3 + 2 * j]! })),
+    }));
   }
 
   /** Records `ops` for a step of `n` tokens as one compute pass. */

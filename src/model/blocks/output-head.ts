@@ -1,6 +1,7 @@
+import { MAX_TOP_LOGPROBS } from '../../generate-options.js';
 import type { ModelConfig } from '../config.js';
 import { barrierWorkgroup } from '../kernel-shapes.js';
-import type { ForwardRecorder } from '../recorder.js';
+import type { ForwardRecorder, Op } from '../recorder.js';
 
 /** The sampler's state (shaders/sample.wgsl's SampleState): tokens in history, then the chosen token. */
 export const SAMPLER_STATE_BYTES = 16;
@@ -13,6 +14,10 @@ export const FILTERS_OFFSET = 40;
 /** SampleParams.filters: sample only tokens the allowed-token mask sets; add the logit bias. */
 export const FILTER_MASK = 1;
 export const FILTER_BIAS = 2;
+/** Where the sampler's uniform holds how many top entries the log-prob record lists (SampleParams.top_logprobs). */
+export const TOP_LOGPROBS_OFFSET = 44;
+/** A step's log-prob record (shaders/logprobs.wgsl, whose MAX_TOP is MAX_TOP_LOGPROBS): the chosen token's logprob and id, then (id, logprob) pairs. */
+export const LOGPROB_RECORD_BYTES = (2 + 2 * MAX_TOP_LOGPROBS) * 4;
 
 /** The buffers the host writes and reads around the head. */
 export interface OutputHead {
@@ -25,6 +30,12 @@ export interface OutputHead {
   allowed: GPUBuffer;
   /** logit_bias, one f32 per token (used with FILTER_BIAS). */
   bias: GPUBuffer;
+  /**
+   * The log-prob dispatch, run after the sampler only when a request asks for log-probs (it is
+   * in neither op list), and the record it writes.
+   */
+  logprobs: Op;
+  logprobRecord: GPUBuffer;
 }
 
 /**
@@ -54,7 +65,14 @@ export function recordOutputHead(r: ForwardRecorder, x: GPUBuffer, tokens: GPUBu
     bindGroup: r.kernels.bindGroup(sample, [logits, work, history, samplerState, tokens, samplerParams, counts, allowed, bias]),
     grid: () => [1, 1, 1],
   });
-  return { logits, samplerParams, samplerState, history, allowed, bias };
+  const logprobRecord = a.storage('sampler_logprobs', LOGPROB_RECORD_BYTES);
+  const logprobKernel = r.kernels.get('logprobs', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'logprobs'));
+  const logprobs: Op = {
+    kernel: logprobKernel,
+    bindGroup: r.kernels.bindGroup(logprobKernel, [logits, bias, samplerState, logprobRecord, samplerParams]),
+    grid: () => [1, 1, 1],
+  };
+  return { logits, samplerParams, samplerState, history, allowed, bias, logprobs, logprobRecord };
 }
 
 /** The bytes of a packed allowed-token mask: one bit per token, whole words. */
@@ -70,6 +88,7 @@ export function outputHeadBuffers(c: ModelConfig, contextLength: number): { name
     { name: 'sampler_counts', bytes: c.vocabSize * 4 },
     { name: 'sampler_allowed', bytes: maskBytes(c.vocabSize) },
     { name: 'sampler_bias', bytes: c.vocabSize * 4 },
+    { name: 'sampler_logprobs', bytes: LOGPROB_RECORD_BYTES },
     { name: 'history', bytes: (contextLength + 1) * 4 },
   ];
 }

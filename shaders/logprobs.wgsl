@@ -1,0 +1,121 @@
+// Log-probabilities of a step, after the sampler chose its token: the chosen token's and the
+// `top_logprobs` most likely tokens', from the log-softmax of the logits plus the logit bias (what
+// OpenAI and llama.cpp report: not the temperature, penalties, truncation or grammar mask the
+// draw itself used). Only this small record is read back, never the logits. One workgroup.
+
+// The sampler's uniform, as shaders/sample.wgsl's SampleParams lays it out; this kernel reads
+// the vocabulary size, the filter bits (logit bias) and the number of top entries.
+struct SampleParams {
+  vocab: u32,
+  top_k: u32,
+  top_p: f32,
+  min_p: f32,
+  temperature: f32,
+  repetition_penalty: f32,
+  penalty_last_n: u32,
+  seed: u32,
+  frequency_penalty: f32,
+  presence_penalty: f32,
+  filters: u32,
+  top_logprobs: u32,   // entries of the record's top list (at most MAX_TOP)
+}
+
+const FILTER_BIAS = 2u;
+const MAX_TOP = 20u;
+
+struct SampleState {
+  n_past: u32,
+  draws: u32,
+  token: u32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read> state: SampleState;
+// The record: [chosen token's logprob (f32 bits), chosen token, then top_logprobs pairs of
+// (token, logprob bits)], most likely first, lower id first on ties.
+@group(0) @binding(3) var<storage, read_write> record: array<u32>;
+@group(0) @binding(4) var<uniform> P: SampleParams;
+
+const WG = 256u;
+var<workgroup> red_f: array<f32, WG>;
+var<workgroup> red_u: array<u32, WG>;
+// The entry found last, which the next search stays below.
+var<workgroup> last_f: f32;
+var<workgroup> last_u: u32;
+
+fn biased(i: u32) -> f32 {
+  var l = logits[i];
+  if ((P.filters & FILTER_BIAS) != 0u) { l += bias[i]; }
+  return l;
+}
+
+fn reduce_max(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  red_f[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red_f[lid] = max(red_f[lid], red_f[lid + s]); }
+    workgroupBarrier();
+  }
+  return red_f[0];
+}
+
+fn reduce_sum(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  red_f[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red_f[lid] += red_f[lid + s]; }
+    workgroupBarrier();
+  }
+  return red_f[0];
+}
+
+@compute @workgroup_size(WG)
+fn logprobs(@builtin(local_invocation_index) lid: u32) {
+  var local_max = -3.4e38;
+  for (var i = lid; i < P.vocab; i += WG) { local_max = max(local_max, biased(i)); }
+  let m = reduce_max(lid, local_max);
+  var s = 0.0;
+  for (var i = lid; i < P.vocab; i += WG) { s += exp(biased(i) - m); }
+  let log_z = m + log(reduce_sum(lid, s));
+  if (lid == 0u) {
+    let chosen = state.token;
+    record[0] = bitcast<u32>(biased(chosen) - log_z);
+    record[1] = chosen;
+    last_f = 3.4e38;
+    last_u = 0u;
+  }
+  // The top entries in order: each round the largest (value, then lowest id) below the last one.
+  let rounds = min(min(P.top_logprobs, MAX_TOP), P.vocab);
+  for (var r = 0u; r < rounds; r++) {
+    workgroupBarrier();
+    let below_f = last_f;
+    let below_u = last_u;
+    var best = -3.4e38;
+    var best_i = 0xffffffffu;
+    for (var i = lid; i < P.vocab; i += WG) {
+      let v = biased(i);
+      let after = v < below_f || (v == below_f && i > below_u) || (r == 0u);
+      if (after && (best_i == 0xffffffffu || v > best)) { best = v; best_i = i; }
+    }
+    workgroupBarrier();
+    red_f[lid] = best;
+    red_u[lid] = best_i;
+    workgroupBarrier();
+    if (lid == 0u) {
+      for (var j = 1u; j < WG; j++) {
+        let u = red_u[j];
+        if (u != 0xffffffffu && (best_i == 0xffffffffu || red_f[j] > best || (red_f[j] == best && u < best_i))) {
+          best = red_f[j];
+          best_i = u;
+        }
+      }
+      record[2u + 2u * r] = best_i;
+      record[3u + 2u * r] = bitcast<u32>(best - log_z);
+      last_f = best;
+      last_u = best_i;
+    }
+  }
+}
