@@ -96,6 +96,9 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [[...bench, '--followup', '64,0'], 'followup', /an integer ≥ 1, got "0"/],
     [[...bench, '--followup', '64,x'], 'followup', /an integer ≥ 1, got "x"/],
     [['embed', '-m', ANY_MODEL, '--text', 'x', '--dimensions', '0'], 'dimensions', /an integer ≥ 1, got "0"/],
+    [['serve', '-m', ANY_MODEL, '--port', '65536'], 'port', /an integer from 0 to 65535, got "65536"/],
+    [['serve', '-m', ANY_MODEL, '--port', '-1'], 'port', /an integer from 0 to 65535/],
+    [['serve', '-m', ANY_MODEL, '--max-pending', '0'], 'max-pending', /an integer ≥ 1/],
   ];
   test.each(bad)('%j: a usage error naming --%s and its range', async (args, flag, range) => {
     const r = await run(args);
@@ -126,6 +129,9 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [['tokenize', '-m', ANY_MODEL, '--text', 'x', '--runs', '3'], /tokenize takes no --runs/],
     [[...generate, '--prompt-tokens', '8'], /generate takes no --prompt-tokens/],
     [['bench-gemv', '--kinds', 'q4_0,q9_9'], /unknown weight kind "q9_9"/],
+    [['serve'], /serve needs --model/],
+    [['serve', '-m', ANY_MODEL, '--api-key'], /--api-key needs a value/],
+    [[...generate, '--port', '8080'], /generate takes no --port/],
   ];
   test.each(usage)('%j: exit status 2 with the usage', async (args, message) => {
     const r = await run(args);
@@ -144,7 +150,7 @@ describe('webgguf command line, checked before the GPU starts', () => {
     expect(r.stdout).toMatch(/-m, --model FILE/);
     expect(r.stdout).toMatch(/-p, --prompt TEXT/);
     expect(r.stdout).toMatch(/-n, --max-tokens N .*an integer ≥ 1; default 256/);
-    for (const flag of ['temperature', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'seed', 'json-schema', 'grammar', 'text', 'no-bos', 'prompt-tokens', 'gen-tokens', 'runs', 'followup', 'kinds', 'json', 'verbose']) {
+    for (const flag of ['temperature', 'top-k', 'top-p', 'min-p', 'repeat-penalty', 'seed', 'json-schema', 'grammar', 'text', 'no-bos', 'prompt-tokens', 'gen-tokens', 'runs', 'followup', 'kinds', 'json', 'verbose', 'host', 'port', 'api-key', 'embedding-model', 'max-pending']) {
       expect(r.stdout).toContain(`--${flag}`);
     }
     expect((await run(['generate', '-h'])).stdout).toBe(r.stdout);
@@ -175,6 +181,9 @@ describe('webgguf command line, checked before the GPU starts', () => {
     expect(missing.code).toBe(1);
     expect(missing.gpu).toBe(false);
     expect(missing.stderr).toBe('webgguf: invalid-argument: --model /nonexistent/model.gguf: no such file\n');
+    const embedding = await run(['serve', '-m', ANY_MODEL, '--embedding-model', '/nonexistent/bert.gguf']);
+    expect([embedding.code, embedding.gpu]).toEqual([1, false]);
+    expect(embedding.stderr).toBe('webgguf: invalid-argument: --embedding-model /nonexistent/bert.gguf: no such file\n');
     const directory = await run(['tokenize', '-m', fileURLToPath(new URL('.', import.meta.url)), '--text', 'x']);
     expect(directory.code).toBe(1);
     expect(directory.stderr).toMatch(/^webgguf: invalid-argument: --model .*: not a file\n$/);

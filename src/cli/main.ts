@@ -11,6 +11,7 @@ import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
 import { isEncoder } from '../model/encoder.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
+import { DEFAULT_HOST, DEFAULT_MAX_PENDING, DEFAULT_PORT, serve } from '../node/serve.js';
 
 const COMMANDS = {
   generate: { required: ['model', 'prompt'], about: 'continue a prompt' },
@@ -19,6 +20,7 @@ const COMMANDS = {
   bench: { required: ['model'], about: 'time prefill and decode on random tokens (the median of --runs runs); an embedding model: inputs per second' },
   'bench-gemv': { required: [], about: 'time the decode GEMV alone at TinyLlama 1.1B layer shapes, against a read probe' },
   estimate: { required: ['model'], about: 'will it run here: GPU memory from the header, the fit, and the speed measured on this GPU' },
+  serve: { required: ['model'], about: 'an OpenAI-compatible HTTP server (/v1/chat/completions, completions, embeddings, models)' },
 } as const;
 type Command = keyof typeof COMMANDS;
 
@@ -45,7 +47,7 @@ interface Flag {
   help: string;
 }
 
-const MODEL_COMMANDS = ['generate', 'tokenize', 'embed', 'bench', 'estimate'] as const;
+const MODEL_COMMANDS = ['generate', 'tokenize', 'embed', 'bench', 'estimate', 'serve'] as const;
 const DEFAULT_KINDS = 'q4_0,q8_0';
 
 /** Every flag: how it parses, what it accepts, which commands take it, and its line of help. */
@@ -65,13 +67,18 @@ const FLAGS = {
   dimensions: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['embed'], help: "keep the first N values of each vector, renormalized (Matryoshka models)" },
   'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
   'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench', 'estimate'], help: 'prompt length' },
-  context: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['estimate'], help: "the context length (default the model's, capped at 4096)" },
+  context: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['estimate', 'serve'], help: "the context length (default the model's, capped at 4096)" },
   'max-gpu-bytes': { type: 'string', value: 'B', range: { min: 1, integer: true }, commands: ['estimate'], help: 'a GPU memory budget to check against (default none)' },
   'no-speed': { type: 'boolean', commands: ['estimate'], help: 'skip the speed measurement (memory and fit only)' },
   'gen-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 64, commands: ['bench'], help: 'tokens decoded per run' },
   inputs: { type: 'string', value: 'N', range: { min: 1, max: 256, integer: true }, default: 8, commands: ['bench'], help: 'embedding models: inputs of --prompt-tokens tokens per timed run' },
   runs: { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 3, commands: ['bench'], help: 'timed runs after a warm-up' },
   followup: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench'], help: 'also time a follow-up chat turn after histories of N words' },
+  'embedding-model': { type: 'string', value: 'FILE', commands: ['serve'], help: 'an embedding model (BERT) served beside a text --model, for /v1/embeddings' },
+  host: { type: 'string', value: 'HOST', commands: ['serve'], help: `the address to listen on (default ${DEFAULT_HOST}: this machine only)` },
+  port: { type: 'string', value: 'N', range: { min: 0, max: 65535, integer: true }, default: DEFAULT_PORT, commands: ['serve'], help: 'the port to listen on; 0 picks a free one' },
+  'api-key': { type: 'string', value: 'K', commands: ['serve'], help: 'requests to /v1 must send "Authorization: Bearer K"' },
+  'max-pending': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: DEFAULT_MAX_PENDING, commands: ['serve'], help: 'requests a model may hold, running and queued; more get 429' },
   kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
   json: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: 'print the result as one line of JSON' },
   verbose: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: "print errors' stacks and every message of Dawn" },
@@ -90,9 +97,11 @@ function describeRange(r: Range): string {
 /** The flag's help: its text, range and default, a clause moved to the next line past 100 columns. */
 function flagLine(name: FlagName): string {
   const f: Flag = FLAGS[name];
-  const left = `  ${f.short ? `-${f.short}, ` : '    '}--${name}${f.value ? ` ${f.value}` : ''}`.padEnd(27);
+  const flag = `  ${f.short ? `-${f.short}, ` : '    '}--${name}${f.value ? ` ${f.value}` : ''}`;
+  const left = flag.padEnd(27);
   const clauses = [f.range && `${f.list ? 'each ' : ''}${describeRange(f.range)}`, f.default !== undefined && `default ${f.default}`].filter((c): c is string => !!c);
-  const lines = [left + f.help];
+  // A flag too long for the column has its help on the next line.
+  const lines = flag.length < left.length ? [left + f.help] : [flag, ' '.repeat(left.length) + f.help];
   for (const clause of clauses) {
     if (lines.at(-1)!.length + clause.length + 2 > 100) lines.push(' '.repeat(left.length) + clause);
     else lines[lines.length - 1] += `; ${clause}`;
@@ -110,7 +119,9 @@ const SYNOPSIS = `usage:
                 [--inputs N] [--json]
   webgguf bench-gemv [--kinds K,K,...] [--json]
   webgguf estimate -m FILE|URL [--context N] [--prompt-tokens N] [--max-gpu-bytes B] [--no-speed]
-                   [--json]`;
+                   [--json]
+  webgguf serve -m FILE [--embedding-model FILE] [--host HOST] [--port N] [--api-key K]
+                [--max-pending N] [--context N]`;
 
 const HELP = `${SYNOPSIS}
 
@@ -227,11 +238,11 @@ async function readConstraint(values: Args['values']): Promise<ConstraintSpec | 
 }
 
 /** A missing or unreadable model is reported by name before the GPU starts. */
-async function checkModelFile(path: string): Promise<void> {
+async function checkModelFile(path: string, flag = '--model'): Promise<void> {
   const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
-    throw new WebGGUFError('invalid-argument', `--model ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: e });
+    throw new WebGGUFError('invalid-argument', `${flag} ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, { cause: e });
   });
-  if (!info.isFile()) throw new WebGGUFError('invalid-argument', `--model ${path}: not a file`);
+  if (!info.isFile()) throw new WebGGUFError('invalid-argument', `${flag} ${path}: not a file`);
 }
 
 async function generateCommand({ values, numbers }: Args): Promise<void> {
@@ -365,6 +376,24 @@ async function estimateCommand({ values, numbers }: Args): Promise<void> {
   }
 }
 
+/**
+ * Serves until SIGINT or SIGTERM, then closes. The first line on stdout, once requests are
+ * accepted, is "webgguf serve: listening on http://HOST:PORT" (scripts and tests wait for it).
+ */
+async function serveCommand({ values, numbers }: Args): Promise<void> {
+  const server = await serve({
+    model: values.model!, embeddingModel: values['embedding-model'], host: values.host, port: numbers.port, apiKey: values['api-key'],
+    maxPending: numbers['max-pending'], contextLength: numbers.context,
+  });
+  process.stdout.write(`webgguf serve: listening on ${server.url}\n`);
+  process.stderr.write(`webgguf serve: ${server.models.map((m) => `${m.id} (${m.kind}, ${m.architecture})`).join(', ')}; Ctrl-C stops\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await server.close();
+}
+
 async function isEmbeddingModel(path: string): Promise<boolean> {
   const { file, close } = await openGGUF(path);
   try {
@@ -384,11 +413,13 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (args.values.model !== undefined && !(args.command === 'estimate' && /^https?:\/\//i.test(args.values.model))) await checkModelFile(args.values.model);
+    if (args.values['embedding-model'] !== undefined) await checkModelFile(args.values['embedding-model'], '--embedding-model');
     if (args.command === 'generate') await generateCommand(args);
     else if (args.command === 'tokenize') await tokenizeCommand(args);
     else if (args.command === 'embed') await embedCommand(args);
     else if (args.command === 'bench') await benchCommand(args);
     else if (args.command === 'estimate') await estimateCommand(args);
+    else if (args.command === 'serve') await serveCommand(args);
     else await benchGemvCommand(args);
     return 0;
   } catch (e) {
