@@ -40,7 +40,11 @@ function describe(body: unknown): { message?: string; type?: string; code?: unkn
 /** A prompt longer than the model's context, in the words the servers use. */
 const CONTEXT_OVERFLOW = /context.?length|context.?size|context.?window|maximum context|exceed_context/i;
 
+/** This library's own codes that `webgguf serve` puts in an error body's `code`, kept as they are. */
+const OWN_CODES = new Set<string>(['context-overflow', 'invalid-argument', 'not-found', 'timeout']);
+
 function codeFor(status: number | undefined, type: string | undefined, code: unknown, message: string): ErrorCode {
+  if (typeof code === 'string' && OWN_CODES.has(code) && (status === undefined || (status >= 400 && status < 500))) return code as ErrorCode;
   const words = `${type ?? ''} ${typeof code === 'string' ? code : ''}`;
   const numeric = typeof code === 'number' ? code : typeof code === 'string' && /^\d{3}$/.test(code) ? Number(code) : undefined;
   const byStatus = status ?? numeric;
