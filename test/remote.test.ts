@@ -91,11 +91,13 @@ const EXPECTED: Record<string, Partial<Awaited<ReturnType<typeof collect>>> & { 
     calls: [{ id: 'call_k3x9dhf1', name: 'get_weather', arguments: '{"city":"Toronto"}' }],
   },
   'sse-starlette-crlf.sse': { content: 'Multi-line ✓', finish: ['stop'] },
+  'tgi-tools.sse': { finish: ['stop'], calls: [{ id: '', name: 'get_current_weather', arguments: '{"location": "Brooklyn, NY", "format": "fahrenheit"}' }] },
 };
 const FAILING: Record<string, { code: string; message: RegExp; content: string }> = {
   'vllm-error.sse': { code: 'server', message: /illegal memory access/, content: 'Once upon' },
   'sglang-error.sse': { code: 'context-overflow', message: /maximum context length of 32768/, content: '' },
   'llamacpp-error.sse': { code: 'context-overflow', message: /exceeds the available context size/, content: '' },
+  'tgi-error.sse': { code: 'invalid-argument', message: /must be <= 4096/, content: '' },
 };
 
 describe('SSE parser', () => {
@@ -108,7 +110,7 @@ describe('SSE parser', () => {
 
   test('every transcript gives the same events cut into pieces of 1 to 9 characters as whole', () => {
     const names = readdirSync(FIXTURES).filter((f) => f.endsWith('.sse'));
-    expect(names.length).toBeGreaterThanOrEqual(13);
+    expect(names.length).toBeGreaterThanOrEqual(15);
     for (const name of names) {
       const whole = events(transcript(name), Infinity);
       expect(whole.length, name).toBeGreaterThan(0);
@@ -217,6 +219,28 @@ describe('requests and whole answers', () => {
     expect(error).toMatchObject({ code });
     expect((error as Error).message).toMatch(message);
     expect(server.received).toHaveLength(1);
+  });
+});
+
+describe('streams other servers send', () => {
+  const chunk = (o: Record<string, unknown>) => `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', ...o })}\n\n`;
+  const text = (content: string, finish: string | null = null) => chunk({ choices: [{ index: 0, delta: { content }, finish_reason: finish }] });
+
+  test("Azure's empty first chunk is skipped, Groq's x_groq usage read, and a close after every choice finished needs no [DONE]", async () => {
+    const body = chunk({ choices: [], prompt_filter_results: [{ prompt_index: 0 }] }) + text('Hi') +
+      chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } } });
+    const server = await serve(() => sseReply(body));
+    const engine = await remoteEngine(server);
+    const chunks: ChatCompletionChunk[] = [];
+    for await (const c of await engine.chat.completions.create({ ...CHAT, stream: true })) chunks.push(c);
+    expect(chunks.map((c) => c.choices.length)).toEqual([1, 1]);
+    expect(chunks.at(-1)!.usage).toMatchObject({ total_tokens: 6 });
+  });
+
+  test('a web page where the stream should be (a wrong baseURL) is a server error that says so', async () => {
+    const server = await serve(() => ({ headers: { 'Content-Type': 'text/html' }, body: '<!doctype html><title>Welcome</title>' }));
+    const engine = await remoteEngine(server);
+    await expect(engine.chat.completions.create({ ...CHAT, stream: true })).rejects.toMatchObject({ code: 'server', message: expect.stringMatching(/web page.*baseURL/) });
   });
 });
 

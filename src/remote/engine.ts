@@ -58,6 +58,10 @@ class Timing {
   }
 }
 
+/** Finish reasons in OpenAI's words (text-generation-inference and others have their own). */
+const FINISH: Record<string, string> = { eos_token: 'stop', stop_sequence: 'stop', end_turn: 'stop', max_tokens: 'length', function_call: 'tool_calls' };
+const finishOf = (v: unknown): string | null => (typeof v === 'string' ? FINISH[v] ?? v : null);
+
 /** Tool-call arguments as JSON text (some servers send the object itself). */
 const argumentsText = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v));
 
@@ -83,9 +87,12 @@ function chatDelta(raw: unknown): ChatCompletionChunk['choices'][0]['delta'] {
     ...(d.role === 'assistant' ? { role: 'assistant' as const } : {}),
     ...(str(d.content) !== undefined ? { content: d.content as string } : {}),
     ...(reasoning !== undefined ? { reasoning_content: reasoning } : {}),
-    ...(Array.isArray(d.tool_calls) && d.tool_calls.length > 0 ? { tool_calls: d.tool_calls.map(chunkToolCall) } : {}),
+    ...(toolCalls(d.tool_calls).length > 0 ? { tool_calls: toolCalls(d.tool_calls).map(chunkToolCall) } : {}),
   };
 }
+
+/** Tool calls as a list (text-generation-inference sends one call as an object). */
+const toolCalls = (v: unknown): unknown[] => (Array.isArray(v) ? v : isObject(v) ? [v] : []);
 
 function messageToolCall(raw: unknown, i: number): ChatCompletionMessageToolCall {
   const t = isObject(raw) ? raw : {};
@@ -110,14 +117,14 @@ function chatCompletion(raw: Json, model: string, timing: Timing): ChatCompletio
     const choice = isObject(c) ? c : {};
     const m = isObject(choice.message) ? choice.message : {};
     const reasoning = reasoningOf(m);
-    const calls = Array.isArray(m.tool_calls) && m.tool_calls.length > 0 ? m.tool_calls.map(messageToolCall) : undefined;
+    const calls = toolCalls(m.tool_calls).length > 0 ? toolCalls(m.tool_calls).map(messageToolCall) : undefined;
     return {
       index: typeof choice.index === 'number' ? choice.index : i,
       message: {
         role: 'assistant', content: str(m.content) ?? '', refusal: null,
         ...(calls ? { tool_calls: calls } : {}), ...(reasoning !== undefined ? { reasoning_content: reasoning } : {}),
       },
-      finish_reason: (str(choice.finish_reason) ?? 'stop') as ChatCompletion['choices'][0]['finish_reason'],
+      finish_reason: (finishOf(choice.finish_reason) ?? 'stop') as ChatCompletion['choices'][0]['finish_reason'],
       logprobs: (choice.logprobs ?? null) as null,
     };
   });
@@ -130,12 +137,15 @@ function completion(raw: Json, model: string, timing: Timing): Completion {
     return {
       index: typeof choice.index === 'number' ? choice.index : i,
       text: str(choice.text) ?? '',
-      finish_reason: (str(choice.finish_reason) ?? 'stop') as Completion['choices'][0]['finish_reason'],
+      finish_reason: (finishOf(choice.finish_reason) ?? 'stop') as Completion['choices'][0]['finish_reason'],
       logprobs: (choice.logprobs ?? null) as null,
     };
   });
   return { ...envelope(raw, 'text_completion', model), choices, usage: timing.usage(raw.usage) ?? timing.usage({})! } as Completion;
 }
+
+/** A chunk's usage: `usage`, or Groq's `x_groq.usage` on its last chunk. */
+const usageOf = (raw: Json): unknown => raw.usage ?? (isObject(raw.x_groq) ? raw.x_groq.usage : undefined);
 
 /** The two streamed kinds: how a server's chunk becomes ours, and the chunk that ends an aborted choice. */
 interface StreamKind<Chunk> {
@@ -150,11 +160,11 @@ const chatKind: StreamKind<ChatCompletionChunk> = {
       return {
         index: (typeof choice.index === 'number' ? choice.index : i) as 0,
         delta: chatDelta(choice.delta),
-        finish_reason: (str(choice.finish_reason) ?? null) as ChatCompletionChunk['choices'][0]['finish_reason'],
+        finish_reason: finishOf(choice.finish_reason) as ChatCompletionChunk['choices'][0]['finish_reason'],
         logprobs: (choice.logprobs ?? null) as null,
       };
     });
-    const usage = timing.usage(raw.usage);
+    const usage = timing.usage(usageOf(raw));
     return { ...envelope(raw, 'chat.completion.chunk', model), choices, ...(usage !== undefined ? { usage } : {}) } as ChatCompletionChunk;
   },
   aborted: (last, index, model) => ({
@@ -170,11 +180,11 @@ const completionKind: StreamKind<CompletionChunk> = {
       return {
         index: (typeof choice.index === 'number' ? choice.index : i) as 0,
         text: str(choice.text) ?? '',
-        finish_reason: (str(choice.finish_reason) ?? null) as CompletionChunk['choices'][0]['finish_reason'],
+        finish_reason: finishOf(choice.finish_reason) as CompletionChunk['choices'][0]['finish_reason'],
         logprobs: (choice.logprobs ?? null) as null,
       };
     });
-    const usage = timing.usage(raw.usage);
+    const usage = timing.usage(usageOf(raw));
     return { ...envelope(raw, 'text_completion', model), choices, ...(usage !== undefined ? { usage } : {}) } as CompletionChunk;
   },
   aborted: (last, index, model) => ({
@@ -188,13 +198,15 @@ function hasOutput(raw: Json): boolean {
   return Array.isArray(raw.choices) && raw.choices.some((c) => {
     if (!isObject(c)) return false;
     const d = isObject(c.delta) ? c.delta : {};
-    return !!(str(c.text) || str(d.content) || reasoningOf(d) || (Array.isArray(d.tool_calls) && d.tool_calls.length));
+    return !!(str(c.text) || str(d.content) || reasoningOf(d) || toolCalls(d.tool_calls).length);
   });
 }
 
 /** A signal that fires when either does. */
 function eitherSignal(a: AbortSignal | undefined, b: AbortSignal): AbortSignal {
   if (!a) return b;
+  // AbortSignal.any holds its sources weakly, so the engine's long-lived signal gathers no listeners.
+  if (typeof AbortSignal.any === 'function') return AbortSignal.any([a, b]);
   const both = new AbortController();
   const fire = () => both.abort();
   if (a.aborted || b.aborted) fire();
@@ -273,6 +285,8 @@ export function createRemoteEngine(options: RemoteOptions): Engine {
         if (!isObject(raw)) continue;
         if (hasOutput(raw)) timing.mark();
         const chunk = kind.chunk(raw, requested, timing);
+        // A chunk with no choice and no usage (Azure's prompt_filter_results) holds nothing the app reads.
+        if (chunk.choices.length === 0 && !(chunk as { usage?: unknown }).usage) continue;
         for (const c of chunk.choices) {
           seen = true;
           if (c.finish_reason === null) open.add(c.index);
@@ -305,6 +319,10 @@ export function createRemoteEngine(options: RemoteOptions): Engine {
     if (body.stream !== true) return whole(await post(path, body, signal), requested, timing);
     const opened = await client.open('POST', path, body, eitherSignal(signal, lifetime.signal)).catch(settle);
     const type = opened.response.headers.get('content-type') ?? '';
+    if (/html/i.test(type)) {
+      const page = await client.readText(opened, 200).catch(settle);
+      throw new WebGGUFError('server', `${client.baseURL}${path} answered with a web page, not an event stream (is baseURL the API's root, e.g. …/v1?): ${page}`);
+    }
     if (/json/i.test(type) && !/event-stream/i.test(type)) {
       // A server that answers a stream request with one JSON body: an error, or it cannot stream.
       const text = await client.readText(opened).catch(settle);

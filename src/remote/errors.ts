@@ -25,7 +25,9 @@ function describe(body: unknown): { message?: string; type?: string; code?: unkn
   const b = body as Record<string, unknown>;
   if (b.error !== undefined && b.error !== null) {
     const inner = describe(b.error);
-    return { ...inner, message: inner.message ?? (typeof b.message === 'string' ? b.message : undefined) };
+    // text-generation-inference: { error: '…', error_type: 'validation' }.
+    const type = inner.type ?? (typeof b.error_type === 'string' ? b.error_type : undefined);
+    return { ...inner, type, message: inner.message ?? (typeof b.message === 'string' ? b.message : undefined) };
   }
   const detail = Array.isArray(b.detail)
     ? b.detail.map((d) => (typeof d === 'object' && d !== null && 'msg' in d ? String((d as { msg: unknown }).msg) : JSON.stringify(d))).join('; ')
