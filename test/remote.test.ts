@@ -226,8 +226,8 @@ describe('streams other servers send', () => {
   const chunk = (o: Record<string, unknown>) => `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', ...o })}\n\n`;
   const text = (content: string, finish: string | null = null) => chunk({ choices: [{ index: 0, delta: { content }, finish_reason: finish }] });
 
-  test("Azure's empty first chunk is skipped, Groq's x_groq usage read, and a close after every choice finished needs no [DONE]", async () => {
-    const body = chunk({ choices: [], prompt_filter_results: [{ prompt_index: 0 }] }) + text('Hi') +
+  test("Azure's empty first chunk, empty data and ping events are skipped, Groq's x_groq usage read, and a close after every choice finished needs no [DONE]", async () => {
+    const body = chunk({ choices: [], prompt_filter_results: [{ prompt_index: 0 }] }) + 'data:\n\nevent: ping\ndata: {}\n\n' + text('Hi') +
       chunk({ choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } } });
     const server = await serve(() => sseReply(body));
     const engine = await remoteEngine(server);

@@ -6,6 +6,8 @@ import { SseParser, type ServerSentEvent } from './sse.js';
 /** Statuses worth another try: the server is busy or a proxy could not reach it. */
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
 const DEFAULTS = { maxRetries: 2, baseDelayMs: 500, maxDelayMs: 30_000, stallTimeoutMs: 120_000 };
+/** The largest whole answer read (an embeddings answer for 2048 long vectors is some tens of MB). */
+const MAX_ANSWER_CHARS = 256 * 2 ** 20;
 
 const abortedError = () => new WebGGUFError('aborted', 'the request was aborted');
 
@@ -42,7 +44,9 @@ class Exchange {
     if (this.signal?.aborted) return abortedError();
     if (this.stalled) return new WebGGUFError('network', `${what}: ${this.url} sent nothing for ${this.stallMs / 1000} s (stallTimeoutMs)`, { cause });
     const reason = cause instanceof Error ? (cause.cause instanceof Error ? `${cause.message} (${cause.cause.message})` : cause.message) : String(cause);
-    return new WebGGUFError('network', `${what}: ${this.url}: ${reason}`, { cause });
+    // Browsers say only "Failed to fetch" for an unreachable server and for one that refuses the page's origin alike.
+    const hint = /failed to fetch|networkerror|load failed/i.test(reason) ? " (the server is unreachable, or does not allow this page's origin: CORS)" : '';
+    return new WebGGUFError('network', `${what}: ${this.url}: ${reason}${hint}`, { cause });
   }
 
   /** Ends the exchange: timer off, the connection closed if it is still open. */
@@ -161,7 +165,7 @@ export class RemoteClient {
   }
 
   /** The body as text; at most `limit` characters are kept (the rest is not read). */
-  async readText({ response, exchange }: Opened, limit = Infinity): Promise<string> {
+  async readText({ response, exchange }: Opened, limit = MAX_ANSWER_CHARS): Promise<string> {
     if (!response.body) return '';
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -193,7 +197,8 @@ export class RemoteClient {
   /** A whole JSON answer. */
   async json(method: 'GET' | 'POST', path: string, body: unknown, signal: AbortSignal | undefined): Promise<unknown> {
     const opened = await this.open(method, path, body, signal);
-    const text = await this.readText(opened);
+    const text = await this.readText(opened, MAX_ANSWER_CHARS + 1);
+    if (text.length > MAX_ANSWER_CHARS) throw new WebGGUFError('server', `${this.baseURL}${path} answered with more than ${MAX_ANSWER_CHARS} characters`);
     try {
       return JSON.parse(text);
     } catch {

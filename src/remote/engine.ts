@@ -268,7 +268,8 @@ export function createRemoteEngine(options: RemoteOptions): Engine {
     let last: Chunk | undefined;
     try {
       for await (const event of client.events(opened)) {
-        if (event.event !== 'message' && event.event !== 'error') continue; // e.g. `event: ping`
+        // Other event types (`event: ping`) and empty data (`data:` keep-alives) carry nothing.
+        if ((event.event !== 'message' && event.event !== 'error') || event.data.trim() === '') continue;
         if (event.event === 'message' && event.data.trim() === '[DONE]') {
           done = true;
           break;

@@ -4,11 +4,12 @@ import { WebGGUFError, type ErrorCode } from '../errors.js';
 export const MAX_ERROR_BODY_CHARS = 64 * 1024;
 const QUOTED_CHARS = 500;
 
-/** The code for an HTTP status: 401/403 auth, 429 rate-limited, 404 not-found, other 4xx invalid-argument, the rest server. */
+/** The code for an HTTP status: 401/403 auth, 429 rate-limited, 404 not-found, 408 timeout, other 4xx invalid-argument, the rest server. */
 export function codeForStatus(status: number): ErrorCode {
   if (status === 401 || status === 403) return 'auth';
   if (status === 429) return 'rate-limited';
   if (status === 404) return 'not-found';
+  if (status === 408) return 'timeout';
   if (status >= 400 && status < 500) return 'invalid-argument';
   return 'server';
 }
