@@ -199,9 +199,12 @@ describe('requests and whole answers', () => {
     const engine = await remoteEngine(server);
     const info: ModelInfo = await engine.load('test-model');
     expect(info).toMatchObject({ id: 'test-model', route: 'remote', contextLength: 8192, bytesOnGpu: 0 });
+    // What a local load takes (a model file's URL) means the configured model: an app's load call works unchanged.
+    expect(await engine.load('https://example.com/models/small-q4_0.gguf')).toMatchObject({ id: 'test-model' });
     const e = await engine.embeddings.create({ input: 'hello' });
     expect(e).toMatchObject({ data: [{ embedding: [0.6, 0.8] }], webgguf: { route: 'remote' } });
-    expect(server.received.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /v1/models', 'POST /v1/embeddings']);
+    expect(server.received.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /v1/models', 'GET /v1/models', 'POST /v1/embeddings']);
+    expect(server.received.at(-1)!.body).toMatchObject({ model: 'test-model', input: 'hello' });
   });
 
   test.each([

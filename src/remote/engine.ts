@@ -342,18 +342,17 @@ export function createRemoteEngine(options: RemoteOptions): Engine {
 
   return {
     /**
-     * Chooses the server's model (a string source; default the `model` option) and checks that
-     * the server answers and takes the key: GET /models, with its retries. Nothing is downloaded
-     * or put on a GPU here; the info says what the server lists (context length, parameters where
-     * it tells them). A server that lists models without this one is taken at its word when
-     * requests run (it may serve aliases).
+     * Chooses the server's model and checks that the server answers and takes the key: GET
+     * /models, with its retries. A string source is the server's name for the model; a model file
+     * or URL (what a local load takes: a Blob, `….gguf`, `http…`) means the `model` option, so an
+     * app's load call works unchanged. Nothing is downloaded or put on a GPU; the info says what
+     * the server lists (context length, parameters where it tells them). A model the list lacks is
+     * taken at its word (servers answer to aliases); a wrong name fails the first request.
      */
     load: async (source, o = {}): Promise<ModelInfo> => {
       live();
-      if (source !== undefined && source !== null && typeof source !== 'string') {
-        throw new WebGGUFError('invalid-argument', 'a remote engine loads a model by the server\'s name for it (a string)');
-      }
-      const name = source || options.model;
+      const isName = typeof source === 'string' && source !== '' && !/^[a-z][a-z\d+.-]*:\/\/|\.gguf$/i.test(source);
+      const name = isName ? source : options.model;
       let listed: Json | undefined;
       try {
         const list = await client.json('GET', '/models', undefined, eitherSignal(o.signal, lifetime.signal));
