@@ -355,6 +355,17 @@ describe('failures: retries, kills, aborts and stalls all settle with typed erro
     await expect(engine.chat.completions.create(CHAT)).rejects.toMatchObject({ code: 'disposed' });
   });
 
+  test('a caller\'s fetch that ignores the signal cannot keep a call from settling', async () => {
+    const never = () => new Promise<Response>(() => {});
+    const engine = await createEngine({ remote: { baseURL: 'http://127.0.0.1:9/v1', model: 'm', fetch: never, stallTimeoutMs: 200 } });
+    engines.push(engine);
+    await expect(engine.chat.completions.create(CHAT)).rejects.toMatchObject({ code: 'network' });
+    const controller = new AbortController();
+    const aborted = engine.chat.completions.create({ ...CHAT, stream: true }, { signal: controller.signal });
+    controller.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'aborted' });
+  });
+
   test('Retry-After as seconds or an HTTP date', () => {
     const now = Date.parse('Wed, 21 Oct 2026 07:28:00 GMT');
     expect(retryAfterMs('120', now)).toBe(120_000);

@@ -38,6 +38,21 @@ class Exchange {
     clearTimeout(this.timer);
   }
 
+  /**
+   * `work`, or a rejection as soon as the exchange is aborted: a caller's fetch (or its body)
+   * that ignores the signal cannot keep a call from settling.
+   */
+  guard<T>(work: Promise<T>): Promise<T> {
+    const signal = this.controller.signal;
+    if (signal.aborted) return Promise.reject(new DOMException('aborted', 'AbortError'));
+    let onAbort!: () => void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new DOMException('aborted', 'AbortError'));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+  }
+
   /** The typed error for a fetch or read that threw. */
   failure(cause: unknown, what: string): WebGGUFError {
     if (cause instanceof WebGGUFError) return cause;
@@ -136,9 +151,9 @@ export class RemoteClient {
       let response: Response;
       try {
         exchange.arm();
-        response = await fetchImpl(url, {
+        response = await exchange.guard(fetchImpl(url, {
           method, headers: this.headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body), signal: exchange.controller.signal,
-        });
+        }));
         exchange.disarm();
       } catch (e) {
         exchange.close();
@@ -176,7 +191,7 @@ export class RemoteClient {
         exchange.arm();
         let read: ReadableStreamReadResult<Uint8Array>;
         try {
-          read = await reader.read();
+          read = await exchange.guard(reader.read());
         } catch (e) {
           throw exchange.failure(e, 'the answer broke off');
         }
@@ -220,7 +235,7 @@ export class RemoteClient {
         exchange.arm();
         let read: ReadableStreamReadResult<Uint8Array>;
         try {
-          read = await reader.read();
+          read = await exchange.guard(reader.read());
         } catch (e) {
           throw exchange.failure(e, 'the stream broke off');
         }
