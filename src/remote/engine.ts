@@ -318,7 +318,14 @@ export function createRemoteEngine(options: RemoteOptions): Engine {
     const timing = new Timing();
     const requested = body.model as string;
     if (body.stream !== true) return whole(await post(path, body, signal), requested, timing);
-    const opened = await client.open('POST', path, body, eitherSignal(signal, lifetime.signal)).catch(settle);
+    let opened: Opened;
+    try {
+      opened = await client.open('POST', path, body, eitherSignal(signal, lifetime.signal));
+    } catch (e) {
+      // Aborted before the server answered: a stream that ends at once with 'abort', as a local one does.
+      if (signal?.aborted && !lifetime.signal.aborted) return { [Symbol.asyncIterator]: async function* () { yield kind.aborted(undefined, 0, requested); } };
+      return settle(e);
+    }
     const type = opened.response.headers.get('content-type') ?? '';
     if (/html/i.test(type)) {
       const page = await client.readText(opened, 200).catch(settle);
