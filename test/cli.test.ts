@@ -132,6 +132,7 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [['serve'], /serve needs --model/],
     [['serve', '-m', ANY_MODEL, '--api-key'], /--api-key needs a value/],
     [[...generate, '--port', '8080'], /generate takes no --port/],
+    [['serve', '-m', ANY_MODEL, '--json'], /serve takes no --json/],
   ];
   test.each(usage)('%j: exit status 2 with the usage', async (args, message) => {
     const r = await run(args);
@@ -176,7 +177,7 @@ describe('webgguf command line, checked before the GPU starts', () => {
     expect((await run([...generate, '--json-schema', file('ok.json', JSON.stringify(SCHEMA))])).stderr).toContain(GPU_REACHED);
   });
 
-  test('a missing model file is a typed error naming the path (status 1), before the GPU', async () => {
+  test('a missing model file is a typed error naming the path (status 1), before the GPU; so is an API key that is no bearer token', async () => {
     const missing = await run(['generate', '-m', '/nonexistent/model.gguf', '-p', 'x']);
     expect(missing.code).toBe(1);
     expect(missing.gpu).toBe(false);
@@ -184,6 +185,9 @@ describe('webgguf command line, checked before the GPU starts', () => {
     const embedding = await run(['serve', '-m', ANY_MODEL, '--embedding-model', '/nonexistent/bert.gguf']);
     expect([embedding.code, embedding.gpu]).toEqual([1, false]);
     expect(embedding.stderr).toBe('webgguf: invalid-argument: --embedding-model /nonexistent/bert.gguf: no such file\n');
+    const key = await run(['serve', '-m', ANY_MODEL, '--api-key', 'two words']);
+    expect([key.code, key.gpu]).toEqual([1, false]);
+    expect(key.stderr).toMatch(/^webgguf: invalid-argument: the API key must be a bearer token/);
     const directory = await run(['tokenize', '-m', fileURLToPath(new URL('.', import.meta.url)), '--text', 'x']);
     expect(directory.code).toBe(1);
     expect(directory.stderr).toMatch(/^webgguf: invalid-argument: --model .*: not a file\n$/);

@@ -20,7 +20,7 @@ import { HAVE_MODELS, MODELS, storiesPath } from './helpers/models.js';
 const BIN = fileURLToPath(new URL('../bin/webgguf.js', import.meta.url));
 const KEY = 'sk-test-key';
 const TEXT_ID = 'stories260K-q4_0';
-const BERT_ID = 'tiny-bert-q8_0';
+const BERT_ID = 'tiny-bert-f16';
 const HAVE_BERT_VOCAB = existsSync(`${MODELS}tokenizers/llamacpp-vocab/ggml-vocab-bert-bge.gguf`);
 /** Forcing one token (400) keeps a generation going for its whole max_tokens: it never samples EOS. */
 const ENDLESS = { logit_bias: { 400: 100 } };
@@ -45,8 +45,8 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
   beforeAll(async () => {
     const dir = mkdtempSync(join(tmpdir(), 'webgguf-serve-'));
     const bert = join(dir, `${BERT_ID}.gguf`);
-    writeFileSync(bert, await makeBertModel({ shape: 'tiny-bert', quant: 'q8_0' }));
-    server = await serve({ model: storiesPath('q4_0'), embeddingModel: bert, port: 0, apiKey: KEY, gpu: testGpu });
+    writeFileSync(bert, await makeBertModel({ shape: 'tiny-bert', quant: 'f16' }));
+    server = await serve({ model: storiesPath('q4_0'), embeddingModel: bert, port: 0, apiKey: KEY, maxPending: 3, gpu: testGpu });
     client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: KEY, maxRetries: 0 });
   });
   afterAll(() => server?.close());
@@ -56,6 +56,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
     const models = await client.models.list();
     expect(models.data.map((m) => [m.id, m.object, m.owned_by])).toEqual([[TEXT_ID, 'model', 'webgguf'], [BERT_ID, 'model', 'webgguf']]);
     expect((await client.models.retrieve(BERT_ID)).id).toBe(BERT_ID);
+    expect((await fetch(`${server.url}/v1/models/`, { headers: { Authorization: `Bearer ${KEY}` } })).status).toBe(200);
     const health = await fetch(`${server.url}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', models: [{ id: TEXT_ID, kind: 'text', pending: 0 }, { id: BERT_ID, kind: 'embedding', pending: 0 }] });
@@ -159,18 +160,26 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
     await expect(client.chat.completions.create(chat({ temperature: 5 }))).rejects.toBeInstanceOf(OpenAI.BadRequestError);
   });
 
-  test('queued requests run in arrival order', async () => {
+  test('queued requests run in arrival order; past maxPending, 429', async () => {
     const order: string[] = [];
-    const first = await client.chat.completions.create(chat({ max_tokens: 40, stream: true, ...ENDLESS }) as OpenAI.ChatCompletionCreateParamsStreaming);
+    // A long request holds the queue until B and C wait behind it, then its client leaves.
+    const holder = new AbortController();
+    const first = await client.chat.completions.create(chat({ max_tokens: 400, stream: true, ...ENDLESS }) as OpenAI.ChatCompletionCreateParamsStreaming, { signal: holder.signal });
+    // (The client's stream ends quietly on abort.)
     const running = (async () => {
       for await (const _ of first);
-      order.push('A');
-    })();
+    })().catch(() => undefined).then(() => order.push('A'));
     await waitFor(async () => (await pending()) === 1);
     const second = client.chat.completions.create(chat({ max_tokens: 3 })).then(() => order.push('B'));
     await waitFor(async () => (await pending()) === 2);
     const third = client.completions.create({ model: TEXT_ID, prompt: 'x', max_tokens: 3 }).then(() => order.push('C'));
     await waitFor(async () => (await pending()) === 3);
+    // Past maxPending (3): 429 with Retry-After, which OpenAI's client reads as a rate limit.
+    const full = await post('/v1/completions', { prompt: 'x', max_tokens: 1 });
+    expect(full.status).toBe(429);
+    expect(full.headers.get('retry-after')).toBe('1');
+    expect(await full.json()).toMatchObject({ error: { type: 'rate_limit_error', code: 'rate_limit_exceeded' } });
+    holder.abort();
     await Promise.all([running, second, third]);
     expect(order).toEqual(['A', 'B', 'C']);
     expect(await pending()).toBe(0);
@@ -203,6 +212,22 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
     expect(after.choices[0]!.message.content!.length).toBeGreaterThan(0);
     await waitFor(async () => (await pending()) === 0, 2_000);
   });
+
+  // Last: it closes the server.
+  test('close() ends the requests in flight and stops listening', async () => {
+    const stream = await client.chat.completions.create(chat({ max_tokens: 400, stream: true, ...ENDLESS }) as OpenAI.ChatCompletionCreateParamsStreaming);
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    const started = Date.now();
+    await server.close();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    // The stream ends, with the engine's `disposed` error as its last event.
+    const ended = await (async () => {
+      for (;;) if ((await it.next()).done) return 'done';
+    })().catch((e: unknown) => e);
+    expect(ended).toMatchObject({ error: { code: 'disposed' } });
+    await expect(fetch(`${server.url}/health`)).rejects.toThrow();
+  });
 });
 
 describe.skipIf(!HAVE_MODELS)('webgguf serve, the command', () => {
@@ -223,6 +248,10 @@ describe.skipIf(!HAVE_MODELS)('webgguf serve, the command', () => {
       expect(models.data.map((d) => d.id)).toEqual([TEXT_ID]);
       const reply = (await (await fetch(`${m![1]}/v1/completions`, { method: 'POST', body: JSON.stringify({ prompt: 'Once', max_tokens: 3 }) })).json()) as { choices: { text: string }[] };
       expect(reply.choices[0]!.text.length).toBeGreaterThan(0);
+      // No embedding model here: an OpenAI error saying so.
+      const embeddings = await fetch(`${m![1]}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ input: 'x' }) });
+      expect(embeddings.status).toBe(404);
+      expect(await embeddings.json()).toMatchObject({ error: { code: 'model_not_found', message: expect.stringMatching(/no embedding model/) } });
     } finally {
       child.kill('SIGTERM');
     }

@@ -80,7 +80,7 @@ const FLAGS = {
   'api-key': { type: 'string', value: 'K', commands: ['serve'], help: 'requests to /v1 must send "Authorization: Bearer K"' },
   'max-pending': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: DEFAULT_MAX_PENDING, commands: ['serve'], help: 'requests a model may hold, running and queued; more get 429' },
   kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
-  json: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: 'print the result as one line of JSON' },
+  json: { type: 'boolean', commands: (Object.keys(COMMANDS) as Command[]).filter((c) => c !== 'serve'), help: 'print the result as one line of JSON' },
   verbose: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: "print errors' stacks and every message of Dawn" },
   help: { type: 'boolean', short: 'h', commands: Object.keys(COMMANDS) as Command[], help: 'print this help' },
 } as const satisfies Record<string, Flag>;
@@ -387,11 +387,17 @@ async function serveCommand({ values, numbers }: Args): Promise<void> {
   });
   process.stdout.write(`webgguf serve: listening on ${server.url}\n`);
   process.stderr.write(`webgguf serve: ${server.models.map((m) => `${m.id} (${m.kind}, ${m.architecture})`).join(', ')}; Ctrl-C stops\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  await server.close();
+  // Listening through close(): a terminal's Ctrl-C reaches this process twice (bin/webgguf.js
+  // forwards it too), and the second must not end it mid-close.
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  process.on('SIGINT', stop).on('SIGTERM', stop);
+  try {
+    await stopped;
+    await server.close();
+  } finally {
+    process.off('SIGINT', stop).off('SIGTERM', stop);
+  }
 }
 
 async function isEmbeddingModel(path: string): Promise<boolean> {

@@ -95,8 +95,9 @@ const ERROR_STATUS: Partial<Record<ErrorCode, [ContentfulStatusCode, string]>> =
   'invalid-argument': [400, 'invalid_request_error'],
   'context-overflow': [400, 'invalid_request_error'],
   'not-found': [404, 'invalid_request_error'],
-  // max_prefill_ms: the prompt would take longer than the client allowed.
-  timeout: [408, 'timeout_error'],
+  // max_prefill_ms: the prompt would take longer than the client allowed; shorter, it may not.
+  // Not 408, which clients retry as it is.
+  timeout: [400, 'invalid_request_error'],
 };
 
 /** The request field an engine message starts with ("messages[0].content must be ..."), if the body has it. */
@@ -106,7 +107,7 @@ function paramOf(message: string, body: unknown): string | null {
 }
 
 /** Any thrown value as an HTTP status and an OpenAI error body. */
-export function openAIError(e: unknown, body?: unknown): { status: ContentfulStatusCode; body: OpenAIErrorBody } {
+function openAIError(e: unknown, body?: unknown): { status: ContentfulStatusCode; body: OpenAIErrorBody } {
   if (e instanceof ApiError) return { status: e.status, body: { error: { message: e.message, type: e.type, param: e.param, code: e.code } } };
   if (isWebGGUFError(e)) {
     const [status, type] = ERROR_STATUS[e.code] ?? [500, 'server_error'];
@@ -122,8 +123,14 @@ type Env = { Variables: { gone: AbortSignal } };
 /** The id a model file is served under: its name without the .gguf extension. */
 const modelId = (path: string) => basename(path).replace(/\.gguf$/i, '');
 
+/** What a bearer token may hold (RFC 6750's b64token); the key is checked against it at start. */
+const BEARER_TOKEN = /^[A-Za-z0-9._~+/-]+=*$/;
+
 /** Loads the model(s), then listens; resolves once requests are accepted. */
 export async function serve(options: ServeOptions): Promise<ModelServer> {
+  if (options.apiKey !== undefined && !BEARER_TOKEN.test(options.apiKey)) {
+    throw new WebGGUFError('invalid-argument', 'the API key must be a bearer token: letters, digits and - . _ ~ + / (then = padding), at least one character');
+  }
   const host = options.host ?? DEFAULT_HOST;
   const maxPending = options.maxPending ?? DEFAULT_MAX_PENDING;
   let madeGpu: Promise<GpuContext> | undefined;
@@ -158,9 +165,7 @@ export async function serve(options: ServeOptions): Promise<ModelServer> {
     throw e;
   }
 
-  /** Aborts every request at close(). */
-  const shutdown = new AbortController();
-  const app = buildApp(slots, { ...options, maxPending }, shutdown.signal);
+  const app = buildApp(slots, { ...options, maxPending });
   const server = await new Promise<ServerType>((resolve, reject) => {
     const s = listen({ fetch: app.fetch, hostname: host, port: options.port ?? DEFAULT_PORT }, () => resolve(s));
     s.once('error', reject);
@@ -178,18 +183,19 @@ export async function serve(options: ServeOptions): Promise<ModelServer> {
     close: () =>
       (closed ??= (async () => {
         const stopped = new Promise<void>((r) => server.close(() => r()));
-        shutdown.abort();
-        // Aborted requests end within a step; connections left open after that are cut.
+        // Disposing the engines ends the requests in flight (with `disposed`); connections still
+        // open after that are cut.
+        await disposeAll();
         const timer = setTimeout(() => (server as { closeAllConnections?: () => void }).closeAllConnections?.(), 2_000);
         await stopped;
         clearTimeout(timer);
-        await disposeAll();
       })()),
   };
 }
 
-function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number }, shutdown: AbortSignal): Hono<Env> {
-  const app = new Hono<Env>();
+function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number }): Hono<Env> {
+  // strict: false also routes "/v1/models/" and the like.
+  const app = new Hono<Env>({ strict: false });
   const fail = (c: Context, e: unknown, body?: unknown) => {
     const { status, body: error } = openAIError(e, body);
     // A full queue: the remote engine (and OpenAI's clients) wait this long before retrying.
@@ -210,7 +216,7 @@ function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number },
   app.use('*', cors({ origin: '*', allowMethods: ['GET', 'POST'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
   // The client's connection, before any middleware replaces the request: it aborts when the client goes away.
   app.use('*', async (c, next) => {
-    c.set('gone', AbortSignal.any([c.req.raw.signal, shutdown]));
+    c.set('gone', c.req.raw.signal);
     await next();
   });
   app.get('/health', (c) => c.json({ status: 'ok', models: slots.map(({ id, kind, pending }) => ({ id, kind, pending })) }));
