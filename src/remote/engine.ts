@@ -268,6 +268,8 @@ export function createRemoteEngine(options: RemoteOptions): Engine {
     let last: Chunk | undefined;
     try {
       for await (const event of client.events(opened)) {
+        // Events already read when the caller aborted are not delivered (it stops within a chunk).
+        if (signal?.aborted) throw new WebGGUFError('aborted', 'the request was aborted');
         // Other event types (`event: ping`) and empty data (`data:` keep-alives) carry nothing.
         if ((event.event !== 'message' && event.event !== 'error') || event.data.trim() === '') continue;
         if (event.event === 'message' && event.data.trim() === '[DONE]') {
