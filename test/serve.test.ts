@@ -85,12 +85,15 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
     expect(raw.split('\n\n').filter(Boolean).every((event) => event.startsWith('data: '))).toBe(true);
   });
 
-  test('legacy completions, n choices and logit_bias pass through to the engine', async () => {
+  test('legacy completions (whole and streamed alike), n choices and logit_bias pass through to the engine', async () => {
     const r = await client.completions.create({ model: TEXT_ID, prompt: 'Once upon a time', max_tokens: 6, n: 2, seed: 5, temperature: 1 });
     expect(r.object).toBe('text_completion');
     expect(r.model).toBe(TEXT_ID);
     expect(r.choices.map((c) => c.index)).toEqual([0, 1]);
     expect(r.choices[0]!.text.length).toBeGreaterThan(0);
+    let streamed = '';
+    for await (const chunk of await client.completions.create({ model: TEXT_ID, prompt: 'Once upon a time', max_tokens: 6, seed: 5, temperature: 1, stream: true })) streamed += chunk.choices[0]?.text ?? '';
+    expect(streamed).toBe(r.choices[0]!.text);
     // Every token forced to one id: the text is one piece repeated.
     const forced = await client.completions.create({ model: TEXT_ID, prompt: 'Once', max_tokens: 4, temperature: 1, seed: 1, ...ENDLESS } as OpenAI.CompletionCreateParamsNonStreaming);
     const piece = forced.choices[0]!.text.slice(0, forced.choices[0]!.text.length / 4);
@@ -252,6 +255,8 @@ describe.skipIf(!HAVE_MODELS)('webgguf serve, the command', () => {
       const embeddings = await fetch(`${m![1]}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ input: 'x' }) });
       expect(embeddings.status).toBe(404);
       expect(await embeddings.json()).toMatchObject({ error: { code: 'model_not_found', message: expect.stringMatching(/no embedding model/) } });
+      // A line per request on stderr, none on stdout.
+      expect(stderr).toMatch(/--> POST \/v1\/completions \S*200\S* \d+m?s/);
     } finally {
       child.kill('SIGTERM');
     }

@@ -383,7 +383,7 @@ async function estimateCommand({ values, numbers }: Args): Promise<void> {
 async function serveCommand({ values, numbers }: Args): Promise<void> {
   const server = await serve({
     model: values.model!, embeddingModel: values['embedding-model'], host: values.host, port: numbers.port, apiKey: values['api-key'],
-    maxPending: numbers['max-pending'], contextLength: numbers.context,
+    maxPending: numbers['max-pending'], contextLength: numbers.context, log: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`webgguf serve: listening on ${server.url}\n`);
   process.stderr.write(`webgguf serve: ${server.models.map((m) => `${m.id} (${m.kind}, ${m.architecture})`).join(', ')}; Ctrl-C stops\n`);

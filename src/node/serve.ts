@@ -12,6 +12,7 @@ import { Hono, type Context } from 'hono';
 import { bearerAuth } from 'hono/bearer-auth';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
+import { logger } from 'hono/logger';
 import { HTTPException } from 'hono/http-exception';
 import { streamSSE } from 'hono/streaming';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -43,6 +44,8 @@ export interface ServeOptions {
   contextLength?: number;
   /** The GPU to run on (tests share theirs); by default Dawn's, destroyed by close(). */
   gpu?: () => Promise<GpuContext>;
+  /** Gets a line per request as it comes and as it is answered (the CLI prints them on stderr). */
+  log?: (line: string) => void;
 }
 
 /** A model the server answers with. */
@@ -212,6 +215,7 @@ function buildApp(slots: Slot[], options: ServeOptions & { maxPending: number })
   });
   app.notFound((c) => fail(c, new ApiError(404, `no such endpoint: ${c.req.method} ${c.req.path}`, 'invalid_request_error', 'unknown_url')));
 
+  if (options.log) app.use('*', logger(options.log));
   // Pages on other origins (the remote engine in a browser) may call it; preflights need no key.
   app.use('*', cors({ origin: '*', allowMethods: ['GET', 'POST'], exposeHeaders: ['Retry-After'], maxAge: 600 }));
   // The client's connection, before any middleware replaces the request: it aborts when the client goes away.
