@@ -35,10 +35,13 @@ interface Answer {
 
 /** `webgguf serve` in its own process; resolves with its URL once it prints its first line. */
 function startServe(): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--model', storiesPath('q4_0'), '--port', '0', '--api-key', SERVE_KEY], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [BIN, 'serve', '--model', storiesPath('q4_0'), '--port', '0', '--api-key', SERVE_KEY], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its stderr (a line per request) is kept for a failure's message only.
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('webgguf serve did not start within 60 s')), 60_000);
-    child.once('exit', (code) => reject(new Error(`webgguf serve exited with ${code}`)));
+    const timer = setTimeout(() => reject(new Error(`webgguf serve did not start within 60 s: ${stderr}`)), 60_000);
+    child.once('exit', (code) => reject(new Error(`webgguf serve exited with ${code}: ${stderr}`)));
     createInterface({ input: child.stdout! }).once('line', (line) => {
       clearTimeout(timer);
       const m = /^webgguf serve: listening on (http:\/\/\S+)$/.exec(line);
