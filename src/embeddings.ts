@@ -1,3 +1,4 @@
+import type { RouteInfo } from './engine/types.js';
 import { WebGGUFError } from './errors.js';
 
 /** OpenAI's embeddings request (POST /v1/embeddings), as engine.embeddings.create takes it. */
@@ -26,6 +27,8 @@ export interface EmbeddingResponse {
   data: Embedding[];
   model: string;
   usage: { prompt_tokens: number; total_tokens: number };
+  /** Extension: which engine answered (remote and routed engines only). */
+  webgguf?: RouteInfo;
 }
 
 /** Inputs one request may hold (OpenAI's limit). */

@@ -26,7 +26,11 @@ export type ErrorCode =
   | 'timeout'
   | 'worker-failed'
   | 'disposed'
-  | 'not-found';
+  | 'not-found'
+  // An OpenAI-compatible server's answers (remote engines): 401/403, 429, 5xx or a broken reply.
+  | 'auth'
+  | 'rate-limited'
+  | 'server';
 
 export class WebGGUFError extends Error {
   readonly code: ErrorCode;

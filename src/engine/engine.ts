@@ -10,7 +10,7 @@ import { pushStream } from './push-stream.js';
 import { exportFetch, type RemoteFetch } from '../io/remote-fetch.js';
 import type {
   CacheEntry, CacheUsage, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Completion, CompletionChunk, CompletionRequest, GenerateParams,
-  EngineLoadOptions, EstimateOptions, ModelEstimate, ModelInfo, ModelSource,
+  EngineLoadOptions, EstimateOptions, FallbackOptions, ModelEstimate, ModelInfo, ModelSource, RemoteOptions,
 } from './types.js';
 
 export interface EngineOptions {
@@ -41,6 +41,16 @@ export interface EngineOptions {
   /** In-thread only: the GPU to use and the store for the weight cache. */
   gpu?: () => Promise<GpuContext>;
   store?: KeyValueStore;
+  /**
+   * An OpenAI-compatible server instead of this device: the engine's calls become its HTTP API
+   * (the other options do not apply). See RemoteOptions.
+   */
+  remote?: RemoteOptions;
+  /**
+   * The local engine, answering from a server when this device cannot run the model (see
+   * FallbackOptions); responses say which answered in `webgguf.route`.
+   */
+  fallback?: FallbackOptions;
 }
 
 export interface Engine {
@@ -124,6 +134,23 @@ function resolveSource(source: ModelSource): ModelSource {
  * block the page; the API is the same either way.
  */
 export async function createEngine(options: EngineOptions = {}): Promise<Engine> {
+  // The server's client is its own chunk, imported only by pages that ask for a server.
+  if (options.remote) {
+    if (options.fallback) throw new WebGGUFError('invalid-argument', 'createEngine takes remote (the server only) or fallback (this device, else the server), not both');
+    const { createRemoteEngine } = await import('../remote/engine.js');
+    return createRemoteEngine(options.remote);
+  }
+  if (options.fallback) {
+    const { fallback, ...local } = options;
+    const { createRoutedEngine } = await import('../remote/route.js');
+    const engine = await createEngine(local);
+    try {
+      return createRoutedEngine(engine, fallback);
+    } catch (e) {
+      await engine.dispose();
+      throw e;
+    }
+  }
   const useCache = options.cache ?? typeof indexedDB !== 'undefined';
   const budget = options.maxGpuBytes ?? defaultGpuBudget(globalThis.navigator);
   if (!(budget > 0)) throw new WebGGUFError('invalid-argument', `maxGpuBytes must be a positive number of bytes (or Infinity), not ${options.maxGpuBytes}`);

@@ -103,6 +103,11 @@ export interface ModelInfo {
   adapter: string;
   features: string[];
   fromCache: boolean;
+  /**
+   * Remote and routed engines only: where requests are answered, on this device (`local`) or by
+   * the server (`remote`, where the numbers above are what the server reports, 0 when it does not).
+   */
+  route?: RouteInfo['route'];
 }
 
 /**
@@ -295,6 +300,8 @@ export interface ChatCompletion {
   model: string;
   choices: ChatCompletionChoice[];
   usage: Usage;
+  /** Extension: which engine answered (remote and routed engines only). */
+  webgguf?: RouteInfo;
 }
 
 /** A token in a log-prob list: its text (`bytes:\xNN…` for part of a character), log-prob and UTF-8 bytes. */
@@ -374,6 +381,8 @@ export interface ChatCompletionChunk {
    * `choices: []` and the usage.
    */
   usage?: Usage | null;
+  /** Extension: which engine answered (remote and routed engines only). */
+  webgguf?: RouteInfo;
 }
 
 export interface Completion {
@@ -383,6 +392,8 @@ export interface Completion {
   model: string;
   choices: { index: number; text: string; finish_reason: FinishReason; logprobs: CompletionLogprobs | null }[];
   usage: Usage;
+  /** Extension: which engine answered (remote and routed engines only). */
+  webgguf?: RouteInfo;
 }
 
 /** A streamed piece of a legacy completion: same shape, `finish_reason` null until the last. */
@@ -393,6 +404,8 @@ export interface CompletionChunk {
   model: string;
   choices: { index: 0; text: string; finish_reason: FinishReason | null; logprobs: CompletionLogprobs | null }[];
   usage?: Usage | null;
+  /** Extension: which engine answered (remote and routed engines only). */
+  webgguf?: RouteInfo;
 }
 
 export interface CacheEntry {
@@ -411,4 +424,55 @@ export interface CacheUsage {
   persisted: boolean;
   models: number;
   modelBytes: number;
+}
+
+/**
+ * An OpenAI-compatible server (vLLM, SGLang, llama.cpp's server, Ollama's /v1, OpenAI,
+ * `webgguf serve`): `createEngine({ remote })` speaks to it with the engine's own API.
+ */
+export interface RemoteOptions {
+  /** The API's root, e.g. `http://localhost:8000/v1` (paths such as `/chat/completions` are appended). */
+  baseURL: string | URL;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** The server's name for the model, sent as `model` in every request that names none. */
+  model: string;
+  /** Sent with every request. */
+  headers?: Record<string, string>;
+  /** Makes the requests in place of the global fetch. */
+  fetch?: typeof fetch;
+  /**
+   * Retries of a request that got no response (connection refused or dropped before any byte),
+   * or 429, 502, 503 or 504: exponential backoff with jitter from `baseDelayMs`, or the server's
+   * `Retry-After` where it gives one; a wait longer than `maxDelayMs` is not made (the error comes
+   * at once). Never once streamed output has reached the caller. Default 2 retries, 500 ms, 30 s.
+   */
+  retry?: { maxRetries?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /**
+   * A request that receives nothing for this long (no response, or no byte of a streamed body,
+   * where servers send keep-alive comments) fails with `network`. Default 120 s.
+   */
+  stallTimeoutMs?: number;
+}
+
+/** When a local engine answers from the server instead. */
+export type FallbackWhen = 'no-webgpu' | 'does-not-fit' | 'always';
+
+/**
+ * createEngine's `fallback`: a local engine that loads the model on this device when it can, and
+ * otherwise answers from `remote`. `when`: 'no-webgpu' (this device has no WebGPU),
+ * 'does-not-fit' (default: that, or the load's fit check refuses the model: `insufficient-memory`),
+ * 'always' (every request goes to the server).
+ */
+export interface FallbackOptions {
+  remote: RemoteOptions;
+  when?: FallbackWhen;
+}
+
+/**
+ * Extension field on responses and chunks of a remote or routed engine: which one answered, the
+ * model on this device (`local`) or the server (`remote`). The `model` field names the model too.
+ */
+export interface RouteInfo {
+  route: 'local' | 'remote';
 }

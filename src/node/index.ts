@@ -49,6 +49,8 @@ async function nodeSource(source: ModelSource): Promise<ModelSource> {
 
 /** Creates the engine in Node: `await (await createEngine()).load('model.gguf')`. */
 export async function createEngine(options: NodeEngineOptions = {}): Promise<Engine> {
+  // A server's engine takes the server's model names, not file paths, and needs no GPU.
+  if (options.remote) return createEngineIn(options);
   let made: GpuContext | undefined;
   const gpu = options.gpu ?? (async () => (made = await nodeGpuContext()));
   const engine = await createEngineIn({ ...options, worker: false, cache: options.cache ?? options.store !== undefined, gpu });
