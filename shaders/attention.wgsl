@@ -13,9 +13,10 @@ struct AttnParams {
   // Scores are soft-capped as cap * tanh(s / cap) (Gemma 2); 0: off.
   softcap: f32,
   // A query sees only the last `window` positions, itself included (sliding window); 0: all.
+  // Bidirectional: the positions within window / 2 either side (llama.cpp's symmetric SWA).
   window: u32,
-  // 1: every query sees every key of the step (encoders); 0, the padding's zero when a model
-  // writes no such field: causal.
+  // 1: every query sees every key of the step (encoders, EmbeddingGemma); 0, the padding's zero
+  // when a model writes no such field: causal.
   bidirectional: u32,
 }
 
@@ -42,8 +43,14 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   let q_off = (t * P.n_heads + head) * hd;
   let kv_stride = P.n_kv_heads * hd;
   let kv_off = (head / (P.n_heads / P.n_kv_heads)) * hd;
-  let n_keys = select(S.pos + t + 1u, S.pos + S.n_tokens, P.bidirectional == 1u);
-  let first = select(0u, n_keys - P.window, P.window > 0u && n_keys > P.window);
+  let q_pos = S.pos + t;
+  var n_keys = q_pos + 1u;
+  var first = select(0u, n_keys - P.window, P.window > 0u && n_keys > P.window);
+  if (P.bidirectional == 1u) {
+    let half = P.window / 2u;
+    n_keys = select(S.pos + S.n_tokens, min(S.pos + S.n_tokens, q_pos + half + 1u), P.window > 0u);
+    first = select(0u, q_pos - half, P.window > 0u && q_pos > half);
+  }
   let len = (n_keys - first + CHUNKS - 1u) / CHUNKS;
   let begin = first + chunk * len;
   let end = min(begin + len, n_keys);

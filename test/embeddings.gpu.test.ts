@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BERT_SHAPES, makeBertModel } from '../scripts/make-bert.js';
+import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
 import { cosineSimilarity, createEngine, type EmbeddingResponse, type Engine } from '../src/node/index.js';
 import { HAVE_CHROMIUM } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
@@ -48,7 +49,17 @@ const CASES = [
   ['tiny-bert', 'f32', 0.9999], ['tiny-bert-cls', 'f16', 0.9999], ['tiny-bert', 'q8_0', 0.999], ['tiny-bert-cls', 'q4_k_m', 0.995],
   // nomic-bert: RoPE, fused qkv (row views of one quantized tensor), SwiGLU.
   ['tiny-nomic', 'q8_0', 0.999],
+  // Decoders used for embeddings (scripts/make-model.ts): Qwen3-Embedding's form (qwen3 with
+  // last-token pooling, EOS added and pooled); EmbeddingGemma (gemma-embedding: Gemma 3 blocks
+  // without the causal mask, symmetric windows, mean pooling, dense_2/dense_3).
+  ['qwen3-embedding', 'q8_0', 0.999], ['gemma-embedding', 'q8_0', 0.999],
 ] as const;
+
+function makeCase(shape: string, quant: string): Promise<Uint8Array> {
+  if (shape === 'qwen3-embedding') return makeModel({ arch: 'qwen3', shape: TINY_SHAPES.qwen3, quant, pooling: 'last' });
+  if (shape === 'gemma-embedding') return makeModel({ arch: 'gemma-embedding', shape: TINY_SHAPES['gemma-embedding'], quant });
+  return makeBertModel({ shape, quant });
+}
 
 describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama 3.13.0)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'webgguf-embed-'));
@@ -57,7 +68,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
   let engine: Engine;
 
   beforeAll(async () => {
-    for (const [i, [shape, quant]] of CASES.entries()) writeFileSync(paths[i]!, await makeBertModel({ shape, quant }));
+    for (const [i, [shape, quant]] of CASES.entries()) writeFileSync(paths[i]!, await makeCase(shape, quant));
     oracle = await llamaCppEmbeddings(paths, TEXTS, { context: BERT_SHAPES['tiny-bert']!.context });
     const gpu = await testGpu();
     engine = await createEngine({ gpu: async () => gpu });

@@ -305,11 +305,11 @@ export class EngineCore {
     const { inputs, dimensions, encoding } = validateEmbeddingRequest(request);
     return this.serial(requestId, async (signal) => {
       const { tokenizer, info, model } = this.requireLoaded();
-      if (!(model instanceof EncoderModel)) {
+      if (!model.config.pooling) {
         throw new WebGGUFError('invalid-argument', `the loaded model (${info.architecture}) generates text, not embeddings; load an embedding model (such as a BERT GGUF) for embeddings.create`);
       }
-      if (dimensions !== undefined && dimensions > model.dimensions) {
-        throw new WebGGUFError('invalid-argument', `dimensions ${dimensions} is more than the model's ${model.dimensions}`);
+      if (dimensions !== undefined && dimensions > model.config.dim) {
+        throw new WebGGUFError('invalid-argument', `dimensions ${dimensions} is more than the model's ${model.config.dim}`);
       }
       const tooLong = (i: number, tokens: string) =>
         new WebGGUFError('context-overflow', `input[${i}] has ${tokens} tokens but the model takes at most ${model.contextLength}; shorten or split it`);
@@ -317,11 +317,15 @@ export class EngineCore {
         // A cheap floor first: megabytes of text are refused before they are tokenized.
         const floor = tokenizer.minTokens(text);
         if (floor > model.contextLength) throw tooLong(i, `at least ${floor}`);
-        const tokens = tokenizer.encode(text);
+        // With the vocabulary's special tokens as llama.cpp adds them: BOS (CLS), and SEP or, where
+        // tokenizer.ggml.add_eos_token says so (Qwen3-Embedding's pooled EOS), EOS.
+        const tokens = tokenizer.encode(text, { addEos: true });
         if (tokens.length > model.contextLength) throw tooLong(i, String(tokens.length));
         return tokens;
       });
       const pooled = await model.embed(ids, signal);
+      // The embedding passes overwrote the KV cache.
+      this.context = [];
       const data = pooled.map((v, index) => {
         const vector = finishEmbedding(v, dimensions);
         return { object: 'embedding' as const, index, embedding: encoding === 'base64' ? embeddingToBase64(vector) : Array.from(vector) };
@@ -405,7 +409,9 @@ export class EngineCore {
   /** The loaded text model (generation, chat). */
   private require(): Loaded & { model: LlamaModel } {
     const loaded = this.requireLoaded();
-    if (loaded.model instanceof EncoderModel) {
+    // An embedding model (an encoder, or a decoder whose file names its pooling, such as
+    // Qwen3-Embedding) makes vectors; its LM head, where it has one, was never trained to talk.
+    if (loaded.model instanceof EncoderModel || loaded.model.config.pooling) {
       throw new WebGGUFError('invalid-argument', `the loaded model (${loaded.info.architecture}) is an embedding model: it makes vectors, not text; use embeddings.create`);
     }
     return loaded as Loaded & { model: LlamaModel };

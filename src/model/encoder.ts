@@ -3,8 +3,9 @@ import { metaNumber, metaString, type GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import { buildChecked, type GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
-import { tensor, type ModelConfig } from './config.js';
+import { readPooling, tensor, type ModelConfig, type Pooling } from './config.js';
 import { ropeAngles } from './blocks/attention.js';
+import { POOL_MODES } from './blocks/pooling.js';
 import { barrierWorkgroup, weightDesc } from './kernel-shapes.js';
 import type { LoadOptions } from './llama.js';
 import { checkFit } from './memory-plan.js';
@@ -14,14 +15,6 @@ import { planWeights, repackWeights, uploadWeights, type TensorPlan } from './we
 /** Architectures that run as encoders: a vector per input, no text generated. */
 export const ENCODER_ARCHITECTURES = ['bert', 'nomic-bert'] as const;
 
-/** How a sequence's output rows become one vector: their mean, the first (CLS) or the last. */
-export type Pooling = 'mean' | 'cls' | 'last';
-
-/** llama.cpp's LLAMA_POOLING_TYPE_* values, as `<arch>.pooling_type` holds them. */
-const POOLING_TYPES: Record<number, Pooling | 'none' | 'rank'> = { 0: 'none', 1: 'mean', 2: 'cls', 3: 'last', 4: 'rank' };
-
-/** shaders/encoder_ops.wgsl's pool modes. */
-const POOL_MODES: Record<Pooling, number> = { mean: 1, cls: 2, last: 3 };
 
 export interface EncoderConfig extends ModelConfig {
   pooling: Pooling;
@@ -58,12 +51,12 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
   const headDim = dim / nHeads;
   const causal = file.metadata.get(`${arch}.attention.causal`);
   if (typeof causal !== 'boolean') throw new ModelFormatError('malformed', `${name}: missing metadata ${arch}.attention.causal`);
-  const poolingType = k('pooling_type', 1);
-  const pooling = POOLING_TYPES[poolingType];
-  if (pooling === undefined || pooling === 'none' || pooling === 'rank') {
+  // Without pooling_type, the mean (llama.cpp leaves it to the caller).
+  const pooling = readPooling(file) ?? 'mean';
+  if (pooling === 'none' || pooling === 'rank') {
     throw new ModelFormatError(
       'unsupported-architecture',
-      `${name}: pooling type ${pooling ?? poolingType} gives ${pooling === 'rank' ? 'a relevance score (a reranker)' : 'no vector per input'}; embeddings need mean, cls or last pooling`,
+      `${name}: pooling type ${pooling} gives ${pooling === 'rank' ? 'a relevance score (a reranker)' : 'no vector per input'}; embeddings need mean, cls or last pooling`,
     );
   }
   const embd = tensor(file, 'token_embd.weight');
@@ -77,6 +70,7 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
     qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, window: null, hybridDeltaNet: false, deltaNet: undefined, ropeUnrotatedPairs: [],
     layers: Array.from({ length: k('block_count') }, () => ({ nHeads, nKvHeads: k('attention.head_count_kv', nHeads), headDim, ropeDim: headDim, ffnDim: k('feed_forward_length'), windowed: false })),
     gemma4: false, windowRopeDim: headDim, kvSharedFrom: k('block_count'), perLayerInput: 0, layerOutputScale: false, valueFromKey: false, valueNorm: false,
+    bidirectional: !causal, denseOut: undefined,
     pooling, causal, positions: nomic ? 'rope' : 'absolute',
     tokenTypes: file.tensors.find((t) => t.name === 'token_types.weight')?.dims[1] ?? 0,
   };
