@@ -89,6 +89,20 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     expect(Math.min(...cosines), `cosines ${cosines.map((c) => c.toFixed(6)).join(' ')}`).toBeGreaterThanOrEqual(bound);
   }, 60_000);
 
+  test('inputs packed into one pass (block-diagonal attention) equal the same inputs one by one', async () => {
+    // More tokens than one pass of the tiny models' 128 holds: two passes.
+    const inputs = [...TEXTS, ...[1, 2, 3].map((i) => `${i} ${TEXTS[4]}`)];
+    for (const shape of ['tiny-bert', 'tiny-nomic']) {
+      await engine.load(paths[CASES.findIndex((c) => c[0] === shape)]!);
+      const packed = await engine.embeddings.create({ input: inputs });
+      expect(packed.usage.prompt_tokens).toBeGreaterThan(BERT_SHAPES[shape]!.context);
+      for (const [i, text] of inputs.entries()) {
+        const alone = await engine.embeddings.create({ input: text });
+        expect(cosineSimilarity(packed.data[i]!.embedding as number[], alone.data[0]!.embedding as number[]), `${shape} input ${i}`).toBeGreaterThan(1 - 1e-5);
+      }
+    }
+  }, 60_000);
+
   test('the OpenAI response shape; dimensions and base64; typed errors', async () => {
     await engine.load(paths[0]!);
     const r = await engine.embeddings.create({ input: ['one text', 'another'], model: 'ignored' });

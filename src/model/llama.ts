@@ -427,6 +427,7 @@ export class LlamaModel {
         const encoder = device.createCommandEncoder();
         this.recordPass(encoder, this.prefillOps.slice(0, this.prefillOps.length - this.headOps), chunk.length);
         if (last) {
+          device.queue.writeBuffer(head.spans, 0, new Uint32Array([0, chunk.length]));
           this.recordPass(encoder, head.ops, chunk.length);
           encoder.copyBufferToBuffer(head.pooled, 0, this.readback, 0, this.config.dim * 4);
         }

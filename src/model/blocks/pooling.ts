@@ -10,6 +10,8 @@ export interface PoolingHead {
   /** The ops after the last layer: final norm of every row, pooling, dense projections. */
   ops: Op[];
   pooled: GPUBuffer;
+  /** The rows pooled, [start, end) of the step (the host writes (0, n): one input per step). */
+  spans: GPUBuffer;
 }
 
 /**
@@ -22,17 +24,18 @@ export function recordPoolingHead(r: ForwardRecorder, residual: ResidualStream, 
   const c = r.config;
   const a = r.alloc;
   const pooled = a.storage('pooled', c.dim * 4);
+  const spans = a.storage('pool_spans', 8);
   const kernel = r.kernels.get('pool');
   const params = a.uniform('pool', uniformData([{ u: c.dim }, { u: POOL_MODES[pooling] }]));
   const ops: Op[] = [
     r.rmsnorm(residual.x, r.vector('output_norm.weight'), residual.normed),
-    { kernel, bindGroup: r.kernels.bindGroup(kernel, [pooled, residual.normed, params, r.step]), grid: () => [Math.ceil(c.dim / 64), 1, 1] },
+    { kernel, bindGroup: r.kernels.bindGroup(kernel, [pooled, residual.normed, params, r.step, spans]), grid: () => [Math.ceil(c.dim / 64), 1, 1] },
   ];
   if (c.denseOut) {
     const hidden = a.storage('dense_hidden', c.denseOut.hidden * 4);
     ops.push(...r.matmul(r.matrix('dense_2.weight'), pooled, hidden, { oneToken: true }), ...r.matmul(r.matrix('dense_3.weight'), hidden, pooled, { oneToken: true }));
   }
-  return { ops, pooled };
+  return { ops, pooled, spans };
 }
 
 /** The buffers the pooling head makes (for the fit check before loading). */
