@@ -51,6 +51,7 @@ function showError(e: unknown, next = ''): void {
   ui.banner.hidden = false;
 }
 ui.bannerClose.addEventListener('click', () => (ui.banner.hidden = true));
+void import('./notes-search.js').then((m) => m.mountNotesSearch($('notes')));
 
 function setBusy(value: boolean): void {
   busy = value;
