@@ -1,4 +1,5 @@
 import { WebGGUFError } from './errors.js';
+import { metaString, type GGUFFile } from './gguf/gguf.js';
 
 /** OpenAI's embeddings request (POST /v1/embeddings), as engine.embeddings.create takes it. */
 export interface EmbeddingRequest {
@@ -10,6 +11,13 @@ export interface EmbeddingRequest {
   dimensions?: number;
   /** 'float' (default): number arrays; 'base64': each vector's little-endian float32 bytes in base64. */
   encoding_format?: 'float' | 'base64';
+  /**
+   * What the inputs are, for models trained with a prefix for each (nomic-embed's "search_query: ",
+   * EmbeddingGemma's, Qwen3-Embedding's instruction, bge's query instruction): each input gets the
+   * model's prefix for it, known from the file's name (general.basename, general.name; GGUF has no
+   * key for them). Absent, or a model without prefixes: the inputs as they are.
+   */
+  input_type?: 'query' | 'document';
   /** Accepted for OpenAI compatibility; unused. */
   user?: string;
   signal?: AbortSignal;
@@ -32,7 +40,7 @@ export interface EmbeddingResponse {
 export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** Checks a request's fields (OpenAI's rules); returns the inputs as a list. */
-export function validateEmbeddingRequest(request: unknown): { inputs: string[]; dimensions: number | undefined; encoding: 'float' | 'base64' } {
+export function validateEmbeddingRequest(request: unknown): { inputs: string[]; dimensions: number | undefined; encoding: 'float' | 'base64'; inputType: 'query' | 'document' | undefined } {
   const bad = (message: string) => new WebGGUFError('invalid-argument', message);
   if (typeof request !== 'object' || request === null) throw bad('embeddings.create takes a request object: { input }');
   const r = request as Record<string, unknown>;
@@ -47,7 +55,38 @@ export function validateEmbeddingRequest(request: unknown): { inputs: string[]; 
   const encoding = r.encoding_format ?? 'float';
   if (encoding !== 'float' && encoding !== 'base64') throw bad(`encoding_format must be 'float' or 'base64', not ${String(encoding)}`);
   if (r.model !== undefined && typeof r.model !== 'string') throw bad('model must be a string');
-  return { inputs: inputs as string[], dimensions: dimensions as number | undefined, encoding };
+  const inputType = r.input_type;
+  if (inputType !== undefined && inputType !== 'query' && inputType !== 'document') throw bad(`input_type must be 'query' or 'document', not ${String(inputType)}`);
+  return { inputs: inputs as string[], dimensions: dimensions as number | undefined, encoding, inputType };
+}
+
+/** A model's prefixes for queries and documents (its sentence-transformers "prompts"). */
+export interface EmbeddingPrefixes {
+  query: string;
+  document: string;
+}
+
+/**
+ * Model families trained with prefixes, by a pattern of their name, with the prefixes from each
+ * model's card and sentence-transformers config. Matched against general.basename, then
+ * general.name; the first match wins.
+ */
+const KNOWN_PREFIXES: [RegExp, EmbeddingPrefixes][] = [
+  [/nomic[-_ ]embed[-_ ]text/i, { query: 'search_query: ', document: 'search_document: ' }],
+  [/embedding[-_ ]?gemma/i, { query: 'task: search result | query: ', document: 'title: none | text: ' }],
+  [/qwen3[-_ ]embedding/i, { query: 'Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery:', document: '' }],
+  [/bge[-_ ](small|base|large)[-_ ]en[-_ ]v1\.5|mxbai[-_ ]embed[-_ ]large/i, { query: 'Represent this sentence for searching relevant passages: ', document: '' }],
+  [/(^|[^a-z])(multilingual[-_ ])?e5[-_ ](small|base|large)/i, { query: 'query: ', document: 'passage: ' }],
+];
+
+/** The query and document prefixes of the file's model family, if it is one trained with them. */
+export function embeddingPrefixes(file: GGUFFile): EmbeddingPrefixes | undefined {
+  for (const name of [metaString(file, 'general.basename'), metaString(file, 'general.name')]) {
+    if (!name) continue;
+    const known = KNOWN_PREFIXES.find(([pattern]) => pattern.test(name));
+    if (known) return known[1];
+  }
+  return undefined;
 }
 
 /** The first `dimensions` values of a pooled vector (all when undefined), scaled to length 1. */

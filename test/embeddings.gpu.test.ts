@@ -72,7 +72,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     oracle = await llamaCppEmbeddings(paths, TEXTS, { context: BERT_SHAPES['tiny-bert']!.context });
     const gpu = await testGpu();
     engine = await createEngine({ gpu: async () => gpu });
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await engine?.dispose();
@@ -101,6 +101,33 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
         expect(cosineSimilarity(packed.data[i]!.embedding as number[], alone.data[0]!.embedding as number[]), `${shape} input ${i}`).toBeGreaterThan(1 - 1e-5);
       }
     }
+  }, 60_000);
+
+  test('engine.estimate answers for embedding models: weights and work buffers, as the load allocates them', async () => {
+    for (const i of [0, CASES.findIndex((c) => c[0] === 'gemma-embedding')]) {
+      const estimate = await engine.estimate(paths[i]!, { speed: false });
+      expect(estimate.fits, estimate.reasons.join('; ')).toBe(true);
+      expect(estimate.workBytes).toBeGreaterThan(0);
+      const info = await engine.load(paths[i]!);
+      expect(estimate.architecture).toBe(info.architecture);
+      expect(estimate.peakGpuBytes / info.bytesOnGpu, CASES[i]![0]).toBeGreaterThan(0.9);
+      expect(estimate.peakGpuBytes / info.bytesOnGpu, CASES[i]![0]).toBeLessThan(1.1);
+    }
+  }, 60_000);
+
+  test('input_type: the query or document prefix of the model family the file names', async () => {
+    // input_type: the family's prefix (from general.basename) before each input; none without one.
+    await engine.load(paths[0]!);
+    const plain = await engine.embeddings.create({ input: 'one text' });
+    expect((await engine.embeddings.create({ input: 'one text', input_type: 'query' })).data[0]!.embedding).toEqual(plain.data[0]!.embedding);
+    const named = join(dir, 'named-bge.gguf');
+    writeFileSync(named, await makeBertModel({ shape: 'tiny-bert', quant: 'f32', basename: 'bge-small-en-v1.5' }));
+    await engine.load(named);
+    const query = await engine.embeddings.create({ input: ['one text'], input_type: 'query' });
+    const spelled = await engine.embeddings.create({ input: ['Represent this sentence for searching relevant passages: one text'] });
+    expect(query.data[0]!.embedding).toEqual(spelled.data[0]!.embedding);
+    expect(query.usage.prompt_tokens).toBeGreaterThan(4);
+    expect((await engine.embeddings.create({ input: 'one text', input_type: 'document' })).usage.prompt_tokens).toBe(4);
   }, 60_000);
 
   test('the OpenAI response shape; dimensions and base64; typed errors', async () => {

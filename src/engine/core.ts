@@ -8,7 +8,7 @@ import type { ChatMessage } from '../chat/messages.js';
 import { promptOpensThinking, ReplyParser, type ReplyPart } from '../chat/reply.js';
 import { encodeChat } from '../chat/template.js';
 import { templateFeatures, toolCallConstraint, toolFormat } from '../chat/tool-format.js';
-import { finishEmbedding, embeddingToBase64, validateEmbeddingRequest, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
+import { embeddingPrefixes, finishEmbedding, embeddingToBase64, validateEmbeddingRequest, type EmbeddingPrefixes, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 import { WebGGUFError } from '../errors.js';
 import { generate, seed32, type FinishReason, type GenerateOptions } from '../generate.js';
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
@@ -53,6 +53,8 @@ interface Loaded {
   model: LlamaModel | EncoderModel;
   tokenizer: GGUFTokenizer;
   info: ModelInfo;
+  /** An embedding model's query and document prefixes, where its family has them. */
+  prefixes: EmbeddingPrefixes | undefined;
 }
 
 /**
@@ -107,7 +109,8 @@ export class EngineCore {
       const budget = this.options.maxGpuBytes;
       const reasons = fitProblems(plan, gpu.limits, budget);
       let speed: ModelEstimate['speed'] = null;
-      if (options.speed !== false && reasons.length === 0) {
+      // predictSpeed samples a decoder's layers; an encoder's speed is not predicted.
+      if (options.speed !== false && reasons.length === 0 && !isEncoder(file)) {
         const { promptTokens, ...rest } = await this.measuredSpeed(gpu, file, plan.contextLength, options.promptTokens);
         speed = { ...rest, promptTokens };
       }
@@ -302,9 +305,11 @@ export class EngineCore {
 
   /** OpenAI's embeddings: one pooled, unit-length vector per input, from an embedding model. */
   async embeddings(request: Omit<EmbeddingRequest, 'signal'>, requestId: string): Promise<EmbeddingResponse> {
-    const { inputs, dimensions, encoding } = validateEmbeddingRequest(request);
+    const { inputs: texts, dimensions, encoding, inputType } = validateEmbeddingRequest(request);
     return this.serial(requestId, async (signal) => {
-      const { tokenizer, info, model } = this.requireLoaded();
+      const { tokenizer, info, model, prefixes } = this.requireLoaded();
+      const prefix = inputType && prefixes ? prefixes[inputType] : '';
+      const inputs = texts.map((t) => prefix + t);
       if (!model.config.pooling) {
         throw new WebGGUFError('invalid-argument', `the loaded model (${info.architecture}) generates text, not embeddings; load an embedding model (such as a BERT GGUF) for embeddings.create`);
       }
@@ -693,7 +698,7 @@ export class EngineCore {
       features: gpu.features,
       fromCache: Boolean(manifest),
     };
-    this.loaded = { model, tokenizer, info };
+    this.loaded = { model, tokenizer, info, prefixes: embeddingPrefixes(file) };
     return info;
   }
 }

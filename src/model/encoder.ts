@@ -8,7 +8,7 @@ import { ropeAngles } from './blocks/attention.js';
 import { POOL_MODES } from './blocks/pooling.js';
 import { barrierWorkgroup, weightDesc } from './kernel-shapes.js';
 import type { LoadOptions } from './llama.js';
-import { checkFit } from './memory-plan.js';
+import { checkFit, type MemoryPlan, type PlannedBuffer } from './memory-plan.js';
 import { ForwardRecorder, type GpuMatrix, type Op } from './recorder.js';
 import { planWeights, repackWeights, uploadWeights, type TensorPlan } from './weights.js';
 
@@ -130,6 +130,23 @@ export function planEncoderWeights(file: GGUFFile, c: EncoderConfig, maxPartByte
   return planWeights(file, c, maxPartBytes, encoderTensors(c));
 }
 
+/**
+ * Every GPU buffer an encoder makes (weights, then work buffers sized for its longest input), from
+ * the header alone: what its load checks and what engine.estimate reports. An input runs whole, so
+ * the scratch (attention's above all) grows with the longest input: 2048 tokens unless asked
+ * (nomic-embed's 8192 would need 400 MiB of attention scratch).
+ */
+export function planEncoderMemory(file: GGUFFile, options: { contextLength?: number; maxPartBytes?: number } = {}): MemoryPlan & { config: EncoderConfig } {
+  const config = readEncoderConfig(file);
+  const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_MAX_TOKENS);
+  const weights = planEncoderWeights(file, config, options.maxPartBytes);
+  const buffers: PlannedBuffer[] = [
+    ...weights.map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
+    ...encoderBuffers(config, contextLength).map((b) => ({ ...b, role: 'work' as const })),
+  ];
+  return { config, contextLength, maxBatch: contextLength, weights, buffers };
+}
+
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
 const ATTENTION_CHUNKS = 16;
 /** The longest input by default (LoadOptions.contextLength sets another). */
@@ -202,17 +219,10 @@ export class EncoderModel {
   }
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<EncoderModel> {
-    const config = readEncoderConfig(file);
-    // An input runs whole, so its scratch (attention's above all) grows with the longest input:
-    // 2048 tokens unless asked (nomic-embed's 8192 would need 400 MiB of attention scratch).
-    const model = new EncoderModel(gpu, config, Math.min(config.contextLength, options.contextLength ?? DEFAULT_MAX_TOKENS));
-    const plans = planEncoderWeights(file, config, options.maxPartBytes);
-    const buffers = [
-      ...plans.map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
-      ...encoderBuffers(config, model.contextLength).map((b) => ({ ...b, role: 'work' as const })),
-    ];
-    checkFit({ buffers, contextLength: model.contextLength }, gpu.limits, options.maxGpuBytes);
-    await buildChecked(gpu.device, () => model.build(file, plans, options), () => model.dispose());
+    const plan = planEncoderMemory(file, options);
+    checkFit(plan, gpu.limits, options.maxGpuBytes);
+    const model = new EncoderModel(gpu, plan.config, plan.contextLength);
+    await buildChecked(gpu.device, () => model.build(file, plan.weights, options), () => model.dispose());
     return model;
   }
 

@@ -8,6 +8,7 @@ import { perLayerEmbeddingBuffers } from './blocks/per-layer-embedding.js';
 import { outputHeadBuffers } from './blocks/output-head.js';
 import { poolingBuffers } from './blocks/pooling.js';
 import { layerPlans, readConfig, type ModelConfig } from './config.js';
+import { isEncoder, planEncoderMemory } from './encoder.js';
 import { planWeights, type TensorPlan } from './weights.js';
 
 /** LoadOptions.contextLength's default cap. */
@@ -37,6 +38,7 @@ export interface MemoryPlan {
 }
 
 export function planMemory(file: GGUFFile, options: { contextLength?: number; maxBatch?: number; maxPartBytes?: number } = {}): MemoryPlan {
+  if (isEncoder(file)) return planEncoderMemory(file, options);
   const config = readConfig(file);
   const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_CONTEXT);
   const maxBatch = options.maxBatch ?? (runsWhole(config) ? contextLength : DEFAULT_MAX_BATCH);
