@@ -1,5 +1,6 @@
 /**
- * Embeddings from encoder models (BERT, nomic-bert) against llama.cpp (@wllama/wllama 3.13.0's wasm build, CPU
+ * Embeddings from encoder models (BERT, nomic-bert) and decoders used for embeddings (qwen3 with
+ * last-token pooling, gemma-embedding) against llama.cpp (@wllama/wllama 3.13.0's wasm build, CPU
  * backend, in Chromium): generated BERTs (scripts/make-bert.ts) with the real BERT uncased
  * WordPiece vocabulary, mean and CLS pooling, at F32, F16, Q8_0 and Q4_K_M. llama.cpp tokenizes
  * each text itself, runs the model with the file's own pooling and L2-normalizes; our engine does
@@ -8,7 +9,9 @@
  * Bounds: llama.cpp's CPU path rounds activations to f16 for F16 weights and to 8 bits for the
  * quantized types (and its GELU reads an f16 table), where we keep f32. Measured with wllama
  * 3.13.0 on these models (worst cosine over the texts): F16 1 - 1.3e-6, Q8_0 1 - 9.2e-5,
- * Q4_K_M 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4. The bounds leave headroom; causal attention instead
+ * Q4_K_M 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4, qwen3-embedding Q8_0 1 - 1.3e-4, gemma-embedding Q8_0
+ * 1 - 6.7e-5. Without EOS added (Qwen3-Embedding's pooled token) the token counts differ; without
+ * EmbeddingGemma's symmetric windows the cosines fall to 0.75-0.95. The bounds leave headroom; causal attention instead
  * of bidirectional moves the cosines to 0.69-0.81, adjacent-pair RoPE instead of NEOX (nomic) to
  * 0.78-0.87.
  */
