@@ -1,6 +1,7 @@
 /** The embeddings request side without a GPU: the query and document prefixes a file's name selects, and input_type's checks. */
 import { expect, test } from 'vitest';
-import { embeddingPrefixes, validateEmbeddingRequest } from '../src/embeddings.js';
+import { embeddingPrefixes } from '../src/embedding-prefixes.js';
+import { validateEmbeddingRequest } from '../src/embeddings.js';
 import type { GGUFFile } from '../src/gguf/gguf.js';
 
 const named = (entries: Record<string, string>) => ({ metadata: new Map(Object.entries(entries)), tensors: [], source: { name: 'x.gguf' } }) as unknown as GGUFFile;
