@@ -90,6 +90,9 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     expect(response.usage.prompt_tokens).toBe(oracle[i]!.reduce((n, o) => n + o.tokens, 0));
     console.log(`${_shape} ${_quant}: cosines with llama.cpp ${cosines.map((c) => c.toFixed(7)).join(' ')}`);
     expect(Math.min(...cosines), `cosines ${cosines.map((c) => c.toFixed(6)).join(' ')}`).toBeGreaterThanOrEqual(bound);
+    // Every embedding model refuses chat (a decoder whose file names a pooling too).
+    const chat = engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] });
+    expect(await chat.then(() => 'resolved', (e: { code?: string }) => e.code)).toBe('invalid-argument');
   }, 60_000);
 
   test('inputs packed into one pass (block-diagonal attention) equal the same inputs one by one', async () => {
