@@ -96,6 +96,7 @@ function showError(e: unknown, next = ''): void {
 }
 const hideError = () => (ui.banner.hidden = true);
 ui.bannerClose.addEventListener('click', hideError);
+void import('./notes-search.js').then((m) => m.mountNotesSearch($('notes')));
 
 // ---- Controls --------------------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ export const BERT_SHAPES: Record<string, BertShape> = {
   'tiny-nomic': { arch: 'nomic-bert', dim: 256, layers: 2, heads: 4, ffn: 512, context: 128, pooling: 1, eps: 1e-12, ropeTheta: 1000 },
 };
 
-export async function makeBertModel(options: { shape: string; quant: string; seed?: number }): Promise<Uint8Array> {
+/** `basename`: general.basename, as converted files name their model family (which selects its prefixes). */
+export async function makeBertModel(options: { shape: string; quant: string; seed?: number; basename?: string }): Promise<Uint8Array> {
   const s = BERT_SHAPES[options.shape];
   if (!s) throw new Error(`unknown bert shape ${options.shape} (known: ${Object.keys(BERT_SHAPES).join(', ')})`);
   const typeOf = QUANTS[options.quant];
@@ -91,6 +92,7 @@ export async function makeBertModel(options: { shape: string; quant: string; see
   const metadata: [string, TypedValue][] = [
     ['general.architecture', { type: 'string', value: a }],
     ['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }],
+    ...(options.basename ? ([['general.basename', { type: 'string', value: options.basename }]] as [string, TypedValue][]) : []),
     [`${a}.context_length`, u32(s.context)], [`${a}.embedding_length`, u32(s.dim)], [`${a}.block_count`, u32(s.layers)],
     [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)],
     [`${a}.attention.layer_norm_epsilon`, { type: 'f32', value: s.eps }],

@@ -119,6 +119,7 @@ export const TINY_SHAPES: Record<Architecture, string> = {
   qwen3: 'tiny-256-qwen3', gemma3: 'tiny-256-gemma3', smollm3: 'tiny-256-smollm3', 'phi4-mini': 'tiny-256-phi4',
   qwen35: 'tiny-256-qwen35',
   gemma4: 'tiny-256-gemma4',
+  'gemma-embedding': 'tiny-256-gemma3',
 };
 
 /** What each quant preset stores per tensor (llama.cpp's mixes, simplified). */
@@ -237,12 +238,13 @@ export function normal(seed: number): () => number {
   return () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
-export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2' | 'qwen3' | 'gemma3' | 'smollm3' | 'phi4-mini' | 'qwen35' | 'gemma4';
-export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'gemma3', 'smollm3', 'phi4-mini', 'qwen35', 'gemma4'];
+export type Architecture = 'llama' | 'qwen2' | 'phi3' | 'gemma' | 'gemma2' | 'qwen3' | 'gemma3' | 'smollm3' | 'phi4-mini' | 'qwen35' | 'gemma4' | 'gemma-embedding';
+export const ARCHITECTURES: Architecture[] = ['llama', 'qwen2', 'phi3', 'gemma', 'gemma2', 'qwen3', 'gemma3', 'smollm3', 'phi4-mini', 'qwen35', 'gemma4', 'gemma-embedding'];
 
 /** The GGUF general.architecture of each generator architecture (Phi-4-mini is llama.cpp's phi3). */
 const GGUF_ARCH: Record<Architecture, string> = {
   llama: 'llama', qwen2: 'qwen2', phi3: 'phi3', gemma: 'gemma', gemma2: 'gemma2', qwen3: 'qwen3', gemma3: 'gemma3', smollm3: 'smollm3', 'phi4-mini': 'phi3', qwen35: 'qwen35', gemma4: 'gemma4',
+  'gemma-embedding': 'gemma-embedding',
 };
 
 export interface SpecialToken { text: string; id: number; type?: number }
@@ -255,6 +257,8 @@ interface TokenizerStyle {
   model: string; pre: string; specials: SpecialToken[];
   bos?: string; eos: string; pad?: string; unk?: string; eot?: string;
   addBos: boolean; addSpacePrefix?: boolean; chatTemplate: string;
+  /** tokenizer.ggml.add_eos_token (embedding models that pool or end on EOS). */
+  addEos?: boolean;
 }
 
 const CHATML = (think: boolean) =>
@@ -291,6 +295,10 @@ const TOKENIZER_STYLES: Partial<Record<Architecture, TokenizerStyle>> = {
       "{{ bos_token }}{%- for message in messages %}{%- set role = 'model' if message.role == 'assistant' else message.role %}" +
       "{{ '<start_of_turn>' + role + '\\n' + message.content | trim + '<end_of_turn>\\n' }}{%- endfor %}" +
       "{%- if add_generation_prompt %}{{ '<start_of_turn>model\\n' }}{%- endif %}",
+  },
+  // EmbeddingGemma: Gemma 3's SentencePiece; its tokenizer puts <bos> before and <eos> after the text.
+  get 'gemma-embedding'(): TokenizerStyle {
+    return { ...TOKENIZER_STYLES.gemma3!, addEos: true };
   },
   // SmolLM 3: Llama 3's BPE (pre "llama-bpe"), ChatML with think tokens; <|im_end|> ends a turn.
   smollm3: {
@@ -353,6 +361,7 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
   const id = (name: string, text?: string) => (text ? [[`tokenizer.ggml.${name}_token_id`, { type: 'u32', value: ids.get(text)! }]] as [string, TypedValue][] : []);
   out.push(...id('bos', style.bos), ...id('eos', style.eos), ...id('padding', style.pad), ...id('unknown', style.unk), ...id('eot', style.eot));
   out.push(['tokenizer.ggml.add_bos_token', { type: 'bool', value: style.addBos }]);
+  if (style.addEos !== undefined) out.push(['tokenizer.ggml.add_eos_token', { type: 'bool', value: style.addEos }]);
   if (style.addSpacePrefix !== undefined) out.push(['tokenizer.ggml.add_space_prefix', { type: 'bool', value: style.addSpacePrefix }]);
   out.push(['tokenizer.chat_template', { type: 'string', value: style.chatTemplate }]);
   return out;
@@ -368,6 +377,11 @@ export async function makeModel(options: {
   context?: number;
   /** More special tokens than the architecture's style has, and another chat template (tool-call tests). */
   tokenizer?: { specials?: SpecialToken[]; chatTemplate?: string };
+  /**
+   * An embedding model's pooling (`<arch>.pooling_type`; gemma-embedding: mean unless set). A
+   * qwen3 with pooling gets Qwen3-Embedding's tokenizer settings: EOS <|endoftext|>, added after the text.
+   */
+  pooling?: 'mean' | 'cls' | 'last';
 }): Promise<Uint8Array> {
   const shape = SHAPES[options.shape];
   if (!shape) throw new Error(`unknown shape ${options.shape} (known: ${Object.keys(SHAPES).join(', ')})`);
@@ -382,13 +396,16 @@ export async function makeModel(options: {
   const qDim = s.heads * headDim;
   const kv = s.kvHeads * headDim;
   const arch = options.arch;
-  const gemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
+  const gemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3' || arch === 'gemma-embedding';
+  // Gemma 3's blocks (post-norms, q/k norms, windows): gemma3 and EmbeddingGemma.
+  const gemma3Blocks = arch === 'gemma3' || arch === 'gemma-embedding';
+  const pooling = options.pooling ?? (arch === 'gemma-embedding' ? 'mean' : undefined);
   const phi3 = arch === 'phi3' || arch === 'phi4-mini';
   // llama.cpp's Gemma always reads its output head from the embedding.
   if (gemma && !s.tied) throw new Error(`${arch} ties its output to the embedding; shape ${options.shape} does not`);
   // llama.cpp's Phi-3 has an n_embd x n_embd attn_output: query width must be the model width.
   if (phi3 && qDim !== s.dim) throw new Error(`${arch} needs heads x head width = width; shape ${options.shape} has ${qDim} != ${s.dim}`);
-  if (arch === 'gemma3' && !s.slidingWindow) throw new Error(`gemma3 needs a shape with a sliding window; ${options.shape} has none`);
+  if (gemma3Blocks && !s.slidingWindow) throw new Error(`gemma3 needs a shape with a sliding window; ${options.shape} has none`);
   if ((arch === 'gemma4') !== !!s.gemma4) throw new Error(`${arch} and shape ${options.shape} do not go together (gemma4 shapes: ${Object.keys(SHAPES).filter((k) => SHAPES[k]!.gemma4).join(', ')})`);
   const tensors: TensorToWrite[] = [];
   // In runs of rows (quantization is per row), so a real shape's largest tensor (Gemma 4's
@@ -447,9 +464,9 @@ export async function makeModel(options: {
   // (the model would only ever repeat its input token).
   const blockOut = gemma ? 32 : 1;
   // Gemma 2 and 3 norm their blocks' outputs too (post_attention_norm, post_ffw_norm).
-  const postNorms = arch === 'gemma2' || arch === 'gemma3';
+  const postNorms = arch === 'gemma2' || gemma3Blocks;
   // Qwen 3 and Gemma 3 RMS-norm each head of q and k (weights of one head's width, shared by all heads).
-  const qkNorms = arch === 'qwen3' || arch === 'gemma3';
+  const qkNorms = arch === 'qwen3' || gemma3Blocks;
   const dn = arch === 'qwen35' ? s.deltaNet : undefined;
   if (arch === 'qwen35' && (!dn || !s.ropeSections)) throw new Error(`qwen35 needs a shape with deltaNet and ropeSections; ${options.shape} has none`);
   for (let l = 0; l < s.layers; l++) {
@@ -505,6 +522,11 @@ export async function makeModel(options: {
     if (postNorms) vector(p + 'post_ffw_norm.weight', s.dim, () => 1 + 0.1 * random());
   }
   vector('output_norm.weight', s.dim, () => 1);
+  // EmbeddingGemma's sentence-transformers projections after pooling: out to 4 x dim, back to dim.
+  if (arch === 'gemma-embedding') {
+    matrix('dense_2.weight', s.dim, 4 * s.dim, 1 / Math.sqrt(s.dim));
+    matrix('dense_3.weight', 4 * s.dim, s.dim, 1 / Math.sqrt(4 * s.dim));
+  }
   // A large output scale makes the next-token distribution peaked.
   if (!s.tied) matrix('output.weight', s.dim, s.vocab, 4 / Math.sqrt(s.dim));
   // Phi-3's LongRoPE: short factors up to the original context, long ones beyond, and an
@@ -529,7 +551,7 @@ export async function makeModel(options: {
     ['general.name', { type: 'string', value: `random ${options.shape} ${options.quant}` }],
     [`${a}.context_length`, u32(s.context)], [`${a}.embedding_length`, u32(s.dim)], [`${a}.block_count`, u32(s.layers)],
     [`${a}.feed_forward_length`, u32(s.ffn)], [`${a}.attention.head_count`, u32(s.heads)], [`${a}.attention.head_count_kv`, u32(s.kvHeads)],
-    ...when(!(arch === 'qwen3' || arch === 'gemma3'), [[`${a}.rope.dimension_count`, u32(ropeDims)]]),
+    ...when(!(arch === 'qwen3' || gemma3Blocks), [[`${a}.rope.dimension_count`, u32(ropeDims)]]),
     [`${a}.rope.freq_base`, f32(s.ropeTheta)],
     [`${a}.attention.layer_norm_rms_epsilon`, f32(s.eps ?? 1e-5)],
     // Mistral-style: every layer attends within the window (llama only; Gemma 2 sets its own).
@@ -543,7 +565,12 @@ export async function makeModel(options: {
     ]),
     // Gemma 3: the window of its sliding layers (llama.cpp fixes the pattern, five sliding then
     // one global, and the sliding layers' RoPE base, 10000; the converter writes neither).
-    ...when(arch === 'gemma3', [[`${a}.attention.sliding_window`, u32(s.slidingWindow ?? 0)]]),
+    ...when(gemma3Blocks, [[`${a}.attention.sliding_window`, u32(s.slidingWindow ?? 0)]]),
+    ...when(pooling !== undefined, [[`${a}.pooling_type`, u32({ mean: 1, cls: 2, last: 3 }[pooling!])]]),
+    ...when(arch === 'gemma-embedding', [
+      [`${a}.dense_2_feat_in`, u32(s.dim)], [`${a}.dense_2_feat_out`, u32(4 * s.dim)],
+      [`${a}.dense_3_feat_in`, u32(4 * s.dim)], [`${a}.dense_3_feat_out`, u32(s.dim)],
+    ]),
     ...when(!!s.ropeScalingFactor, [[`${a}.rope.scaling.type`, { type: 'string', value: 'linear' }], [`${a}.rope.scaling.factor`, f32(s.ropeScalingFactor ?? 1)]]),
     ...when(!!dn, [
       [`${a}.rope.dimension_sections`, { type: 'array', itemType: 'i32', value: s.ropeSections ?? [] }],
@@ -557,7 +584,9 @@ export async function makeModel(options: {
     ]),
   ];
   const vocab = await vocabulary(s.vocabFrom, s.vocab);
-  metadata.push(...(style ? applyTokenizerStyle(vocab, style, s.vocab) : vocab));
+  // Qwen3-Embedding: the converter makes <|endoftext|> EOS and has it added (the pooled token).
+  const embeddingStyle = style && arch === 'qwen3' && pooling ? { ...style, eos: '<|endoftext|>', addEos: true } : style;
+  metadata.push(...(embeddingStyle ? applyTokenizerStyle(vocab, embeddingStyle, s.vocab) : vocab));
   return writeGGUF(metadata, tensors);
 }
 
@@ -636,7 +665,7 @@ function gemma4Tensors(
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' } } });
+  const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, pooling: { type: 'string' } } });
   const arch = values.arch ?? 'llama';
   // Encoders (embedding models) have their own generator (scripts/make-bert.ts).
   if (arch === 'bert' || arch === 'nomic-bert') {
@@ -654,10 +683,15 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(2);
   }
   if (!values.shape || !values.quant || !values.out) {
-    console.error(`usage: npm run make-model -- --arch ${ARCHITECTURES.join('|')} --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N]\n  shapes: ${Object.keys(SHAPES).join(', ')}`);
+    console.error(`usage: npm run make-model -- --arch ${ARCHITECTURES.join('|')} --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N] [--pooling mean|cls|last]\n  shapes: ${Object.keys(SHAPES).join(', ')}`);
     process.exit(2);
   }
-  const bytes = await makeModel({ arch: arch as Architecture, shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });
+  if (values.pooling !== undefined && !['mean', 'cls', 'last'].includes(values.pooling)) {
+    console.error(`--pooling takes mean, cls or last, not ${values.pooling}`);
+    process.exit(2);
+  }
+  const pooling = values.pooling as 'mean' | 'cls' | 'last' | undefined;
+  const bytes = await makeModel({ arch: arch as Architecture, shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1, pooling });
   writeFileSync(values.out, bytes);
   console.log(`wrote ${values.out}: ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB`);
 }

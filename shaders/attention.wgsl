@@ -13,9 +13,10 @@ struct AttnParams {
   // Scores are soft-capped as cap * tanh(s / cap) (Gemma 2); 0: off.
   softcap: f32,
   // A query sees only the last `window` positions, itself included (sliding window); 0: all.
+  // Bidirectional: the positions within window / 2 either side (llama.cpp's symmetric SWA).
   window: u32,
-  // 1: every query sees every key of the step (encoders); 0, the padding's zero when a model
-  // writes no such field: causal.
+  // 1: every query sees every key of the step (encoders, EmbeddingGemma); 0, the padding's zero
+  // when a model writes no such field: causal.
   bidirectional: u32,
 }
 
@@ -33,17 +34,36 @@ const MAX_HEAD_VEC4 = (MAX_HEAD_DIM + 3u) / 4u;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
 @group(0) @binding(5) var<uniform> P: AttnParams;
 @group(0) @binding(6) var<uniform> S: Step;
+// attention_spans: per token of the step, the [start, end) of the keys it sees (its own input's
+// rows, when an encoder packs several inputs into one step: block-diagonal attention).
+@group(0) @binding(7) var<storage, read> spans: array<u32>;
 
 @compute @workgroup_size(CHUNKS)
 fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) chunk: u32) {
-  let head = wg.x;
   let t = wg.y;
+  let q_pos = S.pos + t;
+  var n_keys = q_pos + 1u;
+  var first = select(0u, n_keys - P.window, P.window > 0u && n_keys > P.window);
+  if (P.bidirectional == 1u) {
+    let half = P.window / 2u;
+    n_keys = select(S.pos + S.n_tokens, min(S.pos + S.n_tokens, q_pos + half + 1u), P.window > 0u);
+    first = select(0u, q_pos - half, P.window > 0u && q_pos > half);
+  }
+  attend(wg.x, t, chunk, first, n_keys);
+}
+
+@compute @workgroup_size(CHUNKS)
+fn attention_spans(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) chunk: u32) {
+  let t = wg.y;
+  attend(wg.x, t, chunk, spans[2u * t], spans[2u * t + 1u]);
+}
+
+// Query t of head `head` over keys [first, n_keys).
+fn attend(head: u32, t: u32, chunk: u32, first: u32, n_keys: u32) {
   let hd = P.head_dim;
   let q_off = (t * P.n_heads + head) * hd;
   let kv_stride = P.n_kv_heads * hd;
   let kv_off = (head / (P.n_heads / P.n_kv_heads)) * hd;
-  let n_keys = select(S.pos + t + 1u, S.pos + S.n_tokens, P.bidirectional == 1u);
-  let first = select(0u, n_keys - P.window, P.window > 0u && n_keys > P.window);
   let len = (n_keys - first + CHUNKS - 1u) / CHUNKS;
   let begin = first + chunk * len;
   let end = min(begin + len, n_keys);

@@ -11,6 +11,8 @@ struct RowsParams {
 @group(0) @binding(1) var<storage, read> V: array<f32>;
 @group(0) @binding(2) var<uniform> P: RowsParams;
 @group(0) @binding(3) var<uniform> S: Step;
+// pool: per input packed into the step, the [start, end) of its rows.
+@group(0) @binding(4) var<storage, read> spans: array<u32>;
 
 // Y[t] = gelu(Y[t] + V): the feed-forward up projection's bias and activation.
 @compute @workgroup_size(64)
@@ -21,15 +23,18 @@ fn bias_gelu(@builtin(global_invocation_id) gid: vec3<u32>) {
   Y[i] = gelu(Y[i] + V[gid.x]);
 }
 
-// Y (one row) = the pooled rows of V: their mean, the first or the last.
+// Per input packed into the step (its rows [start, end) of V, from `spans`), a row of Y: the
+// mean of its rows, the first or the last. One input: spans (0, n).
 @compute @workgroup_size(64)
 fn pool(@builtin(global_invocation_id) gid: vec3<u32>) {
   let d = gid.x;
   if (d >= P.n) { return; }
-  let n = S.n_tokens;
-  if (P.mode == 2u) { Y[d] = V[d]; return; }
-  if (P.mode == 3u) { Y[d] = V[(n - 1u) * P.n + d]; return; }
+  let start = spans[2u * gid.y];
+  let end = spans[2u * gid.y + 1u];
+  let y = gid.y * P.n + d;
+  if (P.mode == 2u) { Y[y] = V[start * P.n + d]; return; }
+  if (P.mode == 3u) { Y[y] = V[(end - 1u) * P.n + d]; return; }
   var sum = 0.0;
-  for (var t = 0u; t < n; t++) { sum += V[t * P.n + d]; }
-  Y[d] = sum / f32(n);
+  for (var t = start; t < end; t++) { sum += V[t * P.n + d]; }
+  Y[y] = sum / f32(end - start);
 }

@@ -11,6 +11,13 @@ export interface EmbeddingRequest {
   dimensions?: number;
   /** 'float' (default): number arrays; 'base64': each vector's little-endian float32 bytes in base64. */
   encoding_format?: 'float' | 'base64';
+  /**
+   * What the inputs are, for models trained with a prefix for each (nomic-embed's "search_query: ",
+   * EmbeddingGemma's, Qwen3-Embedding's instruction, bge's query instruction): each input gets the
+   * model's prefix for it, known from the file's name (general.basename, general.name; GGUF has no
+   * key for them). Absent, or a model without prefixes: the inputs as they are.
+   */
+  input_type?: 'query' | 'document';
   /** Accepted for OpenAI compatibility; unused. */
   user?: string;
   signal?: AbortSignal;
@@ -35,7 +42,7 @@ export interface EmbeddingResponse {
 export const MAX_EMBEDDING_INPUTS = 2048;
 
 /** Checks a request's fields (OpenAI's rules); returns the inputs as a list. */
-export function validateEmbeddingRequest(request: unknown): { inputs: string[]; dimensions: number | undefined; encoding: 'float' | 'base64' } {
+export function validateEmbeddingRequest(request: unknown): { inputs: string[]; dimensions: number | undefined; encoding: 'float' | 'base64'; inputType: 'query' | 'document' | undefined } {
   const bad = (message: string) => new WebGGUFError('invalid-argument', message);
   if (typeof request !== 'object' || request === null) throw bad('embeddings.create takes a request object: { input }');
   const r = request as Record<string, unknown>;
@@ -50,7 +57,9 @@ export function validateEmbeddingRequest(request: unknown): { inputs: string[]; 
   const encoding = r.encoding_format ?? 'float';
   if (encoding !== 'float' && encoding !== 'base64') throw bad(`encoding_format must be 'float' or 'base64', not ${String(encoding)}`);
   if (r.model !== undefined && typeof r.model !== 'string') throw bad('model must be a string');
-  return { inputs: inputs as string[], dimensions: dimensions as number | undefined, encoding };
+  const inputType = r.input_type;
+  if (inputType !== undefined && inputType !== 'query' && inputType !== 'document') throw bad(`input_type must be 'query' or 'document', not ${String(inputType)}`);
+  return { inputs: inputs as string[], dimensions: dimensions as number | undefined, encoding, inputType };
 }
 
 /** The first `dimensions` values of a pooled vector (all when undefined), scaled to length 1. */

@@ -1,5 +1,6 @@
 /**
- * Embeddings from encoder models (BERT, nomic-bert) against llama.cpp (@wllama/wllama 3.13.0's wasm build, CPU
+ * Embeddings from encoder models (BERT, nomic-bert) and decoders used for embeddings (qwen3 with
+ * last-token pooling, gemma-embedding) against llama.cpp (@wllama/wllama 3.13.0's wasm build, CPU
  * backend, in Chromium): generated BERTs (scripts/make-bert.ts) with the real BERT uncased
  * WordPiece vocabulary, mean and CLS pooling, at F32, F16, Q8_0 and Q4_K_M. llama.cpp tokenizes
  * each text itself, runs the model with the file's own pooling and L2-normalizes; our engine does
@@ -8,7 +9,9 @@
  * Bounds: llama.cpp's CPU path rounds activations to f16 for F16 weights and to 8 bits for the
  * quantized types (and its GELU reads an f16 table), where we keep f32. Measured with wllama
  * 3.13.0 on these models (worst cosine over the texts): F16 1 - 1.3e-6, Q8_0 1 - 9.2e-5,
- * Q4_K_M 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4. The bounds leave headroom; causal attention instead
+ * Q4_K_M 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4, qwen3-embedding Q8_0 1 - 1.3e-4, gemma-embedding Q8_0
+ * 1 - 6.7e-5. Without EOS added (Qwen3-Embedding's pooled token) the token counts differ; without
+ * EmbeddingGemma's symmetric windows the cosines fall to 0.75-0.95. The bounds leave headroom; causal attention instead
  * of bidirectional moves the cosines to 0.69-0.81, adjacent-pair RoPE instead of NEOX (nomic) to
  * 0.78-0.87.
  */
@@ -19,6 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BERT_SHAPES, makeBertModel } from '../scripts/make-bert.js';
+import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
 import { cosineSimilarity, createEngine, type EmbeddingResponse, type Engine } from '../src/node/index.js';
 import { HAVE_CHROMIUM } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
@@ -48,7 +52,17 @@ const CASES = [
   ['tiny-bert', 'f32', 0.9999], ['tiny-bert-cls', 'f16', 0.9999], ['tiny-bert', 'q8_0', 0.999], ['tiny-bert-cls', 'q4_k_m', 0.995],
   // nomic-bert: RoPE, fused qkv (row views of one quantized tensor), SwiGLU.
   ['tiny-nomic', 'q8_0', 0.999],
+  // Decoders used for embeddings (scripts/make-model.ts): Qwen3-Embedding's form (qwen3 with
+  // last-token pooling, EOS added and pooled); EmbeddingGemma (gemma-embedding: Gemma 3 blocks
+  // without the causal mask, symmetric windows, mean pooling, dense_2/dense_3).
+  ['qwen3-embedding', 'q8_0', 0.999], ['gemma-embedding', 'q8_0', 0.999],
 ] as const;
+
+function makeCase(shape: string, quant: string): Promise<Uint8Array> {
+  if (shape === 'qwen3-embedding') return makeModel({ arch: 'qwen3', shape: TINY_SHAPES.qwen3, quant, pooling: 'last' });
+  if (shape === 'gemma-embedding') return makeModel({ arch: 'gemma-embedding', shape: TINY_SHAPES['gemma-embedding'], quant });
+  return makeBertModel({ shape, quant });
+}
 
 describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama 3.13.0)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'webgguf-embed-'));
@@ -57,11 +71,11 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
   let engine: Engine;
 
   beforeAll(async () => {
-    for (const [i, [shape, quant]] of CASES.entries()) writeFileSync(paths[i]!, await makeBertModel({ shape, quant }));
+    for (const [i, [shape, quant]] of CASES.entries()) writeFileSync(paths[i]!, await makeCase(shape, quant));
     oracle = await llamaCppEmbeddings(paths, TEXTS, { context: BERT_SHAPES['tiny-bert']!.context });
     const gpu = await testGpu();
     engine = await createEngine({ gpu: async () => gpu });
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await engine?.dispose();
@@ -76,6 +90,50 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     expect(response.usage.prompt_tokens).toBe(oracle[i]!.reduce((n, o) => n + o.tokens, 0));
     console.log(`${_shape} ${_quant}: cosines with llama.cpp ${cosines.map((c) => c.toFixed(7)).join(' ')}`);
     expect(Math.min(...cosines), `cosines ${cosines.map((c) => c.toFixed(6)).join(' ')}`).toBeGreaterThanOrEqual(bound);
+    // Every embedding model refuses chat (a decoder whose file names a pooling too).
+    const chat = engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] });
+    expect(await chat.then(() => 'resolved', (e: { code?: string }) => e.code)).toBe('invalid-argument');
+  }, 60_000);
+
+  test('inputs packed into one pass (block-diagonal attention) equal the same inputs one by one', async () => {
+    // More tokens than one pass of the tiny models' 128 holds: two passes.
+    const inputs = [...TEXTS, ...[1, 2, 3].map((i) => `${i} ${TEXTS[4]}`)];
+    for (const shape of ['tiny-bert', 'tiny-nomic']) {
+      await engine.load(paths[CASES.findIndex((c) => c[0] === shape)]!);
+      const packed = await engine.embeddings.create({ input: inputs });
+      expect(packed.usage.prompt_tokens).toBeGreaterThan(BERT_SHAPES[shape]!.context);
+      for (const [i, text] of inputs.entries()) {
+        const alone = await engine.embeddings.create({ input: text });
+        expect(cosineSimilarity(packed.data[i]!.embedding as number[], alone.data[0]!.embedding as number[]), `${shape} input ${i}`).toBeGreaterThan(1 - 1e-5);
+      }
+    }
+  }, 60_000);
+
+  test('engine.estimate answers for embedding models: weights and work buffers, as the load allocates them', async () => {
+    for (const i of [0, CASES.findIndex((c) => c[0] === 'gemma-embedding')]) {
+      const estimate = await engine.estimate(paths[i]!, { speed: false });
+      expect(estimate.fits, estimate.reasons.join('; ')).toBe(true);
+      expect(estimate.workBytes).toBeGreaterThan(0);
+      const info = await engine.load(paths[i]!);
+      expect(estimate.architecture).toBe(info.architecture);
+      expect(estimate.peakGpuBytes / info.bytesOnGpu, CASES[i]![0]).toBeGreaterThan(0.9);
+      expect(estimate.peakGpuBytes / info.bytesOnGpu, CASES[i]![0]).toBeLessThan(1.1);
+    }
+  }, 60_000);
+
+  test('input_type: the query or document prefix of the model family the file names', async () => {
+    // input_type: the family's prefix (from general.basename) before each input; none without one.
+    await engine.load(paths[0]!);
+    const plain = await engine.embeddings.create({ input: 'one text' });
+    expect((await engine.embeddings.create({ input: 'one text', input_type: 'query' })).data[0]!.embedding).toEqual(plain.data[0]!.embedding);
+    const named = join(dir, 'named-bge.gguf');
+    writeFileSync(named, await makeBertModel({ shape: 'tiny-bert', quant: 'f32', basename: 'bge-small-en-v1.5' }));
+    await engine.load(named);
+    const query = await engine.embeddings.create({ input: ['one text'], input_type: 'query' });
+    const spelled = await engine.embeddings.create({ input: ['Represent this sentence for searching relevant passages: one text'] });
+    expect(query.data[0]!.embedding).toEqual(spelled.data[0]!.embedding);
+    expect(query.usage.prompt_tokens).toBeGreaterThan(4);
+    expect((await engine.embeddings.create({ input: 'one text', input_type: 'document' })).usage.prompt_tokens).toBe(4);
   }, 60_000);
 
   test('the OpenAI response shape; dimensions and base64; typed errors', async () => {

@@ -375,6 +375,49 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
   }
 });
 
+test('attention without the causal mask: every key of the step, within half the window either side, or per-token spans (packed inputs)', async () => {
+  const heads = 4, kvHeads = 2, hd = 32, n = 12;
+  const q = randomF32(n * heads * hd, rng(11), 2);
+  const k = randomF32(n * kvHeads * hd, rng(12), 2);
+  const v = randomF32(n * kvHeads * hd, rng(13));
+  // Three inputs packed back to back: rows 0-4, 5-6, 7-11.
+  const inputs = [[0, 5], [5, 7], [7, 12]];
+  const spanOf = (t: number) => inputs.find(([a, b]) => t >= a! && t < b!)!;
+  const cases = [
+    { name: 'bidirectional', window: 0, keys: (_t: number) => [0, n] },
+    { name: 'bidirectional, window 6', window: 6, keys: (t: number) => [Math.max(0, t - 3), Math.min(n, t + 4)] },
+    { name: 'spans', window: 0, keys: spanOf },
+  ];
+  for (const c of cases) {
+    const out = buffer(gpu, n * heads * hd * 4);
+    const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
+    const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }, { f: 0 }, { u: c.window }, { u: 1 }]);
+    const bindings = [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, out, params, step(0, n)];
+    if (c.name === 'spans') run('attention_spans', undefined, [...bindings, buffer(gpu, Uint32Array.from({ length: 2 * n }, (_, i) => spanOf(i >> 1)[i & 1]!))], [heads, n, 1]);
+    else run('attention', undefined, bindings, [heads, n, 1]);
+    const got = await readF32(out, n * heads * hd);
+    const expected = new Float32Array(n * heads * hd);
+    for (let t = 0; t < n; t++) {
+      const [lo, hi] = c.keys(t) as [number, number];
+      for (let h = 0; h < heads; h++) {
+        const kvh = Math.floor(h / (heads / kvHeads));
+        const att = Float32Array.from({ length: hi - lo }, (_, j) => {
+          let s = 0;
+          for (let i = 0; i < hd; i++) s += q[(t * heads + h) * hd + i]! * k[((lo + j) * kvHeads + kvh) * hd + i]!;
+          return s / Math.sqrt(hd);
+        });
+        softmax(att);
+        for (let i = 0; i < hd; i++) {
+          let s = 0;
+          for (let j = 0; j < hi - lo; j++) s += att[j]! * v[((lo + j) * kvHeads + kvh) * hd + i]!;
+          expected[(t * heads + h) * hd + i] = s;
+        }
+      }
+    }
+    expectClose(got, expected, () => 1e-5, `attention ${c.name}`);
+  }
+});
+
 test('add_bias: every token row, or rows at the step position', async () => {
   for (const rowsAtPos of [false, true]) {
     const n = 4, dim = 70, pos = rowsAtPos ? 9 : 0;

@@ -9,6 +9,7 @@ import { chatTokenLogprob, CompletionLogprobsBuilder } from '../chat/logprobs.js
 import { promptOpensThinking, ReplyParser, type ReplyPart } from '../chat/reply.js';
 import { encodeChat } from '../chat/template.js';
 import { templateFeatures, toolCallConstraint, toolCallTrigger, toolFormat, type OutputConstraint } from '../chat/tool-format.js';
+import { embeddingPrefixes, type EmbeddingPrefixes } from '../embedding-prefixes.js';
 import { finishEmbedding, embeddingToBase64, validateEmbeddingRequest, type EmbeddingRequest, type EmbeddingResponse } from '../embeddings.js';
 import { WebGGUFError } from '../errors.js';
 import { generate, seed32, type ConstraintTrigger, type FinishReason, type GenerateOptions, type GeneratedToken } from '../generate.js';
@@ -55,6 +56,8 @@ interface Loaded {
   model: LlamaModel | EncoderModel;
   tokenizer: GGUFTokenizer;
   info: ModelInfo;
+  /** An embedding model's query and document prefixes, where its family has them. */
+  prefixes: EmbeddingPrefixes | undefined;
 }
 
 /**
@@ -109,7 +112,8 @@ export class EngineCore {
       const budget = this.options.maxGpuBytes;
       const reasons = fitProblems(plan, gpu.limits, budget);
       let speed: ModelEstimate['speed'] = null;
-      if (options.speed !== false && reasons.length === 0) {
+      // predictSpeed samples a decoder's layers; an encoder's speed is not predicted.
+      if (options.speed !== false && reasons.length === 0 && !isEncoder(file)) {
         const { promptTokens, ...rest } = await this.measuredSpeed(gpu, file, plan.contextLength, options.promptTokens);
         speed = { ...rest, promptTokens };
       }
@@ -337,14 +341,16 @@ export class EngineCore {
 
   /** OpenAI's embeddings: one pooled, unit-length vector per input, from an embedding model. */
   async embeddings(request: Omit<EmbeddingRequest, 'signal'>, requestId: string): Promise<EmbeddingResponse> {
-    const { inputs, dimensions, encoding } = validateEmbeddingRequest(request);
+    const { inputs: texts, dimensions, encoding, inputType } = validateEmbeddingRequest(request);
     return this.serial(requestId, async (signal) => {
-      const { tokenizer, info, model } = this.requireLoaded();
-      if (!(model instanceof EncoderModel)) {
+      const { tokenizer, info, model, prefixes } = this.requireLoaded();
+      const prefix = inputType && prefixes ? prefixes[inputType] : '';
+      const inputs = texts.map((t) => prefix + t);
+      if (!model.config.pooling) {
         throw new WebGGUFError('invalid-argument', `the loaded model (${info.architecture}) generates text, not embeddings; load an embedding model (such as a BERT GGUF) for embeddings.create`);
       }
-      if (dimensions !== undefined && dimensions > model.dimensions) {
-        throw new WebGGUFError('invalid-argument', `dimensions ${dimensions} is more than the model's ${model.dimensions}`);
+      if (dimensions !== undefined && dimensions > model.config.dim) {
+        throw new WebGGUFError('invalid-argument', `dimensions ${dimensions} is more than the model's ${model.config.dim}`);
       }
       const tooLong = (i: number, tokens: string) =>
         new WebGGUFError('context-overflow', `input[${i}] has ${tokens} tokens but the model takes at most ${model.contextLength}; shorten or split it`);
@@ -352,11 +358,15 @@ export class EngineCore {
         // A cheap floor first: megabytes of text are refused before they are tokenized.
         const floor = tokenizer.minTokens(text);
         if (floor > model.contextLength) throw tooLong(i, `at least ${floor}`);
-        const tokens = tokenizer.encode(text);
+        // With the vocabulary's special tokens as llama.cpp adds them: BOS (CLS), and SEP or, where
+        // tokenizer.ggml.add_eos_token says so (Qwen3-Embedding's pooled EOS), EOS.
+        const tokens = tokenizer.encode(text, { addEos: true });
         if (tokens.length > model.contextLength) throw tooLong(i, String(tokens.length));
         return tokens;
       });
       const pooled = await model.embed(ids, signal);
+      // The embedding passes overwrote the KV cache.
+      this.context = [];
       const data = pooled.map((v, index) => {
         const vector = finishEmbedding(v, dimensions);
         return { object: 'embedding' as const, index, embedding: encoding === 'base64' ? embeddingToBase64(vector) : Array.from(vector) };
@@ -440,7 +450,9 @@ export class EngineCore {
   /** The loaded text model (generation, chat). */
   private require(): Loaded & { model: LlamaModel } {
     const loaded = this.requireLoaded();
-    if (loaded.model instanceof EncoderModel) {
+    // An embedding model (an encoder, or a decoder whose file names its pooling, such as
+    // Qwen3-Embedding) makes vectors; its LM head, where it has one, was never trained to talk.
+    if (loaded.model instanceof EncoderModel || loaded.model.config.pooling) {
       throw new WebGGUFError('invalid-argument', `the loaded model (${loaded.info.architecture}) is an embedding model: it makes vectors, not text; use embeddings.create`);
     }
     return loaded as Loaded & { model: LlamaModel };
@@ -730,7 +742,7 @@ export class EngineCore {
       features: gpu.features,
       fromCache: Boolean(manifest),
     };
-    this.loaded = { model, tokenizer, info };
+    this.loaded = { model, tokenizer, info, prefixes: embeddingPrefixes(file) };
     return info;
   }
 }

@@ -75,7 +75,7 @@ export interface Engine {
     create(request: CompletionRequest & { stream?: false | null }, options?: { signal?: AbortSignal }): Promise<Completion>;
     create(request: CompletionRequest, options?: { signal?: AbortSignal }): Promise<Completion | AsyncIterable<CompletionChunk>>;
   };
-  /** OpenAI's embeddings, from an embedding model (BERT): a unit-length vector per input. */
+  /** OpenAI's embeddings, from an embedding model (BERT, EmbeddingGemma, Qwen3-Embedding...): a unit-length vector per input. */
   embeddings: {
     create(request: EmbeddingRequest, options?: { signal?: AbortSignal }): Promise<EmbeddingResponse>;
   };

@@ -66,7 +66,7 @@ export interface ModelEstimate {
   /** Whether it fits the device's limits and the budget; `reasons` says why not. */
   fits: boolean;
   reasons: string[];
-  /** Predicted speed on this device; null when it does not fit or was not asked for. */
+  /** Predicted speed on this device; null when it does not fit, was not asked for, or (BERT-family encoders) is not predicted. */
   speed: { decodeTokS: number; prefillTokS: number; ttftMs: number; promptTokens: number } | null;
 }
 

@@ -1,7 +1,26 @@
 import { ModelFormatError } from '../errors.js';
 import { metaArray, metaNumber, metaString, type GGUFFile, type TensorInfo } from '../gguf/gguf.js';
 
-export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'qwen35', 'gemma4'] as const;
+export const SUPPORTED_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'phi3', 'gemma', 'gemma2', 'gemma3', 'qwen35', 'gemma4', 'gemma-embedding'] as const;
+
+/** How an embedding model's output rows become one vector: their mean, the first (CLS) or the last. */
+export type Pooling = 'mean' | 'cls' | 'last';
+
+/** llama.cpp's LLAMA_POOLING_TYPE_* values, as `<arch>.pooling_type` holds them. */
+const POOLING_TYPES: Record<number, Pooling | 'none' | 'rank'> = { 0: 'none', 1: 'mean', 2: 'cls', 3: 'last', 4: 'rank' };
+
+/**
+ * The file's `<arch>.pooling_type`: undefined when absent, 'none' (a vector per token) and 'rank'
+ * (a reranker's score) as they are, for the caller to refuse.
+ */
+export function readPooling(file: GGUFFile): Pooling | 'none' | 'rank' | undefined {
+  const arch = metaString(file, 'general.architecture') ?? '';
+  const value = file.metadata.get(`${arch}.pooling_type`);
+  if (value === undefined) return undefined;
+  const pooling = POOLING_TYPES[Number(value)];
+  if (pooling === undefined) throw new ModelFormatError('malformed', `${file.source.name}: unknown ${arch}.pooling_type ${String(value)}`);
+  return pooling;
+}
 
 interface ArchitectureTraits {
   qkvBias: boolean;
@@ -55,6 +74,11 @@ interface ArchitectureTraits {
    * final_logit_softcapping when the file has it.
    */
   gemma4: boolean;
+  /**
+   * Every token sees every other token of its input, no causal mask (EmbeddingGemma); windowed
+   * layers see the positions within half the window either side (llama.cpp's symmetric SWA).
+   */
+  bidirectional: boolean;
 }
 
 /**
@@ -67,7 +91,7 @@ interface ArchitectureTraits {
  */
 const LLAMA: ArchitectureTraits = {
   qkvBias: false, ropeStyle: 'adjacent', fusedQkv: false, fusedGateUp: false, activation: 'silu', scaleEmbedding: false, postNorms: false,
-  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, hybridDeltaNet: false, gemma4: false,
+  softcapping: false, qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, hybridDeltaNet: false, gemma4: false, bidirectional: false,
   // Mistral's window, when a file has one, applies to every layer.
   window: { pattern: 0, fallback: 0 },
 };
@@ -86,6 +110,12 @@ const ARCHITECTURE_TRAITS: Record<(typeof SUPPORTED_ARCHITECTURES)[number], Arch
   // (RoPE base 10000) to each global one.
   gemma3: {
     ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 6, fallback: undefined }, windowRopeTheta: 10000,
+  },
+  // EmbeddingGemma: Gemma 3's blocks without the causal mask (llama.cpp's gemma-embedding; the
+  // windowed layers' RoPE base from rope.freq_base_swa, 10000 without it), mean-pooled.
+  'gemma-embedding': {
+    ...LLAMA, ropeStyle: 'neox', activation: 'gelu', scaleEmbedding: true, postNorms: true, qkNorm: true, window: { pattern: 6, fallback: undefined }, windowRopeTheta: 10000,
+    bidirectional: true,
   },
   // Qwen3.5 (dense): Gated DeltaNet layers and, every full_attention_interval-th layer, Qwen 3's
   // attention (NEOX RoPE on part of each head, q/k norms) with an output gate.
@@ -178,6 +208,16 @@ export interface ModelConfig extends ArchitectureTraits {
   valueFromKey: boolean;
   /** V is RMS-normalized per head, without a weight (Gemma 4). */
   valueNorm: boolean;
+  /**
+   * An embedding model's pooling (`<arch>.pooling_type`: Qwen3-Embedding's last token,
+   * EmbeddingGemma's mean); undefined for a text model.
+   */
+  pooling: Pooling | undefined;
+  /**
+   * Sentence-transformers' dense projections after pooling (EmbeddingGemma's dense_2.weight, dim to
+   * `hidden`, then dense_3.weight back to dim, no activation); undefined: none in the file.
+   */
+  denseOut: { hidden: number } | undefined;
 }
 
 /** One layer's attention and feed-forward shape. */
@@ -254,8 +294,11 @@ export function readConfig(file: GGUFFile): ModelConfig {
     layerOutputScale: false,
     valueFromKey: false,
     valueNorm: false,
+    pooling: undefined,
+    denseOut: undefined,
     ...traits,
   };
+  readEmbeddingHead(file, config);
   config.layers = Array.from({ length: config.nLayers }, (_, l) => ({
     nHeads, nKvHeads, headDim, ropeDim: config.ropeDim, ffnDim: config.ffnDim, windowed: layerWindow(config, l) > 0,
   }));
@@ -282,6 +325,28 @@ export function readConfig(file: GGUFFile): ModelConfig {
   }
   checkShapes(file, config);
   return config;
+}
+
+/**
+ * An embedding model's head: its pooling, and EmbeddingGemma's settings (the windowed layers'
+ * RoPE base and swa period from the file, mean pooling unless it says otherwise, the dense
+ * projections where the converter kept them).
+ */
+function readEmbeddingHead(file: GGUFFile, c: ModelConfig): void {
+  const name = file.source.name;
+  const pooling = readPooling(file);
+  // 'none' and 'rank' give no vector per input: such a file is no embedding model here.
+  c.pooling = pooling === 'none' || pooling === 'rank' ? undefined : pooling;
+  if (!c.bidirectional) return;
+  const arch = c.architecture;
+  c.pooling ??= 'mean';
+  c.windowRopeTheta = metaNumber(file, `${arch}.rope.freq_base_swa`, c.windowRopeTheta);
+  const period = file.metadata.get(`${arch}.attention.sliding_window_pattern`);
+  if (typeof period === 'number' || typeof period === 'bigint') c.swaPattern = Number(period);
+  const dense2 = file.tensors.find((t) => t.name === 'dense_2.weight');
+  if (dense2) c.denseOut = { hidden: dense2.dims[1] ?? 0 };
+  if (file.tensors.some((t) => t.name === 'dense_2.bias')) throw new ModelFormatError('unsupported-architecture', `${name}: dense_2.bias (a biased dense projection) is not supported`);
+  if (!dense2 !== !file.tensors.some((t) => t.name === 'dense_3.weight')) throw new ModelFormatError('malformed', `${name}: dense_2.weight and dense_3.weight come together`);
 }
 
 function readDeltaNet(file: GGUFFile, arch: string, nLayers: number): DeltaNetConfig {
@@ -521,6 +586,10 @@ export function expectedTensors(c: ModelConfig): Map<string, number[]> {
     ['output_norm.weight', [c.dim]],
   ]);
   if (!c.tiedOutput) m.set('output.weight', [c.dim, c.vocabSize]);
+  if (c.denseOut) {
+    m.set('dense_2.weight', [c.dim, c.denseOut.hidden]);
+    m.set('dense_3.weight', [c.denseOut.hidden, c.dim]);
+  }
   for (const factors of [c.ropeFactors?.short, c.ropeFactors?.long]) if (factors) m.set(factors, [c.ropeDim / 2]);
   if (c.perLayerInput) {
     m.set(PER_LAYER_TABLE, [c.perLayerInput * c.nLayers, c.vocabSize]);

@@ -3,25 +3,18 @@ import { metaNumber, metaString, type GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import { buildChecked, type GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
-import { tensor, type ModelConfig } from './config.js';
+import { readPooling, tensor, type ModelConfig, type Pooling } from './config.js';
 import { ropeAngles } from './blocks/attention.js';
+import { POOL_MODES } from './blocks/pooling.js';
 import { barrierWorkgroup, weightDesc } from './kernel-shapes.js';
 import type { LoadOptions } from './llama.js';
-import { checkFit } from './memory-plan.js';
+import { checkFit, type MemoryPlan, type PlannedBuffer } from './memory-plan.js';
 import { ForwardRecorder, type GpuMatrix, type Op } from './recorder.js';
 import { planWeights, repackWeights, uploadWeights, type TensorPlan } from './weights.js';
 
 /** Architectures that run as encoders: a vector per input, no text generated. */
 export const ENCODER_ARCHITECTURES = ['bert', 'nomic-bert'] as const;
 
-/** How a sequence's output rows become one vector: their mean, the first (CLS) or the last. */
-export type Pooling = 'mean' | 'cls' | 'last';
-
-/** llama.cpp's LLAMA_POOLING_TYPE_* values, as `<arch>.pooling_type` holds them. */
-const POOLING_TYPES: Record<number, Pooling | 'none' | 'rank'> = { 0: 'none', 1: 'mean', 2: 'cls', 3: 'last', 4: 'rank' };
-
-/** shaders/encoder_ops.wgsl's pool modes. */
-const POOL_MODES: Record<Pooling, number> = { mean: 1, cls: 2, last: 3 };
 
 export interface EncoderConfig extends ModelConfig {
   pooling: Pooling;
@@ -58,12 +51,12 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
   const headDim = dim / nHeads;
   const causal = file.metadata.get(`${arch}.attention.causal`);
   if (typeof causal !== 'boolean') throw new ModelFormatError('malformed', `${name}: missing metadata ${arch}.attention.causal`);
-  const poolingType = k('pooling_type', 1);
-  const pooling = POOLING_TYPES[poolingType];
-  if (pooling === undefined || pooling === 'none' || pooling === 'rank') {
+  // Without pooling_type, the mean (llama.cpp leaves it to the caller).
+  const pooling = readPooling(file) ?? 'mean';
+  if (pooling === 'none' || pooling === 'rank') {
     throw new ModelFormatError(
       'unsupported-architecture',
-      `${name}: pooling type ${pooling ?? poolingType} gives ${pooling === 'rank' ? 'a relevance score (a reranker)' : 'no vector per input'}; embeddings need mean, cls or last pooling`,
+      `${name}: pooling type ${pooling} gives ${pooling === 'rank' ? 'a relevance score (a reranker)' : 'no vector per input'}; embeddings need mean, cls or last pooling`,
     );
   }
   const embd = tensor(file, 'token_embd.weight');
@@ -77,6 +70,7 @@ export function readEncoderConfig(file: GGUFFile): EncoderConfig {
     qkNorm: false, noRopeLayerStep: 0, windowRopeTheta: 0, window: null, hybridDeltaNet: false, deltaNet: undefined, ropeUnrotatedPairs: [],
     layers: Array.from({ length: k('block_count') }, () => ({ nHeads, nKvHeads: k('attention.head_count_kv', nHeads), headDim, ropeDim: headDim, ffnDim: k('feed_forward_length'), windowed: false })),
     gemma4: false, windowRopeDim: headDim, kvSharedFrom: k('block_count'), perLayerInput: 0, layerOutputScale: false, valueFromKey: false, valueNorm: false,
+    bidirectional: !causal, denseOut: undefined,
     pooling, causal, positions: nomic ? 'rope' : 'absolute',
     tokenTypes: file.tensors.find((t) => t.name === 'token_types.weight')?.dims[1] ?? 0,
   };
@@ -136,12 +130,29 @@ export function planEncoderWeights(file: GGUFFile, c: EncoderConfig, maxPartByte
   return planWeights(file, c, maxPartBytes, encoderTensors(c));
 }
 
+/**
+ * Every GPU buffer an encoder makes (weights, then work buffers sized for its longest input), from
+ * the header alone: what its load checks and what engine.estimate reports. An input runs whole, so
+ * the scratch (attention's above all) grows with the longest input: 2048 tokens unless asked
+ * (nomic-embed's 8192 would need 400 MiB of attention scratch).
+ */
+export function planEncoderMemory(file: GGUFFile, options: { contextLength?: number; maxPartBytes?: number } = {}): MemoryPlan & { config: EncoderConfig } {
+  const config = readEncoderConfig(file);
+  const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_MAX_TOKENS);
+  const weights = planEncoderWeights(file, config, options.maxPartBytes);
+  const buffers: PlannedBuffer[] = [
+    ...weights.map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
+    ...encoderBuffers(config, contextLength).map((b) => ({ ...b, role: 'work' as const })),
+  ];
+  return { config, contextLength, maxBatch: contextLength, weights, buffers };
+}
+
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
 const ATTENTION_CHUNKS = 16;
 /** The longest input by default (LoadOptions.contextLength sets another). */
 const DEFAULT_MAX_TOKENS = 2048;
-/** Inputs whose pooled vectors are read back at once (bounds the readback buffer). */
-const READBACK_INPUTS = 256;
+/** The most inputs packed into one pass (bounds the pooled and readback buffers). */
+const MAX_PACKED_INPUTS = 256;
 
 /** The step uniform (shaders/common.wgsl's Step, padded). */
 const STEP_BYTES = 16;
@@ -153,15 +164,19 @@ function encoderBuffers(c: EncoderConfig, maxTokens: number): { name: string; by
     { name: 'x', bytes: rows }, { name: 'q', bytes: rows }, { name: 'k', bytes: rows }, { name: 'v', bytes: rows }, { name: 'attn_out', bytes: rows },
     { name: 'ffn_hidden', bytes: maxTokens * c.ffnDim * 4 },
     { name: 'attention_partial', bytes: maxTokens * c.nHeads * ATTENTION_CHUNKS * (c.headDim + 2) * 4 },
-    { name: 'readback', bytes: READBACK_INPUTS * c.dim * 4 },
+    { name: 'pooled', bytes: MAX_PACKED_INPUTS * c.dim * 4 },
+    { name: 'readback', bytes: MAX_PACKED_INPUTS * c.dim * 4 },
   ];
 }
 
 /**
- * An encoder (BERT) on the GPU: each input runs whole, as one prefill pass over all its tokens with
- * bidirectional attention, and its output rows are pooled into one vector on the GPU. The pass is
- * recorded once at load through the decoders' recorder and kernels (matmuls, embedding lookups,
- * bias adds, attention), with the encoder's own LayerNorm, GELU and pooling (shaders/encoder*.wgsl).
+ * An encoder (BERT) on the GPU: inputs run whole, packed back to back into one prefill pass as
+ * many as fit the scratch (contextLength tokens, MAX_PACKED_INPUTS inputs), each token attending
+ * only to its own input's tokens (block-diagonal attention, `attention_spans`), each input's rows
+ * pooled into one vector on the GPU. The pass is recorded once at load through the decoders'
+ * recorder and kernels (matmuls, embedding lookups, bias adds, attention), with the encoder's own
+ * LayerNorm, GELU and pooling (shaders/encoder*.wgsl). Packing changes no input's arithmetic: every
+ * op but attention and pooling works row by row.
  */
 export class EncoderModel {
   private ops: Op[] = [];
@@ -171,6 +186,16 @@ export class EncoderModel {
   private tokensBuffer!: GPUBuffer;
   private pooled!: GPUBuffer;
   private readback!: GPUBuffer;
+  /** Per token of a pass: its position in its input, and the [start, end) of its input's rows. */
+  private positions!: GPUBuffer;
+  private tokenSpans!: GPUBuffer;
+  /** Per input of a pass: the [start, end) of its rows. */
+  private inputSpans!: GPUBuffer;
+  /** nomic-bert: the (cos, sin) rows of positions 0..T-1, and the pass's rows, copied per token from them. */
+  private ropeAngles: GPUBuffer | undefined;
+  private ropeTable: GPUBuffer | undefined;
+  /** Inputs in the pass being recorded (the pooling's grid). */
+  private passInputs = 1;
   private disposed = false;
   weightBytes = 0;
 
@@ -194,17 +219,10 @@ export class EncoderModel {
   }
 
   static async load(gpu: GpuContext, file: GGUFFile, options: LoadOptions = {}): Promise<EncoderModel> {
-    const config = readEncoderConfig(file);
-    // An input runs whole, so its scratch (attention's above all) grows with the longest input:
-    // 2048 tokens unless asked (nomic-embed's 8192 would need 400 MiB of attention scratch).
-    const model = new EncoderModel(gpu, config, Math.min(config.contextLength, options.contextLength ?? DEFAULT_MAX_TOKENS));
-    const plans = planEncoderWeights(file, config, options.maxPartBytes);
-    const buffers = [
-      ...plans.map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
-      ...encoderBuffers(config, model.contextLength).map((b) => ({ ...b, role: 'work' as const })),
-    ];
-    checkFit({ buffers, contextLength: model.contextLength }, gpu.limits, options.maxGpuBytes);
-    await buildChecked(gpu.device, () => model.build(file, plans, options), () => model.dispose());
+    const plan = planEncoderMemory(file, options);
+    checkFit(plan, gpu.limits, options.maxGpuBytes);
+    const model = new EncoderModel(gpu, plan.config, plan.contextLength);
+    await buildChecked(gpu.device, () => model.build(file, plan.weights, options), () => model.dispose());
     return model;
   }
 
@@ -219,14 +237,15 @@ export class EncoderModel {
 
     this.stepBuffer = a.create('step', STEP_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
     this.tokensBuffer = a.storage('tokens', T * 4);
-    // Positions 0..T-1, and every token's type, 0 (llama.cpp hard-codes "sentence A").
-    const positions = a.storage('positions', T * 4);
-    a.device.queue.writeBuffer(positions, 0, Uint32Array.from({ length: T }, (_, i) => i));
+    // Every token's type is 0 (llama.cpp hard-codes "sentence A"); positions and spans come per pass.
+    const positions = (this.positions = a.storage('positions', T * 4));
+    this.tokenSpans = a.storage('token_spans', T * 8);
+    this.inputSpans = a.storage('input_spans', MAX_PACKED_INPUTS * 8);
     const types = a.storage('token_type_ids', T * 4);
     const buffer = (name: string) => a.storage(name, encoderBuffers(c, T).find((b) => b.name === name)!.bytes);
     const [x, q, keys, values, out, hidden, partial] = ['x', 'q', 'k', 'v', 'attn_out', 'ffn_hidden', 'attention_partial'].map(buffer) as [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer];
-    this.pooled = a.storage('pooled', c.dim * 4);
-    this.readback = a.create('readback', READBACK_INPUTS * c.dim * 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.pooled = a.storage('pooled', MAX_PACKED_INPUTS * c.dim * 4);
+    this.readback = a.create('readback', MAX_PACKED_INPUTS * c.dim * 4, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
 
     const r = new ForwardRecorder(this.gpu, c, this.kernels, a, this.stepBuffer, plans, buffers);
     const k = this.kernels;
@@ -264,17 +283,19 @@ export class EncoderModel {
     if (absolute) embed(r.matrix('position_embd.weight'), positions, out);
     if (c.tokenTypes) embed(r.matrix('token_types.weight'), types, q);
     r.add(layerNorm('token_embd_norm', absolute ? { buffer: out, rows: true } : undefined, c.tokenTypes ? { buffer: q, rows: true } : undefined));
-    // nomic-bert: RoPE's (cos, sin) table, made on the CPU in doubles, as the decoders' is.
+    // nomic-bert: RoPE's (cos, sin) table, made on the CPU in doubles, as the decoders' is; the
+    // pass reads row t for token t, copied from its position's row (embed).
     let rope: Op | undefined;
     if (c.positions === 'rope') {
-      const table = a.storage('rope_table', T * c.headDim * 4);
-      a.device.queue.writeBuffer(table, 0, ropeAngles(T, c.headDim, c.ropeTheta));
+      this.ropeAngles = a.create('rope_angles', T * c.headDim * 4, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+      a.device.queue.writeBuffer(this.ropeAngles, 0, ropeAngles(T, c.headDim, c.ropeTheta));
+      const table = (this.ropeTable = a.storage('rope_table', T * c.headDim * 4));
       const kernel = k.get('rope');
       const params = a.uniform('rope', uniformData([{ u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { u: c.headDim }, { u: 1 }, { u: 0 }]));
       rope = { kernel, bindGroup: k.bindGroup(kernel, [q, keys, table, params, step]), grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.headDim) / 2 / 64), n, 1] };
     }
 
-    const attention = k.get('attention', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(this.gpu.cpuEmulated, 'attention') });
+    const attention = k.get('attention_spans', undefined, { MAX_HEAD_DIM: c.headDim, ...barrierWorkgroup(this.gpu.cpuEmulated, 'attention') });
     const attentionParams = a.uniform('attention', uniformData([
       { u: c.nHeads }, { u: c.nKvHeads }, { u: c.headDim }, { f: c.attnScale }, { f: 0 }, { u: 0 }, { u: c.causal ? 0 : 1 },
     ]));
@@ -285,7 +306,7 @@ export class EncoderModel {
       const projection = (name: string, into: GPUBuffer) => [...r.matmul(r.matrix(`${p}${name}.weight`), x, into), ...(absolute ? [addBias(into, `${p}${name}.bias`, c.dim)] : [])];
       r.add(
         ...projection('attn_q', q), ...projection('attn_k', keys), ...projection('attn_v', values), ...(rope ? [rope] : []),
-        { kernel: attention, bindGroup: k.bindGroup(attention, [q, keys, values, partial, out, attentionParams, step]), grid: (n) => [c.nHeads, n, 1] },
+        { kernel: attention, bindGroup: k.bindGroup(attention, [q, keys, values, partial, out, attentionParams, step, this.tokenSpans]), grid: (n) => [c.nHeads, n, 1] },
         ...r.matmul(r.matrix(p + 'attn_output.weight'), out, x, { mode: 'accumulate' }),
         layerNorm(p + 'attn_output_norm', absolute ? { buffer: r.vector(p + 'attn_output.bias'), rows: false } : undefined),
       );
@@ -311,49 +332,74 @@ export class EncoderModel {
     }
     const pool = k.get('pool');
     const poolParams = a.uniform('pool', uniformData([{ u: c.dim }, { u: POOL_MODES[c.pooling] }]));
-    r.add({ kernel: pool, bindGroup: k.bindGroup(pool, [this.pooled, x, poolParams, step]), grid: () => [Math.ceil(c.dim / 64), 1, 1] });
+    r.add({ kernel: pool, bindGroup: k.bindGroup(pool, [this.pooled, x, poolParams, step, this.inputSpans]), grid: () => [Math.ceil(c.dim / 64), this.passInputs, 1] });
     this.ops = r.prefill;
   }
 
   /**
    * The pooled output vector of each input (token ids, special tokens included), not normalized.
-   * Inputs run one pass each, queued back to back on the GPU, with one readback per
-   * READBACK_INPUTS inputs.
+   * Inputs are packed in order into passes of up to contextLength tokens and MAX_PACKED_INPUTS
+   * inputs; each pass's vectors are read back together.
    */
   async embed(inputs: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
     this.assertLive();
+    const T = this.contextLength;
     for (const ids of inputs) {
       if (ids.length < 1) throw new WebGGUFError('invalid-argument', 'an input needs at least one token');
-      if (ids.length > this.contextLength) throw new WebGGUFError('context-overflow', `an input of ${ids.length} tokens does not fit the context of ${this.contextLength}`);
+      if (ids.length > T) throw new WebGGUFError('context-overflow', `an input of ${ids.length} tokens does not fit the context of ${T}`);
     }
     const out: Float32Array[] = [];
     const device = this.gpu.device;
-    const dimBytes = this.config.dim * 4;
-    for (let at = 0; at < inputs.length; at += READBACK_INPUTS) {
+    const dim = this.config.dim;
+    for (let at = 0; at < inputs.length;) {
       if (signal?.aborted) throw new WebGGUFError('aborted', 'the request was aborted');
-      const batch = inputs.slice(at, at + READBACK_INPUTS);
+      const batch: number[][] = [];
+      let n = 0;
+      while (at < inputs.length && batch.length < MAX_PACKED_INPUTS && n + inputs[at]!.length <= T) {
+        n += inputs[at]!.length;
+        batch.push(inputs[at++]!);
+      }
+      const tokens = new Uint32Array(n), positions = new Uint32Array(n), tokenSpans = new Uint32Array(2 * n), inputSpans = new Uint32Array(2 * batch.length);
+      const encoder = device.createCommandEncoder();
+      const rowBytes = this.config.headDim * 4;
+      let start = 0;
       batch.forEach((ids, i) => {
-        device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([0, ids.length, 0, 0]));
-        device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(ids));
-        const encoder = device.createCommandEncoder();
-        const pass = encoder.beginComputePass();
-        for (const op of this.ops) {
-          pass.setPipeline((typeof op.kernel === 'function' ? op.kernel(ids.length) : op.kernel).pipeline);
-          pass.setBindGroup(0, op.bindGroup);
-          pass.dispatchWorkgroups(...op.grid(ids.length));
+        const end = start + ids.length;
+        tokens.set(ids, start);
+        for (let t = start; t < end; t++) {
+          positions[t] = t - start;
+          tokenSpans[2 * t] = start;
+          tokenSpans[2 * t + 1] = end;
         }
-        pass.end();
-        encoder.copyBufferToBuffer(this.pooled, 0, this.readback, i * dimBytes, dimBytes);
-        device.queue.submit([encoder.finish()]);
+        inputSpans[2 * i] = start;
+        inputSpans[2 * i + 1] = end;
+        if (this.ropeTable) encoder.copyBufferToBuffer(this.ropeAngles!, 0, this.ropeTable, start * rowBytes, ids.length * rowBytes);
+        start = end;
       });
+      device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([0, n, 0, 0]));
+      device.queue.writeBuffer(this.tokensBuffer, 0, tokens);
+      device.queue.writeBuffer(this.positions, 0, positions);
+      device.queue.writeBuffer(this.tokenSpans, 0, tokenSpans);
+      device.queue.writeBuffer(this.inputSpans, 0, inputSpans);
+      this.passInputs = batch.length;
+      const pass = encoder.beginComputePass();
+      for (const op of this.ops) {
+        pass.setPipeline((typeof op.kernel === 'function' ? op.kernel(n) : op.kernel).pipeline);
+        pass.setBindGroup(0, op.bindGroup);
+        pass.dispatchWorkgroups(...op.grid(n));
+      }
+      pass.end();
+      const bytes = batch.length * dim * 4;
+      encoder.copyBufferToBuffer(this.pooled, 0, this.readback, 0, bytes);
+      device.queue.submit([encoder.finish()]);
       try {
-        await this.readback.mapAsync(GPUMapMode.READ, 0, batch.length * dimBytes);
+        await this.readback.mapAsync(GPUMapMode.READ, 0, bytes);
       } catch (e) {
         throw new WebGGUFError('device-lost', `Reading results from the GPU failed: ${(e as Error).message}`, { cause: e });
       }
-      const values = new Float32Array(this.readback.getMappedRange(0, batch.length * dimBytes).slice(0));
+      const values = new Float32Array(this.readback.getMappedRange(0, bytes).slice(0));
       this.readback.unmap();
-      batch.forEach((_, i) => out.push(values.subarray(i * this.config.dim, (i + 1) * this.config.dim)));
+      batch.forEach((_, i) => out.push(values.subarray(i * dim, (i + 1) * dim)));
     }
     return out;
   }

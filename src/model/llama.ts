@@ -12,8 +12,9 @@ import {
   FILTER_BIAS, FILTER_MASK, FILTERS_OFFSET, LOGPROB_RECORD_BYTES, maskBytes, recordOutputHead, SAMPLER_STATE_BYTES, TOKEN_OFFSET, type OutputHead,
 } from './blocks/output-head.js';
 import { PerLayerEmbeddingBlocks, recordOutputScale } from './blocks/per-layer-embedding.js';
+import { recordPoolingHead, type PoolingHead } from './blocks/pooling.js';
 import { isAttentionLayer, layerPlans, PER_LAYER_TABLE, ropeFactorTensor, type ModelConfig } from './config.js';
-import { checkFit, planMemory, residualBytes } from './memory-plan.js';
+import { checkFit, planMemory, residualBytes, runsWhole } from './memory-plan.js';
 import { tuneDecodeWorkgroup } from './kernel-shapes.js';
 import { ForwardRecorder, type Op, type ResidualStream } from './recorder.js';
 import { repackWeights, uploadWeights, type TensorPlan, type WeightChunk } from './weights.js';
@@ -114,6 +115,8 @@ export class LlamaModel {
   private tokensBuffer!: GPUBuffer;
   /** The logits and the sampler's buffers. */
   private head!: OutputHead;
+  /** An embedding model's pooling head (config.pooling), run instead of `head` by embed. */
+  private poolingHead: PoolingHead | undefined;
   /** SampleParams.filters as last written (FILTER_MASK, FILTER_BIAS). */
   private samplerFilters = 0;
   /** SamplingParams.topLogprobs of the current sampler: the log-prob dispatch runs after each draw. */
@@ -244,12 +247,13 @@ export class LlamaModel {
       this.recurrentStateBytes = 2 * this.recurrent.reduce((sum, s) => sum + s.conv.size + s.matrix.size, 0);
     }
     attention.finish();
+    if (c.pooling) this.poolingHead = recordPoolingHead(r, residual, c.pooling);
     const opsBeforeHead = r.decode.length;
     this.head = recordOutputHead(r, residual.x, this.tokensBuffer, this.contextLength);
     this.headOps = r.decode.length - opsBeforeHead;
     this.decodeOps = r.decode;
     this.prefillOps = r.prefill;
-    this.readback = a.create('readback', Math.max(LOGPROBS_AT + MAX_DECODE_STEPS * LOGPROB_RECORD_BYTES, c.vocabSize * 4), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.readback = a.create('readback', Math.max(LOGPROBS_AT + MAX_DECODE_STEPS * LOGPROB_RECORD_BYTES, SAMPLER_STATE_BYTES, c.vocabSize * 4, c.dim * 4), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     this.setSampler(GREEDY, []);
   }
 
@@ -435,6 +439,47 @@ export class LlamaModel {
       this.encodeStep(chunk, pos + at, at + this.maxBatch >= tokens.length, 'logits');
     }
     return this.read(this.config.vocabSize * 4, (b) => new Float32Array(b).slice());
+  }
+
+  /**
+   * An embedding model's pooled output vector of each input (token ids, special tokens included),
+   * not normalized: each input runs from position 0 (in steps for last-token pooling, as one step
+   * where the pooling or the attention needs every row), then the pooling head instead of the
+   * output head. Overwrites the KV cache: a conversation's cached prefix is gone.
+   */
+  async embed(inputs: number[][], signal?: AbortSignal): Promise<Float32Array[]> {
+    this.assertLive();
+    const head = this.poolingHead;
+    if (!head) throw new WebGGUFError('invalid-argument', `this ${this.config.architecture} model has no pooling_type: it generates text, not embeddings`);
+    const whole = runsWhole(this.config) ? this.maxBatch : this.contextLength;
+    for (const ids of inputs) {
+      if (ids.length < 1) throw new WebGGUFError('invalid-argument', 'an input needs at least one token');
+      if (ids.length > whole) throw new WebGGUFError('context-overflow', `an input of ${ids.length} tokens does not fit the context of ${whole}`);
+    }
+    const out: Float32Array[] = [];
+    const device = this.gpu.device;
+    for (const ids of inputs) {
+      if (signal?.aborted) throw new WebGGUFError('aborted', 'the request was aborted');
+      this.resumeState(0, ids.length);
+      this.lastSampled = undefined;
+      for (let at = 0; at < ids.length; at += this.maxBatch) {
+        const chunk = ids.slice(at, at + this.maxBatch);
+        const last = at + this.maxBatch >= ids.length;
+        device.queue.writeBuffer(this.stepBuffer, 0, new Uint32Array([at, chunk.length, 0, 0]));
+        device.queue.writeBuffer(this.tokensBuffer, 0, Uint32Array.from(chunk));
+        this.perLayer?.upload(chunk);
+        const encoder = device.createCommandEncoder();
+        this.recordPass(encoder, this.prefillOps.slice(0, this.prefillOps.length - this.headOps), chunk.length);
+        if (last) {
+          device.queue.writeBuffer(head.spans, 0, new Uint32Array([0, chunk.length]));
+          this.recordPass(encoder, head.ops, chunk.length);
+          encoder.copyBufferToBuffer(head.pooled, 0, this.readback, 0, this.config.dim * 4);
+        }
+        device.queue.submit([encoder.finish()]);
+      }
+      out.push(await this.read(this.config.dim * 4, (b) => new Float32Array(b).slice()));
+    }
+    return out;
   }
 
   /** Whether the model keeps a recurrent state (Qwen3.5), which steps must continue in order. */

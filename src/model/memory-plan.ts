@@ -6,7 +6,9 @@ import { deltaNetBuffers } from './blocks/delta-net.js';
 import { feedForwardBuffers } from './blocks/feed-forward.js';
 import { perLayerEmbeddingBuffers } from './blocks/per-layer-embedding.js';
 import { outputHeadBuffers } from './blocks/output-head.js';
+import { poolingBuffers } from './blocks/pooling.js';
 import { layerPlans, readConfig, type ModelConfig } from './config.js';
+import { isEncoder, planEncoderMemory } from './encoder.js';
 import { planWeights, type TensorPlan } from './weights.js';
 
 /** LoadOptions.contextLength's default cap. */
@@ -36,9 +38,10 @@ export interface MemoryPlan {
 }
 
 export function planMemory(file: GGUFFile, options: { contextLength?: number; maxBatch?: number; maxPartBytes?: number } = {}): MemoryPlan {
+  if (isEncoder(file)) return planEncoderMemory(file, options);
   const config = readConfig(file);
   const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_CONTEXT);
-  const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
+  const maxBatch = options.maxBatch ?? (runsWhole(config) ? contextLength : DEFAULT_MAX_BATCH);
   const weights = planWeights(file, config, options.maxPartBytes);
   const residual = residualBytes(config, maxBatch);
   // Per-sequence state is named for what it is (k_cache.3, v_cache.3, and the like).
@@ -54,9 +57,18 @@ export function planMemory(file: GGUFFile, options: { contextLength?: number; ma
       ...feedForwardBuffers(config, maxBatch),
       ...perLayerEmbeddingBuffers(config, maxBatch),
       ...outputHeadBuffers(config, contextLength),
+      ...poolingBuffers(config),
     ].map((b) => ({ ...b, role: role(b.name) })),
   ];
   return { config, contextLength, maxBatch, weights, buffers };
+}
+
+/**
+ * Whether an input must run as one step: its pooling reads every row (mean, first), or its
+ * attention looks ahead (bidirectional). Last-token pooling runs in steps like a prompt.
+ */
+export function runsWhole(c: ModelConfig): boolean {
+  return c.bidirectional || (c.pooling !== undefined && c.pooling !== 'last');
 }
 
 /** The residual stream (and its normed copy): a row of the model's width per prompt token of a step. */

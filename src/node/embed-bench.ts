@@ -18,7 +18,8 @@ export interface EmbedBenchResult {
 
 /**
  * Embedding throughput of an encoder (BERT) model: `inputs` inputs of `tokens` random tokens each,
- * embedded in one call (one pass per input, one readback), timed `runs` times after a warm-up.
+ * embedded in one call (packed into passes of up to the context, one readback per pass), timed
+ * `runs` times after a warm-up.
  */
 export async function embedBench(path: string, tokens: number, inputs: number, runs: number): Promise<EmbedBenchResult> {
   const { file, close } = await openGGUF(path);

@@ -94,6 +94,12 @@ export interface EncodeOptions {
    * first (CLS for WordPiece) and, for WordPiece, SEP last.
    */
   addBos?: boolean;
+  /**
+   * With the special tokens, EOS last where the vocabulary asks for it (tokenizer.ggml.add_eos_token,
+   * as llama.cpp adds it: Qwen3-Embedding pools its EOS). Default false: a prompt to continue never
+   * ends in EOS.
+   */
+  addEos?: boolean;
   /** Turn control-token text such as "<|im_start|>" into those tokens (default true). */
   parseSpecial?: boolean;
   /**
@@ -114,6 +120,8 @@ export class GGUFTokenizer {
   /** The token put after the text with the special tokens (WordPiece's SEP), if any. */
   readonly sepId: number | undefined;
   readonly addBos: boolean;
+  /** tokenizer.ggml.add_eos_token (SentencePiece and BPE vocabularies; WordPiece ends in SEP instead). */
+  readonly addEos: boolean;
   readonly chatTemplate: string | undefined;
   /** Tokens that end generation (EOS, EOT and similar control tokens). */
   readonly endOfGeneration: ReadonlySet<number>;
@@ -142,6 +150,7 @@ export class GGUFTokenizer {
     // Without tokenizer.ggml.add_bos_token, llama.cpp's defaults: SentencePiece, WordPiece and some pre-tokenizers add BOS.
     const bosByDefault = spec.model === 'llama' || spec.model === 'gemma4' || wordPiece || (spec.model === 'gpt2' && preTokenizerFor(spec.pre).addBos === true);
     this.addBos = (spec.addBos ?? bosByDefault) && this.bosId !== undefined;
+    this.addEos = spec.addEos === true && !wordPiece && this.eosId !== undefined;
     this.chatTemplate = spec.chatTemplate;
     const types = spec.tokenTypes;
     this.controlTokens = t.filter((_, i) => types?.[i] === TokenType.CONTROL && t[i]!.length > 0);
@@ -172,8 +181,9 @@ export class GGUFTokenizer {
     } else {
       ids = this.run(this.hf, text);
     }
-    if (!(options.addBos ?? this.addBos)) return ids;
-    return [...(this.bosId !== undefined ? [this.bosId] : []), ...ids, ...(this.sepId !== undefined ? [this.sepId] : [])];
+    const eos = options.addEos && this.addEos && options.addBos !== false ? [this.eosId!] : [];
+    if (!(options.addBos ?? this.addBos)) return [...ids, ...eos];
+    return [...(this.bosId !== undefined ? [this.bosId] : []), ...ids, ...(this.sepId !== undefined ? [this.sepId] : []), ...eos];
   }
 
   /** One HF encode, after WordPiece's own reduction of accented letters (see baseLetters). */

@@ -180,7 +180,7 @@ export class AttentionBlocks {
     const m = layer.mixer;
     const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: m.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
     const params = r.alloc.uniform('attention', uniformData([
-      { u: m.nHeads }, { u: m.nKvHeads }, { u: m.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: m.window },
+      { u: m.nHeads }, { u: m.nKvHeads }, { u: m.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: m.window }, { u: c.bidirectional ? 1 : 0 },
     ]));
     return {
       kernel,
