@@ -95,7 +95,14 @@ describe.skipIf(!existsSync(join(DIST, 'index.js')) && !process.env.CI)('package
     expect(pkg.files).toEqual(expect.arrayContaining(['dist', 'bin', 'LICENSE']));
     expect(readFileSync(join(ROOT, 'LICENSE'), 'utf8')).toMatch(/MIT License/);
     const notices = read('THIRD_PARTY_NOTICES.md');
-    for (const dep of Object.keys(pkg.dependencies).filter((d) => d !== '@webgpu/types')) expect(notices, dep).toContain(`## ${dep} `);
+    // `webgguf serve`'s HTTP server is imported by the CLI only, never inlined into a browser build.
+    const cliOnly = ['hono', '@hono/node-server'];
+    const imports = (file: string, dep: string) => new RegExp(`from ["']${dep}["/]`).test(read(file));
+    for (const dep of cliOnly) {
+      expect(imports('cli.js', dep), `${dep} imported by cli.js`).toBe(true);
+      for (const file of readdirSync(DIST).filter((f) => f.endsWith('.js') && f !== 'cli.js')) expect(imports(file, dep), `${dep} imported by ${file}`).toBe(false);
+    }
+    for (const dep of Object.keys(pkg.dependencies).filter((d) => d !== '@webgpu/types' && !cliOnly.includes(d))) expect(notices, dep).toContain(`## ${dep} `);
     expect(read('worker.js').slice(0, 300)).toContain('THIRD_PARTY_NOTICES.md');
     for (const field of ['repository', 'keywords', 'sideEffects', 'license']) expect(pkg[field], field).toBeDefined();
   });
