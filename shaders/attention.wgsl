@@ -24,10 +24,26 @@ const CHUNKS = 16u;
 // so the private arrays below are no larger than they need to be.
 const MAX_HEAD_DIM = 256u;
 const MAX_HEAD_VEC4 = (MAX_HEAD_DIM + 3u) / 4u;
+// Bits per cached value: 32 (f32) or 16 (f16 pairs; head_dim is then even, so a key's values
+// start on a whole word).
+const KV_BITS = 32u;
+
+// Cached values a .. a+3 of K or V (a even).
+fn key4(a: u32) -> vec4<f32> {
+  if (KV_BITS == 16u) { return vec4<f32>(unpack2x16float(K[a >> 1u]), unpack2x16float(K[(a >> 1u) + 1u])); }
+  return bitcast<vec4<f32>>(vec4<u32>(K[a], K[a + 1u], K[a + 2u], K[a + 3u]));
+}
+
+fn value4(a: u32) -> vec4<f32> {
+  if (KV_BITS == 16u) { return vec4<f32>(unpack2x16float(V[a >> 1u]), unpack2x16float(V[(a >> 1u) + 1u])); }
+  return bitcast<vec4<f32>>(vec4<u32>(V[a], V[a + 1u], V[a + 2u], V[a + 3u]));
+}
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
+// The layer's KV cache: a row of n_kv_heads * head_dim values per position, as f32 or (KV_BITS 16)
+// f16 pairs packed in u32 (kv.wgsl).
+@group(0) @binding(1) var<storage, read> K: array<u32>;
+@group(0) @binding(2) var<storage, read> V: array<u32>;
 // Scratch: per (token, head, chunk), m, l, then head_dim weighted sums.
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
@@ -74,10 +90,10 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     var s4 = vec4<f32>(0.0);
     for (var i = 0u; i < hd4; i++) {
       let o = 4u * i;
-      s1 += q[i] * vec4<f32>(K[k1 + o], K[k1 + o + 1u], K[k1 + o + 2u], K[k1 + o + 3u]);
-      s2 += q[i] * vec4<f32>(K[k2 + o], K[k2 + o + 1u], K[k2 + o + 2u], K[k2 + o + 3u]);
-      s3 += q[i] * vec4<f32>(K[k3 + o], K[k3 + o + 1u], K[k3 + o + 2u], K[k3 + o + 3u]);
-      s4 += q[i] * vec4<f32>(K[k4 + o], K[k4 + o + 1u], K[k4 + o + 2u], K[k4 + o + 3u]);
+      s1 += q[i] * key4(k1 + o);
+      s2 += q[i] * key4(k2 + o);
+      s3 += q[i] * key4(k3 + o);
+      s4 += q[i] * key4(k4 + o);
     }
     let ones = vec4<f32>(1.0);
     let sc = vec4<f32>(dot(s1, ones), dot(s2, ones), dot(s3, ones), dot(s4, ones)) * P.scale;
@@ -91,8 +107,7 @@ fn attention(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     m = m_new;
     for (var i = 0u; i < hd4; i++) {
       let o = 4u * i;
-      acc[i] = acc[i] * correction + e.x * vec4<f32>(V[k1 + o], V[k1 + o + 1u], V[k1 + o + 2u], V[k1 + o + 3u]) + e.y * vec4<f32>(V[k2 + o], V[k2 + o + 1u], V[k2 + o + 2u], V[k2 + o + 3u])
-             + e.z * vec4<f32>(V[k3 + o], V[k3 + o + 1u], V[k3 + o + 2u], V[k3 + o + 3u]) + e.w * vec4<f32>(V[k4 + o], V[k4 + o + 1u], V[k4 + o + 2u], V[k4 + o + 3u]);
+      acc[i] = acc[i] * correction + e.x * value4(k1 + o) + e.y * value4(k2 + o) + e.z * value4(k3 + o) + e.w * value4(k4 + o);
     }
   }
   let base = (t * P.n_heads + head) * CHUNKS;

@@ -10,6 +10,7 @@ import type { GpuContext } from '../src/gpu/context.js';
 import { Kernels, type KernelName } from '../src/gpu/kernels.js';
 import { barrierWorkgroup, cpuGrid, DECODE_WORKGROUPS, decodeGemv, matmulParams, ROWS_WORKGROUP, ropeAngles, tuneDecodeWorkgroup } from '../src/model/llama.js';
 import { FILTER_BIAS, FILTER_MASK } from '../src/model/blocks/output-head.js';
+import { f16ToF32, f32ToF16 } from '../src/quant/f16.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
@@ -47,6 +48,15 @@ function run(name: KernelName, kind: Parameters<Kernels['get']>[1], bindings: GP
   pass.dispatchWorkgroups(...grid);
   pass.end();
   gpu.device.queue.submit([enc.finish()]);
+}
+
+/** Values as f16 pairs packed in u32 (the f16 KV cache), low half first. */
+function packF16(a: Float32Array): Uint32Array<ArrayBuffer> {
+  return Uint32Array.from({ length: a.length / 2 }, (_, i) => (f32ToF16(a[2 * i]!) | (f32ToF16(a[2 * i + 1]!) << 16)) >>> 0);
+}
+
+function unpackF16(words: Uint32Array): Float32Array {
+  return Float32Array.from({ length: words.length * 2 }, (_, i) => f16ToF32((words[i >> 1]! >>> ((i & 1) * 16)) & 0xffff));
 }
 
 async function readF32(b: GPUBuffer, n: number): Promise<Float32Array> {
@@ -216,18 +226,29 @@ describe('fused decode GEMVs, workgroup (workgroup memory or subgroup sums) and 
         const expectedQ = withBias(q, 0), expectedK = withBias(k, qDim), expectedV = withBias(v, qDim + kvDim);
         rope(expectedQ, pos, headDim, ropeDim, 10000, undefined, neox);
         rope(expectedK, pos, headDim, ropeDim, 10000, undefined, neox);
-        for (const [variant, how, using, size] of [...fusedGpuVariants('gemv_qkv'), ['gemv_qkv_rows', '', kernels, 0] as const]) {
-          const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (pos + 1) * kvDim * 4), vOut = buffer(gpu, (pos + 1) * kvDim * 4);
-          const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }]);
+        // The cache as f32, as f16 pairs (where head and rotary sizes are multiples of 4:
+        // kvCacheBits), or not the cache: f32 rows of the new-keys buffers at row 0 (q/k norms).
+        // The other outputs only with the first kinds and one GPU variant (test time).
+        const variants = [...fusedGpuVariants('gemv_qkv'), ['gemv_qkv_rows', '', kernels, 0] as const];
+        const outputs = (i: number) => [[32, 1], ...(qType === KIND_PAIRS[0][0] && (i === 0 || i === variants.length - 1) ? [...(headDim % 4 === 0 && ropeDim % 4 === 0 ? [[16, 1]] : []), [16, 0]] : [])] as const;
+        for (const [i, [variant, how, using, size]] of variants.entries()) for (const [bits, toCache] of outputs(i)) {
+          const row = toCache ? pos : 0;
+          const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (row + 1) * kvDim * 4), vOut = buffer(gpu, (row + 1) * kvDim * 4);
+          const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }, { u: toCache }]);
           const pairs = (qDim + 2 * kvDim) / 2;
           const grid: [number, number, number] = variant === 'gemv_qkv' ? [Math.ceil(pairs / 2), 1, 1] : cpuGrid(Math.ceil(qDim / 4) + 2 * Math.ceil(kvDim / 4), 4 * cols);
-          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid, size ? { WG: size } : {}, using);
-          const label = `${variant} ${how} ${size || ''} ${wq.layout.kind}/${wv.layout.kind} heads=${heads}/${kvHeads} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
-          // A rotation mixes two outputs, so the bound takes the larger of the pair's sums.
-          const bound = (m: { abs: Float64Array }) => () => 1e-5 * Math.max(...m.abs) + 2e-6;
-          expectClose(await readF32(qOut, qDim), expectedQ, bound(q), label + ' Q');
-          expectClose((await readF32(kOut, (pos + 1) * kvDim)).subarray(pos * kvDim), expectedK, bound(k), label + ' K');
-          expectClose((await readF32(vOut, (pos + 1) * kvDim)).subarray(pos * kvDim), expectedV, bound(v), label + ' V');
+          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid, { ...(size ? { WG: size } : {}), KV_BITS: bits }, using);
+          const label = `${variant} ${how} ${size || ''} ${wq.layout.kind}/${wv.layout.kind} heads=${heads}/${kvHeads} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias} kv=${bits}/${toCache}`;
+          // A rotation mixes two outputs, so the bound takes the larger of the pair's sums; f16 adds its rounding.
+          const f16 = bits === 16 && toCache === 1;
+          const bound = (m: { abs: Float64Array }, e: Float32Array) => (i: number) => 1e-5 * Math.max(...m.abs) + 2e-6 + (f16 ? 2 ** -11 * Math.abs(e[i]!) : 0);
+          const cacheRow = async (b: GPUBuffer) => {
+            if (!f16) return (await readF32(b, (row + 1) * kvDim)).subarray(row * kvDim);
+            return unpackF16(new Uint32Array(await readBack(gpu, b, ((row + 1) * kvDim * 4) / 2))).subarray(row * kvDim);
+          };
+          expectClose(await readF32(qOut, qDim), expectedQ, bound(q, expectedQ), label + ' Q');
+          expectClose(await cacheRow(kOut), expectedK, bound(k, expectedK), label + ' K');
+          expectClose(await cacheRow(vOut), expectedV, bound(v, expectedV), label + ' V');
         }
       }
     }
@@ -277,12 +298,12 @@ test('rmsnorm: every token, the last token only, and added to the output', async
   }
 });
 
-test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a table at an offset, or none', async () => {
+test('qk_norm_rope: per-head norms of queries and new keys, then RoPE from a table at an offset, or none', async () => {
   for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [4, 2, 64, 48], [2, 1, 256, 256], [3, 3, 100, 100]] as const) {
     const n = 5, pos = 9, offsetPositions = 3;
     for (const [neox, rotate] of [[false, true], [true, true], [true, false]] as const) {
       const q = randomF32(n * heads * headDim, rng(headDim), 3);
-      const k = randomF32((pos + n) * kvHeads * headDim, rng(headDim + 1), 3);
+      const k = randomF32(n * kvHeads * headDim, rng(headDim + 1), 3);
       const qw = randomF32(headDim, rng(headDim + 2)), kw = randomF32(headDim, rng(headDim + 3));
       // The layer's table starts after another one of `offsetPositions` positions.
       const table = new Float32Array((offsetPositions + pos + n) * ropeDim);
@@ -293,7 +314,7 @@ test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a 
         run('qk_norm_rope', undefined, [qBuf, kBuf, buffer(gpu, table), buffer(gpu, qw), buffer(gpu, kw), params, step(pos, n)], [heads + kvHeads, n, 1], constants, using);
         const expectedQ = q.slice(), expectedK = k.slice();
         for (let t = 0; t < n; t++) {
-          for (const [v, rows, at, w] of [[expectedQ, heads, t, qw], [expectedK, kvHeads, pos + t, kw]] as const) {
+          for (const [v, rows, at, w] of [[expectedQ, heads, t, qw], [expectedK, kvHeads, t, kw]] as const) {
             for (let h = 0; h < rows; h++) {
               const head = v.subarray((at * rows + h) * headDim, (at * rows + h + 1) * headDim);
               rmsnorm(head, head, w, 1e-6);
@@ -309,19 +330,19 @@ test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a 
   }
 });
 
-test('rope: queries and cached keys in one dispatch; adjacent and NEOX pairs, partial rotary dims', async () => {
+test('rope: queries and new keys in one dispatch; adjacent and NEOX pairs, partial rotary dims', async () => {
   for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [3, 3, 8, 8], [4, 2, 64, 32], [2, 1, 100, 100]] as const) {
     const n = 6, pos = 37;
     for (const neox of [false, true]) {
       const q = randomF32(n * heads * headDim, rng(headDim));
-      const k = randomF32((pos + n) * kvHeads * headDim, rng(headDim + 1));
+      const k = randomF32(n * kvHeads * headDim, rng(headDim + 1));
       const qBuf = buffer(gpu, q), kBuf = buffer(gpu, k);
       const params = uniform([{ u: heads }, { u: kvHeads }, { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }]);
       const table = buffer(gpu, ropeAngles(pos + n, ropeDim, 10000));
       run('rope', undefined, [qBuf, kBuf, table, params, step(pos, n)], [Math.ceil(((heads + kvHeads) * ropeDim) / 2 / 64), n, 1]);
       const expectedQ = q.slice(), expectedK = k.slice();
       for (let t = 0; t < n; t++) {
-        for (const [v, rows, at] of [[expectedQ, heads, t], [expectedK, kvHeads, pos + t]] as const) {
+        for (const [v, rows, at] of [[expectedQ, heads, t], [expectedK, kvHeads, t]] as const) {
           const stride = rows * headDim;
           rope(v.subarray(at * stride, (at + 1) * stride), pos + t, headDim, ropeDim, 10000, undefined, neox);
         }
@@ -334,21 +355,44 @@ test('rope: queries and cached keys in one dispatch; adjacent and NEOX pairs, pa
   }
 });
 
+test('kv_store: a step\'s new keys and values into the cache rows at pos, as f32 or f16 pairs', async () => {
+  const kvDim = 12, n = 5, pos = 3;
+  const k = randomF32(n * kvDim, rng(1), 3), v = randomF32(n * kvDim, rng(2), 3);
+  for (const bits of [32, 16] as const) {
+    const words = ((pos + n + 1) * kvDim * bits) / 32;
+    // The rows around the step's must keep what they hold.
+    const kCache = buffer(gpu, new Uint32Array(words).fill(7)), vCache = buffer(gpu, new Uint32Array(words).fill(7));
+    run('kv_store', undefined, [buffer(gpu, k), buffer(gpu, v), kCache, vCache, uniform([{ u: kvDim }]), step(pos, n)], [1, n, 1], { KV_BITS: bits });
+    for (const [cache, values] of [[kCache, k], [vCache, v]] as const) {
+      const got = new Uint32Array(await readBack(gpu, cache, words * 4));
+      const rowWords = (kvDim * bits) / 32;
+      const expected = new Uint32Array(words).fill(7);
+      expected.set(bits === 32 ? new Uint32Array(values.buffer) : packF16(values), pos * rowWords);
+      expect(Array.from(got), `kv_store ${bits}`).toEqual(Array.from(expected));
+    }
+  }
+});
+
 test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chunks, soft-capping, sliding window', async () => {
   const cases = [
     [1, 1, 2, 0, 1, 0, 0], [8, 4, 8, 0, 5, 0, 0], [4, 2, 64, 100, 1, 0, 0], [6, 3, 96, 70, 9, 0, 0], [2, 1, 256, 130, 3, 0, 0], [2, 2, 16, 1000, 2, 0, 0],
     [4, 2, 32, 40, 6, 2, 0], [4, 2, 32, 40, 6, 0, 7], [2, 1, 16, 300, 3, 1.5, 50],
   ] as const;
-  // The shader's defaults, and the sizes a model sets: its own head_dim, fewer key chunks on CPU adapters.
-  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) for (const constants of [{}, { MAX_HEAD_DIM: hd, ...barrierWorkgroup(true, 'attention') }]) {
+  // The shader's defaults, the sizes a model sets (its own head_dim, fewer key chunks on CPU
+  // adapters), and an f16 cache (KV_BITS 16: the reference reads the same f16 values).
+  const configs = (hd: number): Record<string, number>[] => [{}, { MAX_HEAD_DIM: hd, ...barrierWorkgroup(true, 'attention') }, { MAX_HEAD_DIM: hd, KV_BITS: 16 }];
+  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) for (const constants of configs(hd)) {
     const keys = pos + n;
+    const f16 = 'KV_BITS' in constants;
     const q = randomF32(n * heads * hd, rng(hd), 2);
     const k = randomF32(keys * kvHeads * hd, rng(hd + 1), 2);
     const v = randomF32(keys * kvHeads * hd, rng(hd + 2));
+    if (f16) for (const a of [k, v]) a.forEach((x, i) => (a[i] = f16ToF32(f32ToF16(x))));
+    const cached = (a: Float32Array<ArrayBuffer>) => (f16 ? buffer(gpu, packF16(a)) : buffer(gpu, a));
     const out = buffer(gpu, n * heads * hd * 4);
     const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
     const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }, { f: cap }, { u: window }]);
-    run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, out, params, step(pos, n)], [heads, n, 1], constants);
+    run('attention', undefined, [buffer(gpu, q), cached(k), cached(v), partial, out, params, step(pos, n)], [heads, n, 1], constants);
     const got = await readF32(out, n * heads * hd);
     const expected = new Float32Array(n * heads * hd);
     const group = heads / kvHeads;

@@ -318,7 +318,7 @@ async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
     `${r.model} on ${r.adapter}\n` +
       `  decode   ${r.decode_tok_s.toFixed(2)} tok/s (min ${r.decode_tok_s_min.toFixed(2)}, max ${r.decode_tok_s_max.toFixed(2)}; predicted ${r.predicted_decode_tok_s.toFixed(2)}), ${r.dispatches_per_token} dispatches/token\n` +
       `  prefill  ${r.prefill_tok_s.toFixed(1)} tok/s (predicted ${r.predicted_prefill_tok_s.toFixed(1)}), time to first token ${r.ttft_ms.toFixed(1)} ms (${r.prompt_tokens} tokens)\n` +
-      `  memory   ${(r.weight_bytes_per_token / 1e6).toFixed(2)} MB read per token; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU (peak ${(r.peak_gpu_bytes / 2 ** 20).toFixed(1)}, ${(100 * r.peak_overhead_fraction).toFixed(1)}% over weights + KV cache)\n` +
+      `  memory   ${(r.weight_bytes_per_token / 1e6).toFixed(2)} MB read per token; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU (peak ${(r.peak_gpu_bytes / 2 ** 20).toFixed(1)}, ${(100 * r.peak_overhead_fraction).toFixed(1)}% over weights + KV cache); KV cache ${r.kv_cache}, ${r.kv_bytes_per_token} bytes per token\n` +
       `  roofline ${r.decode_gb_s.toFixed(3)} GB/s of ${r.probe_read_gb_s.toFixed(2)} GB/s probed = ${(100 * r.roofline_fraction).toFixed(1)}%\n` +
       `  kernels  ${r.decode_workgroup ? `GPU decode GEMVs, workgroup ${r.decode_workgroup} (tuned)` : 'CPU-adapter decode GEMVs'}; sums over workgroups ${r.subgroups ? 'with subgroup operations' : 'through workgroup memory'}\n`,
   );

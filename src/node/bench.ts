@@ -36,6 +36,9 @@ export interface BenchResult {
   /** What engine.estimate predicts for this model and these lengths on this adapter (predictSpeed), beside the measured figures. */
   predicted_decode_tok_s: number;
   predicted_prefill_tok_s: number;
+  /** How the KV cache stores keys and values, and its bytes per position (all layers, keys and values). */
+  kv_cache: 'f16' | 'f32';
+  kv_bytes_per_token: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -127,6 +130,8 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
       peak_overhead_fraction: model.peakBytesOnGpu / (model.weightBytes + model.kvCacheBytes) - 1,
       predicted_decode_tok_s: predicted.decodeTokS,
       predicted_prefill_tok_s: predicted.prefillTokS,
+      kv_cache: model.kvBits === 16 ? 'f16' : 'f32',
+      kv_bytes_per_token: model.kvCacheBytes / model.contextLength,
     };
   } finally {
     await loaded.dispose();
