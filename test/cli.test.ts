@@ -126,6 +126,7 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [['tokenize', '-m', ANY_MODEL, '--text', 'x', '--runs', '3'], /tokenize takes no --runs/],
     [[...generate, '--prompt-tokens', '8'], /generate takes no --prompt-tokens/],
     [['bench-gemv', '--kinds', 'q4_0,q9_9'], /unknown weight kind "q9_9"/],
+    [['bench-gemv', '--vocab', '152064,0'], /--vocab/],
   ];
   test.each(usage)('%j: exit status 2 with the usage', async (args, message) => {
     const r = await run(args);
@@ -295,6 +296,9 @@ describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
     expect(b.decode_tok_s).toBeGreaterThan(0);
     expect(b.decode_gb_s).toBeCloseTo((b.weight_bytes_per_token * b.decode_tok_s) / 1e9, 9);
     expect(b.roofline_fraction).toBeCloseTo(b.decode_gb_s / b.probe_read_gb_s, 9);
+    // The f16 KV cache: 5 layers × keys and values × 4 kv heads × 8 dims × 2 bytes.
+    expect(b.kv_cache).toBe('f16');
+    expect(b.kv_bytes_per_token).toBe(5 * 2 * 4 * 8 * 2);
   });
 
   test('errors exit non-zero with one line, a stack only with --verbose', async () => {

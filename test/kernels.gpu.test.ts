@@ -12,6 +12,7 @@ import { barrierWorkgroup, cpuGrid, DECODE_WORKGROUPS, decodeGemv, matmulParams,
 import { FILTER_BIAS, FILTER_MASK } from '../src/model/blocks/output-head.js';
 import { f16ToF32, f32ToF16 } from '../src/quant/f16.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
+import { headBench } from '../src/node/bench.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
 import { gelu, rmsnorm, rope, softmax } from './helpers/reference.js';
@@ -433,6 +434,15 @@ test('add_bias: every token row, or rows at the step position', async () => {
 });
 
 // With the shader's workgroup, and with the smaller one of CPU adapters.
+test('headBench: the output head and the sampler timed per vocabulary size', async () => {
+  const lines = await headBench(gpu, [300, 1000], 256);
+  expect(lines.map((l) => l.vocab)).toEqual([300, 1000]);
+  for (const l of lines) {
+    for (const ms of [l.head_ms, l.sample_greedy_ms, l.sample_top_p_ms]) expect(ms).toBeGreaterThan(0);
+    expect(l.ns_per_token).toBeCloseTo(((l.head_ms + l.sample_top_p_ms) * 1e6) / l.vocab, 6);
+  }
+});
+
 for (const constants of [{}, barrierWorkgroup(true, 'sample')]) describe(`sampling ${JSON.stringify(constants)}`, () => {
   interface Sampling {
     temperature?: number; topK?: number; topP?: number; minP?: number; penalty?: number; seed?: number; frequency?: number; presence?: number;

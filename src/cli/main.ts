@@ -5,7 +5,7 @@ import { isWebGGUFError, WebGGUFError } from '../errors.js';
 import { DEFAULT_SAMPLING, generate } from '../generate.js';
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
 import { checkConstraintSpec, MAX_CONSTRAINT_CHARS, type ConstraintSpec } from '../grammar/spec.js';
-import { bench, followupBench, gemvBench } from '../node/bench.js';
+import { bench, followupBench, gemvBench, headBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
@@ -73,6 +73,7 @@ const FLAGS = {
   runs: { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 3, commands: ['bench'], help: 'timed runs after a warm-up' },
   followup: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench'], help: 'also time a follow-up chat turn after histories of N words' },
   kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
+  vocab: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench-gemv'], help: 'also time the output head (Q6_K, 2048 wide) and the sampler at these vocabulary sizes' },
   json: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: 'print the result as one line of JSON' },
   verbose: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: "print errors' stacks and every message of Dawn" },
   help: { type: 'boolean', short: 'h', commands: Object.keys(COMMANDS) as Command[], help: 'print this help' },
@@ -108,7 +109,7 @@ const SYNOPSIS = `usage:
   webgguf embed -m FILE --text TEXT [--text TEXT ...] [--dimensions N] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
                 [--inputs N] [--json]
-  webgguf bench-gemv [--kinds K,K,...] [--json]
+  webgguf bench-gemv [--kinds K,K,...] [--vocab N,N,...] [--json]
   webgguf estimate -m FILE|URL [--context N] [--prompt-tokens N] [--max-gpu-bytes B] [--no-speed]
                    [--json]`;
 
@@ -329,16 +330,20 @@ async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
   }
 }
 
-async function benchGemvCommand({ values, kinds }: Args): Promise<void> {
+async function benchGemvCommand({ values, kinds, lists }: Args): Promise<void> {
   const gpu = await nodeGpuContext();
   const r = await gemvBench(gpu, undefined, kinds);
+  const head = lists.vocab ? await headBench(gpu, lists.vocab) : undefined;
   if (values.json) {
-    process.stdout.write(JSON.stringify({ adapter: gpu.adapterName, shape: 'tinyllama-1.1b', ...r }) + '\n');
+    process.stdout.write(JSON.stringify({ adapter: gpu.adapterName, shape: 'tinyllama-1.1b', ...r, ...(head ? { head } : {}) }) + '\n');
     return;
   }
   process.stdout.write(`decode GEMV on ${gpu.adapterName}, TinyLlama 1.1B layer shapes; read probe ${r.probe_read_gb_s.toFixed(2)} GB/s\n`);
   for (const k of r.results) {
     process.stdout.write(`  ${k.kind.padEnd(5)} ${k.kernel}${k.workgroup ? ` (workgroup ${k.workgroup})` : ''}: ${(k.bytes / 1e6).toFixed(1)} MB in ${k.ms.toFixed(1)} ms = ${k.gb_s.toFixed(3)} GB/s, ${(100 * k.fraction_of_probe).toFixed(1)}% of the probe\n`);
+  }
+  for (const h of head ?? []) {
+    process.stdout.write(`  head   vocab ${h.vocab}: ${h.head_kind} output head ${h.head_ms.toFixed(1)} ms; sampler greedy ${h.sample_greedy_ms.toFixed(1)} ms, top-k/top-p ${h.sample_top_p_ms.toFixed(1)} ms; ${h.ns_per_token.toFixed(1)} ns per vocabulary entry\n`);
   }
 }
 
