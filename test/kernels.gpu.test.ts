@@ -10,6 +10,7 @@ import type { GpuContext } from '../src/gpu/context.js';
 import { Kernels, type KernelName } from '../src/gpu/kernels.js';
 import { barrierWorkgroup, cpuGrid, DECODE_WORKGROUPS, decodeGemv, matmulParams, ROWS_WORKGROUP, ropeAngles, tuneDecodeWorkgroup } from '../src/model/llama.js';
 import { FILTER_BIAS, FILTER_MASK } from '../src/model/blocks/output-head.js';
+import { tiledAttentionSize } from '../src/model/blocks/attention.js';
 import { f16ToF32, f32ToF16 } from '../src/quant/f16.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
 import { headBench } from '../src/node/bench.js';
@@ -378,13 +379,21 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
   const cases = [
     [1, 1, 2, 0, 1, 0, 0], [8, 4, 8, 0, 5, 0, 0], [4, 2, 64, 100, 1, 0, 0], [6, 3, 96, 70, 9, 0, 0], [2, 1, 256, 130, 3, 0, 0], [2, 2, 16, 1000, 2, 0, 0],
     [4, 2, 32, 40, 6, 2, 0], [4, 2, 32, 40, 6, 0, 7], [2, 1, 16, 300, 3, 1.5, 50],
+    // Two query blocks of attention_tiled (64 tokens each), one partial; a window inside the block.
+    [2, 1, 8, 5, 70, 0, 0], [2, 2, 8, 3, 66, 0, 20],
   ] as const;
   // The shader's defaults, the sizes a model sets (its own head_dim, fewer key chunks on CPU
   // adapters), and an f16 cache (KV_BITS 16: the reference reads the same f16 values).
-  const configs = (hd: number): Record<string, number>[] => [{}, { MAX_HEAD_DIM: hd, ...barrierWorkgroup(true, 'attention') }, { MAX_HEAD_DIM: hd, KV_BITS: 16 }];
-  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) for (const constants of configs(hd)) {
+  // And the GPUs' prefill kernel, attention_tiled, at the tile sizes a model sets (f32 and f16).
+  // (SwiftShader runs the tiled kernel slowly: over at most 300 keys and heads up to 128, f16 on the two-block cases.)
+  const configs = (hd: number, pos: number, n: number): [KernelName, Record<string, number>][] => {
+    const split: [KernelName, Record<string, number>][] = [['attention', {}], ['attention', { MAX_HEAD_DIM: hd, ...barrierWorkgroup(true, 'attention') }], ['attention', { MAX_HEAD_DIM: hd, KV_BITS: 16 }]];
+    const tiled: [KernelName, Record<string, number>][] = [['attention_tiled', tiledAttentionSize(hd, 32)], ...(n > 64 ? [['attention_tiled', tiledAttentionSize(hd, 16)] as [KernelName, Record<string, number>]] : [])];
+    return [...(n <= 64 ? split : []), ...(n > 1 && pos + n <= 300 && hd <= 128 ? tiled : [])];
+  };
+  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) for (const [name, constants] of configs(hd, pos, n)) {
     const keys = pos + n;
-    const f16 = 'KV_BITS' in constants;
+    const f16 = constants.KV_BITS === 16;
     const q = randomF32(n * heads * hd, rng(hd), 2);
     const k = randomF32(keys * kvHeads * hd, rng(hd + 1), 2);
     const v = randomF32(keys * kvHeads * hd, rng(hd + 2));
@@ -393,7 +402,7 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
     const out = buffer(gpu, n * heads * hd * 4);
     const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
     const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }, { f: cap }, { u: window }]);
-    run('attention', undefined, [buffer(gpu, q), cached(k), cached(v), partial, out, params, step(pos, n)], [heads, n, 1], constants);
+    run(name, undefined, [buffer(gpu, q), cached(k), cached(v), partial, out, params, step(pos, n)], name === 'attention' ? [heads, n, 1] : [heads, Math.ceil(n / 64), 1], constants);
     const got = await readF32(out, n * heads * hd);
     const expected = new Float32Array(n * heads * hd);
     const group = heads / kvHeads;
@@ -416,7 +425,7 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
         }
       }
     }
-    expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n} cap=${cap} window=${window} ${JSON.stringify(constants)}`);
+    expectClose(got, expected, () => 1e-5, `${name} h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n} cap=${cap} window=${window} ${JSON.stringify(constants)}`);
   }
 });
 

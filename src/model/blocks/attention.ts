@@ -232,19 +232,25 @@ export class AttentionBlocks {
     };
   }
 
-  /** Causal attention of the step's queries over the layer's KV cache (within its window), into `out`. */
+  /**
+   * Causal attention of the step's queries over the layer's KV cache (within its window), into
+   * `out`: split along the keys per query (decode, and CPU adapters), or on GPUs for a block of
+   * prompt tokens through key tiles in workgroup memory (`attention_tiled`).
+   */
   private attend(layer: AttentionLayer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
     const m = layer.mixer;
-    const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: m.headDim, KV_BITS: this.kvBits, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
+    const split = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: m.headDim, KV_BITS: this.kvBits, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
+    const tiled = r.gpu.cpuEmulated ? undefined : r.kernels.get('attention_tiled', undefined, tiledAttentionSize(m.headDim, this.kvBits));
     const params = r.alloc.uniform('attention', uniformData([
       { u: m.nHeads }, { u: m.nKvHeads }, { u: m.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: m.window },
     ]));
+    const useTiled = (n: number) => tiled !== undefined && n > 1;
     return {
-      kernel,
-      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, cache.values, this.partial, this.out, params, r.step]),
-      grid: (n) => [m.nHeads, n, 1],
+      kernel: (n: number) => (useTiled(n) ? tiled! : split),
+      bindGroup: r.kernels.bindGroup(split, [this.q, cache.keys, cache.values, this.partial, this.out, params, r.step]),
+      grid: (n) => (useTiled(n) ? [m.nHeads, Math.ceil(n / TILED_QUERY_BLOCK), 1] : [m.nHeads, n, 1]),
     };
   }
 
@@ -342,6 +348,19 @@ function ropeTableBytes(c: ModelConfig, contextLength: number): number {
 function constantsBytes(c: ModelConfig, contextLength: number, beforeLayer = c.qkvBias ? c.nLayers : 0): number {
   const windowTable = c.windowRopeTheta ? contextLength * c.windowRopeDim * 4 : 0;
   return ropeTableBytes(c, contextLength) + windowTable + beforeLayer * (qDim(c) + 2 * kvDim(c)) * 4;
+}
+
+/** Queries per workgroup of `attention_tiled` (shaders/attention.wgsl QUERY_BLOCK). */
+const TILED_QUERY_BLOCK = 64;
+
+/**
+ * `attention_tiled`'s sizes for a head width: keys per tile such that a tile of keys and one of
+ * values (TILE_KEYS x head_dim / 4 vec4s each) fit 16 KiB of workgroup memory, the least every
+ * device offers; at most 32.
+ */
+export function tiledAttentionSize(headDim: number, kvBits: 16 | 32): Record<string, number> {
+  const vec4s = Math.ceil(headDim / 4);
+  return { MAX_HEAD_DIM: headDim, KV_BITS: kvBits, QUERY_BLOCK: TILED_QUERY_BLOCK, TILE_KEYS: Math.max(1, Math.min(32, Math.floor(512 / vec4s))) };
 }
 
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
