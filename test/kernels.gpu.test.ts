@@ -97,7 +97,7 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
     const block = BLOCK_OF[kindName];
     // The larger shapes give gemv_rows more groups of rows than threads (cpuGrid), so threads stride.
     const shapes = block === 256 ? [[1, 256], [5, 512], [67, 256], [300, 256]] : block ? [[1, 32], [5, 64], [67, 96], [130, 256], [300, 64]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257], [300, 41]];
-    test(`${kindName}: random shapes, 1..40 tokens, accumulate, SwiGLU and KV-cache rows`, async () => {
+    test(`${kindName}: random shapes, 1..40 tokens, accumulate, SwiGLU, GeGLU and soft-capping`, async () => {
       let seed = 1;
       for (const [rows, cols] of shapes as [number, number][]) {
         const w = randomMatrix(type, rows, cols, seed++);
@@ -107,20 +107,19 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
         ];
         for (const [n, variant, how, using] of variants) {
           const x = randomF32(n * cols, rng(seed++));
-          for (const mode of ['plain', 'accumulate', 'swiglu', 'geglu', 'softcap', 'at_pos'] as const) {
-            const pos = mode === 'at_pos' ? 5 : 0;
-            const outRows = pos + n;
+          for (const mode of ['plain', 'accumulate', 'swiglu', 'geglu', 'softcap'] as const) {
+            const outRows = n;
             const initial = randomF32(outRows * rows, rng(seed++), 4);
             const y = buffer(gpu, mode === 'accumulate' || mode === 'swiglu' || mode === 'geglu' ? initial : new Float32Array(outRows * rows));
             const cap = 3;
             const params = uniform([
               { u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset },
-              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 }, { f: cap },
+              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: 0 }, { f: cap },
             ]);
             const grid: [number, number, number] =
               variant === 'gemv' ? decodeGemv(false, rows, cols).grid : variant === 'gemv_rows' ? decodeGemv(true, rows, cols).grid
                 : variant === 'gemm_rows' ? [Math.ceil(rows / 4 / ROWS_WORKGROUP), Math.ceil(n / 4), 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
-            run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid, {}, using);
+            run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(0, n)], grid, {}, using);
             const got = await readF32(y, outRows * rows);
             const expected = new Float32Array(outRows * rows);
             const bound = new Float32Array(outRows * rows);
@@ -131,7 +130,7 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
                   s += w.values[r * cols + c]! * x[t * cols + c]!;
                   abs += Math.abs(w.values[r * cols + c]! * x[t * cols + c]!);
                 }
-                const i = (pos + t) * rows + r;
+                const i = t * rows + r;
                 const g = initial[i]!;
                 const act = mode === 'swiglu' ? g / (1 + Math.exp(-g)) : gelu(g);
                 const glu = mode === 'swiglu' || mode === 'geglu';
@@ -429,17 +428,16 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
   }
 });
 
-test('add_bias: every token row, or rows at the step position', async () => {
-  for (const rowsAtPos of [false, true]) {
-    const n = 4, dim = 70, pos = rowsAtPos ? 9 : 0;
-    const v = randomF32((pos + n) * dim, rng(5));
-    const bias = randomF32(dim, rng(6));
-    const buf = buffer(gpu, v);
-    run('add_bias', undefined, [buf, buffer(gpu, bias), uniform([{ u: dim }, { u: dim }, { u: rowsAtPos ? 1 : 0 }]), step(pos, n)], [Math.ceil(dim / 64), n, 1]);
-    const got = await readF32(buf, (pos + n) * dim);
-    const expected = v.map((x, i) => (i >= pos * dim ? x + bias[i % dim]! : x));
-    expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `add_bias atPos=${rowsAtPos}`);
-  }
+test('add_bias: every token row (token t at row t, wherever the step is)', async () => {
+  const n = 4, dim = 70, pos = 9;
+  const v = randomF32((n + 1) * dim, rng(5));
+  const bias = randomF32(dim, rng(6));
+  const buf = buffer(gpu, v);
+  run('add_bias', undefined, [buf, buffer(gpu, bias), uniform([{ u: dim }, { u: dim }]), step(pos, n)], [Math.ceil(dim / 64), n, 1]);
+  const got = await readF32(buf, (n + 1) * dim);
+  // The row past the step's keeps what it holds.
+  const expected = v.map((x, i) => (i < n * dim ? x + bias[i % dim]! : x));
+  expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), 'add_bias');
 });
 
 // With the shader's workgroup, and with the smaller one of CPU adapters.

@@ -253,7 +253,7 @@ export class EncoderModel {
     };
     const addBias = (target: GPUBuffer, bias: string, n: number): Op => {
       const kernel = k.get('add_bias');
-      const params = a.uniform('bias', uniformData([{ u: n }, { u: n }, { u: 0 }]));
+      const params = a.uniform('bias', uniformData([{ u: n }, { u: n }]));
       return { kernel, bindGroup: k.bindGroup(kernel, [target, r.vector(bias), params, step]), grid: (t) => [Math.ceil(n / 64), t, 1] };
     };
 

@@ -313,7 +313,7 @@ export class AttentionBlocks {
   private addBias(target: GPUBuffer, bias: GPUBuffer, n: number): Op {
     const k = this.r.kernels;
     const kernel = k.get('add_bias');
-    const params = this.r.alloc.uniform('bias', uniformData([{ u: n }, { u: n }, { u: 0 }]));
+    const params = this.r.alloc.uniform('bias', uniformData([{ u: n }, { u: n }]));
     return { kernel, bindGroup: k.bindGroup(kernel, [target, bias, params, this.r.step]), grid: (t) => [Math.ceil(n / 64), t, 1] };
   }
 }
