@@ -25,10 +25,26 @@ const CHUNKS = 16u;
 // so the private arrays below are no larger than they need to be.
 const MAX_HEAD_DIM = 256u;
 const MAX_HEAD_VEC4 = (MAX_HEAD_DIM + 3u) / 4u;
+// Bits per cached value: 32 (f32) or 16 (f16 pairs; head_dim is then even, so a key's values
+// start on a whole word).
+const KV_BITS = 32u;
+
+// Cached values a .. a+3 of K or V (a even).
+fn key4(a: u32) -> vec4<f32> {
+  if (KV_BITS == 16u) { return vec4<f32>(unpack2x16float(K[a >> 1u]), unpack2x16float(K[(a >> 1u) + 1u])); }
+  return bitcast<vec4<f32>>(vec4<u32>(K[a], K[a + 1u], K[a + 2u], K[a + 3u]));
+}
+
+fn value4(a: u32) -> vec4<f32> {
+  if (KV_BITS == 16u) { return vec4<f32>(unpack2x16float(V[a >> 1u]), unpack2x16float(V[(a >> 1u) + 1u])); }
+  return bitcast<vec4<f32>>(vec4<u32>(V[a], V[a + 1u], V[a + 2u], V[a + 3u]));
+}
 
 @group(0) @binding(0) var<storage, read> Q: array<f32>;
-@group(0) @binding(1) var<storage, read> K: array<f32>;
-@group(0) @binding(2) var<storage, read> V: array<f32>;
+// The layer's KV cache: a row of n_kv_heads * head_dim values per position, as f32 or (KV_BITS 16)
+// f16 pairs packed in u32 (kv.wgsl).
+@group(0) @binding(1) var<storage, read> K: array<u32>;
+@group(0) @binding(2) var<storage, read> V: array<u32>;
 // Scratch: per (token, head, chunk), m, l, then head_dim weighted sums.
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>;
 @group(0) @binding(4) var<storage, read_write> O: array<f32>;
@@ -94,10 +110,10 @@ fn attend(head: u32, t: u32, chunk: u32, first: u32, n_keys: u32) {
     var s4 = vec4<f32>(0.0);
     for (var i = 0u; i < hd4; i++) {
       let o = 4u * i;
-      s1 += q[i] * vec4<f32>(K[k1 + o], K[k1 + o + 1u], K[k1 + o + 2u], K[k1 + o + 3u]);
-      s2 += q[i] * vec4<f32>(K[k2 + o], K[k2 + o + 1u], K[k2 + o + 2u], K[k2 + o + 3u]);
-      s3 += q[i] * vec4<f32>(K[k3 + o], K[k3 + o + 1u], K[k3 + o + 2u], K[k3 + o + 3u]);
-      s4 += q[i] * vec4<f32>(K[k4 + o], K[k4 + o + 1u], K[k4 + o + 2u], K[k4 + o + 3u]);
+      s1 += q[i] * key4(k1 + o);
+      s2 += q[i] * key4(k2 + o);
+      s3 += q[i] * key4(k3 + o);
+      s4 += q[i] * key4(k4 + o);
     }
     let ones = vec4<f32>(1.0);
     let sc = vec4<f32>(dot(s1, ones), dot(s2, ones), dot(s3, ones), dot(s4, ones)) * P.scale;
@@ -111,8 +127,7 @@ fn attend(head: u32, t: u32, chunk: u32, first: u32, n_keys: u32) {
     m = m_new;
     for (var i = 0u; i < hd4; i++) {
       let o = 4u * i;
-      acc[i] = acc[i] * correction + e.x * vec4<f32>(V[k1 + o], V[k1 + o + 1u], V[k1 + o + 2u], V[k1 + o + 3u]) + e.y * vec4<f32>(V[k2 + o], V[k2 + o + 1u], V[k2 + o + 2u], V[k2 + o + 3u])
-             + e.z * vec4<f32>(V[k3 + o], V[k3 + o + 1u], V[k3 + o + 2u], V[k3 + o + 3u]) + e.w * vec4<f32>(V[k4 + o], V[k4 + o + 1u], V[k4 + o + 2u], V[k4 + o + 3u]);
+      acc[i] = acc[i] * correction + e.x * value4(k1 + o) + e.y * value4(k2 + o) + e.z * value4(k3 + o) + e.w * value4(k4 + o);
     }
   }
   let base = (t * P.n_heads + head) * CHUNKS;
@@ -138,4 +153,84 @@ fn attend(head: u32, t: u32, chunk: u32, first: u32, n_keys: u32) {
     for (var c = 0u; c < CHUNKS; c++) { o += weights[c] * partial[(base + c) * (hd + 2u) + 2u + d]; }
     O[q_off + d] = o / total;
   }
+}
+
+// Prefill on GPUs, flash-attention style: a workgroup per (head, block of QUERY_BLOCK tokens), an
+// invocation per query. The keys the block needs go through workgroup memory in tiles of TILE_KEYS
+// keys, so each key and value is read from the cache once per block of queries instead of once per
+// query; each query keeps an online softmax over the tiles (a tile's scores first, then one rescale
+// of its sums per tile). Same arithmetic as `attention` up to the order of the sums. TILE_KEYS x
+// MAX_HEAD_VEC4 is at most 512 (2 x 8 KiB of workgroup memory: src/model/blocks/attention.ts).
+const QUERY_BLOCK = 64u;
+const TILE_KEYS = 8u;
+var<workgroup> tile_k: array<vec4<f32>, TILE_KEYS * MAX_HEAD_VEC4>;
+var<workgroup> tile_v: array<vec4<f32>, TILE_KEYS * MAX_HEAD_VEC4>;
+
+@compute @workgroup_size(QUERY_BLOCK)
+fn attention_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let head = wg.x;
+  let t0 = wg.y * QUERY_BLOCK;
+  let t = t0 + lid;
+  let live = t < S.n_tokens;
+  let hd = P.head_dim;
+  let hd4 = (hd + 3u) / 4u;
+  let kv_stride = P.n_kv_heads * hd;
+  let kv_off = (head / (P.n_heads / P.n_kv_heads)) * hd;
+  // This query's keys [first, n_keys), and the block's: from its first query's first key to its
+  // last live query's last.
+  let n_keys = select(S.pos + t + 1u, S.pos + S.n_tokens, P.bidirectional == 1u);
+  let first = select(0u, n_keys - P.window, P.window > 0u && n_keys > P.window);
+  let t_last = min(t0 + QUERY_BLOCK, S.n_tokens) - 1u;
+  let block_end = select(S.pos + t_last + 1u, S.pos + S.n_tokens, P.bidirectional == 1u);
+  let block_first_keys = select(S.pos + t0 + 1u, S.pos + S.n_tokens, P.bidirectional == 1u);
+  let block_begin = select(0u, block_first_keys - P.window, P.window > 0u && block_first_keys > P.window);
+
+  var q: array<vec4<f32>, MAX_HEAD_VEC4>;
+  var acc: array<vec4<f32>, MAX_HEAD_VEC4>;
+  let q_off = (min(t, S.n_tokens - 1u) * P.n_heads + head) * hd;
+  for (var i = 0u; i < hd4; i++) {
+    let d = 4u * i;
+    q[i] = vec4<f32>(Q[q_off + d], select(0.0, Q[q_off + d + 1u], d + 1u < hd), select(0.0, Q[q_off + d + 2u], d + 2u < hd), select(0.0, Q[q_off + d + 3u], d + 3u < hd));
+    acc[i] = vec4<f32>(0.0);
+  }
+  var m = -3.0e38;
+  var l = 0.0;
+  var scores: array<f32, TILE_KEYS>;
+  for (var k0 = block_begin; k0 < block_end; k0 += TILE_KEYS) {
+    // Every invocation loads a share of the tile (keys past block_end repeat its last key; no
+    // query weighs them).
+    for (var i = lid; i < TILE_KEYS * hd4; i += QUERY_BLOCK) {
+      let key = min(k0 + i / hd4, block_end - 1u);
+      let a = key * kv_stride + kv_off + 4u * (i % hd4);
+      tile_k[i] = key4(a);
+      tile_v[i] = value4(a);
+    }
+    workgroupBarrier();
+    var tile_max = -3.0e38;
+    for (var j = 0u; j < TILE_KEYS; j++) {
+      var s4 = vec4<f32>(0.0);
+      for (var i = 0u; i < hd4; i++) { s4 += q[i] * tile_k[j * hd4 + i]; }
+      let key = k0 + j;
+      let s = softcap(dot(s4, vec4<f32>(1.0)) * P.scale, P.softcap);
+      let seen = live && key >= first && key < n_keys;
+      scores[j] = select(-3.0e38, s, seen);
+      tile_max = max(tile_max, scores[j]);
+    }
+    let m_new = max(m, tile_max);
+    let correction = exp(m - m_new);
+    l *= correction;
+    for (var i = 0u; i < hd4; i++) { acc[i] *= correction; }
+    for (var j = 0u; j < TILE_KEYS; j++) {
+      // A key this query does not see weighs exactly 0 (its score is -3e38, never the max of a
+      // query with at least one key: its own).
+      let e = select(0.0, exp(scores[j] - m_new), scores[j] > -3.0e38);
+      l += e;
+      for (var i = 0u; i < hd4; i++) { acc[i] += e * tile_v[j * hd4 + i]; }
+    }
+    m = m_new;
+    workgroupBarrier();
+  }
+  if (!live) { return; }
+  let out = (t * P.n_heads + head) * hd;
+  for (var d = 0u; d < hd; d++) { O[out + d] = acc[d / 4u][d % 4u] / l; }
 }

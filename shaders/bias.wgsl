@@ -2,9 +2,7 @@
 
 struct BiasParams {
   n: u32,      // elements per row
-  stride: u32, // floats between rows
-  // 1: token t lives at row step.pos + t (K/V already in the cache); 0: at row t.
-  rows_at_pos: u32,
+  stride: u32, // floats between rows (token t at row t)
 }
 
 @group(0) @binding(0) var<storage, read_write> V: array<f32>;
@@ -16,6 +14,6 @@ struct BiasParams {
 fn add_bias(@builtin(global_invocation_id) gid: vec3<u32>) {
   let t = gid.y;
   if (t >= S.n_tokens || gid.x >= P.n) { return; }
-  let i = (select(0u, S.pos, P.rows_at_pos == 1u) + t) * P.stride + gid.x;
+  let i = t * P.stride + gid.x;
   V[i] = V[i] + bias[gid.x];
 }

@@ -1,6 +1,7 @@
 // Decode's attention input in one dispatch: the q, k and v projections of one token, plus the
 // q/k/v biases (Qwen2) and RoPE of q and k, with k and v written straight into the KV cache at
-// step.pos. Each work item computes a pair of rows that RoPE turns together (adjacent pairs, or
+// step.pos (as f32, or with KV_BITS 16 as f16 pairs: see finish_two), or (to_cache 0: q/k norms
+// still to come) as f32 rows of the new-keys buffers that kv.wgsl then stores. Each work item computes a pair of rows that RoPE turns together (adjacent pairs, or
 // NEOX halves), so the rotation needs nothing from other items. `gemv_qkv` takes a workgroup per
 // two pairs (GPUs); `gemv_qkv_rows` a thread per two pairs of one matrix, with no barriers (CPU
 // adapters).
@@ -16,15 +17,23 @@ struct QkvParams {
   // 1: add the biases stored in C from bias_offset on (q rows, then k, then v).
   has_bias: u32,
   bias_offset: u32,
+  // 1: K and V are the layer's KV cache (row step.pos); 0: the f32 new-keys buffers (row 0).
+  to_cache: u32,
 }
+
+// Bits per cached value (attention.wgsl): 32, or 16 for f16 pairs. With 16, head_dim and rope_dim
+// are multiples of 4 (src/model/blocks/attention.ts kvCacheBits), so each work item's two pairs
+// fill whole words: two adjacent pairs (v, and the values past rope_dim), or two NEOX pairs i and
+// i + 1, whose first and second values share a word each.
+const KV_BITS = 32u;
 
 @group(0) @binding(0) var<storage, read> W0: array<u32>; // attn_q
 @group(0) @binding(1) var<storage, read> W1: array<u32>; // attn_k
 @group(0) @binding(2) var<storage, read> W2: array<u32>; // attn_v
 @group(0) @binding(3) var<storage, read> X: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Q: array<f32>;
-@group(0) @binding(5) var<storage, read_write> K: array<f32>;
-@group(0) @binding(6) var<storage, read_write> V: array<f32>;
+@group(0) @binding(5) var<storage, read_write> K: array<u32>;
+@group(0) @binding(6) var<storage, read_write> V: array<u32>;
 // The model's constants: the RoPE (cos, sin) table [position][rope_dim / 2] from 0, the biases.
 @group(0) @binding(7) var<storage, read> C: array<f32>;
 @group(0) @binding(8) var<uniform> P: QkvParams;
@@ -100,7 +109,8 @@ fn pair_of(p: u32) -> Pair {
   return Pair(m, vec2<u32>(head0 + 2u * i, head0 + 2u * i + 1u), i);
 }
 
-fn finish(pair: Pair, raw: vec2<f32>) {
+// A pair's values after the bias and RoPE.
+fn finished(pair: Pair, raw: vec2<f32>) -> vec2<f32> {
   var y = raw;
   if (P.has_bias == 1u) {
     let base = P.bias_offset + select(0u, P.q.rows, pair.m >= 1u) + select(0u, P.k.rows, pair.m == 2u);
@@ -113,10 +123,48 @@ fn finish(pair: Pair, raw: vec2<f32>) {
     let s = C[at + 1u];
     y = vec2<f32>(y.x * c - y.y * s, y.x * s + y.y * c);
   }
-  switch pair.m {
-    case 0u: { Q[pair.rows.x] = y.x; Q[pair.rows.y] = y.y; }
-    case 1u: { K[S.pos * P.k.rows + pair.rows.x] = y.x; K[S.pos * P.k.rows + pair.rows.y] = y.y; }
-    default: { V[S.pos * P.v.rows + pair.rows.x] = y.x; V[S.pos * P.v.rows + pair.rows.y] = y.y; }
+  return y;
+}
+
+// Where matrix m's (k or v) output row starts, in values.
+fn row_start(m: u32) -> u32 {
+  return select(0u, S.pos * select(P.k.rows, P.v.rows, m == 2u), P.to_cache == 1u);
+}
+
+// Word i of matrix m's output (k or v).
+fn store_word(m: u32, i: u32, word: u32) {
+  if (m == 1u) { K[i] = word; } else { V[i] = word; }
+}
+
+// Value `row` of q, or f32 value `row` of k or v's output row.
+fn store_f32(m: u32, row: u32, y: f32) {
+  if (m == 0u) {
+    Q[row] = y;
+  } else {
+    store_word(m, row_start(m) + row, bitcast<u32>(y));
+  }
+}
+
+// Stores pair a and, if `both`, pair b (the next pair of the same matrix).
+fn finish_two(a: Pair, raw_a: vec2<f32>, b: Pair, raw_b: vec2<f32>, both: bool) {
+  let ya = finished(a, raw_a);
+  let yb = finished(b, raw_b);
+  if (KV_BITS == 32u || a.m == 0u || P.to_cache == 0u) {
+    store_f32(a.m, a.rows.x, ya.x);
+    store_f32(a.m, a.rows.y, ya.y);
+    if (both) {
+      store_f32(b.m, b.rows.x, yb.x);
+      store_f32(b.m, b.rows.y, yb.y);
+    }
+    return;
+  }
+  let row = row_start(a.m);
+  if (a.rows.y == a.rows.x + 1u) {
+    store_word(a.m, (row + a.rows.x) / 2u, pack2x16float(ya));
+    if (both) { store_word(b.m, (row + b.rows.x) / 2u, pack2x16float(yb)); }
+  } else {
+    store_word(a.m, (row + a.rows.x) / 2u, pack2x16float(vec2<f32>(ya.x, yb.x)));
+    store_word(a.m, (row + a.rows.y) / 2u, pack2x16float(vec2<f32>(ya.y, yb.y)));
   }
 }
 
@@ -132,8 +180,15 @@ fn gemv_qkv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   let first = pair_of(p0);
   let second = pair_of(min(p0 + 1u, pairs - 1u));
   let sums = workgroup_sum4(lane, vec4<f32>(dots(first.m, first.rows, lane.index, WG), dots(second.m, second.rows, lane.index, WG)));
-  if (lane.index == 0u) { finish(first, sums.xy); }
-  if (lane.index == 1u && p0 + 1u < pairs) { finish(second, sums.zw); }
+  // One invocation stores both pairs: with an f16 cache they may share words.
+  if (lane.index == 0u) {
+    if (first.m == second.m) {
+      finish_two(first, sums.xy, second, sums.zw, p0 + 1u < pairs);
+    } else {
+      finish_two(first, sums.xy, first, sums.xy, false);
+      finish_two(second, sums.zw, second, sums.zw, false);
+    }
+  }
 }
 
 // Two pairs at a time per thread, both of one matrix, so their four rows share each load of X;
@@ -161,7 +216,6 @@ fn gemv_qkv_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let a = pair_of(first + 2u * local);
     let b = pair_of(first + min(2u * local + 1u, count - 1u));
     let sums = dots_blocks(m, vec4<u32>(a.rows, b.rows));
-    finish(a, sums.xy);
-    if (2u * local + 1u < count) { finish(b, sums.zw); }
+    finish_two(a, sums.xy, b, sums.zw, 2u * local + 1u < count);
   }
 }

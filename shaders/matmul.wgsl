@@ -10,8 +10,6 @@ struct MatmulParams {
   // 2: Y = silu(Y) * W·X and 3: Y = gelu(Y) * W·X (fuse SwiGLU / GeGLU: Y holds the gate
   // projection, W is the up projection); 4: Y = softcap(W·X, cap) (Gemma 2's final logits).
   mode: u32,
-  // 1: token t writes Y row step.pos + t (projections straight into the KV cache).
-  y_at_pos: u32,
   // Where this matrix's rows start in a Y row: a matrix split into parts of rows (for binding
   // size limits) is one dispatch per part.
   y_offset: u32,
@@ -29,7 +27,7 @@ fn x8(t: u32, k8: u32) -> W8 {
 }
 
 fn store(t: u32, row: u32, value: f32) {
-  let i = (select(0u, S.pos, P.y_at_pos == 1u) + t) * P.y_stride + P.y_offset + row;
+  let i = t * P.y_stride + P.y_offset + row;
   switch P.mode {
     case 1u: { Y[i] = Y[i] + value; }
     case 2u: { Y[i] = silu(Y[i]) * value; }

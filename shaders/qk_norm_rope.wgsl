@@ -1,6 +1,7 @@
 // Per-head RMSNorm of a step's queries and keys, then their RoPE, in place, in one dispatch (Qwen 3,
 // Gemma 3: the norms come between the projections and RoPE). A workgroup per (head, token): heads
-// 0..n_heads-1 are Q's (token t at row t), the rest K's, already in the KV cache (row step.pos + t).
+// 0..n_heads-1 are Q's, the rest K's: the step's new keys before they go to the KV cache (kv.wgsl);
+// token t at row t of both.
 // Each head is normalized on its own by one weight of head_dim shared by all heads; then pairs are
 // rotated as in rope.wgsl, from the (cos, sin) table at table_offset.
 
@@ -45,7 +46,7 @@ fn norm_weight(is_q: bool, i: u32) -> f32 {
 fn qk_norm_rope(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
   let t = wg.y;
   let is_q = wg.x < P.n_heads;
-  let base = select((S.pos + t) * P.n_kv_heads + wg.x - P.n_heads, t * P.n_heads + wg.x, is_q) * P.head_dim;
+  let base = select(t * P.n_kv_heads + wg.x - P.n_heads, t * P.n_heads + wg.x, is_q) * P.head_dim;
   var ss = 0.0;
   for (var i = lane.index; i < P.head_dim; i += WG) { let v = load(is_q, base + i); ss += v * v; }
   // Every read above is done before the barrier in workgroup_sum4, so the writes below, each to

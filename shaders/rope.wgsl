@@ -1,7 +1,8 @@
 // Rotary position embedding of a step's queries and keys, in one dispatch: pair i of each head
 // turns by angle(pos, i). GGUF's llama layout pairs adjacent values (v[2i], v[2i+1]); NEOX style
-// (Qwen2) pairs the halves (v[i], v[i + rope_dim/2]). Applied in place, to Q (token t at row t) and
-// to K already in the KV cache (token t at row step.pos + t). The angles come as a (cos, sin)
+// (Qwen2) pairs the halves (v[i], v[i + rope_dim/2]). Applied in place, to Q and to the step's new
+// keys before they go to the KV cache (kv.wgsl), token t at row t of both; token t is at position
+// step.pos + t. The angles come as a (cos, sin)
 // table made on the CPU in double precision: WGSL's sin/cos are only specified to 2^-11 on
 // [-pi, pi], and positions reach far beyond that.
 
@@ -43,7 +44,7 @@ fn rope(@builtin(global_invocation_id) gid: vec3<u32>) {
     Q[b.y] = x0 * cs.y + x1 * cs.x;
   } else {
     let i = gid.x - q_pairs;
-    let b = pair_offsets((S.pos + t) * P.n_kv_heads * P.head_dim, i / pairs, i % pairs);
+    let b = pair_offsets(t * P.n_kv_heads * P.head_dim, i / pairs, i % pairs);
     let x0 = K[b.x];
     let x1 = K[b.y];
     K[b.x] = x0 * cs.x - x1 * cs.y;

@@ -61,18 +61,22 @@ const MAX_BATCH = 64;
 /** model/blocks/attention.ts ATTENTION_CHUNKS: attention's partial results per token and head. */
 const ATTENTION_CHUNKS = 16;
 const F32 = 4;
+/** Bytes per cached key or value: the KV cache's default f16 (src/model/blocks/attention.ts kvCacheBits). */
+const KV_VALUE_BYTES = 2;
 
 /**
  * GPU memory a model takes once loaded, from its file size and shape: the weights as the file
  * stores them (the GPU layout keeps each quant's bytes, padded to words, within about 1% of the
- * file's tensor data; the header is left out of the upload but is small), the f32 KV cache of
+ * file's tensor data; the header is left out of the upload but is small), the (f16) KV cache of
  * every layer, and the work buffers (prefill activations for MAX_BATCH tokens, attention's partial
  * sums, logits and sampler state, the RoPE table). Uniform buffers are left out: a few kilobytes.
  */
 export function estimateGpuBytes(fileBytes: number, s: ModelShape, contextLength = Math.min(s.contextLength, DEFAULT_CONTEXT)): number {
   const qDim = s.nHeads * s.headDim;
-  const kvCache = 2 * s.nLayers * contextLength * s.nKvHeads * s.headDim * F32;
-  const activations = MAX_BATCH * (2 * s.dim + 2 * qDim + s.ffnDim) * F32;
+  const kvDim = s.nKvHeads * s.headDim;
+  const kvCache = 2 * s.nLayers * contextLength * kvDim * KV_VALUE_BYTES;
+  // x, xb, q, attn_out, the FFN's hidden rows, and a step's new keys and values (k_new, v_new).
+  const activations = MAX_BATCH * (2 * s.dim + 2 * qDim + s.ffnDim + 2 * kvDim) * F32;
   const attention = MAX_BATCH * s.nHeads * ATTENTION_CHUNKS * (s.headDim + 2) * F32;
   const sampling = 3 * s.vocabSize * F32 + (contextLength + 1) * 4;
   const ropeTable = contextLength * s.headDim * F32;
@@ -81,7 +85,7 @@ export function estimateGpuBytes(fileBytes: number, s: ModelShape, contextLength
 
 /** The largest buffer a load creates, at most: a weight part, or one layer's K (or V) cache. */
 function maxBufferBytes(fileBytes: number, s: ModelShape, contextLength: number): number {
-  return Math.max(Math.min(fileBytes, MAX_WEIGHT_BUFFER_BYTES), contextLength * s.nKvHeads * s.headDim * F32, s.vocabSize * F32);
+  return Math.max(Math.min(fileBytes, MAX_WEIGHT_BUFFER_BYTES), contextLength * s.nKvHeads * s.headDim * KV_VALUE_BYTES, s.vocabSize * F32);
 }
 
 /** A catalogue entry as written below: the rest is derived. */

@@ -133,6 +133,7 @@ describe('webgguf command line, checked before the GPU starts', () => {
     [['serve', '-m', ANY_MODEL, '--api-key'], /--api-key needs a value/],
     [[...generate, '--port', '8080'], /generate takes no --port/],
     [['serve', '-m', ANY_MODEL, '--json'], /serve takes no --json/],
+    [['bench-gemv', '--vocab', '152064,0'], /--vocab/],
   ];
   test.each(usage)('%j: exit status 2 with the usage', async (args, message) => {
     const r = await run(args);
@@ -308,6 +309,9 @@ describe.skipIf(!HAVE_MODELS)('webgguf CLI', () => {
     expect(b.decode_tok_s).toBeGreaterThan(0);
     expect(b.decode_gb_s).toBeCloseTo((b.weight_bytes_per_token * b.decode_tok_s) / 1e9, 9);
     expect(b.roofline_fraction).toBeCloseTo(b.decode_gb_s / b.probe_read_gb_s, 9);
+    // The f16 KV cache: 5 layers × keys and values × 4 kv heads × 8 dims × 2 bytes.
+    expect(b.kv_cache).toBe('f16');
+    expect(b.kv_bytes_per_token).toBe(5 * 2 * 4 * 8 * 2);
   });
 
   test('errors exit non-zero with one line, a stack only with --verbose', async () => {

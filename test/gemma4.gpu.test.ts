@@ -71,7 +71,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('gemma4: llama.cpp (wllama 3.13.
         // The table stays on the CPU; layers 3-5 read the caches of layers 1 and 2 (64-wide and
         // 128-wide heads), so the GPU holds three layers' KV, not six.
         expect(m.bytesOnCpu).toBeGreaterThan(0);
-        const kv = (heads: number, width: number) => 2 * m.contextLength * heads * width * 4;
+        const kv = (heads: number, width: number) => 2 * m.contextLength * heads * width * (m.kvBits / 8);
         expect(m.kvCacheBytes).toBe(2 * kv(2, 64) + kv(2, 128));
       };
       const file = await llama.load(await model(quant), `gemma4-${quant}.gguf`);

@@ -67,7 +67,7 @@ describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU r
     test(`${arch} ${quant}${gpuKernels ? ` (GPU kernels, ${gpuKernels})` : ''}: 24 greedy tokens match, logits within 2e-4 relative`, async () => {
       const file = await readGGUF(bytesSource(await makeModel({ arch, shape: TINY_SHAPES[arch], quant, seed: 3 }), `${arch}-${quant}.gguf`));
       const gpu = await testGpu();
-      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false, subgroups: gpu.subgroups && gpuKernels === 'subgroups' } : gpu, file);
+      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false, subgroups: gpu.subgroups && gpuKernels === 'subgroups' } : gpu, file, { kvCache: 'f32' });
       try {
         await expectMatchesReference(model, file);
       } finally {
@@ -137,7 +137,7 @@ describe.skipIf(!HAVE_MODELS)('generated tiny-256 models on the GPU vs the CPU r
     const gpu = await testGpu();
     const run = async (slidingWindow: number | undefined, gpuKernels = false) => {
       const file = await readGGUF(bytesSource(await makeModel({ arch: 'llama', shape: 'tiny-256', quant: 'q8_0', seed: 3, slidingWindow }), 'mistral.gguf'));
-      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false } : gpu, file);
+      const model = await LlamaModel.load(gpuKernels ? { ...gpu, cpuEmulated: false } : gpu, file, { kvCache: 'f32' });
       try {
         return await expectMatchesReference(model, file);
       } finally {

@@ -10,7 +10,10 @@ import type { GpuContext } from '../src/gpu/context.js';
 import { Kernels, type KernelName } from '../src/gpu/kernels.js';
 import { barrierWorkgroup, cpuGrid, DECODE_WORKGROUPS, decodeGemv, matmulParams, ROWS_WORKGROUP, ropeAngles, tuneDecodeWorkgroup } from '../src/model/llama.js';
 import { FILTER_BIAS, FILTER_MASK } from '../src/model/blocks/output-head.js';
+import { tiledAttentionSize } from '../src/model/blocks/attention.js';
+import { f16ToF32, f32ToF16 } from '../src/quant/f16.js';
 import { gpuLayout, planTensor } from '../src/quant/formats.js';
+import { headBench } from '../src/node/bench.js';
 import { encodeRandom } from './helpers/encode.js';
 import { buffer, randomF32, readBack, rng, testGpu } from './helpers/gpu.js';
 import { gelu, rmsnorm, rope, softmax } from './helpers/reference.js';
@@ -49,6 +52,15 @@ function run(name: KernelName, kind: Parameters<Kernels['get']>[1], bindings: GP
   gpu.device.queue.submit([enc.finish()]);
 }
 
+/** Values as f16 pairs packed in u32 (the f16 KV cache), low half first. */
+function packF16(a: Float32Array): Uint32Array<ArrayBuffer> {
+  return Uint32Array.from({ length: a.length / 2 }, (_, i) => (f32ToF16(a[2 * i]!) | (f32ToF16(a[2 * i + 1]!) << 16)) >>> 0);
+}
+
+function unpackF16(words: Uint32Array): Float32Array {
+  return Float32Array.from({ length: words.length * 2 }, (_, i) => f16ToF32((words[i >> 1]! >>> ((i & 1) * 16)) & 0xffff));
+}
+
 async function readF32(b: GPUBuffer, n: number): Promise<Float32Array> {
   return new Float32Array(await readBack(gpu, b, n * 4));
 }
@@ -85,7 +97,7 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
     const block = BLOCK_OF[kindName];
     // The larger shapes give gemv_rows more groups of rows than threads (cpuGrid), so threads stride.
     const shapes = block === 256 ? [[1, 256], [5, 512], [67, 256], [300, 256]] : block ? [[1, 32], [5, 64], [67, 96], [130, 256], [300, 64]] : [[1, 1], [7, 13], [33, 172], [65, 100], [130, 257], [300, 41]];
-    test(`${kindName}: random shapes, 1..40 tokens, accumulate, SwiGLU and KV-cache rows`, async () => {
+    test(`${kindName}: random shapes, 1..40 tokens, accumulate, SwiGLU, GeGLU and soft-capping`, async () => {
       let seed = 1;
       for (const [rows, cols] of shapes as [number, number][]) {
         const w = randomMatrix(type, rows, cols, seed++);
@@ -95,20 +107,19 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
         ];
         for (const [n, variant, how, using] of variants) {
           const x = randomF32(n * cols, rng(seed++));
-          for (const mode of ['plain', 'accumulate', 'swiglu', 'geglu', 'softcap', 'at_pos'] as const) {
-            const pos = mode === 'at_pos' ? 5 : 0;
-            const outRows = pos + n;
+          for (const mode of ['plain', 'accumulate', 'swiglu', 'geglu', 'softcap'] as const) {
+            const outRows = n;
             const initial = randomF32(outRows * rows, rng(seed++), 4);
             const y = buffer(gpu, mode === 'accumulate' || mode === 'swiglu' || mode === 'geglu' ? initial : new Float32Array(outRows * rows));
             const cap = 3;
             const params = uniform([
               { u: rows }, { u: cols }, { u: w.layout.rowWords }, { u: w.layout.scaleOffset },
-              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: mode === 'at_pos' ? 1 : 0 }, { u: 0 }, { f: cap },
+              { u: cols }, { u: rows }, { u: { accumulate: 1, swiglu: 2, geglu: 3, softcap: 4 }[mode as string] ?? 0 }, { u: 0 }, { f: cap },
             ]);
             const grid: [number, number, number] =
               variant === 'gemv' ? decodeGemv(false, rows, cols).grid : variant === 'gemv_rows' ? decodeGemv(true, rows, cols).grid
                 : variant === 'gemm_rows' ? [Math.ceil(rows / 4 / ROWS_WORKGROUP), Math.ceil(n / 4), 1] : [Math.ceil(rows / 16), Math.ceil(n / 16), 1];
-            run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(pos, n)], grid, {}, using);
+            run(variant, w.layout.kind, [w.buffer, buffer(gpu, x), y, params, step(0, n)], grid, {}, using);
             const got = await readF32(y, outRows * rows);
             const expected = new Float32Array(outRows * rows);
             const bound = new Float32Array(outRows * rows);
@@ -119,7 +130,7 @@ describe('matmul (gemv, gemv_rows, gemm, gemm_rows) with fused dequantization', 
                   s += w.values[r * cols + c]! * x[t * cols + c]!;
                   abs += Math.abs(w.values[r * cols + c]! * x[t * cols + c]!);
                 }
-                const i = (pos + t) * rows + r;
+                const i = t * rows + r;
                 const g = initial[i]!;
                 const act = mode === 'swiglu' ? g / (1 + Math.exp(-g)) : gelu(g);
                 const glu = mode === 'swiglu' || mode === 'geglu';
@@ -216,18 +227,29 @@ describe('fused decode GEMVs, workgroup (workgroup memory or subgroup sums) and 
         const expectedQ = withBias(q, 0), expectedK = withBias(k, qDim), expectedV = withBias(v, qDim + kvDim);
         rope(expectedQ, pos, headDim, ropeDim, 10000, undefined, neox);
         rope(expectedK, pos, headDim, ropeDim, 10000, undefined, neox);
-        for (const [variant, how, using, size] of [...fusedGpuVariants('gemv_qkv'), ['gemv_qkv_rows', '', kernels, 0] as const]) {
-          const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (pos + 1) * kvDim * 4), vOut = buffer(gpu, (pos + 1) * kvDim * 4);
-          const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }]);
+        // The cache as f32, as f16 pairs (where head and rotary sizes are multiples of 4:
+        // kvCacheBits), or not the cache: f32 rows of the new-keys buffers at row 0 (q/k norms).
+        // The other outputs only with the first kinds and one GPU variant (test time).
+        const variants = [...fusedGpuVariants('gemv_qkv'), ['gemv_qkv_rows', '', kernels, 0] as const];
+        const outputs = (i: number) => [[32, 1], ...(qType === KIND_PAIRS[0][0] && (i === 0 || i === variants.length - 1) ? [...(headDim % 4 === 0 && ropeDim % 4 === 0 ? [[16, 1]] : []), [16, 0]] : [])] as const;
+        for (const [i, [variant, how, using, size]] of variants.entries()) for (const [bits, toCache] of outputs(i)) {
+          const row = toCache ? pos : 0;
+          const qOut = buffer(gpu, qDim * 4), kOut = buffer(gpu, (row + 1) * kvDim * 4), vOut = buffer(gpu, (row + 1) * kvDim * 4);
+          const params = uniform([...desc(wq.layout), ...desc(wk.layout), ...desc(wv.layout), { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }, { u: bias ? 1 : 0 }, { u: table.length + 3 }, { u: toCache }]);
           const pairs = (qDim + 2 * kvDim) / 2;
           const grid: [number, number, number] = variant === 'gemv_qkv' ? [Math.ceil(pairs / 2), 1, 1] : cpuGrid(Math.ceil(qDim / 4) + 2 * Math.ceil(kvDim / 4), 4 * cols);
-          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid, size ? { WG: size } : {}, using);
-          const label = `${variant} ${how} ${size || ''} ${wq.layout.kind}/${wv.layout.kind} heads=${heads}/${kvHeads} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias}`;
-          // A rotation mixes two outputs, so the bound takes the larger of the pair's sums.
-          const bound = (m: { abs: Float64Array }) => () => 1e-5 * Math.max(...m.abs) + 2e-6;
-          expectClose(await readF32(qOut, qDim), expectedQ, bound(q), label + ' Q');
-          expectClose((await readF32(kOut, (pos + 1) * kvDim)).subarray(pos * kvDim), expectedK, bound(k), label + ' K');
-          expectClose((await readF32(vOut, (pos + 1) * kvDim)).subarray(pos * kvDim), expectedV, bound(v), label + ' V');
+          run(variant, [wq.layout.kind, wk.layout.kind, wv.layout.kind], [wq.buffer, wk.buffer, wv.buffer, buffer(gpu, x), qOut, kOut, vOut, buffer(gpu, constants), params, step(pos, 1)], grid, { ...(size ? { WG: size } : {}), KV_BITS: bits }, using);
+          const label = `${variant} ${how} ${size || ''} ${wq.layout.kind}/${wv.layout.kind} heads=${heads}/${kvHeads} hd=${headDim} rope=${ropeDim} neox=${neox} bias=${bias} kv=${bits}/${toCache}`;
+          // A rotation mixes two outputs, so the bound takes the larger of the pair's sums; f16 adds its rounding.
+          const f16 = bits === 16 && toCache === 1;
+          const bound = (m: { abs: Float64Array }, e: Float32Array) => (i: number) => 1e-5 * Math.max(...m.abs) + 2e-6 + (f16 ? 2 ** -11 * Math.abs(e[i]!) : 0);
+          const cacheRow = async (b: GPUBuffer) => {
+            if (!f16) return (await readF32(b, (row + 1) * kvDim)).subarray(row * kvDim);
+            return unpackF16(new Uint32Array(await readBack(gpu, b, ((row + 1) * kvDim * 4) / 2))).subarray(row * kvDim);
+          };
+          expectClose(await readF32(qOut, qDim), expectedQ, bound(q, expectedQ), label + ' Q');
+          expectClose(await cacheRow(kOut), expectedK, bound(k, expectedK), label + ' K');
+          expectClose(await cacheRow(vOut), expectedV, bound(v, expectedV), label + ' V');
         }
       }
     }
@@ -277,12 +299,12 @@ test('rmsnorm: every token, the last token only, and added to the output', async
   }
 });
 
-test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a table at an offset, or none', async () => {
+test('qk_norm_rope: per-head norms of queries and new keys, then RoPE from a table at an offset, or none', async () => {
   for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [4, 2, 64, 48], [2, 1, 256, 256], [3, 3, 100, 100]] as const) {
     const n = 5, pos = 9, offsetPositions = 3;
     for (const [neox, rotate] of [[false, true], [true, true], [true, false]] as const) {
       const q = randomF32(n * heads * headDim, rng(headDim), 3);
-      const k = randomF32((pos + n) * kvHeads * headDim, rng(headDim + 1), 3);
+      const k = randomF32(n * kvHeads * headDim, rng(headDim + 1), 3);
       const qw = randomF32(headDim, rng(headDim + 2)), kw = randomF32(headDim, rng(headDim + 3));
       // The layer's table starts after another one of `offsetPositions` positions.
       const table = new Float32Array((offsetPositions + pos + n) * ropeDim);
@@ -293,7 +315,7 @@ test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a 
         run('qk_norm_rope', undefined, [qBuf, kBuf, buffer(gpu, table), buffer(gpu, qw), buffer(gpu, kw), params, step(pos, n)], [heads + kvHeads, n, 1], constants, using);
         const expectedQ = q.slice(), expectedK = k.slice();
         for (let t = 0; t < n; t++) {
-          for (const [v, rows, at, w] of [[expectedQ, heads, t, qw], [expectedK, kvHeads, pos + t, kw]] as const) {
+          for (const [v, rows, at, w] of [[expectedQ, heads, t, qw], [expectedK, kvHeads, t, kw]] as const) {
             for (let h = 0; h < rows; h++) {
               const head = v.subarray((at * rows + h) * headDim, (at * rows + h + 1) * headDim);
               rmsnorm(head, head, w, 1e-6);
@@ -309,19 +331,19 @@ test('qk_norm_rope: per-head norms of queries and cached keys, then RoPE from a 
   }
 });
 
-test('rope: queries and cached keys in one dispatch; adjacent and NEOX pairs, partial rotary dims', async () => {
+test('rope: queries and new keys in one dispatch; adjacent and NEOX pairs, partial rotary dims', async () => {
   for (const [heads, kvHeads, headDim, ropeDim] of [[1, 1, 2, 2], [3, 3, 8, 8], [4, 2, 64, 32], [2, 1, 100, 100]] as const) {
     const n = 6, pos = 37;
     for (const neox of [false, true]) {
       const q = randomF32(n * heads * headDim, rng(headDim));
-      const k = randomF32((pos + n) * kvHeads * headDim, rng(headDim + 1));
+      const k = randomF32(n * kvHeads * headDim, rng(headDim + 1));
       const qBuf = buffer(gpu, q), kBuf = buffer(gpu, k);
       const params = uniform([{ u: heads }, { u: kvHeads }, { u: headDim }, { u: ropeDim }, { u: neox ? 1 : 0 }]);
       const table = buffer(gpu, ropeAngles(pos + n, ropeDim, 10000));
       run('rope', undefined, [qBuf, kBuf, table, params, step(pos, n)], [Math.ceil(((heads + kvHeads) * ropeDim) / 2 / 64), n, 1]);
       const expectedQ = q.slice(), expectedK = k.slice();
       for (let t = 0; t < n; t++) {
-        for (const [v, rows, at] of [[expectedQ, heads, t], [expectedK, kvHeads, pos + t]] as const) {
+        for (const [v, rows, at] of [[expectedQ, heads, t], [expectedK, kvHeads, t]] as const) {
           const stride = rows * headDim;
           rope(v.subarray(at * stride, (at + 1) * stride), pos + t, headDim, ropeDim, 10000, undefined, neox);
         }
@@ -334,21 +356,52 @@ test('rope: queries and cached keys in one dispatch; adjacent and NEOX pairs, pa
   }
 });
 
+test('kv_store: a step\'s new keys and values into the cache rows at pos, as f32 or f16 pairs', async () => {
+  const kvDim = 12, n = 5, pos = 3;
+  const k = randomF32(n * kvDim, rng(1), 3), v = randomF32(n * kvDim, rng(2), 3);
+  for (const bits of [32, 16] as const) {
+    const words = ((pos + n + 1) * kvDim * bits) / 32;
+    // The rows around the step's must keep what they hold.
+    const kCache = buffer(gpu, new Uint32Array(words).fill(7)), vCache = buffer(gpu, new Uint32Array(words).fill(7));
+    run('kv_store', undefined, [buffer(gpu, k), buffer(gpu, v), kCache, vCache, uniform([{ u: kvDim }]), step(pos, n)], [1, n, 1], { KV_BITS: bits });
+    for (const [cache, values] of [[kCache, k], [vCache, v]] as const) {
+      const got = new Uint32Array(await readBack(gpu, cache, words * 4));
+      const rowWords = (kvDim * bits) / 32;
+      const expected = new Uint32Array(words).fill(7);
+      expected.set(bits === 32 ? new Uint32Array(values.buffer) : packF16(values), pos * rowWords);
+      expect(Array.from(got), `kv_store ${bits}`).toEqual(Array.from(expected));
+    }
+  }
+});
+
 test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chunks, soft-capping, sliding window', async () => {
   const cases = [
     [1, 1, 2, 0, 1, 0, 0], [8, 4, 8, 0, 5, 0, 0], [4, 2, 64, 100, 1, 0, 0], [6, 3, 96, 70, 9, 0, 0], [2, 1, 256, 130, 3, 0, 0], [2, 2, 16, 1000, 2, 0, 0],
     [4, 2, 32, 40, 6, 2, 0], [4, 2, 32, 40, 6, 0, 7], [2, 1, 16, 300, 3, 1.5, 50],
+    // Two query blocks of attention_tiled (64 tokens each), one partial; a window inside the block.
+    [2, 1, 8, 5, 70, 0, 0], [2, 2, 8, 3, 66, 0, 20],
   ] as const;
-  // The shader's defaults, and the sizes a model sets: its own head_dim, fewer key chunks on CPU adapters.
-  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) for (const constants of [{}, { MAX_HEAD_DIM: hd, ...barrierWorkgroup(true, 'attention') }]) {
+  // The shader's defaults, the sizes a model sets (its own head_dim, fewer key chunks on CPU
+  // adapters), and an f16 cache (KV_BITS 16: the reference reads the same f16 values).
+  // And the GPUs' prefill kernel, attention_tiled, at the tile sizes a model sets (f32 and f16).
+  // (SwiftShader runs the tiled kernel slowly: over at most 300 keys and heads up to 128, f16 on the two-block cases.)
+  const configs = (hd: number, pos: number, n: number): [KernelName, Record<string, number>][] => {
+    const split: [KernelName, Record<string, number>][] = [['attention', {}], ['attention', { MAX_HEAD_DIM: hd, ...barrierWorkgroup(true, 'attention') }], ['attention', { MAX_HEAD_DIM: hd, KV_BITS: 16 }]];
+    const tiled: [KernelName, Record<string, number>][] = [['attention_tiled', tiledAttentionSize(hd, 32)], ...(n > 64 ? [['attention_tiled', tiledAttentionSize(hd, 16)] as [KernelName, Record<string, number>]] : [])];
+    return [...(n <= 64 ? split : []), ...(n > 1 && pos + n <= 300 && hd <= 128 ? tiled : [])];
+  };
+  for (const [heads, kvHeads, hd, pos, n, cap, window] of cases) for (const [name, constants] of configs(hd, pos, n)) {
     const keys = pos + n;
+    const f16 = constants.KV_BITS === 16;
     const q = randomF32(n * heads * hd, rng(hd), 2);
     const k = randomF32(keys * kvHeads * hd, rng(hd + 1), 2);
     const v = randomF32(keys * kvHeads * hd, rng(hd + 2));
+    if (f16) for (const a of [k, v]) a.forEach((x, i) => (a[i] = f16ToF32(f32ToF16(x))));
+    const cached = (a: Float32Array<ArrayBuffer>) => (f16 ? buffer(gpu, packF16(a)) : buffer(gpu, a));
     const out = buffer(gpu, n * heads * hd * 4);
     const partial = buffer(gpu, n * heads * 16 * (hd + 2) * 4);
     const params = uniform([{ u: heads }, { u: kvHeads }, { u: hd }, { f: 1 / Math.sqrt(hd) }, { f: cap }, { u: window }]);
-    run('attention', undefined, [buffer(gpu, q), buffer(gpu, k), buffer(gpu, v), partial, out, params, step(pos, n)], [heads, n, 1], constants);
+    run(name, undefined, [buffer(gpu, q), cached(k), cached(v), partial, out, params, step(pos, n)], name === 'attention' ? [heads, n, 1] : [heads, Math.ceil(n / 64), 1], constants);
     const got = await readF32(out, n * heads * hd);
     const expected = new Float32Array(n * heads * hd);
     const group = heads / kvHeads;
@@ -371,7 +424,7 @@ test('attention: causal, GQA, head sizes up to 256, fewer and more keys than chu
         }
       }
     }
-    expectClose(got, expected, () => 1e-5, `attention h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n} cap=${cap} window=${window} ${JSON.stringify(constants)}`);
+    expectClose(got, expected, () => 1e-5, `${name} h=${heads}/${kvHeads} hd=${hd} pos=${pos} n=${n} cap=${cap} window=${window} ${JSON.stringify(constants)}`);
   }
 });
 
@@ -418,20 +471,28 @@ test('attention without the causal mask: every key of the step, within half the 
   }
 });
 
-test('add_bias: every token row, or rows at the step position', async () => {
-  for (const rowsAtPos of [false, true]) {
-    const n = 4, dim = 70, pos = rowsAtPos ? 9 : 0;
-    const v = randomF32((pos + n) * dim, rng(5));
-    const bias = randomF32(dim, rng(6));
-    const buf = buffer(gpu, v);
-    run('add_bias', undefined, [buf, buffer(gpu, bias), uniform([{ u: dim }, { u: dim }, { u: rowsAtPos ? 1 : 0 }]), step(pos, n)], [Math.ceil(dim / 64), n, 1]);
-    const got = await readF32(buf, (pos + n) * dim);
-    const expected = v.map((x, i) => (i >= pos * dim ? x + bias[i % dim]! : x));
-    expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), `add_bias atPos=${rowsAtPos}`);
-  }
+test('add_bias: every token row (token t at row t, wherever the step is)', async () => {
+  const n = 4, dim = 70, pos = 9;
+  const v = randomF32((n + 1) * dim, rng(5));
+  const bias = randomF32(dim, rng(6));
+  const buf = buffer(gpu, v);
+  run('add_bias', undefined, [buf, buffer(gpu, bias), uniform([{ u: dim }, { u: dim }]), step(pos, n)], [Math.ceil(dim / 64), n, 1]);
+  const got = await readF32(buf, (n + 1) * dim);
+  // The row past the step's keeps what it holds.
+  const expected = v.map((x, i) => (i < n * dim ? x + bias[i % dim]! : x));
+  expectClose(got, expected, (i) => 1e-6 * (1 + Math.abs(expected[i]!)), 'add_bias');
 });
 
 // With the shader's workgroup, and with the smaller one of CPU adapters.
+test('headBench: the output head and the sampler timed per vocabulary size', async () => {
+  const lines = await headBench(gpu, [300, 1000], 256);
+  expect(lines.map((l) => l.vocab)).toEqual([300, 1000]);
+  for (const l of lines) {
+    for (const ms of [l.head_ms, l.sample_greedy_ms, l.sample_top_p_ms]) expect(ms).toBeGreaterThan(0);
+    expect(l.ns_per_token).toBeCloseTo(((l.head_ms + l.sample_top_p_ms) * 1e6) / l.vocab, 6);
+  }
+});
+
 for (const constants of [{}, barrierWorkgroup(true, 'sample')]) describe(`sampling ${JSON.stringify(constants)}`, () => {
   interface Sampling {
     temperature?: number; topK?: number; topP?: number; minP?: number; penalty?: number; seed?: number; frequency?: number; presence?: number;

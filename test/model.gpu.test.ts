@@ -23,6 +23,8 @@ import { HAVE_MODELS, STORIES, STORIES_QUANTS, storiesPath } from './helpers/mod
 
 const PROMPTS = ['', 'Once upon a time', 'The little dog saw a big', 'Tom and Sue went to the park. They played'];
 const LOGIT_TOLERANCE = 2e-4;
+/** With the f16 KV cache (the default): measured 8.8e-3 on stories260K f32 (SwiftShader). */
+const KV_F16_LOGIT_TOLERANCE = 2e-2;
 const STEPS = 128;
 
 /** The reference reads tensors through its own handle on the file. */
@@ -53,7 +55,7 @@ describe.skipIf(!HAVE_MODELS)('stories260K on the GPU vs the CPU reference', () 
       let loaded: LoadedModel;
       let ref: ReferenceModel;
       beforeAll(async () => {
-        loaded = await loadModelFile(storiesPath(quant), { gpu: await testGpu() });
+        loaded = await loadModelFile(storiesPath(quant), { gpu: await testGpu(), kvCache: 'f32' });
         ref = await loadReference(storiesPath(quant));
       });
       afterAll(() => loaded?.dispose());
@@ -82,9 +84,40 @@ describe.skipIf(!HAVE_MODELS)('stories260K on the GPU vs the CPU reference', () 
     });
   }
 
+  test('the f16 KV cache (the default): half the bytes of f32, logits near the f32 reference, the same first tokens', async () => {
+    const gpu = await testGpu();
+    const half = await loadModelFile(storiesPath('f32'), { gpu });
+    const full = await loadModelFile(storiesPath('f32'), { gpu, kvCache: 'f32' });
+    try {
+      expect(half.model.kvBits).toBe(16);
+      await expect(loadModelFile(storiesPath('f32'), { gpu, kvCache: 'f8' as never })).rejects.toMatchObject({ code: 'invalid-argument' });
+      expect(half.model.kvCacheBytes * 2).toBe(full.model.kvCacheBytes);
+      expect(half.model.bytesOnGpu).toBeLessThan(full.model.bytesOnGpu);
+      const ref = await loadReference(storiesPath('f32'));
+      const prompt = half.tokenizer.encode('Once upon a time');
+      const tokens: number[] = [];
+      for await (const t of generate(half.model, half.tokenizer, prompt, { temperature: 0, maxTokens: 32 })) tokens.push(t.token);
+      expect(tokens).toEqual(await referenceGreedy(ref, prompt, tokens.length));
+      // Keys and values rounded to f16 (relative error 2^-11) move the logits far less than a real
+      // bug would (1e-2 or more), but beyond the f32 path's 2e-4.
+      const sequence = [...prompt, ...tokens];
+      const got = await half.model.logits(sequence, 0);
+      let expected: Float32Array = new Float32Array();
+      for (let i = 0; i < sequence.length; i++) expected = ref.forward(sequence[i]!, i);
+      let worst = 0;
+      for (let i = 0; i < expected.length; i++) worst = Math.max(worst, Math.abs(got[i]! - expected[i]!));
+      console.log(`f16 KV cache: worst logit difference ${worst.toExponential(2)}`);
+      expect(worst).toBeGreaterThan(0);
+      expect(worst).toBeLessThan(KV_F16_LOGIT_TOLERANCE);
+    } finally {
+      await half.dispose();
+      await full.dispose();
+    }
+  });
+
   test('the original v2 Q8_0 file, whose blocks straddle rows, runs like its reference', async () => {
     const path = `${STORIES}original/tinyllamas-stories-260k-q8_0.gguf`;
-    const loaded = await loadModelFile(path, { gpu: await testGpu() });
+    const loaded = await loadModelFile(path, { gpu: await testGpu(), kvCache: 'f32' });
     try {
       const ref = await loadReference(path);
       const prompt = loaded.tokenizer.encode('Once upon a time');
@@ -137,8 +170,8 @@ describe.skipIf(!HAVE_MODELS)('Llama 3 RoPE frequency factors (rope_freqs.weight
     tensors.push({ name: 'rope_freqs.weight', dims: [4], type: 0, data: new Uint8Array(factors.buffer) });
     const file = await readGGUF(bytesSource(writeGGUF([...plain.metadata].map(([k, v]) => [k, typed(v)]), tensors), 'llama3-rope.gguf'));
     const gpu = await testGpu();
-    const model = await LlamaModel.load(gpu, file);
-    const plainModel = await LlamaModel.load(gpu, plain);
+    const model = await LlamaModel.load(gpu, file, { kvCache: 'f32' });
+    const plainModel = await LlamaModel.load(gpu, plain, { kvCache: 'f32' });
     try {
       expect(model.config.ropeFactors).toEqual({ short: 'rope_freqs.weight' });
       const { logits, sequence } = await expectMatchesReference(model, file);
@@ -165,7 +198,7 @@ describe.skipIf(!HAVE_MODELS)('qwen2: q/k/v biases and NEOX RoPE', () => {
     }
     const metadata = [...plain.metadata].map(([k, v]) => [k.replace(/^llama\./, 'qwen2.'), k === 'general.architecture' ? 'qwen2' : v] as const);
     const file = await readGGUF(bytesSource(writeGGUF(metadata.map(([k, v]) => [k, typed(v)]), tensors), 'qwen2.gguf'));
-    const model = await LlamaModel.load(await testGpu(), file);
+    const model = await LlamaModel.load(await testGpu(), file, { kvCache: 'f32' });
     try {
       expect(model.config).toMatchObject({ architecture: 'qwen2', qkvBias: true, ropeStyle: 'neox' });
       await expectMatchesReference(model, file);

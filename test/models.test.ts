@@ -96,15 +96,15 @@ describe('MODELS', () => {
     expect(MAX_WEIGHT_BUFFER_BYTES).toBe(MAX_PART_BYTES);
   });
 
-  test('estimateGpuBytes: weights plus an f32 KV cache of every layer, plus work buffers', () => {
+  test('estimateGpuBytes: weights plus an f16 KV cache of every layer, plus work buffers', () => {
     const phi = MODELS['phi-3.5-mini-instruct-q4_k_m'];
-    const kv = 2 * 32 * 4096 * 32 * 96 * 4; // layers × K and V × context × kv heads × head dim × f32
-    expect(kv).toBe(3 * 2 ** 30);
+    const kv = 2 * 32 * 4096 * 32 * 96 * 2; // layers × K and V × context × kv heads × head dim × f16
+    expect(kv).toBe(1.5 * 2 ** 30);
     const work = phi.needs.gpuBytes - phi.bytes - kv;
     expect(work).toBeGreaterThan(0);
     expect(work).toBeLessThan(0.02 * phi.needs.gpuBytes);
     // A longer context costs exactly its KV cache, RoPE table and token history.
-    const perPosition = 2 * 32 * 32 * 96 * 4 + 96 * 4 + 4;
+    const perPosition = 2 * 32 * 32 * 96 * 2 + 96 * 4 + 4;
     expect(estimateGpuBytes(phi.bytes, phi.shape, 8192) - estimateGpuBytes(phi.bytes, phi.shape, 4096)).toBe(4096 * perPosition);
     // The default context is the model's own when that is shorter than 4096.
     const tiny = MODELS['tinyllama-1.1b-chat-v1.0.q8_0'];

@@ -5,7 +5,7 @@ import { isWebGGUFError, WebGGUFError } from '../errors.js';
 import { DEFAULT_SAMPLING, generate } from '../generate.js';
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
 import { checkConstraintSpec, MAX_CONSTRAINT_CHARS, type ConstraintSpec } from '../grammar/spec.js';
-import { bench, followupBench, gemvBench } from '../node/bench.js';
+import { bench, followupBench, gemvBench, headBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
@@ -80,6 +80,7 @@ const FLAGS = {
   'api-key': { type: 'string', value: 'K', commands: ['serve'], help: 'requests to /v1 must send "Authorization: Bearer K"' },
   'max-pending': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: DEFAULT_MAX_PENDING, commands: ['serve'], help: 'requests a model may hold, running and queued; more get 429' },
   kinds: { type: 'string', value: 'K,K,...', commands: ['bench-gemv'], help: `the weight kinds to time (default ${DEFAULT_KINDS})` },
+  vocab: { type: 'string', value: 'N,N,...', range: { min: 1, integer: true }, list: true, commands: ['bench-gemv'], help: 'also time the output head (Q6_K, 2048 wide) and the sampler at these vocabulary sizes' },
   json: { type: 'boolean', commands: (Object.keys(COMMANDS) as Command[]).filter((c) => c !== 'serve'), help: 'print the result as one line of JSON' },
   verbose: { type: 'boolean', commands: Object.keys(COMMANDS) as Command[], help: "print errors' stacks and every message of Dawn" },
   help: { type: 'boolean', short: 'h', commands: Object.keys(COMMANDS) as Command[], help: 'print this help' },
@@ -117,7 +118,7 @@ const SYNOPSIS = `usage:
   webgguf embed -m FILE --text TEXT [--text TEXT ...] [--dimensions N] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
                 [--inputs N] [--json]
-  webgguf bench-gemv [--kinds K,K,...] [--json]
+  webgguf bench-gemv [--kinds K,K,...] [--vocab N,N,...] [--json]
   webgguf estimate -m FILE|URL [--context N] [--prompt-tokens N] [--max-gpu-bytes B] [--no-speed]
                    [--json]
   webgguf serve -m FILE [--embedding-model FILE] [--host HOST] [--port N] [--api-key K]
@@ -329,7 +330,7 @@ async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
     `${r.model} on ${r.adapter}\n` +
       `  decode   ${r.decode_tok_s.toFixed(2)} tok/s (min ${r.decode_tok_s_min.toFixed(2)}, max ${r.decode_tok_s_max.toFixed(2)}; predicted ${r.predicted_decode_tok_s.toFixed(2)}), ${r.dispatches_per_token} dispatches/token\n` +
       `  prefill  ${r.prefill_tok_s.toFixed(1)} tok/s (predicted ${r.predicted_prefill_tok_s.toFixed(1)}), time to first token ${r.ttft_ms.toFixed(1)} ms (${r.prompt_tokens} tokens)\n` +
-      `  memory   ${(r.weight_bytes_per_token / 1e6).toFixed(2)} MB read per token; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU (peak ${(r.peak_gpu_bytes / 2 ** 20).toFixed(1)}, ${(100 * r.peak_overhead_fraction).toFixed(1)}% over weights + KV cache)\n` +
+      `  memory   ${(r.weight_bytes_per_token / 1e6).toFixed(2)} MB read per token; ${(r.gpu_bytes / 2 ** 20).toFixed(1)} MiB on the GPU (peak ${(r.peak_gpu_bytes / 2 ** 20).toFixed(1)}, ${(100 * r.peak_overhead_fraction).toFixed(1)}% over weights + KV cache); KV cache ${r.kv_cache}, ${r.kv_bytes_per_token} bytes per token\n` +
       `  roofline ${r.decode_gb_s.toFixed(3)} GB/s of ${r.probe_read_gb_s.toFixed(2)} GB/s probed = ${(100 * r.roofline_fraction).toFixed(1)}%\n` +
       `  kernels  ${r.decode_workgroup ? `GPU decode GEMVs, workgroup ${r.decode_workgroup} (tuned)` : 'CPU-adapter decode GEMVs'}; sums over workgroups ${r.subgroups ? 'with subgroup operations' : 'through workgroup memory'}\n`,
   );
@@ -340,16 +341,20 @@ async function benchCommand({ values, numbers, lists }: Args): Promise<void> {
   }
 }
 
-async function benchGemvCommand({ values, kinds }: Args): Promise<void> {
+async function benchGemvCommand({ values, kinds, lists }: Args): Promise<void> {
   const gpu = await nodeGpuContext();
   const r = await gemvBench(gpu, undefined, kinds);
+  const head = lists.vocab ? await headBench(gpu, lists.vocab) : undefined;
   if (values.json) {
-    process.stdout.write(JSON.stringify({ adapter: gpu.adapterName, shape: 'tinyllama-1.1b', ...r }) + '\n');
+    process.stdout.write(JSON.stringify({ adapter: gpu.adapterName, shape: 'tinyllama-1.1b', ...r, ...(head ? { head } : {}) }) + '\n');
     return;
   }
   process.stdout.write(`decode GEMV on ${gpu.adapterName}, TinyLlama 1.1B layer shapes; read probe ${r.probe_read_gb_s.toFixed(2)} GB/s\n`);
   for (const k of r.results) {
     process.stdout.write(`  ${k.kind.padEnd(5)} ${k.kernel}${k.workgroup ? ` (workgroup ${k.workgroup})` : ''}: ${(k.bytes / 1e6).toFixed(1)} MB in ${k.ms.toFixed(1)} ms = ${k.gb_s.toFixed(3)} GB/s, ${(100 * k.fraction_of_probe).toFixed(1)}% of the probe\n`);
+  }
+  for (const h of head ?? []) {
+    process.stdout.write(`  head   vocab ${h.vocab}: ${h.head_kind} output head ${h.head_ms.toFixed(1)} ms; sampler greedy ${h.sample_greedy_ms.toFixed(1)} ms, top-k/top-p ${h.sample_top_p_ms.toFixed(1)} ms; ${h.ns_per_token.toFixed(1)} ns per vocabulary entry\n`);
   }
 }
 

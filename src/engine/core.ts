@@ -40,6 +40,8 @@ export interface CoreOptions {
   gpu?: () => Promise<GpuContext>;
   /** KV cache length for loaded models (capped by the model's own). */
   contextLength?: number;
+  /** How the KV cache stores keys and values: 'f16' (default) or 'f32' (LoadOptions.kvCache). */
+  kvCache?: 'f16' | 'f32';
   /** A download that receives nothing for this long fails (default 30 s). */
   stallTimeoutMs?: number;
   /**
@@ -107,7 +109,7 @@ export class EngineCore {
     return this.serial(requestId, async (signal) => {
       const gpu = (this.gpu ??= await this.acquireGpu());
       const { file, fileBytes, name } = await this.header(source, signal, options);
-      const plan = planMemory(file, { contextLength: options.contextLength ?? this.options.contextLength });
+      const plan = planMemory(file, { contextLength: options.contextLength ?? this.options.contextLength, kvCache: this.options.kvCache });
       const totals = planTotals(plan);
       const budget = this.options.maxGpuBytes;
       const reasons = fitProblems(plan, gpu.limits, budget);
@@ -714,7 +716,7 @@ export class EngineCore {
     const tokenizer = GGUFTokenizer.fromGGUF(file);
     let model: LlamaModel | EncoderModel;
     try {
-      const loadOptions = { contextLength: this.options.contextLength, maxGpuBytes: this.options.maxGpuBytes, weights };
+      const loadOptions = { contextLength: this.options.contextLength, maxGpuBytes: this.options.maxGpuBytes, kvCache: this.options.kvCache, weights };
       model = isEncoder(file) ? await EncoderModel.load(gpu, file, loadOptions) : await LlamaModel.load(gpu, file, loadOptions);
     } catch (e) {
       // Keep stored chunks for a resume; a failure before the first one leaves nothing behind.

@@ -27,6 +27,8 @@ export interface EngineOptions {
   cache?: boolean;
   /** KV cache length (default: the model's, capped at 4096). */
   contextLength?: number;
+  /** How the KV cache stores keys and values: 'f16' (default, half the memory) or 'f32'. */
+  kvCache?: 'f16' | 'f32';
   /** A download that receives nothing for this long fails with a network error (default 30 s). */
   stallTimeoutMs?: number;
   /** 'error' (default): a chat longer than the context fails; 'shift': the oldest turns are dropped, the system prompt kept. */
@@ -158,12 +160,12 @@ export async function createEngine(options: EngineOptions = {}): Promise<Engine>
   const maxGpuBytes = Number.isFinite(budget) ? budget : undefined;
   const host: EngineHost = (options.worker ?? true)
     ? await workerHost(
-      { cache: useCache, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy, maxGpuBytes },
+      { cache: useCache, contextLength: options.contextLength, kvCache: options.kvCache, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy, maxGpuBytes },
       options,
     )
     : await inThreadHost(useCache, {
       store: options.store ?? null,
-      gpu: options.gpu, contextLength: options.contextLength, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy, maxGpuBytes,
+      gpu: options.gpu, contextLength: options.contextLength, kvCache: options.kvCache, stallTimeoutMs: options.stallTimeoutMs, contextPolicy: options.contextPolicy, maxGpuBytes,
     });
 
   let disposed: Promise<void> | undefined;

@@ -9,6 +9,7 @@ import encoderWgsl from '../../shaders/encoder.wgsl?raw';
 import encoderOpsWgsl from '../../shaders/encoder_ops.wgsl?raw';
 import gemvQkvWgsl from '../../shaders/gemv_qkv.wgsl?raw';
 import gemvSwigluWgsl from '../../shaders/gemv_swiglu.wgsl?raw';
+import kvWgsl from '../../shaders/kv.wgsl?raw';
 import matmulWgsl from '../../shaders/matmul.wgsl?raw';
 import normWgsl from '../../shaders/norm.wgsl?raw';
 import outputGateWgsl from '../../shaders/output_gate.wgsl?raw';
@@ -70,6 +71,8 @@ const SPECS = {
   apply_output_gate: { source: outputGateWgsl, entry: 'apply_output_gate', bindings: [R, RW, U, U] },
   delta_net_conv: { source: deltaNetWgsl, entry: 'delta_net_conv', bindings: [R, RW, RW, RW, RW, R, R, U, U] },
   delta_net_recurrence: { source: deltaNetRecurrenceWgsl, entry: 'delta_net_recurrence', bindings: [R, R, R, R, R, RW, RW, U, U] },
+  attention_tiled: { source: attentionWgsl, entry: 'attention_tiled', bindings: [R, R, R, RW, RW, U, U] },
+  kv_store: { source: kvWgsl, entry: 'kv_store', bindings: [R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW, R, R] },
   logprobs: { source: logprobsWgsl, entry: 'logprobs', bindings: [R, R, R, RW, U] },

@@ -144,7 +144,8 @@ export function planEncoderMemory(file: GGUFFile, options: { contextLength?: num
     ...weights.map((p) => ({ name: p.name, bytes: p.words * 4, role: 'weights' as const })),
     ...encoderBuffers(config, contextLength).map((b) => ({ ...b, role: 'work' as const })),
   ];
-  return { config, contextLength, maxBatch: contextLength, weights, buffers };
+  // No KV cache: attention reads the step's own f32 keys and values.
+  return { config, contextLength, maxBatch: contextLength, kvBits: 32, weights, buffers };
 }
 
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
@@ -272,7 +273,7 @@ export class EncoderModel {
     };
     const addBias = (target: GPUBuffer, bias: string, n: number): Op => {
       const kernel = k.get('add_bias');
-      const params = a.uniform('bias', uniformData([{ u: n }, { u: n }, { u: 0 }]));
+      const params = a.uniform('bias', uniformData([{ u: n }, { u: n }]));
       return { kernel, bindGroup: k.bindGroup(kernel, [target, r.vector(bias), params, step]), grid: (t) => [Math.ceil(n / 64), t, 1] };
     };
 

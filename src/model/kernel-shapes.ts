@@ -34,10 +34,10 @@ export function weightDesc(l: GpuLayout): { u: number }[] {
 /** shaders/matmul.wgsl's MatmulParams for a matrix (or a part of one) and how its result lands. */
 export function matmulParams(
   l: GpuLayout,
-  how: { yStride?: number; mode?: keyof typeof MATMUL_MODES; yAtPos?: boolean; yOffset?: number; cap?: number } = {},
+  how: { yStride?: number; mode?: keyof typeof MATMUL_MODES; yOffset?: number; cap?: number } = {},
 ): ArrayBuffer {
   return uniformData([
-    ...weightDesc(l), { u: l.cols }, { u: how.yStride ?? l.rows }, { u: MATMUL_MODES[how.mode ?? 'set'] }, { u: how.yAtPos ? 1 : 0 },
+    ...weightDesc(l), { u: l.cols }, { u: how.yStride ?? l.rows }, { u: MATMUL_MODES[how.mode ?? 'set'] },
     { u: how.yOffset ?? 0 }, { f: how.cap ?? 0 },
   ]);
 }

@@ -4,7 +4,7 @@ import type { GGUFFile } from '../gguf/gguf.js';
 import { GpuAllocator, uniformData } from '../gpu/allocator.js';
 import { buildChecked, type GpuContext } from '../gpu/context.js';
 import { Kernels } from '../gpu/kernels.js';
-import { AttentionBlocks } from './blocks/attention.js';
+import { AttentionBlocks, kvCacheBytes, type KvCacheType } from './blocks/attention.js';
 import { DeltaNetBlocks, type RecurrentState } from './blocks/delta-net.js';
 import { recordEmbedding } from './blocks/embedding.js';
 import { FeedForwardBlocks } from './blocks/feed-forward.js';
@@ -76,6 +76,11 @@ export interface LoadOptions {
    */
   maxGpuBytes?: number;
   /**
+   * How the KV cache stores keys and values: 'f16' (the default: half the memory; shapes whose
+   * head or rotary size is not a multiple of 4 keep f32) or 'f32' (exact, for reference tests).
+   */
+  kvCache?: KvCacheType;
+  /**
    * Matrices larger than this are split by rows across buffers. The default, 128 MiB, is what
    * every WebGPU device can bind (and keeps cached chunks valid across devices); tests lower it.
    */
@@ -143,6 +148,8 @@ export class LlamaModel {
     readonly config: ModelConfig,
     readonly contextLength: number,
     readonly maxBatch: number,
+    /** Bits per value in the KV cache: 16 (f16 pairs) or 32. */
+    readonly kvBits: 16 | 32,
   ) {
     this.kernels = Kernels.forDevice(gpu.device, gpu.subgroups);
     this.alloc = new GpuAllocator(gpu.device, gpu.limits.maxStorageBufferBindingSize);
@@ -183,7 +190,7 @@ export class LlamaModel {
     const memory = planMemory(file, options);
     checkFit(memory, gpu.limits, options.maxGpuBytes);
     const { config, contextLength, weights: plans } = memory;
-    const model = new LlamaModel(gpu, config, contextLength, memory.maxBatch);
+    const model = new LlamaModel(gpu, config, contextLength, memory.maxBatch, memory.kvBits);
     await buildChecked(gpu.device, () => model.build(file, plans, options), () => model.dispose());
     return model;
   }
@@ -205,7 +212,7 @@ export class LlamaModel {
     const plansOfLayers = layerPlans(c);
     // Only attention layers with a KV cache of their own: not DeltaNet layers (Qwen3.5), nor
     // layers that read another's cache (Gemma 4).
-    this.kvCacheBytes = plansOfLayers.filter(isAttentionLayer).reduce((sum, l) => sum + (l.mixer.kvFrom === l.index ? 2 * this.contextLength * l.mixer.nKvHeads * l.mixer.headDim * 4 : 0), 0);
+    this.kvCacheBytes = kvCacheBytes(c, this.contextLength, this.kvBits);
     for (const p of plans.filter((plan) => !plan.host)) {
       const embeddingOnly = p.matrix === 'token_embd.weight' && !c.tiedOutput;
       this.weightBytesPerToken += embeddingOnly ? (p.words * 4) / (p.layout?.rows ?? 1) : p.words * 4;
@@ -216,7 +223,7 @@ export class LlamaModel {
     this.tokensBuffer = a.storage('tokens', B * 4);
     const r = new ForwardRecorder(this.gpu, c, this.kernels, a, this.stepBuffer, plans, buffers);
     const residual: ResidualStream = { x: a.storage('x', residualBytes(c, B)), normed: a.storage('xb', residualBytes(c, B)) };
-    const attention = new AttentionBlocks(r, this.contextLength, B, freqFactors);
+    const attention = new AttentionBlocks(r, this.contextLength, B, freqFactors, this.kvBits);
     const feedForward = new FeedForwardBlocks(r, B);
     const deltaNet = c.deltaNet ? new DeltaNetBlocks(r, B) : undefined;
     const table = host.get(PER_LAYER_TABLE);

@@ -1,7 +1,7 @@
 import { WebGGUFError } from '../errors.js';
 import type { GGUFFile } from '../gguf/gguf.js';
 import type { GpuContext } from '../gpu/context.js';
-import { attentionBuffers } from './blocks/attention.js';
+import { attentionBuffers, kvCacheBits, type KvCacheType } from './blocks/attention.js';
 import { deltaNetBuffers } from './blocks/delta-net.js';
 import { feedForwardBuffers } from './blocks/feed-forward.js';
 import { perLayerEmbeddingBuffers } from './blocks/per-layer-embedding.js';
@@ -33,13 +33,19 @@ export interface MemoryPlan {
   config: ModelConfig;
   contextLength: number;
   maxBatch: number;
+  /** Bits per value in the KV cache: 16 (f16 pairs, the default) or 32 (kvCache 'f32'; shapes f16 cannot serve). */
+  kvBits: 16 | 32;
   weights: TensorPlan[];
   buffers: PlannedBuffer[];
 }
 
-export function planMemory(file: GGUFFile, options: { contextLength?: number; maxBatch?: number; maxPartBytes?: number } = {}): MemoryPlan {
+export function planMemory(file: GGUFFile, options: { contextLength?: number; maxBatch?: number; maxPartBytes?: number; kvCache?: KvCacheType } = {}): MemoryPlan {
+  if (options.kvCache !== undefined && options.kvCache !== 'f16' && options.kvCache !== 'f32') {
+    throw new WebGGUFError('invalid-argument', `kvCache must be 'f16' or 'f32', got ${JSON.stringify(options.kvCache)}`);
+  }
   if (isEncoder(file)) return planEncoderMemory(file, options);
   const config = readConfig(file);
+  const kvBits = kvCacheBits(config, options.kvCache);
   const contextLength = Math.min(config.contextLength, options.contextLength ?? DEFAULT_CONTEXT);
   const maxBatch = options.maxBatch ?? (runsWhole(config) ? contextLength : DEFAULT_MAX_BATCH);
   const weights = planWeights(file, config, options.maxPartBytes);
@@ -52,7 +58,7 @@ export function planMemory(file: GGUFFile, options: { contextLength?: number; ma
     ...[
       { name: 'x', bytes: residual },
       { name: 'xb', bytes: residual },
-      ...attentionBuffers(config, contextLength, maxBatch),
+      ...attentionBuffers(config, contextLength, maxBatch, kvBits),
       ...deltaNetBuffers(config, layerPlans(config).filter((l) => l.mixer.kind === 'delta-net').map((l) => l.index), maxBatch),
       ...feedForwardBuffers(config, maxBatch),
       ...perLayerEmbeddingBuffers(config, maxBatch),
@@ -60,7 +66,7 @@ export function planMemory(file: GGUFFile, options: { contextLength?: number; ma
       ...poolingBuffers(config),
     ].map((b) => ({ ...b, role: role(b.name) })),
   ];
-  return { config, contextLength, maxBatch, weights, buffers };
+  return { config, contextLength, maxBatch, kvBits, weights, buffers };
 }
 
 /**

@@ -79,15 +79,14 @@ export class ForwardRecorder {
 
   /**
    * output ← w · input, a dispatch per part of `w`: a GEMV for one token (or `oneToken`, the head's
-   * last token), a GEMM for more. `mode` says how the result lands (matmul.wgsl's output modes),
-   * `yAtPos` writes rows at the step's position (the KV cache).
+   * last token), a GEMM for more. `mode` says how the result lands (matmul.wgsl's output modes).
    */
-  matmul(w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { mode?: keyof typeof MATMUL_MODES; cap?: number; yAtPos?: boolean; oneToken?: boolean } = {}): Op[] {
+  matmul(w: GpuMatrix, input: GPUBuffer, output: GPUBuffer, how: { mode?: keyof typeof MATMUL_MODES; cap?: number; oneToken?: boolean } = {}): Op[] {
     const { gpu, kernels: k } = this;
     const totalRows = w.reduce((n, part) => n + part.layout.rows, 0);
     return w.map((part) => {
       const l = part.layout;
-      const params = this.alloc.uniform('matmul', matmulParams(l, { yStride: totalRows, mode: how.mode, yAtPos: how.yAtPos, yOffset: part.rowStart, cap: how.cap }));
+      const params = this.alloc.uniform('matmul', matmulParams(l, { yStride: totalRows, mode: how.mode, yOffset: part.rowStart, cap: how.cap }));
       const { name, grid: gemvGrid } = decodeGemv(gpu.cpuEmulated, l.rows, l.cols);
       const gemv = k.get(name, l.kind, this.decodeSize);
       // Prefill: 16x16 tiles through workgroup memory on GPUs; a thread per 4 rows and 4 tokens,

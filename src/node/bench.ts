@@ -1,7 +1,8 @@
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels, timedPass } from '../gpu/kernels.js';
 import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
-import { decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel } from '../model/llama.js';
+import { barrierWorkgroup, decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel } from '../model/llama.js';
+import { uniformData } from '../gpu/allocator.js';
 import { DECODE_BATCH } from '../generate.js';
 import { WebGGUFError } from '../errors.js';
 import { readConfig } from '../model/config.js';
@@ -36,6 +37,9 @@ export interface BenchResult {
   /** What engine.estimate predicts for this model and these lengths on this adapter (predictSpeed), beside the measured figures. */
   predicted_decode_tok_s: number;
   predicted_prefill_tok_s: number;
+  /** How the KV cache stores keys and values, and its bytes per position (all layers, keys and values). */
+  kv_cache: 'f16' | 'f32';
+  kv_bytes_per_token: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -127,6 +131,8 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
       peak_overhead_fraction: model.peakBytesOnGpu / (model.weightBytes + model.kvCacheBytes) - 1,
       predicted_decode_tok_s: predicted.decodeTokS,
       predicted_prefill_tok_s: predicted.prefillTokS,
+      kv_cache: model.kvBits === 16 ? 'f16' : 'f32',
+      kv_bytes_per_token: model.kvCacheBytes / model.contextLength,
     };
   } finally {
     await loaded.dispose();
@@ -255,4 +261,82 @@ export async function gemvBench(gpu: GpuContext, shape = { dim: 2048, ffn: 5632,
   y.destroy();
   step.destroy();
   return { probe_read_gb_s: probe, results };
+}
+
+export interface HeadResult {
+  vocab: number;
+  /** The output head's GEMV (vocab × dim, `kind`), the kernel this adapter gets. */
+  head_kind: GpuWeightKind;
+  head_ms: number;
+  /** The sampler alone over `vocab` logits: greedy, and temperature 0.8 with top-k 40 and top-p 0.95. */
+  sample_greedy_ms: number;
+  sample_top_p_ms: number;
+  /** Head plus top-p sampling per vocabulary entry, in ns (constant if both grow linearly). */
+  ns_per_token: number;
+}
+
+/**
+ * The output head and the sampler at large vocabularies (Qwen 2.5/3: 151,936 → 152k; Gemma 3:
+ * 262,144), at a 1B-class width (`dim`, TinyLlama's 2048): each timed as the median of five runs,
+ * the head over random Q6_K weights (a Q4_K_M file's usual output kind), the sampler over random
+ * logits.
+ */
+export async function headBench(gpu: GpuContext, vocabs: number[], dim = 2048, kind: GpuWeightKind = 'q6_k'): Promise<HeadResult[]> {
+  const device = gpu.device;
+  const kernels = new Kernels(device, gpu.subgroups);
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST;
+  const results: HeadResult[] = [];
+  const x = device.createBuffer({ size: dim * 4, usage });
+  device.queue.writeBuffer(x, 0, Float32Array.from({ length: dim }, (_, i) => Math.sin(i)));
+  const step = device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  device.queue.writeBuffer(step, 0, new Uint32Array([0, 1, 0, 0]));
+  const timed = async (run: () => Promise<number>) => {
+    await run();
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) times.push(await run());
+    return median(times);
+  };
+  for (const vocab of vocabs) {
+    const made: GPUBuffer[] = [];
+    const storage = (bytes: number) => {
+      const b = device.createBuffer({ size: bytes, usage });
+      made.push(b);
+      return b;
+    };
+    const layout = gpuLayout(kind, vocab, dim);
+    const words = new Uint32Array(layout.totalWords);
+    for (let i = 0; i < words.length; i++) words[i] = layout.scaleOffset && i >= layout.scaleOffset ? 0x20002000 : (Math.random() * 2 ** 32) >>> 0;
+    const w = storage(words.byteLength);
+    device.queue.writeBuffer(w, 0, words);
+    const logits = storage(vocab * 4);
+    const uniform = (data: ArrayBuffer) => {
+      const b = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      device.queue.writeBuffer(b, 0, data);
+      made.push(b);
+      return b;
+    };
+    const { name, grid } = decodeGemv(gpu.cpuEmulated, vocab, dim);
+    const workgroup = gpu.cpuEmulated ? null : await tuneDecodeWorkgroup(gpu, kernels, { buffer: w, layout }, x, logits, step);
+    const gemv = kernels.get(name, kind, workgroup ? { WG: workgroup } : {});
+    const gemvGroup = kernels.bindGroup(gemv, [w, x, logits, uniform(matmulParams(layout)), step]);
+    const headMs = await timed(() => timedPass(device, gemv, [[gemvGroup, grid]]));
+    // Logits of a peaked distribution, as a model's are.
+    device.queue.writeBuffer(logits, 0, Float32Array.from({ length: vocab }, () => 8 * Math.random() ** 4));
+    const sample = kernels.get('sample', undefined, barrierWorkgroup(gpu.cpuEmulated, 'sample'));
+    const sampler = (temperature: number, topK: number, topP: number) =>
+      kernels.bindGroup(sample, [
+        logits, storage(vocab * 4), storage(8), storage(16), storage(16),
+        // No filters (allowed-token mask, logit bias): a plain request's sampling.
+        uniform(uniformData([{ u: vocab }, { u: topK }, { f: topP }, { f: 0 }, { f: temperature }, { f: 1 }, { u: 64 }, { u: 1 }, { f: 0 }, { f: 0 }, { u: 0 }])),
+        storage(vocab * 4), storage(Math.ceil(vocab / 32) * 4), storage(vocab * 4),
+      ]);
+    const greedy = sampler(0, 0, 1), topP = sampler(0.8, 40, 0.95);
+    const greedyMs = await timed(() => timedPass(device, sample, [[greedy, [1, 1, 1]]]));
+    const topPMs = await timed(() => timedPass(device, sample, [[topP, [1, 1, 1]]]));
+    results.push({ vocab, head_kind: kind, head_ms: headMs, sample_greedy_ms: greedyMs, sample_top_p_ms: topPMs, ns_per_token: ((headMs + topPMs) * 1e6) / vocab });
+    for (const b of made) b.destroy();
+  }
+  x.destroy();
+  step.destroy();
+  return results;
 }

@@ -5,8 +5,36 @@ import { fusable, type ForwardRecorder, type GpuMatrix, type Op, type ResidualSt
 
 type QkvWeights = { q: GpuMatrix; k: GpuMatrix; v: GpuMatrix };
 
-/** A layer's KV cache: a row of kvDim floats per position, keys rotated. */
+/** A layer's KV cache: a row of kvDim values per position (f32 or packed f16 pairs), keys rotated. */
 type KvCache = { keys: GPUBuffer; values: GPUBuffer };
+
+/** How the KV cache stores values: f16 (half the memory; the default) or f32. */
+export type KvCacheType = 'f16' | 'f32';
+
+/**
+ * Bits per cached value for a requested cache type: f16 packs two values per word, which the
+ * kernels can write whole only where every attention layer's head_dim and rope_dim are multiples
+ * of 4 (shaders/gemv_qkv.wgsl); other shapes keep f32.
+ */
+export function kvCacheBits(c: ModelConfig, requested: KvCacheType = 'f16'): 16 | 32 {
+  const whole = layerPlans(c).filter(isAttentionLayer).every((l) => l.mixer.headDim % 4 === 0 && l.mixer.ropeDim % 4 === 0);
+  return requested === 'f16' && whole ? 16 : 32;
+}
+
+/** Bytes of one attention layer's K (or V) cache. */
+export function kvCacheLayerBytes(layer: AttentionLayer, contextLength: number, bits: 16 | 32): number {
+  return (contextLength * layerKvDim(layer) * bits) / 8;
+}
+
+/** Bytes of the whole KV cache: keys and values of every layer that keeps its own (Gemma 4's shared layers keep none). */
+export function kvCacheBytes(c: ModelConfig, contextLength: number, bits: 16 | 32): number {
+  return ownCacheLayers(c).reduce((sum, l) => sum + 2 * kvCacheLayerBytes(l, contextLength, bits), 0);
+}
+
+/** The attention layers with a KV cache of their own. */
+function ownCacheLayers(c: ModelConfig): AttentionLayer[] {
+  return layerPlans(c).filter(isAttentionLayer).filter((l) => l.mixer.kvFrom === l.index);
+}
 
 /**
  * The attention block: x += Wo · attention(rope(Wq·norm(x)), cache ← rope(Wk·norm(x)), cache ← Wv·norm(x)).
@@ -21,6 +49,12 @@ export class AttentionBlocks {
   /** With output gates (Qwen3.5): q's projection, per head its queries then its gates (a row per token). */
   private readonly queryGate: GPUBuffer | undefined;
   private readonly out: GPUBuffer;
+  /**
+   * A step's new keys and values in f32 (a row per token), where prefill's projections, biases and
+   * RoPE (and decode's q/k and v norms) finish them before kv.wgsl stores them in the cache.
+   */
+  private readonly kNew: GPUBuffer;
+  private readonly vNew: GPUBuffer;
   /** Scratch of the split attention (attentionPartialBytes), shared by every layer. */
   private readonly partial: GPUBuffer;
   /**
@@ -44,11 +78,15 @@ export class AttentionBlocks {
     maxBatch: number,
     /** ggml's freq_factors for the RoPE table (ropeAngles), if the model has them. */
     freqFactors: Float32Array | undefined,
+    /** Bits per cached value (kvCacheBits). */
+    private readonly kvBits: 16 | 32,
   ) {
     const c = r.config;
     const a = r.alloc;
     this.q = a.storage('q', maxBatch * qDim(c) * 4);
     this.out = a.storage('attn_out', maxBatch * qDim(c) * 4);
+    this.kNew = a.storage('k_new', newKvBytes(c, maxBatch));
+    this.vNew = a.storage('v_new', newKvBytes(c, maxBatch));
     this.queryGate = c.hybridDeltaNet ? a.storage('q_gate', maxBatch * 2 * qDim(c) * 4) : undefined;
     this.partial = a.storage('attention_partial', attentionPartialBytes(c, maxBatch));
     this.constants = a.storage('constants', constantsBytes(c, contextLength));
@@ -81,8 +119,9 @@ export class AttentionBlocks {
     const p = layer.prefix;
     const m = layer.mixer;
     const own = m.kvFrom === layer.index;
+    const bytes = kvCacheLayerBytes(layer, this.contextLength, this.kvBits);
     const cache = own
-      ? { keys: r.alloc.storage(`k_cache.${layer.index}`, this.contextLength * layerKvDim(layer) * 4), values: r.alloc.storage(`v_cache.${layer.index}`, this.contextLength * layerKvDim(layer) * 4) }
+      ? { keys: r.alloc.storage(`k_cache.${layer.index}`, bytes), values: r.alloc.storage(`v_cache.${layer.index}`, bytes) }
       : this.caches.get(m.kvFrom)!;
     this.caches.set(layer.index, cache);
     // Without attn_v (Gemma 4's attention_k_eq_v), v is the key projection.
@@ -91,11 +130,17 @@ export class AttentionBlocks {
     const fused = own && !m.outputGate && !(m.windowRope && !c.qkNorm) && fusable(w.q, w.k, w.v) && m.headDim % 2 === 0 && (m.headDim - m.ropeDim) % 2 === 0;
 
     r.add(r.rmsnorm(residual.x, r.vector(p + 'attn_norm.weight'), residual.normed));
-    r.stage(this.projection(layer, w, residual.normed, cache), fused ? this.fusedProjection(layer, w, residual.normed, cache) : undefined);
-    // Q/k norms come between the projections and RoPE: the projections above leave q and k
-    // unrotated, and one dispatch normalizes and rotates them.
-    if (c.qkNorm) r.add(this.qkNormRope(layer, cache));
-    if (own && m.vNorm) r.add(this.valueNorm(layer, cache));
+    // The new keys and values reach the cache when they are final: prefill's (and unfused
+    // decode's) through kNew/vNew and kvStore; fused decode's straight from gemv_qkv, unless norms
+    // come after the projections (q/k norms, which also come before RoPE; Gemma 4's v norm): then
+    // the projections leave q, k and v unrotated in q, kNew and vNew, and the norms and RoPE
+    // finish them there before kvStore. A layer reading another's cache stores nothing.
+    const normsAfter = c.qkNorm || m.vNorm;
+    const store = own ? [this.kvStore(layer, cache)] : [];
+    r.stage([...this.projection(layer, w, residual.normed), ...(normsAfter ? [] : store)], fused ? this.fusedProjection(layer, w, residual.normed, cache, !normsAfter) : undefined);
+    if (c.qkNorm) r.add(this.qkNormRope(layer));
+    if (own && m.vNorm) r.add(this.valueNorm(layer));
+    if (normsAfter) r.add(...store);
     r.add(this.attend(layer, cache));
     if (layer.mixer.outputGate) r.add(this.outputGate('apply_output_gate'));
     const postNorm = c.postNorms ? r.vector(p + 'post_attention_norm.weight') : undefined;
@@ -103,40 +148,54 @@ export class AttentionBlocks {
   }
 
   /**
-   * Prefill's q, k and v (decode's too where they cannot be fused): q ← Wq·input, cache ← Wk·input
-   * and Wv·input at the step's rows, biases, then RoPE of q and k unless the layer has none or
-   * (q/k norms) qkNormRope rotates them.
+   * Prefill's q, k and v (decode's too where they cannot be fused): q ← Wq·input, kNew ← Wk·input,
+   * vNew ← Wv·input, biases, then RoPE of q and k unless the layer has none or (q/k norms)
+   * qkNormRope rotates them.
    */
-  private projection(layer: AttentionLayer, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op[] {
-    const { r, q } = this;
+  private projection(layer: AttentionLayer, w: QkvWeights, input: GPUBuffer): Op[] {
+    const { r, q, kNew, vNew } = this;
     const c = r.config;
     const p = layer.prefix;
     // With an output gate, q's projection lands beside its gates and the queries are copied out.
     // (A layer reading another's KV cache has no k and v matrices: w.k and w.v are empty.)
     const queries = layer.mixer.outputGate ? [...r.matmul(w.q, input, this.queryGate!), this.outputGate('split_query_gate')] : r.matmul(w.q, input, q);
-    const ops = [...queries, ...r.matmul(w.k, input, cache.keys, { yAtPos: true }), ...r.matmul(w.v, input, cache.values, { yAtPos: true })];
+    const ops = [...queries, ...r.matmul(w.k, input, kNew), ...r.matmul(w.v, input, vNew)];
     if (c.qkvBias) {
       ops.push(
-        this.addBias(q, r.vector(p + 'attn_q.bias'), qDim(c), false),
-        this.addBias(cache.keys, r.vector(p + 'attn_k.bias'), kvDim(c), true),
-        this.addBias(cache.values, r.vector(p + 'attn_v.bias'), kvDim(c), true),
+        this.addBias(q, r.vector(p + 'attn_q.bias'), qDim(c)),
+        this.addBias(kNew, r.vector(p + 'attn_k.bias'), kvDim(c)),
+        this.addBias(vNew, r.vector(p + 'attn_v.bias'), kvDim(c)),
       );
     }
     if (!layer.mixer.rope || c.qkNorm) return ops;
     const rope = r.kernels.get('rope');
     ops.push({
       kernel: rope,
-      bindGroup: r.kernels.bindGroup(rope, [q, cache.keys, this.constants, layer.mixer.windowRope ? this.windowRopeParams : this.ropeParams, r.step]),
+      bindGroup: r.kernels.bindGroup(rope, [q, kNew, this.constants, layer.mixer.windowRope ? this.windowRopeParams : this.ropeParams, r.step]),
       grid: (n) => [Math.ceil(((c.nHeads + c.nKvHeads) * c.ropeDim) / 2 / 64), n, 1],
     });
     return ops;
   }
 
+  /** The step's new keys and values (kNew, vNew) into the layer's cache at its rows (shaders/kv.wgsl). */
+  private kvStore(layer: AttentionLayer, cache: KvCache): Op {
+    const { r } = this;
+    const kernel = r.kernels.get('kv_store', undefined, { KV_BITS: this.kvBits });
+    const kvDim = layerKvDim(layer);
+    const params = r.alloc.uniform('kv_store', uniformData([{ u: kvDim }]));
+    const words = (kvDim * this.kvBits) / 32;
+    return {
+      kernel,
+      bindGroup: r.kernels.bindGroup(kernel, [this.kNew, this.vNew, cache.keys, cache.values, params, r.step]),
+      grid: (n) => [Math.ceil(words / 64), n, 1],
+    };
+  }
+
   /**
-   * Per-head RMSNorms of the step's q and k, then their RoPE (unless the layer has none), in place
-   * (shaders/qk_norm_rope.wgsl); only q where the layer reads another's KV cache.
+   * Per-head RMSNorms of the step's q and new keys, then their RoPE (unless the layer has none), in
+   * place (shaders/qk_norm_rope.wgsl); only q where the layer reads another's KV cache.
    */
-  private qkNormRope(layer: AttentionLayer, cache: KvCache): Op {
+  private qkNormRope(layer: AttentionLayer): Op {
     const { r } = this;
     const c = r.config;
     const m = layer.mixer;
@@ -150,16 +209,16 @@ export class AttentionBlocks {
     const weights = [qNorm, kvHeads ? r.vector(layer.prefix + 'attn_k_norm.weight') : qNorm];
     return {
       kernel,
-      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, this.constants, ...weights, params, r.step]),
+      bindGroup: r.kernels.bindGroup(kernel, [this.q, this.kNew, this.constants, ...weights, params, r.step]),
       grid: (n) => [m.nHeads + kvHeads, n, 1],
     };
   }
 
   /**
-   * Gemma 4's per-head RMSNorm of the step's values in the KV cache, without a weight: qk_norm_rope
-   * on the value rows as its "keys", no queries, weight one, no RoPE.
+   * Gemma 4's per-head RMSNorm of the step's new values, without a weight: qk_norm_rope on the
+   * value rows as its "keys", no queries, weight one, no RoPE.
    */
-  private valueNorm(layer: AttentionLayer, cache: KvCache): Op {
+  private valueNorm(layer: AttentionLayer): Op {
     const { r } = this;
     const m = layer.mixer;
     const kernel = r.kernels.get('qk_norm_rope', undefined, barrierWorkgroup(r.gpu.cpuEmulated, 'qk_norm_rope'));
@@ -168,24 +227,32 @@ export class AttentionBlocks {
     ]));
     return {
       kernel,
-      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.values, this.constants, this.ones!, this.ones!, params, r.step]),
+      bindGroup: r.kernels.bindGroup(kernel, [this.q, this.vNew, this.constants, this.ones!, this.ones!, params, r.step]),
       grid: (n) => [m.nKvHeads, n, 1],
     };
   }
 
-  /** Causal attention of the step's queries over the layer's KV cache (within its window), into `out`. */
+  /**
+   * Causal attention of the step's queries over the layer's KV cache (within its window), into
+   * `out`: split along the keys per query (decode, and CPU adapters), or on GPUs for a block of
+   * prompt tokens through key tiles in workgroup memory (`attention_tiled`).
+   */
   private attend(layer: AttentionLayer, cache: KvCache): Op {
     const { r } = this;
     const c = r.config;
     const m = layer.mixer;
-    const kernel = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: m.headDim, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
+    const split = r.kernels.get('attention', undefined, { MAX_HEAD_DIM: m.headDim, KV_BITS: this.kvBits, ...barrierWorkgroup(r.gpu.cpuEmulated, 'attention') });
+    // The tiled kernel knows causal windows only: bidirectional models (EmbeddingGemma's symmetric
+    // windows) keep the split kernel, which runs any step.
+    const tiled = r.gpu.cpuEmulated || c.bidirectional ? undefined : r.kernels.get('attention_tiled', undefined, tiledAttentionSize(m.headDim, this.kvBits));
     const params = r.alloc.uniform('attention', uniformData([
       { u: m.nHeads }, { u: m.nKvHeads }, { u: m.headDim }, { f: c.attnScale }, { f: c.attnSoftcap }, { u: m.window }, { u: c.bidirectional ? 1 : 0 },
     ]));
+    const useTiled = (n: number) => tiled !== undefined && n > 1;
     return {
-      kernel,
-      bindGroup: r.kernels.bindGroup(kernel, [this.q, cache.keys, cache.values, this.partial, this.out, params, r.step]),
-      grid: (n) => [m.nHeads, n, 1],
+      kernel: (n: number) => (useTiled(n) ? tiled! : split),
+      bindGroup: r.kernels.bindGroup(split, [this.q, cache.keys, cache.values, this.partial, this.out, params, r.step]),
+      grid: (n) => (useTiled(n) ? [m.nHeads, Math.ceil(n / TILED_QUERY_BLOCK), 1] : [m.nHeads, n, 1]),
     };
   }
 
@@ -208,8 +275,11 @@ export class AttentionBlocks {
     this.r.alloc.device.queue.submit([this.biasCopies.finish()]);
   }
 
-  /** Decode's q/k/v projections, biases, RoPE and KV-cache write in one dispatch (shaders/gemv_qkv.wgsl). */
-  private fusedProjection(layer: AttentionLayer, w: QkvWeights, input: GPUBuffer, cache: KvCache): Op {
+  /**
+   * Decode's q/k/v projections, biases, RoPE and KV-cache write in one dispatch
+   * (shaders/gemv_qkv.wgsl); without `toCache` (norms still to come), k and v go to kNew and vNew.
+   */
+  private fusedProjection(layer: AttentionLayer, w: QkvWeights, input: GPUBuffer, cache: KvCache, toCache: boolean): Op {
     const { r } = this;
     const c = r.config;
     const p = layer.prefix;
@@ -222,12 +292,13 @@ export class AttentionBlocks {
       this.biasCopies.copyBufferToBuffer(r.vector(p + 'attn_k.bias'), 0, this.constants, (biasAt + qDim(c)) * f32, kvDim(c) * f32);
       this.biasCopies.copyBufferToBuffer(r.vector(p + 'attn_v.bias'), 0, this.constants, (biasAt + qDim(c) + kvDim(c)) * f32, kvDim(c) * f32);
     }
-    const kernel = r.kernels.get(r.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq.layout.kind, wk.layout.kind, wv.layout.kind], r.decodeSize);
+    const kernel = r.kernels.get(r.gpu.cpuEmulated ? 'gemv_qkv_rows' : 'gemv_qkv', [wq.layout.kind, wk.layout.kind, wv.layout.kind], { ...r.decodeSize, KV_BITS: this.kvBits });
     const params = r.alloc.uniform('qkv', uniformData([
       ...[wq, wk, wv].flatMap((m) => weightDesc(m.layout)),
       // A rotary width of 0 leaves every pair unrotated (SmolLM3's layers without RoPE; q/k norms,
       // which come before RoPE: qkNormRope rotates).
       { u: m.headDim }, { u: m.rope && !c.qkNorm ? m.ropeDim : 0 }, { u: c.ropeStyle === 'neox' ? 1 : 0 }, { u: c.qkvBias ? 1 : 0 }, { u: biasAt },
+      { u: toCache ? 1 : 0 },
     ]));
     const [qRows, kvRows] = [m.nHeads * m.headDim, layerKvDim(layer)];
     const pairs = (qRows + 2 * kvRows) / 2;
@@ -235,16 +306,16 @@ export class AttentionBlocks {
     const pairGroups = Math.ceil(qRows / 4) + 2 * Math.ceil(kvRows / 4);
     return {
       kernel,
-      bindGroup: r.kernels.bindGroup(kernel, [wq.buffer, wk.buffer, wv.buffer, input, this.q, cache.keys, cache.values, this.constants, params, r.step]),
+      bindGroup: r.kernels.bindGroup(kernel, [wq.buffer, wk.buffer, wv.buffer, input, this.q, ...(toCache ? [cache.keys, cache.values] : [this.kNew, this.vNew]), this.constants, params, r.step]),
       grid: () => (r.gpu.cpuEmulated ? cpuGrid(pairGroups, 4 * c.dim) : rowsGrid(Math.ceil(pairs / 2))),
     };
   }
 
-  /** Prefill: target += bias, per token (rows at the step's position in a KV cache). */
-  private addBias(target: GPUBuffer, bias: GPUBuffer, n: number, rowsAtPos: boolean): Op {
+  /** Prefill: target += bias, per token (a row per token). */
+  private addBias(target: GPUBuffer, bias: GPUBuffer, n: number): Op {
     const k = this.r.kernels;
     const kernel = k.get('add_bias');
-    const params = this.r.alloc.uniform('bias', uniformData([{ u: n }, { u: n }, { u: rowsAtPos ? 1 : 0 }]));
+    const params = this.r.alloc.uniform('bias', uniformData([{ u: n }, { u: n }]));
     return { kernel, bindGroup: k.bindGroup(kernel, [target, bias, params, this.r.step]), grid: (t) => [Math.ceil(n / 64), t, 1] };
   }
 }
@@ -262,6 +333,11 @@ function layerKvDim(layer: AttentionLayer): number {
   return layer.mixer.nKvHeads * layer.mixer.headDim;
 }
 
+/** Bytes of the new-keys (or values) buffer: a row of the widest layer's kvDim per token, in f32. */
+function newKvBytes(c: ModelConfig, maxBatch: number): number {
+  return maxBatch * Math.max(...layerPlans(c).filter(isAttentionLayer).map(layerKvDim), 1) * 4;
+}
+
 /** Bytes of the model's RoPE table: a (cos, sin) pair per position and rotated pair. */
 function ropeTableBytes(c: ModelConfig, contextLength: number): number {
   return contextLength * c.ropeDim * 4;
@@ -276,6 +352,19 @@ function constantsBytes(c: ModelConfig, contextLength: number, beforeLayer = c.q
   return ropeTableBytes(c, contextLength) + windowTable + beforeLayer * (qDim(c) + 2 * kvDim(c)) * 4;
 }
 
+/** Queries per workgroup of `attention_tiled` (shaders/attention.wgsl QUERY_BLOCK). */
+const TILED_QUERY_BLOCK = 64;
+
+/**
+ * `attention_tiled`'s sizes for a head width: keys per tile such that a tile of keys and one of
+ * values (TILE_KEYS x head_dim / 4 vec4s each) fit 16 KiB of workgroup memory, the least every
+ * device offers; at most 32.
+ */
+export function tiledAttentionSize(headDim: number, kvBits: 16 | 32): Record<string, number> {
+  const vec4s = Math.ceil(headDim / 4);
+  return { MAX_HEAD_DIM: headDim, KV_BITS: kvBits, QUERY_BLOCK: TILED_QUERY_BLOCK, TILE_KEYS: Math.max(1, Math.min(32, Math.floor(512 / vec4s))) };
+}
+
 /** Keys are split into at most this many chunks per (token, head); shaders/attention.wgsl's CHUNKS. */
 const ATTENTION_CHUNKS = 16;
 
@@ -285,15 +374,17 @@ function attentionPartialBytes(c: ModelConfig, maxBatch: number): number {
 }
 
 /** The buffers the attention blocks make (for the fit check before loading). */
-export function attentionBuffers(c: ModelConfig, contextLength: number, maxBatch: number): { name: string; bytes: number }[] {
+export function attentionBuffers(c: ModelConfig, contextLength: number, maxBatch: number, kvBits: 16 | 32): { name: string; bytes: number }[] {
   // Only the layers with a KV cache of their own (Gemma 4's shared layers have none).
-  const own = layerPlans(c).filter(isAttentionLayer).filter((l) => l.mixer.kvFrom === l.index);
+  const own = ownCacheLayers(c);
   return [
-    ...own.flatMap((l) => ['k', 'v'].map((kv) => ({ name: `${kv}_cache.${l.index}`, bytes: contextLength * layerKvDim(l) * 4 }))),
+    ...own.flatMap((l) => ['k', 'v'].map((kv) => ({ name: `${kv}_cache.${l.index}`, bytes: kvCacheLayerBytes(l, contextLength, kvBits) }))),
     ...(own.some((l) => l.mixer.vNorm) ? [{ name: 'ones', bytes: c.headDim * 4 }] : []),
     { name: 'q', bytes: maxBatch * qDim(c) * 4 },
     ...(c.hybridDeltaNet ? [{ name: 'q_gate', bytes: maxBatch * 2 * qDim(c) * 4 }] : []),
     { name: 'attn_out', bytes: maxBatch * qDim(c) * 4 },
+    { name: 'k_new', bytes: newKvBytes(c, maxBatch) },
+    { name: 'v_new', bytes: newKvBytes(c, maxBatch) },
     { name: 'attention_partial', bytes: attentionPartialBytes(c, maxBatch) },
     { name: 'constants', bytes: constantsBytes(c, contextLength) },
   ];
