@@ -31,7 +31,7 @@ describe.skipIf(!HAVE_MODELS)('log-probs on the GPU vs the CPU reference (storie
   let ref: ReferenceModel;
   let tokenizer: GGUFTokenizer;
   beforeAll(async () => {
-    engine = await createEngine({ worker: false, cache: false, gpu: testGpu, contextLength: 128 });
+    engine = await createEngine({ worker: false, cache: false, gpu: testGpu, contextLength: 128, kvCache: 'f32' });
     await engine.load(new Blob([readFileSync(storiesPath('f32'))]));
     const { file, close } = await openGGUF(storiesPath('f32'));
     ref = await ReferenceModel.load(file);
