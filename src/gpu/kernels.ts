@@ -68,6 +68,7 @@ const SPECS = {
   apply_output_gate: { source: outputGateWgsl, entry: 'apply_output_gate', bindings: [R, RW, U, U] },
   delta_net_conv: { source: deltaNetWgsl, entry: 'delta_net_conv', bindings: [R, RW, RW, RW, RW, R, R, U, U] },
   delta_net_recurrence: { source: deltaNetRecurrenceWgsl, entry: 'delta_net_recurrence', bindings: [R, R, R, R, R, RW, RW, U, U] },
+  delta_net_chunked: { source: deltaNetRecurrenceWgsl, entry: 'delta_net_chunked', bindings: [R, R, R, R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW, R, R] },
 } satisfies Record<string, KernelSpec>;
