@@ -5,7 +5,7 @@
  * Reads vocabularies from ../shared/models. Weights are scaled so next-token distributions are
  * peaked rather than uniform.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { GGMLType } from '../src/gguf/ggml-types.js';
@@ -367,12 +367,21 @@ function applyTokenizerStyle(meta: [string, TypedValue][], style: TokenizerStyle
   return out;
 }
 
+/** The vocabulary-sized tables: the token embedding, the output head, Gemma 4's per-layer embeddings. */
+const VOCABULARY_TABLES = new Set(['token_embd.weight', 'output.weight', 'per_layer_token_embd.weight']);
+
 /**
  * `layers` keeps only the first layers of the shape: every tensor keeps its real size, for tests
- * about one tensor (a split embedding) that need not pay for the whole depth.
+ * about one tensor (a split embedding) that need not pay for the whole depth (Gemma 4 keeps at
+ * most one period of layers before its KV-sharing ones). `tableRowPeriod` makes the vocabulary
+ * tables' rows repeat after that many (only those rows are drawn and quantized, the rest copied):
+ * a real-shape file in seconds instead of minutes, for tests about where rows are, not what they
+ * hold (choose a prime, so no part boundary falls on a period).
  */
 export async function makeModel(options: {
   arch: Architecture; shape: string; quant: string; seed?: number; slidingWindow?: number; ropeScalingFactor?: number; layers?: number;
+  /** Vocabulary-sized tables draw only their first N rows and repeat them (cheap real-shape files). */
+  tableRowPeriod?: number;
   /** A longer context than the shape's (a tiny model under a long prompt: tools in a chat template). */
   context?: number;
   /** More special tokens than the architecture's style has, and another chat template (tool-call tests). */
@@ -389,6 +398,7 @@ export async function makeModel(options: {
     ...shape, ...(options.ropeScalingFactor ? { ropeScalingFactor: options.ropeScalingFactor } : {}), ...(options.layers ? { layers: options.layers } : {}),
     ...(options.context ? { context: options.context } : {}),
   };
+  if (options.layers && s.gemma4) s.gemma4 = { ...s.gemma4, sharedKvLayers: Math.min(s.gemma4.sharedKvLayers, Math.max(0, options.layers - s.gemma4.swaPeriod)) };
   const typeOf = QUANTS[options.quant];
   if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
   const random = normal(options.seed ?? 1);
@@ -412,17 +422,21 @@ export async function makeModel(options: {
   // per-layer embeddings) never needs its f32 values whole.
   const matrix = (name: string, cols: number, rows: number, scale: number) => {
     const runRows = Math.max(1, Math.floor(2 ** 22 / cols));
+    const drawn = options.tableRowPeriod && VOCABULARY_TABLES.has(name) ? Math.min(rows, options.tableRowPeriod) : rows;
     const parts: Uint8Array[] = [];
     let type = 0;
-    for (let r0 = 0; r0 < rows; r0 += runRows) {
-      const x = new Float32Array(cols * Math.min(runRows, rows - r0));
+    for (let r0 = 0; r0 < drawn; r0 += runRows) {
+      const x = new Float32Array(cols * Math.min(runRows, drawn - r0));
       for (let i = 0; i < x.length; i++) x[i] = random() * scale;
       const q = quantize(x, cols, typeOf(name));
       type = q.type;
       parts.push(q.data);
     }
-    const data = parts.length === 1 ? parts[0]! : new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    if (parts.length > 1) parts.reduce((at, p) => (data.set(p, at), at + p.byteLength), 0);
+    const drawnBytes = parts.reduce((n, p) => n + p.byteLength, 0);
+    const data = parts.length === 1 && drawn === rows ? parts[0]! : new Uint8Array((drawnBytes / drawn) * rows);
+    if (data !== parts[0]) parts.reduce((at, p) => (data.set(p, at), at + p.byteLength), 0);
+    // The drawn rows again and again (quantization is per row): copies of whole periods, doubling.
+    for (let filled = drawnBytes; filled < data.byteLength; filled *= 2) data.copyWithin(filled, 0, Math.min(filled, data.byteLength - filled));
     tensors.push({ name, dims: [cols, rows], type, data });
   };
   const vector = (name: string, n: number, value: (i: number) => number) =>
@@ -665,7 +679,7 @@ function gemma4Tensors(
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, pooling: { type: 'string' } } });
+  const { values } = parseArgs({ options: { arch: { type: 'string' }, shape: { type: 'string' }, quant: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, pooling: { type: 'string' }, layers: { type: 'string' }, 'table-row-period': { type: 'string' } } });
   const arch = values.arch ?? 'llama';
   // Encoders (embedding models) have their own generator (scripts/make-bert.ts).
   if (arch === 'bert' || arch === 'nomic-bert') {
@@ -683,7 +697,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(2);
   }
   if (!values.shape || !values.quant || !values.out) {
-    console.error(`usage: npm run make-model -- --arch ${ARCHITECTURES.join('|')} --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N] [--pooling mean|cls|last]\n  shapes: ${Object.keys(SHAPES).join(', ')}`);
+    console.error(`usage: npm run make-model -- --arch ${ARCHITECTURES.join('|')} --shape NAME --quant f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k_m|q5_k_m|q6_k --out FILE [--seed N] [--pooling mean|cls|last] [--layers N] [--table-row-period N]\n  shapes: ${Object.keys(SHAPES).join(', ')}`);
     process.exit(2);
   }
   if (values.pooling !== undefined && !['mean', 'cls', 'last'].includes(values.pooling)) {
@@ -691,7 +705,13 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(2);
   }
   const pooling = values.pooling as 'mean' | 'cls' | 'last' | undefined;
-  const bytes = await makeModel({ arch: arch as Architecture, shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1, pooling });
-  writeFileSync(values.out, bytes);
+  const bytes = await makeModel({
+    arch: arch as Architecture, shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1, pooling,
+    layers: values.layers ? Number(values.layers) : undefined, tableRowPeriod: values['table-row-period'] ? Number(values['table-row-period']) : undefined,
+  });
+  // In pieces: one write takes at most 2 GiB, less than a real Gemma 4 E2B.
+  const fd = openSync(values.out, 'w');
+  for (let at = 0; at < bytes.byteLength; at += 2 ** 30) writeSync(fd, bytes.subarray(at, at + 2 ** 30));
+  closeSync(fd);
   console.log(`wrote ${values.out}: ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB`);
 }

@@ -6,7 +6,8 @@
  * - against llama.cpp (wllama 3.13.0), teacher-forced at six quants (see llamacpp.gpu.test.ts for
  *   the bounds), and greedy token for token at F32; at each quant also against the CPU reference,
  *   which computes the same dequantized weights in f32 and so checks every format exactly;
- * - a prompt run in several chunks equals one chunk and token-by-token decoding, and the CPU reference;
+ * - a prompt run in several steps equals one step and token-by-token decoding, and the CPU reference:
+ *   prefill's chunked delta rule across chunks and steps against decode's token-by-token one;
  * - the recurrent state across steps: a follow-up chat turn that reuses the prefix equals a fresh
  *   engine's, and the model refuses to resume where its state is not.
  */
@@ -72,13 +73,16 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('qwen35: llama.cpp (wllama 3.13.
 });
 
 describe.skipIf(!HAVE_MODELS)('qwen35: the recurrent state', () => {
-  test('a prompt in chunks of 5 equals one chunk, token-by-token decoding and the CPU reference', async () => {
+  test('a prompt in steps of 37 equals one step, token-by-token decoding and the CPU reference', async () => {
     const file = await readGGUF(bytesSource(await makeModel({ arch: 'qwen35', shape: SHAPE, quant: 'q8_0', seed: 3 }), 'qwen35.gguf'));
-    const sequence = Array.from({ length: 13 }, (_, i) => (i * 37 + 11) % 500);
+    // Prefill runs the delta rule in chunks of 32 tokens (delta_net_chunked), decode token by token:
+    // one step of 75 tokens is two whole chunks and a part; steps of 37 are a chunk and a part of 5,
+    // then a decode step, the state carried across chunks and steps.
+    const sequence = Array.from({ length: 75 }, (_, i) => (i * 37 + 11) % 500);
     const gpu = await testGpu();
     const whole = await LlamaModel.load(gpu, file);
     // Sums over workgroups through workgroup memory, where the other may use subgroup operations.
-    const chunked = await LlamaModel.load({ ...gpu, subgroups: false }, file, { maxBatch: 5 });
+    const chunked = await LlamaModel.load({ ...gpu, subgroups: false }, file, { maxBatch: 37 });
     try {
       const one = await whole.logits(sequence, 0);
       const inChunks = await chunked.logits(sequence, 0);

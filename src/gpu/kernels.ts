@@ -73,6 +73,7 @@ const SPECS = {
   delta_net_recurrence: { source: deltaNetRecurrenceWgsl, entry: 'delta_net_recurrence', bindings: [R, R, R, R, R, RW, RW, U, U] },
   attention_tiled: { source: attentionWgsl, entry: 'attention_tiled', bindings: [R, R, R, RW, RW, U, U] },
   kv_store: { source: kvWgsl, entry: 'kv_store', bindings: [R, R, RW, RW, U, U] },
+  delta_net_chunked: { source: deltaNetRecurrenceWgsl, entry: 'delta_net_chunked', bindings: [R, R, R, R, R, RW, RW, U, U] },
   probe: { source: probeWgsl, entry: 'probe', bindings: [R, RW] },
   sample: { source: sampleWgsl, entry: 'sample', bindings: [R, RW, RW, RW, RW, U, RW, R, R] },
   logprobs: { source: logprobsWgsl, entry: 'logprobs', bindings: [R, R, R, RW, U] },

@@ -14,8 +14,8 @@ export interface RecurrentState {
  * Qwen3.5's Gated DeltaNet block: x += Wout · gatedNorm(deltaRule(silu(conv(Wqkv·norm(x)))), Wz·norm(x)),
  * the delta rule's decay and step from Walpha·norm(x) and Wbeta·norm(x). The projections are plain
  * matmuls (a GEMV for one token); then shaders/delta_net.wgsl's conv (and gates) and
- * shaders/delta_net_recurrence.wgsl's delta rule, which run a step's tokens one by one inside
- * each dispatch, so decode and prefill share one recurrence. The state persists across steps:
+ * shaders/delta_net_recurrence.wgsl's delta rule: token by token for decode, a chunk of tokens
+ * at a time for prefill (the chunked form; a test holds the two equal). The state persists across steps:
  * a new sequence must start from zeros (LlamaModel resets it at position 0).
  */
 export class DeltaNetBlocks {
@@ -59,7 +59,11 @@ export class DeltaNetBlocks {
       ...r.matmul(r.matrix(p + 'ssm_beta.weight'), residual.normed, this.beta),
       ...r.matmul(r.matrix(p + 'ssm_alpha.weight'), residual.normed, this.alpha),
     );
-    r.add(this.conv(p, state), this.recurrence(p, state));
+    r.add(this.conv(p, state));
+    // The delta rule: token by token for decode, in chunks for prefill (the same arithmetic reordered).
+    const [recurrence, chunked] = this.deltaRule(p, state);
+    r.decode.push(recurrence);
+    r.prefill.push(chunked);
     r.add(...r.residualAdd(residual, r.matrix(p + 'ssm_out.weight'), this.y, undefined));
   }
 
@@ -79,18 +83,23 @@ export class DeltaNetBlocks {
     };
   }
 
-  /** The delta rule over the step's tokens, and the gated RMSNorm, into `y`. */
-  private recurrence(p: string, state: RecurrentState): Op {
+  /**
+   * The delta rule over the step's tokens, and the gated RMSNorm, into `y`: the token-by-token
+   * kernel (decode) and the chunked one (prefill), over the same bindings.
+   */
+  private deltaRule(p: string, state: RecurrentState): [Op, Op] {
     const { r } = this;
     const c = r.config;
     const d = c.deltaNet!;
-    const kernel = r.kernels.get('delta_net_recurrence', undefined, { WG: d.state });
+    const recurrence = r.kernels.get('delta_net_recurrence', undefined, { WG: d.state });
+    const chunked = r.kernels.get('delta_net_chunked', undefined, { WG: d.state });
     const params = r.alloc.uniform('delta_net_recurrence', uniformData([{ u: d.state }, { u: d.kHeads }, { u: d.vHeads }, { f: c.normEps }]));
-    return {
-      kernel,
-      bindGroup: r.kernels.bindGroup(kernel, [this.qkv, this.z, this.beta, this.alpha, r.vector(p + 'ssm_norm.weight'), state.matrix, this.y, params, r.step]),
-      grid: () => [d.vHeads, 1, 1],
-    };
+    const bindGroup = r.kernels.bindGroup(recurrence, [this.qkv, this.z, this.beta, this.alpha, r.vector(p + 'ssm_norm.weight'), state.matrix, this.y, params, r.step]);
+    const grid = (): [number, number, number] => [d.vHeads, 1, 1];
+    return [
+      { kernel: recurrence, bindGroup, grid },
+      { kernel: chunked, bindGroup, grid },
+    ];
   }
 }
 
