@@ -180,12 +180,23 @@ export class RemoteClient {
   }
 
   /** The body as text; at most `limit` characters are kept (the rest is not read). */
-  async readText({ response, exchange }: Opened, limit = MAX_ANSWER_CHARS): Promise<string> {
-    if (!response.body) return '';
+  async readText(opened: Opened, limit = MAX_ANSWER_CHARS): Promise<string> {
+    let text = '';
+    for await (const piece of this.texts(opened, 'the answer broke off')) {
+      text += piece;
+      if (text.length >= limit) break;
+    }
+    return text.slice(0, limit);
+  }
+
+  /**
+   * The body's text as it arrives, each read under the stall timer (not the caller's time between
+   * reads); leaving early closes the connection.
+   */
+  private async *texts({ response, exchange }: Opened, brokeOff: string): AsyncGenerator<string> {
+    if (!response.body) return;
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
-    const parts: string[] = [];
-    let length = 0;
     try {
       for (;;) {
         exchange.arm();
@@ -193,16 +204,13 @@ export class RemoteClient {
         try {
           read = await exchange.guard(reader.read());
         } catch (e) {
-          throw exchange.failure(e, 'the answer broke off');
+          throw exchange.failure(e, brokeOff);
         }
+        exchange.disarm();
         if (read.done) break;
-        const text = decoder.decode(read.value, { stream: true });
-        parts.push(text);
-        length += text.length;
-        if (length >= limit) break;
+        yield decoder.decode(read.value, { stream: true });
       }
-      parts.push(decoder.decode());
-      return parts.join('').slice(0, limit);
+      yield decoder.decode();
     } finally {
       exchange.close();
       void reader.cancel().catch(() => undefined);
@@ -225,29 +233,10 @@ export class RemoteClient {
    * A streamed body's events as they come. Leaving the loop early closes the connection (the
    * server sees the client go and, for a generation, stops it).
    */
-  async *events({ response, exchange }: Opened): AsyncGenerator<ServerSentEvent> {
-    if (!response.body) throw new WebGGUFError('server', 'the server answered a streamed request without a body');
-    const reader = response.body.getReader();
-    const decoder = new TextDecoder();
+  async *events(opened: Opened): AsyncGenerator<ServerSentEvent> {
+    if (!opened.response.body) throw new WebGGUFError('server', 'the server answered a streamed request without a body');
     const parser = new SseParser();
-    try {
-      for (;;) {
-        exchange.arm();
-        let read: ReadableStreamReadResult<Uint8Array>;
-        try {
-          read = await exchange.guard(reader.read());
-        } catch (e) {
-          throw exchange.failure(e, 'the stream broke off');
-        }
-        exchange.disarm();
-        if (read.done) break;
-        yield* parser.push(decoder.decode(read.value, { stream: true }));
-      }
-      yield* parser.push(decoder.decode());
-      yield* parser.end();
-    } finally {
-      exchange.close();
-      void reader.cancel().catch(() => undefined);
-    }
+    for await (const text of this.texts(opened, 'the stream broke off')) yield* parser.push(text);
+    yield* parser.end();
   }
 }
