@@ -3,68 +3,21 @@
  * (a local server counts the bytes), the device's limits and the engine's budget, each refusal
  * with its reason, and the budget enforced by load before any weight byte is fetched.
  */
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { memoryStore } from '../src/cache/store.js';
 import { createEngine as createEngineIn, defaultGpuBudget } from '../src/engine/engine.js';
-import { GGMLType } from '../src/gguf/ggml-types.js';
-import { ggufLayout, type TypedValue } from '../src/gguf/writer.js';
 import { bench } from '../src/node/bench.js';
 import { nodeGpuContext } from '../src/node/gpu.js';
 import { SHAPES } from '../scripts/make-model.js';
 import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
+import { writeSparseLlama } from './helpers/sparse-model.js';
 import { HAVE_MODELS, storiesPath } from './helpers/models.js';
 
 const MIB = 2 ** 20;
-
-/**
- * A TinyLlama-1.1B-shape Q4_0 GGUF of its real size (about 600 MB) whose data is a hole in a
- * sparse file: written in milliseconds, and any weight byte read would be counted by the server.
- */
-function sparseTinyLlama(path: string): number {
-  const s = SHAPES['tinyllama-1.1b']!;
-  const u32 = (value: number): TypedValue => ({ type: 'u32', value });
-  const metadata: [string, TypedValue][] = [
-    ['general.architecture', { type: 'string', value: 'llama' }],
-    ['llama.context_length', u32(s.context)], ['llama.embedding_length', u32(s.dim)], ['llama.block_count', u32(s.layers)],
-    ['llama.feed_forward_length', u32(s.ffn)], ['llama.attention.head_count', u32(s.heads)], ['llama.attention.head_count_kv', u32(s.kvHeads)],
-    ['llama.rope.dimension_count', u32(s.dim / s.heads)], ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
-    // A token-sized tokenizer: load builds it from the header before the fit check.
-    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
-    ['tokenizer.ggml.tokens', { type: 'array', itemType: 'string', value: ['a', 'b', 'c'] }],
-    ['tokenizer.ggml.merges', { type: 'array', itemType: 'string', value: [] }],
-  ];
-  const kv = (s.kvHeads * s.dim) / s.heads;
-  const q = GGMLType.Q4_0, f32 = GGMLType.F32;
-  const tensors = [
-    { name: 'token_embd.weight', dims: [s.dim, s.vocab], type: q },
-    ...Array.from({ length: s.layers }, (_, l) => [
-      { name: `blk.${l}.attn_norm.weight`, dims: [s.dim], type: f32 },
-      { name: `blk.${l}.attn_q.weight`, dims: [s.dim, s.dim], type: q },
-      { name: `blk.${l}.attn_k.weight`, dims: [s.dim, kv], type: q },
-      { name: `blk.${l}.attn_v.weight`, dims: [s.dim, kv], type: q },
-      { name: `blk.${l}.attn_output.weight`, dims: [s.dim, s.dim], type: q },
-      { name: `blk.${l}.ffn_norm.weight`, dims: [s.dim], type: f32 },
-      { name: `blk.${l}.ffn_gate.weight`, dims: [s.dim, s.ffn], type: q },
-      { name: `blk.${l}.ffn_up.weight`, dims: [s.dim, s.ffn], type: q },
-      { name: `blk.${l}.ffn_down.weight`, dims: [s.ffn, s.dim], type: q },
-    ]).flat(),
-    { name: 'output_norm.weight', dims: [s.dim], type: f32 },
-    { name: 'output.weight', dims: [s.dim, s.vocab], type: q },
-  ];
-  const { header, fileBytes } = ggufLayout(metadata, tensors);
-  const fd = openSync(path, 'w');
-  try {
-    writeSync(fd, header);
-    ftruncateSync(fd, fileBytes);
-  } finally {
-    closeSync(fd);
-  }
-  return fileBytes;
-}
 
 describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'webgguf-estimate-'));
@@ -74,7 +27,8 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
 
   beforeAll(async () => {
     await server.start();
-    fileBytes = sparseTinyLlama(join(dir, 'tinyllama.gguf'));
+    // TinyLlama-1.1B's shape in Q4_0, about 600 MB, its data a hole in a sparse file.
+    fileBytes = writeSparseLlama(join(dir, 'tinyllama.gguf'), SHAPES['tinyllama-1.1b']!);
     server.files.set('tinyllama.gguf', join(dir, 'tinyllama.gguf'));
     url = `${server.origin}/models/tinyllama.gguf`;
   });
@@ -98,6 +52,22 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
       expect(e.weightBytes / fileBytes).toBeLessThan(1.01);
       expect(e.peakGpuBytes).toBe(e.weightBytes + e.contextBytes + e.workBytes);
       expect(e.largestBufferBytes).toBeLessThanOrEqual(128 * MIB);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  test('the bench shapes at 4096 tokens: peak GPU bytes within weights + KV cache + 10%', async () => {
+    const engine = await createEngineIn({ worker: false, cache: false, gpu: testGpu, maxGpuBytes: Infinity });
+    try {
+      for (const name of ['smollm2-135m', 'tinyllama-1.1b', 'llama-3.2-1b']) {
+        const path = join(dir, `${name}.gguf`);
+        writeSparseLlama(path, SHAPES[name]!);
+        server.files.set(`${name}.gguf`, path);
+        const e = await engine.estimate(`${server.origin}/models/${name}.gguf`, { speed: false, contextLength: 4096 });
+        console.log(`${name}: weights ${(e.weightBytes / MIB).toFixed(0)} MiB, KV ${(e.contextBytes / MIB).toFixed(0)} MiB, work ${(e.workBytes / MIB).toFixed(1)} MiB`);
+        expect(e.peakGpuBytes, name).toBeLessThanOrEqual(1.1 * (e.weightBytes + e.contextBytes));
+      }
     } finally {
       await engine.dispose();
     }

@@ -5,22 +5,18 @@
  * URL, range requests, read-ahead, the cache's tee into a store), on a GGUF of a few hundred MB
  * whose tensor data is a sparse file of zeros (instant to make; loading does not look at values).
  */
-import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { makeModel } from '../scripts/make-model.js';
 import { serveFile } from '../scripts/serve-file.mjs';
 import type { KeyValueStore } from '../src/cache/store.js';
-import { GGMLType } from '../src/gguf/ggml-types.js';
-import { readGGUF } from '../src/gguf/gguf.js';
-import { ggufLayout, typed, type TypedValue } from '../src/gguf/writer.js';
-import { bytesSource } from '../src/io/byte-source.js';
 import { createEngine } from '../src/node/index.js';
 import { testGpu } from './helpers/gpu.js';
 import { HAVE_MODELS } from './helpers/models.js';
+import { writeSparseLlama } from './helpers/sparse-model.js';
 
 /** The bound docs/RELIABILITY.md states: read-ahead (64 MiB at most) plus a few chunks in flight. */
 const HEAP_BOUND = 96 * 2 ** 20;
@@ -30,39 +26,6 @@ let dir: string;
 let server: Server;
 let url: string;
 let fileBytes = 0;
-
-/** A llama model at a TinyLlama-like width, its tensors Q4_0 zeros, written as a sparse file. */
-async function writeSparseModel(path: string, layers: number): Promise<number> {
-  const tiny = await readGGUF(bytesSource(await makeModel({ arch: 'llama', shape: 'tiny-256', quant: 'q4_0' }), 'tiny.gguf'));
-  const D = 2048, F = 5632, KV = 512, V = Number(tiny.metadata.get('llama.vocab_size') ?? 512);
-  const patch: Record<string, number> = {
-    'llama.embedding_length': D, 'llama.feed_forward_length': F, 'llama.block_count': layers,
-    'llama.attention.head_count': 16, 'llama.attention.head_count_kv': 4, 'llama.rope.dimension_count': 128, 'llama.context_length': 512,
-  };
-  const metadata: [string, TypedValue][] = [...tiny.metadata].map(([k, v]) => [k, typed(k in patch ? patch[k]! : v)]);
-  const q = GGMLType.Q4_0, f = GGMLType.F32;
-  const tensors = [
-    { name: 'token_embd.weight', dims: [D, V], type: q },
-    { name: 'output_norm.weight', dims: [D], type: f },
-    { name: 'output.weight', dims: [D, V], type: q },
-  ];
-  for (let i = 0; i < layers; i++) {
-    const b = `blk.${i}.`;
-    tensors.push(
-      { name: b + 'attn_norm.weight', dims: [D], type: f }, { name: b + 'ffn_norm.weight', dims: [D], type: f },
-      { name: b + 'attn_q.weight', dims: [D, D], type: q }, { name: b + 'attn_k.weight', dims: [D, KV], type: q },
-      { name: b + 'attn_v.weight', dims: [D, KV], type: q }, { name: b + 'attn_output.weight', dims: [D, D], type: q },
-      { name: b + 'ffn_gate.weight', dims: [D, F], type: q }, { name: b + 'ffn_up.weight', dims: [D, F], type: q },
-      { name: b + 'ffn_down.weight', dims: [F, D], type: q },
-    );
-  }
-  const { header, fileBytes } = ggufLayout(metadata, tensors);
-  const fd = openSync(path, 'w');
-  writeSync(fd, header);
-  ftruncateSync(fd, fileBytes);
-  closeSync(fd);
-  return fileBytes;
-}
 
 /** A store that keeps the cache's records but not the weight bytes, so only the load's own copies are measured. */
 function bytelessStore(): KeyValueStore {
@@ -80,7 +43,8 @@ function bytelessStore(): KeyValueStore {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'webgguf-heap-'));
   const path = join(dir, 'wide-q4_0.gguf');
-  fileBytes = await writeSparseModel(path, 12);
+  // TinyLlama's width, 12 layers, a small vocabulary: 292 MB of Q4_0 zeros.
+  fileBytes = writeSparseLlama(path, { dim: 2048, layers: 12, heads: 16, kvHeads: 4, ffn: 5632, vocab: 512, context: 512 }, 512);
   server = createServer((req, res) => serveFile(req, res, path));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/wide-q4_0.gguf`;
