@@ -247,6 +247,11 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
     await page.locator('#cache-list li:not(:has-text("(file)"))').getByRole('button', { name: /^Delete / }).click();
     await page.getByRole('button', { name: /^Keep / }).click();
     expect(await page.$$('#cache-list li')).toHaveLength(entries.length);
+    // Confirmed, it goes; the loaded model stays.
+    await page.locator('#cache-list li:not(:has-text("(file)"))').getByRole('button', { name: /^Delete / }).click();
+    await page.getByRole('button', { name: /^Yes, delete / }).click();
+    await page.waitForFunction((n) => document.querySelectorAll('#cache-list li').length === n, entries.length - 1);
+    expect(await page.locator('#cache-list li').allTextContents()).toEqual([expect.stringContaining('(file)')]);
 
     // Every control has a name (the accessibility tree, as a screen reader gets it).
     const tree = await page.locator('body').ariaSnapshot();
@@ -315,6 +320,8 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
     expect(await reply.locator('.body td').allTextContents()).toEqual(['1', '2']);
     expect(await reply.locator('.body pre code').textContent()).toBe('let x = 1 < 2;');
     expect(await reply.locator('.copy-code').count()).toBe(1);
+    await reply.locator('.copy-code').click();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe('let x = 1 < 2;');
     expect(await reply.locator('.body a').evaluateAll((as) => as.map((a) => [a.getAttribute('href'), a.getAttribute('rel')]))).toEqual([['https://example.com/', 'noopener noreferrer']]);
     expect(await reply.locator('.body img, .body script').count()).toBe(0);
     expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
