@@ -172,6 +172,16 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('demo page', () => {
       seeded.push((await lastReply(page).locator('.body').textContent())!);
     }
     expect(seeded[1]).toBe(seeded[0]);
+    // A stop string from the middle of that reply: the same seed now ends just before it.
+    const stopAt = seeded[0]!.trim().slice(6, 9);
+    expect(stopAt.trim().length, `a seeded reply long enough to cut: ${seeded[0]}`).toBeGreaterThan(1);
+    await page.fill('#stop-strings', stopAt);
+    await replyTo(page, () => page.click('#regenerate'));
+    const cut = (await lastReply(page).locator('.body').textContent())!;
+    expect(cut).not.toContain(stopAt);
+    expect(seeded[0]!.trim().startsWith(cut.trim())).toBe(true);
+    expect(cut.trim().length).toBeLessThan(seeded[0]!.trim().length);
+    await page.fill('#stop-strings', '');
     await page.check('#json-mode');
     expect(await page.isVisible('#json-schema')).toBe(true);
     await page.fill('#json-schema', '{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}');
