@@ -44,7 +44,11 @@ class Exchange {
    */
   guard<T>(work: Promise<T>): Promise<T> {
     const signal = this.controller.signal;
-    if (signal.aborted) return Promise.reject(new DOMException('aborted', 'AbortError'));
+    if (signal.aborted) {
+      // `work` has started (a read on an aborted body rejects too): its outcome is not wanted.
+      work.catch(() => undefined);
+      return Promise.reject(new DOMException('aborted', 'AbortError'));
+    }
     let onAbort!: () => void;
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => reject(new DOMException('aborted', 'AbortError'));
