@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeBertModel } from '../scripts/make-bert.js';
+import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
 import { serve, type ModelServer } from '../src/node/serve.js';
 import { testGpu } from './helpers/gpu.js';
 import { HAVE_MODELS, MODELS, storiesPath } from './helpers/models.js';
@@ -231,6 +232,31 @@ describe.skipIf(!HAVE_MODELS || !HAVE_BERT_VOCAB)('webgguf serve', () => {
     expect(ended).toMatchObject({ error: { code: 'disposed' } });
     await expect(fetch(`${server.url}/health`)).rejects.toThrow();
   });
+});
+
+describe.skipIf(!HAVE_MODELS)('webgguf serve, a decoder embedding model', () => {
+  test('a decoder whose file names its pooling (Qwen3-Embedding\'s form) is served for embeddings, not chat', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'webgguf-serve-'));
+    const path = join(dir, 'qwen3-embedding.gguf');
+    writeFileSync(path, await makeModel({ arch: 'qwen3', shape: TINY_SHAPES.qwen3, quant: 'q8_0', pooling: 'last' }));
+    // Alone, and beside a text model as --embedding-model.
+    for (const options of [{ model: path }, { model: storiesPath('q4_0'), embeddingModel: path }]) {
+      const server = await serve({ ...options, port: 0, gpu: testGpu });
+      try {
+        expect(server.models.find((m) => m.id === 'qwen3-embedding')).toMatchObject({ kind: 'embedding', architecture: 'qwen3' });
+        const r = await fetch(`${server.url}/v1/embeddings`, { method: 'POST', body: JSON.stringify({ input: ['the cat sat', 'a dog ran'] }) });
+        expect(r.status).toBe(200);
+        const body = (await r.json()) as { model: string; data: { embedding: number[] }[] };
+        expect(body.model).toBe('qwen3-embedding');
+        expect(body.data).toHaveLength(2);
+        expect(Math.hypot(...body.data[0]!.embedding)).toBeCloseTo(1, 4);
+        const chat = await fetch(`${server.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ model: 'qwen3-embedding', messages: [{ role: 'user', content: 'hi' }] }) });
+        expect(chat.status).toBe(400);
+      } finally {
+        await server.close();
+      }
+    }
+  }, 240_000);
 });
 
 describe.skipIf(!HAVE_MODELS)('webgguf serve, the command', () => {

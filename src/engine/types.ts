@@ -91,6 +91,12 @@ export interface ModelInfo {
   /** The cache id (the URL, or a file's name, size, date and content fingerprint). */
   id: string;
   architecture: string;
+  /**
+   * What it answers: `text` (chat and completions) or `embedding` vectors (an encoder, or a
+   * decoder whose file names its pooling, such as Qwen3-Embedding). Absent on remote engines:
+   * the server decides.
+   */
+  kind?: 'text' | 'embedding';
   parameters: number;
   quantTypes: string[];
   contextLength: number;

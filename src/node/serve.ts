@@ -21,12 +21,11 @@ import type { ChatCompletionRequest, CompletionRequest } from '../engine/types.j
 import type { EmbeddingRequest } from '../embeddings.js';
 import { isWebGGUFError, WebGGUFError, type ErrorCode } from '../errors.js';
 import type { GpuContext } from '../gpu/context.js';
-import { ENCODER_ARCHITECTURES } from '../model/encoder.js';
 import { nodeGpuContext } from './gpu.js';
 import { createEngine } from './index.js';
 
 export interface ServeOptions {
-  /** The model file: a text model, or an embedding model (BERT, nomic-bert). */
+  /** The model file: a text model, or an embedding model (BERT, nomic-bert, Qwen3-Embedding, EmbeddingGemma). */
   model: string;
   /** An embedding model served beside a text `model`, for /v1/embeddings. */
   embeddingModel?: string;
@@ -151,7 +150,7 @@ export async function serve(options: ServeOptions): Promise<ModelServer> {
         await engine.dispose();
         throw e;
       });
-      const kind = (ENCODER_ARCHITECTURES as readonly string[]).includes(info.architecture) ? 'embedding' : 'text';
+      const kind = info.kind ?? 'text';
       slots.push({ id: modelId(path), kind, architecture: info.architecture, engine, created: Math.floor(Date.now() / 1000), pending: 0 });
       if (role === 'embedding-model' && kind !== 'embedding') {
         throw new WebGGUFError('invalid-argument', `--embedding-model ${path} is a text model (${info.architecture}), not an embedding model`);
