@@ -1,18 +1,34 @@
 /**
- * `npx tsx --import ./scripts/register-wgsl.mjs bench/prefill.ts -m FILE [--prompt-tokens N] [--runs N]`:
- * prefill and decode step times alone (what `webgguf bench` measures first, without its bandwidth
+ * `npx tsx --import ./scripts/register-wgsl.mjs bench/prefill.ts -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--warmup-tokens N]`:
+ * prefill and decode times alone (what `webgguf bench` measures first, without its bandwidth
  * probe and speed prediction, which on a big model on SwiftShader take longer than the runs), for
- * comparing one kernel's change on one file: a warm-up, then the median of the runs.
+ * comparing one kernel's change or two architectures on big files: a warm-up (a short prompt by
+ * default, so a long prompt is not paid twice), then the median of the runs; and where the
+ * weights live (GPU bytes, CPU-side bytes, the file's size).
  */
+import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { DECODE_BATCH } from '../src/generate.js';
 import { GREEDY } from '../src/model/llama.js';
 import { loadModelFile } from '../src/node/load.js';
 
-const { values } = parseArgs({ options: { model: { type: 'string', short: 'm' }, 'prompt-tokens': { type: 'string' }, runs: { type: 'string' } } });
-if (!values.model) throw new Error('usage: bench/prefill.ts -m FILE [--prompt-tokens N] [--runs N]');
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', short: 'm' },
+    'prompt-tokens': { type: 'string' },
+    'gen-tokens': { type: 'string' },
+    'warmup-tokens': { type: 'string' },
+    runs: { type: 'string' },
+  },
+});
+if (!values.model) throw new Error('usage: bench/prefill.ts -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--warmup-tokens N]');
 const promptTokens = Number(values['prompt-tokens'] ?? 96);
+const genTokens = Number(values['gen-tokens'] ?? 1);
+const warmupTokens = Math.min(promptTokens, Number(values['warmup-tokens'] ?? 16));
 const runs = Number(values.runs ?? 3);
-const { model, gpu } = await loadModelFile(values.model, { contextLength: promptTokens + 2 });
+const t0 = performance.now();
+const { model, gpu } = await loadModelFile(values.model, { contextLength: promptTokens + genTokens + 1 });
+const loadMs = performance.now() - t0;
 // The same fixed pseudo-random prompt as `webgguf bench`.
 let seed = 12345;
 const prompt = Array.from({ length: promptTokens }, () => {
@@ -20,21 +36,45 @@ const prompt = Array.from({ length: promptTokens }, () => {
   return 3 + (seed % (model.config.vocabSize - 3));
 });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function run(tokens: number[], gen: number): Promise<{ prefill: number; decode: number }> {
+  model.setSampler(GREEDY, tokens);
+  const t1 = performance.now();
+  await model.step(tokens, 0);
+  const t2 = performance.now();
+  // Decode as generate() does: batches of steps per readback.
+  for (let i = 0; i < gen; i += DECODE_BATCH) await model.decode(Math.min(DECODE_BATCH, gen - i), tokens.length + i);
+  return { prefill: t2 - t1, decode: performance.now() - t2 };
+}
+
+await run(prompt.slice(0, warmupTokens), Math.min(genTokens, 2));
 const prefill: number[] = [];
 const decode: number[] = [];
-for (let r = 0; r <= runs; r++) {
-  model.setSampler(GREEDY, prompt);
-  const t0 = performance.now();
-  await model.step(prompt, 0);
-  const t1 = performance.now();
-  await model.decode(1, promptTokens);
-  const t2 = performance.now();
-  // The first run is the warm-up.
-  if (r > 0) prefill.push(t1 - t0), decode.push(t2 - t1);
+for (let r = 0; r < runs; r++) {
+  const t = await run(prompt, genTokens);
+  prefill.push(t.prefill);
+  decode.push(t.decode);
 }
 console.log(JSON.stringify({
-  adapter: gpu.adapterName, model: values.model.split('/').pop(), prompt_tokens: promptTokens, runs,
-  prefill_tok_s: promptTokens / (median(prefill) / 1000), prefill_ms: prefill.map(Math.round), decode_step_ms: decode.map(Math.round),
+  adapter: gpu.adapterName,
+  model: values.model.split('/').pop(),
+  prompt_tokens: promptTokens,
+  gen_tokens: genTokens,
+  runs,
+  load_ms: Math.round(loadMs),
+  prefill_tok_s: promptTokens / (median(prefill) / 1000),
+  decode_tok_s: genTokens / (median(decode) / 1000),
+  prefill_ms: prefill.map(Math.round),
+  decode_ms: decode.map(Math.round),
+  weight_bytes_per_token: model.weightBytesPerToken,
+  dispatches_per_token: model.dispatchesPerToken,
+  file_bytes: statSync(values.model).size,
+  gpu_bytes: model.bytesOnGpu,
+  peak_gpu_bytes: model.peakBytesOnGpu,
+  weight_bytes_gpu: model.weightBytes,
+  weight_bytes_cpu: model.bytesOnCpu,
+  kv_cache_bytes: model.kvCacheBytes,
+  recurrent_state_bytes: model.recurrentStateBytes,
 }));
 model.dispose();
 gpu.device.destroy();
