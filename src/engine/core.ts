@@ -348,7 +348,7 @@ export class EngineCore {
       const { tokenizer, info, model, prefixes } = this.requireLoaded();
       const prefix = inputType && prefixes ? prefixes[inputType] : '';
       const inputs = texts.map((t) => prefix + t);
-      if (!model.config.pooling) {
+      if (!model.isEmbeddingModel) {
         throw new WebGGUFError('invalid-argument', `the loaded model (${info.architecture}) generates text, not embeddings; load an embedding model (such as a BERT GGUF) for embeddings.create`);
       }
       if (dimensions !== undefined && dimensions > model.config.dim) {
@@ -452,9 +452,8 @@ export class EngineCore {
   /** The loaded text model (generation, chat). */
   private require(): Loaded & { model: LlamaModel } {
     const loaded = this.requireLoaded();
-    // An embedding model (an encoder, or a decoder whose file names its pooling, such as
-    // Qwen3-Embedding) makes vectors; its LM head, where it has one, was never trained to talk.
-    if (loaded.model instanceof EncoderModel || loaded.model.config.pooling) {
+    // An embedding model makes vectors; its LM head, where it has one, was never trained to talk.
+    if (loaded.model.isEmbeddingModel) {
       throw new WebGGUFError('invalid-argument', `the loaded model (${loaded.info.architecture}) is an embedding model: it makes vectors, not text; use embeddings.create`);
     }
     return loaded as Loaded & { model: LlamaModel };
