@@ -116,7 +116,7 @@ export class EngineCore {
       let speed: ModelEstimate['speed'] = null;
       // predictSpeed samples a decoder's layers; an encoder's speed is not predicted.
       if (options.speed !== false && reasons.length === 0 && !isEncoder(file)) {
-        const { promptTokens, ...rest } = await this.measuredSpeed(gpu, file, plan.contextLength, options.promptTokens);
+        const { promptTokens, ...rest } = await this.measuredSpeed(gpu, file, plan.contextLength, options.promptTokens, signal);
         speed = { ...rest, promptTokens };
       }
       return {
@@ -144,11 +144,11 @@ export class EngineCore {
   }
 
   /** predictSpeed, remembered per adapter and model shape (in the store, where there is one). */
-  private async measuredSpeed(gpu: GpuContext, file: GGUFFile, contextLength: number, promptTokens?: number): Promise<SpeedEstimate> {
+  private async measuredSpeed(gpu: GpuContext, file: GGUFFile, contextLength: number, promptTokens: number | undefined, signal: AbortSignal): Promise<SpeedEstimate> {
     const key = `speed/v1/${gpu.adapterName}/${speedSignature(file, contextLength, promptTokens)}`;
     const known = this.speeds.get(key) ?? (await this.options.store?.get<SpeedEstimate>(key).catch(() => undefined));
     if (known) return known;
-    const measured = await predictSpeed(gpu, file, { contextLength, promptTokens });
+    const measured = await predictSpeed(gpu, file, { contextLength, promptTokens, signal });
     this.speeds.set(key, measured);
     await this.options.store?.setMany([[key, measured]]).catch(() => undefined);
     return measured;
