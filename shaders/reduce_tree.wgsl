@@ -9,65 +9,40 @@
 var<workgroup> reduce_f: array<f32, WG>;
 var<workgroup> reduce_u: array<u32, WG>;
 
-// The sum of v over the workgroup, in every invocation.
-fn workgroup_sum_f(lid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  reduce_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { reduce_f[lid] += reduce_f[lid + s]; }
-    workgroupBarrier();
+// What a reduction computes, over values held as u32 bits (f32 ones bitcast).
+const SUM_F32 = 0u;
+const MAX_F32 = 1u;
+const SUM_U32 = 2u;
+const MIN_U32 = 3u;
+const MAX_U32 = 4u;
+
+fn reduce_combine(op: u32, a: u32, b: u32) -> u32 {
+  switch op {
+    case SUM_F32: { return bitcast<u32>(bitcast<f32>(a) + bitcast<f32>(b)); }
+    case MAX_F32: { return bitcast<u32>(max(bitcast<f32>(a), bitcast<f32>(b))); }
+    case SUM_U32: { return a + b; }
+    case MIN_U32: { return min(a, b); }
+    default: { return max(a, b); }
   }
-  return reduce_f[0];
 }
 
-// The largest v over the workgroup, in every invocation.
-fn workgroup_max_f(lid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  reduce_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { reduce_f[lid] = max(reduce_f[lid], reduce_f[lid + s]); }
-    workgroupBarrier();
-  }
-  return reduce_f[0];
-}
-
-// The sum of v over the workgroup, in every invocation.
-fn workgroup_sum_u(lid: u32, v: u32) -> u32 {
+// v combined by op over the workgroup (a tree: log2(WG) steps), in every invocation.
+fn workgroup_reduce(lid: u32, op: u32, v: u32) -> u32 {
   workgroupBarrier();
   reduce_u[lid] = v;
   workgroupBarrier();
   for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { reduce_u[lid] += reduce_u[lid + s]; }
+    if (lid < s) { reduce_u[lid] = reduce_combine(op, reduce_u[lid], reduce_u[lid + s]); }
     workgroupBarrier();
   }
   return reduce_u[0];
 }
 
-// The smallest v over the workgroup, in every invocation.
-fn workgroup_min_u(lid: u32, v: u32) -> u32 {
-  workgroupBarrier();
-  reduce_u[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { reduce_u[lid] = min(reduce_u[lid], reduce_u[lid + s]); }
-    workgroupBarrier();
-  }
-  return reduce_u[0];
-}
-
-// The largest v over the workgroup, in every invocation.
-fn workgroup_max_u(lid: u32, v: u32) -> u32 {
-  workgroupBarrier();
-  reduce_u[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { reduce_u[lid] = max(reduce_u[lid], reduce_u[lid + s]); }
-    workgroupBarrier();
-  }
-  return reduce_u[0];
-}
+fn workgroup_sum_f(lid: u32, v: f32) -> f32 { return bitcast<f32>(workgroup_reduce(lid, SUM_F32, bitcast<u32>(v))); }
+fn workgroup_max_f(lid: u32, v: f32) -> f32 { return bitcast<f32>(workgroup_reduce(lid, MAX_F32, bitcast<u32>(v))); }
+fn workgroup_sum_u(lid: u32, v: u32) -> u32 { return workgroup_reduce(lid, SUM_U32, v); }
+fn workgroup_min_u(lid: u32, v: u32) -> u32 { return workgroup_reduce(lid, MIN_U32, v); }
+fn workgroup_max_u(lid: u32, v: u32) -> u32 { return workgroup_reduce(lid, MAX_U32, v); }
 
 // A value and the index it came from (NO_INDEX: none).
 struct Ranked {
