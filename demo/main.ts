@@ -1,8 +1,13 @@
 import {
   createEngine, isWebGGUFError, MODELS,
-  type CacheEntry, type CatalogModel, type ChatCompletionMessageParam, type ChatCompletionRequest, type Engine, type LoadProgress, type ModelInfo, type ModelSource,
+  type CacheEntry, type CatalogModel, type ChatCompletionMessageParam, type Engine, type ModelInfo, type ModelSource,
 } from '../src/index.js';
-import { renderMarkdown } from './markdown.js';
+import { renderChatList as renderChats, type ChatListActions } from './chat-list.js';
+import { $, baseName, count, dl, el, mib, ui } from './dom.js';
+import { closeDrawers, mountDrawers } from './drawers.js';
+import { messageView, type MessageActions } from './messages.js';
+import { cachedName, presetOption, presetText, renderCacheList, showProgress } from './models.js';
+import { fillSettingsForm, readSettingsForm, samplingFields } from './settings.js';
 import {
   DEFAULT_SETTINGS, deleteConversation, lastConversation, lastModel, listConversations, saveConversation, setLastConversation, setLastModel,
   type ChatSettings, type Conversation, type StoredMessage,
@@ -11,33 +16,6 @@ import {
 /** The presets: the library's catalogue of known-good models, each verified by its SHA-256 on download. */
 const PRESETS: CatalogModel[] = Object.values(MODELS);
 const DEFAULT_MODEL = MODELS.stories260k.url;
-const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
-const ui = {
-  preset: $<HTMLSelectElement>('preset'), presetInfo: $('preset-info'), estimate: $('estimate'), url: $<HTMLInputElement>('model-url'), file: $<HTMLInputElement>('model-file'), loadUrl: $<HTMLButtonElement>('load-url'),
-  progress: $('progress'), fill: $('progress-fill'), progressText: $('progress-text'), cancel: $<HTMLButtonElement>('cancel'),
-  status: $('model-status'), cacheList: $('cache-list'), storage: $('storage'), device: $('device'),
-  settings: $<HTMLFormElement>('settings'), settingsErrors: $('settings-errors'), resetSettings: $<HTMLButtonElement>('reset-settings'),
-  system: $<HTMLTextAreaElement>('system'), stopStrings: $<HTMLTextAreaElement>('stop-strings'), jsonMode: $<HTMLInputElement>('json-mode'), jsonSchema: $<HTMLTextAreaElement>('json-schema'),
-  messages: $('messages'), empty: $('empty'), emptyTitle: $('empty-title'), emptyText: $('empty-text'), emptyLoad: $<HTMLButtonElement>('empty-load'), composer: $<HTMLFormElement>('composer'),
-  input: $<HTMLTextAreaElement>('input'), send: $<HTMLButtonElement>('send'), stop: $<HTMLButtonElement>('stop'), liveStats: $('live-stats'), composerHint: $('composer-hint'),
-  regenerate: $<HTMLButtonElement>('regenerate'), newChat: $<HTMLButtonElement>('new-chat'), chatSearch: $<HTMLInputElement>('chat-search'), chatList: $('chat-list'),
-  chatTitle: $('chat-title'), contextMeter: $<HTMLMeterElement>('context-meter'), contextText: $('context-text'),
-  openChats: $<HTMLButtonElement>('open-chats'), openSettings: $<HTMLButtonElement>('open-settings'), closeSettings: $<HTMLButtonElement>('close-settings'), scrim: $('scrim'),
-  chatsPanel: $('chats-panel'), settingsPanel: $('settings-panel'),
-  banner: $('banner'), bannerText: $('banner-text'), bannerClose: $<HTMLButtonElement>('banner-close'),
-};
-
-/** The numeric settings: their field, and what a valid value is. */
-const NUMBER_FIELDS: { key: keyof ChatSettings; id: string; label: string; ok: (v: number) => boolean; what: string }[] = [
-  { key: 'temperature', id: 'temperature', label: 'Temperature', ok: (v) => v >= 0 && v <= 2, what: 'a number from 0 to 2' },
-  { key: 'top_p', id: 'top-p', label: 'Top-p', ok: (v) => v > 0 && v <= 1, what: 'a number above 0, at most 1' },
-  { key: 'top_k', id: 'top-k', label: 'Top-k', ok: (v) => Number.isInteger(v) && v >= 0, what: 'a whole number ≥ 0 (0: no limit)' },
-  { key: 'min_p', id: 'min-p', label: 'Min-p', ok: (v) => v >= 0 && v <= 1, what: 'a number from 0 to 1' },
-  { key: 'repetition_penalty', id: 'repetition-penalty', label: 'Repeat penalty', ok: (v) => v > 0 && v <= 2, what: 'a number above 0, at most 2' },
-  { key: 'frequency_penalty', id: 'frequency-penalty', label: 'Frequency penalty', ok: (v) => Math.abs(v) <= 2, what: 'a number from -2 to 2' },
-  { key: 'presence_penalty', id: 'presence-penalty', label: 'Presence penalty', ok: (v) => Math.abs(v) <= 2, what: 'a number from -2 to 2' },
-  { key: 'max_tokens', id: 'max-tokens', label: 'Max tokens', ok: (v) => Number.isInteger(v) && v >= 1 && v <= maxTokensLimit(), what: '' },
-];
 const maxTokensLimit = () => loaded?.info.contextLength ?? 32768;
 
 interface LoadedModel { info: ModelInfo; name: string; url?: string }
@@ -56,20 +34,6 @@ let cacheEntries: CacheEntry[] = [];
 /** Replies ended (done, stopped or failed), on the body for tests: data-replies. */
 let repliesEnded = 0;
 const enabledFeatures = document.createElement('dd');
-
-/** Decimal gigabytes (or megabytes), as download sizes are usually given. */
-const gb = (b: number) => (b >= 1e8 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
-/** 260K, 135M, 1.5B: parameter counts as model cards give them. */
-const count = (n: number) => (n >= 1e9 ? `${+(n / 1e9).toFixed(1)}B` : n >= 1e6 ? `${Math.round(n / 1e6)}M` : `${Math.round(n / 1e3)}K`);
-const mib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GB` : `${(b / 2 ** 20).toFixed(1)} MB`);
-const el = <K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] => {
-  const e = Object.assign(document.createElement(tag), props);
-  e.append(...children);
-  return e;
-};
-const baseName = (s: string) => decodeURIComponent(s.split(/[/\\]/).pop() || s);
-/** The quantization in a GGUF file's name (Q4_K_M, Q8_0, F16…), or ''. */
-const quantOf = (name: string) => /(?:^|[-_.])(I?Q\d(?:_[A-Z0-9]+)*|BF16|F16|F32)(?=\.gguf$|[-_.])/i.exec(name)?.[1]?.toUpperCase() ?? '';
 
 function newConversation(): Conversation {
   return { id: crypto.randomUUID(), title: 'New chat', named: false, updatedAt: Date.now(), messages: [], settings: { ...DEFAULT_SETTINGS } };
@@ -155,52 +119,23 @@ async function persist(conv: Conversation): Promise<void> {
   await saveConversation(conv).catch(() => undefined);
 }
 
+const chatListActions: ChatListActions = {
+  open: openConversation,
+  rename: async (c: Conversation, title: string) => {
+    if (title) Object.assign(c, { title, named: true });
+    await persist(c);
+  },
+  remove: async (c: Conversation) => {
+    if (replying?.conv === c) replying.abort.abort();
+    conversations = conversations.filter((x) => x !== c);
+    await deleteConversation(c.id).catch(() => undefined);
+    if (c === current) openConversation(conversations[0] ?? newConversation());
+    else renderChatList();
+  },
+  render: () => renderChatList(),
+};
 function renderChatList(): void {
-  const query = ui.chatSearch.value.trim().toLowerCase();
-  const shown = conversations.filter((c) => !query || c.title.toLowerCase().includes(query) || c.messages.some((m) => m.content.toLowerCase().includes(query)));
-  ui.chatList.replaceChildren(...shown.map((c) => {
-    const open = el('button', { type: 'button', className: 'chat-open', textContent: c.title });
-    if (c === current) open.setAttribute('aria-current', 'true');
-    open.addEventListener('click', () => openConversation(c));
-    const rename = el('button', { type: 'button', className: 'ghost small icon', textContent: '✎', title: 'Rename' });
-    rename.setAttribute('aria-label', `Rename “${c.title}”`);
-    const remove = el('button', { type: 'button', className: 'ghost small icon', textContent: '✕', title: 'Delete' });
-    remove.setAttribute('aria-label', `Delete “${c.title}”`);
-    const li = el('li', {}, open, rename, remove);
-    rename.addEventListener('click', () => {
-      const input = el('input', { type: 'text', value: c.title, className: 'rename' });
-      input.setAttribute('aria-label', 'New name of the conversation');
-      const done = async (keep: boolean) => {
-        const title = input.value.trim();
-        if (keep && title) Object.assign(c, { title, named: true });
-        await persist(c);
-      };
-      input.addEventListener('keydown', (ev) => {
-        if (ev.key === 'Enter') void done(true);
-        if (ev.key === 'Escape') renderChatList();
-      });
-      input.addEventListener('blur', () => void done(true));
-      li.replaceChildren(input);
-      input.select();
-    });
-    remove.addEventListener('click', () => {
-      const yes = el('button', { type: 'button', className: 'danger small', textContent: 'Delete' });
-      yes.setAttribute('aria-label', `Yes, delete “${c.title}”`);
-      const no = el('button', { type: 'button', className: 'ghost small', textContent: 'Keep' });
-      li.replaceChildren(el('span', { className: 'confirm', textContent: 'Delete this chat?' }), yes, no);
-      no.addEventListener('click', renderChatList);
-      yes.addEventListener('click', async () => {
-        if (replying?.conv === c) replying.abort.abort();
-        conversations = conversations.filter((x) => x !== c);
-        await deleteConversation(c.id).catch(() => undefined);
-        if (c === current) openConversation(conversations[0] ?? newConversation());
-        else renderChatList();
-      });
-      yes.focus();
-    });
-    return li;
-  }));
-  if (!shown.length) ui.chatList.replaceChildren(el('li', { className: 'hint', textContent: query ? 'No chat matches.' : 'No saved chats yet.' }));
+  renderChats(ui.chatList, conversations, current, ui.chatSearch.value.trim().toLowerCase(), chatListActions);
 }
 ui.chatSearch.addEventListener('input', renderChatList);
 
@@ -208,7 +143,7 @@ function openConversation(conv: Conversation): void {
   current = conv;
   void setLastConversation(conv.id).catch(() => undefined);
   ui.chatTitle.textContent = conv.title;
-  ui.messages.replaceChildren(ui.empty, ...conv.messages.map((m) => messageView(m).root));
+  ui.messages.replaceChildren(ui.empty, ...conv.messages.map((m) => messageView(m, messageActions).root));
   ui.messages.scrollTop = ui.messages.scrollHeight;
   fillSettings(conv.settings);
   renderChatList();
@@ -230,115 +165,10 @@ ui.newChat.addEventListener('click', () => {
 
 // ---- Messages --------------------------------------------------------------------------------
 
-interface MessageView { root: HTMLElement; body: HTMLElement; extras: HTMLElement; meta: HTMLElement; update(): void }
-
-const FINISH_TEXT: Record<string, string> = {
-  length: 'Cut off: it reached the max tokens limit (Settings › Max tokens).',
-  abort: 'Stopped.',
-  error: 'Cut short by an error (above).',
-  tool_calls: 'Ended with a tool call.',
-};
-
-function statsText(m: StoredMessage): string {
-  const u = m.usage;
-  if (!u) return '';
-  const ctx = u.context ?? loaded?.info.contextLength;
-  return [
-    `${u.completion} tokens`,
-    `${u.decodeTokS.toFixed(1)} tokens/s${u.predictedTokS ? ` (predicted ${u.predictedTokS.toFixed(1)})` : ''}`,
-    `prefill ${Math.round(u.prefillTokS)} tokens/s`,
-    `first token ${Math.round(u.ttftMs)} ms`,
-    // The last sampled token is not in the context yet: the count never passes its size.
-    `context ${ctx ? `${Math.min(u.total, ctx)} / ${ctx}` : u.total}`,
-    ...(m.finish === 'abort' ? ['stopped'] : []),
-  ].join(' · ');
-}
-
-function messageView(m: StoredMessage): MessageView {
-  const root = el('article', { className: `message ${m.role}` });
-  const who = el('div', { className: 'who', textContent: m.role === 'user' ? 'You' : 'Model' });
-  const extras = el('div', { className: 'extras' });
-  const body = el('div', { className: 'body' });
-  const meta = el('div', { className: 'meta' });
-  const actions = el('div', { className: 'actions' });
-  const button = (text: string, label: string, onClick: () => void) => {
-    const b = el('button', { type: 'button', className: 'ghost small', textContent: text });
-    b.setAttribute('aria-label', label);
-    b.addEventListener('click', onClick);
-    actions.append(b);
-    return b;
-  };
-  const copy = button('Copy', m.role === 'user' ? 'Copy your message' : 'Copy the reply', () => {
-    void navigator.clipboard?.writeText(m.content).then(() => (copy.textContent = 'Copied'), () => (copy.textContent = 'Copy failed'));
-    setTimeout(() => (copy.textContent = 'Copy'), 1500);
-  });
-  if (m.role === 'user') {
-    button('Edit', 'Edit and resend this message', () => editMessage(m, view));
-  } else {
-    button('Regenerate', 'Regenerate this reply', () => {
-      if (replying || !loaded || loading) return;
-      const i = current.messages.indexOf(m);
-      if (i < 0) return;
-      current.messages.splice(i);
-      root.remove();
-      void reply();
-    });
-    button('Delete', 'Delete this reply', () => {
-      const i = current.messages.indexOf(m);
-      if (i < 0 || replying?.conv === current) return;
-      current.messages.splice(i, 1);
-      root.remove();
-      void persist(current);
-      renderContextMeter();
-      updateControls();
-    });
-  }
-  root.append(who, extras, body, meta, actions);
-  const view: MessageView = {
-    root, body, extras, meta,
-    update() {
-      root.dataset.finish = m.finish ?? '';
-      if (m.usage) root.dataset.promptTokens = String(m.usage.prompt);
-      if (m.role === 'user') body.textContent = m.content;
-      else {
-        body.innerHTML = renderMarkdown(m.content.trimStart());
-        for (const pre of body.querySelectorAll('pre')) {
-          const b = el('button', { type: 'button', className: 'ghost small copy-code', textContent: 'Copy code' });
-          b.addEventListener('click', () => void navigator.clipboard?.writeText(pre.textContent ?? '').then(() => (b.textContent = 'Copied')));
-          pre.before(b);
-        }
-        if (!m.content && !m.reasoning && !m.toolCalls?.length && m.finish) body.replaceChildren(el('p', { className: 'hint', textContent: '(no text)' }));
-      }
-      extras.replaceChildren();
-      if (m.reasoning) {
-        const d = el('details', { className: 'reasoning', open: !m.finish }, el('summary', { textContent: 'Reasoning' }), el('div', { className: 'reasoning-text', textContent: m.reasoning }));
-        extras.append(d);
-      }
-      for (const call of m.toolCalls ?? []) {
-        extras.append(el('details', { className: 'tool-call', open: true }, el('summary', { textContent: `Tool call: ${call.name}` }), el('pre', {}, el('code', { textContent: call.arguments }))));
-      }
-      meta.replaceChildren();
-      if (m.shifted) meta.append(el('p', { className: 'note shift', textContent: 'Earlier messages no longer fit the model’s context: the oldest turns were left out of this reply.' }));
-      // A stopped reply with its numbers says so in them.
-      if (m.finish && FINISH_TEXT[m.finish] && !(m.finish === 'abort' && m.usage)) meta.append(el('p', { className: `finish finish-${m.finish}`, textContent: FINISH_TEXT[m.finish]! }));
-      if (m.usage) meta.append(el('p', { className: 'stats', textContent: statsText(m) }));
-    },
-  };
-  view.update();
-  return view;
-}
-
-function editMessage(m: StoredMessage, view: MessageView): void {
-  if (replying) return;
-  const box = el('textarea', { value: m.content, rows: Math.min(8, m.content.split('\n').length + 1) });
-  box.setAttribute('aria-label', 'Edit your message');
-  const send = el('button', { type: 'button', textContent: 'Save and send' });
-  const cancel = el('button', { type: 'button', className: 'secondary', textContent: 'Cancel' });
-  const form = el('div', { className: 'edit' }, box, el('div', { className: 'buttons' }, send, cancel));
-  view.body.replaceChildren(form);
-  box.focus();
-  const resend = () => {
-    const text = box.value.trim();
+const messageActions: MessageActions = {
+  contextLength: () => loaded?.info.contextLength,
+  canEdit: () => !replying,
+  resend: (m, text) => {
     const i = current.messages.indexOf(m);
     if (!text || i < 0 || replying || !loaded || loading) return;
     m.content = text;
@@ -347,17 +177,25 @@ function editMessage(m: StoredMessage, view: MessageView): void {
     openConversation(current);
     void persist(current);
     void reply();
-  };
-  send.addEventListener('click', resend);
-  cancel.addEventListener('click', () => view.update());
-  box.addEventListener('keydown', (ev) => {
-    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
-      ev.preventDefault();
-      resend();
-    }
-    if (ev.key === 'Escape') view.update();
-  });
-}
+  },
+  regenerate: (m, root) => {
+    if (replying || !loaded || loading) return;
+    const i = current.messages.indexOf(m);
+    if (i < 0) return;
+    current.messages.splice(i);
+    root.remove();
+    void reply();
+  },
+  remove: (m, root) => {
+    const i = current.messages.indexOf(m);
+    if (i < 0 || replying?.conv === current) return;
+    current.messages.splice(i, 1);
+    root.remove();
+    void persist(current);
+    renderContextMeter();
+    updateControls();
+  },
+};
 
 function requestMessages(conv: Conversation): ChatCompletionMessageParam[] {
   const system = conv.settings.system.trim();
@@ -365,16 +203,6 @@ function requestMessages(conv: Conversation): ChatCompletionMessageParam[] {
     ...(system ? [{ role: 'system' as const, content: system }] : []),
     ...conv.messages.map((m) => ({ role: m.role, content: m.content })),
   ];
-}
-
-function samplingFields(s: ChatSettings): Partial<ChatCompletionRequest> {
-  return {
-    temperature: s.temperature, top_p: s.top_p, top_k: s.top_k, min_p: s.min_p, repetition_penalty: s.repetition_penalty,
-    frequency_penalty: s.frequency_penalty, presence_penalty: s.presence_penalty, max_tokens: s.max_tokens,
-    ...(s.seed !== null ? { seed: s.seed } : {}),
-    ...(s.stop.length ? { stop: s.stop } : {}),
-    ...(s.json_schema !== null ? { response_format: { type: 'json_schema', json_schema: { name: 'reply', schema: JSON.parse(s.json_schema) as Record<string, unknown>, strict: true } } } : {}),
-  };
 }
 
 /** The model's reply to the conversation as it stands (its last message is the user's). */
@@ -386,7 +214,7 @@ async function reply(): Promise<void> {
   hideError();
   updateControls();
   const m: StoredMessage = { role: 'assistant', content: '' };
-  const view = messageView(m);
+  const view = messageView(m, messageActions);
   ui.messages.append(view.root);
   ui.messages.scrollTop = ui.messages.scrollHeight;
   const previousTotal = [...conv.messages].reverse().find((x) => x.usage)?.usage?.total ?? 0;
@@ -477,7 +305,7 @@ ui.composer.addEventListener('submit', (ev) => {
   hideError();
   const m: StoredMessage = { role: 'user', content: text };
   current.messages.push(m);
-  ui.messages.append(messageView(m).root);
+  ui.messages.append(messageView(m, messageActions).root);
   void persist(current);
   void reply();
 });
@@ -504,52 +332,15 @@ ui.regenerate.addEventListener('click', () => {
 // ---- Settings --------------------------------------------------------------------------------
 
 function fillSettings(s: ChatSettings): void {
-  ui.system.value = s.system;
-  for (const f of NUMBER_FIELDS) ($<HTMLInputElement>(f.id)).value = String(s[f.key]);
-  $<HTMLInputElement>('seed').value = s.seed === null ? '' : String(s.seed);
-  ui.stopStrings.value = s.stop.join('\n');
-  ui.jsonMode.checked = s.json_schema !== null;
-  ui.jsonSchema.hidden = s.json_schema === null;
-  ui.jsonSchema.value = s.json_schema ?? JSON.stringify({ type: 'object', properties: { answer: { type: 'string' } }, required: ['answer'] }, null, 2);
+  fillSettingsForm(s);
   readSettings();
 }
 
 /** Reads and checks every field; valid settings are kept for this conversation, problems shown beside their fields. */
 function readSettings(): void {
-  const problems = new Map<string, string>();
-  const next: ChatSettings = { ...current.settings, system: ui.system.value };
-  for (const f of NUMBER_FIELDS) {
-    const raw = $<HTMLInputElement>(f.id).value.trim();
-    const v = Number(raw);
-    const what = f.key === 'max_tokens' ? `a whole number from 1 to ${maxTokensLimit()}` : f.what;
-    if (raw === '' || !Number.isFinite(v) || !f.ok(v)) problems.set(f.id, `${f.label} must be ${what}${raw === '' ? ' (it is empty)' : `, not ${raw}`}.`);
-    else (next[f.key] as number) = v;
-  }
-  const seedRaw = $<HTMLInputElement>('seed').value.trim();
-  if (seedRaw === '') next.seed = null;
-  else if (/^-?\d+$/.test(seedRaw) && Number.isSafeInteger(Number(seedRaw))) next.seed = Number(seedRaw);
-  else problems.set('seed', `Seed must be a whole number, or empty for a random one, not ${seedRaw}.`);
-  next.stop = ui.stopStrings.value.split('\n').filter((s) => s !== '');
-  if (next.stop.length > 4) problems.set('stop-strings', `At most 4 stop strings, not ${next.stop.length}.`);
-  ui.jsonSchema.hidden = !ui.jsonMode.checked;
-  if (ui.jsonMode.checked) {
-    try {
-      const schema: unknown = JSON.parse(ui.jsonSchema.value);
-      if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new Error('not an object');
-      next.json_schema = ui.jsonSchema.value;
-    } catch {
-      problems.set('json-schema', 'The JSON schema must be a JSON object, e.g. {"type": "object"}.');
-    }
-  } else next.json_schema = null;
-  for (const id of ['system', 'seed', 'stop-strings', 'json-schema', ...NUMBER_FIELDS.map((f) => f.id)]) {
-    const input = $(id);
-    const problem = problems.get(id);
-    if (problem) input.setAttribute('aria-invalid', 'true');
-    else input.removeAttribute('aria-invalid');
-  }
-  ui.settingsErrors.replaceChildren(...[...problems.values()].map((p) => el('li', { textContent: p })));
+  const { settings, problems } = readSettingsForm(current.settings, maxTokensLimit());
   settingsProblems = problems;
-  if (!problems.size) current.settings = next;
+  if (!problems.size) current.settings = settings;
   updateControls();
 }
 ui.settings.addEventListener('input', () => {
@@ -565,60 +356,21 @@ ui.resetSettings.addEventListener('click', () => {
 
 // ---- Models ----------------------------------------------------------------------------------
 
-const cachedName = (entry: CacheEntry) => baseName(entry.source);
-
 async function refreshCache(): Promise<void> {
   if (!engine) return;
   const [models, usage] = await Promise.all([engine.cache.list(), engine.cache.usage()]).catch(() => [[], undefined] as const);
   cacheEntries = [...models];
-  ui.cacheList.replaceChildren(...models.map((m) => {
-    const name = cachedName(m);
-    const fromFile = m.id.startsWith('file:');
-    const isLoaded = loaded?.info.id === m.id;
-    const li = el('li', { className: isLoaded ? 'loaded' : '' });
-    if (isLoaded) li.setAttribute('aria-current', 'true');
-    const title = el('span', { className: 'name', textContent: `${name}${fromFile ? ' (file)' : ''}`, title: m.source });
-    const details = [quantOf(name), m.architecture, mib(m.storedBytes)].filter(Boolean).join(' · ');
-    const info = el('span', { className: 'size', textContent: details });
-    const badge = isLoaded ? [el('span', { className: 'badge', textContent: 'loaded' })] : [];
-    const load = el('button', { type: 'button', className: 'ghost small', textContent: 'Load', disabled: !!loading || !!replying });
-    load.setAttribute('aria-label', `Load ${name}`);
-    load.addEventListener('click', () => void loadModel({ cached: m.id }, { name }));
-    const del = el('button', { type: 'button', className: 'ghost small', textContent: 'Delete' });
-    del.setAttribute('aria-label', `Delete ${name} from the cache`);
-    const row = el('div', { className: 'row' }, ...badge, load, del);
-    del.addEventListener('click', () => {
-      const yes = el('button', { type: 'button', className: 'danger small', textContent: 'Delete' });
-      yes.setAttribute('aria-label', `Yes, delete ${name} (${mib(m.storedBytes)})`);
-      const no = el('button', { type: 'button', className: 'ghost small', textContent: 'Keep' });
-      no.setAttribute('aria-label', `Keep ${name}`);
-      row.replaceChildren(el('span', { className: 'confirm', textContent: `Delete ${mib(m.storedBytes)}?` }), yes, no);
-      yes.focus();
-      no.addEventListener('click', () => void refreshCache());
-      yes.addEventListener('click', async () => {
-        await engine!.cache.delete(m.id).catch(showError);
-        await refreshCache();
-      });
-    });
-    li.append(el('div', { className: 'title' }, title), info, row);
-    return li;
-  }));
-  if (!models.length) ui.cacheList.replaceChildren(el('li', { textContent: 'None yet.', className: 'hint' }));
+  renderCacheList(models, loaded?.info.id, !!loading || !!replying, {
+    load: (m, name) => void loadModel({ cached: m.id }, { name }),
+    remove: async (m) => {
+      await engine!.cache.delete(m.id).catch(showError);
+      await refreshCache();
+    },
+    render: () => void refreshCache(),
+  });
   ui.storage.textContent = usage?.quota
     ? `Storage: ${mib(usage.usage ?? 0)} used of ${mib(usage.quota)}${usage.persisted ? ', persisted' : ', may be evicted under pressure'}.`
     : '';
-}
-
-function showProgress(p: LoadProgress, started: number): void {
-  ui.progress.hidden = false;
-  const fraction = p.total ? p.loaded / p.total : 0;
-  ui.fill.style.width = `${(100 * fraction).toFixed(1)}%`;
-  // One count for the whole load (bytes fetched or read, then uploaded), so the bar never goes back.
-  const seconds = (performance.now() - started) / 1000;
-  const rate = p.loaded / Math.max(seconds, 0.001);
-  const eta = rate > 0 && p.phase !== 'compile' ? ` · ${mib(rate)}/s · ${Math.ceil((p.total - p.loaded) / rate)} s left` : '';
-  const label = { download: 'Downloading', cache: 'Reading from cache', upload: 'Uploading to the GPU', compile: 'Compiling kernels' }[p.phase];
-  ui.progressText.textContent = `${label} · ${Math.round(100 * fraction)}% of ${mib(p.total)}${eta}`;
 }
 
 /** The loaded model's fields: the preset and URL say what is loaded, not what was typed before. */
@@ -701,10 +453,7 @@ function modelUrl(text: string): string | undefined {
 }
 
 const showPreset = () => {
-  const p = PRESETS.find((x) => x.url === ui.preset.value);
-  ui.presetInfo.textContent = p
-    ? `${p.name}: ${count(p.parameters)} parameters, ${p.quantization}, ${gb(p.bytes)} download, checked against its SHA-256; context ${p.contextLength} tokens; needs about ${gb(p.needs.gpuBytes)} of GPU memory at a ${p.needs.contextLength}-token context. Licence: ${p.license}.`
-    : 'Any GGUF of a supported architecture (Llama, Qwen, Gemma, Phi-3, SmolLM…) with F32, F16, BF16, Q8_0, Q4_0/Q4_1, Q5_0/Q5_1 or Q4_K/Q5_K/Q6_K tensors.';
+  ui.presetInfo.textContent = presetText(PRESETS.find((x) => x.url === ui.preset.value));
 };
 /** The prompt length the estimate's time to first token is for. */
 const ESTIMATE_PROMPT = 256;
@@ -778,44 +527,11 @@ document.addEventListener('drop', (ev) => {
   if (f) void loadModel(f, { name: f.name });
 });
 
-// ---- Phone drawers ---------------------------------------------------------------------------
-
-function openDrawer(panel: HTMLElement, button: HTMLButtonElement): void {
-  closeDrawers();
-  panel.classList.add('open');
-  document.body.classList.add('drawer-open');
-  button.setAttribute('aria-expanded', 'true');
-  ui.scrim.hidden = false;
-  panel.querySelector<HTMLElement>('button, input, select, textarea')?.focus();
-}
-function closeDrawers(): void {
-  const wasOpen = document.body.classList.contains('drawer-open');
-  for (const p of [ui.chatsPanel, ui.settingsPanel]) p.classList.remove('open');
-  for (const b of [ui.openChats, ui.openSettings]) b.setAttribute('aria-expanded', 'false');
-  document.body.classList.remove('drawer-open');
-  ui.scrim.hidden = true;
-  if (wasOpen && !ui.input.disabled) ui.input.focus();
-}
-ui.openChats.addEventListener('click', () => openDrawer(ui.chatsPanel, ui.openChats));
-ui.openSettings.addEventListener('click', () => openDrawer(ui.settingsPanel, ui.openSettings));
-ui.closeSettings.addEventListener('click', closeDrawers);
-// The empty chat's way to the model: the drawer on a phone, the Load button beside it elsewhere.
-ui.emptyLoad.addEventListener('click', () => {
-  if (getComputedStyle(ui.openSettings).display !== 'none') openDrawer(ui.settingsPanel, ui.openSettings);
-  ui.loadUrl.focus();
-});
-ui.scrim.addEventListener('click', closeDrawers);
+mountDrawers();
 
 // ---- Start -----------------------------------------------------------------------------------
 
-function dl(entries: Record<string, string>): HTMLElement[] {
-  return Object.entries(entries).flatMap(([k, v]) => [el('dt', { textContent: k }), el('dd', { textContent: v })]);
-}
-
-ui.preset.replaceChildren(
-  ...PRESETS.map((p) => el('option', { value: p.url, textContent: `${p.name} · ${gb(p.bytes)} · ${p.contextLength >= 1024 ? `${Math.round(p.contextLength / 1024)}k` : p.contextLength} context` })),
-  el('option', { value: '', textContent: 'Custom URL' }),
-);
+ui.preset.replaceChildren(...PRESETS.map(presetOption), el('option', { value: '', textContent: 'Custom URL' }));
 
 async function start(): Promise<void> {
   // The app shell works offline after the first visit (the model itself is in IndexedDB).

@@ -37,9 +37,8 @@ struct SampleState {
 @group(0) @binding(3) var<storage, read_write> record: array<u32>;
 @group(0) @binding(4) var<uniform> P: SampleParams;
 
+// The workgroup size; its reductions are shaders/reduce_tree.wgsl's (workgroup_*).
 const WG = 256u;
-var<workgroup> red_f: array<f32, WG>;
-var<workgroup> red_u: array<u32, WG>;
 // The entry found last, which the next search stays below.
 var<workgroup> last_f: f32;
 var<workgroup> last_u: u32;
@@ -50,36 +49,14 @@ fn biased(i: u32) -> f32 {
   return l;
 }
 
-fn reduce_max(lid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_f[lid] = max(red_f[lid], red_f[lid + s]); }
-    workgroupBarrier();
-  }
-  return red_f[0];
-}
-
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_f[lid] += red_f[lid + s]; }
-    workgroupBarrier();
-  }
-  return red_f[0];
-}
-
 @compute @workgroup_size(WG)
 fn logprobs(@builtin(local_invocation_index) lid: u32) {
   var local_max = -3.4e38;
   for (var i = lid; i < P.vocab; i += WG) { local_max = max(local_max, biased(i)); }
-  let m = reduce_max(lid, local_max);
+  let m = workgroup_max_f(lid, local_max);
   var s = 0.0;
   for (var i = lid; i < P.vocab; i += WG) { s += exp(biased(i) - m); }
-  let log_z = m + log(reduce_sum(lid, s));
+  let log_z = m + log(workgroup_sum_f(lid, s));
   if (lid == 0u) {
     let chosen = state.token;
     record[0] = bitcast<u32>(biased(chosen) - log_z);
@@ -93,29 +70,18 @@ fn logprobs(@builtin(local_invocation_index) lid: u32) {
     workgroupBarrier();
     let below_f = last_f;
     let below_u = last_u;
-    var best = -3.4e38;
-    var best_i = 0xffffffffu;
+    var best = Ranked(-3.4e38, NO_INDEX);
     for (var i = lid; i < P.vocab; i += WG) {
       let v = biased(i);
       let after = v < below_f || (v == below_f && i > below_u) || (r == 0u);
-      if (after && (best_i == 0xffffffffu || v > best)) { best = v; best_i = i; }
+      if (after && (best.index == NO_INDEX || v > best.value)) { best = Ranked(v, i); }
     }
-    workgroupBarrier();
-    red_f[lid] = best;
-    red_u[lid] = best_i;
-    workgroupBarrier();
+    best = workgroup_argmax(lid, best);
     if (lid == 0u) {
-      for (var j = 1u; j < WG; j++) {
-        let u = red_u[j];
-        if (u != 0xffffffffu && (best_i == 0xffffffffu || red_f[j] > best || (red_f[j] == best && u < best_i))) {
-          best = red_f[j];
-          best_i = u;
-        }
-      }
-      record[2u + 2u * r] = best_i;
-      record[3u + 2u * r] = bitcast<u32>(best - log_z);
-      last_f = best;
-      last_u = best_i;
+      record[2u + 2u * r] = best.index;
+      record[3u + 2u * r] = bitcast<u32>(best.value - log_z);
+      last_f = best.value;
+      last_u = best.index;
     }
   }
 }

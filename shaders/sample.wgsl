@@ -43,9 +43,8 @@ struct SampleState {
 // logit_bias: added to each logit.
 @group(0) @binding(8) var<storage, read> bias: array<f32>;
 
+// The workgroup size; its reductions are shaders/reduce_tree.wgsl's (reduce_f, reduce_u, workgroup_*).
 const WG = 256u;
-var<workgroup> red_f: array<f32, WG>;
-var<workgroup> red_u: array<u32, WG>;
 
 // Maps floats to u32 so that a < b as floats iff key(a) < key(b) as u32.
 fn key(x: f32) -> u32 {
@@ -67,39 +66,6 @@ fn pcg(v: u32) -> u32 {
   return (w >> 22u) ^ w;
 }
 
-fn sum_f(lid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_f[lid] += red_f[lid + s]; }
-    workgroupBarrier();
-  }
-  return red_f[0];
-}
-
-fn max_f(lid: u32, v: f32) -> f32 {
-  workgroupBarrier();
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_f[lid] = max(red_f[lid], red_f[lid + s]); }
-    workgroupBarrier();
-  }
-  return red_f[0];
-}
-
-fn sum_u(lid: u32, v: u32) -> u32 {
-  workgroupBarrier();
-  red_u[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red_u[lid] += red_u[lid + s]; }
-    workgroupBarrier();
-  }
-  return red_u[0];
-}
-
 // Largest key threshold th such that count(key >= th) >= k. (The bit loops count up with an
 // unsigned index: a signed down-counting loop crashed SwiftShader's shader compiler.)
 fn kth_key(lid: u32, k: u32) -> u32 {
@@ -109,7 +75,7 @@ fn kth_key(lid: u32, k: u32) -> u32 {
     let cand = th | (1u << bit);
     var n = 0u;
     for (var i = lid; i < P.vocab; i += WG) { n += select(0u, 1u, key(work[i]) >= cand); }
-    if (sum_u(lid, n) >= k) { th = cand; }
+    if (workgroup_sum_u(lid, n) >= k) { th = cand; }
   }
   return th;
 }
@@ -125,7 +91,7 @@ fn mass_key(lid: u32, floor: u32, m: f32, goal: f32) -> u32 {
       let x = work[i];
       if (key(x) >= cand) { s += exp(x - m); }
     }
-    if (sum_f(lid, s) >= goal) { th = cand; }
+    if (workgroup_sum_f(lid, s) >= goal) { th = cand; }
   }
   return th;
 }
@@ -177,25 +143,11 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
   var chosen = 0u;
   if (P.temperature <= 0.0) {
     // 2a. Greedy: the largest logit, lowest index on ties.
-    var best = -3.4e38;
-    var best_i = 0xffffffffu;
+    var best = Ranked(-3.4e38, NO_INDEX);
     for (var i = lid; i < P.vocab; i += WG) {
-      if (work[i] > best) { best = work[i]; best_i = i; }
+      if (work[i] > best.value) { best = Ranked(work[i], i); }
     }
-    // One barrier, then one invocation scans the WG partial results: cheaper than two trees of
-    // barriers, above all where barriers are emulated (CPU adapters).
-    red_f[lid] = best;
-    red_u[lid] = best_i;
-    workgroupBarrier();
-    if (lid == 0u) {
-      for (var j = 1u; j < WG; j++) {
-        if (red_f[j] > best || (red_f[j] == best && red_u[j] < best_i)) {
-          best = red_f[j];
-          best_i = red_u[j];
-        }
-      }
-      chosen = best_i;
-    }
+    chosen = workgroup_argmax(lid, best).index;  // read in invocation 0 alone
   } else {
     // 2b. Temperature, then the filters as key thresholds, then a seeded draw.
     var local_max = -3.4e38;
@@ -204,7 +156,7 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
       work[i] = x;
       local_max = max(local_max, x);
     }
-    let m = max_f(lid, local_max);
+    let m = workgroup_max_f(lid, local_max);
     var floor = 0u;
     if (P.top_k > 0u && P.top_k < P.vocab) { floor = kth_key(lid, P.top_k); }
     if (P.min_p > 0.0) { floor = max(floor, key(m + log(P.min_p))); }
@@ -213,7 +165,7 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
       for (var i = lid; i < P.vocab; i += WG) {
         if (key(work[i]) >= floor) { s += exp(work[i] - m); }
       }
-      let total = sum_f(lid, s);
+      let total = workgroup_sum_f(lid, s);
       floor = mass_key(lid, floor, m, P.top_p * total);
     }
     // Each thread owns a contiguous slice of the vocabulary; a prefix over the slices finds the
@@ -227,17 +179,17 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
       if (key(work[i]) >= floor) { own += exp(work[i] - m); last_kept = i; }
     }
     workgroupBarrier();
-    red_f[lid] = own;
+    reduce_f[lid] = own;
     workgroupBarrier();
     if (lid == 0u) {
       var run = 0.0;
-      for (var i = 0u; i < WG; i++) { let v = red_f[i]; red_f[i] = run; run += v; }
+      for (var i = 0u; i < WG; i++) { let v = reduce_f[i]; reduce_f[i] = run; run += v; }
       let u = f32(pcg(P.seed ^ pcg(state.draws + 0x9e3779b9u)) >> 8u) / 16777216.0;
-      red_u[0] = bitcast<u32>(u * run);
+      reduce_u[0] = bitcast<u32>(u * run);
     }
     workgroupBarrier();
-    let goal = bitcast<f32>(red_u[0]);
-    let before = red_f[lid];
+    let goal = bitcast<f32>(reduce_u[0]);
+    let before = reduce_f[lid];
     var pick = 0xffffffffu;
     if (own > 0.0 && goal >= before) {
       var run = before;
@@ -253,22 +205,9 @@ fn sample(@builtin(local_invocation_index) lid: u32) {
     // The first slice that reaches the goal wins; rounding past the end falls back to the last
     // kept token. (Both reductions always run: barriers must stay in uniform control flow, and
     // workgroupUniformLoad crashes SwiftShader's compiler.)
-    workgroupBarrier();
-    red_u[lid] = pick;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid < s) { red_u[lid] = min(red_u[lid], red_u[lid + s]); }
-      workgroupBarrier();
-    }
-    let first_pick = red_u[0];
-    workgroupBarrier();
-    red_u[lid] = select(last_kept, 0u, last_kept == 0xffffffffu);
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid < s) { red_u[lid] = max(red_u[lid], red_u[lid + s]); }
-      workgroupBarrier();
-    }
-    chosen = select(first_pick, red_u[0], first_pick == 0xffffffffu);
+    let first_pick = workgroup_min_u(lid, pick);
+    let last = workgroup_max_u(lid, select(last_kept, 0u, last_kept == 0xffffffffu));
+    chosen = select(first_pick, last, first_pick == 0xffffffffu);
   }
   if (lid == 0u) {
     state.token = chosen;

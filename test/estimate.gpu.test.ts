@@ -141,6 +141,29 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
     }
   });
 
+  test('an estimate aborted while its speed probe runs rejects with aborted within a step of the probe', async () => {
+    // SmolLM2-135M's shape (the demo's smallest preset): a probe of tens of seconds on a CPU adapter, in steps of a second or two.
+    writeSparseLlama(join(dir, 'smollm2.gguf'), SHAPES['smollm2-135m']!);
+    server.files.set('smollm2.gguf', join(dir, 'smollm2.gguf'));
+    const engine = await createEngineIn({ worker: false, cache: false, gpu: testGpu, maxGpuBytes: Infinity });
+    try {
+      const abort = new AbortController();
+      const requests = server.requests;
+      const settled = engine.estimate(`${server.origin}/models/smollm2.gguf`, { signal: abort.signal }).then(() => 'resolved', (e: unknown) => e);
+      // The header's requests, then the probe: aborted a moment into it.
+      while (server.requests === requests) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 1000));
+      const abortedAt = performance.now();
+      abort.abort();
+      expect(await settled).toMatchObject({ code: 'aborted', message: expect.stringContaining('estimate was aborted') });
+      const settledMs = performance.now() - abortedAt;
+      console.log(`estimate settled ${settledMs.toFixed(0)} ms after its abort`);
+      expect(settledMs).toBeLessThan(15_000);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
   test('max_prefill_ms: a prompt that would take longer fails fast with timeout; within it, it runs', async () => {
     const engine = await createEngineIn({ worker: false, cache: false, gpu: testGpu });
     try {

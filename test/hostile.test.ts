@@ -272,7 +272,7 @@ describe.skipIf(!HAVE_MODELS)('long prompts', () => {
     const tok = await vocab('llama-spm');
     const core = new EngineCore({ store: null });
     // A loaded model as far as prompt encoding goes (no GPU involved before the length check).
-    Object.assign(core as unknown as { loaded: unknown }, { loaded: { tokenizer: tok, model: { contextLength: 2048, config: {} }, info: { id: 'x' } } });
+    Object.assign(core as unknown as { loaded: unknown }, { loaded: { tokenizer: tok, model: { contextLength: 2048, isEmbeddingModel: false }, info: { id: 'x' } } });
     const rss = process.memoryUsage().rss;
     const t0 = performance.now();
     const e = await expectCode(core.chatCompletion({ messages: [{ role: 'user', content: 'lorem ipsum '.repeat(350_000) }] }, 'r1'), 'context-overflow');

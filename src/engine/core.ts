@@ -116,7 +116,7 @@ export class EngineCore {
       let speed: ModelEstimate['speed'] = null;
       // predictSpeed samples a decoder's layers; an encoder's speed is not predicted.
       if (options.speed !== false && reasons.length === 0 && !isEncoder(file)) {
-        const { promptTokens, ...rest } = await this.measuredSpeed(gpu, file, plan.contextLength, options.promptTokens);
+        const { promptTokens, ...rest } = await this.measuredSpeed(gpu, file, plan.contextLength, options.promptTokens, signal);
         speed = { ...rest, promptTokens };
       }
       return {
@@ -144,11 +144,11 @@ export class EngineCore {
   }
 
   /** predictSpeed, remembered per adapter and model shape (in the store, where there is one). */
-  private async measuredSpeed(gpu: GpuContext, file: GGUFFile, contextLength: number, promptTokens?: number): Promise<SpeedEstimate> {
+  private async measuredSpeed(gpu: GpuContext, file: GGUFFile, contextLength: number, promptTokens: number | undefined, signal: AbortSignal): Promise<SpeedEstimate> {
     const key = `speed/v1/${gpu.adapterName}/${speedSignature(file, contextLength, promptTokens)}`;
     const known = this.speeds.get(key) ?? (await this.options.store?.get<SpeedEstimate>(key).catch(() => undefined));
     if (known) return known;
-    const measured = await predictSpeed(gpu, file, { contextLength, promptTokens });
+    const measured = await predictSpeed(gpu, file, { contextLength, promptTokens, signal });
     this.speeds.set(key, measured);
     await this.options.store?.setMany([[key, measured]]).catch(() => undefined);
     return measured;
@@ -348,7 +348,7 @@ export class EngineCore {
       const { tokenizer, info, model, prefixes } = this.requireLoaded();
       const prefix = inputType && prefixes ? prefixes[inputType] : '';
       const inputs = texts.map((t) => prefix + t);
-      if (!model.config.pooling) {
+      if (!model.isEmbeddingModel) {
         throw new WebGGUFError('invalid-argument', `the loaded model (${info.architecture}) generates text, not embeddings; load an embedding model (such as a BERT GGUF) for embeddings.create`);
       }
       if (dimensions !== undefined && dimensions > model.config.dim) {
@@ -452,9 +452,8 @@ export class EngineCore {
   /** The loaded text model (generation, chat). */
   private require(): Loaded & { model: LlamaModel } {
     const loaded = this.requireLoaded();
-    // An embedding model (an encoder, or a decoder whose file names its pooling, such as
-    // Qwen3-Embedding) makes vectors; its LM head, where it has one, was never trained to talk.
-    if (loaded.model instanceof EncoderModel || loaded.model.config.pooling) {
+    // An embedding model makes vectors; its LM head, where it has one, was never trained to talk.
+    if (loaded.model.isEmbeddingModel) {
       throw new WebGGUFError('invalid-argument', `the loaded model (${loaded.info.architecture}) is an embedding model: it makes vectors, not text; use embeddings.create`);
     }
     return loaded as Loaded & { model: LlamaModel };

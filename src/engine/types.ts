@@ -36,6 +36,7 @@ export interface EstimateOptions {
   /** As for load: sent with every request for the header. */
   headers?: Record<string, string>;
   fetch?: typeof fetch;
+  /** Aborts the header's requests, or the speed measurement between its steps: the estimate rejects with `aborted`. */
   signal?: AbortSignal;
 }
 

@@ -18,6 +18,7 @@ import perLayerGateWgsl from '../../shaders/per_layer_gate.wgsl?raw';
 import probeWgsl from '../../shaders/probe.wgsl?raw';
 import reduceWgsl from '../../shaders/reduce.wgsl?raw';
 import reduceSubgroupsWgsl from '../../shaders/reduce_subgroups.wgsl?raw';
+import reduceTreeWgsl from '../../shaders/reduce_tree.wgsl?raw';
 import qkNormRopeWgsl from '../../shaders/qk_norm_rope.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import logprobsWgsl from '../../shaders/logprobs.wgsl?raw';
@@ -83,6 +84,11 @@ export type KernelName = keyof typeof SPECS;
 
 const WEIGHT_STRUCTS = weightsWgsl.match(/struct \w+ \{[^}]*\}/g)!.join('\n');
 
+/** The functions a WGSL source defines. */
+function functionNames(wgsl: string): string[] {
+  return [...wgsl.matchAll(/\bfn (\w+)\s*\(/g)].map((m) => m[1]!);
+}
+
 /**
  * weights.wgsl for weight binding i of a multi-weight kernel: WGSL cannot pass a storage buffer to
  * a function, so each binding gets its own copy of the loaders, reading W<i> under names suffixed
@@ -91,7 +97,7 @@ const WEIGHT_STRUCTS = weightsWgsl.match(/struct \w+ \{[^}]*\}/g)!.join('\n');
 function weightsFor(kind: GpuWeightKind, i: number): string {
   // Comments go first: they mention function names too.
   let body = weightsWgsl.replace(/\/\/[^\n]*/g, '').replace(/struct \w+ \{[^}]*\}/g, '');
-  const names = [...body.matchAll(/\bfn (\w+)\s*\(/g)].map((m) => m[1]!);
+  const names = functionNames(body);
   body = body
     .replace(/\bW\[/g, `W${i}[`)
     .replace(new RegExp(`\\b(${names.join('|')})\\(`, 'g'), `$1_${i}(`)
@@ -120,6 +126,9 @@ function kindAliases(kind: GpuWeightKind, names: { load: string; dot: string; pr
     `fn ${names.prep}(x: X32) -> X32 { return ${BLOCK_PREP_KINDS.has(kind) ? `prep32_${kind}${suffix}(x)` : 'x'}; }`,
   ].join('\n');
 }
+
+/** A call of one of reduce_tree.wgsl's functions. */
+const CALLS_REDUCE_TREE = new RegExp(`\\b(${functionNames(reduceTreeWgsl).join('|')})\\(`);
 
 const sharedKernels = new WeakMap<GPUDevice, Map<boolean, Kernels>>();
 
@@ -211,6 +220,8 @@ export class Kernels {
         : [WEIGHT_STRUCTS, ...kinds.map(weightsFor)]),
       spec.activations ? activationsWgsl : '',
       reduces ? (subgroups ? reduceSubgroupsWgsl : reduceWgsl) : '',
+      // Sources that reduce many times per invocation (the sampler, log-probs) get reduce_tree.wgsl's.
+      CALLS_REDUCE_TREE.test(spec.source) ? reduceTreeWgsl : '',
       kinds.length ? `const PARTIAL_BLOCKS = ${kinds.some((k) => PLAIN_KINDS.has(k)) ? 1 : 0}u;` : '',
       spec.source,
     ].join('\n');

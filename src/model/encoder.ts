@@ -199,6 +199,8 @@ export class EncoderModel {
   private passInputs = 1;
   private disposed = false;
   weightBytes = 0;
+  /** An encoder makes embeddings only. */
+  readonly isEmbeddingModel = true;
 
   private constructor(
     readonly gpu: GpuContext,

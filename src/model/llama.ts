@@ -159,6 +159,11 @@ export class LlamaModel {
     return this.alloc.bytesInUse;
   }
 
+  /** Whether the model makes embeddings, not text: its file names a pooling (Qwen3-Embedding, EmbeddingGemma). */
+  get isEmbeddingModel(): boolean {
+    return this.config.pooling !== undefined;
+  }
+
   /** The most GPU memory this model has held at once. */
   get peakBytesOnGpu(): number {
     return this.alloc.peakBytes;

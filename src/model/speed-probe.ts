@@ -37,9 +37,16 @@ const BATCHES = 4;
  * linear in what they read; the rest of A (embedding, final norm, sampler, submit and readback) is
  * paid once. So the prediction is a measurement, and it knows the adapter, the quant kinds and
  * the kernel shapes without a table. The samples take a few layers' memory, one at a time.
+ * `signal` is checked between the probe's steps (each weight chunk of a sample, each timed prefill
+ * and decode batch), so an abort ends it within one step with `aborted`.
  */
-export async function predictSpeed(gpu: GpuContext, file: GGUFFile, options: { contextLength?: number; promptTokens?: number; maxBatch?: number } = {}): Promise<SpeedEstimate> {
+export async function predictSpeed(
+  gpu: GpuContext, file: GGUFFile, options: { contextLength?: number; promptTokens?: number; maxBatch?: number; signal?: AbortSignal } = {},
+): Promise<SpeedEstimate> {
   const started = performance.now();
+  const checkAbort = () => {
+    if (options.signal?.aborted) throw new WebGGUFError('aborted', 'the estimate was aborted');
+  };
   const config = readConfig(file);
   // The prompt and the decode steps timed after it must fit the samples' context, which may be
   // longer than the one asked about (a KV cache's length changes no step's time, only its memory).
@@ -50,9 +57,9 @@ export async function predictSpeed(gpu: GpuContext, file: GGUFFile, options: { c
   const time = async (layers: number, rows: number) => {
     const sample = sampleFile(file, layers, rows);
     const plans = planWeights(sample, readConfig(sample));
-    const model = await LlamaModel.load(gpu, sample, { contextLength, maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH, weights: () => randomChunks(plans) });
+    const model = await LlamaModel.load(gpu, sample, { contextLength, maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH, weights: () => randomChunks(plans, checkAbort) });
     try {
-      return await timeModel(model, promptTokens);
+      return await timeModel(model, promptTokens, checkAbort);
     } finally {
       model.dispose();
     }
@@ -82,19 +89,24 @@ interface Timing {
  * The median of three runs (as `webgguf bench` reports, so the two compare): the prompt's prefill,
  * then a batch of decode steps right after it.
  */
-async function timeModel(model: LlamaModel, promptTokens: number): Promise<Timing> {
+async function timeModel(model: LlamaModel, promptTokens: number, checkAbort: () => void): Promise<Timing> {
   const prompt = Array.from({ length: promptTokens }, (_, i) => 1 + (i % (model.config.vocabSize - 1)));
   model.setSampler(GREEDY, prompt);
   await model.step(prompt, 0);
+  checkAbort();
   await model.decode(2, promptTokens);
   const runs: Timing[] = [];
   for (let run = 0; run < 3; run++) {
+    checkAbort();
     model.setSampler(GREEDY, prompt);
     const t0 = performance.now();
     await model.step(prompt, 0);
     const t1 = performance.now();
     // Batches as generation runs them, over the first tokens of a reply (attention grows with them).
-    for (let b = 0; b < BATCHES; b++) await model.decode(STEPS, promptTokens + b * STEPS);
+    for (let b = 0; b < BATCHES; b++) {
+      checkAbort();
+      await model.decode(STEPS, promptTokens + b * STEPS);
+    }
     const t2 = performance.now();
     runs.push({ prefillMs: t1 - t0, decodeMs: (t2 - t1) / (BATCHES * STEPS) });
   }
@@ -149,11 +161,12 @@ function sampleFile(file: GGUFFile, layers: number, vocabRows: number): GGUFFile
  * Random words for every planned buffer, with every 16-bit half's exponent held small, so no
  * weight, scale or norm is an infinity, a NaN or a denormal that could change a kernel's time.
  */
-async function* randomChunks(plans: TensorPlan[]): AsyncGenerator<WeightChunk> {
+async function* randomChunks(plans: TensorPlan[], checkAbort: () => void): AsyncGenerator<WeightChunk> {
   let state = 0x9e3779b9;
   const CHUNK_WORDS = 1 << 20;
   for (const plan of plans) {
     for (let at = 0; at < plan.words; at += CHUNK_WORDS) {
+      checkAbort();
       const words = new Uint32Array(Math.min(CHUNK_WORDS, plan.words - at));
       for (let i = 0; i < words.length; i++) {
         state ^= state << 13;

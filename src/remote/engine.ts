@@ -147,51 +147,43 @@ function completion(raw: Json, model: string, timing: Timing): Completion {
 /** A chunk's usage: `usage`, or Groq's `x_groq.usage` on its last chunk. */
 const usageOf = (raw: Json): unknown => raw.usage ?? (isObject(raw.x_groq) ? raw.x_groq.usage : undefined);
 
-/** The two streamed kinds: how a server's chunk becomes ours, and the chunk that ends an aborted choice. */
+/** A streamed kind: how a server's chunk becomes ours, and the chunk that ends an aborted choice. */
 interface StreamKind<Chunk> {
   chunk(raw: Json, model: string, timing: Timing): Chunk;
   aborted(last: Chunk | undefined, index: number, model: string): Chunk;
 }
 
-const chatKind: StreamKind<ChatCompletionChunk> = {
-  chunk: (raw, model, timing) => {
-    const choices = (Array.isArray(raw.choices) ? raw.choices : []).map((c: unknown, i) => {
-      const choice = isObject(c) ? c : {};
-      return {
-        index: (typeof choice.index === 'number' ? choice.index : i) as 0,
-        delta: chatDelta(choice.delta),
-        finish_reason: finishOf(choice.finish_reason) as ChatCompletionChunk['choices'][0]['finish_reason'],
-        logprobs: (choice.logprobs ?? null) as null,
-      };
-    });
-    const usage = timing.usage(usageOf(raw));
-    return { ...envelope(raw, 'chat.completion.chunk', model), choices, ...(usage !== undefined ? { usage } : {}) } as ChatCompletionChunk;
-  },
-  aborted: (last, index, model) => ({
-    id: last?.id ?? 'chatcmpl-remote', object: 'chat.completion.chunk', created: last?.created ?? Math.floor(Date.now() / 1000),
-    model: last?.model ?? model, choices: [{ index: index as 0, delta: {}, finish_reason: 'abort', logprobs: null }], webgguf: REMOTE,
-  }),
-};
+type StreamedChunk = ChatCompletionChunk | CompletionChunk;
 
-const completionKind: StreamKind<CompletionChunk> = {
-  chunk: (raw, model, timing) => {
-    const choices = (Array.isArray(raw.choices) ? raw.choices : []).map((c: unknown, i) => {
-      const choice = isObject(c) ? c : {};
-      return {
-        index: (typeof choice.index === 'number' ? choice.index : i) as 0,
-        text: str(choice.text) ?? '',
-        finish_reason: finishOf(choice.finish_reason) as CompletionChunk['choices'][0]['finish_reason'],
-        logprobs: (choice.logprobs ?? null) as null,
-      };
-    });
-    const usage = timing.usage(usageOf(raw));
-    return { ...envelope(raw, 'text_completion', model), choices, ...(usage !== undefined ? { usage } : {}) } as CompletionChunk;
-  },
-  aborted: (last, index, model) => ({
-    id: last?.id ?? 'cmpl-remote', object: 'text_completion', created: last?.created ?? Math.floor(Date.now() / 1000),
-    model: last?.model ?? model, choices: [{ index: index as 0, text: '', finish_reason: 'abort', logprobs: null }], webgguf: REMOTE,
-  }),
-};
+/**
+ * Chat and text completion chunks differ only in their object and in what a choice carries
+ * besides its index, finish reason and log-probs: `output` reads it from a server's choice,
+ * `nothing` is it in an aborted choice's chunk.
+ */
+function streamKind<Chunk extends StreamedChunk>(object: Chunk['object'], output: (choice: Json) => Json, nothing: Json): StreamKind<Chunk> {
+  return {
+    chunk: (raw, model, timing) => {
+      const choices = (Array.isArray(raw.choices) ? raw.choices : []).map((c: unknown, i) => {
+        const choice = isObject(c) ? c : {};
+        return {
+          index: typeof choice.index === 'number' ? choice.index : i,
+          ...output(choice),
+          finish_reason: finishOf(choice.finish_reason),
+          logprobs: choice.logprobs ?? null,
+        };
+      });
+      const usage = timing.usage(usageOf(raw));
+      return { ...envelope(raw, object, model), choices, ...(usage !== undefined ? { usage } : {}) } as Chunk;
+    },
+    aborted: (last, index, model) => {
+      const before = last ? { id: last.id, created: last.created, model: last.model } : {};
+      return { ...envelope(before, object, model), choices: [{ index, ...nothing, finish_reason: 'abort', logprobs: null }] } as Chunk;
+    },
+  };
+}
+
+const chatKind = streamKind<ChatCompletionChunk>('chat.completion.chunk', (choice) => ({ delta: chatDelta(choice.delta) }), { delta: {} });
+const completionKind = streamKind<CompletionChunk>('text_completion', (choice) => ({ text: str(choice.text) ?? '' }), { text: '' });
 
 /** Whether a chunk carries output the caller sees (anything but an empty role-only delta). */
 function hasOutput(raw: Json): boolean {
