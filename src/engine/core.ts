@@ -734,7 +734,7 @@ export class EngineCore {
     const info: ModelInfo = {
       id: id ?? file.source.name,
       architecture: model.config.architecture,
-      kind: model instanceof EncoderModel || model.config.pooling ? 'embedding' : 'text',
+      kind: model.isEmbeddingModel ? 'embedding' : 'text',
       parameters: file.tensors.reduce((s, t) => s + t.elements, 0),
       quantTypes: [...new Set(matrices.map((t) => typeName(t.type)))],
       contextLength: model.contextLength,
