@@ -100,11 +100,14 @@ function makeCase(shape: string, quant: string): Promise<Uint8Array> {
 describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama 3.13.0)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'webgguf-embed-'));
   const paths = CASES.map(([shape, quant]) => join(dir, `${shape}-${quant}.gguf`));
+  /** A tiny BERT named as bge-small-en-v1.5 is (general.basename), which gives it bge's query prefix. */
+  const namedBge = join(dir, 'named-bge.gguf');
   let oracle: { tokens: number; embedding: number[] }[][];
   let engine: Engine;
 
   beforeAll(async () => {
     for (const [i, [shape, quant]] of CASES.entries()) writeFileSync(paths[i]!, await makeCase(shape, quant));
+    writeFileSync(namedBge, await makeBertModel({ shape: 'tiny-bert', quant: 'f32', basename: 'bge-small-en-v1.5' }));
     oracle = await llamaCppEmbeddings(paths, CASES.map(([shape]) => textsOf(shape)), { context: BERT_SHAPES['tiny-bert']!.context });
     const gpu = await testGpu();
     engine = await createEngine({ gpu: async () => gpu });
@@ -159,9 +162,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     await engine.load(paths[0]!);
     const plain = await engine.embeddings.create({ input: 'one text' });
     expect((await engine.embeddings.create({ input: 'one text', input_type: 'query' })).data[0]!.embedding).toEqual(plain.data[0]!.embedding);
-    const named = join(dir, 'named-bge.gguf');
-    writeFileSync(named, await makeBertModel({ shape: 'tiny-bert', quant: 'f32', basename: 'bge-small-en-v1.5' }));
-    await engine.load(named);
+    await engine.load(namedBge);
     const query = await engine.embeddings.create({ input: ['one text'], input_type: 'query' });
     const spelled = await engine.embeddings.create({ input: ['Represent this sentence for searching relevant passages: one text'] });
     expect(query.data[0]!.embedding).toEqual(spelled.data[0]!.embedding);
@@ -237,5 +238,19 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     expect(lines[0]).toMatch(/^embedding 0:( -?\d\.\d{6}){8}$/);
     expect(lines[2]).toBe('cosine similarities:');
     expect(lines[3]!.trim().split(/\s+/)[0]).toBe('1.000');
-  }, 60_000);
+
+    // --input-type: the prefix embeddings.create's input_type puts before each text (bge's query instruction).
+    await engine.load(namedBge);
+    const query = await engine.embeddings.create({ input: texts, input_type: 'query' });
+    const cliQuery = await cli(['embed', '-m', namedBge, '--text', texts[0]!, '--text', texts[1]!, '--input-type', 'query', '--json']);
+    expect(cliQuery.code, cliQuery.stderr).toBe(0);
+    const outQuery = JSON.parse(cliQuery.stdout) as EmbeddingResponse;
+    expect(outQuery.usage).toEqual(query.usage);
+    expect(outQuery.usage.prompt_tokens).toBeGreaterThan(out.usage.prompt_tokens);
+    outQuery.data.forEach((d, i) => expect(cosineSimilarity(d.embedding as number[], query.data[i]!.embedding as number[])).toBeGreaterThan(0.99999));
+    // Checked before the GPU starts: a usage error (exit status 2).
+    const wrong = await cli(['embed', '-m', namedBge, '--text', 'x', '--input-type', 'question']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/--input-type must be query or document, got "question"/);
+  }, 90_000);
 });
