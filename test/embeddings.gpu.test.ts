@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BERT_SHAPES, makeBertModel } from '../scripts/make-bert.js';
 import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
+import type { EmbedBenchResult } from '../src/node/embed-bench.js';
 import { cosineSimilarity, createEngine, type EmbeddingResponse, type Engine } from '../src/node/index.js';
 import { HAVE_CHROMIUM } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
@@ -252,5 +253,17 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     const wrong = await cli(['embed', '-m', namedBge, '--text', 'x', '--input-type', 'question']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/--input-type must be query or document, got "question"/);
+  }, 90_000);
+
+  test('webgguf bench on a decoder embedding model (Qwen3-Embedding, EmbeddingGemma) times embeddings, as on a BERT', async () => {
+    for (const shape of ['qwen3-embedding', 'gemma-embedding']) {
+      const r = await cli(['bench', '-m', paths[CASES.findIndex((c) => c[0] === shape)]!, '--prompt-tokens', '16', '--inputs', '2', '--runs', '1', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout) as EmbedBenchResult;
+      expect([result.input_tokens, result.inputs, result.runs], shape).toEqual([16, 2, 1]);
+      expect(result.inputs_per_s, shape).toBeGreaterThan(0);
+      expect(result.tokens_per_s / result.inputs_per_s, shape).toBeCloseTo(16, 6);
+      expect(result.gpu_bytes, shape).toBeGreaterThan(0);
+    }
   }, 90_000);
 });
