@@ -7,24 +7,24 @@
  * the same through engine.embeddings.create, and the two vectors must point the same way.
  *
  * Bounds: llama.cpp's CPU path rounds activations to f16 for F16 weights and to 8 bits for the
- * quantized types (and its GELU reads an f16 table), where we keep f32. Measured with wllama
- * 3.13.0 on these models (worst cosine over the texts): F16 1 - 1.3e-6, Q8_0 1 - 9.2e-5,
- * Q4_K_M 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4, qwen3-embedding Q8_0 1 - 1.3e-4, gemma-embedding Q8_0
- * 1 - 6.7e-5 and F16 1 - 1e-7. Without EOS added (Qwen3-Embedding's pooled token) the token counts differ; without
- * EmbeddingGemma's symmetric windows the cosines fall to 0.75-0.95. The bounds leave headroom; causal attention instead
- * of bidirectional moves the cosines to 0.69-0.81, adjacent-pair RoPE instead of NEOX (nomic) to
- * 0.78-0.87.
+ * quantized types (and its GELU reads an f16 table), where we keep f32. Measured with wllama 3.13.0
+ * on these models (worst cosine over the texts): F16 1 - 1.3e-6, Q8_0 1 - 9.2e-5, Q4_K_M
+ * 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4, qwen3-embedding Q8_0 1 - 1.3e-4, gemma-embedding Q8_0
+ * 1 - 6.7e-5 and F16 1 - 1e-7. Without EOS added (Qwen3-Embedding's pooled token) the token counts
+ * differ; without EmbeddingGemma's symmetric windows the cosines fall to 0.75-0.95. The bounds
+ * leave headroom; causal attention instead of bidirectional moves the cosines to 0.69-0.81,
+ * adjacent-pair RoPE instead of NEOX (nomic) to 0.78-0.87.
  *
  * Real shapes (REAL_SHAPES: each model's width, heads, head width, FFN, vocabulary size and
  * tokenizer metadata, a few layers deep; EmbeddingGemma's and Qwen's vocabularies are the
- * generator's stand-ins, SentencePiece and GPT-2 BPE with their special tokens), measured the same way: EmbeddingGemma-300M Q4_K_M 1 - 1.1e-4,
- * Qwen3-Embedding-0.6B F16 1 - 4e-7 and Q4_K_M 1 - 2.6e-4, nomic-embed-text-v1.5 F16 1 - 2e-7,
- * bge-small-en-v1.5 F16 1 - 5e-7 (over all five texts, Qwen3-Embedding two layers deep:
- * EmbeddingGemma Q4_K_M 1 - 1.2e-4, Qwen3-Embedding Q4_K_M 1 - 4.4e-4). The bounds keep 5-10x headroom at Q4_K_M and
- * 250x at F16; at these shapes causal attention in EmbeddingGemma gives 0.76-0.83, and mean
- * pooling in Qwen3-Embedding instead of its last token 0.34-0.44. EmbeddingGemma's real shape
- * runs at Q4_K_M only (F16 in small): at F16 its 262144 x 768 table makes a 450 MiB file, 30-60 s
- * more of CI here.
+ * generator's stand-ins, SentencePiece and GPT-2 BPE with their special tokens), measured the same
+ * way: EmbeddingGemma-300M Q4_K_M 1 - 1.1e-4, Qwen3-Embedding-0.6B F16 1 - 4e-7 and Q4_K_M
+ * 1 - 2.6e-4, nomic-embed-text-v1.5 F16 1 - 2e-7, bge-small-en-v1.5 F16 1 - 5e-7 (over all five
+ * texts, Qwen3-Embedding two layers deep: EmbeddingGemma Q4_K_M 1 - 1.2e-4, Qwen3-Embedding Q4_K_M
+ * 1 - 4.4e-4). The bounds keep 5-10x headroom at Q4_K_M and 250x at F16; at these shapes causal
+ * attention in EmbeddingGemma gives 0.76-0.83, and mean pooling in Qwen3-Embedding instead of its
+ * last token 0.34-0.44. EmbeddingGemma's real shape runs at Q4_K_M only (F16 in small): at F16 its
+ * 262144 x 768 table makes a 450 MiB file, 30-60 s more of CI here.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
