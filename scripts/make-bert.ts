@@ -37,10 +37,15 @@ export const BERT_SHAPES: Record<string, BertShape> = {
   'tiny-nomic': { arch: 'nomic-bert', dim: 256, layers: 2, heads: 4, ffn: 512, context: 128, pooling: 1, eps: 1e-12, ropeTheta: 1000 },
 };
 
-/** `basename`: general.basename, as converted files name their model family (which selects its prefixes). */
-export async function makeBertModel(options: { shape: string; quant: string; seed?: number; basename?: string }): Promise<Uint8Array> {
-  const s = BERT_SHAPES[options.shape];
-  if (!s) throw new Error(`unknown bert shape ${options.shape} (known: ${Object.keys(BERT_SHAPES).join(', ')})`);
+/**
+ * `basename`: general.basename, as converted files name their model family (which selects its
+ * prefixes). `layers` keeps only the first layers of the shape (every tensor at its real size): a
+ * real-shape check that need not pay for the whole depth.
+ */
+export async function makeBertModel(options: { shape: string; quant: string; seed?: number; basename?: string; layers?: number }): Promise<Uint8Array> {
+  const shape = BERT_SHAPES[options.shape];
+  if (!shape) throw new Error(`unknown bert shape ${options.shape} (known: ${Object.keys(BERT_SHAPES).join(', ')})`);
+  const s = options.layers ? { ...shape, layers: options.layers } : shape;
   const typeOf = QUANTS[options.quant];
   if (!typeOf) throw new Error(`unknown quant ${options.quant} (known: ${Object.keys(QUANTS).join(', ')})`);
   const vocab = await readGGUF(bytesSource(new Uint8Array(readFileSync(VOCAB))));

@@ -67,6 +67,9 @@ export const SHAPES: Record<string, Shape> = {
   // Issue 15's architectures, from each model's config.json.
   'qwen3-0.6b': { dim: 1024, layers: 28, heads: 16, kvHeads: 8, headDim: 128, ffn: 3072, vocab: 151936, context: 40960, vocabFrom: 'gpt2', tied: true, ropeTheta: 1000000, eps: 1e-6 },
   'gemma-3-270m': { dim: 640, layers: 18, heads: 4, kvHeads: 1, headDim: 256, ffn: 2048, vocab: 262144, context: 32768, vocabFrom: 'llama-spm', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000 },
+  // EmbeddingGemma-300M (google/embeddinggemma-300m's config.json: Gemma 3 blocks, 2048 positions;
+  // its sliding window of 512 is symmetric in llama.cpp's gemma-embedding).
+  'embeddinggemma-300m': { dim: 768, layers: 24, heads: 3, kvHeads: 1, headDim: 256, ffn: 1152, vocab: 262144, context: 2048, vocabFrom: 'llama-spm', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000 },
   'gemma-3-1b': { dim: 1152, layers: 26, heads: 4, kvHeads: 1, headDim: 256, ffn: 6912, vocab: 262144, context: 32768, vocabFrom: 'llama-spm', tied: true, ropeTheta: 1000000, eps: 1e-6, slidingWindow: 512, ropeThetaLocal: 10000 },
   'smollm3-3b': { dim: 2048, layers: 36, heads: 16, kvHeads: 4, ffn: 11008, vocab: 128256, context: 65536, vocabFrom: 'llama3', tied: true, ropeTheta: 5000000, eps: 1e-6 },
   'phi-4-mini': { dim: 3072, layers: 32, heads: 24, kvHeads: 8, ffn: 8192, vocab: 200064, context: 131072, vocabFrom: 'gpt2', tied: true, ropeTheta: 10000, ropeDims: 96, originalContext: 4096 },
@@ -684,10 +687,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   // Encoders (embedding models) have their own generator (scripts/make-bert.ts).
   if (arch === 'bert' || arch === 'nomic-bert') {
     if (!values.shape || !values.quant || !values.out) {
-      console.error(`usage: npm run make-model -- --arch bert|nomic-bert --shape ${Object.keys(BERT_SHAPES).join('|')} --quant f32|f16|q8_0|q4_k_m --out FILE [--seed N]`);
+      console.error(`usage: npm run make-model -- --arch bert|nomic-bert --shape ${Object.keys(BERT_SHAPES).join('|')} --quant f32|f16|q8_0|q4_k_m --out FILE [--seed N] [--layers N]`);
       process.exit(2);
     }
-    const bytes = await makeBertModel({ shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1 });
+    const bytes = await makeBertModel({ shape: values.shape, quant: values.quant, seed: values.seed ? Number(values.seed) : 1, layers: values.layers ? Number(values.layers) : undefined });
     writeFileSync(values.out, bytes);
     console.log(`wrote ${values.out}: ${(bytes.byteLength / 2 ** 20).toFixed(1)} MiB`);
     process.exit(0);

@@ -7,13 +7,24 @@
  * the same through engine.embeddings.create, and the two vectors must point the same way.
  *
  * Bounds: llama.cpp's CPU path rounds activations to f16 for F16 weights and to 8 bits for the
- * quantized types (and its GELU reads an f16 table), where we keep f32. Measured with wllama
- * 3.13.0 on these models (worst cosine over the texts): F16 1 - 1.3e-6, Q8_0 1 - 9.2e-5,
- * Q4_K_M 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4, qwen3-embedding Q8_0 1 - 1.3e-4, gemma-embedding Q8_0
- * 1 - 6.7e-5. Without EOS added (Qwen3-Embedding's pooled token) the token counts differ; without
- * EmbeddingGemma's symmetric windows the cosines fall to 0.75-0.95. The bounds leave headroom; causal attention instead
- * of bidirectional moves the cosines to 0.69-0.81, adjacent-pair RoPE instead of NEOX (nomic) to
- * 0.78-0.87.
+ * quantized types (and its GELU reads an f16 table), where we keep f32. Measured with wllama 3.13.0
+ * on these models (worst cosine over the texts): F16 1 - 1.3e-6, Q8_0 1 - 9.2e-5, Q4_K_M
+ * 1 - 1.0e-3, nomic Q8_0 1 - 1.3e-4, qwen3-embedding Q8_0 1 - 1.3e-4, gemma-embedding Q8_0
+ * 1 - 6.7e-5 and F16 1 - 1e-7. Without EOS added (Qwen3-Embedding's pooled token) the token counts
+ * differ; without EmbeddingGemma's symmetric windows the cosines fall to 0.75-0.95. The bounds
+ * leave headroom; causal attention instead of bidirectional moves the cosines to 0.69-0.81,
+ * adjacent-pair RoPE instead of NEOX (nomic) to 0.78-0.87.
+ *
+ * Real shapes (REAL_SHAPES: each model's width, heads, head width, FFN, vocabulary size and
+ * tokenizer metadata, a few layers deep; EmbeddingGemma's and Qwen's vocabularies are the
+ * generator's stand-ins, SentencePiece and GPT-2 BPE with their special tokens), measured the same
+ * way: EmbeddingGemma-300M Q4_K_M 1 - 1.1e-4, Qwen3-Embedding-0.6B F16 1 - 4e-7 and Q4_K_M
+ * 1 - 2.6e-4, nomic-embed-text-v1.5 F16 1 - 2e-7, bge-small-en-v1.5 F16 1 - 5e-7 (over all five
+ * texts, Qwen3-Embedding two layers deep: EmbeddingGemma Q4_K_M 1 - 1.2e-4, Qwen3-Embedding Q4_K_M
+ * 1 - 4.4e-4). The bounds keep 5-10x headroom at Q4_K_M and 250x at F16; at these shapes causal
+ * attention in EmbeddingGemma gives 0.76-0.83, and mean pooling in Qwen3-Embedding instead of its
+ * last token 0.34-0.44. EmbeddingGemma's real shape runs at Q4_K_M only (F16 in small): at F16 its
+ * 262144 x 768 table makes a 450 MiB file, 30-60 s more of CI here.
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BERT_SHAPES, makeBertModel } from '../scripts/make-bert.js';
 import { makeModel, TINY_SHAPES } from '../scripts/make-model.js';
+import type { EmbedBenchResult } from '../src/node/embed-bench.js';
 import { cosineSimilarity, createEngine, type EmbeddingResponse, type Engine } from '../src/node/index.js';
 import { HAVE_CHROMIUM } from './helpers/browser.js';
 import { testGpu } from './helpers/gpu.js';
@@ -55,45 +67,72 @@ const CASES = [
   // Decoders used for embeddings (scripts/make-model.ts): Qwen3-Embedding's form (qwen3 with
   // last-token pooling, EOS added and pooled); EmbeddingGemma (gemma-embedding: Gemma 3 blocks
   // without the causal mask, symmetric windows, mean pooling, dense_2/dense_3).
-  ['qwen3-embedding', 'q8_0', 0.999], ['gemma-embedding', 'q8_0', 0.999],
+  ['qwen3-embedding', 'q8_0', 0.999], ['gemma-embedding', 'q8_0', 0.999], ['gemma-embedding', 'f16', 0.9999],
+  // The real models' shapes (REAL_SHAPES), a few layers deep.
+  ['embeddinggemma-300m', 'q4_k_m', 0.999], ['qwen3-embedding-0.6b', 'f16', 0.9999], ['qwen3-embedding-0.6b', 'q4_k_m', 0.998],
+  ['nomic-embed-text-v1.5', 'f16', 0.9999], ['bge-small-en-v1.5', 'f16', 0.9999],
 ] as const;
+
+/**
+ * Real embedding models at their real width, heads, head width, FFN, vocabulary and tokenizer
+ * metadata, with only the first layers (the vocabulary tables' rows repeat after a prime period,
+ * so a 262k-row file is written in seconds). EmbeddingGemma keeps six layers: llama.cpp fails
+ * (GGML_ASSERT(buffer) in the attention mask's set_input) on a gemma-embedding whose layers are
+ * all sliding ones, and the sixth is its first global layer.
+ */
+const REAL_SHAPES: Record<string, (quant: string) => Promise<Uint8Array>> = {
+  'embeddinggemma-300m': (quant) => makeModel({ arch: 'gemma-embedding', shape: 'embeddinggemma-300m', quant, layers: 6, tableRowPeriod: 8191 }),
+  'qwen3-embedding-0.6b': (quant) => makeModel({ arch: 'qwen3', shape: 'qwen3-0.6b', quant, pooling: 'last', layers: 1, tableRowPeriod: 8191 }),
+  'nomic-embed-text-v1.5': (quant) => makeBertModel({ shape: 'nomic-embed-text-v1.5', quant, layers: 2 }),
+  'bge-small-en-v1.5': (quant) => makeBertModel({ shape: 'bge-small-en-v1.5', quant, layers: 2 }),
+};
+
+/**
+ * The real shapes embed two of the texts: their cost is per token (SwiftShader), and the shapes,
+ * not the texts, are what they add (both texts have words split into pieces; the second, accents).
+ */
+const REAL_TEXTS = TEXTS.slice(1, 3);
+const textsOf = (shape: string): string[] => (shape in REAL_SHAPES ? REAL_TEXTS : TEXTS);
 
 function makeCase(shape: string, quant: string): Promise<Uint8Array> {
   if (shape === 'qwen3-embedding') return makeModel({ arch: 'qwen3', shape: TINY_SHAPES.qwen3, quant, pooling: 'last' });
   if (shape === 'gemma-embedding') return makeModel({ arch: 'gemma-embedding', shape: TINY_SHAPES['gemma-embedding'], quant });
-  return makeBertModel({ shape, quant });
+  return REAL_SHAPES[shape]?.(quant) ?? makeBertModel({ shape, quant });
 }
 
 describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama 3.13.0)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'webgguf-embed-'));
   const paths = CASES.map(([shape, quant]) => join(dir, `${shape}-${quant}.gguf`));
+  /** A tiny BERT named as bge-small-en-v1.5 is (general.basename), which gives it bge's query prefix. */
+  const namedBge = join(dir, 'named-bge.gguf');
   let oracle: { tokens: number; embedding: number[] }[][];
   let engine: Engine;
 
   beforeAll(async () => {
     for (const [i, [shape, quant]] of CASES.entries()) writeFileSync(paths[i]!, await makeCase(shape, quant));
-    oracle = await llamaCppEmbeddings(paths, TEXTS, { context: BERT_SHAPES['tiny-bert']!.context });
+    writeFileSync(namedBge, await makeBertModel({ shape: 'tiny-bert', quant: 'f32', basename: 'bge-small-en-v1.5' }));
+    oracle = await llamaCppEmbeddings(paths, CASES.map(([shape]) => textsOf(shape)), { context: BERT_SHAPES['tiny-bert']!.context });
     const gpu = await testGpu();
     engine = await createEngine({ gpu: async () => gpu });
-  }, 240_000);
+  }, 600_000);
 
   afterAll(async () => {
     await engine?.dispose();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test.each(CASES.map((c, i) => [...c, i] as const))('%s %s: cosine with llama.cpp at least %s per text', async (_shape, _quant, bound, i) => {
+  test.each(CASES.map((c, i) => [...c, i] as const))('%s %s: cosine with llama.cpp at least %s per text', async (shape, quant, bound, i) => {
     await engine.load(paths[i]!);
-    const response = await engine.embeddings.create({ input: TEXTS });
+    const response = await engine.embeddings.create({ input: textsOf(shape) });
     const cosines = response.data.map((d, t) => cosineSimilarity(d.embedding as number[], oracle[i]![t]!.embedding));
     // Same tokens as llama.cpp's WordPiece, CLS and SEP included.
     expect(response.usage.prompt_tokens).toBe(oracle[i]!.reduce((n, o) => n + o.tokens, 0));
-    console.log(`${_shape} ${_quant}: cosines with llama.cpp ${cosines.map((c) => c.toFixed(7)).join(' ')}`);
+    console.log(`${shape} ${quant}: cosines with llama.cpp ${cosines.map((c) => c.toFixed(7)).join(' ')}`);
     expect(Math.min(...cosines), `cosines ${cosines.map((c) => c.toFixed(6)).join(' ')}`).toBeGreaterThanOrEqual(bound);
     // Every embedding model refuses chat (a decoder whose file names a pooling too).
     const chat = engine.chat.completions.create({ messages: [{ role: 'user', content: 'hi' }] });
     expect(await chat.then(() => 'resolved', (e: { code?: string }) => e.code)).toBe('invalid-argument');
-  }, 60_000);
+  }, 180_000);
 
   test('inputs packed into one pass (block-diagonal attention) equal the same inputs one by one', async () => {
     // More tokens than one pass of the tiny models' 128 holds: two passes.
@@ -126,9 +165,7 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     await engine.load(paths[0]!);
     const plain = await engine.embeddings.create({ input: 'one text' });
     expect((await engine.embeddings.create({ input: 'one text', input_type: 'query' })).data[0]!.embedding).toEqual(plain.data[0]!.embedding);
-    const named = join(dir, 'named-bge.gguf');
-    writeFileSync(named, await makeBertModel({ shape: 'tiny-bert', quant: 'f32', basename: 'bge-small-en-v1.5' }));
-    await engine.load(named);
+    await engine.load(namedBge);
     const query = await engine.embeddings.create({ input: ['one text'], input_type: 'query' });
     const spelled = await engine.embeddings.create({ input: ['Represent this sentence for searching relevant passages: one text'] });
     expect(query.data[0]!.embedding).toEqual(spelled.data[0]!.embedding);
@@ -204,5 +241,31 @@ describe.skipIf(!HAVE_MODELS || !HAVE_CHROMIUM)('embeddings vs llama.cpp (wllama
     expect(lines[0]).toMatch(/^embedding 0:( -?\d\.\d{6}){8}$/);
     expect(lines[2]).toBe('cosine similarities:');
     expect(lines[3]!.trim().split(/\s+/)[0]).toBe('1.000');
-  }, 60_000);
+
+    // --input-type: the prefix embeddings.create's input_type puts before each text (bge's query instruction).
+    await engine.load(namedBge);
+    const query = await engine.embeddings.create({ input: texts, input_type: 'query' });
+    const cliQuery = await cli(['embed', '-m', namedBge, '--text', texts[0]!, '--text', texts[1]!, '--input-type', 'query', '--json']);
+    expect(cliQuery.code, cliQuery.stderr).toBe(0);
+    const outQuery = JSON.parse(cliQuery.stdout) as EmbeddingResponse;
+    expect(outQuery.usage).toEqual(query.usage);
+    expect(outQuery.usage.prompt_tokens).toBeGreaterThan(out.usage.prompt_tokens);
+    outQuery.data.forEach((d, i) => expect(cosineSimilarity(d.embedding as number[], query.data[i]!.embedding as number[])).toBeGreaterThan(0.99999));
+    // Checked before the GPU starts: a usage error (exit status 2).
+    const wrong = await cli(['embed', '-m', namedBge, '--text', 'x', '--input-type', 'question']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/--input-type must be query or document, got "question"/);
+  }, 90_000);
+
+  test('webgguf bench on a decoder embedding model (Qwen3-Embedding, EmbeddingGemma) times embeddings, as on a BERT', async () => {
+    for (const shape of ['qwen3-embedding', 'gemma-embedding']) {
+      const r = await cli(['bench', '-m', paths[CASES.findIndex((c) => c[0] === shape)]!, '--prompt-tokens', '16', '--inputs', '2', '--runs', '1', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout) as EmbedBenchResult;
+      expect([result.input_tokens, result.inputs, result.runs], shape).toEqual([16, 2, 1]);
+      expect(result.inputs_per_s, shape).toBeGreaterThan(0);
+      expect(result.tokens_per_s / result.inputs_per_s, shape).toBeCloseTo(16, 6);
+      expect(result.gpu_bytes, shape).toBeGreaterThan(0);
+    }
+  }, 90_000);
 });

@@ -9,6 +9,7 @@ import { bench, followupBench, gemvBench, headBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
+import { readConfig } from '../model/config.js';
 import { isEncoder } from '../model/encoder.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import { DEFAULT_HOST, DEFAULT_MAX_PENDING, DEFAULT_PORT, serve } from '../node/serve.js';
@@ -42,6 +43,8 @@ interface Flag {
   list?: true;
   /** The flag may be given several times (its values in order). */
   repeats?: true;
+  /** The values a string flag accepts (checked before any work; shown as its value in the help). */
+  choices?: readonly string[];
   default?: number;
   commands: readonly Command[];
   help: string;
@@ -65,6 +68,10 @@ const FLAGS = {
   grammar: { type: 'string', value: 'FILE', commands: ['generate'], help: "the output must match this GBNF grammar file (llama.cpp's format, rule root)" },
   text: { type: 'string', value: 'TEXT', repeats: true, commands: ['tokenize', 'embed'], help: 'the text to tokenize, or (embed; repeatable) to embed' },
   dimensions: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['embed'], help: "keep the first N values of each vector, renormalized (Matryoshka models)" },
+  'input-type': {
+    type: 'string', value: 'query|document', choices: ['query', 'document'], commands: ['embed'],
+    help: "the model family's query or document prefix before each text",
+  },
   'no-bos': { type: 'boolean', commands: ['generate', 'tokenize'], help: 'do not add the BOS token' },
   'prompt-tokens': { type: 'string', value: 'N', range: { min: 1, integer: true }, default: 128, commands: ['bench', 'estimate'], help: 'prompt length' },
   context: { type: 'string', value: 'N', range: { min: 1, integer: true }, commands: ['estimate', 'serve'], help: "the context length (default the model's, capped at 4096)" },
@@ -115,7 +122,8 @@ const SYNOPSIS = `usage:
                    [--repeat-penalty R] [--seed S] [--json-schema FILE | --grammar FILE] [--no-bos]
                    [--json]
   webgguf tokenize -m FILE --text TEXT [--no-bos] [--json]
-  webgguf embed -m FILE --text TEXT [--text TEXT ...] [--dimensions N] [--json]
+  webgguf embed -m FILE --text TEXT [--text TEXT ...] [--input-type query|document]
+                [--dimensions N] [--json]
   webgguf bench -m FILE [--prompt-tokens N] [--gen-tokens N] [--runs N] [--followup N,N,...]
                 [--inputs N] [--json]
   webgguf bench-gemv [--kinds K,K,...] [--vocab N,N,...] [--json]
@@ -198,6 +206,10 @@ function parseCommandLine(argv: string[]): Args | 'help' {
   const args: Args = { command: cmd, values: { ...values, text: texts[0] } as Args['values'], texts, numbers: {}, lists: {}, kinds: [] };
   for (const name of Object.keys(values) as FlagName[]) {
     if (!(FLAGS[name].commands as readonly Command[]).includes(cmd)) throw new UsageError(`${cmd} takes no --${name}`);
+  }
+  for (const [name, flag] of Object.entries(FLAGS) as [FlagName, Flag][]) {
+    const value = values[name];
+    if (flag.choices && typeof value === 'string' && !flag.choices.includes(value)) throw new UsageError(`--${name} must be ${flag.choices.join(' or ')}, got "${value}"`);
   }
   for (const name of COMMANDS[cmd].required) {
     if (values[name] === undefined) throw new UsageError(`${cmd} needs --${name}`);
@@ -294,7 +306,8 @@ async function embedCommand({ values, numbers, texts }: Args): Promise<void> {
   const engine = await createEngine();
   try {
     await engine.load(values.model!);
-    const response = await engine.embeddings.create({ input: texts, dimensions: numbers.dimensions });
+    const inputType = values['input-type'] as 'query' | 'document' | undefined;
+    const response = await engine.embeddings.create({ input: texts, dimensions: numbers.dimensions, input_type: inputType });
     if (values.json) {
       process.stdout.write(JSON.stringify(response) + '\n');
       return;
@@ -405,10 +418,11 @@ async function serveCommand({ values, numbers }: Args): Promise<void> {
   }
 }
 
+/** An encoder (BERT), or a decoder whose file names its pooling (EmbeddingGemma, Qwen3-Embedding). */
 async function isEmbeddingModel(path: string): Promise<boolean> {
   const { file, close } = await openGGUF(path);
   try {
-    return isEncoder(file);
+    return isEncoder(file) || readConfig(file).pooling !== undefined;
   } finally {
     await close();
   }

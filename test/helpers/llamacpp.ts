@@ -209,9 +209,11 @@ function idSpellingModel(vocab: GGUFFile, context: number): Uint8Array {
 /**
  * llama.cpp's pooled, L2-normalized embedding of each text under each model of `ggufPaths` (its
  * own pooling type and tokenizer), with the token count it made: the oracle for the encoder
- * models. Starts Chromium and llama.cpp once for the call (seconds), and loads the models in turn.
+ * models. `texts`: the same texts for every model, or one list per model. Starts Chromium and
+ * llama.cpp once for the call (seconds), and loads the models in turn.
  */
-export async function llamaCppEmbeddings(ggufPaths: string[], texts: string[], { context = 512 }: { context?: number } = {}): Promise<{ tokens: number; embedding: number[] }[][]> {
+export async function llamaCppEmbeddings(ggufPaths: string[], texts: string[] | string[][], { context = 512 }: { context?: number } = {}): Promise<{ tokens: number; embedding: number[] }[][]> {
+  const textsOf = (i: number): string[] => (Array.isArray(texts[0]) ? (texts as string[][])[i]! : (texts as string[]));
   const server = await new ModelServer().start();
   server.isolated = true;
   ggufPaths.forEach((path, i) => server.files.set(`model-${i}.gguf`, path));
@@ -224,7 +226,7 @@ export async function llamaCppEmbeddings(ggufPaths: string[], texts: string[], {
     const out = [];
     for (let i = 0; i < ggufPaths.length; i++) {
       await call(page, 'llamaLoad', `${server.origin}/files/model-${i}.gguf`, { threads: 1, context, embeddings: true, pooling: 'unspecified' });
-      out.push(await call<{ tokens: number; embedding: number[] }[]>(page, 'llamaEmbed', texts));
+      out.push(await call<{ tokens: number; embedding: number[] }[]>(page, 'llamaEmbed', textsOf(i)));
     }
     await call(page, 'llamaExit');
     return out;
