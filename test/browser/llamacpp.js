@@ -66,18 +66,21 @@ window.llamaTextTopK = guard(async (text, steps, k, banned) => {
   return { promptTokens: response.usage.prompt_tokens, steps: stepsOf(response) };
 });
 
-/** How many tokens llama.cpp makes of `text` as a prompt (BOS included when the model adds one). */
-window.llamaPromptTokens = guard(async (text) => (await llama.createCompletion({ prompt: text, max_tokens: 1, temperature: 0, cache_prompt: false })).usage.prompt_tokens);
+/**
+ * How many tokens llama.cpp makes of `text` as a prompt (BOS included when the model adds one);
+ * `bias` (token id to logit bias) keeps the one token it generates printable.
+ */
+window.llamaPromptTokens = guard(async (text, bias) => (await llama.createCompletion({ prompt: text, max_tokens: 1, temperature: 0, cache_prompt: false, logit_bias: bias })).usage.prompt_tokens);
 
 /**
  * Greedy generation of `gen` tokens after the text `prompt` with llama.cpp's own sampler, streamed
  * and timed on the main thread (as ours is): time to the first token, then the decode rate.
  */
-window.llamaBench = guard(async (prompt, gen) => {
+window.llamaBench = guard(async (prompt, gen, bias) => {
   const t0 = performance.now();
   let firstAt = 0;
   let usage;
-  const stream = await llama.createCompletion({ prompt, max_tokens: gen, temperature: 0, ignore_eos: true, cache_prompt: false, stream: true, stream_options: { include_usage: true } });
+  const stream = await llama.createCompletion({ prompt, max_tokens: gen, temperature: 0, ignore_eos: true, cache_prompt: false, logit_bias: bias, stream: true, stream_options: { include_usage: true } });
   for await (const chunk of stream) {
     if (!firstAt && chunk.choices?.length) firstAt = performance.now();
     if (chunk.usage) usage = chunk.usage;
