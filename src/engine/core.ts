@@ -145,7 +145,8 @@ export class EngineCore {
 
   /** predictSpeed, remembered per adapter and model shape (in the store, where there is one). */
   private async measuredSpeed(gpu: GpuContext, file: GGUFFile, contextLength: number, promptTokens: number | undefined, signal: AbortSignal): Promise<SpeedEstimate> {
-    const key = `speed/v1/${gpu.adapterName}/${speedSignature(file, contextLength, promptTokens)}`;
+    // v2: the deeper sample has up to 8 layers (a v1 figure was measured with 4).
+    const key = `speed/v2/${gpu.adapterName}/${speedSignature(file, contextLength, promptTokens)}`;
     const known = this.speeds.get(key) ?? (await this.options.store?.get<SpeedEstimate>(key).catch(() => undefined));
     if (known) return known;
     const measured = await predictSpeed(gpu, file, { contextLength, promptTokens, signal });

@@ -22,8 +22,15 @@ export interface SpeedEstimate {
 
 /** Vocabulary rows the samples keep: enough rows that the head's time grows linearly from there. */
 const SAMPLE_VOCAB = 4096;
-/** Layers of the deeper sample (the shallower has one); more layers, less noise per layer. */
-const SAMPLE_LAYERS = 4;
+/**
+ * Layers of the deeper sample (the shallower has one): the per-layer time is their difference
+ * over (layers - 1) and is then multiplied by the model's layers - 1, so the difference's noise
+ * grows by (model layers - 1) / (sample layers - 1): up to SAMPLE_LAYERS_MAX layers while the
+ * sample's layers stay within SAMPLE_LAYER_BYTES, never fewer than SAMPLE_LAYERS_MIN.
+ */
+const SAMPLE_LAYERS_MIN = 4;
+const SAMPLE_LAYERS_MAX = 8;
+const SAMPLE_LAYER_BYTES = 192 * 2 ** 20;
 /** Decode steps per timed batch (generation's batches reach this size), and batches timed. */
 const STEPS = 8;
 const BATCHES = 4;
@@ -31,9 +38,9 @@ const BATCHES = 4;
 /**
  * Predicts decode and prefill speed by running the model's own kernels, on this device, over
  * samples of the model: copies of its header with its first layer (sample A), its first
- * SAMPLE_LAYERS layers (B), and the first layer with twice the vocabulary rows (C), every tensor
+ * 4 to 8 layers (B), and the first layer with twice the vocabulary rows (C), every tensor
  * at its real shape and type, filled with random words instead of downloaded weights. A layer's
- * time is (B − A) / (SAMPLE_LAYERS − 1) and the head's per vocabulary row (C − A) / rows, both
+ * time is (B − A) / (B's layers − 1) and the head's per vocabulary row (C − A) / rows, both
  * linear in what they read; the rest of A (embedding, final norm, sampler, submit and readback) is
  * paid once. So the prediction is a measurement, and it knows the adapter, the quant kinds and
  * the kernel shapes without a table. The samples take a few layers' memory, one at a time.
@@ -53,7 +60,8 @@ export async function predictSpeed(
   const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, config.contextLength - BATCHES * STEPS - 1));
   const contextLength = Math.min(config.contextLength, Math.max(options.contextLength ?? DEFAULT_CONTEXT, promptTokens + BATCHES * STEPS + 1));
   const vocabRows = Math.min(config.vocabSize, SAMPLE_VOCAB);
-  const deep = Math.min(config.nLayers, SAMPLE_LAYERS);
+  const layerBytes = file.tensors.filter((t) => t.name.startsWith('blk.0.')).reduce((sum, t) => sum + t.byteSize, 0);
+  const deep = Math.min(config.nLayers, Math.max(SAMPLE_LAYERS_MIN, Math.min(SAMPLE_LAYERS_MAX, Math.floor(SAMPLE_LAYER_BYTES / Math.max(1, layerBytes)))));
   const time = async (layers: number, rows: number) => {
     const sample = sampleFile(file, layers, rows);
     const plans = planWeights(sample, readConfig(sample));
