@@ -8,8 +8,7 @@
  */
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { DECODE_BATCH } from '../src/generate.js';
-import { GREEDY } from '../src/model/llama.js';
+import { benchPrompt, runOnce } from '../src/node/bench.js';
 import { loadModelFile } from '../src/node/load.js';
 
 const { values } = parseArgs({
@@ -29,30 +28,15 @@ const runs = Number(values.runs ?? 3);
 const t0 = performance.now();
 const { model, gpu } = await loadModelFile(values.model, { contextLength: promptTokens + genTokens + 1 });
 const loadMs = performance.now() - t0;
-// The same fixed pseudo-random prompt as `webgguf bench`.
-let seed = 12345;
-const prompt = Array.from({ length: promptTokens }, () => {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return 3 + (seed % (model.config.vocabSize - 3));
-});
+const prompt = benchPrompt(promptTokens, model.config.vocabSize);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function run(tokens: number[], gen: number): Promise<{ prefill: number; decode: number }> {
-  model.setSampler(GREEDY, tokens);
-  const t1 = performance.now();
-  await model.step(tokens, 0);
-  const t2 = performance.now();
-  // Decode as generate() does: batches of steps per readback.
-  for (let i = 0; i < gen; i += DECODE_BATCH) await model.decode(Math.min(DECODE_BATCH, gen - i), tokens.length + i);
-  return { prefill: t2 - t1, decode: performance.now() - t2 };
-}
-
-await run(prompt.slice(0, warmupTokens), Math.min(genTokens, 2));
+await runOnce(model, prompt.slice(0, warmupTokens), Math.min(genTokens, 2));
 const prefill: number[] = [];
 const decode: number[] = [];
 for (let r = 0; r < runs; r++) {
-  const t = await run(prompt, genTokens);
-  prefill.push(t.prefill);
+  const t = await runOnce(model, prompt, genTokens);
+  prefill.push(t.ttft);
   decode.push(t.decode);
 }
 console.log(JSON.stringify({

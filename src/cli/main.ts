@@ -9,7 +9,7 @@ import { bench, followupBench, gemvBench, headBench } from '../node/bench.js';
 import { nodeGpuContext } from '../node/gpu.js';
 import { loadModelFile, openGGUF } from '../node/load.js';
 import { GPU_WEIGHT_KINDS, type GpuWeightKind } from '../quant/formats.js';
-import { readConfig } from '../model/config.js';
+import { readPooling } from '../model/config.js';
 import { isEncoder } from '../model/encoder.js';
 import { GGUFTokenizer } from '../tokenizer/tokenizer.js';
 import { DEFAULT_HOST, DEFAULT_MAX_PENDING, DEFAULT_PORT, serve } from '../node/serve.js';
@@ -422,7 +422,7 @@ async function serveCommand({ values, numbers }: Args): Promise<void> {
 async function isEmbeddingModel(path: string): Promise<boolean> {
   const { file, close } = await openGGUF(path);
   try {
-    return isEncoder(file) || readConfig(file).pooling !== undefined;
+    return isEncoder(file) || readPooling(file) !== undefined;
   } finally {
     await close();
   }

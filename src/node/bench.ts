@@ -63,8 +63,17 @@ export async function probeReadBandwidth(gpu: GpuContext, repeats = 5): Promise<
   return bytes / (best / 1000) / 1e9;
 }
 
-/** Prefill `promptTokens` random tokens, then decode `genTokens`, greedily; times in ms. */
-async function runOnce(model: LlamaModel, prompt: number[], genTokens: number): Promise<{ ttft: number; decode: number }> {
+/** A fixed pseudo-random prompt of `length` tokens: the same on every run and every machine. */
+export function benchPrompt(length: number, vocabSize: number): number[] {
+  let seed = 12345;
+  return Array.from({ length }, () => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return 3 + (seed % (vocabSize - 3));
+  });
+}
+
+/** Prefill `prompt`, then decode `genTokens`, greedily; times in ms. */
+export async function runOnce(model: LlamaModel, prompt: number[], genTokens: number): Promise<{ ttft: number; decode: number }> {
   model.setSampler(GREEDY, prompt);
   const t0 = performance.now();
   await model.step(prompt, 0);
@@ -93,12 +102,7 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
   const loaded = await loadModelFile(path, { contextLength: promptTokens + genTokens + 1 });
   try {
     const { model, gpu } = loaded;
-    // A fixed pseudo-random prompt: the same tokens on every run and every machine.
-    let seed = 12345;
-    const prompt = Array.from({ length: promptTokens }, () => {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      return 3 + (seed % (model.config.vocabSize - 3));
-    });
+    const prompt = benchPrompt(promptTokens, model.config.vocabSize);
     await runOnce(model, prompt, Math.min(genTokens, 4));
     const results = [];
     for (let r = 0; r < runs; r++) results.push(await runOnce(model, prompt, genTokens));
