@@ -3,15 +3,15 @@
  * (a local server counts the bytes), the device's limits and the engine's budget, each refusal
  * with its reason, and the budget enforced by load before any weight byte is fetched.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { memoryStore } from '../src/cache/store.js';
 import { createEngine as createEngineIn, defaultGpuBudget } from '../src/engine/engine.js';
-import { bench } from '../src/node/bench.js';
+import { bench, type BenchResult } from '../src/node/bench.js';
 import { nodeGpuContext } from '../src/node/gpu.js';
-import { SHAPES } from '../scripts/make-model.js';
+import { makeModel, SHAPES, TINY_SHAPES } from '../scripts/make-model.js';
 import { testGpu } from './helpers/gpu.js';
 import { ModelServer } from './helpers/model-server.js';
 import { writeSparseLlama } from './helpers/sparse-model.js';
@@ -189,15 +189,55 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
     }
   });
 
-  // The prediction against the measurement, same lengths as bench. Timed tests share the machine
-  // with the suite's other files, so this one only catches a prediction that is broken (samples
-  // not scaled to the whole model: off by 2x and more); the ±35% figures are the benchmark's
-  // (`webgguf bench` prints both; docs/PERFORMANCE.md).
-  test('predicted decode and prefill speed within a factor of 2 of the measured: stories260K q4_0', { timeout: 300_000 }, async () => {
-    const r = await bench(storiesPath('q4_0'), 128, 64, 3);
-    console.log(`stories260K q4_0: decode ${r.decode_tok_s.toFixed(1)} (predicted ${r.predicted_decode_tok_s.toFixed(1)}), prefill ${r.prefill_tok_s.toFixed(1)} (predicted ${r.predicted_prefill_tok_s.toFixed(1)}) tok/s`);
-    expect(Math.abs(Math.log(r.predicted_decode_tok_s / r.decode_tok_s))).toBeLessThan(Math.log(2));
-    expect(Math.abs(Math.log(r.predicted_prefill_tok_s / r.prefill_tok_s))).toBeLessThan(Math.log(2));
+  // The prediction against the measurement (as `webgguf bench` prints them: the prediction's
+  // samples timed in rounds between the measured runs). stories260K's deeper sample is the whole
+  // model (5 layers, 512 rows), so its check is the samples' timing against the run's; the
+  // 24-layer model with a 32k vocabulary is predicted from its first 8 layers scaled by their bytes
+  // and a head sample, so a prediction that scales layers or the head wrongly is off by 1.5x to 3x.
+  // The bound is the issue's ±35%; on a machine with more cores other test files run beside this
+  // one, so a pair that misses is measured once more before the test fails (both are printed).
+  const predictedCases = [
+    { name: 'stories260K q4_0', promptTokens: 128, genTokens: 64, file: async () => storiesPath('q4_0') },
+    {
+      name: '24 layers of width 64, a 32k vocabulary, q4_0', promptTokens: 64, genTokens: 32,
+      file: async () => {
+        const path = join(dir, 'deep-32k.gguf');
+        writeFileSync(path, await makeModel({ arch: 'llama', shape: 'tiny-64-32k', quant: 'q4_0', layers: 24 }));
+        return path;
+      },
+    },
+  ];
+  test.for(predictedCases)('predicted decode and prefill speed within a factor of 1.35 of the measured: $name', { timeout: 600_000 }, async ({ name, file, promptTokens, genTokens }) => {
+    const path = await file();
+    const within = (r: BenchResult) => [r.predicted_decode_tok_s / r.decode_tok_s, r.predicted_prefill_tok_s / r.prefill_tok_s].every((x) => Math.abs(Math.log(x)) < Math.log(1.35));
+    let r = await bench(path, promptTokens, genTokens, 3);
+    for (let attempt = 1; ; attempt++) {
+      console.log(`${name}, pair ${attempt}: decode ${r.decode_tok_s.toFixed(1)} (predicted ${r.predicted_decode_tok_s.toFixed(1)}), prefill ${r.prefill_tok_s.toFixed(1)} (predicted ${r.predicted_prefill_tok_s.toFixed(1)}) tok/s`);
+      if (within(r) || attempt === 2) break;
+      r = await bench(path, promptTokens, genTokens, 3);
+    }
+    expect(r.predicted_decode_tok_s / r.decode_tok_s).toBeGreaterThan(1 / 1.35);
+    expect(r.predicted_decode_tok_s / r.decode_tok_s).toBeLessThan(1.35);
+    expect(r.predicted_prefill_tok_s / r.prefill_tok_s).toBeGreaterThan(1 / 1.35);
+    expect(r.predicted_prefill_tok_s / r.prefill_tok_s).toBeLessThan(1.35);
+  });
+
+  // A sample is the model's header cut to its first layers: values per layer (Gemma 4's window
+  // pattern and FFN widths), its shared-KV count and per-layer embedding table, and patterns by
+  // index (Qwen3.5's DeltaNet layers, Gemma 3's windows) must still describe a valid model.
+  test.for(['gemma4', 'qwen35', 'gemma3'] as const)('speed: a 12-layer %s model is predicted from samples of its first layers', { timeout: 300_000 }, async (arch) => {
+    const bytes = await makeModel({ arch, shape: TINY_SHAPES[arch], quant: 'q4_0', layers: 12 });
+    const engine = await createEngineIn({ worker: false, cache: true, store: memoryStore(), gpu: testGpu });
+    try {
+      const e = await engine.estimate(new File([bytes as Uint8Array<ArrayBuffer>], `${arch}-12.gguf`), { promptTokens: 16 });
+      expect(e.fits).toBe(true);
+      for (const rate of [e.speed!.decodeTokS, e.speed!.prefillTokS]) {
+        expect(Number.isFinite(rate)).toBe(true);
+        expect(rate).toBeGreaterThan(0);
+      }
+    } finally {
+      await engine.dispose();
+    }
   });
 
   test('the default budget: half the memory on phones and small machines, none on others', () => {

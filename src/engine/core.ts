@@ -16,7 +16,7 @@ import { generate, seed32, type ConstraintTrigger, type FinishReason, type Gener
 import { GrammarEngine, type Constraint } from '../grammar/constraint.js';
 import { checkConstraintSpec } from '../grammar/spec.js';
 import { typeName } from '../gguf/ggml-types.js';
-import { readGGUF, type GGUFFile } from '../gguf/gguf.js';
+import { readGGUF, type GGUFFile, type MetadataValue } from '../gguf/gguf.js';
 import { createGpuContext, type GpuContext } from '../gpu/context.js';
 import { openModel } from '../gguf/split.js';
 import { blobSource, bytesSource, type ByteSource } from '../io/byte-source.js';
@@ -145,8 +145,9 @@ export class EngineCore {
 
   /** predictSpeed, remembered per adapter and model shape (in the store, where there is one). */
   private async measuredSpeed(gpu: GpuContext, file: GGUFFile, contextLength: number, promptTokens: number | undefined, signal: AbortSignal): Promise<SpeedEstimate> {
-    // v2: the deeper sample has up to 8 layers (a v1 figure was measured with 4).
-    const key = `speed/v2/${gpu.adapterName}/${speedSignature(file, contextLength, promptTokens)}`;
+    // v3: layers weighted by their bytes and the head sampled by its bytes (v2 counted layers, and
+    // extrapolated the head from 4096 rows; v1's deeper sample had 4 layers).
+    const key = `speed/v3/${gpu.adapterName}/${speedSignature(file, contextLength, promptTokens)}`;
     const known = this.speeds.get(key) ?? (await this.options.store?.get<SpeedEstimate>(key).catch(() => undefined));
     if (known) return known;
     const measured = await predictSpeed(gpu, file, { contextLength, promptTokens, signal });
@@ -991,11 +992,15 @@ function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /**
  * What a speed estimate depends on: the architecture, every hyperparameter, the shapes and types of
- * the tensors the samples hold (the first layers, embedding and head), the context and the prompt.
+ * every tensor (the samples hold the first layers and the head; the rest scale them), the context
+ * and the prompt.
  */
 function speedSignature(file: GGUFFile, contextLength: number, promptTokens?: number): string {
   const arch = String(file.metadata.get('general.architecture'));
-  const params = [...file.metadata].filter(([k, v]) => k.startsWith(`${arch}.`) && typeof v !== 'object').map(([k, v]) => `${k}=${v}`);
-  const tensors = file.tensors.filter((t) => !/^blk\.([4-9]|\d\d+)\./.test(t.name)).map((t) => `${t.name}:${t.dims.join('x')}:${t.type}`);
+  // Every layer's tensors and every value of the architecture's keys (arrays too: Gemma 4's per-layer
+  // shapes): the prediction scales the samples by the bytes of all the layers.
+  const value = (v: MetadataValue) => (typeof v === 'object' ? Array.from(v as ArrayLike<unknown>).join(',') : String(v));
+  const params = [...file.metadata].filter(([k]) => k.startsWith(`${arch}.`)).map(([k, v]) => `${k}=${value(v)}`);
+  const tensors = file.tensors.map((t) => `${t.name}:${t.dims.join('x')}:${t.type}`);
   return bytesToHex(sha256(new TextEncoder().encode([arch, contextLength, promptTokens ?? '', ...params, ...tensors].join('\n')))).slice(0, 32);
 }

@@ -1,8 +1,8 @@
 import { WebGGUFError } from '../errors.js';
 import { TYPE_TRAITS } from '../gguf/ggml-types.js';
-import type { GGUFFile, TensorInfo } from '../gguf/gguf.js';
+import type { GGUFFile, MetadataValue, TensorInfo } from '../gguf/gguf.js';
 import type { GpuContext } from '../gpu/context.js';
-import { readConfig } from './config.js';
+import { PER_LAYER_TABLE, readConfig } from './config.js';
 import { GREEDY, LlamaModel } from './llama.js';
 import { DEFAULT_CONTEXT, DEFAULT_MAX_BATCH } from './memory-plan.js';
 import { planWeights, type TensorPlan, type WeightChunk } from './weights.js';
@@ -20,70 +20,145 @@ export interface SpeedEstimate {
   probeMs: number;
 }
 
-/** Vocabulary rows the samples keep: enough rows that the head's time grows linearly from there. */
+/** Vocabulary rows of samples A and B: enough rows that the head's time grows linearly from there. */
 const SAMPLE_VOCAB = 4096;
 /**
- * Layers of the deeper sample (the shallower has one): the per-layer time is their difference
- * over (layers - 1) and is then multiplied by the model's layers - 1, so the difference's noise
- * grows by (model layers - 1) / (sample layers - 1): up to SAMPLE_LAYERS_MAX layers while the
- * sample's layers stay within SAMPLE_LAYER_BYTES, never fewer than SAMPLE_LAYERS_MIN.
+ * Sample C's extra vocabulary rows: as many as fit HEAD_SAMPLE_BYTES of the head (the whole
+ * vocabulary where it does), so the head's time is extrapolated little or not at all (a 4096-row
+ * difference scaled 60 times to a 262k vocabulary carried its noise into the prediction).
+ */
+const HEAD_SAMPLE_BYTES = 64 * 2 ** 20;
+/**
+ * Layers of the deeper sample (the shallower has one): the layers' time is their difference, so
+ * its noise grows by the model's layer bytes over the sample's: up to SAMPLE_LAYERS_MAX layers
+ * while the sample's layers stay within SAMPLE_LAYER_BYTES, never fewer than SAMPLE_LAYERS_MIN.
  */
 const SAMPLE_LAYERS_MIN = 4;
 const SAMPLE_LAYERS_MAX = 8;
 const SAMPLE_LAYER_BYTES = 192 * 2 ** 20;
-/** Decode steps per timed batch (generation's batches reach this size), and batches timed. */
+/** Decode steps per timed batch (generation's batches reach this size), batches timed, and rounds. */
 const STEPS = 8;
 const BATCHES = 4;
+export const SPEED_ROUNDS = 3;
 
 /**
- * Predicts decode and prefill speed by running the model's own kernels, on this device, over
- * samples of the model: copies of its header with its first layer (sample A), its first
- * 4 to 8 layers (B), and the first layer with twice the vocabulary rows (C), every tensor
- * at its real shape and type, filled with random words instead of downloaded weights. A layer's
- * time is (B − A) / (B's layers − 1) and the head's per vocabulary row (C − A) / rows, both
- * linear in what they read; the rest of A (embedding, final norm, sampler, submit and readback) is
- * paid once. So the prediction is a measurement, and it knows the adapter, the quant kinds and
- * the kernel shapes without a table. The samples take a few layers' memory, one at a time.
- * `signal` is checked between the probe's steps (each weight chunk of a sample, each timed prefill
- * and decode batch), so an abort ends it within one step with `aborted`.
+ * Samples of a model, on the GPU, timed in rounds: copies of its header with its first layer
+ * (sample A), its first 4 to 8 layers (B), and the first layer with more vocabulary rows (C), every
+ * tensor at its real shape and type, filled with random words instead of downloaded weights. The
+ * layers' time is (B − A) per byte of B's layers past the first, times the bytes of the model's
+ * layers past the first (so layers of other widths, such as Gemma 4's double-wide ones that B does
+ * not reach, count for what they read); the head's is (C − A) per vocabulary row; the rest of A
+ * (embedding, final norm, sampler, submit and readback) is paid once. So the prediction is a
+ * measurement, and it knows the adapter, the quant kinds and the kernel shapes without a table.
+ * Each round times every sample once and the prediction takes each sample's median, so a bench
+ * can put its own measured runs between the rounds and a change in the device's speed lands on
+ * both. `signal` is checked between steps (each weight chunk, each timed prefill and decode batch),
+ * so an abort ends it within one step with `aborted`.
  */
+export class SpeedSamples {
+  private readonly timings = new Map<LlamaModel, Timing[]>();
+
+  private constructor(
+    private readonly promptTokens: number,
+    private readonly a: LlamaModel,
+    private readonly b: LlamaModel,
+    private readonly c: LlamaModel,
+    /** Bytes of the model's layers past the first, over those of B's. */
+    private readonly layerScale: number,
+    /** Vocabulary rows past A's, over C's rows past A's. */
+    private readonly rowScale: number,
+    private readonly checkAbort: () => void,
+    private readonly started: number,
+  ) {}
+
+  static async load(
+    gpu: GpuContext, file: GGUFFile, options: { contextLength?: number; promptTokens?: number; maxBatch?: number; signal?: AbortSignal } = {},
+  ): Promise<SpeedSamples> {
+    const started = performance.now();
+    const checkAbort = () => {
+      if (options.signal?.aborted) throw new WebGGUFError('aborted', 'the estimate was aborted');
+    };
+    const config = readConfig(file);
+    // The prompt and the decode steps timed after it must fit the samples' context, which may be
+    // longer than the one asked about (a KV cache's length changes no step's time, only its memory).
+    const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, config.contextLength - BATCHES * STEPS - 1));
+    const contextLength = Math.min(config.contextLength, Math.max(options.contextLength ?? DEFAULT_CONTEXT, promptTokens + BATCHES * STEPS + 1));
+    const layerBytes = bytesPerLayer(file, config.nLayers);
+    const deep = Math.min(config.nLayers, Math.max(SAMPLE_LAYERS_MIN, Math.min(SAMPLE_LAYERS_MAX, Math.floor(SAMPLE_LAYER_BYTES / Math.max(1, layerBytes[0]!)))));
+    const past = (n: number) => layerBytes.slice(1, n).reduce((x, y) => x + y, 0);
+    const rowsA = Math.min(config.vocabSize, SAMPLE_VOCAB);
+    const rowsC = Math.min(config.vocabSize, rowsA + Math.max(rowsA, Math.floor(HEAD_SAMPLE_BYTES / headRowBytes(file))));
+    const loaded: LlamaModel[] = [];
+    const load = async (layers: number, rows: number) => {
+      const sample = sampleFile(file, layers, rows);
+      const plans = planWeights(sample, readConfig(sample));
+      const model = await LlamaModel.load(gpu, sample, { contextLength, maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH, weights: () => randomChunks(plans, checkAbort) });
+      loaded.push(model);
+      // Warm-up: the first prefill and decode compile pipelines and touch every buffer.
+      const prompt = samplePrompt(model, promptTokens);
+      model.setSampler(GREEDY, prompt);
+      await model.step(prompt, 0);
+      checkAbort();
+      await model.decode(2, promptTokens);
+      return model;
+    };
+    try {
+      const a = await load(1, rowsA);
+      const b = deep > 1 ? await load(deep, rowsA) : a;
+      const c = rowsC > rowsA ? await load(1, rowsC) : a;
+      const layerScale = deep > 1 ? past(config.nLayers) / Math.max(1, past(deep)) : 0;
+      const rowScale = rowsC > rowsA ? (config.vocabSize - rowsA) / (rowsC - rowsA) : 0;
+      return new SpeedSamples(promptTokens, a, b, c, layerScale, rowScale, checkAbort, started);
+    } catch (e) {
+      for (const model of loaded) model.dispose();
+      throw e;
+    }
+  }
+
+  /** Times each sample once: the prompt's prefill, then batches of decode steps right after it. */
+  async round(): Promise<void> {
+    for (const model of new Set([this.a, this.b, this.c])) {
+      const runs = this.timings.get(model) ?? [];
+      runs.push(await timeModel(model, this.promptTokens, this.checkAbort));
+      this.timings.set(model, runs);
+    }
+  }
+
+  /** The prediction from each sample's median so far (one round at least). */
+  estimate(): SpeedEstimate {
+    const median = (model: LlamaModel, pick: (t: Timing) => number) => {
+      const values = (this.timings.get(model) ?? []).map(pick).sort((x, y) => x - y);
+      if (values.length === 0) throw new WebGGUFError('invalid-argument', 'the speed samples have not been timed');
+      return values[(values.length - 1) >> 1]!;
+    };
+    const scale = (pick: (t: Timing) => number) => {
+      const a = median(this.a, pick);
+      const layers = Math.max(0, median(this.b, pick) - a) * this.layerScale;
+      const head = Math.max(0, median(this.c, pick) - a) * this.rowScale;
+      return a + layers + head;
+    };
+    const decodeMs = scale((t) => t.decodeMs);
+    const prefillMs = scale((t) => t.prefillMs);
+    const promptTokens = this.promptTokens;
+    return { decodeTokS: 1000 / decodeMs, prefillTokS: (promptTokens * 1000) / prefillMs, ttftMs: prefillMs, promptTokens, probeMs: performance.now() - this.started };
+  }
+
+  dispose(): void {
+    for (const model of new Set([this.a, this.b, this.c])) model.dispose();
+  }
+}
+
+/** Predicts decode and prefill speed on this device from samples of the model (SpeedSamples), timed in three rounds. */
 export async function predictSpeed(
   gpu: GpuContext, file: GGUFFile, options: { contextLength?: number; promptTokens?: number; maxBatch?: number; signal?: AbortSignal } = {},
 ): Promise<SpeedEstimate> {
-  const started = performance.now();
-  const checkAbort = () => {
-    if (options.signal?.aborted) throw new WebGGUFError('aborted', 'the estimate was aborted');
-  };
-  const config = readConfig(file);
-  // The prompt and the decode steps timed after it must fit the samples' context, which may be
-  // longer than the one asked about (a KV cache's length changes no step's time, only its memory).
-  const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, config.contextLength - BATCHES * STEPS - 1));
-  const contextLength = Math.min(config.contextLength, Math.max(options.contextLength ?? DEFAULT_CONTEXT, promptTokens + BATCHES * STEPS + 1));
-  const vocabRows = Math.min(config.vocabSize, SAMPLE_VOCAB);
-  const layerBytes = file.tensors.filter((t) => t.name.startsWith('blk.0.')).reduce((sum, t) => sum + t.byteSize, 0);
-  const deep = Math.min(config.nLayers, Math.max(SAMPLE_LAYERS_MIN, Math.min(SAMPLE_LAYERS_MAX, Math.floor(SAMPLE_LAYER_BYTES / Math.max(1, layerBytes)))));
-  const time = async (layers: number, rows: number) => {
-    const sample = sampleFile(file, layers, rows);
-    const plans = planWeights(sample, readConfig(sample));
-    const model = await LlamaModel.load(gpu, sample, { contextLength, maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH, weights: () => randomChunks(plans, checkAbort) });
-    try {
-      return await timeModel(model, promptTokens, checkAbort);
-    } finally {
-      model.dispose();
-    }
-  };
-  const a = await time(1, vocabRows);
-  const b = deep > 1 ? await time(deep, vocabRows) : a;
-  const c = config.vocabSize > vocabRows ? await time(1, Math.min(2 * vocabRows, config.vocabSize)) : a;
-  const extraRows = Math.min(2 * vocabRows, config.vocabSize) - vocabRows;
-  const scale = (pick: (t: Timing) => number) => {
-    const layer = deep > 1 ? Math.max(0, (pick(b) - pick(a)) / (deep - 1)) : 0;
-    const row = extraRows > 0 ? Math.max(0, (pick(c) - pick(a)) / extraRows) : 0;
-    return pick(a) + (config.nLayers - 1) * layer + (config.vocabSize - vocabRows) * row;
-  };
-  const decodeMs = scale((t) => t.decodeMs);
-  const prefillMs = scale((t) => t.prefillMs);
-  return { decodeTokS: 1000 / decodeMs, prefillTokS: (promptTokens * 1000) / prefillMs, ttftMs: prefillMs, promptTokens, probeMs: performance.now() - started };
+  const samples = await SpeedSamples.load(gpu, file, options);
+  try {
+    for (let round = 0; round < SPEED_ROUNDS; round++) await samples.round();
+    return samples.estimate();
+  } finally {
+    samples.dispose();
+  }
 }
 
 interface Timing {
@@ -93,33 +168,42 @@ interface Timing {
   prefillMs: number;
 }
 
-/**
- * The median of three runs (as `webgguf bench` reports, so the two compare): the prompt's prefill,
- * then a batch of decode steps right after it.
- */
+function samplePrompt(model: LlamaModel, promptTokens: number): number[] {
+  return Array.from({ length: promptTokens }, (_, i) => 1 + (i % (model.config.vocabSize - 1)));
+}
+
+/** The prompt's prefill, then batches of decode steps as generation runs them (attention grows with them). */
 async function timeModel(model: LlamaModel, promptTokens: number, checkAbort: () => void): Promise<Timing> {
-  const prompt = Array.from({ length: promptTokens }, (_, i) => 1 + (i % (model.config.vocabSize - 1)));
-  model.setSampler(GREEDY, prompt);
-  await model.step(prompt, 0);
+  const prompt = samplePrompt(model, promptTokens);
   checkAbort();
-  await model.decode(2, promptTokens);
-  const runs: Timing[] = [];
-  for (let run = 0; run < 3; run++) {
+  model.setSampler(GREEDY, prompt);
+  const t0 = performance.now();
+  await model.step(prompt, 0);
+  const t1 = performance.now();
+  for (let b = 0; b < BATCHES; b++) {
     checkAbort();
-    model.setSampler(GREEDY, prompt);
-    const t0 = performance.now();
-    await model.step(prompt, 0);
-    const t1 = performance.now();
-    // Batches as generation runs them, over the first tokens of a reply (attention grows with them).
-    for (let b = 0; b < BATCHES; b++) {
-      checkAbort();
-      await model.decode(STEPS, promptTokens + b * STEPS);
-    }
-    const t2 = performance.now();
-    runs.push({ prefillMs: t1 - t0, decodeMs: (t2 - t1) / (BATCHES * STEPS) });
+    await model.decode(STEPS, promptTokens + b * STEPS);
   }
-  const median = (pick: (t: Timing) => number) => runs.map(pick).sort((a, b) => a - b)[1]!;
-  return { prefillMs: median((t) => t.prefillMs), decodeMs: median((t) => t.decodeMs) };
+  const t2 = performance.now();
+  return { prefillMs: t1 - t0, decodeMs: (t2 - t1) / (BATCHES * STEPS) };
+}
+
+const layerOf = (name: string) => /^blk\.(\d+)\./.exec(name)?.[1];
+
+/** Bytes of each layer's tensors in the file. */
+function bytesPerLayer(file: GGUFFile, nLayers: number): number[] {
+  const bytes = new Array<number>(nLayers).fill(0);
+  for (const t of file.tensors) {
+    const layer = Number(layerOf(t.name) ?? -1);
+    if (layer >= 0 && layer < nLayers) bytes[layer]! += t.byteSize;
+  }
+  return bytes;
+}
+
+/** Bytes of one vocabulary row of the head (the output matrix, or the embedding it is tied to). */
+function headRowBytes(file: GGUFFile): number {
+  const head = file.tensors.find((t) => t.name === 'output.weight') ?? file.tensors.find((t) => t.name === 'token_embd.weight');
+  return head && head.dims[1] ? head.byteSize / head.dims[1] : 1;
 }
 
 const samples = new WeakMap<GGUFFile, Map<string, GGUFFile>>();
@@ -133,16 +217,29 @@ function sampleFile(file: GGUFFile, layers: number, vocabRows: number): GGUFFile
   const key = `${layers}/${vocabRows}`;
   const cached = samples.get(file)?.get(key);
   if (cached) return cached;
-  const arch = file.metadata.get('general.architecture');
-  const metadata = new Map([...file.metadata].filter(([k]) => !k.startsWith('tokenizer.')));
+  const arch = String(file.metadata.get('general.architecture'));
+  const nLayers = readConfig(file).nLayers;
+  const metadata = new Map<string, MetadataValue>();
+  for (const [k, v] of file.metadata) {
+    if (k.startsWith('tokenizer.')) continue;
+    // A value per layer (Gemma 4's sliding-window pattern, head counts, FFN widths) keeps the sample's layers.
+    const perLayer = k.startsWith(`${arch}.`) && (Array.isArray(v) || ArrayBuffer.isView(v)) && (v as ArrayLike<unknown>).length === nLayers;
+    metadata.set(k, perLayer ? (Array.from(v as ArrayLike<MetadataValue>).slice(0, layers) as MetadataValue) : v);
+  }
   metadata.set(`${arch}.block_count`, layers);
-  const layerOf = (name: string) => /^blk\.(\d+)\./.exec(name)?.[1];
+  // Gemma 4: the last shared_kv_layers layers reuse earlier caches; the sample keeps those among its layers.
+  const shared = file.metadata.get(`${arch}.attention.shared_kv_layers`);
+  if (typeof shared === 'number') metadata.set(`${arch}.attention.shared_kv_layers`, Math.max(0, layers - (nLayers - shared)));
+  // Gemma 4's per-layer embeddings: a table and a projection with one slice per layer.
+  const perLayerInput = file.metadata.get(`${arch}.embedding_length_per_layer_input`);
+  const slices = (d: number) => (typeof perLayerInput === 'number' && perLayerInput > 0 && d === perLayerInput * nLayers ? perLayerInput * layers : d);
   let offset = 0;
   const tensors: TensorInfo[] = [];
   for (const t of file.tensors) {
     const layer = layerOf(t.name);
     if (layer !== undefined && Number(layer) >= layers) continue;
-    const dims = t.name === 'token_embd.weight' || t.name === 'output.weight' ? [t.dims[0]!, vocabRows] : t.dims;
+    const rows = t.name === 'token_embd.weight' || t.name === 'output.weight' || t.name === PER_LAYER_TABLE;
+    const dims = layer !== undefined ? t.dims : t.dims.map((d, i) => (rows && i === 1 ? vocabRows : slices(d)));
     const traits = TYPE_TRAITS[t.type];
     const elements = dims.reduce((x, y) => x * y, 1);
     const byteSize = traits ? Math.ceil(elements / traits.blockSize) * traits.blockBytes : t.byteSize;

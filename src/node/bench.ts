@@ -6,7 +6,7 @@ import { uniformData } from '../gpu/allocator.js';
 import { DECODE_BATCH } from '../generate.js';
 import { WebGGUFError } from '../errors.js';
 import { readConfig } from '../model/config.js';
-import { predictSpeed } from '../model/speed-probe.js';
+import { SPEED_ROUNDS, SpeedSamples, type SpeedEstimate } from '../model/speed-probe.js';
 import { nodeGpuContext } from './gpu.js';
 import { loadModelFile, openGGUF } from './load.js';
 
@@ -34,7 +34,7 @@ export interface BenchResult {
   peak_gpu_bytes: number;
   /** Peak GPU bytes over weights + KV cache, minus one (the target is at most 0.10). */
   peak_overhead_fraction: number;
-  /** What engine.estimate predicts for this model and these lengths on this adapter (predictSpeed), beside the measured figures. */
+  /** What engine.estimate predicts for this model and these lengths on this adapter (its speed samples, timed between the measured runs), beside the measured figures. */
   predicted_decode_tok_s: number;
   predicted_prefill_tok_s: number;
   /** How the KV cache stores keys and values, and its bytes per position (all layers, keys and values). */
@@ -104,12 +104,23 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
     const { model, gpu } = loaded;
     const prompt = benchPrompt(promptTokens, model.config.vocabSize);
     await runOnce(model, prompt, Math.min(genTokens, 4));
+    // The prediction's samples (what engine.estimate times) are timed in rounds between the
+    // measured runs, so a change in this device's speed during the bench lands on both.
+    const samples = await SpeedSamples.load(gpu, loaded.file, { contextLength: promptTokens + genTokens + 1, promptTokens });
     const results = [];
-    for (let r = 0; r < runs; r++) results.push(await runOnce(model, prompt, genTokens));
+    let predicted: SpeedEstimate;
+    try {
+      for (let i = 0; i < Math.max(runs, SPEED_ROUNDS); i++) {
+        if (i < SPEED_ROUNDS) await samples.round();
+        if (i < runs) results.push(await runOnce(model, prompt, genTokens));
+      }
+      predicted = samples.estimate();
+    } finally {
+      samples.dispose();
+    }
     const decodeRates = results.map((r) => genTokens / (r.decode / 1000));
     const ttft = median(results.map((r) => r.ttft));
     const probe = await probeReadBandwidth(gpu);
-    const predicted = await predictSpeed(gpu, loaded.file, { contextLength: promptTokens + genTokens + 1, promptTokens });
     const decode = median(decodeRates);
     const decodeGbS = (model.weightBytesPerToken * decode) / 1e9;
     return {
