@@ -73,6 +73,9 @@ export class EngineCore {
   private lostReason: string | undefined;
   /** A WebGPU error nobody caught, reported with the next request. */
   private uncaptured: string | undefined;
+  private readonly onUncapturedError = (e: Event) => {
+    this.uncaptured = (e as GPUUncapturedErrorEvent).error.message;
+  };
   private loaded: Loaded | undefined;
   /** Tokens whose keys and values are in the KV cache, positions 0..n-1. */
   private context: number[] = [];
@@ -414,6 +417,8 @@ export class EngineCore {
   dispose(): Promise<void> {
     return this.serial(undefined, async () => {
       this.dropModel();
+      // A device the app passed in outlives this engine: it keeps no listener of ours.
+      this.gpu?.device.removeEventListener('uncapturederror', this.onUncapturedError);
       if (!this.options.gpu) this.gpu?.device.destroy();
       this.gpu = undefined;
     });
@@ -439,9 +444,7 @@ export class EngineCore {
       this.context = [];
       this.gpu = undefined;
     });
-    gpu.device.addEventListener('uncapturederror', (e) => {
-      this.uncaptured = (e as GPUUncapturedErrorEvent).error.message;
-    });
+    gpu.device.addEventListener('uncapturederror', this.onUncapturedError);
     return gpu;
   }
 
