@@ -3,31 +3,9 @@
 // OpenAI and llama.cpp report: not the temperature, penalties, truncation or grammar mask the
 // draw itself used). Only this small record is read back, never the logits. One workgroup.
 
-// The sampler's uniform, as shaders/sample.wgsl's SampleParams lays it out; this kernel reads
-// the vocabulary size, the filter bits (logit bias) and the number of top entries.
-struct SampleParams {
-  vocab: u32,
-  top_k: u32,
-  top_p: f32,
-  min_p: f32,
-  temperature: f32,
-  repetition_penalty: f32,
-  penalty_last_n: u32,
-  seed: u32,
-  frequency_penalty: f32,
-  presence_penalty: f32,
-  filters: u32,
-  top_logprobs: u32,   // entries of the record's top list (at most MAX_TOP)
-}
-
-const FILTER_BIAS = 2u;
+// The sampler's uniform (shaders/sample_params.wgsl): this kernel reads the vocabulary size, the
+// filter bits (logit bias) and the number of top entries.
 const MAX_TOP = 20u;
-
-struct SampleState {
-  n_past: u32,
-  draws: u32,
-  token: u32,
-}
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read> bias: array<f32>;

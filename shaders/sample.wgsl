@@ -2,33 +2,11 @@
 // Order: logit bias and the allowed-token mask -> penalties -> temperature -> top-k -> min-p -> top-p -> draw. Temperature 0 is
 // greedy argmax. One workgroup of 256 threads; thresholds are found by a bitwise search over the
 // order-preserving u32 keys of the logits, so no sort is needed and ties are kept together.
+// SampleParams, SampleState and the FILTER_ bits are shaders/sample_params.wgsl's.
 
-struct SampleParams {
-  vocab: u32,
-  top_k: u32,          // 0: off
-  top_p: f32,          // 1: off
-  min_p: f32,          // 0: off
-  temperature: f32,    // 0: greedy
-  repetition_penalty: f32,  // 1: off
-  penalty_last_n: u32, // how many recent tokens the penalties look at
-  seed: u32,
-  frequency_penalty: f32, // subtracted once per occurrence (OpenAI); 0: off
-  presence_penalty: f32,  // subtracted once if present (OpenAI); 0: off
-  filters: u32,           // FILTER_MASK: only tokens set in `allowed`; FILTER_BIAS: add `bias`
-  top_logprobs: u32,      // read by shaders/logprobs.wgsl, which runs after this when log-probs are asked for
-}
-
-const FILTER_MASK = 1u;
-const FILTER_BIAS = 2u;
 // A masked token's logit: below every real one, and still finite after the penalties and the
 // temperature divide it (exp of it minus the max is 0).
 const MASKED = -3.0e38;
-
-struct SampleState {
-  n_past: u32,  // tokens in `history`
-  draws: u32,   // random numbers drawn so far (advances the seeded stream)
-  token: u32,   // the chosen token
-}
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> work: array<f32>;

@@ -23,6 +23,7 @@ import qkNormRopeWgsl from '../../shaders/qk_norm_rope.wgsl?raw';
 import ropeWgsl from '../../shaders/rope.wgsl?raw';
 import logprobsWgsl from '../../shaders/logprobs.wgsl?raw';
 import sampleWgsl from '../../shaders/sample.wgsl?raw';
+import sampleParamsWgsl from '../../shaders/sample_params.wgsl?raw';
 import scaleRowsWgsl from '../../shaders/scale_rows.wgsl?raw';
 import weightsWgsl from '../../shaders/weights.wgsl?raw';
 import { WebGGUFError } from '../errors.js';
@@ -222,6 +223,8 @@ export class Kernels {
       reduces ? (subgroups ? reduceSubgroupsWgsl : reduceWgsl) : '',
       // Sources that reduce many times per invocation (the sampler, log-probs) get reduce_tree.wgsl's.
       CALLS_REDUCE_TREE.test(spec.source) ? reduceTreeWgsl : '',
+      // The sampler and the log-probs kernel after it read the same uniform and state.
+      /\bSampleParams\b/.test(spec.source) ? sampleParamsWgsl : '',
       kinds.length ? `const PARTIAL_BLOCKS = ${kinds.some((k) => PLAIN_KINDS.has(k)) ? 1 : 0}u;` : '',
       spec.source,
     ].join('\n');

@@ -3,11 +3,11 @@ import type { ModelConfig } from '../config.js';
 import { barrierWorkgroup } from '../kernel-shapes.js';
 import type { ForwardRecorder, Op } from '../recorder.js';
 
-/** The sampler's state (shaders/sample.wgsl's SampleState): tokens in history, then the chosen token. */
+/** The sampler's state (shaders/sample_params.wgsl's SampleState): tokens in history, then the chosen token. */
 export const SAMPLER_STATE_BYTES = 16;
 /** Where the sampler state holds the chosen token (SampleState.token). */
 export const TOKEN_OFFSET = 8;
-/** The sampler's uniform (shaders/sample.wgsl's SampleParams). */
+/** The sampler's uniform (shaders/sample_params.wgsl's SampleParams). */
 const SAMPLER_PARAMS_BYTES = 48;
 /** Where the sampler's uniform holds its filter bits (SampleParams.filters). */
 export const FILTERS_OFFSET = 40;
