@@ -199,7 +199,7 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
   const predictedCases = [
     { name: 'stories260K q4_0', promptTokens: 128, genTokens: 64, file: async () => storiesPath('q4_0') },
     {
-      name: '24 layers of width 64, a 32k vocabulary, q4_0', promptTokens: 64, genTokens: 32,
+      name: '24 layers, 32k vocabulary, q4_0', promptTokens: 64, genTokens: 32,
       file: async () => {
         const path = join(dir, 'deep-32k.gguf');
         writeFileSync(path, await makeModel({ arch: 'llama', shape: 'tiny-64-32k', quant: 'q4_0', layers: 24 }));
