@@ -36,16 +36,10 @@ const HEAD_SAMPLE_BYTES = 64 * 2 ** 20;
 const SAMPLE_LAYERS_MIN = 4;
 const SAMPLE_LAYERS_MAX = 8;
 const SAMPLE_LAYER_BYTES = 192 * 2 ** 20;
-/** Decode steps per timed batch (generation's batches reach this size), and batches timed. */
+/** Decode steps per timed batch (generation's batches reach this size), batches timed, and rounds. */
 const STEPS = 8;
 const BATCHES = 4;
-/**
- * Rounds: at least MIN_ROUNDS; more, up to MAX_ROUNDS, while the rounds so far have timed under
- * MIN_TIMED_MS, so the median of a small model's short timings outvotes a pause of the machine.
- */
-const MIN_ROUNDS = 3;
-const MAX_ROUNDS = 9;
-const MIN_TIMED_MS = 4000;
+export const SPEED_ROUNDS = 3;
 
 /**
  * Samples of a model, on the GPU, timed in rounds: copies of its header with its first layer
@@ -63,8 +57,6 @@ const MIN_TIMED_MS = 4000;
  */
 export class SpeedSamples {
   private readonly timings = new Map<LlamaModel, Timing[]>();
-  private rounds = 0;
-  private timedMs = 0;
 
   private constructor(
     private readonly promptTokens: number,
@@ -125,19 +117,11 @@ export class SpeedSamples {
 
   /** Times each sample once: the prompt's prefill, then batches of decode steps right after it. */
   async round(): Promise<void> {
-    const started = performance.now();
     for (const model of new Set([this.a, this.b, this.c])) {
       const runs = this.timings.get(model) ?? [];
       runs.push(await timeModel(model, this.promptTokens, this.checkAbort));
       this.timings.set(model, runs);
     }
-    this.rounds++;
-    this.timedMs += performance.now() - started;
-  }
-
-  /** Whether the prediction wants another round (see MIN_ROUNDS). */
-  get wantsRound(): boolean {
-    return this.rounds < MIN_ROUNDS || (this.rounds < MAX_ROUNDS && this.timedMs < MIN_TIMED_MS);
   }
 
   /** The prediction from each sample's median so far (one round at least). */
@@ -164,13 +148,13 @@ export class SpeedSamples {
   }
 }
 
-/** Predicts decode and prefill speed on this device from samples of the model (SpeedSamples), timed in 3 to 9 rounds. */
+/** Predicts decode and prefill speed on this device from samples of the model (SpeedSamples), timed in three rounds. */
 export async function predictSpeed(
   gpu: GpuContext, file: GGUFFile, options: { contextLength?: number; promptTokens?: number; maxBatch?: number; signal?: AbortSignal } = {},
 ): Promise<SpeedEstimate> {
   const samples = await SpeedSamples.load(gpu, file, options);
   try {
-    while (samples.wantsRound) await samples.round();
+    for (let round = 0; round < SPEED_ROUNDS; round++) await samples.round();
     return samples.estimate();
   } finally {
     samples.dispose();

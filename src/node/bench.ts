@@ -6,7 +6,7 @@ import { uniformData } from '../gpu/allocator.js';
 import { DECODE_BATCH } from '../generate.js';
 import { WebGGUFError } from '../errors.js';
 import { readConfig } from '../model/config.js';
-import { SpeedSamples, type SpeedEstimate } from '../model/speed-probe.js';
+import { SPEED_ROUNDS, SpeedSamples, type SpeedEstimate } from '../model/speed-probe.js';
 import { nodeGpuContext } from './gpu.js';
 import { loadModelFile, openGGUF } from './load.js';
 
@@ -110,8 +110,8 @@ export async function bench(path: string, promptTokens: number, genTokens: numbe
     const results = [];
     let predicted: SpeedEstimate;
     try {
-      for (let i = 0; i < runs || samples.wantsRound; i++) {
-        if (samples.wantsRound) await samples.round();
+      for (let i = 0; i < Math.max(runs, SPEED_ROUNDS); i++) {
+        if (i < SPEED_ROUNDS) await samples.round();
         if (i < runs) results.push(await runOnce(model, prompt, genTokens));
       }
       predicted = samples.estimate();
