@@ -195,7 +195,8 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
   // 24-layer model with a 32k vocabulary is predicted from its first 8 layers scaled by their bytes
   // and a head sample, so a prediction that scales layers or the head wrongly is off by 1.5x to 3x.
   // The bound is the issue's ±35%; on a machine with more cores other test files run beside this
-  // one, so a pair that misses is measured once more before the test fails (both are printed).
+  // one, so a pair that misses is measured again, up to three pairs, before the test fails (each
+  // is printed); a broken prediction misses every time.
   const predictedCases = [
     { name: 'stories260K q4_0', promptTokens: 128, genTokens: 64, file: async () => storiesPath('q4_0') },
     {
@@ -213,7 +214,7 @@ describe.skipIf(!HAVE_MODELS)('engine.estimate', () => {
     let r = await bench(path, promptTokens, genTokens, 3);
     for (let attempt = 1; ; attempt++) {
       console.log(`${name}, pair ${attempt}: decode ${r.decode_tok_s.toFixed(1)} (predicted ${r.predicted_decode_tok_s.toFixed(1)}), prefill ${r.prefill_tok_s.toFixed(1)} (predicted ${r.predicted_prefill_tok_s.toFixed(1)}) tok/s`);
-      if (within(r) || attempt === 2) break;
+      if (within(r) || attempt === 3) break;
       r = await bench(path, promptTokens, genTokens, 3);
     }
     expect(r.predicted_decode_tok_s / r.decode_tok_s).toBeGreaterThan(1 / 1.35);
