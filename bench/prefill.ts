@@ -8,7 +8,8 @@
  */
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { benchPrompt, runOnce } from '../src/node/bench.js';
+import { runOnce } from '../src/model/speed-probe.js';
+import { benchPrompt } from '../src/node/bench.js';
 import { loadModelFile } from '../src/node/load.js';
 
 const { values } = parseArgs({

@@ -3,6 +3,7 @@ import { TYPE_TRAITS } from '../gguf/ggml-types.js';
 import type { GGUFFile, MetadataValue, TensorInfo } from '../gguf/gguf.js';
 import type { GpuContext } from '../gpu/context.js';
 import { PER_LAYER_TABLE, readConfig } from './config.js';
+import { DECODE_BATCH } from '../generate.js';
 import { GREEDY, LlamaModel } from './llama.js';
 import { DEFAULT_CONTEXT, DEFAULT_MAX_BATCH } from './memory-plan.js';
 import { planWeights, type TensorPlan, type WeightChunk } from './weights.js';
@@ -36,9 +37,9 @@ const HEAD_SAMPLE_BYTES = 64 * 2 ** 20;
 const SAMPLE_LAYERS_MIN = 4;
 const SAMPLE_LAYERS_MAX = 8;
 const SAMPLE_LAYER_BYTES = 192 * 2 ** 20;
-/** Decode steps per timed batch (generation's batches reach this size), batches timed, and rounds. */
-const STEPS = 8;
+/** Decode batches timed (of generate()'s DECODE_BATCH steps each). */
 const BATCHES = 4;
+/** Rounds timed: each sample's median of three. */
 export const SPEED_ROUNDS = 3;
 
 /**
@@ -81,8 +82,8 @@ export class SpeedSamples {
     const config = readConfig(file);
     // The prompt and the decode steps timed after it must fit the samples' context, which may be
     // longer than the one asked about (a KV cache's length changes no step's time, only its memory).
-    const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, config.contextLength - BATCHES * STEPS - 1));
-    const contextLength = Math.min(config.contextLength, Math.max(options.contextLength ?? DEFAULT_CONTEXT, promptTokens + BATCHES * STEPS + 1));
+    const promptTokens = Math.max(1, Math.min(options.promptTokens ?? 128, config.contextLength - BATCHES * DECODE_BATCH - 1));
+    const contextLength = Math.min(config.contextLength, Math.max(options.contextLength ?? DEFAULT_CONTEXT, promptTokens + BATCHES * DECODE_BATCH + 1));
     const layerBytes = bytesPerLayer(file, config.nLayers);
     const deep = Math.min(config.nLayers, Math.max(SAMPLE_LAYERS_MIN, Math.min(SAMPLE_LAYERS_MAX, Math.floor(SAMPLE_LAYER_BYTES / Math.max(1, layerBytes[0]!)))));
     const past = (n: number) => layerBytes.slice(1, n).reduce((x, y) => x + y, 0);
@@ -90,16 +91,12 @@ export class SpeedSamples {
     const rowsC = Math.min(config.vocabSize, rowsA + Math.max(rowsA, Math.floor(HEAD_SAMPLE_BYTES / headRowBytes(file))));
     const loaded: LlamaModel[] = [];
     const load = async (layers: number, rows: number) => {
-      const sample = sampleFile(file, layers, rows);
+      const sample = sampleFile(file, config.nLayers, layers, rows);
       const plans = planWeights(sample, readConfig(sample));
       const model = await LlamaModel.load(gpu, sample, { contextLength, maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH, weights: () => randomChunks(plans, checkAbort) });
       loaded.push(model);
       // Warm-up: the first prefill and decode compile pipelines and touch every buffer.
-      const prompt = samplePrompt(model, promptTokens);
-      model.setSampler(GREEDY, prompt);
-      await model.step(prompt, 0);
-      checkAbort();
-      await model.decode(2, promptTokens);
+      await runOnce(model, samplePrompt(model, promptTokens), 2, checkAbort);
       return model;
     };
     try {
@@ -162,7 +159,7 @@ export async function predictSpeed(
 }
 
 interface Timing {
-  /** One decode step, in a batch of STEPS. */
+  /** One decode step, in a batch of DECODE_BATCH. */
   decodeMs: number;
   /** The whole prompt, as generate() runs it. */
   prefillMs: number;
@@ -174,18 +171,27 @@ function samplePrompt(model: LlamaModel, promptTokens: number): number[] {
 
 /** The prompt's prefill, then batches of decode steps as generation runs them (attention grows with them). */
 async function timeModel(model: LlamaModel, promptTokens: number, checkAbort: () => void): Promise<Timing> {
-  const prompt = samplePrompt(model, promptTokens);
+  const { ttft, decode } = await runOnce(model, samplePrompt(model, promptTokens), BATCHES * DECODE_BATCH, checkAbort);
+  return { prefillMs: ttft, decodeMs: decode / (BATCHES * DECODE_BATCH) };
+}
+
+/**
+ * Prefill `prompt`, then decode `genTokens` greedily in generate()'s batches; times in ms. The
+ * samples and `webgguf bench`'s measured runs both time this, so the two compare. `checkAbort`
+ * runs before the prefill and before each batch.
+ */
+export async function runOnce(model: LlamaModel, prompt: number[], genTokens: number, checkAbort: () => void = () => {}): Promise<{ ttft: number; decode: number }> {
   checkAbort();
   model.setSampler(GREEDY, prompt);
   const t0 = performance.now();
   await model.step(prompt, 0);
+  const ttft = performance.now() - t0;
   const t1 = performance.now();
-  for (let b = 0; b < BATCHES; b++) {
+  for (let i = 0; i < genTokens; i += DECODE_BATCH) {
     checkAbort();
-    await model.decode(STEPS, promptTokens + b * STEPS);
+    await model.decode(Math.min(DECODE_BATCH, genTokens - i), prompt.length + i);
   }
-  const t2 = performance.now();
-  return { prefillMs: t1 - t0, decodeMs: (t2 - t1) / (BATCHES * STEPS) };
+  return { ttft, decode: performance.now() - t1 };
 }
 
 const layerOf = (name: string) => /^blk\.(\d+)\./.exec(name)?.[1];
@@ -213,12 +219,11 @@ const samples = new WeakMap<GGUFFile, Map<string, GGUFFile>>();
  * output: the same metadata (without the tokenizer, which the GPU never reads) and the same
  * tensors at their shapes and types. Its data is never read: the weights come from randomChunks.
  */
-function sampleFile(file: GGUFFile, layers: number, vocabRows: number): GGUFFile {
+function sampleFile(file: GGUFFile, nLayers: number, layers: number, vocabRows: number): GGUFFile {
   const key = `${layers}/${vocabRows}`;
   const cached = samples.get(file)?.get(key);
   if (cached) return cached;
   const arch = String(file.metadata.get('general.architecture'));
-  const nLayers = readConfig(file).nLayers;
   const metadata = new Map<string, MetadataValue>();
   for (const [k, v] of file.metadata) {
     if (k.startsWith('tokenizer.')) continue;

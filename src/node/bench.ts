@@ -1,12 +1,11 @@
 import type { GpuContext } from '../gpu/context.js';
 import { Kernels, timedPass } from '../gpu/kernels.js';
 import { gpuLayout, type GpuWeightKind } from '../quant/formats.js';
-import { barrierWorkgroup, decodeGemv, GREEDY, matmulParams, tuneDecodeWorkgroup, type LlamaModel } from '../model/llama.js';
+import { barrierWorkgroup, decodeGemv, matmulParams, tuneDecodeWorkgroup } from '../model/llama.js';
 import { uniformData } from '../gpu/allocator.js';
-import { DECODE_BATCH } from '../generate.js';
 import { WebGGUFError } from '../errors.js';
 import { readConfig } from '../model/config.js';
-import { SPEED_ROUNDS, SpeedSamples, type SpeedEstimate } from '../model/speed-probe.js';
+import { runOnce, SPEED_ROUNDS, SpeedSamples, type SpeedEstimate } from '../model/speed-probe.js';
 import { nodeGpuContext } from './gpu.js';
 import { loadModelFile, openGGUF } from './load.js';
 
@@ -70,18 +69,6 @@ export function benchPrompt(length: number, vocabSize: number): number[] {
     seed = (seed * 1103515245 + 12345) >>> 0;
     return 3 + (seed % (vocabSize - 3));
   });
-}
-
-/** Prefill `prompt`, then decode `genTokens`, greedily; times in ms. */
-export async function runOnce(model: LlamaModel, prompt: number[], genTokens: number): Promise<{ ttft: number; decode: number }> {
-  model.setSampler(GREEDY, prompt);
-  const t0 = performance.now();
-  await model.step(prompt, 0);
-  const ttft = performance.now() - t0;
-  const t1 = performance.now();
-  // Decode as generate() does at full speed: batches of steps per readback.
-  for (let i = 0; i < genTokens; i += DECODE_BATCH) await model.decode(Math.min(DECODE_BATCH, genTokens - i), prompt.length + i);
-  return { ttft, decode: performance.now() - t1 };
 }
 
 /**
